@@ -1,0 +1,140 @@
+//! Lake engine benchmarks (not timed tests): commit throughput and open time as the log grows.
+//!
+//!     CARGO_TARGET_DIR=$HOME/.cache/quantlake/target cargo bench --bench lake_engine
+//!
+//! - commit throughput: one commit of K partitions (K = 1, 100, 1000; one symbol-session each), on a
+//!   local lake and on S3 (moto on 127.0.0.1, from the test venv; skipped when the venv is missing).
+//! - open time: `Dataset::latest()` after 100, 1000 and 10,000 commits (QUANTLAKE_BENCH_COMMITS), against a
+//!   replay of the whole log, to show that checkpoints keep opening flat.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use arrow::array::RecordBatch;
+use chrono::NaiveDate;
+use quantlake::calendar::NyseCalendar;
+use quantlake::ingest::{ingest, IngestRequest};
+use quantlake::sources::synthetic::{SyntheticSettings, SyntheticSource};
+use quantlake::sources::BarSize;
+use quantlake::table::operations::write::WriteMode;
+use quantlake::table::{Lake, LakeOptions};
+
+fn day(s: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").expect("date")
+}
+
+/// One symbol's bars for each of `n` sessions from 2001 on, as rows in the raw contract.
+async fn rows(n: usize) -> Vec<RecordBatch> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lake = Lake::init(dir.path().to_str().expect("path"), LakeOptions::default()).await.expect("lake");
+    let sessions = NyseCalendar.sessions(day("2001-01-02"), day("2030-12-31"));
+    let end = sessions[n - 1].date;
+    let source = SyntheticSource::new(SyntheticSettings::default()).expect("source");
+    let req = IngestRequest { symbols: vec!["AAPL".into()], start: day("2001-01-02"), end, bar_size: BarSize::Minute, chunk_sessions: n, job_id: None };
+    ingest(&lake, &source, &req, &indicatif::ProgressBar::hidden()).await.expect("ingest");
+    let ds = lake.dataset("raw_synthetic_bars").expect("dataset");
+    ds.read(&ds.latest().await.expect("state"), &Default::default()).await.expect("read")
+}
+
+async fn commit_throughput(label: &str, url: &str, options: &LakeOptions, batches: &[RecordBatch]) {
+    let lake = Lake::init(url, options.clone()).await.expect("lake");
+    let ds = lake.dataset("raw_synthetic_bars").expect("dataset");
+    for k in [1usize, 100, 1000] {
+        let sessions = NyseCalendar.sessions(day("2001-01-02"), day("2030-12-31"));
+        let last = sessions[k - 1].date;
+        let subset: Vec<RecordBatch> = batches
+            .iter()
+            .filter_map(|b| {
+                let ts = b.column_by_name("ts").expect("ts");
+                let ts = arrow::array::AsArray::as_primitive::<arrow::datatypes::TimestampMicrosecondType>(ts);
+                let cutoff = NyseCalendar.session(last).expect("session").close.timestamp_micros();
+                let keep: arrow::array::BooleanArray = ts.iter().map(|t| t.map(|t| t < cutoff)).collect();
+                let f = arrow::compute::filter_record_batch(b, &keep).expect("filter");
+                (f.num_rows() > 0).then_some(f)
+            })
+            .collect();
+        let started = Instant::now();
+        let r = ds.write(subset).mode(WriteMode::Overwrite).operation("bench").execute().await.expect("write");
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "{label:6} commit of {k:5} partitions: {secs:8.3} s  {:9.1} partitions/s  ({} rows, {:.1} MiB written)",
+            k as f64 / secs,
+            r.rows_written,
+            r.bytes_written as f64 / 1048576.0
+        );
+    }
+}
+
+async fn open_time(commits: u64, batches: &[RecordBatch]) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lake = Lake::init(dir.path().to_str().expect("path"), LakeOptions::default()).await.expect("lake");
+    let ds = lake.dataset("raw_synthetic_bars").expect("dataset");
+    // Commits cycle over 20 partitions: the log grows, the table does not.
+    let per_partition: Vec<RecordBatch> = batches.iter().take(20).cloned().collect();
+    let started = Instant::now();
+    let mut checkpoints = [100, 1000, 10_000, 100_000].into_iter().filter(|c| *c <= commits).peekable();
+    for n in 1..=commits {
+        let b = per_partition[(n as usize) % per_partition.len()].clone();
+        ds.write(vec![b]).mode(WriteMode::Overwrite).operation("bench").execute().await.expect("write");
+        if checkpoints.peek() == Some(&n) {
+            checkpoints.next();
+            let t = Instant::now();
+            let state = ds.latest().await.expect("latest");
+            let open = t.elapsed();
+            let t = Instant::now();
+            let mut replay = quantlake::table::manifest::TableState::empty(ds.name());
+            for i in 1..=n {
+                replay.apply(&ds.log().read_commit(i).await.expect("read").expect("commit"));
+            }
+            let full = t.elapsed();
+            assert_eq!(state, replay);
+            println!(
+                "open after {n:6} commits: {:8.2} ms (full log replay {:9.2} ms); {:.1} commits/s so far",
+                open.as_secs_f64() * 1e3,
+                full.as_secs_f64() * 1e3,
+                n as f64 / started.elapsed().as_secs_f64()
+            );
+        }
+    }
+}
+
+/// moto on 127.0.0.1 from the test venv, or None.
+fn start_moto() -> Option<(std::process::Child, u16)> {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let python = root.join(".venv/bin/python");
+    if !python.exists() {
+        println!("S3: skipped (no .venv; scripts/test.sh creates it)");
+        return None;
+    }
+    let mut child = Command::new(python)
+        .arg(root.join("tests/python/s3_server.py"))
+        .arg("quantlake-bench")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take()?).read_line(&mut line).ok()?;
+    Some((child, line.trim().parse().ok()?))
+}
+
+#[tokio::main]
+async fn main() {
+    let batches = rows(1000).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    commit_throughput("local", &dir.path().join("lake").display().to_string(), &LakeOptions::default(), &batches).await;
+    if let Some((_child, port)) = start_moto() {
+        let storage = vec![
+            ("aws_endpoint".to_string(), format!("http://127.0.0.1:{port}")),
+            ("aws_allow_http".into(), "true".into()),
+            ("aws_access_key_id".into(), "test".into()),
+            ("aws_secret_access_key".into(), "test".into()),
+            ("aws_region".into(), "us-east-1".into()),
+        ];
+        commit_throughput("s3", "s3://quantlake-bench/throughput", &LakeOptions { storage, ..Default::default() }, &batches).await;
+    }
+    let commits = std::env::var("QUANTLAKE_BENCH_COMMITS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    open_time(commits, &batches).await;
+}

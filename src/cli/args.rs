@@ -1,0 +1,176 @@
+//! Every command-line flag, defined once, with its documentation.
+
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::sources::BarSize;
+
+#[derive(Debug, Parser)]
+#[command(name = "quantlake", version, about = "An embedded, file-based market-data lake: partitioned Parquet, snapshots, DuckDB SQL.")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Lake URL: a path, file:///abs/path, or s3://bucket/prefix (S3 settings from the standard AWS_*
+    /// variables, e.g. AWS_ENDPOINT_URL and AWS_ALLOW_HTTP for a local server). Default: the config's
+    /// lake.root, which defaults to ./lake.
+    #[arg(long, global = true, env = "QUANTLAKE_LAKE")]
+    pub lake: Option<String>,
+
+    /// Config file (TOML). Environment variables QUANTLAKE_<SECTION>__<KEY> override it.
+    #[arg(long, global = true, env = "QUANTLAKE_CONFIG", default_value = crate::config::DEFAULT_PATH)]
+    pub config: PathBuf,
+
+    /// Print the result as JSON on stdout (progress and logs still go to stderr).
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// No progress bars.
+    #[arg(long, short, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the lake (idempotent).
+    Init,
+    /// Ingest bars from a source into its raw dataset.
+    Ingest(IngestArgs),
+    /// List datasets: partitions, rows, bytes, last snapshot.
+    Datasets,
+    /// List a dataset's snapshots, newest first.
+    Snapshots {
+        dataset: String,
+        /// How many snapshots to show.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Tag, restore or compare snapshots.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
+    /// Check every file of the latest snapshot (size, SHA-256) and the live tree; exit 1 on any problem.
+    Verify {
+        /// Datasets to check (default: all with data).
+        datasets: Vec<String>,
+        /// Also check the files of every retained older snapshot.
+        #[arg(long)]
+        history: bool,
+    },
+    /// Finish interrupted commits (also done automatically before every write).
+    Recover {
+        datasets: Vec<String>,
+        /// Check every partition, not only those of unfinished commits, and remove stray live files.
+        #[arg(long)]
+        full: bool,
+    },
+    /// Delete partition versions, log entries and checkpoints no retained snapshot needs.
+    Vacuum {
+        datasets: Vec<String>,
+        /// Keep snapshots visible within this window (e.g. 7d, 12h, 0s). Default: lake.history_retention.
+        #[arg(long)]
+        retention: Option<String>,
+        /// Report what would be deleted without deleting.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Run SQL (DuckDB) over the lake; every dataset is a view, `_partitions` the partition tables.
+    Query {
+        sql: String,
+        /// Read at a snapshot: N, a tag, a time (2024-01-02T15:00:00Z), or dataset@SPEC for one dataset.
+        /// Repeatable.
+        #[arg(long = "as-of")]
+        as_of: Vec<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// The README's walk-through: ingest synthetic bars, overwrite some partitions, list snapshots,
+    /// time-travel, verify, and print how to read the files with DuckDB and pandas.
+    Demo,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Name a snapshot (default: the latest), so vacuum keeps it.
+    Tag {
+        dataset: String,
+        name: String,
+        #[arg(long)]
+        snapshot: Option<u64>,
+        #[arg(long, default_value = "")]
+        message: String,
+        /// Move the tag if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// List a dataset's tags.
+    Tags { dataset: String },
+    /// Delete a tag.
+    Untag { dataset: String, name: String },
+    /// Commit a new snapshot with the content of an earlier one (N, tag or time).
+    Restore { dataset: String, to: String },
+    /// Partitions that differ between two snapshots (default `to`: latest).
+    Diff {
+        dataset: String,
+        from: String,
+        #[arg(default_value = "latest")]
+        to: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SourceName {
+    /// Deterministic synthetic bars (no account needed).
+    Synthetic,
+}
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    /// Where bars come from.
+    #[arg(long, value_enum)]
+    pub source: SourceName,
+    /// A number N (the first N symbols the source knows) or a comma-separated list (AAPL,MSFT).
+    #[arg(long)]
+    pub symbols: String,
+    /// First session date (YYYY-MM-DD).
+    #[arg(long)]
+    pub start: NaiveDate,
+    /// Last session date (YYYY-MM-DD, inclusive).
+    #[arg(long)]
+    pub end: NaiveDate,
+    /// Bar size.
+    #[arg(long, value_enum, default_value = "1m")]
+    pub bar_size: BarSize,
+    /// Sessions per commit (default: ingest.chunk_sessions).
+    #[arg(long)]
+    pub chunk_sessions: Option<usize>,
+    /// Job id recorded in rows and commits (default: a fresh one).
+    #[arg(long)]
+    pub job_id: Option<String>,
+    /// Synthetic: random seed (default: synthetic.seed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Synthetic: probability of a missing minute.
+    #[arg(long)]
+    pub gap_rate: Option<f64>,
+    /// Synthetic: probability of a duplicated minute.
+    #[arg(long)]
+    pub duplicate_rate: Option<f64>,
+    /// Synthetic: probability of a bad tick.
+    #[arg(long)]
+    pub outlier_rate: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+}

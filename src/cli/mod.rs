@@ -1,0 +1,220 @@
+//! The `quantlake` command line: parse flags, open the lake, call one library operation, print its
+//! report (a table, or `--json`). No pipeline logic lives here.
+
+pub mod args;
+mod output;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::ingest::{ingest, IngestRequest};
+use crate::query::{AsOf, QueryEngine};
+use crate::sources::synthetic::{symbol_names, SyntheticSource};
+use crate::table::operations::{history, restore, tag, vacuum, verify};
+use crate::table::{Dataset, Lake, SnapshotSpec};
+use args::{Cli, Command, IngestArgs, SnapshotCommand, SourceName};
+use output::Output;
+
+/// Runs the command line; returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let out = Output::new(cli.global.json);
+    match runtime.block_on(run(cli, &out)) {
+        Ok(code) => code,
+        Err(e) => {
+            out.error(&e);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+struct Context {
+    config: Config,
+    lake_url: String,
+    quiet: bool,
+}
+
+impl Context {
+    async fn open(&self) -> Result<Lake> {
+        Lake::open(&self.lake_url, self.config.lake.options()).await
+    }
+
+    fn progress(&self, what: &str) -> ProgressBar {
+        if self.quiet {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::new(0);
+        let style = ProgressStyle::with_template("{msg:>10} [{bar:30}] {pos}/{len} symbol-sessions {per_sec} eta {eta}")
+            .map(|s| s.progress_chars("=> "))
+            .unwrap_or_else(|_| ProgressStyle::default_bar());
+        bar.set_style(style);
+        bar.set_message(what.to_string());
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    }
+}
+
+/// Datasets named on the command line, or every dataset that has a contract.
+fn pick(lake: &Lake, names: &[String]) -> Result<Vec<Dataset>> {
+    if names.is_empty() {
+        Ok(lake.all_datasets())
+    } else {
+        names.iter().map(|n| lake.dataset(n)).collect()
+    }
+}
+
+async fn run(cli: Cli, out: &Output) -> Result<ExitCode> {
+    let explicit_config = cli.global.config.as_os_str() != crate::config::DEFAULT_PATH;
+    let config = Config::load(&cli.global.config, explicit_config)?;
+    let lake_url = cli.global.lake.clone().unwrap_or_else(|| config.lake.root.clone());
+    let ctx = Context { quiet: cli.global.quiet || cli.global.json, config, lake_url };
+    match cli.command {
+        Command::Init => {
+            let lake = Lake::init(&ctx.lake_url, ctx.config.lake.options()).await?;
+            out.message(&serde_json::json!({ "lake": lake.url(), "initialized": true }), &format!("lake ready at {}", lake.url()));
+        }
+        Command::Ingest(args) => {
+            let lake = ctx.open().await?;
+            let request = ingest_request(&ctx, &args)?;
+            let progress = ctx.progress("ingest");
+            let report = match args.source {
+                SourceName::Synthetic => {
+                    let mut settings = ctx.config.synthetic.clone();
+                    settings.seed = args.seed.unwrap_or(settings.seed);
+                    settings.gap_rate = args.gap_rate.unwrap_or(settings.gap_rate);
+                    settings.duplicate_rate = args.duplicate_rate.unwrap_or(settings.duplicate_rate);
+                    settings.outlier_rate = args.outlier_rate.unwrap_or(settings.outlier_rate);
+                    ingest(&lake, &SyntheticSource::new(settings)?, &request, &progress).await?
+                }
+            };
+            progress.finish_and_clear();
+            out.ingest(&report);
+        }
+        Command::Datasets => {
+            let lake = ctx.open().await?;
+            let mut rows = Vec::new();
+            for ds in lake.all_datasets() {
+                rows.push(ds.summary().await?);
+            }
+            out.datasets(&rows);
+        }
+        Command::Snapshots { dataset, limit } => {
+            let lake = ctx.open().await?;
+            let list = history::list(&lake.dataset(&dataset)?, limit).await?;
+            out.snapshots(&list);
+        }
+        Command::Snapshot(cmd) => snapshot(&ctx, cmd, out).await?,
+        Command::Verify { datasets, history } => {
+            let lake = ctx.open().await?;
+            let mut reports = Vec::new();
+            for ds in pick(&lake, &datasets)? {
+                // Finishing an interrupted commit is part of opening a dataset; verify then checks the result.
+                ds.recover(false).await?;
+                reports.push(verify::verify(&ds, history).await?);
+            }
+            out.verify(&reports);
+            if reports.iter().any(|r| !r.is_clean()) {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Recover { datasets, full } => {
+            let lake = ctx.open().await?;
+            let mut reports = Vec::new();
+            for ds in pick(&lake, &datasets)? {
+                reports.push(ds.recover(full).await?);
+            }
+            out.recover(&reports);
+        }
+        Command::Vacuum { datasets, retention, dry_run } => {
+            let lake = ctx.open().await?;
+            let retention = match retention {
+                Some(r) => humantime::parse_duration(&r).map_err(|e| Error::invalid(format!("--retention '{r}': {e}")))?,
+                None => ctx.config.lake.retention()?,
+            };
+            let mut reports = Vec::new();
+            for ds in pick(&lake, &datasets)? {
+                reports.push(vacuum::vacuum(&ds, retention, dry_run).await?);
+            }
+            out.vacuum(&reports);
+        }
+        Command::Query { sql, as_of, format } => {
+            let lake = ctx.open().await?;
+            let engine = QueryEngine::open(&lake, &AsOf::parse(&as_of)?).await?;
+            let batches = tokio::task::block_in_place(|| engine.query(&sql))?;
+            out.batches(&batches, if out.json { args::Format::Json } else { format })?;
+        }
+        Command::Demo => {
+            let progress = ctx.progress("demo");
+            let report = crate::demo::run(&ctx.lake_url, ctx.config.lake.options(), &progress).await?;
+            progress.finish_and_clear();
+            out.demo(&report);
+            if !report.verify.is_clean() {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn snapshot(ctx: &Context, cmd: SnapshotCommand, out: &Output) -> Result<()> {
+    let lake = ctx.open().await?;
+    match cmd {
+        SnapshotCommand::Tag { dataset, name, snapshot, message, force } => {
+            let t = tag::create(&lake.dataset(&dataset)?, &name, snapshot, &message, force).await?;
+            out.message(&t, &format!("tagged snapshot {} of {dataset} as '{}'", t.snapshot_id, t.name));
+        }
+        SnapshotCommand::Tags { dataset } => out.tags(&tag::list(&lake.dataset(&dataset)?).await?),
+        SnapshotCommand::Untag { dataset, name } => {
+            tag::delete(&lake.dataset(&dataset)?, &name).await?;
+            out.message(&serde_json::json!({ "dataset": dataset, "deleted_tag": name }), &format!("deleted tag '{name}' of {dataset}"));
+        }
+        SnapshotCommand::Restore { dataset, to } => {
+            let r = restore::restore(&lake.dataset(&dataset)?, &SnapshotSpec::parse(&to)?).await?;
+            let text = if r.partitions == 0 {
+                format!("{dataset} already has the content of {to}; nothing committed")
+            } else {
+                format!("restored {dataset} to {to}: snapshot {} changes {} partition(s)", r.snapshot_id, r.partitions)
+            };
+            out.message(&r, &text);
+        }
+        SnapshotCommand::Diff { dataset, from, to } => {
+            let d = history::diff(&lake.dataset(&dataset)?, &SnapshotSpec::parse(&from)?, &SnapshotSpec::parse(&to)?).await?;
+            out.diff(&d);
+        }
+    }
+    Ok(())
+}
+
+fn ingest_request(ctx: &Context, args: &IngestArgs) -> Result<IngestRequest> {
+    let symbols = match args.symbols.trim().parse::<usize>() {
+        Ok(0) => return Err(Error::invalid("--symbols 0: ask for at least one symbol")),
+        Ok(n) => symbol_names(n),
+        Err(_) => args.symbols.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+    };
+    Ok(IngestRequest {
+        symbols,
+        start: args.start,
+        end: args.end,
+        bar_size: args.bar_size,
+        chunk_sessions: args.chunk_sessions.unwrap_or(ctx.config.ingest.chunk_sessions),
+        job_id: args.job_id.clone(),
+    })
+}

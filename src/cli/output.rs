@@ -1,0 +1,270 @@
+//! Printing reports: a table for people, JSON (`--json`) for programs. Errors go to stderr either way.
+
+use arrow::array::RecordBatch;
+use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
+use serde::Serialize;
+
+use crate::demo::DemoReport;
+use crate::error::{Error, Result};
+use crate::ingest::IngestReport;
+use crate::table::operations::history::{DiffReport, SnapshotInfo};
+use crate::table::operations::vacuum::VacuumReport;
+use crate::table::operations::verify::VerifyReport;
+use crate::table::{DatasetSummary, RecoveryReport, Tag};
+
+use super::args::Format;
+
+pub struct Output {
+    pub json: bool,
+}
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_style(UTF8_BORDERS_ONLY).set_header(header.to_vec());
+    t
+}
+
+fn bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64),
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
+        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n => format!("{n} B"),
+    }
+}
+
+impl Output {
+    pub fn new(json: bool) -> Self {
+        Self { json }
+    }
+
+    fn print<T: Serialize + ?Sized>(&self, value: &T, human: impl FnOnce() -> String) {
+        if self.json {
+            match serde_json::to_string_pretty(value) {
+                Ok(s) => println!("{s}"),
+                Err(e) => eprintln!("error: cannot encode the report as JSON: {e}"),
+            }
+        } else {
+            println!("{}", human());
+        }
+    }
+
+    pub fn message<T: Serialize + ?Sized>(&self, value: &T, text: &str) {
+        self.print(value, || text.to_string());
+    }
+
+    pub fn error(&self, e: &Error) {
+        if self.json {
+            println!("{}", serde_json::json!({ "error": e.to_string() }));
+        }
+        eprintln!("error: {e}");
+    }
+
+    pub fn ingest(&self, r: &IngestReport) {
+        self.print(r, || {
+            format!(
+                "ingested {} rows ({} symbols x {} sessions) from {} into {} in {} commit(s) (snapshots {:?})\n\
+                 {:.0} rows/s; wrote {} for {} of rows ({:.2} bytes written per byte ingested); job {}",
+                r.rows,
+                r.symbols,
+                r.sessions,
+                r.source,
+                r.dataset,
+                r.chunks,
+                r.snapshots,
+                r.rows_per_second,
+                bytes(r.bytes_written),
+                bytes(r.bytes_ingested),
+                r.bytes_written_per_byte_ingested,
+                r.job_id
+            )
+        });
+    }
+
+    pub fn datasets(&self, rows: &[DatasetSummary]) {
+        self.print(rows, || {
+            let mut t = table(&["dataset", "layer", "partitions", "rows", "bytes", "snapshot", "committed at", "range"]);
+            for d in rows {
+                t.add_row(vec![
+                    d.dataset.clone(),
+                    d.layer.to_string(),
+                    d.partitions.to_string(),
+                    d.rows.to_string(),
+                    bytes(d.bytes),
+                    d.snapshot_id.to_string(),
+                    d.committed_at.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_default(),
+                    match (&d.first_partition, &d.last_partition) {
+                        (Some(a), Some(b)) => format!("{a} .. {b}"),
+                        _ => String::new(),
+                    },
+                ]);
+            }
+            t.to_string()
+        });
+    }
+
+    pub fn snapshots(&self, list: &[SnapshotInfo]) {
+        self.print(list, || {
+            let mut t = table(&["snapshot", "committed at (UTC)", "operation", "partitions", "rows added", "tags", "parameters"]);
+            for s in list {
+                let params: Vec<String> = s.parameters.iter().map(|(k, v)| format!("{k}={}", v.to_string().trim_matches('"'))).collect();
+                t.add_row(vec![
+                    s.snapshot_id.to_string(),
+                    s.committed_at.format("%Y-%m-%d %H:%M:%S%.3f").to_string(),
+                    s.operation.clone(),
+                    s.partitions_changed.to_string(),
+                    s.rows_added.to_string(),
+                    s.tags.join(", "),
+                    params.join(" "),
+                ]);
+            }
+            t.to_string()
+        });
+    }
+
+    pub fn tags(&self, tags: &[Tag]) {
+        self.print(tags, || {
+            let mut t = table(&["tag", "snapshot", "created at (UTC)", "message"]);
+            for g in tags {
+                t.add_row(vec![g.name.clone(), g.snapshot_id.to_string(), g.created_at.format("%Y-%m-%d %H:%M:%S").to_string(), g.message.clone()]);
+            }
+            t.to_string()
+        });
+    }
+
+    pub fn diff(&self, d: &DiffReport) {
+        self.print(d, || {
+            let mut t = table(&["partition", "change", "rows before", "rows after"]);
+            for c in &d.changes {
+                let n = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
+                t.add_row(vec![c.partition.clone(), c.change.to_string(), n(c.rows_before), n(c.rows_after)]);
+            }
+            format!("{}: snapshot {} -> {}: {} partition(s) differ\n{t}", d.dataset, d.from_snapshot, d.to_snapshot, d.changes.len())
+        });
+    }
+
+    pub fn verify(&self, reports: &[VerifyReport]) {
+        self.print(reports, || {
+            let mut lines = Vec::new();
+            for r in reports {
+                let status = if r.is_clean() { "OK" } else { "PROBLEMS" };
+                lines.push(format!(
+                    "{status:8} {} snapshot {}: {} partitions, {} files ({}) checked, {} problem(s)",
+                    r.dataset,
+                    r.snapshot_id,
+                    r.partitions,
+                    r.files_checked,
+                    bytes(r.bytes_checked),
+                    r.problems.len()
+                ));
+                if r.temporary_files > 0 {
+                    lines.push(format!("         {} temporary file(s) left by an interrupted commit (hidden from readers; vacuum removes them)", r.temporary_files));
+                }
+                for p in &r.problems {
+                    lines.push(format!("  - {} {}: {}", format!("{:?}", p.kind).to_lowercase(), p.path, p.detail));
+                }
+            }
+            lines.join("\n")
+        });
+    }
+
+    pub fn recover(&self, reports: &[RecoveryReport]) {
+        self.print(reports, || {
+            reports
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{} at snapshot {}: {} unfinished commit(s) replayed, {} live file(s) fixed, {} stray file(s) removed",
+                        r.dataset, r.snapshot_id, r.commits_replayed, r.files_fixed, r.stray_removed
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        });
+    }
+
+    pub fn vacuum(&self, reports: &[VacuumReport]) {
+        self.print(reports, || {
+            reports
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{}{}: keeps snapshots {}..{} and tagged {:?}; {} file(s) ({}) , {} log entr(ies), {} checkpoint(s) {}",
+                        if r.dry_run { "[dry run] " } else { "" },
+                        r.dataset,
+                        r.oldest_retained_snapshot,
+                        r.latest_snapshot,
+                        r.tagged_snapshots,
+                        r.files_deleted,
+                        bytes(r.bytes_freed),
+                        r.log_entries_deleted,
+                        r.checkpoints_deleted,
+                        if r.dry_run { "would be deleted" } else { "deleted" }
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        });
+    }
+
+    pub fn batches(&self, batches: &[RecordBatch], format: Format) -> Result<()> {
+        match format {
+            Format::Table => println!("{}", arrow::util::pretty::pretty_format_batches(batches)?),
+            Format::Csv => {
+                let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(std::io::stdout().lock());
+                for b in batches {
+                    w.write(b)?;
+                }
+            }
+            Format::Json => {
+                let mut w = arrow::json::ArrayWriter::new(Vec::new());
+                let refs: Vec<&RecordBatch> = batches.iter().collect();
+                w.write_batches(&refs)?;
+                w.finish()?;
+                let body = w.into_inner();
+                println!("{}", if body.is_empty() { "[]".into() } else { String::from_utf8_lossy(&body).into_owned() });
+            }
+        }
+        Ok(())
+    }
+
+    pub fn demo(&self, r: &DemoReport) {
+        self.print(r, || {
+            let mut s = String::new();
+            s += &format!("lake: {}\n\n", r.lake);
+            s += &format!(
+                "1. ingested {} one-minute bars ({} symbols x {} sessions, with a few injected gaps, duplicates and bad ticks) in {} commit(s), {:.0} rows/s\n",
+                r.initial_ingest.rows, r.initial_ingest.symbols, r.initial_ingest.sessions, r.initial_ingest.chunks, r.initial_ingest.rows_per_second
+            );
+            s += &format!("2. tagged the result '{}'\n", r.tag);
+            s += &format!(
+                "3. a correction re-ingested {} symbols x {} sessions: only their rows in those partitions were replaced (snapshot {:?})\n",
+                r.correction.symbols, r.correction.sessions, r.correction.snapshots
+            );
+            s += "4. snapshots:\n";
+            let mut t = table(&["snapshot", "operation", "partitions", "rows added", "tags"]);
+            for x in &r.snapshots {
+                t.add_row(vec![x.snapshot_id.to_string(), x.operation.clone(), x.partitions_changed.to_string(), x.rows_added.to_string(), x.tags.join(", ")]);
+            }
+            s += &format!("{t}\n");
+            s += &format!(
+                "5. time travel, AAPL on 2024-01-09: as of '{}' (snapshot {}): {} bars, avg close {}; latest (snapshot {}): {} bars, avg close {}\n",
+                r.tag, r.before.0, r.before.1, r.before.2, r.after.0, r.after.1, r.after.2
+            );
+            s += &format!(
+                "6. verify: {} ({} files checked, {} problems)\n\n",
+                if r.verify.is_clean() { "OK" } else { "PROBLEMS" },
+                r.verify.files_checked,
+                r.verify.problems.len()
+            );
+            s += &format!("Read the live files directly (glob: {}):\n", r.glob);
+            for line in &r.readers {
+                s += &format!("  {line}\n");
+            }
+            s += "Or through the manifest, at any snapshot:\n";
+            s += "  quantlake query \"SELECT date, count(*) FROM raw_synthetic_bars GROUP BY date ORDER BY date\"\n";
+            s += &format!("  quantlake query --as-of {} \"SELECT count(*) FROM raw_synthetic_bars\"", r.tag);
+            s
+        });
+    }
+}

@@ -1,0 +1,331 @@
+//! Dataset contracts: the TOML files in `schemas/`, one per dataset. They are the only place a dataset's
+//! columns, partitioning and sort key are written down; the engine, the sources and the query layer all
+//! read them from here. The files are compiled into the binary (so it works from any folder) and a
+//! config may point at a folder of extra or replacement contracts.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::table::layout::{validate_dataset_name, Layer, Partitioning};
+
+/// The contracts shipped in `schemas/`.
+const BUILTIN: &[(&str, &str)] = &[("schemas/raw_synthetic_bars.toml", include_str!("../schemas/raw_synthetic_bars.toml"))];
+
+/// One column of a contract.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ColumnSpec {
+    pub name: String,
+    /// Arrow type as Arrow prints it: `utf8`, `float64`, `int64`, `int32`, `bool`, `date32`,
+    /// `timestamp[us, UTC]`.
+    #[serde(rename = "type")]
+    pub data_type: String,
+    #[serde(default)]
+    pub nullable: bool,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+}
+
+/// The schema a dataset's commits record: what the data files were written with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchemaRecord {
+    pub version: u32,
+    pub columns: Vec<ColumnSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ContractFile {
+    name: String,
+    layer: Layer,
+    schema_version: u32,
+    #[serde(default)]
+    description: String,
+    #[serde(default = "default_partitioning")]
+    partitioning: Partitioning,
+    #[serde(default = "default_partition_column")]
+    partition_column: String,
+    #[serde(default = "default_timezone")]
+    partition_timezone: String,
+    sort_key: Vec<String>,
+    #[serde(default = "default_row_group_rows")]
+    row_group_rows: usize,
+    columns: Vec<ColumnSpec>,
+}
+
+fn default_partitioning() -> Partitioning {
+    Partitioning::Date
+}
+fn default_partition_column() -> String {
+    "ts".into()
+}
+fn default_timezone() -> String {
+    "America/New_York".into()
+}
+fn default_row_group_rows() -> usize {
+    // About 40 symbols of a day of minute bars: a one-symbol query reads one row group in a dozen.
+    16_384
+}
+
+/// A loaded, checked dataset contract.
+#[derive(Debug, Clone)]
+pub struct DatasetContract {
+    pub name: String,
+    pub layer: Layer,
+    pub description: String,
+    pub schema_version: u32,
+    pub columns: Vec<ColumnSpec>,
+    pub partitioning: Partitioning,
+    /// The timestamp column whose local date (in `partition_timezone`) picks a row's partition.
+    pub partition_column: String,
+    pub partition_timezone: Tz,
+    pub sort_key: Vec<String>,
+    pub row_group_rows: usize,
+    schema: SchemaRef,
+}
+
+impl DatasetContract {
+    /// Parses and checks one contract; `origin` names the file in errors.
+    pub fn parse(origin: &str, text: &str) -> Result<Self> {
+        let bad = |reason: String| Error::InvalidContract { path: origin.to_string(), reason };
+        let file: ContractFile = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+        validate_dataset_name(&file.name).map_err(|e| bad(e.to_string()))?;
+        let mut fields = Vec::with_capacity(file.columns.len());
+        for c in &file.columns {
+            let t = parse_type(&c.data_type).ok_or_else(|| {
+                bad(format!(
+                    "column '{}' has unknown type '{}' (known: utf8, float64, int64, int32, bool, date32, timestamp[us, UTC])",
+                    c.name, c.data_type
+                ))
+            })?;
+            if fields.iter().any(|f: &Field| f.name() == &c.name) {
+                return Err(bad(format!("column '{}' is listed twice", c.name)));
+            }
+            fields.push(Field::new(&c.name, t, c.nullable));
+        }
+        let column = |name: &str| file.columns.iter().find(|c| c.name == name);
+        match column(&file.partition_column) {
+            Some(c) if c.data_type == "timestamp[us, UTC]" && !c.nullable => {}
+            _ => {
+                return Err(bad(format!(
+                    "partition_column '{}' must be a non-nullable timestamp[us, UTC] column",
+                    file.partition_column
+                )))
+            }
+        }
+        for k in &file.sort_key {
+            if column(k).is_none() {
+                return Err(bad(format!("sort_key column '{k}' is not a column")));
+            }
+        }
+        let tz: Tz = file
+            .partition_timezone
+            .parse()
+            .map_err(|_| bad(format!("unknown partition_timezone '{}'", file.partition_timezone)))?;
+        if file.row_group_rows == 0 {
+            return Err(bad("row_group_rows must be positive".into()));
+        }
+        Ok(Self {
+            name: file.name,
+            layer: file.layer,
+            description: file.description,
+            schema_version: file.schema_version,
+            columns: file.columns,
+            partitioning: file.partitioning,
+            partition_column: file.partition_column,
+            partition_timezone: tz,
+            sort_key: file.sort_key,
+            row_group_rows: file.row_group_rows,
+            schema: Arc::new(Schema::new(fields)),
+        })
+    }
+
+    /// The Arrow schema every data file of this dataset has.
+    pub fn arrow_schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    pub fn schema_record(&self) -> SchemaRecord {
+        SchemaRecord { version: self.schema_version, columns: self.columns.clone() }
+    }
+
+    /// Checks a batch against the contract, naming the first column that differs.
+    pub fn check_schema(&self, schema: &Schema) -> Result<()> {
+        let mismatch = |detail: String| Error::SchemaMismatch { dataset: self.name.clone(), detail };
+        for want in self.schema.fields() {
+            match schema.field_with_name(want.name()) {
+                Err(_) => return Err(mismatch(format!("column '{}' is missing", want.name()))),
+                Ok(got) if got.data_type() != want.data_type() => {
+                    return Err(mismatch(format!(
+                        "column '{}' has type {} but the contract says {}",
+                        want.name(),
+                        got.data_type(),
+                        want.data_type()
+                    )))
+                }
+                Ok(got) if got.is_nullable() && !want.is_nullable() => {
+                    return Err(mismatch(format!("column '{}' is nullable but the contract says not null", want.name())))
+                }
+                Ok(_) => {}
+            }
+        }
+        if let Some(extra) = schema.fields().iter().find(|f| self.schema.field_with_name(f.name()).is_err()) {
+            return Err(mismatch(format!("column '{}' is not in the contract", extra.name())));
+        }
+        Ok(())
+    }
+
+    /// Checks that this contract may replace the schema a dataset was written with: same columns in the
+    /// same order with the same types, plus any number of new nullable columns at the end, with a higher
+    /// schema version. Returns whether the schema changes.
+    pub fn check_evolution(&self, recorded: &SchemaRecord) -> Result<bool> {
+        let refuse = |detail: String| Error::SchemaEvolution { dataset: self.name.clone(), detail };
+        if recorded.version > self.schema_version {
+            return Err(refuse(format!(
+                "the lake holds schema version {} but this contract is version {}",
+                recorded.version, self.schema_version
+            )));
+        }
+        for (i, old) in recorded.columns.iter().enumerate() {
+            match self.columns.get(i) {
+                None => return Err(refuse(format!("column '{}' was removed", old.name))),
+                Some(new) if new.name != old.name => {
+                    return Err(refuse(format!("column '{}' was renamed or moved (now '{}')", old.name, new.name)))
+                }
+                Some(new) if parse_type(&new.data_type) != parse_type(&old.data_type) => {
+                    return Err(refuse(format!(
+                        "column '{}' changed type from {} to {}",
+                        old.name, old.data_type, new.data_type
+                    )))
+                }
+                Some(new) if new.nullable != old.nullable => {
+                    return Err(refuse(format!("column '{}' changed nullability", old.name)))
+                }
+                Some(_) => {}
+            }
+        }
+        let added = &self.columns[recorded.columns.len()..];
+        if let Some(c) = added.iter().find(|c| !c.nullable) {
+            return Err(refuse(format!("new column '{}' is not nullable", c.name)));
+        }
+        let changed = !added.is_empty();
+        if changed && self.schema_version == recorded.version {
+            return Err(refuse(format!(
+                "columns were added but schema_version is still {}; raise it",
+                self.schema_version
+            )));
+        }
+        Ok(changed || self.schema_version != recorded.version)
+    }
+}
+
+/// Parses the type names contracts use (Arrow's own spelling).
+pub fn parse_type(s: &str) -> Option<DataType> {
+    Some(match s.trim() {
+        "utf8" | "string" => DataType::Utf8,
+        "float64" | "double" => DataType::Float64,
+        "int64" => DataType::Int64,
+        "int32" => DataType::Int32,
+        "bool" | "boolean" => DataType::Boolean,
+        "date32" => DataType::Date32,
+        "timestamp[us, UTC]" => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        _ => return None,
+    })
+}
+
+/// The contracts known to this process: the built-in ones, then any from an extra folder.
+#[derive(Debug, Clone)]
+pub struct Contracts {
+    by_name: BTreeMap<String, Arc<DatasetContract>>,
+}
+
+impl Contracts {
+    pub fn builtin() -> Self {
+        let mut by_name = BTreeMap::new();
+        for (origin, text) in BUILTIN {
+            // The built-in contracts are checked by a unit test, so a failure here is a build defect.
+            let c = DatasetContract::parse(origin, text).unwrap_or_else(|e| panic!("built-in contract: {e}"));
+            by_name.insert(c.name.clone(), Arc::new(c));
+        }
+        Self { by_name }
+    }
+
+    /// Built-in contracts plus every `*.toml` in `dir` (a file with a built-in's name replaces it).
+    pub fn with_dir(dir: &std::path::Path) -> Result<Self> {
+        let mut contracts = Self::builtin();
+        let entries = std::fs::read_dir(dir).map_err(|source| Error::ReadFile { path: dir.to_path_buf(), source })?;
+        let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.sort();
+        for path in paths.into_iter().filter(|p| p.extension().is_some_and(|e| e == "toml")) {
+            let text = std::fs::read_to_string(&path).map_err(|source| Error::ReadFile { path: path.clone(), source })?;
+            let c = DatasetContract::parse(&path.display().to_string(), &text)?;
+            contracts.by_name.insert(c.name.clone(), Arc::new(c));
+        }
+        Ok(contracts)
+    }
+
+    pub fn get(&self, name: &str) -> Result<Arc<DatasetContract>> {
+        validate_dataset_name(name)?;
+        self.by_name.get(name).cloned().ok_or_else(|| Error::UnknownDataset {
+            name: name.to_string(),
+            known: self.by_name.keys().cloned().collect(),
+        })
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<DatasetContract>> {
+        self.by_name.values()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_contracts_parse() {
+        let c = Contracts::builtin();
+        let bars = c.get("raw_synthetic_bars").unwrap();
+        assert_eq!(bars.sort_key, ["symbol", "ts"]);
+        assert!(matches!(c.get("nope"), Err(Error::UnknownDataset { .. })));
+        assert!(matches!(c.get("../x"), Err(Error::InvalidName { .. })));
+    }
+
+    fn contract(version: u32, cols: &str) -> DatasetContract {
+        let text = format!(
+            "name = \"t\"\nlayer = \"raw\"\nschema_version = {version}\nsort_key = [\"ts\"]\ncolumns = [\n\
+             {{ name = \"ts\", type = \"timestamp[us, UTC]\" }},\n{cols}]\n"
+        );
+        DatasetContract::parse("test", &text).unwrap()
+    }
+
+    #[test]
+    fn only_nullable_additions_evolve() {
+        let v1 = contract(1, "{ name = \"x\", type = \"float64\" },");
+        let rec = v1.schema_record();
+        assert!(!v1.check_evolution(&rec).unwrap());
+        let v2 = contract(2, "{ name = \"x\", type = \"float64\" },{ name = \"y\", type = \"int64\", nullable = true },");
+        assert!(v2.check_evolution(&rec).unwrap());
+        let same_version = contract(1, "{ name = \"x\", type = \"float64\" },{ name = \"y\", type = \"int64\", nullable = true },");
+        assert!(same_version.check_evolution(&rec).is_err());
+        let not_null = contract(2, "{ name = \"x\", type = \"float64\" },{ name = \"y\", type = \"int64\" },");
+        assert!(not_null.check_evolution(&rec).is_err());
+        let retyped = contract(2, "{ name = \"x\", type = \"int64\" },");
+        let err = retyped.check_evolution(&rec).unwrap_err().to_string();
+        assert!(err.contains("'x' changed type from float64 to int64"), "{err}");
+        let dropped = contract(2, "");
+        assert!(dropped.check_evolution(&rec).unwrap_err().to_string().contains("'x' was removed"));
+        assert!(v1.check_evolution(&v2.schema_record()).is_err(), "a newer lake schema is refused");
+    }
+
+    #[test]
+    fn bad_contracts_name_the_problem() {
+        let err = DatasetContract::parse("f.toml", "name = \"t\"\nlayer = \"raw\"\nschema_version = 1\nsort_key = []\ncolumns = [{ name = \"ts\", type = \"decimal\" }]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("f.toml") && err.contains("unknown type 'decimal'"), "{err}");
+    }
+}

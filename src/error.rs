@@ -1,0 +1,81 @@
+//! One error type for the library. Every variant names the thing that was wrong, so the CLI can print
+//! it as is; none of them carries a secret (keys never reach an error message).
+
+use std::path::PathBuf;
+
+/// A `Result` with quantlake's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("unknown dataset '{name}'; known datasets: {}", known.join(", "))]
+    UnknownDataset { name: String, known: Vec<String> },
+
+    #[error("invalid {kind} '{value}': {reason}")]
+    InvalidName { kind: &'static str, value: String, reason: &'static str },
+
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    #[error("invalid dataset contract {path}: {reason}")]
+    InvalidContract { path: String, reason: String },
+
+    #[error("schema mismatch for dataset '{dataset}': {detail}")]
+    SchemaMismatch { dataset: String, detail: String },
+
+    #[error("schema change for dataset '{dataset}' refused: {detail} (only adding nullable columns is allowed)")]
+    SchemaEvolution { dataset: String, detail: String },
+
+    #[error(
+        "commit conflict on dataset '{dataset}': snapshot {snapshot} changed partition(s) {} since this \
+         write read snapshot {read_snapshot}; {attempts} attempt(s) made",
+        partitions.join(", ")
+    )]
+    Conflict { dataset: String, read_snapshot: u64, snapshot: u64, partitions: Vec<String>, attempts: u32 },
+
+    #[error("{what} has format version {found}, newer than this quantlake supports ({supported}); upgrade quantlake")]
+    NewerFormat { what: String, found: u32, supported: u32 },
+
+    #[error("cannot reach the lake at {url}: {reason}")]
+    LakeUnreachable { url: String, reason: String },
+
+    #[error("no lake at {url}; run `quantlake init` (or `quantlake --lake {url} init`) first")]
+    LakeNotInitialized { url: String },
+
+    #[error("dataset '{dataset}' has no snapshot matching '{spec}': {reason}")]
+    SnapshotNotFound { dataset: String, spec: String, reason: String },
+
+    #[error("dataset '{dataset}': {reason}")]
+    Integrity { dataset: String, reason: String },
+
+    #[error("configuration: {0}")]
+    Config(String),
+
+    #[error("cannot read {path}: {source}")]
+    ReadFile { path: PathBuf, source: std::io::Error },
+
+    #[error("storage: {0}")]
+    Storage(#[from] object_store::Error),
+
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+
+    #[error("duckdb: {0}")]
+    DuckDb(#[from] duckdb::Error),
+
+    #[error("manifest JSON: {0}")]
+    Json(#[from] serde_json::Error),
+
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl Error {
+    pub(crate) fn invalid(msg: impl Into<String>) -> Self {
+        Error::InvalidArgument(msg.into())
+    }
+}

@@ -1,0 +1,60 @@
+//! # quantlake
+//!
+//! An embedded, file-based market-data lake. Bars flow
+//! **sources → raw → curated → features → sets**, each layer a set of datasets stored as
+//! date-partitioned Parquet on local disk or S3, with a manifest that gives every commit a snapshot.
+//!
+//! The files are an interface: `<lake>/<layer>/<dataset>/date=YYYY-MM-DD/part.parquet`, one file per
+//! partition, readable with a plain glob from DuckDB, pandas, polars or Spark at every instant, even
+//! during a commit. Through the manifest, the same data is readable at any retained snapshot.
+//!
+//! ## Modules, in the order data flows
+//! - [`sources`]: where bars come from ([`sources::BarSource`]; [`sources::synthetic`] needs no account).
+//! - [`ingest`]: a source's bars into its raw dataset, one commit per chunk of sessions.
+//! - [`table`]: the lake engine: [`table::Lake`], [`table::Dataset`], the manifest, and the operations
+//!   (write, tag, restore, vacuum, verify) that all commit through [`table::transaction`].
+//! - [`query`]: DuckDB SQL over any snapshot.
+//! - [`contract`]: dataset contracts, loaded from `schemas/`.
+//! - [`calendar`]: the NYSE calendar (sessions, early closes, business-day arithmetic).
+//! - [`storage`]: one `object_store` path for local disk and S3.
+//!
+//! ## Example
+//! ```no_run
+//! # async fn demo() -> quantlake::Result<()> {
+//! use chrono::NaiveDate;
+//! use quantlake::ingest::{ingest, IngestRequest};
+//! use quantlake::sources::{synthetic::{SyntheticSettings, SyntheticSource}, BarSize};
+//! use quantlake::query::{AsOf, QueryEngine};
+//! use quantlake::table::{Lake, LakeOptions};
+//!
+//! let lake = Lake::init("./lake", LakeOptions::default()).await?;
+//! let source = SyntheticSource::new(SyntheticSettings::default())?;
+//! let request = IngestRequest {
+//!     symbols: vec!["AAPL".into(), "MSFT".into()],
+//!     start: NaiveDate::from_ymd_opt(2024, 1, 2).unwrap(),
+//!     end: NaiveDate::from_ymd_opt(2024, 1, 31).unwrap(),
+//!     bar_size: BarSize::Minute,
+//!     chunk_sessions: 10,
+//!     job_id: None,
+//! };
+//! let report = ingest(&lake, &source, &request, &indicatif::ProgressBar::hidden()).await?;
+//! println!("{} rows in snapshots {:?}", report.rows, report.snapshots);
+//!
+//! let engine = QueryEngine::open(&lake, &AsOf::default()).await?;
+//! let batches = engine.query("SELECT symbol, count(*) FROM raw_synthetic_bars GROUP BY symbol")?;
+//! # Ok(()) }
+//! ```
+
+pub mod calendar;
+pub mod cli;
+pub mod config;
+pub mod contract;
+pub mod demo;
+pub mod error;
+pub mod ingest;
+pub mod query;
+pub mod sources;
+pub mod storage;
+pub mod table;
+
+pub use error::{Error, Result};

@@ -1,0 +1,152 @@
+//! SQL over the lake with DuckDB: every dataset is a view over the version files of one snapshot, so a
+//! query sees exactly that snapshot even while another process commits. `_partitions` is the
+//! partition table of every dataset. On an S3 lake the files are fetched through `object_store` into
+//! a local cache first, so DuckDB needs no extension download.
+
+use std::collections::BTreeMap;
+use std::path::{Path as FsPath, PathBuf};
+
+use arrow::array::RecordBatch;
+use futures::{StreamExt, TryStreamExt};
+
+use crate::contract::DatasetContract;
+use crate::error::{Error, Result};
+use crate::table::manifest::{encode_table, TableState};
+use crate::table::{Dataset, Lake, SnapshotSpec};
+
+/// Which snapshot each dataset is read at.
+#[derive(Debug, Clone, Default)]
+pub struct AsOf {
+    /// Applies to every dataset without its own entry.
+    pub all: Option<SnapshotSpec>,
+    pub per_dataset: BTreeMap<String, SnapshotSpec>,
+}
+
+impl AsOf {
+    /// Parses `--as-of` values: `SPEC` for every dataset, or `dataset@SPEC` for one.
+    pub fn parse(values: &[String]) -> Result<Self> {
+        let mut out = AsOf::default();
+        for v in values {
+            match v.split_once('@') {
+                Some((ds, spec)) => {
+                    crate::table::layout::validate_dataset_name(ds)?;
+                    out.per_dataset.insert(ds.to_string(), SnapshotSpec::parse(spec)?);
+                }
+                None => out.all = Some(SnapshotSpec::parse(v)?),
+            }
+        }
+        Ok(out)
+    }
+
+    fn spec_for(&self, dataset: &str) -> SnapshotSpec {
+        self.per_dataset.get(dataset).or(self.all.as_ref()).cloned().unwrap_or(SnapshotSpec::Latest)
+    }
+}
+
+/// A DuckDB connection with the lake's datasets registered as views.
+pub struct QueryEngine {
+    conn: duckdb::Connection,
+    /// Snapshot each view reads.
+    pub snapshots: BTreeMap<String, u64>,
+    _workdir: tempfile::TempDir,
+}
+
+impl QueryEngine {
+    /// Registers every dataset with data (at the snapshot `as_of` gives) and `_partitions`.
+    pub async fn open(lake: &Lake, as_of: &AsOf) -> Result<Self> {
+        for name in as_of.per_dataset.keys() {
+            lake.dataset(name)?;
+        }
+        let workdir = tempfile::Builder::new().prefix("quantlake-query-").tempdir()?;
+        let conn = duckdb::Connection::open_in_memory()?;
+        let mut snapshots = BTreeMap::new();
+        let mut tables = Vec::new();
+        for ds in lake.all_datasets() {
+            let spec = as_of.spec_for(ds.name());
+            let explicit = as_of.per_dataset.contains_key(ds.name());
+            let state = match ds.snapshot(&spec).await {
+                Ok(s) => s,
+                // A lake-wide spec (a tag, a time) need not exist in a dataset that was never written.
+                Err(Error::SnapshotNotFound { .. }) if !explicit && ds.latest().await?.snapshot_id == 0 => TableState::empty(ds.name()),
+                Err(e) => return Err(e),
+            };
+            let files = local_files(&ds, &state, workdir.path()).await?;
+            conn.execute_batch(&view_sql(ds.contract(), &files))?;
+            let table = workdir.path().join(format!("{}.partitions.parquet", ds.name()));
+            std::fs::write(&table, encode_table(&state, ds.paths())?)?;
+            tables.push(table);
+            snapshots.insert(ds.name().to_string(), state.snapshot_id);
+        }
+        conn.execute_batch(&format!("CREATE VIEW _partitions AS SELECT * FROM read_parquet({});", sql_list(&tables)))?;
+        Ok(Self { conn, snapshots, _workdir: workdir })
+    }
+
+    /// Runs one SQL statement and returns its rows.
+    pub fn query(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+        let mut stmt = self.conn.prepare(sql)?;
+        let batches: Vec<RecordBatch> = stmt.query_arrow([])?.collect();
+        Ok(batches)
+    }
+
+    pub fn connection(&self) -> &duckdb::Connection {
+        &self.conn
+    }
+}
+
+/// Local paths of a snapshot's files: the version files themselves on a local lake, cached copies
+/// (keyed by content hash, under the same `dataset/partition/` shape so hive columns still parse) on S3.
+async fn local_files(ds: &Dataset, state: &TableState, cache: &FsPath) -> Result<Vec<PathBuf>> {
+    futures::stream::iter(state.partitions.values().map(|e| async move {
+        let path = ds.paths().version_file(&e.partition, &e.file_id);
+        if let Some(local) = ds.store.local_path(&path) {
+            return Ok(local);
+        }
+        let dir = cache.join(ds.name()).join(&e.partition);
+        let local = dir.join(format!("{}.parquet", e.sha256));
+        let bytes = ds.store.get(&path).await?.ok_or_else(|| Error::Integrity {
+            dataset: ds.name().into(),
+            reason: format!("data file {path} is missing (run `quantlake verify`)"),
+        })?;
+        tokio::fs::create_dir_all(&dir).await?;
+        tokio::fs::write(&local, bytes).await?;
+        Ok::<_, Error>(local)
+    }))
+    .buffered(crate::table::transaction::IO_CONCURRENCY)
+    .try_collect()
+    .await
+}
+
+fn sql_list(paths: &[PathBuf]) -> String {
+    let quoted: Vec<String> = paths.iter().map(|p| format!("'{}'", p.display().to_string().replace('\'', "''"))).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+/// `CREATE VIEW` for a dataset: over its files, or an empty relation with the contract's columns.
+fn view_sql(contract: &DatasetContract, files: &[PathBuf]) -> String {
+    let name = &contract.name;
+    if !files.is_empty() {
+        return format!(
+            "CREATE VIEW \"{name}\" AS SELECT * FROM read_parquet({}, hive_partitioning = true, union_by_name = true);",
+            sql_list(files)
+        );
+    }
+    let mut cols: Vec<String> = contract.columns.iter().map(|c| format!("CAST(NULL AS {}) AS \"{}\"", duckdb_type(&c.data_type), c.name)).collect();
+    cols.push(match contract.partitioning {
+        crate::table::layout::Partitioning::Date => "CAST(NULL AS DATE) AS date".into(),
+        crate::table::layout::Partitioning::Month => "CAST(NULL AS VARCHAR) AS month".into(),
+        crate::table::layout::Partitioning::Year => "CAST(NULL AS BIGINT) AS year".into(),
+    });
+    format!("CREATE VIEW \"{name}\" AS SELECT {} WHERE false;", cols.join(", "))
+}
+
+fn duckdb_type(t: &str) -> &'static str {
+    match t {
+        "utf8" | "string" => "VARCHAR",
+        "float64" | "double" => "DOUBLE",
+        "int64" => "BIGINT",
+        "int32" => "INTEGER",
+        "bool" | "boolean" => "BOOLEAN",
+        "date32" => "DATE",
+        _ => "TIMESTAMPTZ",
+    }
+}

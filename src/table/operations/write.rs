@@ -1,0 +1,325 @@
+//! Writing rows: split them into partitions, build each partition's new file once, commit them all in
+//! one snapshot.
+//!
+//! ```no_run
+//! # async fn demo(ds: quantlake::table::Dataset, batches: Vec<arrow::array::RecordBatch>) -> quantlake::Result<()> {
+//! use quantlake::table::operations::write::WriteMode;
+//! let done = ds.write(batches).mode(WriteMode::ReplaceSymbols).operation("ingest").parameter("source", "synthetic").execute().await?;
+//! println!("snapshot {} wrote {} partitions", done.snapshot_id, done.partitions);
+//! # Ok(()) }
+//! ```
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use arrow::array::{AsArray, RecordBatch, UInt32Array};
+use arrow::compute::take_record_batch;
+use arrow::datatypes::TimestampMicrosecondType;
+use chrono::DateTime;
+use futures::{StreamExt, TryStreamExt};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::contract::DatasetContract;
+use crate::error::{Error, Result};
+use crate::table::data_file::{self, EncodedFile};
+use crate::table::layout::PartitionKey;
+use crate::table::manifest::{Action, PartitionEntry, TableState};
+use crate::table::transaction::{self, failpoint, CommitError, Transaction, IO_CONCURRENCY};
+use crate::table::Dataset;
+
+/// What a write does to the partitions its rows fall in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteMode {
+    /// Each partition's content becomes exactly the new rows.
+    Overwrite,
+    /// In each partition, the rows of the symbols being written are replaced; other symbols' rows stay.
+    #[default]
+    ReplaceSymbols,
+}
+
+/// Builder for a write; see the module docs.
+pub struct WriteBuilder<'a> {
+    dataset: &'a Dataset,
+    batches: Vec<RecordBatch>,
+    mode: WriteMode,
+    operation: String,
+    parameters: BTreeMap<String, serde_json::Value>,
+    empty_partitions: Vec<PartitionKey>,
+    symbols: Option<HashSet<String>>,
+}
+
+/// What a write did.
+#[derive(Debug, Clone, Serialize)]
+pub struct WriteResult {
+    pub dataset: String,
+    pub snapshot_id: u64,
+    pub partitions: usize,
+    pub rows_written: u64,
+    /// Every byte this write put in the store: data files (including rebuilt ones), log, partition table.
+    pub bytes_written: u64,
+    pub attempts: u32,
+}
+
+impl Dataset {
+    /// Starts a write of `batches` (in the contract's schema) to this dataset.
+    pub fn write(&self, batches: Vec<RecordBatch>) -> WriteBuilder<'_> {
+        WriteBuilder {
+            dataset: self,
+            batches,
+            mode: WriteMode::default(),
+            operation: "write".into(),
+            parameters: BTreeMap::new(),
+            empty_partitions: Vec::new(),
+            symbols: None,
+        }
+    }
+}
+
+impl<'a> WriteBuilder<'a> {
+    pub fn mode(mut self, mode: WriteMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// The operation name the log records (`ingest`, `backfill`, ...).
+    pub fn operation(mut self, name: impl Into<String>) -> Self {
+        self.operation = name.into();
+        self
+    }
+
+    /// A parameter the log records with the commit.
+    pub fn parameter(mut self, key: &str, value: impl Serialize) -> Self {
+        self.parameters.insert(key.to_string(), serde_json::to_value(value).unwrap_or(serde_json::Value::Null));
+        self
+    }
+
+    /// Partitions this write covers even if no row falls in them: with `Overwrite` they are emptied (removed),
+    /// with `ReplaceSymbols` the written symbols' rows are removed from them.
+    pub fn covering(mut self, partitions: impl IntoIterator<Item = PartitionKey>) -> Self {
+        self.empty_partitions.extend(partitions);
+        self
+    }
+
+    /// With `ReplaceSymbols`: the symbols whose rows are replaced (default: those in the new rows). A
+    /// symbol asked for that has no new rows loses its old rows in the covered partitions.
+    pub fn replacing_symbols(mut self, symbols: impl IntoIterator<Item = String>) -> Self {
+        self.symbols = Some(symbols.into_iter().collect());
+        self
+    }
+
+    pub async fn execute(self) -> Result<WriteResult> {
+        let ds = self.dataset;
+        let contract = ds.contract.clone();
+        for b in &self.batches {
+            contract.check_schema(&b.schema())?;
+        }
+        let mut by_partition = split_by_partition(&contract, &self.batches)?;
+        for k in &self.empty_partitions {
+            by_partition.entry(*k).or_default();
+        }
+        if by_partition.is_empty() {
+            return Err(Error::invalid(format!("nothing to write to '{}': no rows and no partitions", ds.name())));
+        }
+        let mut symbols = data_file::symbols_in(&self.batches);
+        symbols.extend(self.symbols.iter().flatten().cloned());
+        let symbols = Arc::new(symbols);
+        let new_rows: Arc<BTreeMap<String, Vec<RecordBatch>>> =
+            Arc::new(by_partition.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
+        let mut staged: BTreeMap<String, (u64, Action)> = BTreeMap::new(); // partition -> (built on version, action)
+        let mut bytes_written = 0u64;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let (_, read) = transaction::recover(ds, false).await?;
+            let schema = schema_change(&contract, &read)?;
+            // Rebuild what is missing or was built on a version that is no longer current.
+            let stale: Vec<String> = new_rows
+                .keys()
+                .filter(|p| {
+                    let current = read.partitions.get(*p).map_or(0, |e| e.snapshot_id);
+                    match staged.get(*p) {
+                        None => true,
+                        Some((built_on, _)) => self.mode == WriteMode::ReplaceSymbols && *built_on != current,
+                    }
+                })
+                .cloned()
+                .collect();
+            let built = build(ds, &read, &stale, &new_rows, &symbols, self.mode).await?;
+            for (p, (action, bytes)) in built {
+                if let Some((_, Action::Add(old))) = staged.get(&p) {
+                    discard(ds, old).await;
+                }
+                bytes_written += bytes;
+                staged.insert(p.clone(), (read.partitions.get(&p).map_or(0, |e| e.snapshot_id), action));
+            }
+            // A partition that would be removed but does not exist needs no action.
+            let actions: Vec<Action> = staged
+                .values()
+                .map(|(_, a)| a.clone())
+                .filter(|a| !matches!(a, Action::Remove { partition } if !read.partitions.contains_key(partition)))
+                .collect();
+            if actions.is_empty() {
+                // Nothing changes (e.g. removing symbols from partitions that do not exist): no snapshot.
+                return Ok(WriteResult { dataset: ds.name().to_string(), snapshot_id: read.snapshot_id, partitions: 0, rows_written: 0, bytes_written, attempts });
+            }
+            let rows_written: u64 = actions.iter().map(|a| if let Action::Add(e) = a { e.rows } else { 0 }).sum();
+            let txn = Transaction {
+                dataset: ds,
+                read: &read,
+                operation: self.operation.clone(),
+                parameters: self.parameters.clone(),
+                schema: schema.clone(),
+                actions,
+            };
+            match txn.commit().await {
+                Ok(done) => {
+                    bytes_written += done.manifest_bytes;
+                    return Ok(WriteResult {
+                        dataset: ds.name().to_string(),
+                        snapshot_id: done.commit.snapshot_id,
+                        partitions: done.commit.actions.len(),
+                        rows_written,
+                        bytes_written,
+                        attempts,
+                    });
+                }
+                Err(CommitError::Conflict { snapshot, partitions }) if attempts <= ds.settings.commit_retries => {
+                    tracing::info!(dataset = ds.name(), snapshot, ?partitions, attempt = attempts, "concurrent commit touched the same partitions; rebuilding and retrying");
+                    // Overwrites do not depend on the old content: their staged files stay valid.
+                    continue;
+                }
+                Err(e) => {
+                    for (_, a) in staged.values() {
+                        if let Action::Add(e) = a {
+                            discard(ds, e).await;
+                        }
+                    }
+                    return Err(e.into_error(ds, read.snapshot_id, attempts));
+                }
+            }
+        }
+    }
+}
+
+/// The schema record to commit: set on the first commit, evolved when the contract grew.
+fn schema_change(contract: &DatasetContract, read: &TableState) -> Result<Option<crate::contract::SchemaRecord>> {
+    match &read.schema {
+        None => Ok(Some(contract.schema_record())),
+        Some(recorded) => Ok(contract.check_evolution(recorded)?.then(|| contract.schema_record())),
+    }
+}
+
+/// Builds and stages the new file of each partition in `partitions`; returns each one's action and the
+/// bytes written. Encoding runs on rayon; uploads run concurrently.
+async fn build(
+    ds: &Dataset,
+    read: &TableState,
+    partitions: &[String],
+    new_rows: &Arc<BTreeMap<String, Vec<RecordBatch>>>,
+    symbols: &Arc<HashSet<String>>,
+    mode: WriteMode,
+) -> Result<BTreeMap<String, (Action, u64)>> {
+    // Old content, for partitions whose other symbols must be kept.
+    let old: BTreeMap<String, Vec<RecordBatch>> = if mode == WriteMode::ReplaceSymbols {
+        futures::stream::iter(partitions.iter().filter_map(|p| read.partitions.get(p)).map(|e| async move {
+            Ok::<_, Error>((e.partition.clone(), ds.read_partition(e, &Default::default()).await?))
+        }))
+        .buffer_unordered(IO_CONCURRENCY)
+        .try_collect()
+        .await?
+    } else {
+        BTreeMap::new()
+    };
+    let contract = ds.contract.clone();
+    let (new_rows, symbols, parts) = (new_rows.clone(), symbols.clone(), partitions.to_vec());
+    let encoded: Vec<(String, Option<EncodedFile>)> = tokio::task::spawn_blocking(move || {
+        parts
+            .par_iter()
+            .map(|p| {
+                let mut batches: Vec<RecordBatch> = Vec::new();
+                if let Some(old) = old.get(p) {
+                    for b in old {
+                        batches.push(data_file::without_symbols(b, &symbols)?);
+                    }
+                }
+                batches.extend(new_rows.get(p).into_iter().flatten().cloned());
+                let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+                let file = if rows == 0 { None } else { Some(data_file::encode(&contract, &batches)?) };
+                Ok((p.clone(), file))
+            })
+            .collect::<Result<Vec<_>>>()
+    })
+    .await
+    .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+    let version = ds.contract.schema_version;
+    futures::stream::iter(encoded.into_iter().map(|(p, file)| async move {
+        match file {
+            None => Ok((p.clone(), (Action::Remove { partition: p }, 0))),
+            Some(file) => {
+                let entry = transaction::stage(ds, &p, file, version).await?;
+                failpoint("commit.after_stage");
+                let bytes = entry.bytes;
+                Ok((p, (Action::Add(entry), bytes)))
+            }
+        }
+    }))
+    .buffer_unordered(IO_CONCURRENCY)
+    .try_collect()
+    .await
+}
+
+/// Deletes a staged version file that will never be committed.
+async fn discard(ds: &Dataset, e: &PartitionEntry) {
+    let path = ds.paths.version_file(&e.partition, &e.file_id);
+    if let Err(err) = ds.store.delete(&path).await {
+        tracing::warn!(%path, error = %err, "could not delete an uncommitted version file; vacuum will");
+    }
+}
+
+/// Splits rows by the partition their partition column's local date falls in.
+pub fn split_by_partition(contract: &DatasetContract, batches: &[RecordBatch]) -> Result<BTreeMap<PartitionKey, Vec<RecordBatch>>> {
+    let mut out: BTreeMap<PartitionKey, Vec<RecordBatch>> = BTreeMap::new();
+    for batch in batches.iter().filter(|b| b.num_rows() > 0) {
+        let col = batch.column_by_name(&contract.partition_column).ok_or_else(|| Error::SchemaMismatch {
+            dataset: contract.name.clone(),
+            detail: format!("partition column '{}' is missing", contract.partition_column),
+        })?;
+        let ts = col.as_primitive::<TimestampMicrosecondType>();
+        let mut rows: BTreeMap<PartitionKey, Vec<u32>> = BTreeMap::new();
+        // Rows come in runs of one day: remember the current day's UTC bounds instead of converting each row.
+        let mut day: Option<(i64, i64, PartitionKey)> = None;
+        for (i, t) in ts.values().iter().enumerate() {
+            let key = match day {
+                Some((start, end, k)) if *t >= start && *t < end => k,
+                _ => {
+                    let (start, end, k) = local_day(contract, *t)?;
+                    day = Some((start, end, k));
+                    k
+                }
+            };
+            rows.entry(key).or_default().push(i as u32);
+        }
+        for (k, idx) in rows {
+            let part = if idx.len() == batch.num_rows() { batch.clone() } else { take_record_batch(batch, &UInt32Array::from(idx))? };
+            out.entry(k).or_default().push(part);
+        }
+    }
+    Ok(out)
+}
+
+/// The partition of instant `t` (µs), and the UTC bounds of its local calendar day.
+fn local_day(contract: &DatasetContract, t: i64) -> Result<(i64, i64, PartitionKey)> {
+    use chrono::TimeZone;
+    let tz = contract.partition_timezone;
+    let utc = DateTime::from_timestamp_micros(t).ok_or_else(|| Error::invalid(format!("timestamp {t}us is out of range")))?;
+    let date = utc.with_timezone(&tz).date_naive();
+    let midnight = |d: chrono::NaiveDate| {
+        // DST never moves midnight in New York; `earliest` covers zones where it does.
+        tz.from_local_datetime(&d.and_time(chrono::NaiveTime::MIN)).earliest().map(|x| x.timestamp_micros())
+    };
+    let start = midnight(date).unwrap_or(t);
+    let end = date.succ_opt().and_then(midnight).unwrap_or(t + 1);
+    Ok((start, end.max(t + 1), PartitionKey::for_date(contract.partitioning, date)))
+}

@@ -1,0 +1,279 @@
+//! The commit protocol. Every operation that changes a dataset (write, restore) commits through here.
+//!
+//! 1. **Stage**: each new partition file is written once, durably, to its immutable version path
+//!    `_versions/<dataset>/<partition>/<file_id>.parquet`. Nothing in the live tree changes.
+//! 2. **Commit point**: the log entry `N+1` is created with put-if-absent (S3 `If-None-Match: *`; local
+//!    disk: a hard link, which fails if the name exists). If another writer took `N+1`, its commit is read:
+//!    touching any of our partitions is a [`Conflict`], otherwise we rebase and try `N+2`.
+//! 3. **Apply**: each partition's live file is atomically replaced by its version (local: link + rename;
+//!    S3: server-side copy), or deleted.
+//! 4. **Settle**: commits by others that landed around ours are applied too (so the last writer to touch
+//!    the live tree leaves it at the latest snapshot), then the partition table is rewritten.
+//!
+//! A crash before 2 leaves unreferenced version files (vacuum removes them). A crash after 2 leaves a
+//! committed snapshot whose live files are not all in place; [`recover`] (run on every writer's open)
+//! replays the apply step for commits newer than the partition table. Manifest readers read version
+//! files, so they see whole snapshots at every instant; glob readers see each partition switch atomically.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+use chrono::{DateTime, Utc};
+use futures::{StreamExt, TryStreamExt};
+
+use crate::contract::SchemaRecord;
+use crate::error::{Error, Result};
+use crate::table::data_file::EncodedFile;
+use crate::table::manifest::{Action, Commit, PartitionEntry, TableState, FORMAT_VERSION};
+use crate::table::Dataset;
+
+/// How many object-store requests a commit keeps in flight.
+pub(crate) const IO_CONCURRENCY: usize = 16;
+
+/// Crash injection for the crash-safety tests: `QUANTLAKE_FAILPOINT=<name>[:<n>]` aborts the process
+/// (like `kill -9`: no destructors, no flushing) the `n`-th time (default 1st) the named point is hit.
+pub(crate) fn failpoint(name: &str) {
+    static SPEC: OnceLock<Option<(String, u64)>> = OnceLock::new();
+    static HITS: AtomicU64 = AtomicU64::new(0);
+    let spec = SPEC.get_or_init(|| {
+        let v = std::env::var("QUANTLAKE_FAILPOINT").ok()?;
+        let (point, nth) = v.split_once(':').map_or((v.as_str(), 1), |(p, n)| (p, n.parse().unwrap_or(1)));
+        Some((point.to_string(), nth))
+    });
+    if let Some((point, nth)) = spec {
+        if point == name && HITS.fetch_add(1, Ordering::SeqCst) + 1 == *nth {
+            eprintln!("quantlake: failpoint {name}:{nth} hit, aborting");
+            std::process::abort();
+        }
+    }
+}
+
+/// Writes a partition's new version file and describes it for the log.
+pub(crate) async fn stage(dataset: &Dataset, partition: &str, file: EncodedFile, schema_version: u32) -> Result<PartitionEntry> {
+    let file_id = uuid::Uuid::now_v7().simple().to_string();
+    let path = dataset.paths.version_file(partition, &file_id);
+    let bytes = file.bytes.len() as u64;
+    let put = dataset.store.put(&path, file.bytes).await?;
+    Ok(PartitionEntry {
+        partition: partition.to_string(),
+        file_id,
+        snapshot_id: 0,
+        rows: file.rows,
+        bytes,
+        sha256: file.sha256,
+        e_tag: put.e_tag,
+        min_ts: file.min_ts.and_then(DateTime::from_timestamp_micros),
+        max_ts: file.max_ts.and_then(DateTime::from_timestamp_micros),
+        symbols: file.symbols,
+        schema_version,
+    })
+}
+
+/// A change to one dataset, built on the snapshot `read` and committed with [`Transaction::commit`].
+pub(crate) struct Transaction<'a> {
+    pub dataset: &'a Dataset,
+    pub read: &'a TableState,
+    pub operation: String,
+    pub parameters: BTreeMap<String, serde_json::Value>,
+    pub schema: Option<SchemaRecord>,
+    pub actions: Vec<Action>,
+}
+
+/// What a successful commit did.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    pub commit: Commit,
+    /// Bytes of log and partition-table objects written (data files are counted by the caller).
+    pub manifest_bytes: u64,
+}
+
+/// Why a commit did not land.
+pub(crate) enum CommitError {
+    /// Snapshot `snapshot` (by another writer) changed `partitions` that this commit also changes.
+    Conflict { snapshot: u64, partitions: Vec<String> },
+    Failed(Error),
+}
+
+impl From<Error> for CommitError {
+    fn from(e: Error) -> Self {
+        CommitError::Failed(e)
+    }
+}
+
+impl Transaction<'_> {
+    pub(crate) async fn commit(self) -> std::result::Result<Committed, CommitError> {
+        let ds = self.dataset;
+        let ours: BTreeSet<&str> = self.actions.iter().map(Action::partition).collect();
+        let txn_id = uuid::Uuid::now_v7().to_string();
+        let mut base = self.read.snapshot_id;
+        let mut base_time = self.read.committed_at;
+        let mut skipped = Vec::new();
+        let commit = loop {
+            let n = base + 1;
+            // Commit times never go backwards along the log, so time travel can binary-search them.
+            let now = Utc::now();
+            let committed_at = base_time.map_or(now, |t| now.max(t + chrono::Duration::milliseconds(1)));
+            let actions = self
+                .actions
+                .iter()
+                .map(|a| match a {
+                    Action::Add(e) => Action::Add(PartitionEntry { snapshot_id: n, ..e.clone() }),
+                    other => other.clone(),
+                })
+                .collect();
+            let commit = Commit {
+                format_version: FORMAT_VERSION,
+                dataset: ds.name().to_string(),
+                snapshot_id: n,
+                read_snapshot: self.read.snapshot_id,
+                committed_at,
+                operation: self.operation.clone(),
+                parameters: self.parameters.clone(),
+                txn_id: txn_id.clone(),
+                schema: self.schema.clone(),
+                actions,
+            };
+            let json = serde_json::to_vec_pretty(&commit).map_err(Error::from)?;
+            failpoint("commit.before_log");
+            if ds.store.put_if_absent(&ds.paths.log_entry(n), json.into()).await?.is_some() {
+                break commit;
+            }
+            // Another writer took `n`.
+            let Some(other) = ds.log.read_commit(n).await? else { continue };
+            let overlap: Vec<String> = other.partitions().filter(|p| ours.contains(p)).map(str::to_string).collect();
+            let schema_race = other.schema.is_some() && self.schema.is_some();
+            if !overlap.is_empty() || schema_race {
+                return Err(CommitError::Conflict { snapshot: n, partitions: overlap });
+            }
+            tracing::debug!(dataset = ds.name(), snapshot = n, "lost the race for a snapshot number; rebasing");
+            base = n;
+            base_time = Some(other.committed_at);
+            skipped.push(other);
+        };
+        failpoint("commit.after_log");
+
+        futures::stream::iter(commit.actions.iter().map(|a| apply_action(ds, a)))
+            .buffer_unordered(IO_CONCURRENCY)
+            .try_for_each(|()| async {
+                failpoint("commit.apply");
+                Ok(())
+            })
+            .await?;
+        failpoint("commit.after_apply");
+
+        // Commits we rebased over may belong to a writer that crashed before applying them.
+        let touched: BTreeSet<String> = skipped.iter().flat_map(|c| c.partitions().map(str::to_string)).collect();
+        let mut state = self.read.clone();
+        for c in &skipped {
+            state.apply(c);
+        }
+        state.apply(&commit);
+        reconcile(ds, &state, touched.iter().map(String::as_str)).await?;
+        let (manifest_bytes, _) = settle(ds, state).await?;
+        Ok(Committed { commit, manifest_bytes })
+    }
+}
+
+/// Makes one partition's live file match an action.
+async fn apply_action(ds: &Dataset, action: &Action) -> Result<()> {
+    match action {
+        Action::Add(e) => ds.store.replace_live(&ds.paths.version_file(&e.partition, &e.file_id), &ds.paths.live_file(&e.partition)).await,
+        Action::Remove { partition } => ds.store.delete(&ds.paths.live_file(partition)).await,
+    }
+}
+
+/// Makes the live files of `partitions` match `state`, touching only those that differ.
+pub(crate) async fn reconcile<'p>(ds: &Dataset, state: &TableState, partitions: impl Iterator<Item = &'p str>) -> Result<usize> {
+    let fixes = futures::stream::iter(partitions.map(|p| async move {
+        let live = ds.store.head(&ds.paths.live_file(p)).await?;
+        let action = match (state.partitions.get(p), live) {
+            (Some(e), Some(meta)) if e.e_tag.is_some() && meta.e_tag == e.e_tag => return Ok(0),
+            (Some(e), _) => Action::Add(e.clone()),
+            (None, Some(_)) => Action::Remove { partition: p.to_string() },
+            (None, None) => return Ok(0),
+        };
+        tracing::info!(dataset = ds.name(), partition = p, snapshot = state.snapshot_id, "restoring live file to the committed version");
+        apply_action(ds, &action).await?;
+        Ok::<_, Error>(1)
+    }))
+    .buffer_unordered(IO_CONCURRENCY)
+    .try_fold(0, |n, k| async move { Ok(n + k) })
+    .await?;
+    Ok(fixes)
+}
+
+/// After a commit or a recovery: catch up with newer commits (applying them too, so whoever touches the
+/// live tree last leaves it at the latest snapshot), then rewrite the partition table and checkpoint.
+/// Returns the bytes written and the latest state.
+pub(crate) async fn settle(ds: &Dataset, mut state: TableState) -> Result<(u64, TableState)> {
+    let mut written = 0;
+    if state.snapshot_id > 0 && state.snapshot_id % ds.settings.checkpoint_interval == 0 {
+        written += write_table(ds, &ds.paths.checkpoint(state.snapshot_id), &state).await?;
+    }
+    loop {
+        let newer = ds.log.catch_up(&mut state).await?;
+        if newer.is_empty() {
+            break;
+        }
+        let touched: BTreeSet<String> = newer.iter().flat_map(|c| c.partitions().map(str::to_string)).collect();
+        reconcile(ds, &state, touched.iter().map(String::as_str)).await?;
+    }
+    failpoint("commit.before_table");
+    written += write_table(ds, &ds.paths.partition_table(), &state).await?;
+    Ok((written, state))
+}
+
+async fn write_table(ds: &Dataset, path: &object_store::path::Path, state: &TableState) -> Result<u64> {
+    let bytes = crate::table::manifest::encode_table(state, &ds.paths)?;
+    let n = bytes.len() as u64;
+    ds.store.put(path, bytes).await?;
+    Ok(n)
+}
+
+/// Finishes interrupted commits: applies every commit newer than the partition table (or, with `full`,
+/// checks every partition and removes live files no snapshot has). Returns what it did and the latest
+/// state, which writers build on.
+pub(crate) async fn recover(ds: &Dataset, full: bool) -> Result<(RecoveryReport, TableState)> {
+    let (state, pending) = ds.log.latest_with_pending().await?;
+    let mut touched: BTreeSet<String> = pending.iter().flat_map(|c| c.partitions().map(str::to_string)).collect();
+    if full {
+        touched.extend(state.partitions.keys().cloned());
+        touched.extend(ds.live_partitions().await?);
+    }
+    let files_fixed = reconcile(ds, &state, touched.iter().map(String::as_str)).await?;
+    let stray_removed = if full { ds.remove_stray_live_objects().await? } else { 0 };
+    let report = RecoveryReport {
+        dataset: ds.name().to_string(),
+        snapshot_id: state.snapshot_id,
+        commits_replayed: pending.len(),
+        files_fixed,
+        stray_removed,
+    };
+    if pending.is_empty() && !full {
+        return Ok((report, state));
+    }
+    let (_, state) = settle(ds, state).await?;
+    Ok((report, state))
+}
+
+/// What [`recover`] found and did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RecoveryReport {
+    pub dataset: String,
+    pub snapshot_id: u64,
+    pub commits_replayed: usize,
+    pub files_fixed: usize,
+    pub stray_removed: usize,
+}
+
+impl CommitError {
+    pub(crate) fn into_error(self, ds: &Dataset, read_snapshot: u64, attempts: u32) -> Error {
+        match self {
+            CommitError::Conflict { snapshot, partitions } => {
+                Error::Conflict { dataset: ds.name().to_string(), read_snapshot, snapshot, partitions, attempts }
+            }
+            CommitError::Failed(e) => e,
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! The command line: the README's flows, and bad input (a clear error naming the thing, a non-zero
+//! exit, nothing written).
+
+use std::collections::BTreeSet;
+
+use crate::both_backends;
+use crate::support::{stderr, Backend, TestLake};
+
+async fn demo_runs_on_a_fresh_lake(backend: Backend) {
+    let t = TestLake::new(backend);
+    let out = t.run(&["demo", "--quiet"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("verify: OK") && text.contains("Read the live files directly"), "{text}");
+    // Run twice: the same README command works on a lake that already has the demo's data.
+    let again = t.json(&["demo"]);
+    assert_eq!(again["verify"]["problems"], serde_json::json!([]));
+    assert_ne!(again["before"], again["after"], "the correction changed AAPL on 2024-01-09");
+    let datasets = t.json(&["datasets"]);
+    assert_eq!(datasets[0]["dataset"], "raw_synthetic_bars");
+    assert_eq!(datasets[0]["partitions"], 9);
+}
+both_backends!(demo_test, demo_runs_on_a_fresh_lake);
+
+#[test]
+fn snapshot_commands_round_trip() {
+    let t = TestLake::new(Backend::Local);
+    assert!(t.run(&["init"]).status.success());
+    let ingest = |seed: &str, syms: &str| t.json(&["ingest", "--source", "synthetic", "--symbols", syms, "--start", "2024-02-01", "--end", "2024-02-02", "--seed", seed]);
+    let first = ingest("1", "AAPL,MSFT");
+    assert_eq!(first["rows"], 2 * 2 * 390);
+    t.json(&["snapshot", "tag", "raw_synthetic_bars", "good"]);
+    ingest("2", "AAPL");
+    let diff = t.json(&["snapshot", "diff", "raw_synthetic_bars", "good"]);
+    assert_eq!(diff["changes"].as_array().unwrap().len(), 2);
+    let restored = t.json(&["snapshot", "restore", "raw_synthetic_bars", "good"]);
+    assert_eq!(restored["snapshot_id"], 3);
+    assert_eq!(t.json(&["snapshot", "diff", "raw_synthetic_bars", "good"])["changes"], serde_json::json!([]));
+    let csv = t.run(&["query", "--format", "csv", "SELECT symbol, count(*) AS n FROM raw_synthetic_bars GROUP BY 1 ORDER BY 1"]);
+    assert_eq!(String::from_utf8_lossy(&csv.stdout), "symbol,n\nAAPL,780\nMSFT,780\n");
+    let tags = t.json(&["snapshot", "tags", "raw_synthetic_bars"]);
+    assert_eq!(tags[0]["name"], "good");
+    let snaps = t.json(&["snapshots", "raw_synthetic_bars"]);
+    assert_eq!(snaps[0]["operation"], "restore");
+    assert_eq!(snaps[2]["tags"], serde_json::json!(["good"]));
+    assert!(t.run(&["snapshot", "untag", "raw_synthetic_bars", "good"]).status.success());
+    assert!(!t.run(&["query", "--as-of", "good", "SELECT 1"]).status.success());
+}
+
+fn lake_files(t: &TestLake) -> BTreeSet<String> {
+    let root = t.local_root().unwrap();
+    walk(root).into_iter().map(|p| p.strip_prefix(root).unwrap().display().to_string()).collect()
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Runs a command that must fail with `needle` in its error, and must leave the lake as it was.
+fn refused(t: &TestLake, args: &[&str], needle: &str) {
+    let before = t.local_root().map(|_| lake_files(t));
+    let out = t.run(args);
+    assert!(!out.status.success(), "{args:?} should fail");
+    let err = stderr(&out);
+    assert!(err.contains(needle), "{args:?}: expected {needle:?} in:\n{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    if let Some(before) = before {
+        assert_eq!(lake_files(t), before, "{args:?} wrote something");
+    }
+}
+
+#[test]
+fn bad_input_is_refused_by_name() {
+    let t = TestLake::new(Backend::Local);
+    refused(&t, &["datasets"], "no lake at");
+    assert!(t.run(&["init"]).status.success());
+    assert!(t.run(&["ingest", "--source", "synthetic", "--symbols", "AAPL", "--start", "2024-01-02", "--end", "2024-01-02", "--quiet"]).status.success());
+    refused(&t, &["snapshots", "nope"], "unknown dataset 'nope'");
+    refused(&t, &["snapshots", "../x"], "invalid dataset name '../x'");
+    refused(&t, &["snapshots", "/"], "invalid dataset name '/'");
+    refused(&t, &["snapshots", "a\u{1}b"], "invalid dataset name");
+    refused(&t, &["ingest", "--source", "synthetic", "--symbols", "AAPL,../x", "--start", "2024-01-02", "--end", "2024-01-02"], "invalid symbol '../x'");
+    refused(&t, &["ingest", "--source", "synthetic", "--symbols", "A/B", "--start", "2024-01-02", "--end", "2024-01-02"], "invalid symbol 'A/B'");
+    refused(&t, &["ingest", "--source", "synthetic", "--symbols", "AAPL", "--start", "2024-01-05", "--end", "2024-01-02"], "before start");
+    refused(&t, &["snapshot", "tag", "raw_synthetic_bars", "../v1"], "invalid tag '../v1'");
+    refused(&t, &["query", "--as-of", "7", "SELECT 1"], "no snapshot matching '7'");
+    refused(&t, &["query", "SELECT * FROM nope"], "nope");
+
+    // A manifest written by a newer quantlake.
+    let log = t.local_root().unwrap().join("_manifest/raw_synthetic_bars/log/00000000000000000002.json");
+    std::fs::write(&log, br#"{"format_version": 2, "dataset": "raw_synthetic_bars", "snapshot_id": 2}"#).unwrap();
+    refused(&t, &["datasets"], "format version 2, newer than this quantlake supports (1)");
+    refused(&t, &["ingest", "--source", "synthetic", "--symbols", "AAPL", "--start", "2024-01-03", "--end", "2024-01-03"], "format version 2");
+    std::fs::remove_file(&log).unwrap();
+
+    // A lake URL that cannot be reached (nothing listens on port 9).
+    let mut c = t.cli();
+    c.args(["--lake", "s3://bucket/prefix", "datasets"]).env("AWS_ENDPOINT_URL", "http://127.0.0.1:9").env("AWS_ALLOW_HTTP", "true");
+    c.env("AWS_ACCESS_KEY_ID", "k").env("AWS_SECRET_ACCESS_KEY", "s").env("AWS_REGION", "us-east-1");
+    let out = c.output().unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("cannot reach the lake at s3://bucket/prefix"), "{}", stderr(&out));
+    refused(&t, &["--lake", "gs://x/y", "datasets"], "supported schemes are s3:// and file://");
+}

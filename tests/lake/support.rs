@@ -1,0 +1,177 @@
+//! Test set-up: lakes on local disk and on a real S3 server (moto, started here on 127.0.0.1), the
+//! quantlake binary, and the Python readers. Everything talks to 127.0.0.1 only.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, OnceLock};
+
+use quantlake::table::{Lake, LakeOptions};
+
+pub const BUCKET: &str = "quantlake-test";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Local,
+    S3,
+}
+
+/// Runs an async test body once per backend: `both_backends!(name, body)` where `body(Backend)`.
+#[macro_export]
+macro_rules! both_backends {
+    ($name:ident, $body:path) => {
+        mod $name {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn local() {
+                $body($crate::support::Backend::Local).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn s3() {
+                $body($crate::support::Backend::S3).await
+            }
+        }
+    };
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The project venv's python (created by scripts/test.sh).
+pub fn python() -> PathBuf {
+    let p = std::env::var_os("QUANTLAKE_VENV").map(PathBuf::from).unwrap_or_else(|| repo().join(".venv")).join("bin/python");
+    assert!(p.exists(), "{} is missing: run scripts/test.sh, which creates the test venv", p.display());
+    p
+}
+
+struct S3Server {
+    port: u16,
+    _child: Mutex<Child>,
+}
+
+fn s3_server() -> &'static S3Server {
+    static SERVER: OnceLock<S3Server> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let mut child = Command::new(python())
+            .arg(repo().join("tests/python/s3_server.py"))
+            .arg(BUCKET)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("moto port");
+        let port = line.trim().parse().unwrap_or_else(|_| panic!("moto did not start: {line:?}"));
+        S3Server { port, _child: Mutex::new(child) }
+    })
+}
+
+pub fn s3_endpoint() -> String {
+    format!("http://127.0.0.1:{}", s3_server().port)
+}
+
+/// A fresh, empty lake on one backend.
+pub struct TestLake {
+    pub backend: Backend,
+    pub url: String,
+    pub dir: Option<tempfile::TempDir>,
+}
+
+impl TestLake {
+    pub fn new(backend: Backend) -> Self {
+        match backend {
+            Backend::Local => {
+                let dir = tempfile::tempdir().expect("tempdir");
+                let url = dir.path().join("lake").display().to_string();
+                Self { backend, url, dir: Some(dir) }
+            }
+            Backend::S3 => {
+                s3_server();
+                Self { backend, url: format!("s3://{BUCKET}/{}", uuid::Uuid::new_v4().simple()), dir: None }
+            }
+        }
+    }
+
+    /// The AWS_* variables the CLI and the Python readers use for this lake.
+    pub fn env(&self) -> Vec<(String, String)> {
+        match self.backend {
+            Backend::Local => Vec::new(),
+            Backend::S3 => vec![
+                ("AWS_ENDPOINT_URL".into(), s3_endpoint()),
+                ("AWS_ALLOW_HTTP".into(), "true".into()),
+                ("AWS_ACCESS_KEY_ID".into(), "test".into()),
+                ("AWS_SECRET_ACCESS_KEY".into(), "test".into()),
+                ("AWS_REGION".into(), "us-east-1".into()),
+            ],
+        }
+    }
+
+    pub fn options(&self) -> LakeOptions {
+        let storage = self
+            .env()
+            .into_iter()
+            .map(|(k, v)| (k.to_lowercase().replace("aws_endpoint_url", "aws_endpoint"), v))
+            .collect();
+        LakeOptions { storage, ..Default::default() }
+    }
+
+    pub async fn init(&self) -> Lake {
+        Lake::init(&self.url, self.options()).await.expect("init lake")
+    }
+
+    /// The quantlake binary, pointed at this lake (QUANTLAKE_LAKE), with an empty config and no inherited AWS settings.
+    pub fn cli(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_quantlake"));
+        c.arg("--config").arg(repo().join("tests/python/empty.toml"));
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("AWS_") || k.starts_with("QUANTLAKE_")) {
+            c.env_remove(k);
+        }
+        // Through the environment, so a test can still pass --lake (the flag wins).
+        c.env("QUANTLAKE_LAKE", &self.url).envs(self.env()).stdin(Stdio::null());
+        c
+    }
+
+    /// Runs the CLI and returns its output (any exit status).
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cli().args(args).output().expect("run quantlake")
+    }
+
+    /// Runs the CLI, asserts success, returns stdout parsed as JSON (`--json` is added).
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let out = self.cli().arg("--json").args(args).output().expect("run quantlake");
+        assert!(
+            out.status.success(),
+            "quantlake {args:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("quantlake {args:?}: bad JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    }
+
+    /// Root and folder for the Python readers.
+    pub fn live_root(&self) -> String {
+        self.url.clone()
+    }
+
+    pub fn local_root(&self) -> Option<&Path> {
+        self.dir.as_ref().map(|_| Path::new(&self.url))
+    }
+
+    /// Runs tests/python/read_live.py against this lake.
+    pub fn python_read(&self, folder: &str, extra: &[&str]) -> Output {
+        Command::new(python())
+            .arg(repo().join("tests/python/read_live.py"))
+            .arg(self.live_root())
+            .arg(folder)
+            .args(extra)
+            .envs(self.env())
+            .output()
+            .expect("run python reader")
+    }
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
