@@ -1,10 +1,11 @@
 //! A deterministic synthetic source: a seeded random walk with realistic prices, intraday volatility
 //! and volume shapes, and optional injected gaps, duplicates and bad ticks.
 //!
-//! Every (seed, symbol, session) has its own random stream, so the bars of one symbol-session never
-//! depend on which other symbols or dates were asked for: re-ingesting a range gives identical rows,
-//! which is what resume and backfill tests compare against. Across sessions each symbol follows one
-//! daily random walk from 2000-01-01, so prices are continuous from day to day.
+//! Each symbol has a fixed character (price level, volatility, liquidity) and follows one daily random
+//! walk from 2000-01-01, so prices are continuous from day to day; the seed changes the minute-by-minute
+//! path and the injected defects. Every (seed, symbol, session) has its own random stream, so the bars
+//! of one symbol-session never depend on which other symbols or dates were asked for: re-ingesting a
+//! range gives identical rows, which is what resume and backfill tests compare against.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -87,9 +88,12 @@ impl SyntheticSource {
         Ok(Self { settings, walks: Arc::default() })
     }
 
-    fn rng(&self, parts: &[&[u8]]) -> ChaCha8Rng {
+    /// A random stream for `parts`; `seeded` streams change with the seed, the others are the symbol's
+    /// fixed character (price level, volatility, daily path), so two seeds give two versions of the
+    /// same market rather than two different ones.
+    fn rng(&self, seeded: bool, parts: &[&[u8]]) -> ChaCha8Rng {
         let mut h = Sha256::new();
-        h.update(self.settings.seed.to_le_bytes());
+        h.update(if seeded { self.settings.seed } else { 0 }.to_le_bytes());
         for p in parts {
             h.update((p.len() as u64).to_le_bytes());
             h.update(p);
@@ -98,7 +102,7 @@ impl SyntheticSource {
     }
 
     fn profile(&self, symbol: &str) -> Profile {
-        let mut rng = self.rng(&[b"profile", symbol.as_bytes()]);
+        let mut rng = self.rng(false, &[b"profile", symbol.as_bytes()]);
         Profile {
             log_price0: rng.random_range(10f64.ln()..400f64.ln()),
             daily_vol: rng.random_range(0.01..0.03),
@@ -112,7 +116,7 @@ impl SyntheticSource {
         let mut walks = self.walks.lock().unwrap_or_else(|e| e.into_inner());
         let walk = walks.entry(symbol.to_string()).or_default();
         if walk.len() <= day {
-            let mut rng = self.rng(&[b"walk", symbol.as_bytes()]);
+            let mut rng = self.rng(false, &[b"walk", symbol.as_bytes()]);
             let mut v = Vec::with_capacity(day + 256);
             let mut x = profile.log_price0;
             for _ in 0..day + 256 {
@@ -129,8 +133,8 @@ impl SyntheticSource {
     pub fn bars(&self, symbol: &str, session: &Session) -> Vec<Bar> {
         let profile = self.profile(symbol);
         let date = session.date.format("%Y-%m-%d").to_string();
-        let mut rng = self.rng(&[b"bars", symbol.as_bytes(), date.as_bytes()]);
-        let mut defects = self.rng(&[b"defects", symbol.as_bytes(), date.as_bytes()]);
+        let mut rng = self.rng(true, &[b"bars", symbol.as_bytes(), date.as_bytes()]);
+        let mut defects = self.rng(true, &[b"defects", symbol.as_bytes(), date.as_bytes()]);
         let minutes = session.minutes() as usize;
         let minute_vol = profile.daily_vol / (390f64).sqrt();
         let mut log_price = self.open_log_price(symbol, &profile, session.date);
