@@ -86,6 +86,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail fixes the closure's error type
     fn file_then_env_override_defaults() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("q.toml", "[lake]\nroot = \"s3://b/p\"\ncheckpoint_interval = 5\n[ingest]\nchunk_sessions = 3\n")?;

@@ -117,6 +117,9 @@ impl DatasetContract {
                 )))
             }
         }
+        if column("symbol").is_some_and(|c| c.data_type != "utf8") {
+            return Err(bad("column 'symbol' must be utf8".into()));
+        }
         for k in &file.sort_key {
             if column(k).is_none() {
                 return Err(bad(format!("sort_key column '{k}' is not a column")));

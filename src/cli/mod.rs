@@ -157,7 +157,7 @@ async fn run(cli: Cli, out: &Output) -> Result<ExitCode> {
         }
         Command::Query { sql, as_of, format } => {
             let lake = ctx.open().await?;
-            let engine = QueryEngine::open(&lake, &AsOf::parse(&as_of)?).await?;
+            let engine = QueryEngine::open_for_sql(&lake, &AsOf::parse(&as_of)?, &sql).await?;
             let batches = tokio::task::block_in_place(|| engine.query(&sql))?;
             out.batches(&batches, if out.json { args::Format::Json } else { format })?;
         }

@@ -52,8 +52,18 @@ pub struct QueryEngine {
 }
 
 impl QueryEngine {
-    /// Registers every dataset with data (at the snapshot `as_of` gives) and `_partitions`.
+    /// Registers every dataset (at the snapshot `as_of` gives) and `_partitions`.
     pub async fn open(lake: &Lake, as_of: &AsOf) -> Result<Self> {
+        Self::open_for(lake, as_of, None).await
+    }
+
+    /// Like [`QueryEngine::open`], but only the datasets whose names occur in `sql` get views, so a
+    /// query on an S3 lake fetches only the files it can read (`_partitions` always has every dataset).
+    pub async fn open_for_sql(lake: &Lake, as_of: &AsOf, sql: &str) -> Result<Self> {
+        Self::open_for(lake, as_of, Some(&sql.to_ascii_lowercase())).await
+    }
+
+    async fn open_for(lake: &Lake, as_of: &AsOf, sql: Option<&str>) -> Result<Self> {
         for name in as_of.per_dataset.keys() {
             lake.dataset(name)?;
         }
@@ -70,8 +80,10 @@ impl QueryEngine {
                 Err(Error::SnapshotNotFound { .. }) if !explicit && ds.latest().await?.snapshot_id == 0 => TableState::empty(ds.name()),
                 Err(e) => return Err(e),
             };
-            let files = local_files(&ds, &state, workdir.path()).await?;
-            conn.execute_batch(&view_sql(ds.contract(), &files))?;
+            if sql.is_none_or(|sql| sql.contains(ds.name())) {
+                let files = local_files(&ds, &state, workdir.path()).await?;
+                conn.execute_batch(&view_sql(ds.contract(), &files))?;
+            }
             let table = workdir.path().join(format!("{}.partitions.parquet", ds.name()));
             std::fs::write(&table, encode_table(&state, ds.paths())?)?;
             tables.push(table);

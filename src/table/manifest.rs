@@ -181,17 +181,31 @@ impl Log {
     /// The latest snapshot, and the commits newer than the partition table: the ones whose live files
     /// may not all be in place yet.
     pub async fn latest_with_pending(&self) -> Result<(TableState, Vec<Commit>)> {
-        let mut state = match self.read_table(&self.paths.partition_table()).await {
-            Ok(Some(state)) => state,
-            Ok(None) => self.newest_checkpoint_at_or_before(u64::MAX).await?,
+        let table = match self.read_table(&self.paths.partition_table()).await {
+            Ok(table) => table,
             Err(e @ Error::NewerFormat { .. }) => return Err(e),
             Err(e) => {
                 // A derived file; the log stays authoritative.
                 tracing::warn!(dataset = %self.dataset, error = %e, "partition table unreadable; replaying from a checkpoint");
-                self.newest_checkpoint_at_or_before(u64::MAX).await?
+                None
             }
         };
-        let pending = self.catch_up(&mut state).await?;
+        // The table is rewritten without compare-and-swap, so a slow writer can leave it behind a newer
+        // checkpoint (and vacuum may since have removed the log in between): start from the newer one.
+        let newest_checkpoint = self.list_checkpoints().await?.last().copied().unwrap_or(0);
+        let table_snapshot = table.as_ref().map_or(0, |t| t.snapshot_id);
+        let (mut state, mut pending) = match table {
+            Some(t) if t.snapshot_id >= newest_checkpoint => (t, Vec::new()),
+            _ => {
+                let state = self.newest_checkpoint_at_or_before(u64::MAX).await?;
+                let mut skipped = Vec::new();
+                for n in table_snapshot + 1..=state.snapshot_id {
+                    skipped.extend(self.read_commit(n).await?);
+                }
+                (state, skipped)
+            }
+        };
+        pending.extend(self.catch_up(&mut state).await?);
         Ok((state, pending))
     }
 
@@ -383,7 +397,7 @@ pub fn decode_table(dataset: &str, bytes: Bytes) -> Result<TableState> {
     };
     for batch in builder.build()? {
         let b = batch?;
-        let s = |name: &str| b.column_by_name(name).map(|c| c.as_string::<i32>().clone());
+        let s = |name: &str| b.column_by_name(name).and_then(|c| c.as_string_opt::<i32>().cloned());
         let (Some(partition), Some(file_id), Some(sha), Some(etag)) = (s("partition"), s("file_id"), s("sha256"), s("e_tag")) else {
             return Err(Error::Integrity { dataset: dataset.to_string(), reason: "partition table lacks columns".into() });
         };

@@ -308,7 +308,17 @@ impl Dataset {
                 hi = mid;
             }
         }
-        Ok(lo.checked_sub(1).map(|i| ids[i]))
+        let Some(i) = lo.checked_sub(1) else { return Ok(None) };
+        // After a vacuum only tagged entries remain below the retained run: a time that falls after a
+        // tagged entry whose successor is gone cannot be resolved.
+        if ids.get(i + 1).is_some_and(|next| *next != ids[i] + 1) {
+            return Err(Error::SnapshotNotFound {
+                dataset: self.name().to_string(),
+                spec: t.to_rfc3339(),
+                reason: format!("the snapshots after {} at that time were removed by vacuum", ids[i]),
+            });
+        }
+        Ok(Some(ids[i]))
     }
 
     /// Reads a snapshot's rows from its immutable version files (never from the live tree, which a

@@ -41,11 +41,12 @@ pub(crate) fn failpoint(name: &str) {
         let (point, nth) = v.split_once(':').map_or((v.as_str(), 1), |(p, n)| (p, n.parse().unwrap_or(1)));
         Some((point.to_string(), nth))
     });
-    if let Some((point, nth)) = spec {
-        if point == name && HITS.fetch_add(1, Ordering::SeqCst) + 1 == *nth {
-            eprintln!("quantlake: failpoint {name}:{nth} hit, aborting");
-            std::process::abort();
-        }
+    if let Some((point, nth)) = spec
+        && point == name
+        && HITS.fetch_add(1, Ordering::SeqCst) + 1 == *nth
+    {
+        eprintln!("quantlake: failpoint {name}:{nth} hit, aborting");
+        std::process::abort();
     }
 }
 
@@ -74,6 +75,9 @@ pub(crate) async fn stage(dataset: &Dataset, partition: &str, file: EncodedFile,
 pub(crate) struct Transaction<'a> {
     pub dataset: &'a Dataset,
     pub read: &'a TableState,
+    /// Partitions whose content this commit decides, beyond those its actions name (e.g. a partition an
+    /// overwrite leaves absent): a concurrent commit to any of them is a conflict too.
+    pub covers: BTreeSet<String>,
     pub operation: String,
     pub parameters: BTreeMap<String, serde_json::Value>,
     pub schema: Option<SchemaRecord>,
@@ -92,7 +96,11 @@ pub struct Committed {
 pub(crate) enum CommitError {
     /// Snapshot `snapshot` (by another writer) changed `partitions` that this commit also changes.
     Conflict { snapshot: u64, partitions: Vec<String> },
+    /// Failed before the commit point: nothing references the staged files.
     Failed(Error),
+    /// Failed after the commit point: the snapshot exists (the next open finishes applying it), so its
+    /// staged files must stay.
+    Committed(Error),
 }
 
 impl From<Error> for CommitError {
@@ -104,7 +112,7 @@ impl From<Error> for CommitError {
 impl Transaction<'_> {
     pub(crate) async fn commit(self) -> std::result::Result<Committed, CommitError> {
         let ds = self.dataset;
-        let ours: BTreeSet<&str> = self.actions.iter().map(Action::partition).collect();
+        let ours: BTreeSet<&str> = self.actions.iter().map(Action::partition).chain(self.covers.iter().map(String::as_str)).collect();
         let txn_id = uuid::Uuid::now_v7().to_string();
         let mut base = self.read.snapshot_id;
         let mut base_time = self.read.committed_at;
@@ -139,8 +147,11 @@ impl Transaction<'_> {
             if ds.store.put_if_absent(&ds.paths.log_entry(n), json.into()).await?.is_some() {
                 break commit;
             }
-            // Another writer took `n`.
+            // Another writer took `n`, or a retried request of ours did after a lost response.
             let Some(other) = ds.log.read_commit(n).await? else { continue };
+            if other.txn_id == txn_id {
+                break commit;
+            }
             let overlap: Vec<String> = other.partitions().filter(|p| ours.contains(p)).map(str::to_string).collect();
             let schema_race = other.schema.is_some() && self.schema.is_some();
             if !overlap.is_empty() || schema_race {
@@ -152,7 +163,15 @@ impl Transaction<'_> {
             skipped.push(other);
         };
         failpoint("commit.after_log");
+        match self.apply(&commit, skipped).await {
+            Ok(manifest_bytes) => Ok(Committed { commit, manifest_bytes }),
+            Err(e) => Err(CommitError::Committed(e)),
+        }
+    }
 
+    /// Steps 3 and 4, after the commit point.
+    async fn apply(&self, commit: &Commit, skipped: Vec<Commit>) -> Result<u64> {
+        let ds = self.dataset;
         futures::stream::iter(commit.actions.iter().map(|a| apply_action(ds, a)))
             .buffer_unordered(IO_CONCURRENCY)
             .try_for_each(|()| async {
@@ -168,10 +187,9 @@ impl Transaction<'_> {
         for c in &skipped {
             state.apply(c);
         }
-        state.apply(&commit);
+        state.apply(commit);
         reconcile(ds, &state, touched.iter().map(String::as_str)).await?;
-        let (manifest_bytes, _) = settle(ds, state).await?;
-        Ok(Committed { commit, manifest_bytes })
+        Ok(settle(ds, state).await?.0)
     }
 }
 
@@ -208,7 +226,7 @@ pub(crate) async fn reconcile<'p>(ds: &Dataset, state: &TableState, partitions: 
 /// Returns the bytes written and the latest state.
 pub(crate) async fn settle(ds: &Dataset, mut state: TableState) -> Result<(u64, TableState)> {
     let mut written = 0;
-    if state.snapshot_id > 0 && state.snapshot_id % ds.settings.checkpoint_interval == 0 {
+    if state.snapshot_id > 0 && state.snapshot_id.is_multiple_of(ds.settings.checkpoint_interval) {
         written += write_table(ds, &ds.paths.checkpoint(state.snapshot_id), &state).await?;
     }
     loop {
@@ -273,7 +291,7 @@ impl CommitError {
             CommitError::Conflict { snapshot, partitions } => {
                 Error::Conflict { dataset: ds.name().to_string(), read_snapshot, snapshot, partitions, attempts }
             }
-            CommitError::Failed(e) => e,
+            CommitError::Failed(e) | CommitError::Committed(e) => e,
         }
     }
 }

@@ -114,6 +114,7 @@ async fn vacuum_keeps_what_is_retained(backend: Backend) {
         ingest_synthetic(&lake, &["AAPL"], "2024-01-02", "2024-01-03", seed).await;
     }
     tag::create(&ds, "first", Some(1), "", false).await.unwrap();
+    let s2_time = ds.log().read_commit(2).await.unwrap().unwrap().committed_at;
     let tagged = query_at(&lake, "first").await;
     let latest = query_at(&lake, "latest").await;
 
@@ -126,10 +127,23 @@ async fn vacuum_keeps_what_is_retained(backend: Backend) {
     assert_eq!(query_at(&lake, "first").await, tagged);
     assert_eq!(query_at(&lake, "latest").await, latest);
     assert!(matches!(ds.snapshot(&SnapshotSpec::Id(2)).await, Err(Error::SnapshotNotFound { .. })));
+    // A time when snapshot 2 was current is no longer resolvable either (not silently snapshot 1).
+    let at2 = SnapshotSpec::AsOf(s2_time + chrono::Duration::microseconds(1));
+    assert!(matches!(ds.snapshot(&at2).await, Err(Error::SnapshotNotFound { .. })), "{:?}", ds.snapshot(&at2).await.map(|s| s.snapshot_id));
     assert!(verify::verify(&ds, true).await.unwrap().is_clean());
     // A long retention keeps everything that is left.
     let again = vacuum::vacuum(&ds, std::time::Duration::from_secs(86_400), false).await.unwrap();
     assert_eq!(again.files_deleted, 0);
+    assert_eq!(again.oldest_retained_snapshot, 3, "the scan stops at the gap the first vacuum left");
+    assert_eq!(query_at(&lake, "first").await, tagged);
+
+    // A slow writer may put back a partition table older than the vacuumed log: opening must not
+    // stop there (and then reuse snapshot numbers), but start from the newer checkpoint.
+    let stale = quantlake::table::manifest::encode_table(&ds.snapshot(&SnapshotSpec::Tag("first".into())).await.unwrap(), ds.paths()).unwrap();
+    lake.store().put(&ds.paths().partition_table(), stale).await.unwrap();
+    assert_eq!(ds.latest().await.unwrap().snapshot_id, 3);
+    let next = ingest_synthetic(&lake, &["AAPL"], "2024-01-04", "2024-01-04", 9).await;
+    assert_eq!(next.snapshots, [4]);
 }
 both_backends!(vacuum_test, vacuum_keeps_what_is_retained);
 

@@ -1,4 +1,4 @@
-//! I1 glob safety with the real readers: DuckDB and pandas (pyarrow) read the live tree with a plain
+//! I1 glob safety with the real readers: DuckDB, pandas (pyarrow) and polars read the live tree with a plain
 //! glob, once and while another process overwrites partitions in a loop.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -19,7 +19,7 @@ async fn readers_see_the_manifest(backend: Backend) {
     let total: u64 = manifest.as_array().unwrap().iter().map(|r| r["rows"].as_u64().unwrap()).sum();
     let distinct = t.json(&["query", "SELECT count(DISTINCT (symbol, ts)) AS n FROM raw_synthetic_bars"])[0]["n"].as_u64().unwrap();
     assert!(distinct < total, "the raw layer keeps injected duplicates");
-    for reader in ["duckdb", "pandas"] {
+    for reader in ["duckdb", "pandas", "polars"] {
         assert_eq!(seen[reader]["rows"].as_u64(), Some(total), "{reader}: {seen}");
         assert_eq!(seen[reader]["distinct"].as_u64(), Some(distinct), "{reader}: {seen}");
         for row in manifest.as_array().unwrap() {

@@ -41,6 +41,7 @@ pub async fn restore(ds: &Dataset, to: &SnapshotSpec) -> Result<WriteResult> {
         let txn = Transaction {
             dataset: ds,
             read: &read,
+            covers: target.partitions.keys().cloned().collect(),
             operation: "restore".into(),
             parameters: [("to".to_string(), serde_json::json!(to.to_string())), ("to_snapshot".to_string(), serde_json::json!(target.snapshot_id))].into(),
             schema: None,

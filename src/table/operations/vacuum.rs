@@ -1,21 +1,22 @@
 //! Vacuum: removes what no retained snapshot needs. Retained are the latest snapshot, every snapshot
 //! visible within the retention window (including the one current at its start), and every tagged
-//! snapshot. Version files younger than the grace period are kept too: a concurrent writer may be
-//! about to commit them.
+//! snapshot. A version file no commit references may belong to a writer about to commit it, so such
+//! files are only removed after a grace period; replaced versions of committed snapshots are removed
+//! as soon as no retained snapshot needs them.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::table::layout::{is_live_temp, snapshot_of};
-use crate::table::manifest::Action;
+use crate::table::manifest::{Action, Commit};
 use crate::table::operations::tag;
 use crate::table::Dataset;
 
-/// Version files newer than this are never deleted (an in-flight commit may own them).
+/// Version files no commit references are kept this long (an in-flight commit may own them).
 const GRACE: Duration = Duration::from_secs(3600);
 
 #[derive(Debug, Clone, Serialize)]
@@ -32,40 +33,69 @@ pub struct VacuumReport {
     pub checkpoints_deleted: usize,
 }
 
+fn adds(c: &Commit) -> impl Iterator<Item = String> + '_ {
+    c.actions.iter().filter_map(|a| if let Action::Add(e) = a { Some(e.file_id.clone()) } else { None })
+}
+
 pub async fn vacuum(ds: &Dataset, retention: Duration, dry_run: bool) -> Result<VacuumReport> {
+    // Listed before the log is read: a file committed after this listing is not in it.
+    let versions = ds.store.list(&ds.paths.versions_root()).await?;
     let latest = if dry_run { ds.latest().await? } else { crate::table::transaction::recover(ds, false).await?.1 };
     let now = Utc::now();
-    let cutoff = now - chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::MAX);
+    let cutoff = chrono::Duration::from_std(retention).ok().and_then(|r| now.checked_sub_signed(r)).unwrap_or(DateTime::<Utc>::MIN_UTC);
+
+    // The unbroken run of log entries that ends at the latest snapshot (an earlier vacuum leaves gaps
+    // below it, where only tagged entries remain).
     let ids = ds.log.list_snapshots().await?;
-    // The snapshot that was current at the cutoff is still readable "as of" any time in the window.
+    let mut commits: BTreeMap<u64, Commit> = BTreeMap::new();
     let mut oldest = latest.snapshot_id;
     for &id in ids.iter().rev() {
+        if id > latest.snapshot_id {
+            continue;
+        }
+        if id + 1 != oldest && id != latest.snapshot_id {
+            break;
+        }
+        let commit = ds.log.read_commit(id).await?.ok_or_else(|| Error::Integrity {
+            dataset: ds.name().into(),
+            reason: format!("log entry {id} disappeared during vacuum"),
+        })?;
         oldest = id;
-        match ds.log.read_commit(id).await? {
-            Some(c) if c.committed_at > cutoff => continue,
-            _ => break,
+        let visible_at_cutoff = commit.committed_at <= cutoff;
+        commits.insert(id, commit);
+        // The snapshot that was current at the cutoff is still readable "as of" any time in the window.
+        if visible_at_cutoff {
+            break;
         }
     }
     let tags = tag::list(ds).await?;
     let tagged: Vec<u64> = tags.iter().map(|t| t.snapshot_id).collect();
 
     // Files any retained snapshot references.
-    let mut keep: HashSet<String> = HashSet::new();
-    if oldest > 0 {
-        let base = ds.log.state_at(oldest).await?;
+    let mut keep: HashSet<String> = latest.partitions.values().map(|e| e.file_id.clone()).collect();
+    let base = if oldest > 0 { Some(ds.log.state_at(oldest).await?) } else { None };
+    if let Some(base) = &base {
         keep.extend(base.partitions.values().map(|e| e.file_id.clone()));
-        for id in oldest + 1..=latest.snapshot_id {
-            if let Some(c) = ds.log.read_commit(id).await? {
-                keep.extend(c.actions.iter().filter_map(|a| if let Action::Add(e) = a { Some(e.file_id.clone()) } else { None }));
-            }
-        }
     }
+    keep.extend(commits.range(oldest + 1..).flat_map(|(_, c)| adds(c)));
     for &t in &tagged {
         keep.extend(ds.log.state_at(t).await?.partitions.values().map(|e| e.file_id.clone()));
     }
-    keep.extend(latest.partitions.values().map(|e| e.file_id.clone()));
+    // Commits that landed while we read: their files stay.
+    let mut tail = latest.clone();
+    for c in ds.log.catch_up(&mut tail).await? {
+        keep.extend(adds(&c));
+    }
+    // Files some commit still in the log references are committed history, not in-flight staging.
+    let mut committed: HashSet<String> = HashSet::new();
+    for &id in ids.iter().filter(|id| !commits.contains_key(id)) {
+        if let Some(c) = ds.log.read_commit(id).await? {
+            committed.extend(adds(&c));
+        }
+    }
+    committed.extend(commits.values().flat_map(adds));
 
-    let grace = chrono::Duration::from_std(retention.min(GRACE)).unwrap_or(chrono::Duration::zero());
+    let grace = chrono::Duration::from_std(GRACE).unwrap_or(chrono::Duration::zero());
     let mut report = VacuumReport {
         dataset: ds.name().into(),
         dry_run,
@@ -77,9 +107,9 @@ pub async fn vacuum(ds: &Dataset, retention: Duration, dry_run: bool) -> Result<
         log_entries_deleted: 0,
         checkpoints_deleted: 0,
     };
-    for meta in ds.store.list(&ds.paths.versions_root()).await? {
+    for meta in versions {
         let id = meta.location.filename().and_then(|f| f.strip_suffix(".parquet")).unwrap_or_default();
-        if keep.contains(id) || meta.last_modified > now - grace {
+        if keep.contains(id) || (!committed.contains(id) && meta.last_modified > now - grace) {
             continue;
         }
         report.files_deleted += 1;
@@ -88,9 +118,9 @@ pub async fn vacuum(ds: &Dataset, retention: Duration, dry_run: bool) -> Result<
             ds.store.delete(&meta.location).await?;
         }
     }
-    // Temporary links a crash left in the live tree.
+    // Temporary links a crash left in the live tree (a commit in flight retries if it loses its own).
     for meta in ds.store.list(&ds.paths.live_root()).await? {
-        if meta.location.filename().is_some_and(is_live_temp) && meta.last_modified <= now - grace {
+        if meta.location.filename().is_some_and(is_live_temp) {
             report.files_deleted += 1;
             report.bytes_freed += meta.size;
             if !dry_run {
@@ -98,11 +128,10 @@ pub async fn vacuum(ds: &Dataset, retention: Duration, dry_run: bool) -> Result<
             }
         }
     }
-    if oldest > 1 {
+    if let (Some(base), true) = (&base, oldest > 1) {
         // Replay of the retained snapshots starts at a checkpoint of the oldest one: write it first.
         if !dry_run {
-            let base = ds.log.state_at(oldest).await?;
-            ds.log.write_table(&ds.paths.checkpoint(oldest), &base).await?;
+            ds.log.write_table(&ds.paths.checkpoint(oldest), base).await?;
         }
         for &id in ids.iter().filter(|id| **id < oldest && !tagged.contains(id)) {
             report.log_entries_deleted += 1;

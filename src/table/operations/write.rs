@@ -168,6 +168,7 @@ impl<'a> WriteBuilder<'a> {
             let txn = Transaction {
                 dataset: ds,
                 read: &read,
+                covers: new_rows.keys().cloned().collect(),
                 operation: self.operation.clone(),
                 parameters: self.parameters.clone(),
                 schema: schema.clone(),
@@ -191,9 +192,12 @@ impl<'a> WriteBuilder<'a> {
                     continue;
                 }
                 Err(e) => {
-                    for (_, a) in staged.values() {
-                        if let Action::Add(e) = a {
-                            discard(ds, e).await;
+                    // Staged files are garbage unless the commit landed (then the snapshot needs them).
+                    if !matches!(e, CommitError::Committed(_)) {
+                        for (_, a) in staged.values() {
+                            if let Action::Add(e) = a {
+                                discard(ds, e).await;
+                            }
                         }
                     }
                     return Err(e.into_error(ds, read.snapshot_id, attempts));
