@@ -178,6 +178,15 @@ impl LakeStore {
         }
     }
 
+    /// Objects under `prefix` whose keys sort after `offset` (one request on S3, however long the folder).
+    pub async fn list_after(&self, prefix: &Path, offset: &Path) -> Result<Vec<ObjectMeta>> {
+        match self.inner.list_with_offset(Some(prefix), offset).try_collect().await {
+            Ok(v) => Ok(v),
+            Err(object_store::Error::NotFound { .. }) => Ok(Vec::new()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Atomically makes `live` a copy of the immutable object `version`.
     pub async fn replace_live(&self, version: &Path, live: &Path) -> Result<()> {
         match (&self.location, self.local_path(version), self.local_path(live)) {

@@ -192,8 +192,9 @@ impl Log {
         };
         // The table is rewritten without compare-and-swap, so a slow writer can leave it behind a newer
         // checkpoint (and vacuum may since have removed the log in between): start from the newer one.
-        let newest_checkpoint = self.list_checkpoints().await?.last().copied().unwrap_or(0);
         let table_snapshot = table.as_ref().map_or(0, |t| t.snapshot_id);
+        let newer = self.store.list_after(&self.paths.checkpoints_root(), &self.paths.checkpoint(table_snapshot)).await?;
+        let newest_checkpoint = newer.iter().filter_map(|m| snapshot_of(&m.location)).max().unwrap_or(0);
         let (mut state, mut pending) = match table {
             Some(t) if t.snapshot_id >= newest_checkpoint => (t, Vec::new()),
             _ => {
