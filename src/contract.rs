@@ -14,7 +14,12 @@ use crate::error::{Error, Result};
 use crate::table::layout::{validate_dataset_name, Layer, Partitioning};
 
 /// The contracts shipped in `schemas/`.
-const BUILTIN: &[(&str, &str)] = &[("schemas/raw_synthetic_bars.toml", include_str!("../schemas/raw_synthetic_bars.toml"))];
+const BUILTIN: &[(&str, &str)] = &[
+    ("schemas/raw_synthetic_bars.toml", include_str!("../schemas/raw_synthetic_bars.toml")),
+    ("schemas/raw_file_bars.toml", include_str!("../schemas/raw_file_bars.toml")),
+    ("schemas/raw_file_daily_bars.toml", include_str!("../schemas/raw_file_daily_bars.toml")),
+    ("schemas/quarantine_rows.toml", include_str!("../schemas/quarantine_rows.toml")),
+];
 
 /// One column of a contract.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

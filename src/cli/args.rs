@@ -129,6 +129,8 @@ pub enum SnapshotCommand {
 pub enum SourceName {
     /// Deterministic synthetic bars (no account needed).
     Synthetic,
+    /// A CSV or Parquet file (--path).
+    File,
 }
 
 #[derive(Debug, Args)]
@@ -136,19 +138,19 @@ pub struct IngestArgs {
     /// Where bars come from.
     #[arg(long, value_enum)]
     pub source: SourceName,
-    /// A number N (the first N symbols the source knows) or a comma-separated list (AAPL,MSFT).
+    /// Synthetic: a number N (the first N symbols the source knows) or a comma-separated list (AAPL,MSFT).
     #[arg(long)]
-    pub symbols: String,
-    /// First session date (YYYY-MM-DD).
+    pub symbols: Option<String>,
+    /// Synthetic: first session date (YYYY-MM-DD).
     #[arg(long)]
-    pub start: NaiveDate,
-    /// Last session date (YYYY-MM-DD, inclusive).
+    pub start: Option<NaiveDate>,
+    /// Synthetic: last session date (YYYY-MM-DD, inclusive).
     #[arg(long)]
-    pub end: NaiveDate,
-    /// Bar size.
-    #[arg(long, value_enum, default_value = "1m")]
-    pub bar_size: BarSize,
-    /// Sessions per commit (default: ingest.chunk_sessions).
+    pub end: Option<NaiveDate>,
+    /// Bar size: one-minute or daily bars.
+    #[arg(long, visible_alias = "bar-size", value_enum, default_value = "1m")]
+    pub frequency: BarSize,
+    /// Sessions (synthetic) or partitions (file) per commit (default: ingest.chunk_sessions).
     #[arg(long)]
     pub chunk_sessions: Option<usize>,
     /// Job id recorded in rows and commits (default: a fresh one).
@@ -166,6 +168,22 @@ pub struct IngestArgs {
     /// Synthetic: probability of a bad tick.
     #[arg(long)]
     pub outlier_rate: Option<f64>,
+    /// File: the CSV or Parquet file to import.
+    #[arg(long)]
+    pub path: Option<std::path::PathBuf>,
+    /// File: format (default: from the extension).
+    #[arg(long, value_enum)]
+    pub format: Option<crate::sources::file::FileFormat>,
+    /// File: column mapping, field=column, e.g. ts=Date,open=Open (fields: ts, open, high, low, close,
+    /// volume, symbol, vwap, trade_count; common names are found without a mapping).
+    #[arg(long)]
+    pub columns: Option<String>,
+    /// File: time zone of timestamps without an offset.
+    #[arg(long, default_value = "America/New_York")]
+    pub timezone: String,
+    /// File: the symbol, for files without a symbol column.
+    #[arg(long)]
+    pub symbol: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

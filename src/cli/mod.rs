@@ -12,7 +12,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::ingest::{ingest, IngestRequest};
+use crate::ingest::{ingest, ingest_file, IngestRequest};
+use crate::sources::file::{parse_column_map, FileImport};
 use crate::query::{AsOf, QueryEngine};
 use crate::sources::synthetic::{symbol_names, SyntheticSource};
 use crate::table::operations::{history, restore, tag, vacuum, verify};
@@ -93,20 +94,26 @@ async fn run(cli: Cli, out: &Output) -> Result<ExitCode> {
         }
         Command::Ingest(args) => {
             let lake = ctx.open().await?;
-            let request = ingest_request(&ctx, &args)?;
-            let progress = ctx.progress("ingest");
-            let report = match args.source {
+            match args.source {
                 SourceName::Synthetic => {
+                    let request = ingest_request(&ctx, &args)?;
                     let mut settings = ctx.config.synthetic.clone();
                     settings.seed = args.seed.unwrap_or(settings.seed);
                     settings.gap_rate = args.gap_rate.unwrap_or(settings.gap_rate);
                     settings.duplicate_rate = args.duplicate_rate.unwrap_or(settings.duplicate_rate);
                     settings.outlier_rate = args.outlier_rate.unwrap_or(settings.outlier_rate);
-                    ingest(&lake, &SyntheticSource::new(settings)?, &request, &progress).await?
+                    let progress = ctx.progress("ingest");
+                    let report = ingest(&lake, &SyntheticSource::new(settings)?, &request, &progress).await?;
+                    progress.finish_and_clear();
+                    out.ingest(&report);
                 }
-            };
-            progress.finish_and_clear();
-            out.ingest(&report);
+                SourceName::File => {
+                    let import = file_import(&args)?;
+                    let chunk = args.chunk_sessions.unwrap_or(ctx.config.ingest.chunk_sessions);
+                    let report = ingest_file(&lake, &import, chunk, args.job_id.clone()).await?;
+                    out.file_ingest(&report);
+                }
+            }
         }
         Command::Datasets => {
             let lake = ctx.open().await?;
@@ -204,17 +211,36 @@ async fn snapshot(ctx: &Context, cmd: SnapshotCommand, out: &Output) -> Result<(
 }
 
 fn ingest_request(ctx: &Context, args: &IngestArgs) -> Result<IngestRequest> {
-    let symbols = match args.symbols.trim().parse::<usize>() {
+    let (Some(symbols), Some(start), Some(end)) = (&args.symbols, args.start, args.end) else {
+        return Err(Error::invalid("--source synthetic needs --symbols, --start and --end"));
+    };
+    let symbols = match symbols.trim().parse::<usize>() {
         Ok(0) => return Err(Error::invalid("--symbols 0: ask for at least one symbol")),
         Ok(n) => symbol_names(n),
-        Err(_) => args.symbols.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+        Err(_) => symbols.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
     };
     Ok(IngestRequest {
         symbols,
-        start: args.start,
-        end: args.end,
-        bar_size: args.bar_size,
+        start,
+        end,
+        bar_size: args.frequency,
         chunk_sessions: args.chunk_sessions.unwrap_or(ctx.config.ingest.chunk_sessions),
         job_id: args.job_id.clone(),
+    })
+}
+
+fn file_import(args: &IngestArgs) -> Result<FileImport> {
+    let path = args.path.clone().ok_or_else(|| Error::invalid("--source file needs --path FILE"))?;
+    if args.symbols.is_some() || args.start.is_some() || args.end.is_some() {
+        return Err(Error::invalid("--source file imports the whole file: use --symbol for its symbol, not --symbols/--start/--end"));
+    }
+    let timezone = args.timezone.parse().map_err(|_| Error::invalid(format!("--timezone: unknown time zone '{}'", args.timezone)))?;
+    Ok(FileImport {
+        path,
+        format: args.format,
+        columns: args.columns.as_deref().map(parse_column_map).transpose()?.unwrap_or_default(),
+        timezone,
+        bar_size: args.frequency,
+        symbol: args.symbol.clone(),
     })
 }

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::demo::DemoReport;
 use crate::error::{Error, Result};
-use crate::ingest::IngestReport;
+use crate::ingest::{FileIngestReport, IngestReport};
 use crate::table::operations::history::{DiffReport, SnapshotInfo};
 use crate::table::operations::vacuum::VacuumReport;
 use crate::table::operations::verify::VerifyReport;
@@ -78,6 +78,25 @@ impl Output {
                 r.bytes_written_per_byte_ingested,
                 r.job_id
             )
+        });
+    }
+
+    pub fn file_ingest(&self, r: &FileIngestReport) {
+        self.print(r, || {
+            let mut s = format!(
+                "imported {} of {} rows ({} symbol(s), {} partition(s)) from {} into {} in {} commit(s) (snapshots {:?}), {:.0} rows/s",
+                r.rows, r.rows_read, r.symbols, r.partitions, r.file, r.dataset, r.snapshots.len(), r.snapshots, r.rows_per_second
+            );
+            if r.rejected > 0 {
+                s += &format!("\n{} row(s) rejected and kept in quarantine_rows (job {}):", r.rejected, r.job_id);
+                for row in &r.rejected_sample {
+                    s += &format!("\n  line {}: {}", row.line, row.reason);
+                }
+                if r.rejected as usize > r.rejected_sample.len() {
+                    s += &format!("\n  ... (quantlake query \"SELECT line, reason FROM quarantine_rows WHERE job_id = '{}'\")", r.job_id);
+                }
+            }
+            s
         });
     }
 

@@ -17,7 +17,8 @@ use serde::Serialize;
 use crate::calendar::NyseCalendar;
 use crate::contract::DatasetContract;
 use crate::error::{Error, Result};
-use crate::sources::{BarSize, BarSource, SymbolSession};
+use crate::sources::file::{FileImport, RejectedRow};
+use crate::sources::{Bar, BarSize, BarSource, SymbolSession};
 use crate::table::layout::{validate_symbol, PartitionKey};
 use crate::table::operations::write::WriteMode;
 use crate::table::Lake;
@@ -108,7 +109,8 @@ pub async fn ingest<S: BarSource>(lake: &Lake, source: &S, request: &IngestReque
         .try_collect()
         .await?;
         let ingested_at = Utc::now().timestamp_micros();
-        let batch = to_batch(&contract, source.name(), &job_id, ingested_at, &fetched)?;
+        let rows: Vec<(&str, &Bar)> = fetched.iter().flat_map(|f| f.bars.iter().map(move |b| (f.symbol.as_str(), b))).collect();
+        let batch = to_batch(&contract, source.name(), &job_id, ingested_at, &rows)?;
         report.rows += batch.num_rows() as u64;
         report.bytes_ingested += batch.get_array_memory_size() as u64;
         let partitions: Vec<PartitionKey> = chunk.iter().map(|s| PartitionKey::for_date(contract.partitioning, s.date)).collect();
@@ -138,25 +140,133 @@ pub async fn ingest<S: BarSource>(lake: &Lake, source: &S, request: &IngestReque
     Ok(report)
 }
 
-/// Arrow rows in the contract's schema from a source's answers.
-fn to_batch(contract: &DatasetContract, source: &str, job_id: &str, ingested_at: i64, fetched: &[SymbolSession]) -> Result<RecordBatch> {
-    let n: usize = fetched.iter().map(|f| f.bars.len()).sum();
-    let bars = || fetched.iter().flat_map(|f| f.bars.iter().map(move |b| (f.symbol.as_str(), b)));
-    let f64s = |get: fn(&crate::sources::Bar) -> f64| -> ArrayRef { Arc::new(Float64Array::from_iter_values(bars().map(|(_, b)| get(b)))) };
+/// What a file import did.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileIngestReport {
+    pub dataset: String,
+    pub file: String,
+    pub job_id: String,
+    pub rows_read: u64,
+    pub rows: u64,
+    pub symbols: usize,
+    pub partitions: usize,
+    pub snapshots: Vec<u64>,
+    /// Rows that could not be imported; all of them are in the `quarantine_rows` dataset.
+    pub rejected: u64,
+    /// The first rejected rows, with their lines and reasons.
+    pub rejected_sample: Vec<RejectedRow>,
+    pub bytes_written: u64,
+    pub seconds: f64,
+    pub rows_per_second: f64,
+}
+
+/// How many rejected rows a report shows (all of them are quarantined).
+const REJECTED_SAMPLE: usize = 20;
+
+/// Imports a CSV or Parquet file into `raw_file_bars` (1m) or `raw_file_daily_bars` (1d), committing
+/// `chunk_partitions` partitions per snapshot. Re-importing a file replaces the same rows. Rejected rows
+/// go to `quarantine_rows` first, so no good row lands without its file's bad rows on record.
+pub async fn ingest_file(lake: &Lake, import: &FileImport, chunk_partitions: usize, job_id: Option<String>) -> Result<FileIngestReport> {
+    if chunk_partitions == 0 {
+        return Err(Error::invalid("chunk size must be at least one partition"));
+    }
+    let started = Instant::now();
+    let dataset = lake.dataset(match import.bar_size {
+        BarSize::Minute => "raw_file_bars",
+        BarSize::Day => "raw_file_daily_bars",
+    })?;
+    let job_id = job_id.unwrap_or_else(|| format!("file-{}", uuid::Uuid::now_v7().simple()));
+    let file = import.path.display().to_string();
+    let reader = import.clone();
+    let parsed = tokio::task::spawn_blocking(move || reader.read()).await.map_err(|e| Error::Io(std::io::Error::other(e)))??;
+    let ingested_at = Utc::now().timestamp_micros();
+    let mut report = FileIngestReport {
+        dataset: dataset.name().into(),
+        file: file.clone(),
+        job_id: job_id.clone(),
+        rows_read: (parsed.bars.len() + parsed.rejected.len()) as u64,
+        rows: parsed.bars.len() as u64,
+        symbols: 0,
+        partitions: 0,
+        snapshots: Vec::new(),
+        rejected: parsed.rejected.len() as u64,
+        rejected_sample: parsed.rejected.iter().take(REJECTED_SAMPLE).cloned().collect(),
+        bytes_written: 0,
+        seconds: 0.0,
+        rows_per_second: 0.0,
+    };
+    if !parsed.rejected.is_empty() {
+        let quarantine = lake.dataset("quarantine_rows")?;
+        let batch = quarantine_batch(quarantine.contract(), ingested_at, &job_id, dataset.name(), &file, &parsed.rejected)?;
+        let done = quarantine.write(vec![batch]).mode(WriteMode::Append).operation("quarantine").parameter("file", &file).parameter("job_id", &job_id).execute().await?;
+        report.bytes_written += done.bytes_written;
+        tracing::info!(file = %file, rejected = parsed.rejected.len(), "rows quarantined in quarantine_rows");
+    }
+    let contract = dataset.contract();
+    let mut by_partition: std::collections::BTreeMap<PartitionKey, Vec<(&str, &Bar)>> = Default::default();
+    for (symbol, bar) in &parsed.bars {
+        let date = bar.ts.with_timezone(&contract.partition_timezone).date_naive();
+        by_partition.entry(PartitionKey::for_date(contract.partitioning, date)).or_default().push((symbol.as_str(), bar));
+    }
+    let symbols: std::collections::BTreeSet<&str> = parsed.bars.iter().map(|(s, _)| s.as_str()).collect();
+    report.symbols = symbols.len();
+    report.partitions = by_partition.len();
+    let keys: Vec<PartitionKey> = by_partition.keys().copied().collect();
+    for chunk in keys.chunks(chunk_partitions) {
+        let rows: Vec<(&str, &Bar)> = chunk.iter().flat_map(|k| by_partition[k].iter().copied()).collect();
+        let batch = to_batch(contract, "file", &job_id, ingested_at, &rows)?;
+        let done = dataset
+            .write(vec![batch])
+            .mode(WriteMode::ReplaceSymbols)
+            .replacing_symbols(symbols.iter().map(|s| s.to_string()))
+            .operation("ingest")
+            .parameter("source", "file")
+            .parameter("file", &file)
+            .parameter("job_id", &job_id)
+            .parameter("bar_size", import.bar_size)
+            .execute()
+            .await?;
+        report.snapshots.push(done.snapshot_id);
+        report.bytes_written += done.bytes_written;
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    report.rows_per_second = report.rows as f64 / report.seconds.max(1e-9);
+    Ok(report)
+}
+
+fn quarantine_batch(contract: &DatasetContract, ingested_at: i64, job_id: &str, dataset: &str, file: &str, rows: &[RejectedRow]) -> Result<RecordBatch> {
+    let n = rows.len();
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(TimestampMicrosecondArray::from(vec![ingested_at; n]).with_timezone("UTC")),
+        Arc::new(StringArray::from(vec![job_id; n])),
+        Arc::new(StringArray::from(vec!["file"; n])),
+        Arc::new(StringArray::from(vec![dataset; n])),
+        Arc::new(StringArray::from(vec![file; n])),
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.line as i64))),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.reason.as_str()))),
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.raw.as_str()))),
+    ];
+    Ok(RecordBatch::try_new(contract.arrow_schema(), columns)?)
+}
+
+/// Arrow rows in the contract's schema from `(symbol, bar)` pairs.
+fn to_batch(contract: &DatasetContract, source: &str, job_id: &str, ingested_at: i64, rows: &[(&str, &Bar)]) -> Result<RecordBatch> {
+    let n = rows.len();
+    let f64s = |get: fn(&Bar) -> f64| -> ArrayRef { Arc::new(Float64Array::from_iter_values(rows.iter().map(|(_, b)| get(b)))) };
     let columns: Vec<ArrayRef> = contract
         .columns
         .iter()
         .map(|c| -> Result<ArrayRef> {
             Ok(match c.name.as_str() {
-                "symbol" => Arc::new(StringArray::from_iter_values(bars().map(|(s, _)| s))),
-                "ts" => Arc::new(TimestampMicrosecondArray::from_iter_values(bars().map(|(_, b)| b.ts.timestamp_micros())).with_timezone("UTC")),
+                "symbol" => Arc::new(StringArray::from_iter_values(rows.iter().map(|(s, _)| *s))),
+                "ts" => Arc::new(TimestampMicrosecondArray::from_iter_values(rows.iter().map(|(_, b)| b.ts.timestamp_micros())).with_timezone("UTC")),
                 "open" => f64s(|b| b.open),
                 "high" => f64s(|b| b.high),
                 "low" => f64s(|b| b.low),
                 "close" => f64s(|b| b.close),
-                "volume" => Arc::new(Int64Array::from_iter_values(bars().map(|(_, b)| b.volume))),
-                "vwap" => Arc::new(Float64Array::from_iter(bars().map(|(_, b)| b.vwap))),
-                "trade_count" => Arc::new(Int64Array::from_iter(bars().map(|(_, b)| b.trade_count))),
+                "volume" => Arc::new(Int64Array::from_iter_values(rows.iter().map(|(_, b)| b.volume))),
+                "vwap" => Arc::new(Float64Array::from_iter(rows.iter().map(|(_, b)| b.vwap))),
+                "trade_count" => Arc::new(Int64Array::from_iter(rows.iter().map(|(_, b)| b.trade_count))),
                 "source" => Arc::new(StringArray::from(vec![source; n])),
                 "ingested_at" => Arc::new(TimestampMicrosecondArray::from(vec![ingested_at; n]).with_timezone("UTC")),
                 "job_id" => Arc::new(StringArray::from(vec![job_id; n])),

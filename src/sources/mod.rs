@@ -1,6 +1,8 @@
-//! Sources of bars. A source answers one question: the bars of one symbol in one session. It knows
-//! nothing of Parquet or the lake; [`crate::ingest`] turns what it returns into raw-layer commits.
+//! Sources of bars. A [`BarSource`] answers one question: the bars of one symbol in one session; a
+//! [`file::FileImport`] reads what a file holds. Neither knows anything of the lake: [`crate::ingest`]
+//! turns what they return into raw-layer commits.
 
+pub mod file;
 pub mod synthetic;
 
 use std::future::Future;

@@ -44,6 +44,8 @@ pub enum Layer {
     Features,
     Reference,
     Sets,
+    /// Operational data (quarantine, DQ metrics, progress, jobs): never mixed into the bar layers.
+    Ops,
 }
 
 impl Layer {
@@ -54,6 +56,7 @@ impl Layer {
             Layer::Features => "features",
             Layer::Reference => "reference",
             Layer::Sets => "sets",
+            Layer::Ops => "ops",
         }
     }
 }

@@ -7,6 +7,7 @@ mod cli;
 mod concurrency;
 mod crash;
 mod engine;
+mod file_import;
 mod integrity;
 mod interop;
 

@@ -37,6 +37,8 @@ pub enum WriteMode {
     /// In each partition, the rows of the symbols being written are replaced; other symbols' rows stay.
     #[default]
     ReplaceSymbols,
+    /// The new rows are added to each partition's rows (for logs such as quarantined input).
+    Append,
 }
 
 /// Builder for a write; see the module docs.
@@ -141,7 +143,7 @@ impl<'a> WriteBuilder<'a> {
                     let current = read.partitions.get(*p).map_or(0, |e| e.snapshot_id);
                     match staged.get(*p) {
                         None => true,
-                        Some((built_on, _)) => self.mode == WriteMode::ReplaceSymbols && *built_on != current,
+                        Some((built_on, _)) => self.mode != WriteMode::Overwrite && *built_on != current,
                     }
                 })
                 .cloned()
@@ -225,8 +227,8 @@ async fn build(
     symbols: &Arc<HashSet<String>>,
     mode: WriteMode,
 ) -> Result<BTreeMap<String, (Action, u64)>> {
-    // Old content, for partitions whose other symbols must be kept.
-    let old: BTreeMap<String, Vec<RecordBatch>> = if mode == WriteMode::ReplaceSymbols {
+    // Old content, for partitions whose other rows must be kept.
+    let old: BTreeMap<String, Vec<RecordBatch>> = if mode != WriteMode::Overwrite {
         futures::stream::iter(partitions.iter().filter_map(|p| read.partitions.get(p)).map(|e| async move {
             Ok::<_, Error>((e.partition.clone(), ds.read_partition(e, &Default::default()).await?))
         }))
@@ -243,10 +245,8 @@ async fn build(
             .par_iter()
             .map(|p| {
                 let mut batches: Vec<RecordBatch> = Vec::new();
-                if let Some(old) = old.get(p) {
-                    for b in old {
-                        batches.push(data_file::without_symbols(b, &symbols)?);
-                    }
+                for b in old.get(p).into_iter().flatten() {
+                    batches.push(if mode == WriteMode::Append { b.clone() } else { data_file::without_symbols(b, &symbols)? });
                 }
                 batches.extend(new_rows.get(p).into_iter().flatten().cloned());
                 let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
