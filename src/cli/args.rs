@@ -57,7 +57,7 @@ pub enum Command {
     Snapshot(SnapshotCommand),
     /// Check every file of the latest snapshot (size, SHA-256) and the live tree; exit 1 on any problem.
     Verify {
-        /// Datasets to check (default: all with data).
+        /// Datasets to check (default: every dataset that has data).
         datasets: Vec<String>,
         /// Also check the files of every retained older snapshot.
         #[arg(long)]
