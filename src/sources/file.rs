@@ -102,7 +102,8 @@ impl FileImport {
 
     /// Index of each field's column in `headers` (None for absent optional fields).
     fn resolve(&self, headers: &[String]) -> Result<Vec<Option<usize>>> {
-        let find = |name: &str| headers.iter().position(|h| h.trim().eq_ignore_ascii_case(name));
+        // Spreadsheet exports often start with a byte-order mark.
+        let find = |name: &str| headers.iter().position(|h| h.trim().trim_start_matches('\u{feff}').eq_ignore_ascii_case(name));
         let mut out = Vec::new();
         for (field, aliases, required) in FIELDS {
             let idx = match self.columns.iter().find(|(f, _)| f == field) {
@@ -180,7 +181,7 @@ impl FileImport {
             if columns.is_none() {
                 columns = Some(self.resolve(&headers)?);
             }
-            let cols = columns.as_ref().map(Vec::as_slice).unwrap_or_default();
+            let cols = columns.as_deref().unwrap_or_default();
             // Every column as text, so both formats go through one row parser (timestamps print as ISO 8601).
             let text: Vec<arrow::array::StringArray> = batch
                 .columns()
