@@ -217,6 +217,9 @@ fn ingest_request(ctx: &Context, args: &IngestArgs) -> Result<IngestRequest> {
     let (Some(symbols), Some(start), Some(end)) = (&args.symbols, args.start, args.end) else {
         return Err(Error::invalid("--source synthetic needs --symbols, --start and --end"));
     };
+    if args.path.is_some() || args.columns.is_some() || args.symbol.is_some() || args.format.is_some() {
+        return Err(Error::invalid("--path, --format, --columns and --symbol are for --source file"));
+    }
     let symbols = match symbols.trim().parse::<usize>() {
         Ok(0) => return Err(Error::invalid("--symbols 0: ask for at least one symbol")),
         Ok(n) => symbol_names(n),
