@@ -34,8 +34,10 @@ macro_rules! both_backends {
     };
 }
 
+/// The checkout under test. Read at run time (cargo sets it for test binaries): with a target
+/// directory shared between checkouts, a compile-time path could name another checkout.
 pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
 /// The project venv's python (created by scripts/test.sh).
