@@ -219,10 +219,6 @@ impl DatasetPaths {
         Path::from_iter(["_versions", &self.dataset, partition, &format!("{file_id}.parquet")])
     }
 
-    pub fn manifest_root(&self) -> Path {
-        Path::from_iter(["_manifest", &self.dataset])
-    }
-
     pub fn log_root(&self) -> Path {
         Path::from_iter(["_manifest", &self.dataset, "log"])
     }
