@@ -91,6 +91,13 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// NYSE sessions between two dates, with open and close in UTC and New York time.
+    Calendar {
+        #[arg(long)]
+        start: NaiveDate,
+        #[arg(long)]
+        end: NaiveDate,
+    },
     /// The README's walk-through: ingest synthetic bars, overwrite some partitions, list snapshots,
     /// time-travel, verify, and print how to read the files with DuckDB and pandas.
     Demo,

@@ -171,6 +171,12 @@ async fn run(cli: Cli, out: &Output) -> Result<ExitCode> {
             let batches = tokio::task::block_in_place(|| engine.query(&sql))?;
             out.batches(&batches, if out.json { args::Format::Json } else { format })?;
         }
+        Command::Calendar { start, end } => {
+            if end < start {
+                return Err(Error::invalid(format!("--end {end} is before --start {start}")));
+            }
+            out.calendar(&crate::calendar::NyseCalendar.sessions(start, end));
+        }
         Command::Demo => {
             let progress = ctx.progress("demo");
             let report = crate::demo::run(&ctx.lake_url, ctx.config.lake.options(), &progress).await?;

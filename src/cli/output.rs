@@ -4,6 +4,7 @@ use arrow::array::RecordBatch;
 use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 use serde::Serialize;
 
+use crate::calendar::Session;
 use crate::demo::DemoReport;
 use crate::error::{Error, Result};
 use crate::ingest::{FileIngestReport, IngestReport};
@@ -97,6 +98,34 @@ impl Output {
                 }
             }
             s
+        });
+    }
+
+    pub fn calendar(&self, sessions: &[Session]) {
+        #[derive(Serialize)]
+        struct Row<'a> {
+            #[serde(flatten)]
+            session: &'a Session,
+            open_new_york: String,
+            close_new_york: String,
+        }
+        let rows: Vec<Row> = sessions
+            .iter()
+            .map(|s| Row { session: s, open_new_york: s.open_local().to_rfc3339(), close_new_york: s.close_local().to_rfc3339() })
+            .collect();
+        self.print(&rows, || {
+            let mut t = table(&["session", "open (UTC)", "close (UTC)", "open (New York)", "close (New York)", "early close"]);
+            for s in sessions {
+                t.add_row(vec![
+                    s.date.to_string(),
+                    s.open.format("%H:%M").to_string(),
+                    s.close.format("%H:%M").to_string(),
+                    s.open_local().format("%H:%M %Z").to_string(),
+                    s.close_local().format("%H:%M %Z").to_string(),
+                    if s.early_close { "yes".into() } else { String::new() },
+                ]);
+            }
+            format!("{t}\n{} session(s)", sessions.len())
         });
     }
 

@@ -111,3 +111,21 @@ fn bad_input_is_refused_by_name() {
     assert!(stderr(&out).contains("cannot reach the lake at s3://bucket/prefix"), "{}", stderr(&out));
     refused(&t, &["--lake", "gs://x/y", "datasets"], "supported schemes are s3:// and file://");
 }
+
+#[test]
+fn calendar_lists_sessions_with_early_closes_and_dst() {
+    let t = TestLake::new(Backend::Local);
+    // Thanksgiving week 2024: Thursday closed, Friday closes at 13:00 New York (18:00 UTC).
+    let week = t.json(&["calendar", "--start", "2024-11-25", "--end", "2024-11-29"]);
+    let days: Vec<&str> = week.as_array().unwrap().iter().map(|s| s["date"].as_str().unwrap()).collect();
+    assert_eq!(days, ["2024-11-25", "2024-11-26", "2024-11-27", "2024-11-29"]);
+    assert_eq!(week[3]["early_close"], true);
+    assert_eq!(week[3]["close"], "2024-11-29T18:00:00Z");
+    assert_eq!(week[3]["close_new_york"], "2024-11-29T13:00:00-05:00");
+    // The DST change: 14:30 UTC before, 13:30 UTC after.
+    let dst = t.json(&["calendar", "--start", "2024-03-08", "--end", "2024-03-11"]);
+    assert_eq!((dst[0]["open"].as_str(), dst[1]["open"].as_str()), (Some("2024-03-08T14:30:00Z"), Some("2024-03-11T13:30:00Z")));
+    let text = String::from_utf8_lossy(&t.run(&["calendar", "--start", "2025-01-06", "--end", "2025-01-10"]).stdout).into_owned();
+    assert!(text.contains("4 session(s)") && !text.contains("2025-01-09"), "Carter day of mourning: {text}");
+    assert!(!t.run(&["calendar", "--start", "2024-02-01", "--end", "2024-01-01"]).status.success());
+}
