@@ -72,7 +72,7 @@ pub async fn run(url: &str, options: LakeOptions, progress: &ProgressBar) -> Res
     let probe = |spec: SnapshotSpec| {
         let lake = &lake;
         async move {
-            let engine = QueryEngine::open(lake, &AsOf { all: Some(spec), ..Default::default() }).await?;
+            let engine = QueryEngine::open_for_sql(lake, &AsOf { all: Some(spec), ..Default::default() }, sql).await?;
             let conn = engine.connection();
             let (n, avg): (i64, f64) = conn.query_row(sql, [], |r| Ok((r.get(0)?, r.get(1)?)))?;
             Ok::<_, crate::Error>((engine.snapshots.get("raw_synthetic_bars").copied().unwrap_or(0), n, avg))

@@ -57,8 +57,9 @@ impl QueryEngine {
         Self::open_for(lake, as_of, None).await
     }
 
-    /// Like [`QueryEngine::open`], but only the datasets whose names occur in `sql` get views, so a
-    /// query on an S3 lake fetches only the files it can read (`_partitions` always has every dataset).
+    /// Like [`QueryEngine::open`], but only the datasets whose names occur in `sql` get views (all of
+    /// them if it reads `_partitions`): a query on an S3 lake fetches only the files it can read, and a
+    /// snapshot number only has to exist in the datasets the query reads.
     pub async fn open_for_sql(lake: &Lake, as_of: &AsOf, sql: &str) -> Result<Self> {
         Self::open_for(lake, as_of, Some(&sql.to_ascii_lowercase())).await
     }
@@ -71,7 +72,13 @@ impl QueryEngine {
         let conn = duckdb::Connection::open_in_memory()?;
         let mut snapshots = BTreeMap::new();
         let mut tables = Vec::new();
+        // With SQL given, only the datasets it names are read (at their snapshot), unless it reads
+        // `_partitions`, which covers every dataset.
+        let wants_all = sql.is_none_or(|sql| sql.contains("_partitions"));
         for ds in lake.all_datasets() {
+            if !wants_all && !sql.is_some_and(|sql| sql.contains(ds.name())) {
+                continue;
+            }
             let spec = as_of.spec_for(ds.name());
             let explicit = as_of.per_dataset.contains_key(ds.name());
             let state = match ds.snapshot(&spec).await {
@@ -80,14 +87,19 @@ impl QueryEngine {
                 Err(Error::SnapshotNotFound { .. }) if !explicit && ds.latest().await?.snapshot_id == 0 => TableState::empty(ds.name()),
                 Err(e) => return Err(e),
             };
-            if sql.is_none_or(|sql| sql.contains(ds.name())) {
-                let files = local_files(&ds, &state, workdir.path()).await?;
-                conn.execute_batch(&view_sql(ds.contract(), &files))?;
-            }
+            let files = local_files(&ds, &state, workdir.path()).await?;
+            conn.execute_batch(&view_sql(ds.contract(), &files))?;
             let table = workdir.path().join(format!("{}.partitions.parquet", ds.name()));
             std::fs::write(&table, encode_table(&state, ds.paths())?)?;
             tables.push(table);
             snapshots.insert(ds.name().to_string(), state.snapshot_id);
+        }
+        if tables.is_empty() {
+            // Keep `_partitions` defined (empty) for statements that name no dataset.
+            let table = workdir.path().join("none.partitions.parquet");
+            let paths = crate::table::layout::DatasetPaths::new(crate::table::layout::Layer::Raw, "none");
+            std::fs::write(&table, encode_table(&TableState::empty("none"), &paths)?)?;
+            tables.push(table);
         }
         conn.execute_batch(&format!("CREATE VIEW _partitions AS SELECT * FROM read_parquet({});", sql_list(&tables)))?;
         Ok(Self { conn, snapshots, _workdir: workdir })
