@@ -171,20 +171,12 @@ impl LakeStore {
 
     /// Every object under `prefix`, recursively.
     pub async fn list(&self, prefix: &Path) -> Result<Vec<ObjectMeta>> {
-        match self.inner.list(Some(prefix)).try_collect().await {
-            Ok(v) => Ok(v),
-            Err(object_store::Error::NotFound { .. }) => Ok(Vec::new()),
-            Err(e) => Err(e.into()),
-        }
+        collect_listing(self.inner.list(Some(prefix))).await
     }
 
     /// Objects under `prefix` whose keys sort after `offset` (one request on S3, however long the folder).
     pub async fn list_after(&self, prefix: &Path, offset: &Path) -> Result<Vec<ObjectMeta>> {
-        match self.inner.list_with_offset(Some(prefix), offset).try_collect().await {
-            Ok(v) => Ok(v),
-            Err(object_store::Error::NotFound { .. }) => Ok(Vec::new()),
-            Err(e) => Err(e.into()),
-        }
+        collect_listing(self.inner.list_with_offset(Some(prefix), offset)).await
     }
 
     /// Atomically makes `live` a copy of the immutable object `version`.
@@ -206,6 +198,15 @@ impl LakeStore {
             Error::Storage(e) => Error::LakeUnreachable { url: self.url.clone(), reason: e.to_string() },
             e => e,
         })
+    }
+}
+
+/// A listing as a vector; a folder that does not exist lists as empty.
+async fn collect_listing(stream: futures::stream::BoxStream<'static, object_store::Result<ObjectMeta>>) -> Result<Vec<ObjectMeta>> {
+    match stream.try_collect().await {
+        Ok(v) => Ok(v),
+        Err(object_store::Error::NotFound { .. }) => Ok(Vec::new()),
+        Err(e) => Err(e.into()),
     }
 }
 

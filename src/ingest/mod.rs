@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::sources::file::{FileImport, RejectedRow};
 use crate::sources::{Bar, BarSize, BarSource, SymbolSession};
 use crate::table::layout::{validate_symbol, PartitionKey};
-use crate::table::operations::write::WriteMode;
+use crate::table::operations::write::{split_by_partition, WriteMode};
 use crate::table::Lake;
 
 /// What to ingest.
@@ -203,20 +203,17 @@ pub async fn ingest_file(lake: &Lake, import: &FileImport, chunk_partitions: usi
         tracing::info!(file = %file, rejected = parsed.rejected.len(), "rows quarantined in quarantine_rows");
     }
     let contract = dataset.contract();
-    let mut by_partition: std::collections::BTreeMap<PartitionKey, Vec<(&str, &Bar)>> = Default::default();
-    for (symbol, bar) in &parsed.bars {
-        let date = bar.ts.with_timezone(&contract.partition_timezone).date_naive();
-        by_partition.entry(PartitionKey::for_date(contract.partitioning, date)).or_default().push((symbol.as_str(), bar));
-    }
+    let rows: Vec<(&str, &Bar)> = parsed.bars.iter().map(|(s, b)| (s.as_str(), b)).collect();
+    let batch = to_batch(contract, "file", &job_id, ingested_at, &rows)?;
+    // The write splits rows into partitions anyway; splitting here first bounds each commit's size.
+    let by_partition = split_by_partition(contract, &[batch])?;
     let symbols: std::collections::BTreeSet<&str> = parsed.bars.iter().map(|(s, _)| s.as_str()).collect();
     report.symbols = symbols.len();
     report.partitions = by_partition.len();
-    let keys: Vec<PartitionKey> = by_partition.keys().copied().collect();
-    for chunk in keys.chunks(chunk_partitions) {
-        let rows: Vec<(&str, &Bar)> = chunk.iter().flat_map(|k| by_partition[k].iter().copied()).collect();
-        let batch = to_batch(contract, "file", &job_id, ingested_at, &rows)?;
+    let parts: Vec<Vec<RecordBatch>> = by_partition.into_values().collect();
+    for chunk in parts.chunks(chunk_partitions) {
         let done = dataset
-            .write(vec![batch])
+            .write(chunk.concat())
             .mode(WriteMode::ReplaceSymbols)
             .replacing_symbols(symbols.iter().map(|s| s.to_string()))
             .operation("ingest")
@@ -236,16 +233,29 @@ pub async fn ingest_file(lake: &Lake, import: &FileImport, chunk_partitions: usi
 
 fn quarantine_batch(contract: &DatasetContract, ingested_at: i64, job_id: &str, dataset: &str, file: &str, rows: &[RejectedRow]) -> Result<RecordBatch> {
     let n = rows.len();
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(TimestampMicrosecondArray::from(vec![ingested_at; n]).with_timezone("UTC")),
-        Arc::new(StringArray::from(vec![job_id; n])),
-        Arc::new(StringArray::from(vec!["file"; n])),
-        Arc::new(StringArray::from(vec![dataset; n])),
-        Arc::new(StringArray::from(vec![file; n])),
-        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.line as i64))),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.reason.as_str()))),
-        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.raw.as_str()))),
-    ];
+    // By name, like `to_batch`: the contract's column order is the contract's business.
+    let columns: Vec<ArrayRef> = contract
+        .columns
+        .iter()
+        .map(|c| -> Result<ArrayRef> {
+            Ok(match c.name.as_str() {
+                "ingested_at" => Arc::new(TimestampMicrosecondArray::from(vec![ingested_at; n]).with_timezone("UTC")),
+                "job_id" => Arc::new(StringArray::from(vec![job_id; n])),
+                "source" => Arc::new(StringArray::from(vec!["file"; n])),
+                "dataset" => Arc::new(StringArray::from(vec![dataset; n])),
+                "file" => Arc::new(StringArray::from(vec![file; n])),
+                "line" => Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.line as i64))),
+                "reason" => Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.reason.as_str()))),
+                "raw" => Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.raw.as_str()))),
+                other => {
+                    return Err(Error::SchemaMismatch {
+                        dataset: contract.name.clone(),
+                        detail: format!("the quarantine has no value for column '{other}'"),
+                    })
+                }
+            })
+        })
+        .collect::<Result<_>>()?;
     Ok(RecordBatch::try_new(contract.arrow_schema(), columns)?)
 }
 
