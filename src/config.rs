@@ -1,6 +1,7 @@
 //! Configuration: a TOML file (`config/quantlake.toml` by default) with environment overrides, layered
 //! by `figment`. Precedence, highest first: command-line flags (applied by the CLI), environment
-//! (`QUANTLAKE_<SECTION>__<KEY>`, e.g. `QUANTLAKE_INGEST__CHUNK_SESSIONS=5`), the file, the defaults.
+//! (`QUANTLAKE_<SECTION>__<KEY>`, e.g. `QUANTLAKE_INGEST__CHUNK_SESSIONS=5`, and the runbooks' own names
+//! in [`CONTRACT_ENV`] such as `BACKFILL_TARGET_DAYS` or `POLYGON_API_KEY`), the file, the defaults.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -10,8 +11,13 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::ingest::backfill::BackfillSettings;
+use crate::sources::alpaca::AlpacaSettings;
+use crate::sources::polygon::PolygonSettings;
 use crate::sources::synthetic::SyntheticSettings;
+use crate::sources::tws::TwsSettings;
 use crate::table::{EngineSettings, LakeOptions};
+use crate::universe::UniverseSettings;
 
 /// The default config file, relative to the working directory.
 pub const DEFAULT_PATH: &str = "config/quantlake.toml";
@@ -22,6 +28,51 @@ pub struct Config {
     pub lake: LakeConfig,
     pub ingest: IngestConfig,
     pub synthetic: SyntheticSettings,
+    pub polygon: PolygonSettings,
+    pub alpaca: AlpacaSettings,
+    pub tws: TwsSettings,
+    pub universe: UniverseSettings,
+    pub backfill: BackfillSettings,
+}
+
+/// Environment variables the runbooks already use, and the setting each overrides. They rank with
+/// the `QUANTLAKE_` variables: above the file, below flags.
+pub const CONTRACT_ENV: &[(&str, &str)] = &[
+    ("BACKFILL_TARGET_DAYS", "backfill.target_days"),
+    ("BACKFILL_MIN_STEP", "backfill.min_step"),
+    ("BACKFILL_MAX_STEP", "backfill.max_step"),
+    ("BACKFILL_SLOW_THRESHOLD", "backfill.slow_threshold"),
+    ("BACKFILL_SLEEP_BETWEEN_SEC", "backfill.sleep_between_sec"),
+    ("MIN_TARGET_COVERAGE", "backfill.min_target_coverage"),
+    ("DAYS_BACK", "ingest.days_back"),
+    ("FEATURE_BREADTH_MIN_SYMBOLS", "universe.breadth_min_symbols"),
+    ("FEATURE_BREADTH_WARN_SYMBOLS", "universe.breadth_warn_symbols"),
+];
+
+/// String-valued variables (keys and URLs), applied verbatim: figment would read an all-digit key as
+/// a number.
+const CONTRACT_ENV_STRINGS: &[&str] = &["POLYGON_API_KEY", "POLYGON_BASE_URL", "APCA_API_KEY_ID", "APCA_API_SECRET_KEY", "APCA_API_DATA_URL"];
+
+/// A key or password: printed as `***` by `Debug`, so it cannot reach a log line or an error.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value itself, for the one place that sends it (a request header).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -59,11 +110,14 @@ impl LakeConfig {
 pub struct IngestConfig {
     /// Sessions per commit: each date partition is rewritten once per chunk.
     pub chunk_sessions: usize,
+    /// Sessions an `ingest` without `--start` reaches back from `--end` (default: the last completed
+    /// session). `DAYS_BACK` overrides it.
+    pub days_back: usize,
 }
 
 impl Default for IngestConfig {
     fn default() -> Self {
-        Self { chunk_sessions: 10 }
+        Self { chunk_sessions: 10, days_back: 5 }
     }
 }
 
@@ -73,11 +127,31 @@ impl Config {
         if explicit && !path.is_file() {
             return Err(Error::Config(format!("config file {} does not exist", path.display())));
         }
-        Figment::from(Serialized::defaults(Config::default()))
+        let mut config: Config = Figment::from(Serialized::defaults(Config::default()))
             .merge(Toml::file(path))
             .merge(Env::prefixed("QUANTLAKE_").split("__").ignore(&["LAKE", "CONFIG", "FAILPOINT", "LOG"]))
+            .merge(Env::raw().filter_map(|k| {
+                CONTRACT_ENV.iter().find(|(name, _)| k.as_str().eq_ignore_ascii_case(name)).map(|(_, key)| (*key).into())
+            }))
             .extract()
-            .map_err(|e| Error::Config(format!("{} : {e}", path.display())))
+            .map_err(|e| Error::Config(format!("{} : {e}", path.display())))?;
+        for name in CONTRACT_ENV_STRINGS {
+            if let Some(value) = std::env::var(name).ok().filter(|v| !v.is_empty()) {
+                config.set_string(name, value);
+            }
+        }
+        Ok(config)
+    }
+
+    fn set_string(&mut self, env: &str, value: String) {
+        match env {
+            "POLYGON_API_KEY" => self.polygon.api_key = Some(Secret::new(value)),
+            "POLYGON_BASE_URL" => self.polygon.base_url = value,
+            "APCA_API_KEY_ID" => self.alpaca.key_id = Some(Secret::new(value)),
+            "APCA_API_SECRET_KEY" => self.alpaca.secret_key = Some(Secret::new(value)),
+            "APCA_API_DATA_URL" => self.alpaca.base_url = value,
+            _ => {}
+        }
     }
 }
 
@@ -86,16 +160,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_shipped_config_states_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_PATH);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let shipped: Config = toml::from_str(&text).unwrap();
+        assert_eq!(serde_json::to_value(&shipped).unwrap(), serde_json::to_value(Config::default()).unwrap());
+    }
+
+    #[test]
     #[allow(clippy::result_large_err)] // figment's Jail fixes the closure's error type
     fn file_then_env_override_defaults() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("q.toml", "[lake]\nroot = \"s3://b/p\"\ncheckpoint_interval = 5\n[ingest]\nchunk_sessions = 3\n")?;
             jail.set_env("QUANTLAKE_INGEST__CHUNK_SESSIONS", "7");
+            jail.set_env("BACKFILL_TARGET_DAYS", "30");
+            jail.set_env("POLYGON_API_KEY", "12345");
             let c = Config::load(Path::new("q.toml"), true).map_err(|e| e.to_string())?;
             assert_eq!(c.lake.root, "s3://b/p");
             assert_eq!(c.lake.engine.checkpoint_interval, 5);
             assert_eq!(c.ingest.chunk_sessions, 7);
             assert_eq!(c.synthetic.seed, 42);
+            assert_eq!(c.backfill.target_days, 30);
+            assert_eq!(c.polygon.api_key.as_ref().map(Secret::expose), Some("12345"));
+            assert_eq!(format!("{:?}", c.polygon.api_key), "Some(***)");
             assert!(Config::load(Path::new("missing.toml"), true).is_err());
             assert_eq!(Config::load(Path::new("missing.toml"), false).map_err(|e| e.to_string())?.lake.root, "./lake");
             Ok(())

@@ -2,6 +2,10 @@
 //! columns, partitioning and sort key are written down; the engine, the sources and the query layer all
 //! read them from here. The files are compiled into the binary (so it works from any folder) and a
 //! config may point at a folder of extra or replacement contracts.
+//!
+//! A contract may `extends = "other"`: it takes the other's keys, replaces those it gives, and may
+//! retype inherited columns with `column_types = { volume = "float64" }`. The per-source raw datasets
+//! share one column list this way.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,7 +23,19 @@ const BUILTIN: &[(&str, &str)] = &[
     ("schemas/raw_file_bars.toml", include_str!("../schemas/raw_file_bars.toml")),
     ("schemas/raw_file_daily_bars.toml", include_str!("../schemas/raw_file_daily_bars.toml")),
     ("schemas/quarantine_rows.toml", include_str!("../schemas/quarantine_rows.toml")),
+    ("schemas/ingest_progress.toml", include_str!("../schemas/ingest_progress.toml")),
+    ("schemas/reference_universe.toml", include_str!("../schemas/reference_universe.toml")),
+    ("schemas/raw_tws_bars.toml", include_str!("../schemas/raw_tws_bars.toml")),
+    ("schemas/raw_polygon_bars.toml", include_str!("../schemas/raw_polygon_bars.toml")),
+    ("schemas/raw_alpaca_bars.toml", include_str!("../schemas/raw_alpaca_bars.toml")),
+    ("schemas/raw_tws_daily_bars.toml", include_str!("../schemas/raw_tws_daily_bars.toml")),
+    ("schemas/raw_polygon_daily_bars.toml", include_str!("../schemas/raw_polygon_daily_bars.toml")),
+    ("schemas/raw_alpaca_daily_bars.toml", include_str!("../schemas/raw_alpaca_daily_bars.toml")),
+    ("schemas/raw_synthetic_daily_bars.toml", include_str!("../schemas/raw_synthetic_daily_bars.toml")),
 ];
+
+/// How deep `extends` chains may go.
+const MAX_EXTENDS_DEPTH: usize = 4;
 
 /// One column of a contract.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,8 +112,16 @@ pub struct DatasetContract {
 impl DatasetContract {
     /// Parses and checks one contract; `origin` names the file in errors.
     pub fn parse(origin: &str, text: &str) -> Result<Self> {
+        let table: toml::Table = toml::from_str(text).map_err(|e| Error::InvalidContract { path: origin.to_string(), reason: e.to_string() })?;
+        Self::from_table(origin, table)
+    }
+
+    fn from_table(origin: &str, table: toml::Table) -> Result<Self> {
         let bad = |reason: String| Error::InvalidContract { path: origin.to_string(), reason };
-        let file: ContractFile = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+        if table.contains_key("extends") {
+            return Err(bad("'extends' is resolved only among a set of contracts".into()));
+        }
+        let file: ContractFile = table.try_into().map_err(|e: toml::de::Error| bad(e.to_string()))?;
         validate_dataset_name(&file.name).map_err(|e| bad(e.to_string()))?;
         let mut fields = Vec::with_capacity(file.columns.len());
         for c in &file.columns {
@@ -114,6 +138,7 @@ impl DatasetContract {
         }
         let column = |name: &str| file.columns.iter().find(|c| c.name == name);
         match column(&file.partition_column) {
+            _ if file.partitioning == Partitioning::None => {}
             Some(c) if c.data_type == "timestamp[us, UTC]" && !c.nullable => {}
             _ => {
                 return Err(bad(format!(
@@ -253,27 +278,40 @@ pub struct Contracts {
 
 impl Contracts {
     pub fn builtin() -> Self {
-        let mut by_name = BTreeMap::new();
-        for (origin, text) in BUILTIN {
-            // The built-in contracts are checked by a unit test, so a failure here is a build defect.
-            let c = DatasetContract::parse(origin, text).unwrap_or_else(|e| panic!("built-in contract: {e}"));
-            by_name.insert(c.name.clone(), Arc::new(c));
-        }
-        Self { by_name }
+        let texts = BUILTIN.iter().map(|(origin, text)| (origin.to_string(), text.to_string())).collect();
+        // The built-in contracts are checked by a unit test, so a failure here is a build defect.
+        Self::from_texts(texts).unwrap_or_else(|e| panic!("built-in contract: {e}"))
     }
 
     /// Built-in contracts plus every `*.toml` in `dir` (a file with a built-in's name replaces it).
     pub fn with_dir(dir: &std::path::Path) -> Result<Self> {
-        let mut contracts = Self::builtin();
+        let mut texts: Vec<(String, String)> = BUILTIN.iter().map(|(origin, text)| (origin.to_string(), text.to_string())).collect();
         let entries = std::fs::read_dir(dir).map_err(|source| Error::ReadFile { path: dir.to_path_buf(), source })?;
         let mut paths: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
         paths.sort();
         for path in paths.into_iter().filter(|p| p.extension().is_some_and(|e| e == "toml")) {
             let text = std::fs::read_to_string(&path).map_err(|source| Error::ReadFile { path: path.clone(), source })?;
-            let c = DatasetContract::parse(&path.display().to_string(), &text)?;
-            contracts.by_name.insert(c.name.clone(), Arc::new(c));
+            texts.push((path.display().to_string(), text));
         }
-        Ok(contracts)
+        Self::from_texts(texts)
+    }
+
+    /// Contracts from `(origin, text)` pairs; a later one with an earlier one's name replaces it.
+    fn from_texts(texts: Vec<(String, String)>) -> Result<Self> {
+        let mut tables: BTreeMap<String, (String, toml::Table)> = BTreeMap::new();
+        for (origin, text) in texts {
+            let table: toml::Table = toml::from_str(&text).map_err(|e| Error::InvalidContract { path: origin.clone(), reason: e.to_string() })?;
+            let name = table.get("name").and_then(|n| n.as_str()).map(str::to_string);
+            let name = name.ok_or_else(|| Error::InvalidContract { path: origin.clone(), reason: "missing 'name'".into() })?;
+            tables.insert(name, (origin, table));
+        }
+        let mut by_name = BTreeMap::new();
+        for (origin, table) in tables.values() {
+            let resolved = resolve_extends(origin, table.clone(), &tables, 0)?;
+            let c = DatasetContract::from_table(origin, resolved)?;
+            by_name.insert(c.name.clone(), Arc::new(c));
+        }
+        Ok(Self { by_name })
     }
 
     pub fn get(&self, name: &str) -> Result<Arc<DatasetContract>> {
@@ -289,6 +327,38 @@ impl Contracts {
     }
 }
 
+/// `table` with its `extends` chain merged in; see the module docs.
+fn resolve_extends(origin: &str, mut table: toml::Table, all: &BTreeMap<String, (String, toml::Table)>, depth: usize) -> Result<toml::Table> {
+    let bad = |reason: String| Error::InvalidContract { path: origin.to_string(), reason };
+    let Some(parent) = table.remove("extends") else {
+        return match table.contains_key("column_types") {
+            true => Err(bad("'column_types' needs 'extends'".into())),
+            false => Ok(table),
+        };
+    };
+    let parent = parent.as_str().ok_or_else(|| bad("'extends' must name a contract".into()))?;
+    if depth >= MAX_EXTENDS_DEPTH {
+        return Err(bad(format!("'extends' chain deeper than {MAX_EXTENDS_DEPTH} (a cycle?)")));
+    }
+    let (parent_origin, parent_table) = all.get(parent).ok_or_else(|| bad(format!("extends unknown contract '{parent}'")))?;
+    let mut merged = resolve_extends(parent_origin, parent_table.clone(), all, depth + 1)?;
+    let retype = table.remove("column_types");
+    merged.extend(table);
+    if let Some(retype) = retype {
+        let retype = retype.as_table().ok_or_else(|| bad("'column_types' must be a table of column = \"type\"".into()))?;
+        let columns = merged.get_mut("columns").and_then(|c| c.as_array_mut()).ok_or_else(|| bad("no columns to retype".into()))?;
+        for (name, ty) in retype {
+            let column = columns
+                .iter_mut()
+                .filter_map(|c| c.as_table_mut())
+                .find(|c| c.get("name").and_then(|n| n.as_str()) == Some(name))
+                .ok_or_else(|| bad(format!("column_types names column '{name}', which '{parent}' does not have")))?;
+            column.insert("type".into(), ty.clone());
+        }
+    }
+    Ok(merged)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,6 +370,26 @@ mod tests {
         assert_eq!(bars.sort_key, ["symbol", "ts"]);
         assert!(matches!(c.get("nope"), Err(Error::UnknownDataset { .. })));
         assert!(matches!(c.get("../x"), Err(Error::InvalidName { .. })));
+        // Extended contracts: the parent's columns and partitioning, their own name and types.
+        let polygon = c.get("raw_polygon_bars").unwrap();
+        let file = c.get("raw_file_bars").unwrap();
+        assert_eq!(polygon.columns.len(), file.columns.len());
+        assert_eq!(polygon.partitioning, file.partitioning);
+        assert_eq!(polygon.columns.iter().find(|c| c.name == "volume").unwrap().data_type, "float64");
+        assert_eq!(c.get("raw_alpaca_bars").unwrap().columns.iter().find(|c| c.name == "volume").unwrap().data_type, "int64");
+        assert_eq!(c.get("raw_tws_daily_bars").unwrap().partitioning, c.get("raw_file_daily_bars").unwrap().partitioning);
+    }
+
+    #[test]
+    fn extends_errors_name_the_problem() {
+        let base = ("base.toml".to_string(), "name = \"b\"\nlayer = \"raw\"\nschema_version = 1\nsort_key = [\"ts\"]\ncolumns = [{ name = \"ts\", type = \"timestamp[us, UTC]\" }]\n".to_string());
+        let child = |body: &str| ("child.toml".to_string(), format!("name = \"c\"\n{body}\n"));
+        let err = |body: &str| Contracts::from_texts(vec![base.clone(), child(body)]).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(Contracts::from_texts(vec![base.clone(), child("extends = \"b\"")]).is_ok());
+        assert!(err("extends = \"zz\"").contains("unknown contract 'zz'"));
+        assert!(err("extends = \"b\"\ncolumn_types = { px = \"float64\" }").contains("column 'px'"));
+        assert!(err("column_types = { ts = \"int64\" }").contains("needs 'extends'"));
+        assert!(err("extends = \"c\"").contains("deeper than"));
     }
 
     fn contract(version: u32, cols: &str) -> DatasetContract {

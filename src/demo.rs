@@ -49,9 +49,10 @@ pub async fn run(url: &str, options: LakeOptions, progress: &ProgressBar) -> Res
         bar_size: BarSize::Minute,
         chunk_sessions: 5,
         job_id: Some("demo-initial".into()),
+        resume: false,
     };
     let initial_ingest = ingest(&lake, &vendor, &request, progress).await?;
-    let ds = lake.dataset(vendor.dataset())?;
+    let ds = lake.dataset(&vendor.dataset(BarSize::Minute))?;
     tag::create(&ds, TAG, None, "before the vendor correction", true).await?;
 
     // A vendor re-sends three symbols for three sessions: those rows are replaced, nothing else.

@@ -49,6 +49,10 @@ pub enum Error {
     #[error("dataset '{dataset}': {reason}")]
     Integrity { dataset: String, reason: String },
 
+    /// A source refused or failed a request; `request` names it (symbols, range), never a key.
+    #[error("{source_name}: {request}: {message}")]
+    Source { source_name: String, request: String, message: String },
+
     #[error("configuration: {0}")]
     Config(String),
 

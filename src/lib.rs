@@ -9,8 +9,11 @@
 //! during a commit. Through the manifest, the same data is readable at any retained snapshot.
 //!
 //! ## Modules, in the order data flows
-//! - [`sources`]: where bars come from ([`sources::BarSource`]; [`sources::synthetic`] needs no account).
-//! - [`ingest`]: a source's bars into its raw dataset, one commit per chunk of sessions.
+//! - [`sources`]: where bars come from ([`sources::BarSource`]: [`sources::tws`], [`sources::polygon`],
+//!   [`sources::alpaca`], [`sources::synthetic`] which needs no account; [`sources::file`] imports files).
+//! - [`universe`]: the symbols the lake tracks (`reference_universe`).
+//! - [`ingest`]: a source's bars into its raw dataset, one commit per chunk of sessions, with
+//!   [`ingest::progress`] records for resuming and [`ingest::backfill`] for adaptive historical fills.
 //! - [`table`]: the lake engine: [`table::Lake`], [`table::Dataset`], the manifest, and the operations
 //!   (write, tag, restore, vacuum, verify) that all commit through [`table::transaction`].
 //! - [`query`]: DuckDB SQL over any snapshot.
@@ -36,6 +39,7 @@
 //!     bar_size: BarSize::Minute,
 //!     chunk_sessions: 10,
 //!     job_id: None,
+//!     resume: false,
 //! };
 //! let report = ingest(&lake, &source, &request, &indicatif::ProgressBar::hidden()).await?;
 //! println!("{} rows in snapshots {:?}", report.rows, report.snapshots);
@@ -56,5 +60,6 @@ pub mod query;
 pub mod sources;
 pub mod storage;
 pub mod table;
+pub mod universe;
 
 pub use error::{Error, Result};

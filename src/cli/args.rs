@@ -41,8 +41,18 @@ pub struct Global {
 pub enum Command {
     /// Create the lake (idempotent).
     Init,
-    /// Ingest bars from a source into its raw dataset.
+    /// Ingest bars from a source into its raw dataset (a targeted re-ingest replaces exactly the
+    /// requested symbols' rows in the requested sessions).
     Ingest(IngestArgs),
+    /// Fill BACKFILL_TARGET_DAYS of history back from the last completed session, newest first, in
+    /// adaptive steps; skips what ingest_progress records as finished, so a rerun resumes.
+    BackfillHistory(BackfillArgs),
+    /// Ingestion progress records.
+    #[command(subcommand)]
+    Progress(ProgressCommand),
+    /// The universe: the symbols the lake tracks (reference_universe).
+    #[command(subcommand)]
+    Universe(UniverseCommand),
     /// List datasets: partitions, rows, bytes, last snapshot.
     Datasets,
     /// List a dataset's snapshots, newest first.
@@ -136,8 +146,32 @@ pub enum SnapshotCommand {
 pub enum SourceName {
     /// Deterministic synthetic bars (no account needed).
     Synthetic,
+    /// Polygon aggregates (POLYGON_API_KEY; base URL: POLYGON_BASE_URL or [polygon] base_url).
+    Polygon,
+    /// Alpaca Market Data v2 (APCA_API_KEY_ID, APCA_API_SECRET_KEY; APCA_API_DATA_URL or [alpaca] base_url).
+    Alpaca,
+    /// Interactive Brokers TWS / IB Gateway ([tws] host, port, client_id in the config).
+    Tws,
     /// A CSV or Parquet file (--path).
     File,
+}
+
+/// Which symbols, over which sessions: shared by `ingest` and `backfill-history`.
+#[derive(Debug, Args)]
+pub struct RangeArgs {
+    /// A comma-separated list (AAPL,MSFT); for the synthetic source also a number N (its first N symbols).
+    /// backfill-history defaults to the active universe.
+    #[arg(long)]
+    pub symbols: Option<String>,
+    /// Bar size: one-minute or daily bars.
+    #[arg(long, visible_alias = "bar-size", value_enum, default_value = "1m")]
+    pub frequency: BarSize,
+    /// Sessions (partitions, for files) per commit (default: ingest.chunk_sessions).
+    #[arg(long)]
+    pub chunk_sessions: Option<usize>,
+    /// Job id recorded in rows, commits and progress (default: a fresh one).
+    #[arg(long)]
+    pub job_id: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -145,24 +179,17 @@ pub struct IngestArgs {
     /// Where bars come from.
     #[arg(long, value_enum)]
     pub source: SourceName,
-    /// Synthetic: a number N (the first N symbols the source knows) or a comma-separated list (AAPL,MSFT).
-    #[arg(long)]
-    pub symbols: Option<String>,
-    /// Synthetic: first session date (YYYY-MM-DD).
+    #[command(flatten)]
+    pub range: RangeArgs,
+    /// First session date (YYYY-MM-DD; default: ingest.days_back / DAYS_BACK sessions before --end).
     #[arg(long)]
     pub start: Option<NaiveDate>,
-    /// Synthetic: last session date (YYYY-MM-DD, inclusive).
+    /// Last session date (YYYY-MM-DD, inclusive; default: the last completed session).
     #[arg(long)]
     pub end: Option<NaiveDate>,
-    /// Bar size: one-minute or daily bars.
-    #[arg(long, visible_alias = "bar-size", value_enum, default_value = "1m")]
-    pub frequency: BarSize,
-    /// Sessions (synthetic) or partitions (file) per commit (default: ingest.chunk_sessions).
+    /// Skip the symbol-sessions ingest_progress records as done or empty (continue an interrupted ingest).
     #[arg(long)]
-    pub chunk_sessions: Option<usize>,
-    /// Job id recorded in rows and commits (default: a fresh one).
-    #[arg(long)]
-    pub job_id: Option<String>,
+    pub resume: bool,
     /// Synthetic: random seed (default: synthetic.seed).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -191,6 +218,45 @@ pub struct IngestArgs {
     /// File: the symbol, for files without a symbol column.
     #[arg(long)]
     pub symbol: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BackfillArgs {
+    /// Where bars come from.
+    #[arg(long, value_enum, default_value = "synthetic")]
+    pub source: crate::sources::SourceKind,
+    #[command(flatten)]
+    pub range: RangeArgs,
+    /// Last session to fill (default: the last completed session).
+    #[arg(long)]
+    pub end: Option<NaiveDate>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UniverseCommand {
+    /// Rebuild reference_universe from [universe] symbols or csv (or the flags): listed symbols become
+    /// active, unlisted ones stay with active = false.
+    Rebuild {
+        /// Comma-separated symbols (instead of the config's).
+        #[arg(long, conflicts_with = "csv")]
+        symbols: Option<String>,
+        /// A CSV with a symbol column and any of con_id, exchange, primary_exchange, currency, sec_type, name.
+        #[arg(long)]
+        csv: Option<PathBuf>,
+    },
+    /// List the universe and its breadth against FEATURE_BREADTH_MIN_SYMBOLS / FEATURE_BREADTH_WARN_SYMBOLS.
+    Show,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProgressCommand {
+    /// Remove progress records last updated longer ago than --older-than; the sessions they covered are
+    /// fetched again by the next resume or backfill.
+    Clean {
+        /// Age, e.g. 90d.
+        #[arg(long)]
+        older_than: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

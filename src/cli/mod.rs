@@ -10,15 +10,19 @@ use std::time::Duration;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::calendar::NyseCalendar;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::ingest::{ingest, ingest_file, IngestRequest};
-use crate::sources::file::{parse_column_map, FileImport};
+use crate::ingest::backfill::{backfill_history, BackfillRequest};
+use crate::ingest::{ingest, ingest_file, progress, IngestRequest};
 use crate::query::{AsOf, QueryEngine};
-use crate::sources::synthetic::{symbol_names, SyntheticSource};
+use crate::sources::file::{parse_column_map, FileImport};
+use crate::sources::synthetic::symbol_names;
+use crate::sources::{AnySource, SourceKind};
 use crate::table::operations::{history, restore, tag, vacuum, verify};
 use crate::table::{Dataset, Lake, SnapshotSpec};
-use args::{Cli, Command, IngestArgs, SnapshotCommand, SourceName};
+use crate::universe;
+use args::{Cli, Command, IngestArgs, ProgressCommand, RangeArgs, SnapshotCommand, SourceName, UniverseCommand};
 use output::Output;
 
 /// Runs the command line; returns the process exit code.
@@ -94,26 +98,76 @@ async fn run(cli: Cli, out: &Output) -> Result<ExitCode> {
         }
         Command::Ingest(args) => {
             let lake = ctx.open().await?;
-            match args.source {
-                SourceName::Synthetic => {
-                    let request = ingest_request(&ctx, &args)?;
-                    let mut settings = ctx.config.synthetic.clone();
-                    settings.seed = args.seed.unwrap_or(settings.seed);
-                    settings.gap_rate = args.gap_rate.unwrap_or(settings.gap_rate);
-                    settings.duplicate_rate = args.duplicate_rate.unwrap_or(settings.duplicate_rate);
-                    settings.outlier_rate = args.outlier_rate.unwrap_or(settings.outlier_rate);
-                    let progress = ctx.progress("ingest");
-                    let report = ingest(&lake, &SyntheticSource::new(settings)?, &request, &progress).await?;
-                    progress.finish_and_clear();
-                    out.ingest(&report);
-                }
-                SourceName::File => {
-                    let import = file_import(&args)?;
-                    let chunk = args.chunk_sessions.unwrap_or(ctx.config.ingest.chunk_sessions);
-                    let report = ingest_file(&lake, &import, chunk, args.job_id.clone()).await?;
-                    out.file_ingest(&report);
-                }
+            if args.source == SourceName::File {
+                let import = file_import(&args)?;
+                let chunk = args.range.chunk_sessions.unwrap_or(ctx.config.ingest.chunk_sessions);
+                let report = ingest_file(&lake, &import, chunk, args.range.job_id.clone()).await?;
+                out.file_ingest(&report);
+                return Ok(ExitCode::SUCCESS);
             }
+            let request = ingest_request(&ctx, &args)?;
+            let source = AnySource::open(source_kind(args.source), &config_with_synthetic_flags(&ctx.config, &args), &lake).await?;
+            let progress = ctx.progress("ingest");
+            let report = ingest(&lake, &source, &request, &progress).await?;
+            progress.finish_and_clear();
+            out.ingest(&report);
+            if !report.failed.is_empty() {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::BackfillHistory(args) => {
+            let lake = ctx.open().await?;
+            let symbols = match args.range.symbols {
+                Some(_) => symbols(&args.range, args.source == SourceKind::Synthetic)?,
+                None => {
+                    let active = universe::active_symbols(&lake).await?;
+                    if active.is_empty() {
+                        return Err(Error::invalid("no --symbols and no active universe; pass --symbols or run `quantlake universe rebuild`"));
+                    }
+                    active
+                }
+            };
+            let request = BackfillRequest {
+                symbols,
+                bar_size: args.range.frequency,
+                end: args.end.unwrap_or_else(|| NyseCalendar.last_completed_session(chrono::Utc::now())),
+                chunk_sessions: args.range.chunk_sessions.unwrap_or(ctx.config.ingest.chunk_sessions),
+                job_id: args.range.job_id.clone(),
+            };
+            let source = AnySource::open(args.source, &ctx.config, &lake).await?;
+            let progress = ctx.progress("backfill");
+            let report = backfill_history(&lake, &source, &ctx.config.backfill, &request, &progress).await?;
+            progress.finish_and_clear();
+            out.backfill(&report);
+            if !report.failed.is_empty() {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Progress(ProgressCommand::Clean { older_than }) => {
+            let lake = ctx.open().await?;
+            let age = humantime::parse_duration(&older_than).map_err(|e| Error::invalid(format!("--older-than '{older_than}': {e}")))?;
+            let cutoff = chrono::Utc::now() - chrono::Duration::from_std(age).map_err(|e| Error::invalid(format!("--older-than '{older_than}': {e}")))?;
+            let report = progress::clean(&lake, cutoff).await?;
+            out.message(&report, &format!("removed {} progress record(s) older than {older_than}; {} kept", report.rows_removed, report.rows_kept));
+        }
+        Command::Universe(UniverseCommand::Rebuild { symbols, csv }) => {
+            let lake = ctx.open().await?;
+            let mut settings = ctx.config.universe.clone();
+            if let Some(list) = symbols {
+                settings.symbols = list.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+                settings.csv = None;
+            }
+            if csv.is_some() {
+                settings.csv = csv;
+            }
+            let report = universe::rebuild(&lake, &settings).await?;
+            out.universe_rebuild(&report);
+        }
+        Command::Universe(UniverseCommand::Show) => {
+            let lake = ctx.open().await?;
+            let members = universe::members(&lake).await?;
+            let active = members.iter().filter(|m| m.active).count();
+            out.universe(&members, ctx.config.universe.breadth(active));
         }
         Command::Datasets => {
             let lake = ctx.open().await?;
@@ -219,32 +273,67 @@ async fn snapshot(ctx: &Context, cmd: SnapshotCommand, out: &Output) -> Result<(
     Ok(())
 }
 
-fn ingest_request(ctx: &Context, args: &IngestArgs) -> Result<IngestRequest> {
-    let (Some(symbols), Some(start), Some(end)) = (&args.symbols, args.start, args.end) else {
-        return Err(Error::invalid("--source synthetic needs --symbols, --start and --end"));
+/// The symbols of `--symbols`: a list, or for the synthetic source also a count.
+fn symbols(range: &RangeArgs, synthetic: bool) -> Result<Vec<String>> {
+    let raw = range.symbols.as_deref().ok_or_else(|| Error::invalid("--symbols is required (e.g. --symbols AAPL,MSFT)"))?;
+    let list: Vec<String> = match raw.trim().parse::<usize>() {
+        Ok(0) => return Err(Error::invalid("--symbols 0: ask for at least one symbol")),
+        Ok(n) if synthetic => symbol_names(n),
+        Ok(_) => return Err(Error::invalid(format!("--symbols {raw}: a count is only for the synthetic source; list the symbols"))),
+        Err(_) => raw.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
     };
+    if list.is_empty() {
+        return Err(Error::invalid("--symbols lists no symbol"));
+    }
+    Ok(list)
+}
+
+fn source_kind(name: SourceName) -> SourceKind {
+    match name {
+        SourceName::Synthetic | SourceName::File => SourceKind::Synthetic,
+        SourceName::Polygon => SourceKind::Polygon,
+        SourceName::Alpaca => SourceKind::Alpaca,
+        SourceName::Tws => SourceKind::Tws,
+    }
+}
+
+/// The config with the synthetic source's flags applied (flags rank above env and file).
+fn config_with_synthetic_flags(config: &Config, args: &IngestArgs) -> Config {
+    let mut config = config.clone();
+    let s = &mut config.synthetic;
+    s.seed = args.seed.unwrap_or(s.seed);
+    s.gap_rate = args.gap_rate.unwrap_or(s.gap_rate);
+    s.duplicate_rate = args.duplicate_rate.unwrap_or(s.duplicate_rate);
+    s.outlier_rate = args.outlier_rate.unwrap_or(s.outlier_rate);
+    config
+}
+
+fn ingest_request(ctx: &Context, args: &IngestArgs) -> Result<IngestRequest> {
     if args.path.is_some() || args.columns.is_some() || args.symbol.is_some() || args.format.is_some() {
         return Err(Error::invalid("--path, --format, --columns and --symbol are for --source file"));
     }
-    let symbols = match symbols.trim().parse::<usize>() {
-        Ok(0) => return Err(Error::invalid("--symbols 0: ask for at least one symbol")),
-        Ok(n) => symbol_names(n),
-        Err(_) => symbols.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
-    };
+    let synthetic = args.source == SourceName::Synthetic;
+    if !synthetic && (args.seed.is_some() || args.gap_rate.is_some() || args.duplicate_rate.is_some() || args.outlier_rate.is_some()) {
+        return Err(Error::invalid("--seed, --gap-rate, --duplicate-rate and --outlier-rate are for --source synthetic"));
+    }
+    let end = args.end.unwrap_or_else(|| NyseCalendar.last_completed_session(chrono::Utc::now()));
+    let back = ctx.config.ingest.days_back.max(1) as i64;
+    let start = args.start.unwrap_or_else(|| NyseCalendar.add_sessions(NyseCalendar.next_session(end - chrono::Duration::days(1)), 1 - back));
     Ok(IngestRequest {
-        symbols,
+        symbols: symbols(&args.range, synthetic)?,
         start,
         end,
-        bar_size: args.frequency,
-        chunk_sessions: args.chunk_sessions.unwrap_or(ctx.config.ingest.chunk_sessions),
-        job_id: args.job_id.clone(),
+        bar_size: args.range.frequency,
+        chunk_sessions: args.range.chunk_sessions.unwrap_or(ctx.config.ingest.chunk_sessions),
+        job_id: args.range.job_id.clone(),
+        resume: args.resume,
     })
 }
 
 fn file_import(args: &IngestArgs) -> Result<FileImport> {
     let path = args.path.clone().ok_or_else(|| Error::invalid("--source file needs --path FILE"))?;
-    if args.symbols.is_some() || args.start.is_some() || args.end.is_some() {
-        return Err(Error::invalid("--source file imports the whole file: use --symbol for its symbol, not --symbols/--start/--end"));
+    if args.range.symbols.is_some() || args.start.is_some() || args.end.is_some() || args.resume {
+        return Err(Error::invalid("--source file imports the whole file: use --symbol for its symbol, not --symbols/--start/--end/--resume"));
     }
     let timezone = args.timezone.parse().map_err(|_| Error::invalid(format!("--timezone: unknown time zone '{}'", args.timezone)))?;
     Ok(FileImport {
@@ -252,7 +341,7 @@ fn file_import(args: &IngestArgs) -> Result<FileImport> {
         format: args.format,
         columns: args.columns.as_deref().map(parse_column_map).transpose()?.unwrap_or_default(),
         timezone,
-        bar_size: args.frequency,
+        bar_size: args.range.frequency,
         symbol: args.symbol.clone(),
     })
 }

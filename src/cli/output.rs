@@ -7,11 +7,13 @@ use serde::Serialize;
 use crate::calendar::Session;
 use crate::demo::DemoReport;
 use crate::error::{Error, Result};
+use crate::ingest::backfill::BackfillReport;
 use crate::ingest::{FileIngestReport, IngestReport};
 use crate::table::operations::history::{DiffReport, SnapshotInfo};
 use crate::table::operations::vacuum::VacuumReport;
 use crate::table::operations::verify::VerifyReport;
 use crate::table::{DatasetSummary, RecoveryReport, Tag};
+use crate::universe::{Breadth, Member, RebuildReport};
 
 use super::args::Format;
 
@@ -64,11 +66,13 @@ impl Output {
     pub fn ingest(&self, r: &IngestReport) {
         self.print(r, || {
             format!(
-                "ingested {} rows ({} symbols x {} sessions) from {} into {} in {} commit(s) (snapshots {:?})\n\
+                "ingested {} rows ({} symbols x {} sessions; {} already done, {} without data) from {} into {} in {} commit(s) (snapshots {:?})\n\
                  {:.0} rows/s; wrote {} for {} of rows ({:.2} bytes written per byte ingested); job {}",
                 r.rows,
                 r.symbols,
                 r.sessions,
+                r.skipped,
+                r.empty,
                 r.source,
                 r.dataset,
                 r.chunks,
@@ -78,7 +82,61 @@ impl Output {
                 bytes(r.bytes_ingested),
                 r.bytes_written_per_byte_ingested,
                 r.job_id
-            )
+            ) + &r.failed.iter().map(|f| format!("\nfailed: {}: {} (its earlier rows are untouched; --resume retries it)", f.symbol, f.error)).collect::<String>()
+        });
+    }
+
+    pub fn backfill(&self, r: &BackfillReport) {
+        self.print(r, || {
+            let mut s = format!(
+                "backfilled {} {}..{} for {} symbol(s) from {} in {} step(s): {} rows, {} symbol-session(s) already done; \
+                 coverage {:.1}% ({}) in {:.1}s; job {}",
+                r.dataset,
+                r.start,
+                r.end,
+                r.symbols,
+                r.source,
+                r.steps.len(),
+                r.rows,
+                r.skipped,
+                r.coverage * 100.0,
+                if r.coverage_met { "target met" } else { "below MIN_TARGET_COVERAGE" },
+                r.seconds,
+                r.job_id
+            );
+            for f in &r.failed {
+                s += &format!("\nfailed: {}: {}", f.symbol, f.error);
+            }
+            s
+        });
+    }
+
+    pub fn universe_rebuild(&self, r: &RebuildReport) {
+        self.print(r, || {
+            let mut s = format!(
+                "universe rebuilt (snapshot {}): {} active, {} inactive; added {:?}, deactivated {:?}, reactivated {:?}",
+                r.snapshot_id, r.active, r.inactive, r.added, r.deactivated, r.reactivated
+            );
+            s += &breadth_line(r.breadth, r.active, r.breadth_min_symbols, r.breadth_warn_symbols);
+            s
+        });
+    }
+
+    pub fn universe(&self, members: &[Member], breadth: Breadth) {
+        self.print(&serde_json::json!({ "breadth": breadth, "members": members }), || {
+        let mut table = table(&["symbol", "active", "con_id", "exchange", "currency", "sec_type", "name"]);
+        for m in members {
+            table.add_row([
+                m.symbol.clone(),
+                m.active.to_string(),
+                m.con_id.map(|c| c.to_string()).unwrap_or_default(),
+                m.exchange.clone(),
+                m.currency.clone(),
+                m.sec_type.clone(),
+                m.name.clone().unwrap_or_default(),
+            ]);
+        }
+        format!("{table}\nbreadth: {breadth:?}")
         });
     }
 
@@ -314,5 +372,13 @@ impl Output {
             s += &format!("  quantlake query --as-of {} \"SELECT count(*) FROM raw_synthetic_bars\"", r.tag);
             s
         });
+    }
+}
+
+fn breadth_line(breadth: Breadth, active: usize, min: usize, warn: usize) -> String {
+    match breadth {
+        Breadth::Ok => String::new(),
+        Breadth::Warn => format!("\nwarning: {active} active symbols is below FEATURE_BREADTH_WARN_SYMBOLS ({warn})"),
+        Breadth::BelowMin => format!("\nwarning: {active} active symbols is below FEATURE_BREADTH_MIN_SYMBOLS ({min}): too narrow for cross-sectional features"),
     }
 }

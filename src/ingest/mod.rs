@@ -1,27 +1,35 @@
-//! Ingestion: bars from a [`BarSource`] into the source's raw dataset.
+//! Ingestion: bars from a [`BarSource`] into the source's raw dataset, with progress.
 //!
 //! Work is cut into chunks of sessions. Each chunk's bars for every requested symbol are gathered,
 //! turned into Arrow rows (with `source`, `ingested_at` and `job_id`), and committed in one snapshot:
 //! each date partition is rewritten once per chunk, never once per symbol. Re-ingesting replaces
-//! exactly the requested symbols' rows in those partitions; other symbols' rows stay.
+//! exactly the requested symbols' rows in those partitions; other symbols' rows stay. After each
+//! chunk's bars, its [`progress`] rows are committed; with `resume`, what they record as finished is
+//! skipped, so an interrupted ingest picks up where it stopped.
 
+pub mod backfill;
+mod file;
+pub mod progress;
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use chrono::{NaiveDate, Utc};
-use futures::{StreamExt, TryStreamExt};
 use indicatif::ProgressBar;
 use serde::Serialize;
 
-use crate::calendar::NyseCalendar;
+pub use file::{ingest_file, FileIngestReport};
+
+use crate::calendar::{NyseCalendar, Session};
 use crate::contract::DatasetContract;
 use crate::error::{Error, Result};
-use crate::sources::file::{FileImport, RejectedRow};
-use crate::sources::{Bar, BarSize, BarSource, SymbolSession};
+use crate::sources::{Bar, BarSize, BarSource, SymbolFailure};
 use crate::table::layout::{validate_symbol, PartitionKey};
-use crate::table::operations::write::{split_by_partition, WriteMode};
+use crate::table::operations::write::WriteMode;
 use crate::table::Lake;
+use progress::{Record, Status};
 
 /// What to ingest.
 #[derive(Debug, Clone)]
@@ -34,6 +42,8 @@ pub struct IngestRequest {
     pub chunk_sessions: usize,
     /// Recorded in every row and commit; a fresh id when `None`.
     pub job_id: Option<String>,
+    /// Skip the symbol-sessions `ingest_progress` records as done or empty.
+    pub resume: bool,
 }
 
 /// What an ingest did.
@@ -44,12 +54,20 @@ pub struct IngestReport {
     pub job_id: String,
     pub symbols: usize,
     pub sessions: usize,
+    /// Symbol-sessions skipped because progress records them as finished (`resume`).
+    pub skipped: u64,
+    /// Symbol-sessions for which the source had no bars (recorded as `empty`).
+    pub empty: u64,
     pub rows: u64,
     pub chunks: usize,
     pub snapshots: Vec<u64>,
+    /// Symbols the source refused; their earlier rows are untouched and they are retried on resume.
+    pub failed: Vec<SymbolFailure>,
+    /// Bars the source returned outside the requested sessions (logged, not stored).
+    pub outside_sessions: u64,
     /// In-memory (Arrow) size of the ingested rows.
     pub bytes_ingested: u64,
-    /// Everything written to the store: data files, log entries, partition tables.
+    /// Everything written to the store for the bars: data files, log entries, partition tables.
     pub bytes_written: u64,
     pub bytes_written_per_byte_ingested: f64,
     pub seconds: f64,
@@ -74,24 +92,64 @@ impl IngestRequest {
     }
 }
 
+/// One fetch and commit: some symbols over a run of consecutive sessions.
+struct Unit<'a> {
+    symbols: Vec<String>,
+    sessions: &'a [Session],
+}
+
+/// The units of one chunk: every symbol over the whole chunk, less what `finished` holds. Symbols
+/// missing the same sessions share units, so a resumed chunk asks the source only for what is missing.
+fn units<'a>(chunk: &'a [Session], symbols: &[String], finished: &HashSet<(String, NaiveDate)>) -> Vec<Unit<'a>> {
+    let mut by_missing: BTreeMap<Vec<usize>, Vec<String>> = BTreeMap::new();
+    for symbol in symbols {
+        let missing: Vec<usize> = (0..chunk.len()).filter(|&i| !finished.contains(&(symbol.clone(), chunk[i].date))).collect();
+        if !missing.is_empty() {
+            by_missing.entry(missing).or_default().push(symbol.clone());
+        }
+    }
+    let mut out = Vec::new();
+    for (missing, symbols) in by_missing {
+        // Consecutive runs of missing sessions: range requests never span a finished session.
+        let mut run_start = 0;
+        for i in 1..=missing.len() {
+            if i == missing.len() || missing[i] != missing[i - 1] + 1 {
+                out.push(Unit { symbols: symbols.clone(), sessions: &chunk[missing[run_start]..=missing[i - 1]] });
+                run_start = i;
+            }
+        }
+    }
+    out
+}
+
 /// Ingests `request` from `source` into its raw dataset.
 pub async fn ingest<S: BarSource>(lake: &Lake, source: &S, request: &IngestRequest, progress: &ProgressBar) -> Result<IngestReport> {
     request.check()?;
     let started = Instant::now();
-    let dataset = lake.dataset(source.dataset())?;
+    let dataset = lake.dataset(&source.dataset(request.bar_size))?;
     let contract = Arc::new(dataset.contract().clone());
     let sessions = NyseCalendar.sessions(request.start, request.end);
     let job_id = request.job_id.clone().unwrap_or_else(|| format!("ingest-{}", uuid::Uuid::now_v7().simple()));
+    let finished = if request.resume {
+        progress::finished(lake, dataset.name(), &request.symbols, request.start, request.end).await?
+    } else {
+        HashSet::new()
+    };
     progress.set_length((sessions.len() * request.symbols.len()) as u64);
+    progress.inc(finished.len() as u64);
     let mut report = IngestReport {
         dataset: dataset.name().into(),
         source: source.name().into(),
         job_id: job_id.clone(),
         symbols: request.symbols.len(),
         sessions: sessions.len(),
+        skipped: finished.len() as u64,
+        empty: 0,
         rows: 0,
         chunks: 0,
         snapshots: Vec::new(),
+        failed: Vec::new(),
+        outside_sessions: 0,
         bytes_ingested: 0,
         bytes_written: 0,
         bytes_written_per_byte_ingested: 0.0,
@@ -99,40 +157,10 @@ pub async fn ingest<S: BarSource>(lake: &Lake, source: &S, request: &IngestReque
         rows_per_second: 0.0,
     };
     for chunk in sessions.chunks(request.chunk_sessions) {
-        let requests = chunk.iter().flat_map(|s| request.symbols.iter().map(move |sym| (sym, s)));
-        let fetched: Vec<SymbolSession> = futures::stream::iter(requests.map(|(sym, s)| async move {
-            let r = source.fetch(sym, s, request.bar_size).await;
-            progress.inc(1);
-            r
-        }))
-        .buffered(32)
-        .try_collect()
-        .await?;
-        let ingested_at = Utc::now().timestamp_micros();
-        let rows: Vec<(&str, &Bar)> = fetched.iter().flat_map(|f| f.bars.iter().map(move |b| (f.symbol.as_str(), b))).collect();
-        let batch = to_batch(&contract, source.name(), &job_id, ingested_at, &rows)?;
-        report.rows += batch.num_rows() as u64;
-        report.bytes_ingested += batch.get_array_memory_size() as u64;
-        let partitions: Vec<PartitionKey> = chunk.iter().map(|s| PartitionKey::for_date(contract.partitioning, s.date)).collect();
-        let (first, last) = (chunk[0].date, chunk[chunk.len() - 1].date);
-        let done = dataset
-            .write(vec![batch])
-            .mode(WriteMode::ReplaceSymbols)
-            .replacing_symbols(request.symbols.iter().cloned())
-            .covering(partitions)
-            .operation("ingest")
-            .parameter("source", source.name())
-            .parameter("job_id", &job_id)
-            .parameter("start", first)
-            .parameter("end", last)
-            .parameter("symbols", request.symbols.len())
-            .parameter("bar_size", request.bar_size)
-            .execute()
-            .await?;
-        tracing::info!(dataset = dataset.name(), snapshot = done.snapshot_id, %first, %last, rows = done.rows_written, "committed chunk");
-        report.chunks += 1;
-        report.snapshots.push(done.snapshot_id);
-        report.bytes_written += done.bytes_written;
+        for unit in units(chunk, &request.symbols, &finished) {
+            ingest_unit(lake, source, request, &contract, &job_id, &unit, &mut report).await?;
+            progress.inc((unit.symbols.len() * unit.sessions.len()) as u64);
+        }
     }
     report.seconds = started.elapsed().as_secs_f64();
     report.rows_per_second = report.rows as f64 / report.seconds.max(1e-9);
@@ -140,123 +168,77 @@ pub async fn ingest<S: BarSource>(lake: &Lake, source: &S, request: &IngestReque
     Ok(report)
 }
 
-/// What a file import did.
-#[derive(Debug, Clone, Serialize)]
-pub struct FileIngestReport {
-    pub dataset: String,
-    pub file: String,
-    pub job_id: String,
-    pub rows_read: u64,
-    pub rows: u64,
-    pub symbols: usize,
-    pub partitions: usize,
-    pub snapshots: Vec<u64>,
-    /// Rows that could not be imported; all of them are in the `quarantine_rows` dataset.
-    pub rejected: u64,
-    /// The first rejected rows, with their lines and reasons.
-    pub rejected_sample: Vec<RejectedRow>,
-    pub bytes_written: u64,
-    pub seconds: f64,
-    pub rows_per_second: f64,
-}
-
-/// How many rejected rows a report shows (all of them are quarantined).
-const REJECTED_SAMPLE: usize = 20;
-
-/// Imports a CSV or Parquet file into `raw_file_bars` (1m) or `raw_file_daily_bars` (1d), committing
-/// `chunk_partitions` partitions per snapshot. Re-importing a file replaces the same rows. Rejected rows
-/// go to `quarantine_rows` first, so no good row lands without its file's bad rows on record.
-pub async fn ingest_file(lake: &Lake, import: &FileImport, chunk_partitions: usize, job_id: Option<String>) -> Result<FileIngestReport> {
-    if chunk_partitions == 0 {
-        return Err(Error::invalid("chunk size must be at least one partition"));
+/// Fetches one unit, commits its bars, then its progress.
+async fn ingest_unit<S: BarSource>(
+    lake: &Lake,
+    source: &S,
+    request: &IngestRequest,
+    contract: &Arc<DatasetContract>,
+    job_id: &str,
+    unit: &Unit<'_>,
+    report: &mut IngestReport,
+) -> Result<()> {
+    let dataset = lake.dataset(&contract.name)?;
+    let fetched = source.fetch(&unit.symbols, unit.sessions, request.bar_size).await?;
+    let failed: BTreeSet<&str> = fetched.failed.iter().map(|f| f.symbol.as_str()).collect();
+    for f in &fetched.failed {
+        tracing::warn!(source = source.name(), symbol = %f.symbol, error = %f.error, "symbol failed; its earlier rows stay, resume retries it");
     }
-    let started = Instant::now();
-    let dataset = lake.dataset(match import.bar_size {
-        BarSize::Minute => "raw_file_bars",
-        BarSize::Day => "raw_file_daily_bars",
-    })?;
-    let job_id = job_id.unwrap_or_else(|| format!("file-{}", uuid::Uuid::now_v7().simple()));
-    let file = import.path.display().to_string();
-    let reader = import.clone();
-    let parsed = tokio::task::spawn_blocking(move || reader.read()).await.map_err(|e| Error::Io(std::io::Error::other(e)))??;
+    report.outside_sessions += fetched.outside_sessions;
     let ingested_at = Utc::now().timestamp_micros();
-    let mut report = FileIngestReport {
-        dataset: dataset.name().into(),
-        file: file.clone(),
-        job_id: job_id.clone(),
-        rows_read: (parsed.bars.len() + parsed.rejected.len()) as u64,
-        rows: parsed.bars.len() as u64,
-        symbols: 0,
-        partitions: 0,
-        snapshots: Vec::new(),
-        rejected: parsed.rejected.len() as u64,
-        rejected_sample: parsed.rejected.iter().take(REJECTED_SAMPLE).cloned().collect(),
-        bytes_written: 0,
-        seconds: 0.0,
-        rows_per_second: 0.0,
-    };
-    if !parsed.rejected.is_empty() {
-        let quarantine = lake.dataset("quarantine_rows")?;
-        let batch = quarantine_batch(quarantine.contract(), ingested_at, &job_id, dataset.name(), &file, &parsed.rejected)?;
-        let done = quarantine.write(vec![batch]).mode(WriteMode::Append).operation("quarantine").parameter("file", &file).parameter("job_id", &job_id).execute().await?;
-        report.bytes_written += done.bytes_written;
-        tracing::info!(file = %file, rejected = parsed.rejected.len(), "rows quarantined in quarantine_rows");
-    }
-    let contract = dataset.contract();
-    let rows: Vec<(&str, &Bar)> = parsed.bars.iter().map(|(s, b)| (s.as_str(), b)).collect();
-    let batch = to_batch(contract, "file", &job_id, ingested_at, &rows)?;
-    // The write splits rows into partitions anyway; splitting here first bounds each commit's size.
-    let by_partition = split_by_partition(contract, &[batch])?;
-    let symbols: std::collections::BTreeSet<&str> = parsed.bars.iter().map(|(s, _)| s.as_str()).collect();
-    report.symbols = symbols.len();
-    report.partitions = by_partition.len();
-    let parts: Vec<Vec<RecordBatch>> = by_partition.into_values().collect();
-    for chunk in parts.chunks(chunk_partitions) {
+    let rows: Vec<(&str, &Bar)> = fetched
+        .series
+        .iter()
+        .filter(|s| !failed.contains(s.symbol.as_str()))
+        .flat_map(|f| f.bars.iter().map(move |b| (f.symbol.as_str(), b)))
+        .collect();
+    let replacing: Vec<String> = unit.symbols.iter().filter(|s| !failed.contains(s.as_str())).cloned().collect();
+    let (first, last) = (unit.sessions[0].date, unit.sessions[unit.sessions.len() - 1].date);
+    let mut snapshot_id = None;
+    if !replacing.is_empty() {
+        let batch = to_batch(contract, source.name(), job_id, ingested_at, &rows)?;
+        report.rows += batch.num_rows() as u64;
+        report.bytes_ingested += batch.get_array_memory_size() as u64;
+        let partitions: BTreeSet<PartitionKey> = unit.sessions.iter().map(|s| PartitionKey::for_date(contract.partitioning, s.date)).collect();
         let done = dataset
-            .write(chunk.concat())
+            .write(vec![batch])
             .mode(WriteMode::ReplaceSymbols)
-            .replacing_symbols(symbols.iter().map(|s| s.to_string()))
+            .replacing_symbols(replacing)
+            .covering(partitions)
             .operation("ingest")
-            .parameter("source", "file")
-            .parameter("file", &file)
-            .parameter("job_id", &job_id)
-            .parameter("bar_size", import.bar_size)
+            .parameter("source", source.name())
+            .parameter("job_id", job_id)
+            .parameter("start", first)
+            .parameter("end", last)
+            .parameter("symbols", unit.symbols.len())
+            .parameter("bar_size", request.bar_size)
             .execute()
             .await?;
+        tracing::info!(dataset = dataset.name(), snapshot = done.snapshot_id, %first, %last, rows = done.rows_written, "committed chunk");
+        report.chunks += 1;
         report.snapshots.push(done.snapshot_id);
         report.bytes_written += done.bytes_written;
+        snapshot_id = Some(done.snapshot_id);
     }
-    report.seconds = started.elapsed().as_secs_f64();
-    report.rows_per_second = report.rows as f64 / report.seconds.max(1e-9);
-    Ok(report)
-}
-
-fn quarantine_batch(contract: &DatasetContract, ingested_at: i64, job_id: &str, dataset: &str, file: &str, rows: &[RejectedRow]) -> Result<RecordBatch> {
-    let n = rows.len();
-    // By name, like `to_batch`: the contract's column order is the contract's business.
-    let columns: Vec<ArrayRef> = contract
-        .columns
+    let mut records: Vec<Record> = fetched
+        .series
         .iter()
-        .map(|c| -> Result<ArrayRef> {
-            Ok(match c.name.as_str() {
-                "ingested_at" => Arc::new(TimestampMicrosecondArray::from(vec![ingested_at; n]).with_timezone("UTC")),
-                "job_id" => Arc::new(StringArray::from(vec![job_id; n])),
-                "source" => Arc::new(StringArray::from(vec!["file"; n])),
-                "dataset" => Arc::new(StringArray::from(vec![dataset; n])),
-                "file" => Arc::new(StringArray::from(vec![file; n])),
-                "line" => Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.line as i64))),
-                "reason" => Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.reason.as_str()))),
-                "raw" => Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.raw.as_str()))),
-                other => {
-                    return Err(Error::SchemaMismatch {
-                        dataset: contract.name.clone(),
-                        detail: format!("the quarantine has no value for column '{other}'"),
-                    })
-                }
-            })
+        .filter(|s| !failed.contains(s.symbol.as_str()))
+        .map(|s| Record {
+            symbol: s.symbol.clone(),
+            session: s.session,
+            status: if s.bars.is_empty() { Status::Empty } else { Status::Done },
+            rows: s.bars.len() as u64,
+            error: None,
         })
-        .collect::<Result<_>>()?;
-    Ok(RecordBatch::try_new(contract.arrow_schema(), columns)?)
+        .collect();
+    report.empty += records.iter().filter(|r| r.status == Status::Empty).count() as u64;
+    for f in &fetched.failed {
+        records.extend(unit.sessions.iter().map(|s| Record { symbol: f.symbol.clone(), session: *s, status: Status::Failed, rows: 0, error: Some(f.error.clone()) }));
+    }
+    progress::record(lake, dataset.name(), source.name(), job_id, snapshot_id, &records).await?;
+    report.failed.extend(fetched.failed);
+    Ok(())
 }
 
 /// Arrow rows in the contract's schema from `(symbol, bar)` pairs.
@@ -274,7 +256,7 @@ fn to_batch(contract: &DatasetContract, source: &str, job_id: &str, ingested_at:
                 "high" => f64s(|b| b.high),
                 "low" => f64s(|b| b.low),
                 "close" => f64s(|b| b.close),
-                "volume" => Arc::new(Int64Array::from_iter_values(rows.iter().map(|(_, b)| b.volume))),
+                "volume" => volume(contract, c, rows)?,
                 "vwap" => Arc::new(Float64Array::from_iter(rows.iter().map(|(_, b)| b.vwap))),
                 "trade_count" => Arc::new(Int64Array::from_iter(rows.iter().map(|(_, b)| b.trade_count))),
                 "source" => Arc::new(StringArray::from(vec![source; n])),
@@ -291,4 +273,43 @@ fn to_batch(contract: &DatasetContract, source: &str, job_id: &str, ingested_at:
         })
         .collect::<Result<_>>()?;
     Ok(RecordBatch::try_new(contract.arrow_schema(), columns)?)
+}
+
+/// The volume column in the contract's type: float64 as is, int64 only from whole numbers.
+fn volume(contract: &DatasetContract, column: &crate::contract::ColumnSpec, rows: &[(&str, &Bar)]) -> Result<ArrayRef> {
+    if column.data_type == "float64" {
+        return Ok(Arc::new(Float64Array::from_iter_values(rows.iter().map(|(_, b)| b.volume))));
+    }
+    if let Some((symbol, bar)) = rows.iter().find(|(_, b)| b.volume.fract() != 0.0 || !b.volume.is_finite()) {
+        return Err(Error::SchemaMismatch {
+            dataset: contract.name.clone(),
+            detail: format!("{symbol} at {}: volume {} is not a whole number, and the contract's volume is int64", bar.ts, bar.volume),
+        });
+    }
+    Ok(Arc::new(Int64Array::from_iter_values(rows.iter().map(|(_, b)| b.volume as i64))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn units_ask_only_for_missing_sessions() {
+        let chunk = NyseCalendar.sessions(NaiveDate::from_ymd_opt(2024, 1, 2).unwrap(), NaiveDate::from_ymd_opt(2024, 1, 8).unwrap());
+        assert_eq!(chunk.len(), 5);
+        let symbols = vec!["A".to_string(), "B".to_string(), "C".to_string()];
+        let mut finished = HashSet::new();
+        assert_eq!(units(&chunk, &symbols, &finished).len(), 1);
+        for s in &chunk {
+            finished.insert(("A".to_string(), s.date));
+        }
+        finished.insert(("B".to_string(), chunk[2].date));
+        let u = units(&chunk, &symbols, &finished);
+        // B misses sessions 0,1,3,4 (two runs); C misses all (one run); A nothing.
+        let shape: Vec<(Vec<String>, usize, NaiveDate)> = u.iter().map(|u| (u.symbols.clone(), u.sessions.len(), u.sessions[0].date)).collect();
+        assert_eq!(shape.len(), 3);
+        assert!(shape.contains(&(vec!["C".into()], 5, chunk[0].date)));
+        assert!(shape.contains(&(vec!["B".into()], 2, chunk[0].date)));
+        assert!(shape.contains(&(vec!["B".into()], 2, chunk[3].date)));
+    }
 }

@@ -155,11 +155,13 @@ fn view_sql(contract: &DatasetContract, files: &[PathBuf]) -> String {
         );
     }
     let mut cols: Vec<String> = contract.columns.iter().map(|c| format!("CAST(NULL AS {}) AS \"{}\"", duckdb_type(&c.data_type), c.name)).collect();
-    cols.push(match contract.partitioning {
-        crate::table::layout::Partitioning::Date => "CAST(NULL AS DATE) AS date".into(),
-        crate::table::layout::Partitioning::Month => "CAST(NULL AS VARCHAR) AS month".into(),
-        crate::table::layout::Partitioning::Year => "CAST(NULL AS BIGINT) AS year".into(),
-    });
+    // The hive column the files' folders would add.
+    match contract.partitioning {
+        crate::table::layout::Partitioning::Date => cols.push("CAST(NULL AS DATE) AS date".into()),
+        crate::table::layout::Partitioning::Month => cols.push("CAST(NULL AS VARCHAR) AS month".into()),
+        crate::table::layout::Partitioning::Year => cols.push("CAST(NULL AS BIGINT) AS year".into()),
+        crate::table::layout::Partitioning::None => {}
+    }
     format!("CREATE VIEW \"{name}\" AS SELECT {} WHERE false;", cols.join(", "))
 }
 

@@ -235,9 +235,9 @@ impl FileImport {
         }
         let (open, high, low, close) = (price(1)?, price(2)?, price(3)?, price(4)?);
         let volume = match get(5)? {
-            None | Some("") => 0,
+            None | Some("") => 0.0,
             Some(v) => match v.parse::<f64>() {
-                Ok(x) if x.is_finite() && x >= 0.0 && (x - x.round()).abs() < 1e-6 && x < 9.0e18 => x.round() as i64,
+                Ok(x) if x.is_finite() && x >= 0.0 && (x - x.round()).abs() < 1e-6 && x < 9.0e18 => x.round(),
                 _ => return Err(format!("volume is not a non-negative whole number: '{v}'")),
             },
         };

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::calendar::Session;
 use crate::error::{Error, Result};
-use crate::sources::{Bar, BarSize, BarSource, SymbolSession};
+use crate::sources::{Bar, BarSize, BarSource, Fetched, SymbolSession};
 
 /// Settings of the synthetic source (the `[synthetic]` section of the config).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -149,7 +149,7 @@ impl SyntheticSource {
             let wick = minute_vol * 0.5;
             let high = open.max(close) * (1.0 + wick * normal(&mut rng).abs());
             let low = open.min(close) * (1.0 - wick * normal(&mut rng).abs());
-            let volume = (profile.volume_per_minute * shape * (0.5 * normal(&mut rng)).exp()).round() as i64;
+            let volume = (profile.volume_per_minute * shape * (0.5 * normal(&mut rng)).exp()).round();
             let mut bar = Bar {
                 ts: session.open + Duration::minutes(i as i64),
                 open: round_cents(open),
@@ -158,7 +158,7 @@ impl SyntheticSource {
                 close: round_cents(close),
                 volume,
                 vwap: Some(((open + high + low + close) / 4.0 * 10_000.0).round() / 10_000.0),
-                trade_count: Some((volume / 120).max(1)),
+                trade_count: Some((volume as i64 / 120).max(1)),
             };
             bar.high = bar.high.max(bar.open).max(bar.close);
             bar.low = bar.low.min(bar.open).min(bar.close);
@@ -185,34 +185,38 @@ impl BarSource for SyntheticSource {
         "synthetic"
     }
 
-    fn dataset(&self) -> &str {
-        "raw_synthetic_bars"
-    }
-
-    async fn fetch(&self, symbol: &str, session: &Session, size: BarSize) -> Result<SymbolSession> {
-        let minute = self.bars(symbol, session);
-        let bars = match size {
-            BarSize::Minute => minute,
-            BarSize::Day => daily(session, &minute).into_iter().collect(),
-        };
-        Ok(SymbolSession { symbol: symbol.to_string(), session: *session, bars })
+    async fn fetch(&self, symbols: &[String], sessions: &[Session], size: BarSize) -> Result<Fetched> {
+        let series = symbols
+            .iter()
+            .flat_map(|symbol| sessions.iter().map(move |session| (symbol, session)))
+            .map(|(symbol, session)| {
+                let minute = self.bars(symbol, session);
+                let bars = match size {
+                    BarSize::Minute => minute,
+                    BarSize::Day => daily(session, &minute).into_iter().collect(),
+                };
+                SymbolSession { symbol: symbol.clone(), session: *session, bars }
+            })
+            .collect();
+        Ok(Fetched { series, ..Fetched::default() })
     }
 }
 
-/// The session's daily bar from its minute bars (stamped at the session open).
+/// The session's daily bar from its minute bars.
 fn daily(session: &Session, minute: &[Bar]) -> Option<Bar> {
     let first = minute.first()?;
     let last = minute.last()?;
-    let volume: i64 = minute.iter().map(|b| b.volume).sum();
-    let notional: f64 = minute.iter().map(|b| b.vwap.unwrap_or(b.close) * b.volume as f64).sum();
+    let volume: f64 = minute.iter().map(|b| b.volume).sum();
+    let notional: f64 = minute.iter().map(|b| b.vwap.unwrap_or(b.close) * b.volume).sum();
     Some(Bar {
-        ts: session.open,
+        // Midnight New York, like every daily dataset (the vendors' convention).
+        ts: session.open - Duration::minutes(9 * 60 + 30),
         open: first.open,
         high: minute.iter().map(|b| b.high).fold(f64::MIN, f64::max),
         low: minute.iter().map(|b| b.low).fold(f64::MAX, f64::min),
         close: last.close,
         volume,
-        vwap: (volume > 0).then(|| (notional / volume as f64 * 10_000.0).round() / 10_000.0),
+        vwap: (volume > 0.0).then(|| (notional / volume * 10_000.0).round() / 10_000.0),
         trade_count: Some(minute.iter().filter_map(|b| b.trade_count).sum()),
     })
 }
@@ -259,7 +263,7 @@ mod tests {
         assert_eq!(bars[389].ts, s.close - Duration::minutes(1));
         for b in &bars {
             assert!(b.low <= b.open.min(b.close) && b.high >= b.open.max(b.close) && b.low > 0.0, "{b:?}");
-            assert!(b.volume > 0);
+            assert!(b.volume > 0.0);
         }
         let early = session("2024-11-29");
         assert_eq!(src.bars("NVDA", &early).len(), 210);

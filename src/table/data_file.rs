@@ -119,11 +119,31 @@ fn distinct_symbols(batch: &RecordBatch) -> u64 {
     }
 }
 
-/// Keeps the rows of `batch` whose `symbol` is not in `drop`.
-pub fn without_symbols(batch: &RecordBatch, drop: &HashSet<String>) -> Result<RecordBatch> {
+/// Keeps the rows of `batch` whose `symbol` is not in `drop`; with a `(column, value)` scope, also the
+/// rows whose `column` is not `value`.
+pub fn without_symbols(batch: &RecordBatch, drop: &HashSet<String>, scope: Option<&(String, String)>) -> Result<RecordBatch> {
     let Some(col) = batch.column_by_name("symbol") else { return Ok(batch.clone()) };
     let symbols = col.as_string::<i32>();
-    let keep: arrow::array::BooleanArray = symbols.iter().map(|s| Some(!s.is_some_and(|s| drop.contains(s)))).collect();
+    let in_scope: Option<&arrow::array::StringArray> = match scope {
+        Some((column, _)) => Some(
+            batch
+                .column_by_name(column)
+                .and_then(|c| c.as_string_opt::<i32>())
+                .ok_or_else(|| crate::error::Error::invalid(format!("replacement scope column '{column}' is not a utf8 column")))?,
+        ),
+        None => None,
+    };
+    let keep: arrow::array::BooleanArray = symbols
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let scoped = match (in_scope, scope) {
+                (Some(c), Some((_, value))) => c.is_valid(i) && c.value(i) == value,
+                _ => true,
+            };
+            Some(!(scoped && s.is_some_and(|s| drop.contains(s))))
+        })
+        .collect();
     Ok(arrow::compute::filter_record_batch(batch, &keep)?)
 }
 

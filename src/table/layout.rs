@@ -74,6 +74,8 @@ pub enum Partitioning {
     Date,
     Month,
     Year,
+    /// One partition, `all/`: small reference tables (the universe), rewritten whole.
+    None,
 }
 
 /// One partition folder name, e.g. `date=2024-01-02`; ordered by time.
@@ -82,6 +84,8 @@ pub enum PartitionKey {
     Date(NaiveDate),
     Month { year: i32, month: u32 },
     Year(i32),
+    /// The one partition of an unpartitioned dataset.
+    All,
 }
 
 impl PartitionKey {
@@ -90,6 +94,7 @@ impl PartitionKey {
             Partitioning::Date => PartitionKey::Date(date),
             Partitioning::Month => PartitionKey::Month { year: date.year(), month: date.month() },
             Partitioning::Year => PartitionKey::Year(date.year()),
+            Partitioning::None => PartitionKey::All,
         }
     }
 
@@ -104,6 +109,7 @@ impl PartitionKey {
                 (first, next.pred_opt().unwrap_or(first))
             }
             PartitionKey::Year(y) => (ymd(y, 1, 1), ymd(y, 12, 31)),
+            PartitionKey::All => (NaiveDate::MIN, NaiveDate::MAX),
         }
     }
 
@@ -111,8 +117,11 @@ impl PartitionKey {
         let bad = || Error::InvalidName {
             kind: "partition",
             value: s.to_string(),
-            reason: "expected date=YYYY-MM-DD, month=YYYY-MM or year=YYYY",
+            reason: "expected date=YYYY-MM-DD, month=YYYY-MM, year=YYYY or all",
         };
+        if s == "all" {
+            return Ok(PartitionKey::All);
+        }
         let (key, value) = s.split_once('=').ok_or_else(bad)?;
         match key {
             "date" => NaiveDate::parse_from_str(value, "%Y-%m-%d").map(PartitionKey::Date).map_err(|_| bad()),
@@ -132,6 +141,7 @@ impl fmt::Display for PartitionKey {
             PartitionKey::Date(d) => write!(f, "date={}", d.format("%Y-%m-%d")),
             PartitionKey::Month { year, month } => write!(f, "month={year:04}-{month:02}"),
             PartitionKey::Year(y) => write!(f, "year={y:04}"),
+            PartitionKey::All => f.write_str("all"),
         }
     }
 }

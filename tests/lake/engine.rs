@@ -65,11 +65,10 @@ both_backends!(replace_only_written_symbols_test, replace_only_written_symbols);
 
 /// (symbol, rows, sum of close in cents): exact, whatever order DuckDB sums in.
 async fn query_at(lake: &Lake, spec: &str) -> Vec<(String, i64, i64)> {
-    let engine = QueryEngine::open(lake, &AsOf::parse(&[spec.to_string()]).unwrap()).await.unwrap();
-    let mut stmt = engine
-        .connection()
-        .prepare("SELECT symbol, count(*), CAST(sum(round(close * 100)) AS BIGINT) FROM raw_synthetic_bars GROUP BY symbol ORDER BY symbol")
-        .unwrap();
+    let sql = "SELECT symbol, count(*), CAST(sum(round(close * 100)) AS BIGINT) FROM raw_synthetic_bars GROUP BY symbol ORDER BY symbol";
+    // A tag names a snapshot of one dataset: resolved only in the datasets the statement reads.
+    let engine = QueryEngine::open_for_sql(lake, &AsOf::parse(&[spec.to_string()]).unwrap(), sql).await.unwrap();
+    let mut stmt = engine.connection().prepare(sql).unwrap();
     stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().map(Result::unwrap).collect()
 }
 
@@ -213,6 +212,7 @@ async fn schema_evolution_allows_only_new_nullable_columns() {
             bar_size: quantlake::sources::BarSize::Minute,
             chunk_sessions: 1,
             job_id: None,
+            resume: false,
         };
         let err = quantlake::ingest::ingest(&lake3, &source, &req, &indicatif::ProgressBar::hidden()).await;
         let msg = match err {

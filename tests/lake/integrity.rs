@@ -33,7 +33,7 @@ async fn verify_names_damaged_files(backend: Backend) {
     let stray = p.live_root().join("date=2024-01-02").join("extra.parquet");
     store.put(&stray, Bytes::from_static(b"not parquet")).await.unwrap();
 
-    let out = t.cli().args(["verify", "--json"]).output().unwrap();
+    let out = t.cli().args(["verify", "raw_synthetic_bars", "--json"]).output().unwrap();
     assert!(!out.status.success(), "verify fails when files are damaged");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let problems: Vec<(String, String)> = report[0]["problems"]

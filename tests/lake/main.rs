@@ -3,6 +3,8 @@
 
 mod support;
 
+mod fake_tws;
+
 mod cli;
 mod concurrency;
 mod crash;
@@ -10,6 +12,11 @@ mod engine;
 mod file_import;
 mod integrity;
 mod interop;
+mod resume;
+mod tws;
+mod tws_client;
+mod universe;
+mod vendors;
 
 use chrono::NaiveDate;
 use quantlake::ingest::{ingest, IngestReport, IngestRequest};
@@ -31,6 +38,7 @@ pub async fn ingest_synthetic(lake: &Lake, symbols: &[&str], start: &str, end: &
         bar_size: BarSize::Minute,
         chunk_sessions: 10,
         job_id: None,
+        resume: false,
     };
     ingest(lake, &source, &request, &indicatif::ProgressBar::hidden()).await.unwrap()
 }

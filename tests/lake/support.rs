@@ -127,7 +127,11 @@ impl TestLake {
     pub fn cli(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_quantlake"));
         c.arg("--config").arg(repo().join("tests/python/empty.toml"));
-        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("AWS_") || k.starts_with("QUANTLAKE_")) {
+        let inherited = |k: &str| {
+            ["AWS_", "QUANTLAKE_", "POLYGON_", "APCA_", "BACKFILL_"].iter().any(|p| k.starts_with(p))
+                || ["MIN_TARGET_COVERAGE", "DAYS_BACK", "FEATURE_BREADTH_MIN_SYMBOLS", "FEATURE_BREADTH_WARN_SYMBOLS"].contains(&k)
+        };
+        for (k, _) in std::env::vars().filter(|(k, _)| inherited(k)) {
             c.env_remove(k);
         }
         // Through the environment, so a test can still pass --lake (the flag wins).
@@ -176,4 +180,51 @@ impl TestLake {
 
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// tests/python/vendor_server.py replaying `routes` (see its docstring) from ../shared/fixtures/vendor/<vendor>.
+pub struct VendorServer {
+    pub url: String,
+    log: PathBuf,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl VendorServer {
+    pub fn start(vendor: &str, routes: serde_json::Value) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = dir.path().join("requests.jsonl");
+        std::fs::write(&log, "").expect("log");
+        let scenario = serde_json::json!({
+            "fixtures": repo().join("../shared/fixtures/vendor").join(vendor),
+            "log": log,
+            "routes": routes,
+        });
+        let path = dir.path().join("scenario.json");
+        std::fs::write(&path, scenario.to_string()).expect("scenario");
+        let mut child = Command::new(python())
+            .arg(repo().join("tests/python/vendor_server.py"))
+            .arg(&path)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start vendor server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("vendor server port");
+        let port: u16 = line.trim().parse().unwrap_or_else(|_| panic!("vendor server did not start: {line:?}"));
+        Self { url: format!("http://127.0.0.1:{port}"), log, child, _dir: dir }
+    }
+
+    /// Every request served so far: `{"path", "query", "headers"}`.
+    pub fn requests(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.log).expect("log").lines().map(|l| serde_json::from_str(l).expect("log line")).collect()
+    }
+}
+
+impl Drop for VendorServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -50,6 +50,7 @@ pub struct WriteBuilder<'a> {
     parameters: BTreeMap<String, serde_json::Value>,
     empty_partitions: Vec<PartitionKey>,
     symbols: Option<HashSet<String>>,
+    scope: Option<(String, String)>,
 }
 
 /// What a write did.
@@ -75,6 +76,7 @@ impl Dataset {
             parameters: BTreeMap::new(),
             empty_partitions: Vec::new(),
             symbols: None,
+            scope: None,
         }
     }
 }
@@ -111,6 +113,13 @@ impl<'a> WriteBuilder<'a> {
         self
     }
 
+    /// With `ReplaceSymbols`: replace only those of the symbols' rows whose utf8 `column` holds `value`
+    /// (one dataset's records in a table several datasets share, such as `ingest_progress`).
+    pub fn replacing_where(mut self, column: &str, value: &str) -> Self {
+        self.scope = Some((column.to_string(), value.to_string()));
+        self
+    }
+
     pub async fn execute(self) -> Result<WriteResult> {
         let ds = self.dataset;
         let contract = ds.contract.clone();
@@ -126,7 +135,7 @@ impl<'a> WriteBuilder<'a> {
         }
         let mut symbols = data_file::symbols_in(&self.batches);
         symbols.extend(self.symbols.iter().flatten().cloned());
-        let symbols = Arc::new(symbols);
+        let replacing = Arc::new(Replacing { symbols, scope: self.scope.clone() });
         let new_rows: Arc<BTreeMap<String, Vec<RecordBatch>>> =
             Arc::new(by_partition.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
         let mut staged: BTreeMap<String, (u64, Action)> = BTreeMap::new(); // partition -> (built on version, action)
@@ -148,7 +157,7 @@ impl<'a> WriteBuilder<'a> {
                 })
                 .cloned()
                 .collect();
-            let built = build(ds, &read, &stale, &new_rows, &symbols, self.mode).await?;
+            let built = build(ds, &read, &stale, &new_rows, &replacing, self.mode).await?;
             for (p, (action, bytes)) in built {
                 if let Some((_, Action::Add(old))) = staged.get(&p) {
                     discard(ds, old).await;
@@ -209,6 +218,12 @@ impl<'a> WriteBuilder<'a> {
     }
 }
 
+/// Which old rows a `ReplaceSymbols` write removes: those of `symbols` (within `scope`, if set).
+struct Replacing {
+    symbols: HashSet<String>,
+    scope: Option<(String, String)>,
+}
+
 /// The schema record to commit: set on the first commit, evolved when the contract grew.
 fn schema_change(contract: &DatasetContract, read: &TableState) -> Result<Option<crate::contract::SchemaRecord>> {
     match &read.schema {
@@ -224,7 +239,7 @@ async fn build(
     read: &TableState,
     partitions: &[String],
     new_rows: &Arc<BTreeMap<String, Vec<RecordBatch>>>,
-    symbols: &Arc<HashSet<String>>,
+    replacing: &Arc<Replacing>,
     mode: WriteMode,
 ) -> Result<BTreeMap<String, (Action, u64)>> {
     // Old content, for partitions whose other rows must be kept.
@@ -239,14 +254,14 @@ async fn build(
         BTreeMap::new()
     };
     let contract = ds.contract.clone();
-    let (new_rows, symbols, parts) = (new_rows.clone(), symbols.clone(), partitions.to_vec());
+    let (new_rows, replacing, parts) = (new_rows.clone(), replacing.clone(), partitions.to_vec());
     let encoded: Vec<(String, Option<EncodedFile>)> = tokio::task::spawn_blocking(move || {
         parts
             .par_iter()
             .map(|p| {
                 let mut batches: Vec<RecordBatch> = Vec::new();
                 for b in old.get(p).into_iter().flatten() {
-                    batches.push(if mode == WriteMode::Append { b.clone() } else { data_file::without_symbols(b, &symbols)? });
+                    batches.push(if mode == WriteMode::Append { b.clone() } else { data_file::without_symbols(b, &replacing.symbols, replacing.scope.as_ref())? });
                 }
                 batches.extend(new_rows.get(p).into_iter().flatten().cloned());
                 let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
@@ -285,6 +300,13 @@ async fn discard(ds: &Dataset, e: &PartitionEntry) {
 /// Splits rows by the partition their partition column's local date falls in.
 pub fn split_by_partition(contract: &DatasetContract, batches: &[RecordBatch]) -> Result<BTreeMap<PartitionKey, Vec<RecordBatch>>> {
     let mut out: BTreeMap<PartitionKey, Vec<RecordBatch>> = BTreeMap::new();
+    if contract.partitioning == crate::table::layout::Partitioning::None {
+        let rows: Vec<RecordBatch> = batches.iter().filter(|b| b.num_rows() > 0).cloned().collect();
+        if !rows.is_empty() {
+            out.insert(PartitionKey::All, rows);
+        }
+        return Ok(out);
+    }
     for batch in batches.iter().filter(|b| b.num_rows() > 0) {
         let col = batch.column_by_name(&contract.partition_column).ok_or_else(|| Error::SchemaMismatch {
             dataset: contract.name.clone(),

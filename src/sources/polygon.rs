@@ -1,0 +1,171 @@
+//! Polygon (also sold as "Massive") aggregates: `GET /v2/aggs/ticker/{ticker}/range/1/{minute|day}/{from}/{to}`,
+//! one request per symbol and range, following `next_url` pages. The key travels in an
+//! `Authorization: Bearer` header (from `POLYGON_API_KEY` or `[polygon] api_key`), never in a URL.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use futures::{StreamExt, TryStreamExt};
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use super::http::{parse_json, HttpSettings, RestClient};
+use super::{into_sessions, Bar, BarSize, BarSource, Fetched};
+use crate::calendar::Session;
+use crate::config::Secret;
+use crate::error::{Error, Result};
+
+/// `[polygon]` settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PolygonSettings {
+    /// API root; `POLYGON_BASE_URL` overrides it (tests point it at 127.0.0.1).
+    pub base_url: String,
+    /// API key; `POLYGON_API_KEY` overrides it.
+    pub api_key: Option<Secret>,
+    /// Split-adjusted prices. Off by default: the raw layer keeps prices as traded, so re-ingesting
+    /// an old day after a split gives the same rows.
+    pub adjusted: bool,
+    /// Symbols fetched at once.
+    pub concurrency: usize,
+    pub http: HttpSettings,
+}
+
+impl Default for PolygonSettings {
+    fn default() -> Self {
+        Self {
+            base_url: "https://api.polygon.io".into(),
+            api_key: None,
+            adjusted: false,
+            concurrency: 4,
+            // The free plan allows 5 requests a minute; paid plans raise this in the config.
+            http: HttpSettings { requests_per_minute: 5, ..HttpSettings::default() },
+        }
+    }
+}
+
+pub struct PolygonSource {
+    http: RestClient,
+    base: Url,
+    headers: HeaderMap,
+    adjusted: bool,
+    concurrency: usize,
+}
+
+/// Page size Polygon allows at most.
+const PAGE_LIMIT: u32 = 50_000;
+
+#[derive(Deserialize)]
+struct AggsPage {
+    status: Option<String>,
+    /// Omitted or `null` when there is nothing (holiday, no trades).
+    results: Option<Vec<AggBar>>,
+    next_url: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct AggBar {
+    /// Window start, Unix milliseconds.
+    t: i64,
+    o: f64,
+    h: f64,
+    l: f64,
+    c: f64,
+    v: f64,
+    vw: Option<f64>,
+    n: Option<f64>,
+}
+
+impl PolygonSource {
+    pub fn new(settings: &PolygonSettings) -> Result<Self> {
+        let key = settings
+            .api_key
+            .as_ref()
+            .ok_or_else(|| Error::Config("polygon: no API key; set POLYGON_API_KEY or [polygon] api_key".into()))?;
+        let mut auth = HeaderValue::from_str(&format!("Bearer {}", key.expose()))
+            .map_err(|_| Error::Config("polygon: the API key has characters a header cannot carry".into()))?;
+        auth.set_sensitive(true);
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, auth);
+        Ok(Self {
+            http: RestClient::new("polygon", &settings.http)?,
+            base: base_url("polygon", &settings.base_url)?,
+            headers,
+            adjusted: settings.adjusted,
+            concurrency: settings.concurrency.max(1),
+        })
+    }
+
+    async fn symbol_bars(&self, symbol: &str, from: NaiveDate, to: NaiveDate, size: BarSize) -> Result<Vec<Bar>> {
+        let what = format!("{symbol} {} bars {from}..{to}", size.as_str());
+        let timespan = match size {
+            BarSize::Minute => "minute",
+            BarSize::Day => "day",
+        };
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .map_err(|_| self.http.error(&what, "base URL cannot take a path".into()))?
+            .pop_if_empty()
+            .extend(["v2", "aggs", "ticker", symbol, "range", "1", timespan, &from.to_string(), &to.to_string()]);
+        url.query_pairs_mut()
+            .append_pair("adjusted", if self.adjusted { "true" } else { "false" })
+            .append_pair("sort", "asc")
+            .append_pair("limit", &PAGE_LIMIT.to_string());
+        let mut bars = Vec::new();
+        for page_no in 1.. {
+            let page_what = format!("{what} (page {page_no})");
+            let body = self.http.get(&url, &self.headers, &page_what).await?;
+            let page: AggsPage = parse_json(&self.http, &page_what, &body)?;
+            if let Some(status) = page.status.as_deref().filter(|s| !matches!(*s, "OK" | "DELAYED")) {
+                return Err(self.http.error(&page_what, format!("status {status}")));
+            }
+            for b in page.results.unwrap_or_default() {
+                let ts = DateTime::<Utc>::from_timestamp_millis(b.t)
+                    .ok_or_else(|| self.http.error(&page_what, format!("bar time {} is out of range", b.t)))?;
+                bars.push(Bar { ts, open: b.o, high: b.h, low: b.l, close: b.c, volume: b.v, vwap: b.vw, trade_count: b.n.map(|n| n as i64) });
+            }
+            match page.next_url {
+                Some(next) => url = self.rebase(&next, &page_what)?,
+                None => break,
+            }
+        }
+        Ok(bars)
+    }
+
+    /// `next_url` on our base: only its path and query are kept, so an overridden base (a proxy, a
+    /// test server) stays in use, and the auth header is attached again by `get`.
+    fn rebase(&self, next: &str, what: &str) -> Result<Url> {
+        let next = Url::parse(next).map_err(|e| self.http.error(what, format!("bad next_url '{next}': {e}")))?;
+        let mut url = self.base.clone();
+        url.set_path(next.path());
+        url.set_query(next.query());
+        Ok(url)
+    }
+}
+
+/// Parses a configured base URL, naming the setting when it is not one.
+pub(crate) fn base_url(vendor: &str, raw: &str) -> Result<Url> {
+    let url = Url::parse(raw).map_err(|e| Error::Config(format!("{vendor}.base_url '{raw}': {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(Error::Config(format!("{vendor}.base_url '{raw}': not an http(s) URL")));
+    }
+    Ok(url)
+}
+
+impl BarSource for PolygonSource {
+    fn name(&self) -> &str {
+        "polygon"
+    }
+
+    async fn fetch(&self, symbols: &[String], sessions: &[Session], size: BarSize) -> Result<Fetched> {
+        let (from, to) = (sessions[0].date, sessions[sessions.len() - 1].date);
+        // Futures built first: a closure inside the stream would tie them to a higher-ranked lifetime
+        // that the `Send` check of a trait's async fn cannot prove.
+        let requests: Vec<_> = symbols.iter().map(|s| self.symbol_bars(s, from, to, size)).collect();
+        let per_symbol: Vec<Vec<Bar>> = futures::stream::iter(requests).buffered(self.concurrency).try_collect().await?;
+        let mut out = Fetched::default();
+        for (symbol, bars) in symbols.iter().zip(per_symbol) {
+            into_sessions(symbol, sessions, bars, &mut out);
+        }
+        Ok(out)
+    }
+}
