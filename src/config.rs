@@ -53,10 +53,28 @@ pub const CONTRACT_ENV: &[(&str, &str)] = &[
 /// a number.
 const CONTRACT_ENV_STRINGS: &[&str] = &["POLYGON_API_KEY", "POLYGON_BASE_URL", "APCA_API_KEY_ID", "APCA_API_SECRET_KEY", "APCA_API_DATA_URL"];
 
-/// A key or password: printed as `***` by `Debug`, so it cannot reach a log line or an error.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A key or password: printed as `***` by `Debug`, so it cannot reach a log line or an error. It reads
+/// from a string or a number (an all-digit key in TOML or `QUANTLAKE_*`), so no type error quotes it.
+#[derive(Clone, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct Secret(String);
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Number(u64),
+            Signed(i64),
+        }
+        Ok(Secret(match Raw::deserialize(d).map_err(|_| serde::de::Error::custom("a key must be a string (value not shown)"))? {
+            Raw::Text(s) => s,
+            Raw::Number(n) => n.to_string(),
+            Raw::Signed(n) => n.to_string(),
+        }))
+    }
+}
 
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
@@ -66,6 +84,17 @@ impl Secret {
     /// The value itself, for the one place that sends it (a request header).
     pub fn expose(&self) -> &str {
         &self.0
+    }
+}
+
+/// A config error without the quoted source lines a TOML parse error carries (a line could hold a key):
+/// the first line says where, the last what.
+fn without_source_lines(message: &str) -> String {
+    let lines: Vec<&str> = message.lines().filter(|l| !l.trim().is_empty()).collect();
+    match lines.as_slice() {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [first, .., last] => format!("{first}: {}", last.trim()),
     }
 }
 
@@ -134,7 +163,7 @@ impl Config {
                 CONTRACT_ENV.iter().find(|(name, _)| k.as_str().eq_ignore_ascii_case(name)).map(|(_, key)| (*key).into())
             }))
             .extract()
-            .map_err(|e| Error::Config(format!("{} : {e}", path.display())))?;
+            .map_err(|e| Error::Config(format!("{}: {}", path.display(), without_source_lines(&e.to_string()))))?;
         for name in CONTRACT_ENV_STRINGS {
             if let Some(value) = std::env::var(name).ok().filter(|v| !v.is_empty()) {
                 config.set_string(name, value);
@@ -183,6 +212,13 @@ mod tests {
             assert_eq!(c.backfill.target_days, 30);
             assert_eq!(c.polygon.api_key.as_ref().map(Secret::expose), Some("12345"));
             assert_eq!(format!("{:?}", c.polygon.api_key), "Some(***)");
+            // Through figment, an all-digit key is a number: still read, never quoted in an error.
+            jail.set_env("QUANTLAKE_ALPACA__KEY_ID", "987654");
+            let c = Config::load(Path::new("q.toml"), true).map_err(|e| e.to_string())?;
+            assert_eq!(c.alpaca.key_id.as_ref().map(Secret::expose), Some("987654"));
+            jail.create_file("bad.toml", "[polygon]\napi_key = \"sk-live-secret\" x\n")?;
+            let err = Config::load(Path::new("bad.toml"), true).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(err.contains("bad.toml") && !err.contains("sk-live-secret"), "{err}");
             assert!(Config::load(Path::new("missing.toml"), true).is_err());
             assert_eq!(Config::load(Path::new("missing.toml"), false).map_err(|e| e.to_string())?.lake.root, "./lake");
             Ok(())

@@ -146,7 +146,10 @@ async fn run(cli: Cli, out: &Output) -> Result<ExitCode> {
         Command::Progress(ProgressCommand::Clean { older_than }) => {
             let lake = ctx.open().await?;
             let age = humantime::parse_duration(&older_than).map_err(|e| Error::invalid(format!("--older-than '{older_than}': {e}")))?;
-            let cutoff = chrono::Utc::now() - chrono::Duration::from_std(age).map_err(|e| Error::invalid(format!("--older-than '{older_than}': {e}")))?;
+            let cutoff = chrono::Duration::from_std(age)
+                .ok()
+                .and_then(|age| chrono::Utc::now().checked_sub_signed(age))
+                .ok_or_else(|| Error::invalid(format!("--older-than '{older_than}': too far back")))?;
             let report = progress::clean(&lake, cutoff).await?;
             out.message(&report, &format!("removed {} progress record(s) older than {older_than}; {} kept", report.rows_removed, report.rows_kept));
         }
@@ -280,7 +283,11 @@ fn symbols(range: &RangeArgs, synthetic: bool) -> Result<Vec<String>> {
         Ok(0) => return Err(Error::invalid("--symbols 0: ask for at least one symbol")),
         Ok(n) if synthetic => symbol_names(n),
         Ok(_) => return Err(Error::invalid(format!("--symbols {raw}: a count is only for the synthetic source; list the symbols"))),
-        Err(_) => raw.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+        Err(_) => {
+            let mut seen = std::collections::HashSet::new();
+            // In the given order, each once: `AAPL,AAPL` would otherwise store AAPL's bars twice.
+            raw.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty() && seen.insert(s.clone())).collect()
+        }
     };
     if list.is_empty() {
         return Err(Error::invalid("--symbols lists no symbol"));
@@ -318,7 +325,9 @@ fn ingest_request(ctx: &Context, args: &IngestArgs) -> Result<IngestRequest> {
     }
     let end = args.end.unwrap_or_else(|| NyseCalendar.last_completed_session(chrono::Utc::now()));
     let back = ctx.config.ingest.days_back.max(1) as i64;
-    let start = args.start.unwrap_or_else(|| NyseCalendar.add_sessions(NyseCalendar.next_session(end - chrono::Duration::days(1)), 1 - back));
+    // The last session on or before --end, and `back - 1` sessions before it.
+    let last = NyseCalendar.previous_session(end.succ_opt().unwrap_or(end));
+    let start = args.start.unwrap_or_else(|| NyseCalendar.add_sessions(last, 1 - back));
     Ok(IngestRequest {
         symbols: symbols(&args.range, synthetic)?,
         start,

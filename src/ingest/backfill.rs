@@ -46,7 +46,10 @@ impl BackfillSettings {
             return Err(Error::Config(format!("backfill steps: need 1 <= min_step ({}) <= max_step ({})", self.min_step, self.max_step)));
         }
         // Written so that NaN fails too.
-        let valid = self.slow_threshold > 0.0 && self.sleep_between_sec >= 0.0 && (0.0..=1.0).contains(&self.min_target_coverage);
+        let valid = self.slow_threshold > 0.0
+            && self.sleep_between_sec.is_finite()
+            && self.sleep_between_sec >= 0.0
+            && (0.0..=1.0).contains(&self.min_target_coverage);
         if !valid {
             return Err(Error::Config(format!(
                 "backfill: slow_threshold must be > 0 ({}), sleep_between_sec >= 0 ({}), min_target_coverage in 0..=1 ({})",
@@ -117,7 +120,9 @@ pub struct BackfillReport {
 pub async fn backfill_history<S: BarSource>(lake: &Lake, source: &S, settings: &BackfillSettings, request: &BackfillRequest, bar: &ProgressBar) -> Result<BackfillReport> {
     settings.check()?;
     let started = Instant::now();
-    let first_day = request.end - chrono::Duration::days(i64::from(settings.target_days));
+    // The calendar starts in 2000: a longer target stops there.
+    let calendar_start = NaiveDate::from_ymd_opt(NyseCalendar::FIRST_YEAR, 1, 1).unwrap_or(NaiveDate::MIN);
+    let first_day = request.end.checked_sub_signed(chrono::Duration::days(i64::from(settings.target_days))).map_or(calendar_start, |d| d.max(calendar_start));
     let sessions = NyseCalendar.sessions(first_day, request.end);
     if sessions.is_empty() {
         return Err(Error::invalid(format!("no sessions between {first_day} and {}", request.end)));
@@ -199,5 +204,7 @@ mod tests {
         assert!(BackfillSettings { min_step: 0, ..Default::default() }.check().is_err());
         assert!(BackfillSettings { max_step: 2, ..Default::default() }.check().is_err());
         assert!(BackfillSettings::default().check().is_ok());
+        assert!(BackfillSettings { sleep_between_sec: f64::INFINITY, ..Default::default() }.check().is_err());
+        assert!(BackfillSettings { slow_threshold: f64::NAN, ..Default::default() }.check().is_err());
     }
 }

@@ -79,8 +79,12 @@ impl IngestRequest {
         if self.symbols.is_empty() {
             return Err(Error::invalid("no symbols to ingest"));
         }
+        let mut seen = HashSet::new();
         for s in &self.symbols {
             validate_symbol(s)?;
+            if !seen.insert(s) {
+                return Err(Error::invalid(format!("symbol '{s}' is listed twice")));
+            }
         }
         if self.end < self.start {
             return Err(Error::invalid(format!("end {} is before start {}", self.end, self.start)));
@@ -200,10 +204,13 @@ async fn ingest_unit<S: BarSource>(
         report.rows += batch.num_rows() as u64;
         report.bytes_ingested += batch.get_array_memory_size() as u64;
         let partitions: BTreeSet<PartitionKey> = unit.sessions.iter().map(|s| PartitionKey::for_date(contract.partitioning, s.date)).collect();
+        // Only these sessions' rows: a daily dataset's yearly partition keeps its other days.
+        let (from, to) = local_days(contract, first, last)?;
         let done = dataset
             .write(vec![batch])
             .mode(WriteMode::ReplaceSymbols)
             .replacing_symbols(replacing)
+            .replacing_between(from, to)
             .covering(partitions)
             .operation("ingest")
             .parameter("source", source.name())
@@ -273,6 +280,19 @@ fn to_batch(contract: &DatasetContract, source: &str, job_id: &str, ingested_at:
         })
         .collect::<Result<_>>()?;
     Ok(RecordBatch::try_new(contract.arrow_schema(), columns)?)
+}
+
+/// `[first 00:00, (last + 1 day) 00:00)` in the contract's partition time zone, as UTC µs.
+fn local_days(contract: &DatasetContract, first: NaiveDate, last: NaiveDate) -> Result<(i64, i64)> {
+    let midnight = |d: NaiveDate| {
+        d.and_time(chrono::NaiveTime::MIN)
+            .and_local_timezone(contract.partition_timezone)
+            .earliest()
+            .map(|t| t.timestamp_micros())
+            .ok_or_else(|| Error::invalid(format!("{d} has no midnight in {}", contract.partition_timezone)))
+    };
+    let after = last.succ_opt().ok_or_else(|| Error::invalid(format!("{last} is the last representable date")))?;
+    Ok((midnight(first)?, midnight(after)?))
 }
 
 /// The volume column in the contract's type: float64 as is, int64 only from whole numbers.

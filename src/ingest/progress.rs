@@ -1,10 +1,10 @@
 //! Ingestion progress: one `ingest_progress` row per (raw dataset, symbol, session), written right
 //! after the bars it describes. Resuming reads it to skip what is done; `clean` drops old rows.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow::datatypes::TimestampMicrosecondType;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
@@ -130,42 +130,42 @@ pub struct CleanReport {
 }
 
 /// Removes progress rows last updated before `cutoff`, in one commit. The sessions they described are
-/// then fetched again by the next resume.
+/// then fetched again by the next resume. The removal is a predicate the write applies to each
+/// partition's current rows, so progress committed concurrently is kept.
 pub async fn clean(lake: &Lake, cutoff: DateTime<Utc>) -> Result<CleanReport> {
     let progress = lake.dataset(DATASET)?;
     let state = progress.latest().await?;
     let cutoff = cutoff.timestamp_micros();
-    let mut kept: HashMap<PartitionKey, Vec<RecordBatch>> = HashMap::new();
-    let (mut removed, mut rows_kept) = (0u64, 0u64);
+    let stale = move |batch: &RecordBatch| -> Result<BooleanArray> {
+        let updated = batch
+            .column_by_name("updated_at")
+            .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>())
+            .ok_or_else(|| Error::SchemaMismatch { dataset: DATASET.into(), detail: "no timestamp column 'updated_at'".into() })?;
+        Ok((0..batch.num_rows()).map(|i| Some(updated.is_null(i) || updated.value(i) < cutoff)).collect())
+    };
+    // Find the partitions holding stale rows (and count them); the write removes them again from
+    // whatever those partitions hold when it commits.
+    let (mut removed, mut rows_kept, mut partitions) = (0u64, 0u64, Vec::new());
     for entry in state.partitions.values() {
-        let mut changed = false;
-        let mut batches = Vec::new();
+        let mut stale_here = 0;
         for batch in progress.read_partition(entry, &BTreeSet::new()).await? {
-            let updated = batch
-                .column_by_name("updated_at")
-                .map(|c| c.as_primitive::<TimestampMicrosecondType>().clone())
-                .ok_or_else(|| Error::SchemaMismatch { dataset: DATASET.into(), detail: "no column 'updated_at'".into() })?;
-            let keep: arrow::array::BooleanArray = (0..batch.num_rows()).map(|i| Some(updated.is_valid(i) && updated.value(i) >= cutoff)).collect();
-            let filtered = arrow::compute::filter_record_batch(&batch, &keep)?;
-            changed |= filtered.num_rows() != batch.num_rows();
-            removed += (batch.num_rows() - filtered.num_rows()) as u64;
-            rows_kept += filtered.num_rows() as u64;
-            batches.push(filtered);
+            let n = stale(&batch)?.true_count() as u64;
+            stale_here += n;
+            rows_kept += batch.num_rows() as u64 - n;
         }
-        if changed {
-            let key = PartitionKey::parse(&entry.partition)?;
-            kept.insert(key, batches.into_iter().filter(|b| b.num_rows() > 0).collect());
+        if stale_here > 0 {
+            removed += stale_here;
+            partitions.push(PartitionKey::parse(&entry.partition)?);
         }
     }
-    let partitions_rewritten = kept.len();
-    if kept.is_empty() {
+    if partitions.is_empty() {
         return Ok(CleanReport { rows_removed: 0, rows_kept, partitions_rewritten: 0, snapshot_id: None });
     }
-    let keys: Vec<PartitionKey> = kept.keys().copied().collect();
+    let partitions_rewritten = partitions.len();
     let done = progress
-        .write(kept.into_values().flatten().collect())
-        .mode(WriteMode::Overwrite)
-        .covering(keys)
+        .write(Vec::new())
+        .removing_where(Arc::new(stale))
+        .covering(partitions)
         .operation("clean")
         .parameter("older_than_micros", cutoff)
         .execute()

@@ -147,6 +147,7 @@ impl AlpacaSource {
             .append_pair("feed", &self.feed)
             .append_pair("sort", "asc");
         let mut token: Option<String> = None;
+        let mut seen = std::collections::HashSet::new();
         for page_no in 1.. {
             let page_what = format!("{what} (page {page_no})");
             let mut page_url = url.clone();
@@ -170,6 +171,10 @@ impl AlpacaSource {
                 None => {}
             }
             match page.next_page_token {
+                // A token that comes back would loop for ever.
+                Some(t) if !t.is_empty() && !seen.insert(t.clone()) => {
+                    return Err(self.http.error(&page_what, "next_page_token repeats an earlier page's; stopping".into()));
+                }
                 Some(t) if !t.is_empty() => token = Some(t),
                 _ => break,
             }
@@ -198,5 +203,35 @@ impl BarSource for AlpacaSource {
             out.outside_sessions += bars.len() as u64;
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bars(body: &str) -> usize {
+        let page: BarsPage = serde_json::from_str(body).unwrap();
+        match page.bars {
+            None => 0,
+            Some(BarsField::List(l)) => l.len(),
+            Some(BarsField::BySymbol(m)) => m.into_values().map(|v| v.map_or(0, |v| v.len())).sum(),
+        }
+    }
+
+    #[test]
+    fn every_empty_shape_is_no_bars() {
+        for body in [
+            r#"{"bars": {}, "next_page_token": null}"#,
+            r#"{"bars": null, "symbol": "SPY", "next_page_token": null}"#,
+            r#"{"bars": [], "symbol": "SPY"}"#,
+            r#"{"symbol": "SPY"}"#,
+            r#"{"bars": {"SPY": null}}"#,
+        ] {
+            assert_eq!(bars(body), 0, "{body}");
+        }
+        // Integer prices occur; both shapes carry bars.
+        assert_eq!(bars(r#"{"bars": {"A": [{"t":"2022-02-01T05:00:00Z","o":174,"h":175,"l":172,"c":174,"v":85998033}]}}"#), 1);
+        assert_eq!(bars(r#"{"bars": [{"t":"2022-02-01T05:00:00Z","o":1,"h":1,"l":1,"c":1,"v":1,"n":1,"vw":1}], "symbol": "A"}"#), 1);
     }
 }

@@ -111,6 +111,7 @@ impl PolygonSource {
             .append_pair("sort", "asc")
             .append_pair("limit", &PAGE_LIMIT.to_string());
         let mut bars = Vec::new();
+        let mut seen = std::collections::HashSet::from([url.to_string()]);
         for page_no in 1.. {
             let page_what = format!("{what} (page {page_no})");
             let body = self.http.get(&url, &self.headers, &page_what).await?;
@@ -124,7 +125,14 @@ impl PolygonSource {
                 bars.push(Bar { ts, open: b.o, high: b.h, low: b.l, close: b.c, volume: b.v, vwap: b.vw, trade_count: b.n.map(|n| n as i64) });
             }
             match page.next_url {
-                Some(next) => url = self.rebase(&next, &page_what)?,
+                Some(next) => {
+                    let next = self.rebase(&next, &page_what)?;
+                    // A cursor that comes back would loop for ever.
+                    if !seen.insert(next.to_string()) {
+                        return Err(self.http.error(&page_what, "next_url repeats an earlier page's; stopping".into()));
+                    }
+                    url = next;
+                }
                 None => break,
             }
         }
@@ -167,5 +175,33 @@ impl BarSource for PolygonSource {
             into_sessions(symbol, sessions, bars, &mut out);
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_shapes_parse_as_no_bars() {
+        for body in [r#"{"status":"OK","resultsCount":0}"#, r#"{"status":"OK","results":null}"#, r#"{"status":"OK","results":[]}"#] {
+            let page: AggsPage = serde_json::from_str(body).unwrap();
+            assert!(page.results.unwrap_or_default().is_empty(), "{body}");
+            assert!(page.next_url.is_none());
+        }
+        // Fractional volume and an absent vw / n are accepted.
+        let page: AggsPage = serde_json::from_str(r#"{"results":[{"t":1,"o":1,"h":1,"l":1,"c":1,"v":0.5}],"next_url":"https://x/y?cursor=c"}"#).unwrap();
+        let bar = &page.results.unwrap()[0];
+        assert_eq!((bar.v, bar.vw, bar.n), (0.5, None, None));
+    }
+
+    #[test]
+    fn next_url_is_followed_on_the_configured_base() {
+        let settings = PolygonSettings { api_key: Some(Secret::new("k")), base_url: "http://127.0.0.1:9/".into(), ..Default::default() };
+        let source = PolygonSource::new(&settings).unwrap();
+        let next = source.rebase("https://api.massive.com/v2/aggs/ticker/AAPL/range/1/day/1/2?cursor=AB%3D", "t").unwrap();
+        assert_eq!(next.as_str(), "http://127.0.0.1:9/v2/aggs/ticker/AAPL/range/1/day/1/2?cursor=AB%3D");
+        assert!(PolygonSource::new(&PolygonSettings::default()).is_err(), "no key");
+        assert!(PolygonSource::new(&PolygonSettings { base_url: "ftp://x".into(), ..settings }).is_err());
     }
 }

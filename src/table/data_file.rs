@@ -119,34 +119,6 @@ fn distinct_symbols(batch: &RecordBatch) -> u64 {
     }
 }
 
-/// Keeps the rows of `batch` whose `symbol` is not in `drop`; with a `(column, value)` scope, also the
-/// rows whose `column` is not `value`.
-pub fn without_symbols(batch: &RecordBatch, drop: &HashSet<String>, scope: Option<&(String, String)>) -> Result<RecordBatch> {
-    let Some(col) = batch.column_by_name("symbol") else { return Ok(batch.clone()) };
-    let symbols = col.as_string::<i32>();
-    let in_scope: Option<&arrow::array::StringArray> = match scope {
-        Some((column, _)) => Some(
-            batch
-                .column_by_name(column)
-                .and_then(|c| c.as_string_opt::<i32>())
-                .ok_or_else(|| crate::error::Error::invalid(format!("replacement scope column '{column}' is not a utf8 column")))?,
-        ),
-        None => None,
-    };
-    let keep: arrow::array::BooleanArray = symbols
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let scoped = match (in_scope, scope) {
-                (Some(c), Some((_, value))) => c.is_valid(i) && c.value(i) == value,
-                _ => true,
-            };
-            Some(!(scoped && s.is_some_and(|s| drop.contains(s))))
-        })
-        .collect();
-    Ok(arrow::compute::filter_record_batch(batch, &keep)?)
-}
-
 /// The distinct symbols in some batches.
 pub fn symbols_in(batches: &[RecordBatch]) -> HashSet<String> {
     let mut out = HashSet::new();

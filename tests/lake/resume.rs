@@ -113,6 +113,23 @@ fn ingest_resume_skips_finished_sessions_and_clean_forgets_them() {
 }
 
 #[test]
+fn daily_chunks_inside_one_yearly_partition_keep_each_other() {
+    let t = TestLake::new(Backend::Local);
+    assert!(t.run(&["init"]).status.success());
+    // Nine sessions, two per commit, all in the partition year=2024.
+    let first = t.json(&["ingest", "--source", "synthetic", "--symbols", "AAPL,MSFT", "--start", "2024-01-02", "--end", "2024-01-12", "--frequency", "1d", "--chunk-sessions", "2"]);
+    assert_eq!(first["chunks"], 5);
+    let count = || t.json(&["query", "SELECT symbol, count(*) AS n FROM raw_synthetic_daily_bars GROUP BY 1 ORDER BY 1"]);
+    assert_eq!(count(), json!([{ "symbol": "AAPL", "n": 9 }, { "symbol": "MSFT", "n": 9 }]));
+    // Re-ingesting one day of one symbol replaces that bar only.
+    let before = t.json(&["query", "SELECT symbol, ts, close FROM raw_synthetic_daily_bars ORDER BY ALL"]);
+    t.json(&["ingest", "--source", "synthetic", "--symbols", "AAPL", "--start", "2024-01-05", "--end", "2024-01-05", "--frequency", "1d", "--seed", "9"]);
+    let after = t.json(&["query", "SELECT symbol, ts, close FROM raw_synthetic_daily_bars ORDER BY ALL"]);
+    let changed = before.as_array().unwrap().iter().zip(after.as_array().unwrap()).filter(|(a, b)| a != b).count();
+    assert_eq!((changed, after.as_array().unwrap().len()), (1, 18));
+}
+
+#[test]
 fn targeted_reingest_replaces_only_the_asked_symbols_and_sessions() {
     let t = TestLake::new(Backend::Local);
     assert!(t.run(&["init"]).status.success());

@@ -265,9 +265,11 @@ async fn closed_port_gives_connect_error_quickly() {
 async fn head_timestamp_is_returned() {
     let mut script = Script::new();
     script.head_timestamp("AAPL", 345_479_400);
+    script.push("EMPTY", "head", Reply::no_data());
     let (_fake, client) = setup(script).await;
-    let t = client.head_timestamp("AAPL", Some(265598)).await.unwrap();
+    let t = client.head_timestamp("AAPL", Some(265598)).await.unwrap().unwrap();
     assert_eq!(t.timestamp(), 345_479_400);
+    assert_eq!(client.head_timestamp("EMPTY", None).await.unwrap(), None, "IB has no data: none, not an error");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

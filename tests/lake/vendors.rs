@@ -101,6 +101,9 @@ fn polygon_errors_name_the_request_and_keep_committed_data() {
             { "path": "/v2/aggs/ticker/AAPL/range/1/minute/2024-01-04/2024-01-04", "responses": [ { "status": 403, "body_file": "error_403_not_authorized.json" } ] },
             { "path": "/v2/aggs/ticker/MSFT/range/1/minute/2024-01-04/2024-01-04", "responses": [ { "status": 401, "body_file": "error_401_unknown_api_key.json" } ] },
             { "path": "/v2/aggs/ticker/NVDA/range/1/minute/2024-01-04/2024-01-04", "responses": [ { "status": 200, "body": "{\"status\":\"OK\",\"results\":[{\"t\":17043" } ] },
+            // A cursor that keeps coming back.
+            { "path": "/v2/aggs/ticker/TSLA/range/1/minute/2024-01-04/2024-01-04", "responses": [ { "status": 200,
+              "body": "{\"status\":\"OK\",\"results\":[],\"next_url\":\"https://api.massive.com/v2/aggs/ticker/TSLA/range/1/minute/2024-01-04/2024-01-04?cursor=LOOP\"}" } ] },
         ]),
     );
     let first = ok_json(cli(&t, &server, &["--json", "ingest", "--source", "polygon", "--symbols", "AAPL", "--start", "2024-01-02", "--end", "2024-01-03"]));
@@ -116,6 +119,7 @@ fn polygon_errors_name_the_request_and_keep_committed_data() {
         ("AAPL", "polygon: AAPL 1m bars 2024-01-04..2024-01-04 (page 1): HTTP 403 Forbidden: You are not entitled to this data"),
         ("MSFT", "polygon: MSFT 1m bars 2024-01-04..2024-01-04 (page 1): HTTP 401 Unauthorized: Unknown API Key"),
         ("NVDA", "polygon: NVDA 1m bars 2024-01-04..2024-01-04 (page 1): malformed response body"),
+        ("TSLA", "polygon: TSLA 1m bars 2024-01-04..2024-01-04 (page 2): next_url repeats an earlier page's; stopping"),
     ] {
         let out = cli(&t, &server, &["ingest", "--source", "polygon", "--symbols", symbol, "--start", "2024-01-04", "--end", "2024-01-04"]);
         assert!(!out.status.success());
@@ -124,7 +128,7 @@ fn polygon_errors_name_the_request_and_keep_committed_data() {
     }
     // 4xx is not retried; the failed runs committed nothing.
     let tries = server.requests().iter().filter(|r| r["path"].as_str().unwrap().ends_with("2024-01-04/2024-01-04")).count();
-    assert_eq!(tries, 3);
+    assert_eq!(tries, 3 + 2, "one request each, two pages for the looping cursor");
     assert_eq!(rows(&t, "SELECT count(*) AS n, sum(volume) AS v FROM raw_polygon_bars"), before);
     // A missing key is a configuration error that says where keys come from.
     let out = t.cli().env("POLYGON_BASE_URL", &server.url).args(["ingest", "--source", "polygon", "--symbols", "AAPL", "--start", "2024-01-02", "--end", "2024-01-02"]).output().unwrap();

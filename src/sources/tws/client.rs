@@ -219,8 +219,8 @@ impl TwsClient {
         }
     }
 
-    /// Earliest available TRADES data for the contract.
-    pub async fn head_timestamp(&self, symbol: &str, con_id: Option<i32>) -> Result<DateTime<Utc>, TwsError> {
+    /// Earliest available TRADES data for the contract; `None` when IB has none at all.
+    pub async fn head_timestamp(&self, symbol: &str, con_id: Option<i32>) -> Result<Option<DateTime<Utc>>, TwsError> {
         let contract = self.contract(symbol, con_id);
         let hours = self.trading_hours();
         let request_key = format!("{symbol}@{}|head|rth={}", self.cfg.exchange, self.cfg.regular_hours);
@@ -231,8 +231,9 @@ impl TwsClient {
             })
             .await?;
         match outcome {
-            None => Err(TwsError::Other { symbol: symbol.into(), detail: "IB has no data for this contract".into() }),
+            None => Ok(None),
             Some(t) => DateTime::from_timestamp(t.unix_timestamp(), 0)
+                .map(Some)
                 .ok_or_else(|| TwsError::Other { symbol: symbol.into(), detail: format!("head timestamp out of range: {t}") }),
         }
     }
@@ -317,6 +318,8 @@ impl TwsClient {
             tokio::time::sleep(delay).await;
             match open_session(&self.cfg).await {
                 Ok(client) => {
+                    // A new session starts connected: a 1100 of the old one must not hold requests.
+                    self.ib_down.send_replace(false);
                     let watcher = spawn_notice_watcher(&client, self.ib_down.clone());
                     let mut s = self.session.write().await;
                     s.watcher.abort();

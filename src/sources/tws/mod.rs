@@ -125,13 +125,17 @@ impl TwsSettings {
     }
 }
 
+/// A symbol's earliest data, looked up once.
+type HeadCell = tokio::sync::OnceCell<Option<DateTime<Utc>>>;
+
 /// The TWS bar source.
 pub struct TwsSource {
     client: TwsClient,
     regular_hours: bool,
     concurrency: usize,
-    /// Earliest data per symbol, asked once per source.
-    heads: Mutex<HashMap<String, DateTime<Utc>>>,
+    /// Earliest data per symbol (`None`: IB has none), asked once per source even when many
+    /// sessions of a symbol start at once.
+    heads: Mutex<HashMap<String, Arc<HeadCell>>>,
     /// IB contract ids from the universe: a request by id cannot pick the wrong listing.
     con_ids: HashMap<String, i32>,
 }
@@ -167,19 +171,17 @@ impl TwsSource {
         session.date.and_time(eight_pm).and_local_timezone(chrono_tz::America::New_York).earliest().map_or(session.close, |t| t.with_timezone(&Utc))
     }
 
-    async fn head(&self, symbol: &str) -> std::result::Result<DateTime<Utc>, TwsError> {
-        if let Some(h) = self.heads.lock().map_err(|_| other(symbol))?.get(symbol) {
-            return Ok(*h);
-        }
-        let h = self.client.head_timestamp(symbol, self.con_ids.get(symbol).copied()).await?;
-        self.heads.lock().map_err(|_| other(symbol))?.insert(symbol.to_string(), h);
-        Ok(h)
+    async fn head(&self, symbol: &str) -> std::result::Result<Option<DateTime<Utc>>, TwsError> {
+        let cell = self.heads.lock().map_err(|_| other(symbol))?.entry(symbol.to_string()).or_default().clone();
+        cell.get_or_try_init(|| self.client.head_timestamp(symbol, self.con_ids.get(symbol).copied())).await.copied()
     }
 
-    /// One symbol-session's bars: none, without a request, before the symbol's first data.
+    /// One symbol-session's bars: none, without a request, before the symbol's first data (or at all
+    /// when IB has none).
     async fn symbol_session(&self, symbol: &str, session: &Session, size: BarSize) -> std::result::Result<Vec<Bar>, TwsError> {
-        if self.request_end(session) <= self.head(symbol).await? {
-            return Ok(Vec::new());
+        match self.head(symbol).await? {
+            Some(head) if self.request_end(session) > head => {}
+            _ => return Ok(Vec::new()),
         }
         Ok(self.client.day_bars(symbol, self.con_ids.get(symbol).copied(), self.request_end(session), size).await?.bars)
     }

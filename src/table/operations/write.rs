@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use arrow::array::{AsArray, RecordBatch, UInt32Array};
+use arrow::array::{Array, AsArray, RecordBatch, UInt32Array};
 use arrow::compute::take_record_batch;
 use arrow::datatypes::TimestampMicrosecondType;
 use chrono::DateTime;
@@ -39,7 +39,13 @@ pub enum WriteMode {
     ReplaceSymbols,
     /// The new rows are added to each partition's rows (for logs such as quarantined input).
     Append,
+    /// In each covered partition, the old rows matching a predicate ([`WriteBuilder::removing_where`])
+    /// are removed and the new rows added. The predicate runs again on a conflict's newer content.
+    RemoveWhere,
 }
+
+/// Which old rows a `RemoveWhere` write removes: `true` = remove.
+pub type RowPredicate = Arc<dyn Fn(&RecordBatch) -> Result<arrow::array::BooleanArray> + Send + Sync>;
 
 /// Builder for a write; see the module docs.
 pub struct WriteBuilder<'a> {
@@ -51,6 +57,8 @@ pub struct WriteBuilder<'a> {
     empty_partitions: Vec<PartitionKey>,
     symbols: Option<HashSet<String>>,
     scope: Option<(String, String)>,
+    window: Option<(i64, i64)>,
+    predicate: Option<RowPredicate>,
 }
 
 /// What a write did.
@@ -77,6 +85,8 @@ impl Dataset {
             empty_partitions: Vec::new(),
             symbols: None,
             scope: None,
+            window: None,
+            predicate: None,
         }
     }
 }
@@ -120,6 +130,20 @@ impl<'a> WriteBuilder<'a> {
         self
     }
 
+    /// With `ReplaceSymbols`: replace only those of the symbols' rows whose partition column falls in
+    /// `[start, end)` (µs): a chunk of sessions inside a yearly partition leaves the year's other days.
+    pub fn replacing_between(mut self, start_micros: i64, end_micros: i64) -> Self {
+        self.window = Some((start_micros, end_micros));
+        self
+    }
+
+    /// Sets `RemoveWhere` mode with this predicate (e.g. "updated before the cutoff").
+    pub fn removing_where(mut self, predicate: RowPredicate) -> Self {
+        self.mode = WriteMode::RemoveWhere;
+        self.predicate = Some(predicate);
+        self
+    }
+
     pub async fn execute(self) -> Result<WriteResult> {
         let ds = self.dataset;
         let contract = ds.contract.clone();
@@ -135,7 +159,15 @@ impl<'a> WriteBuilder<'a> {
         }
         let mut symbols = data_file::symbols_in(&self.batches);
         symbols.extend(self.symbols.iter().flatten().cloned());
-        let replacing = Arc::new(Replacing { symbols, scope: self.scope.clone() });
+        if self.mode == WriteMode::RemoveWhere && self.predicate.is_none() {
+            return Err(Error::invalid("RemoveWhere needs a predicate (WriteBuilder::removing_where)"));
+        }
+        let removal = Arc::new(Removal {
+            symbols,
+            scope: self.scope.clone(),
+            window: self.window.map(|(start, end)| (contract.partition_column.clone(), start, end)),
+            predicate: self.predicate.clone(),
+        });
         let new_rows: Arc<BTreeMap<String, Vec<RecordBatch>>> =
             Arc::new(by_partition.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
         let mut staged: BTreeMap<String, (u64, Action)> = BTreeMap::new(); // partition -> (built on version, action)
@@ -157,7 +189,7 @@ impl<'a> WriteBuilder<'a> {
                 })
                 .cloned()
                 .collect();
-            let built = build(ds, &read, &stale, &new_rows, &replacing, self.mode).await?;
+            let built = build(ds, &read, &stale, &new_rows, &removal, self.mode).await?;
             for (p, (action, bytes)) in built {
                 if let Some((_, Action::Add(old))) = staged.get(&p) {
                     discard(ds, old).await;
@@ -218,10 +250,50 @@ impl<'a> WriteBuilder<'a> {
     }
 }
 
-/// Which old rows a `ReplaceSymbols` write removes: those of `symbols` (within `scope`, if set).
-struct Replacing {
+/// Which old rows a write removes from the partitions it touches.
+struct Removal {
+    /// `ReplaceSymbols`: rows of these symbols, whose `scope` column holds the value (if set), and
+    /// whose partition column falls in the `window` (if set).
     symbols: HashSet<String>,
     scope: Option<(String, String)>,
+    window: Option<(String, i64, i64)>,
+    /// `RemoveWhere`: rows matching this.
+    predicate: Option<RowPredicate>,
+}
+
+impl Removal {
+    /// The rows of `batch` that stay.
+    fn keep(&self, mode: WriteMode, batch: &RecordBatch) -> Result<RecordBatch> {
+        let remove: arrow::array::BooleanArray = match (mode, &self.predicate) {
+            (WriteMode::Append | WriteMode::Overwrite, _) => return Ok(batch.clone()),
+            (WriteMode::RemoveWhere, Some(p)) => p(batch)?,
+            (WriteMode::RemoveWhere, None) => return Ok(batch.clone()),
+            (WriteMode::ReplaceSymbols, _) => {
+                let Some(symbols) = batch.column_by_name("symbol").and_then(|c| c.as_string_opt::<i32>()) else { return Ok(batch.clone()) };
+                let column = |name: &str| batch.column_by_name(name).ok_or_else(|| Error::invalid(format!("replacement column '{name}' is missing")));
+                let scope = match &self.scope {
+                    Some((name, value)) => {
+                        let c = column(name)?.as_string_opt::<i32>().ok_or_else(|| Error::invalid(format!("replacement scope column '{name}' is not utf8")))?;
+                        Some((c, value.as_str()))
+                    }
+                    None => None,
+                };
+                let window = match &self.window {
+                    Some((name, start, end)) => Some((column(name)?.as_primitive::<TimestampMicrosecondType>(), *start, *end)),
+                    None => None,
+                };
+                (0..batch.num_rows())
+                    .map(|i| {
+                        let symbol = symbols.is_valid(i) && self.symbols.contains(symbols.value(i));
+                        let scoped = scope.is_none_or(|(c, v)| c.is_valid(i) && c.value(i) == v);
+                        let inside = window.is_none_or(|(c, start, end)| (start..end).contains(&c.value(i)));
+                        Some(symbol && scoped && inside)
+                    })
+                    .collect()
+            }
+        };
+        Ok(arrow::compute::filter_record_batch(batch, &arrow::compute::not(&remove)?)?)
+    }
 }
 
 /// The schema record to commit: set on the first commit, evolved when the contract grew.
@@ -239,7 +311,7 @@ async fn build(
     read: &TableState,
     partitions: &[String],
     new_rows: &Arc<BTreeMap<String, Vec<RecordBatch>>>,
-    replacing: &Arc<Replacing>,
+    removal: &Arc<Removal>,
     mode: WriteMode,
 ) -> Result<BTreeMap<String, (Action, u64)>> {
     // Old content, for partitions whose other rows must be kept.
@@ -254,14 +326,14 @@ async fn build(
         BTreeMap::new()
     };
     let contract = ds.contract.clone();
-    let (new_rows, replacing, parts) = (new_rows.clone(), replacing.clone(), partitions.to_vec());
+    let (new_rows, removal, parts) = (new_rows.clone(), removal.clone(), partitions.to_vec());
     let encoded: Vec<(String, Option<EncodedFile>)> = tokio::task::spawn_blocking(move || {
         parts
             .par_iter()
             .map(|p| {
                 let mut batches: Vec<RecordBatch> = Vec::new();
                 for b in old.get(p).into_iter().flatten() {
-                    batches.push(if mode == WriteMode::Append { b.clone() } else { data_file::without_symbols(b, &replacing.symbols, replacing.scope.as_ref())? });
+                    batches.push(removal.keep(mode, b)?);
                 }
                 batches.extend(new_rows.get(p).into_iter().flatten().cloned());
                 let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
