@@ -219,6 +219,7 @@ async fn ingest_unit<S: BarSource>(
             .parameter("end", last)
             .parameter("symbols", unit.symbols.len())
             .parameter("bar_size", request.bar_size)
+            .parameter("request", source.request_metadata())
             .execute()
             .await?;
         tracing::info!(dataset = dataset.name(), snapshot = done.snapshot_id, %first, %last, rows = done.rows_written, "committed chunk");

@@ -188,6 +188,10 @@ impl BarSource for AlpacaSource {
         "alpaca"
     }
 
+    fn request_metadata(&self) -> serde_json::Value {
+        serde_json::json!({ "feed": self.feed, "adjustment": self.adjustment, "base_url": self.base.as_str() })
+    }
+
     async fn fetch(&self, symbols: &[String], sessions: &[Session], size: BarSize) -> Result<Fetched> {
         let (from, to) = (sessions[0].date, sessions[sessions.len() - 1].date);
         let mut by_symbol: HashMap<String, Vec<Bar>> = HashMap::new();

@@ -97,6 +97,12 @@ pub trait BarSource: Send + Sync {
         }
     }
 
+    /// How this source asks (adjustment, feed, trading hours, seed...): recorded with every commit,
+    /// so a snapshot says what its bars are.
+    fn request_metadata(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+
     /// The bars of `symbols` in `sessions` (ascending, non-empty). An error fails the whole request:
     /// nothing of it is committed.
     fn fetch(&self, symbols: &[String], sessions: &[Session], size: BarSize) -> impl Future<Output = Result<Fetched>> + Send;
@@ -164,6 +170,15 @@ impl BarSource for AnySource {
             AnySource::Polygon(s) => s.name(),
             AnySource::Alpaca(s) => s.name(),
             AnySource::Tws(s) => s.name(),
+        }
+    }
+
+    fn request_metadata(&self) -> serde_json::Value {
+        match self {
+            AnySource::Synthetic(s) => s.request_metadata(),
+            AnySource::Polygon(s) => s.request_metadata(),
+            AnySource::Alpaca(s) => s.request_metadata(),
+            AnySource::Tws(s) => s.request_metadata(),
         }
     }
 

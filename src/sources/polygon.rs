@@ -164,6 +164,10 @@ impl BarSource for PolygonSource {
         "polygon"
     }
 
+    fn request_metadata(&self) -> serde_json::Value {
+        serde_json::json!({ "adjusted": self.adjusted, "base_url": self.base.as_str() })
+    }
+
     async fn fetch(&self, symbols: &[String], sessions: &[Session], size: BarSize) -> Result<Fetched> {
         let (from, to) = (sessions[0].date, sessions[sessions.len() - 1].date);
         // Futures built first: a closure inside the stream would tie them to a higher-ranked lifetime

@@ -185,6 +185,11 @@ impl BarSource for SyntheticSource {
         "synthetic"
     }
 
+    fn request_metadata(&self) -> serde_json::Value {
+        let s = &self.settings;
+        serde_json::json!({ "seed": s.seed, "gap_rate": s.gap_rate, "duplicate_rate": s.duplicate_rate, "outlier_rate": s.outlier_rate })
+    }
+
     async fn fetch(&self, symbols: &[String], sessions: &[Session], size: BarSize) -> Result<Fetched> {
         let series = symbols
             .iter()

@@ -82,6 +82,10 @@ fn polygon_pages_retry_after_and_legacy_null() {
         { "t": "2020-01-03 05:00", "open": 74.2875, "volume": 146535512.0, "source": "polygon" },
     ]));
 
+    // The commit records how the bars were asked for.
+    let log = t.json(&["snapshots", "raw_polygon_daily_bars"]);
+    assert_eq!(log[0]["parameters"]["request"]["adjusted"], false, "{log}");
+
     // The vendor's own 2005 sample; fractional-capable float64 volume as delivered.
     let report = ok_json(cli(&t, &server, &["--json", "ingest", "--source", "polygon", "--symbols", "AAPL", "--start", "2005-04-01", "--end", "2005-04-04", "--frequency", "1d"]));
     assert_eq!(report["rows"], 2);

@@ -205,6 +205,11 @@ impl BarSource for TwsSource {
         "tws"
     }
 
+    fn request_metadata(&self) -> serde_json::Value {
+        let c = self.client.config();
+        serde_json::json!({ "what_to_show": "TRADES", "regular_hours": self.regular_hours, "exchange": c.exchange, "currency": c.currency })
+    }
+
     async fn fetch(&self, symbols: &[String], sessions: &[Session], size: BarSize) -> Result<Fetched> {
         let failed: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
         let is_failed = |s: &str| failed.lock().map(|f| f.contains(s)).unwrap_or(true);
