@@ -10,6 +10,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+use crate::curate::CurateSettings;
 use crate::error::{Error, Result};
 use crate::ingest::backfill::BackfillSettings;
 use crate::sources::alpaca::AlpacaSettings;
@@ -33,6 +34,7 @@ pub struct Config {
     pub tws: TwsSettings,
     pub universe: UniverseSettings,
     pub backfill: BackfillSettings,
+    pub curate: CurateSettings,
 }
 
 /// Environment variables the runbooks already use, and the setting each overrides. They rank with

@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use arrow::array::Array;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
@@ -25,6 +26,8 @@ const BUILTIN: &[(&str, &str)] = &[
     ("schemas/quarantine_rows.toml", include_str!("../schemas/quarantine_rows.toml")),
     ("schemas/ingest_progress.toml", include_str!("../schemas/ingest_progress.toml")),
     ("schemas/reference_universe.toml", include_str!("../schemas/reference_universe.toml")),
+    ("schemas/curated_1m_bars.toml", include_str!("../schemas/curated_1m_bars.toml")),
+    ("schemas/curation_rejects.toml", include_str!("../schemas/curation_rejects.toml")),
     ("schemas/raw_tws_bars.toml", include_str!("../schemas/raw_tws_bars.toml")),
     ("schemas/raw_polygon_bars.toml", include_str!("../schemas/raw_polygon_bars.toml")),
     ("schemas/raw_alpaca_bars.toml", include_str!("../schemas/raw_alpaca_bars.toml")),
@@ -210,6 +213,24 @@ impl DatasetContract {
             return Err(mismatch(format!("column '{}' is not in the contract", extra.name())));
         }
         Ok(())
+    }
+
+    /// `batch` in this contract's schema: columns picked by name and cast to the contract's types (a
+    /// query engine's integer microseconds become timestamps, its BIGINT an int32 where the contract
+    /// says so). Fails naming the column when one is missing, cannot be cast, or has nulls it may not.
+    pub fn conform_batch(&self, batch: &arrow::array::RecordBatch) -> Result<arrow::array::RecordBatch> {
+        let mismatch = |detail: String| Error::SchemaMismatch { dataset: self.name.clone(), detail };
+        let mut columns = Vec::with_capacity(self.schema.fields().len());
+        for want in self.schema.fields() {
+            let got = batch.column_by_name(want.name()).ok_or_else(|| mismatch(format!("column '{}' is missing", want.name())))?;
+            let cast = arrow::compute::cast(got, want.data_type())
+                .map_err(|e| mismatch(format!("column '{}' ({}) cannot be {}: {e}", want.name(), got.data_type(), want.data_type())))?;
+            if !want.is_nullable() && cast.null_count() > 0 {
+                return Err(mismatch(format!("column '{}' has {} null value(s) but the contract says not null", want.name(), cast.null_count())));
+            }
+            columns.push(cast);
+        }
+        Ok(arrow::array::RecordBatch::try_new(self.schema.clone(), columns)?)
     }
 
     /// Checks that this contract may replace the schema a dataset was written with: same columns in the

@@ -14,6 +14,7 @@
 //! - [`universe`]: the symbols the lake tracks (`reference_universe`).
 //! - [`ingest`]: a source's bars into its raw dataset, one commit per chunk of sessions, with
 //!   [`ingest::progress`] records for resuming and [`ingest::backfill`] for adaptive historical fills.
+//! - [`curate`]: raw minute bars -> `curated_1m_bars` (DuckDB SQL, NYSE calendar, fills, outliers).
 //! - [`table`]: the lake engine: [`table::Lake`], [`table::Dataset`], the manifest, and the operations
 //!   (write, tag, restore, vacuum, verify) that all commit through [`table::transaction`].
 //! - [`query`]: DuckDB SQL over any snapshot.
@@ -53,6 +54,7 @@ pub mod calendar;
 pub mod cli;
 pub mod config;
 pub mod contract;
+pub mod curate;
 pub mod demo;
 pub mod error;
 pub mod ingest;

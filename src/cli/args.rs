@@ -47,6 +47,23 @@ pub enum Command {
     /// Fill BACKFILL_TARGET_DAYS of history back from the last completed session, newest first, in
     /// adaptive steps; skips what ingest_progress records as finished, so a rerun resumes.
     BackfillHistory(BackfillArgs),
+    /// Curate raw minute bars into curated_1m_bars for a range of sessions (replaces exactly those
+    /// partitions): best source per symbol-session, dedupe, OHLC checks (rejects in curation_rejects),
+    /// the session's minute grid with fills, regular-hours and outlier flags.
+    Curate {
+        /// First session date (default: the last completed session).
+        #[arg(long)]
+        start: Option<NaiveDate>,
+        /// Last session date, inclusive (default: --start).
+        #[arg(long)]
+        end: Option<NaiveDate>,
+        /// Fill policy for missing regular-session minutes (default: curate.fill).
+        #[arg(long, value_enum)]
+        fill: Option<crate::curate::FillPolicy>,
+        /// Job id recorded in rows and the commit (default: a fresh one).
+        #[arg(long)]
+        job_id: Option<String>,
+    },
     /// Ingestion progress records.
     #[command(subcommand)]
     Progress(ProgressCommand),
@@ -100,6 +117,34 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
+        /// Write to this file instead of stdout.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Curated bars (the library's get_curated_bars): 1m, or resampled within sessions.
+    Bars {
+        /// Comma-separated symbols.
+        #[arg(long)]
+        symbols: String,
+        #[arg(long)]
+        start: NaiveDate,
+        /// Last session date, inclusive (default: --start).
+        #[arg(long)]
+        end: Option<NaiveDate>,
+        /// 1m, 5m, 15m, 30m, 1h or 1d (session OHLCV).
+        #[arg(long, value_enum, default_value = "1m")]
+        frequency: crate::curate::Frequency,
+        /// 1m only: include extended-hours bars.
+        #[arg(long)]
+        extended_hours: bool,
+        /// Read at a snapshot (see `query --as-of`).
+        #[arg(long = "as-of")]
+        as_of: Vec<String>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// Write to this file instead of stdout (required for parquet and arrow).
+        #[arg(long)]
+        output: Option<PathBuf>,
     },
     /// NYSE sessions between two dates, with open and close in UTC and New York time.
     Calendar {
@@ -264,4 +309,8 @@ pub enum Format {
     Table,
     Csv,
     Json,
+    /// A Parquet file (needs --output).
+    Parquet,
+    /// An Arrow IPC file (needs --output).
+    Arrow,
 }

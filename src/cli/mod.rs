@@ -153,6 +153,14 @@ async fn run(cli: Cli, out: &Output) -> Result<ExitCode> {
             let report = progress::clean(&lake, cutoff).await?;
             out.message(&report, &format!("removed {} progress record(s) older than {older_than}; {} kept", report.rows_removed, report.rows_kept));
         }
+        Command::Curate { start, end, fill, job_id } => {
+            let lake = ctx.open().await?;
+            let start = start.unwrap_or_else(|| NyseCalendar.last_completed_session(chrono::Utc::now()));
+            let mut settings = ctx.config.curate.clone();
+            settings.fill = fill.unwrap_or(settings.fill);
+            let report = crate::curate::curate(&lake, &settings, &crate::curate::CurateRequest { start, end: end.unwrap_or(start), job_id }).await?;
+            out.curate(&report);
+        }
         Command::Universe(UniverseCommand::Rebuild { symbols, csv }) => {
             let lake = ctx.open().await?;
             let mut settings = ctx.config.universe.clone();
@@ -222,11 +230,23 @@ async fn run(cli: Cli, out: &Output) -> Result<ExitCode> {
             }
             out.vacuum(&reports);
         }
-        Command::Query { sql, as_of, format } => {
+        Command::Query { sql, as_of, format, output } => {
             let lake = ctx.open().await?;
             let engine = QueryEngine::open_for_sql(&lake, &AsOf::parse(&as_of)?, &sql).await?;
             let batches = tokio::task::block_in_place(|| engine.query(&sql))?;
-            out.batches(&batches, if out.json { args::Format::Json } else { format })?;
+            out.batches(&batches, if out.json { args::Format::Json } else { format }, output.as_deref())?;
+        }
+        Command::Bars { symbols, start, end, frequency, extended_hours, as_of, format, output } => {
+            let lake = ctx.open().await?;
+            let request = crate::curate::BarsRequest {
+                symbols: symbols.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+                start,
+                end: end.unwrap_or(start),
+                frequency,
+                extended_hours,
+            };
+            let batches = crate::curate::get_curated_bars(&lake, &request, &AsOf::parse(&as_of)?).await?;
+            out.batches(&batches, if out.json { args::Format::Json } else { format }, output.as_deref())?;
         }
         Command::Calendar { start, end } => {
             if end < start {

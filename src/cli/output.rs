@@ -5,6 +5,7 @@ use comfy_table::{presets::UTF8_BORDERS_ONLY, Table};
 use serde::Serialize;
 
 use crate::calendar::Session;
+use crate::curate::CurateReport;
 use crate::demo::DemoReport;
 use crate::error::{Error, Result};
 use crate::ingest::backfill::BackfillReport;
@@ -108,6 +109,19 @@ impl Output {
                 s += &format!("\nfailed: {}: {}", f.symbol, f.error);
             }
             s
+        });
+    }
+
+    pub fn curate(&self, r: &CurateReport) {
+        self.print(r, || {
+            format!(
+                "curated {}..{} ({} sessions) into {} snapshot {}: {} rows ({:.0} rows/s)\n\
+                 raw rows {}, superseded by a preferred source {}, duplicates removed {}, invalid {} (in curation_rejects), \
+                 filled {}, unfilled gaps {}, extended-hours {}, outliers {}\ninputs: {:?}; job {}",
+                r.start, r.end, r.sessions, r.dataset, r.snapshot_id, r.rows, r.rows_per_second,
+                r.raw_rows, r.superseded_rows, r.duplicates_removed, r.invalid_rows,
+                r.filled_rows, r.unfilled_gaps, r.extended_hours_rows, r.outliers, r.inputs, r.job_id
+            )
         });
     }
 
@@ -313,11 +327,19 @@ impl Output {
         });
     }
 
-    pub fn batches(&self, batches: &[RecordBatch], format: Format) -> Result<()> {
+    /// Writes `batches` in `format` to `output`, or to stdout (text formats only).
+    pub fn batches(&self, batches: &[RecordBatch], format: Format, output: Option<&std::path::Path>) -> Result<()> {
+        let mut sink: Box<dyn std::io::Write> = match output {
+            Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path).map_err(|e| Error::invalid(format!("--output {}: {e}", path.display())))?)),
+            None if matches!(format, Format::Parquet | Format::Arrow) => {
+                return Err(Error::invalid("--format parquet and arrow write a file: pass --output FILE"));
+            }
+            None => Box::new(std::io::stdout().lock()),
+        };
         match format {
-            Format::Table => println!("{}", arrow::util::pretty::pretty_format_batches(batches)?),
+            Format::Table => writeln!(sink, "{}", arrow::util::pretty::pretty_format_batches(batches)?)?,
             Format::Csv => {
-                let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(std::io::stdout().lock());
+                let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(&mut sink);
                 for b in batches {
                     w.write(b)?;
                 }
@@ -328,9 +350,30 @@ impl Output {
                 w.write_batches(&refs)?;
                 w.finish()?;
                 let body = w.into_inner();
-                println!("{}", if body.is_empty() { "[]".into() } else { String::from_utf8_lossy(&body).into_owned() });
+                writeln!(sink, "{}", if body.is_empty() { "[]".into() } else { String::from_utf8_lossy(&body).into_owned() })?;
+            }
+            Format::Parquet | Format::Arrow => {
+                let Some(schema) = batches.first().map(|b| b.schema()) else {
+                    return Err(Error::invalid("no rows to write"));
+                };
+                let mut file = Vec::new();
+                if format == Format::Parquet {
+                    let mut w = parquet::arrow::ArrowWriter::try_new(&mut file, schema, None)?;
+                    for b in batches {
+                        w.write(b)?;
+                    }
+                    w.close()?;
+                } else {
+                    let mut w = arrow::ipc::writer::FileWriter::try_new(&mut file, &schema)?;
+                    for b in batches {
+                        w.write(b)?;
+                    }
+                    w.finish()?;
+                }
+                sink.write_all(&file)?;
             }
         }
+        sink.flush()?;
         Ok(())
     }
 

@@ -8,6 +8,7 @@ mod fake_tws;
 mod cli;
 mod concurrency;
 mod crash;
+mod curate;
 mod engine;
 mod file_import;
 mod integrity;

@@ -1,0 +1,82 @@
+-- Curation of one-minute bars: raw sources -> curated_1m_bars (run by src/curate/mod.rs).
+-- It fills in the brace placeholders below: raw (a UNION ALL BY NAME over the raw datasets, with
+-- `dataset` and `precedence` columns, from the session before the range to its end), start, outlier_k,
+-- outlier_window, keep_filled. The table `sessions(date, open_us, close_us, minutes)` comes from the
+-- NYSE calendar.
+-- Times are epoch microseconds: the embedded DuckDB has no ICU, so no time-zone arithmetic here.
+
+CREATE TEMP TABLE raw AS
+SELECT symbol, epoch_us(ts) AS ts_us, CAST(date AS DATE) AS date,
+       CAST(open AS DOUBLE) AS open, CAST(high AS DOUBLE) AS high, CAST(low AS DOUBLE) AS low,
+       CAST(close AS DOUBLE) AS close, CAST(volume AS DOUBLE) AS volume,
+       CAST(vwap AS DOUBLE) AS vwap, CAST(trade_count AS BIGINT) AS trade_count,
+       source, dataset, precedence, epoch_us(ingested_at) AS ingested_us
+FROM ({raw});
+
+-- Validity: the first failed check names the row's reason.
+CREATE TEMP TABLE checked AS
+SELECT *, CASE
+    WHEN open IS NULL OR high IS NULL OR low IS NULL OR close IS NULL THEN 'missing price'
+    WHEN isnan(open) OR isnan(high) OR isnan(low) OR isnan(close) THEN 'NaN price'
+    WHEN least(open, high, low, close) <= 0 THEN 'price <= 0'
+    WHEN low > least(open, close) OR high < greatest(open, close) THEN 'OHLC out of order (needs low <= open, close <= high)'
+    WHEN volume < 0 OR isnan(volume) THEN 'negative or NaN volume'
+  END AS reason
+FROM raw;
+
+-- Source precedence: each symbol-session comes whole from its best source with any valid bar.
+CREATE TEMP TABLE chosen AS
+SELECT symbol, date, min(precedence) AS precedence FROM checked WHERE reason IS NULL GROUP BY ALL;
+
+-- Dedupe: one bar per (symbol, minute), the latest ingested.
+CREATE TEMP TABLE bars AS
+SELECT c.* EXCLUDE (reason)
+FROM checked c JOIN chosen USING (symbol, date, precedence)
+WHERE c.reason IS NULL
+QUALIFY row_number() OVER (PARTITION BY c.symbol, c.ts_us ORDER BY c.ingested_us DESC) = 1;
+
+-- Every regular-session minute of every symbol-session present (early closes have 210).
+CREATE TEMP TABLE grid AS
+SELECT p.symbol, s.date, s.open_us + r.m * 60000000 AS ts_us, CAST(r.m AS INTEGER) AS minute_idx
+FROM (SELECT DISTINCT symbol, date FROM bars) p
+JOIN sessions s USING (date)
+CROSS JOIN range(390) r(m)
+WHERE r.m < s.minutes;
+
+CREATE TEMP TABLE merged AS
+SELECT coalesce(b.symbol, g.symbol) AS symbol, coalesce(b.date, g.date) AS date, coalesce(b.ts_us, g.ts_us) AS ts_us,
+       g.minute_idx, b.open, b.high, b.low, b.close, b.volume, b.vwap, b.trade_count, b.source,
+       b.ts_us IS NULL AS is_filled, g.ts_us IS NOT NULL AS is_rth
+FROM bars b FULL JOIN grid g ON b.symbol = g.symbol AND b.ts_us = g.ts_us;
+
+-- Fill (close carried forward per symbol, across sessions; open = high = low = close, volume 0), then
+-- flag outliers within each symbol-session's regular (or extended) minutes.
+CREATE TEMP TABLE curated AS
+WITH f AS (
+  SELECT *,
+    last_value(close IGNORE NULLS) OVER w AS close_ff,
+    last_value(source IGNORE NULLS) OVER w AS source_ff
+  FROM merged
+  WINDOW w AS (PARTITION BY symbol ORDER BY ts_us ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+),
+g AS (
+  SELECT symbol, date, ts_us, minute_idx, is_rth, is_filled,
+         coalesce(open, close_ff) AS open, coalesce(high, close_ff) AS high, coalesce(low, close_ff) AS low,
+         close_ff AS close, coalesce(volume, 0) AS volume, vwap, trade_count, coalesce(source, source_ff) AS source
+  FROM f
+  WHERE {keep_filled} OR NOT is_filled
+),
+r AS (
+  SELECT *, ln(close / lag(close) OVER w) AS ret_1, row_number() OVER w AS n
+  FROM g
+  WINDOW w AS (PARTITION BY symbol, date, is_rth ORDER BY ts_us)
+),
+o AS (
+  SELECT *, stddev_samp(ret_1) OVER (PARTITION BY symbol, date, is_rth ORDER BY ts_us
+                                     ROWS BETWEEN {outlier_window} PRECEDING AND 1 PRECEDING) AS s_prev
+  FROM r
+)
+SELECT symbol, ts_us, date, open, high, low, close, volume, vwap, trade_count, source, is_rth, is_filled,
+       coalesce(n > {outlier_window} + 1 AND abs(ret_1) > {outlier_k} * s_prev, false) AS is_outlier, minute_idx
+FROM o
+WHERE date >= DATE '{start}';

@@ -1,0 +1,282 @@
+//! Curation: the raw minute datasets -> `curated_1m_bars`, in DuckDB SQL (`curate_1m.sql`, beside
+//! this file), with the NYSE calendar for sessions, early closes and regular-hours flags.
+//!
+//! For each symbol-session the best source with valid bars wins (`source_precedence`); its bars are
+//! deduplicated (the latest ingested wins), checked (OHLC order, positive finite prices; failures go to
+//! `curation_rejects` with a reason), laid on the session's minute grid (missing minutes filled by the
+//! fill policy and flagged), and outliers flagged by a robust rule. Curating a date range replaces
+//! exactly its partitions, in `curated_1m_bars` and `curation_rejects`, through the manifest.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::Int64Type;
+use chrono::{NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+
+mod bars;
+
+pub use bars::{get_curated_bars, BarsRequest, Frequency};
+
+use crate::calendar::NyseCalendar;
+use crate::error::{Error, Result};
+use crate::query::{AsOf, QueryEngine};
+use crate::table::layout::PartitionKey;
+use crate::table::operations::write::WriteMode;
+use crate::table::Lake;
+
+/// The curated dataset.
+pub const DATASET: &str = "curated_1m_bars";
+/// Where invalid raw bars go.
+pub const REJECTS: &str = "curation_rejects";
+
+const CURATE_SQL: &str = include_str!("curate_1m.sql");
+
+/// What to do with regular-session minutes the source did not deliver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum FillPolicy {
+    /// Carry the last close forward (open = high = low = close, volume 0), flagged `is_filled`.
+    ForwardFill,
+    /// Leave the minute out (gaps are still counted by data quality).
+    None,
+}
+
+/// `[curate]` settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CurateSettings {
+    pub fill: FillPolicy,
+    /// A bar is an outlier when |1-minute log return| > `outlier_k` x the sample std of the previous
+    /// `outlier_window` returns of its session.
+    pub outlier_k: f64,
+    pub outlier_window: usize,
+    /// Sources by preference: a symbol-session comes whole from the first one that has valid bars.
+    pub source_precedence: Vec<String>,
+}
+
+impl Default for CurateSettings {
+    fn default() -> Self {
+        Self {
+            fill: FillPolicy::ForwardFill,
+            outlier_k: 10.0,
+            outlier_window: 30,
+            source_precedence: ["tws", "polygon", "alpaca", "file", "synthetic"].map(String::from).to_vec(),
+        }
+    }
+}
+
+/// What to curate.
+#[derive(Debug, Clone)]
+pub struct CurateRequest {
+    pub start: NaiveDate,
+    pub end: NaiveDate,
+    pub job_id: Option<String>,
+}
+
+/// What a curation did.
+#[derive(Debug, Clone, Serialize)]
+pub struct CurateReport {
+    pub dataset: String,
+    pub job_id: String,
+    pub start: NaiveDate,
+    pub end: NaiveDate,
+    pub sessions: usize,
+    /// Raw datasets read, at these snapshots (the curated snapshot's lineage).
+    pub inputs: BTreeMap<String, u64>,
+    pub raw_rows: u64,
+    /// Valid bars of a source that lost to a preferred one for the same symbol-session.
+    pub superseded_rows: u64,
+    pub duplicates_removed: u64,
+    pub invalid_rows: u64,
+    pub filled_rows: u64,
+    /// Regular-session minutes left out: nothing to fill from (no earlier bar), or the fill policy is `none`.
+    pub unfilled_gaps: u64,
+    pub extended_hours_rows: u64,
+    pub outliers: u64,
+    pub rows: u64,
+    pub snapshot_id: u64,
+    pub rejects_snapshot_id: Option<u64>,
+    pub seconds: f64,
+    pub rows_per_second: f64,
+}
+
+/// Curates `request` with `settings`.
+pub async fn curate(lake: &Lake, settings: &CurateSettings, request: &CurateRequest) -> Result<CurateReport> {
+    if request.end < request.start {
+        return Err(Error::invalid(format!("end {} is before start {}", request.end, request.start)));
+    }
+    if !(settings.outlier_k.is_finite() && settings.outlier_k > 0.0) || settings.outlier_window < 2 {
+        return Err(Error::Config(format!("curate: outlier_k must be > 0 ({}) and outlier_window >= 2 ({})", settings.outlier_k, settings.outlier_window)));
+    }
+    let started = Instant::now();
+    let job_id = request.job_id.clone().unwrap_or_else(|| format!("curate-{}", uuid::Uuid::now_v7().simple()));
+    let sessions = NyseCalendar.sessions(request.start, request.end);
+    // One session before the range seeds the forward fill of its first minutes.
+    let seed_start = NyseCalendar.previous_session(request.start);
+    let mut raw = Vec::new();
+    for (precedence, source) in settings.source_precedence.iter().enumerate() {
+        let name = format!("raw_{source}_bars");
+        let ds = lake.dataset(&name).map_err(|_| Error::Config(format!("curate.source_precedence: no raw dataset '{name}' for source '{source}'")))?;
+        if ds.latest().await?.snapshot_id > 0 {
+            raw.push(format!(
+                "SELECT *, '{name}' AS dataset, {precedence} AS precedence FROM {name} WHERE date BETWEEN DATE '{seed_start}' AND DATE '{}'",
+                request.end
+            ));
+        }
+    }
+    if raw.is_empty() {
+        return Err(Error::invalid("nothing to curate: no raw minute dataset has data"));
+    }
+    let raw_sql = raw.join("\nUNION ALL BY NAME\n");
+    let script = fill_template(
+        CURATE_SQL,
+        &[
+            ("raw", raw_sql.clone()),
+            ("start", request.start.to_string()),
+            ("outlier_k", settings.outlier_k.to_string()),
+            ("outlier_window", settings.outlier_window.to_string()),
+            ("keep_filled", (settings.fill == FillPolicy::ForwardFill).to_string()),
+        ],
+    )?;
+    let engine = QueryEngine::open_for_sql(lake, &AsOf::default(), &raw_sql).await?;
+    let sessions_sql = sessions_table(seed_start, request.end);
+    let curated_at = Utc::now().timestamp_micros();
+    let (curated, rejects, stats) = tokio::task::block_in_place(|| -> Result<_> {
+        let conn = engine.connection();
+        conn.execute_batch(&sessions_sql)?;
+        conn.execute_batch(&script)?;
+        let curated = engine.query(&format!(
+            "SELECT symbol, ts_us AS ts, open, high, low, close, volume, vwap, trade_count, source, is_rth, is_filled, is_outlier, minute_idx, \
+             '{job_id}' AS job_id, {curated_at} AS curated_at FROM curated WHERE close IS NOT NULL ORDER BY symbol, ts_us"
+        ))?;
+        let rejects = engine.query(&format!(
+            "SELECT symbol, ts_us AS ts, open, high, low, close, volume, source, dataset, reason, '{job_id}' AS job_id, {curated_at} AS curated_at \
+             FROM checked WHERE reason IS NOT NULL AND date >= DATE '{}' ORDER BY symbol, ts_us",
+            request.start
+        ))?;
+        let stats = engine.query(&format!(
+            "SELECT
+               (SELECT count(*) FROM raw WHERE date >= DATE '{s}'),
+               (SELECT count(*) FROM checked c WHERE date >= DATE '{s}' AND reason IS NULL
+                  AND NOT EXISTS (SELECT 1 FROM chosen h WHERE h.symbol = c.symbol AND h.date = c.date AND h.precedence = c.precedence)),
+               (SELECT count(*) FROM checked c JOIN chosen USING (symbol, date, precedence) WHERE date >= DATE '{s}' AND reason IS NULL)
+                 - (SELECT count(*) FROM bars WHERE date >= DATE '{s}'),
+               (SELECT count(*) FROM curated WHERE is_filled AND close IS NOT NULL),
+               (SELECT count(*) FROM merged WHERE date >= DATE '{s}' AND is_filled) - (SELECT count(*) FROM curated WHERE is_filled AND close IS NOT NULL),
+               (SELECT count(*) FROM curated WHERE NOT is_rth AND close IS NOT NULL),
+               (SELECT count(*) FROM curated WHERE is_outlier AND close IS NOT NULL)",
+            s = request.start
+        ))?;
+        Ok((curated, rejects, stats))
+    })?;
+    let stat = |i: usize| -> u64 { stats.first().map_or(0, |b| b.column(i).as_primitive::<Int64Type>().value(0).max(0) as u64) };
+    let ds = lake.dataset(DATASET)?;
+    let contract = ds.contract().clone();
+    let curated: Vec<RecordBatch> = curated.iter().filter(|b| b.num_rows() > 0).map(|b| contract.conform_batch(b)).collect::<Result<_>>()?;
+    let rows: u64 = curated.iter().map(|b| b.num_rows() as u64).sum();
+    let partitions: Vec<PartitionKey> = sessions.iter().map(|s| PartitionKey::for_date(contract.partitioning, s.date)).collect();
+    let inputs = engine.snapshots.clone();
+    let done = ds
+        .write(curated)
+        .mode(WriteMode::Overwrite)
+        .covering(partitions.clone())
+        .operation("curate")
+        .parameter("job_id", &job_id)
+        .parameter("start", request.start)
+        .parameter("end", request.end)
+        .parameter("inputs", &inputs)
+        .parameter("settings", settings)
+        .execute()
+        .await?;
+    let rejects_ds = lake.dataset(REJECTS)?;
+    let rejects_contract = rejects_ds.contract().clone();
+    let rejects: Vec<RecordBatch> = rejects.iter().filter(|b| b.num_rows() > 0).map(|b| rejects_contract.conform_batch(b)).collect::<Result<_>>()?;
+    let invalid_rows: u64 = rejects.iter().map(|b| b.num_rows() as u64).sum();
+    // Only write rejects when there are some now or were some before in these partitions.
+    let had_rejects = rejects_ds.latest().await?.partitions.keys().any(|p| partitions.iter().any(|k| k.to_string() == *p));
+    let rejects_snapshot_id = if invalid_rows > 0 || had_rejects {
+        let r = rejects_ds.write(rejects).mode(WriteMode::Overwrite).covering(partitions).operation("curate").parameter("job_id", &job_id).execute().await?;
+        Some(r.snapshot_id)
+    } else {
+        None
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    let report = CurateReport {
+        dataset: DATASET.into(),
+        job_id,
+        start: request.start,
+        end: request.end,
+        sessions: sessions.len(),
+        inputs,
+        raw_rows: stat(0),
+        superseded_rows: stat(1),
+        duplicates_removed: stat(2),
+        invalid_rows,
+        filled_rows: stat(3),
+        unfilled_gaps: stat(4),
+        extended_hours_rows: stat(5),
+        outliers: stat(6),
+        rows,
+        snapshot_id: done.snapshot_id,
+        rejects_snapshot_id,
+        seconds,
+        rows_per_second: rows as f64 / seconds.max(1e-9),
+    };
+    tracing::info!(rows, snapshot = report.snapshot_id, invalid = invalid_rows, filled = report.filled_rows, outliers = report.outliers, "curated");
+    Ok(report)
+}
+
+/// A `.sql` file with its `{name}` placeholders filled in. Every placeholder must be given and used, so
+/// a renamed one fails here rather than as a DuckDB syntax error.
+pub(crate) fn fill_template(template: &str, values: &[(&str, String)]) -> Result<String> {
+    // Checked on the template, not the result: values are SQL and may hold braces of their own.
+    for (i, _) in template.match_indices('{') {
+        let Some(len) = template[i..].find('}') else { continue };
+        let name = &template[i + 1..i + len];
+        if !values.iter().any(|(n, _)| *n == name) {
+            return Err(Error::invalid(format!("SQL template placeholder {{{name}}} has no value")));
+        }
+    }
+    let mut out = template.to_string();
+    for (name, value) in values {
+        let key = format!("{{{name}}}");
+        if !out.contains(&key) {
+            return Err(Error::invalid(format!("SQL template has no placeholder {key}")));
+        }
+        out = out.replace(&key, value);
+    }
+    Ok(out)
+}
+
+/// `CREATE TEMP TABLE sessions(date, open_us, close_us, minutes)` from the NYSE calendar.
+fn sessions_table(start: NaiveDate, end: NaiveDate) -> String {
+    let rows: Vec<String> = NyseCalendar
+        .sessions(start, end)
+        .iter()
+        .map(|s| format!("(DATE '{}', {}, {}, {})", s.date, s.open.timestamp_micros(), s.close.timestamp_micros(), s.minutes()))
+        .collect();
+    if rows.is_empty() {
+        return "CREATE TEMP TABLE sessions (date DATE, open_us BIGINT, close_us BIGINT, minutes INTEGER);".into();
+    }
+    format!("CREATE TEMP TABLE sessions AS SELECT * FROM (VALUES {}) t(date, open_us, close_us, minutes);", rows.join(", "))
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates_are_filled_completely() {
+        let filled = fill_template("SELECT {a} + {b}", &[("a", "1".into()), ("b", "2".into())]).unwrap();
+        assert_eq!(filled, "SELECT 1 + 2");
+        assert!(fill_template("SELECT {a}", &[("a", "1".into()), ("b", "2".into())]).is_err(), "unused value");
+        assert!(fill_template("SELECT {a} + {c}", &[("a", "1".into())]).unwrap_err().to_string().contains("{c}"));
+        // The shipped templates take exactly the values the code gives them.
+        let curate = [("raw", "r"), ("start", "s"), ("outlier_k", "k"), ("outlier_window", "w"), ("keep_filled", "f")].map(|(k, v)| (k, v.to_string()));
+        assert!(fill_template(CURATE_SQL, &curate).is_ok());
+        assert!(fill_template(include_str!("resample.sql"), &[("filter", "f".into()), ("minutes", "5".into())]).is_ok());
+    }
+}

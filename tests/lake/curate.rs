@@ -1,0 +1,157 @@
+//! `quantlake curate` and `bars` on data whose defects are known exactly: a file with gaps, a bad
+//! tick, a duplicate, out-of-order and invalid rows, extended-hours bars, a DST change and an early
+//! close, a second source for one symbol-session; and the real S&P 500 minute fixture.
+
+use std::fmt::Write as _;
+
+use serde_json::json;
+
+use crate::both_backends;
+use crate::support::{repo, stderr, Backend, TestLake};
+
+/// Session opens in UTC: 2024-03-08 (EST), 2024-03-11 (EDT, the Monday after the change), 2024-11-29
+/// (the day after Thanksgiving: closes at 13:00 New York after 210 minutes).
+const SESSIONS: [(&str, i64, usize); 3] = [("A", 1_709_908_200, 390), ("B", 1_710_163_800, 390), ("C", 1_732_890_600, 210)];
+
+fn price(i: usize) -> f64 {
+    100.0 + 0.05 * (((i * 7) % 11) as f64 - 5.0)
+}
+
+fn row(out: &mut String, t: i64, open: f64, close: f64, low: Option<f64>) {
+    let ts = chrono::DateTime::from_timestamp(t, 0).unwrap().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let low = low.unwrap_or(open.min(close) - 0.01);
+    writeln!(out, "TEST,{ts},{open},{},{low},{close},1000", open.max(close) + 0.01).unwrap();
+}
+
+/// The file described in the module docs; returns its path.
+fn defect_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let mut csv = String::from("symbol,ts,open,high,low,close,volume\n");
+    for (name, open_ts, minutes) in SESSIONS {
+        let mut rows = String::new();
+        let mut prev = price(0);
+        for i in 0..minutes {
+            let t = open_ts + 60 * i as i64;
+            let missing = (name == "A" && (50..=54).contains(&i)) || (name == "B" && i == 389) || (name == "C" && i == 0);
+            let close = if name == "A" && i == 200 { 125.0 } else { price(i) };
+            if !missing {
+                let low = (name == "B" && i == 300).then_some(prev + 1.0); // low above open: invalid
+                row(&mut rows, t, prev, close, low);
+                if name == "B" && i == 10 {
+                    row(&mut rows, t, prev, close, None); // an exact duplicate
+                }
+            }
+            prev = close;
+        }
+        match name {
+            // Pre-market (08:00 New York) and the 16:00 bar: extended hours.
+            "A" => {
+                row(&mut rows, open_ts - 90 * 60, 100.0, 100.0, None);
+                row(&mut rows, open_ts + 390 * 60, prev, prev, None);
+            }
+            // After the early close.
+            "C" => row(&mut rows, open_ts + 210 * 60, prev, prev, None),
+            _ => {}
+        }
+        if name == "B" {
+            // Out of order: the session backwards.
+            let mut lines: Vec<&str> = rows.lines().collect();
+            lines.reverse();
+            rows = lines.join("\n") + "\n";
+        }
+        csv += &rows;
+    }
+    let path = dir.join("defects.csv");
+    std::fs::write(&path, csv).unwrap();
+    path
+}
+
+fn q(t: &TestLake, sql: &str) -> serde_json::Value {
+    t.json(&["query", sql])
+}
+
+#[test]
+fn curation_counts_every_defect_exactly() {
+    let t = TestLake::new(Backend::Local);
+    t.json(&["init"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = defect_file(dir.path());
+    let imported = t.json(&["ingest", "--source", "file", "--path", file.to_str().unwrap()]);
+    assert_eq!(imported["rows"], 987);
+    // A second source: TEST again on 2024-03-11 (the file wins it), SYN only there.
+    t.json(&["ingest", "--source", "synthetic", "--symbols", "TEST,SYN", "--start", "2024-03-11", "--end", "2024-03-11"]);
+
+    let r = t.json(&["curate", "--start", "2024-03-08", "--end", "2024-11-29"]);
+    let counts = |r: &serde_json::Value| {
+        ["raw_rows", "superseded_rows", "duplicates_removed", "invalid_rows", "filled_rows", "unfilled_gaps", "extended_hours_rows", "rows"]
+            .map(|k| r[k].as_u64().unwrap())
+    };
+    assert_eq!(counts(&r), [987 + 780, 390, 1, 1, 8, 0, 3, 993 + 390], "{r}");
+    assert_eq!(r["inputs"], json!({ "raw_file_bars": 1, "raw_synthetic_bars": 1 }));
+
+    // Per session: DST moves the open, the early close ends at 13:00 New York, extended bars are flagged.
+    let sessions = q(&t, "SELECT CAST(date AS VARCHAR) AS d, count(*) FILTER (WHERE is_rth) AS rth, count(*) FILTER (WHERE NOT is_rth) AS ext, \
+        count(*) FILTER (WHERE is_filled) AS filled, count(*) FILTER (WHERE is_outlier) AS outliers, \
+        strftime(min(ts) FILTER (WHERE is_rth), '%H:%M') AS first, strftime(max(ts) FILTER (WHERE is_rth), '%H:%M') AS last, max(minute_idx) AS last_idx \
+        FROM curated_1m_bars WHERE symbol = 'TEST' GROUP BY ALL ORDER BY d");
+    assert_eq!(sessions, json!([
+        { "d": "2024-03-08", "rth": 390, "ext": 2, "filled": 5, "outliers": 1, "first": "14:30", "last": "20:59", "last_idx": 389 },
+        { "d": "2024-03-11", "rth": 390, "ext": 0, "filled": 2, "outliers": 0, "first": "13:30", "last": "19:59", "last_idx": 389 },
+        { "d": "2024-11-29", "rth": 210, "ext": 1, "filled": 1, "outliers": 0, "first": "14:30", "last": "17:59", "last_idx": 209 },
+    ]));
+    // The bad tick is the outlier; fills carry the last close with no volume; the 2024-03-11 bars are
+    // the file's, SYN's the synthetic source's.
+    assert_eq!(q(&t, "SELECT minute_idx, close FROM curated_1m_bars WHERE is_outlier AND symbol = 'TEST'"), json!([{ "minute_idx": 200, "close": 125.0 }]));
+    let fills = q(&t, "SELECT count(*) AS n, sum(volume) AS v, count(*) FILTER (WHERE open = close AND high = close AND low = close) AS flat FROM curated_1m_bars WHERE is_filled");
+    assert_eq!(fills, json!([{ "n": 8, "v": 0.0, "flat": 8 }]));
+    assert_eq!(q(&t, "SELECT close FROM curated_1m_bars WHERE symbol = 'TEST' AND date = DATE '2024-03-08' AND minute_idx = 52"), q(&t, "SELECT close FROM curated_1m_bars WHERE symbol = 'TEST' AND date = DATE '2024-03-08' AND minute_idx = 49"));
+    let by_source = q(&t, "SELECT symbol, source, count(*) AS n FROM curated_1m_bars WHERE date = DATE '2024-03-11' GROUP BY ALL ORDER BY 1");
+    assert_eq!(by_source, json!([{ "symbol": "SYN", "source": "synthetic", "n": 390 }, { "symbol": "TEST", "source": "file", "n": 390 }]));
+    let rejects = q(&t, "SELECT symbol, dataset, reason FROM curation_rejects");
+    assert_eq!(rejects, json!([{ "symbol": "TEST", "dataset": "raw_file_bars", "reason": "OHLC out of order (needs low <= open, close <= high)" }]));
+
+    // Resampled within sessions: daily = session OHLCV, the early close's last hour is 30 minutes.
+    let daily = t.json(&["bars", "--symbols", "TEST", "--start", "2024-03-08", "--end", "2024-11-29", "--frequency", "1d", "--format", "json"]);
+    let minutes: Vec<u64> = daily.as_array().unwrap().iter().map(|b| b["minutes"].as_u64().unwrap()).collect();
+    assert_eq!(minutes, [390, 390, 210]);
+    assert_eq!((daily[0]["high"].clone(), daily[0]["has_outlier"].clone()), (json!(125.01), json!(true)));
+    let hourly = t.json(&["bars", "--symbols", "TEST", "--start", "2024-11-29", "--frequency", "1h", "--format", "json"]);
+    let minutes: Vec<u64> = hourly.as_array().unwrap().iter().map(|b| b["minutes"].as_u64().unwrap()).collect();
+    assert_eq!(minutes, [60, 60, 60, 30]);
+    let five = t.json(&["bars", "--symbols", "TEST,SYN", "--start", "2024-03-08", "--end", "2024-03-11", "--frequency", "5m", "--format", "json"]);
+    assert_eq!(five.as_array().unwrap().len(), 78 * 3);
+    let with_ext = t.json(&["bars", "--symbols", "TEST", "--start", "2024-03-08", "--extended-hours", "--format", "json"]);
+    assert_eq!(with_ext.as_array().unwrap().len(), 392);
+    let out = dir.path().join("bars.parquet");
+    assert!(t.run(&["bars", "--symbols", "TEST", "--start", "2024-03-08", "--format", "parquet", "--output", out.to_str().unwrap()]).status.success());
+    assert!(std::fs::metadata(&out).unwrap().len() > 1000);
+    let refused = t.run(&["bars", "--symbols", "TEST", "--start", "2024-03-08", "--format", "arrow"]);
+    assert!(!refused.status.success() && stderr(&refused).contains("--output FILE"), "{}", stderr(&refused));
+
+    // Without fills, the gaps stay gaps (and are counted).
+    let r = t.json(&["curate", "--start", "2024-03-08", "--end", "2024-03-08", "--fill", "none"]);
+    assert_eq!((r["filled_rows"].as_u64(), r["unfilled_gaps"].as_u64(), r["rows"].as_u64()), (Some(0), Some(5), Some(387)));
+    // Re-curating one session replaced exactly its partition, and the earlier result is still readable.
+    let diff = t.json(&["snapshot", "diff", "curated_1m_bars", "1"]);
+    let changed: Vec<&str> = diff["changes"].as_array().unwrap().iter().map(|c| c["partition"].as_str().unwrap()).collect();
+    assert_eq!(changed, ["date=2024-03-08"]);
+    let before = t.json(&["bars", "--symbols", "TEST", "--start", "2024-03-08", "--as-of", "curated_1m_bars@1", "--format", "json"]);
+    assert_eq!(before.as_array().unwrap().len(), 390);
+}
+
+/// The real S&P 500 minute fixture, on a local lake and on S3.
+async fn sp500_minute_fixture(backend: Backend) {
+    let t = TestLake::new(backend);
+    t.json(&["init"]);
+    let file = repo().join("../shared/fixtures/bars/mplfinance_SP500_NOV2019_IDay.csv");
+    t.json(&["ingest", "--source", "file", "--path", file.to_str().unwrap(), "--symbol", "SPX"]);
+    let r = t.json(&["curate", "--start", "2019-11-05", "--end", "2019-11-08"]);
+    // Four sessions of 390 minutes, all present; the three days with a 16:00 bar keep it, flagged.
+    assert_eq!((r["rows"].as_u64(), r["filled_rows"].as_u64(), r["extended_hours_rows"].as_u64(), r["invalid_rows"].as_u64()), (Some(1563), Some(0), Some(3), Some(0)));
+    // Three 0.18% one-minute moves in a quiet index are ten times the preceding half hour's std.
+    assert_eq!(r["outliers"], 3);
+    let ext = q(&t, "SELECT strftime(ts, '%H:%M') AS t, count(*) AS n FROM curated_1m_bars WHERE NOT is_rth GROUP BY 1");
+    assert_eq!(ext, json!([{ "t": "21:00", "n": 3 }]));
+    let nothing = t.run(&["curate", "--start", "2019-11-08", "--end", "2019-11-05"]);
+    assert!(!nothing.status.success() && stderr(&nothing).contains("before start"), "{}", stderr(&nothing));
+}
+both_backends!(sp500_minute_fixture_test, sp500_minute_fixture);
