@@ -5,7 +5,8 @@
 -- NYSE calendar.
 -- Times are epoch microseconds: the embedded DuckDB has no ICU, so no time-zone arithmetic here.
 
-CREATE TEMP TABLE raw AS
+-- Views, not tables: DuckDB streams them, so a range of many sessions never sits in memory whole.
+CREATE TEMP VIEW raw AS
 SELECT symbol, epoch_us(ts) AS ts_us, CAST(date AS DATE) AS date,
        CAST(open AS DOUBLE) AS open, CAST(high AS DOUBLE) AS high, CAST(low AS DOUBLE) AS low,
        CAST(close AS DOUBLE) AS close, CAST(volume AS DOUBLE) AS volume,
@@ -14,7 +15,7 @@ SELECT symbol, epoch_us(ts) AS ts_us, CAST(date AS DATE) AS date,
 FROM ({raw});
 
 -- Validity: the first failed check names the row's reason.
-CREATE TEMP TABLE checked AS
+CREATE TEMP VIEW checked AS
 SELECT *, CASE
     WHEN open IS NULL OR high IS NULL OR low IS NULL OR close IS NULL THEN 'missing price'
     WHEN isnan(open) OR isnan(high) OR isnan(low) OR isnan(close) THEN 'NaN price'
@@ -24,26 +25,33 @@ SELECT *, CASE
   END AS reason
 FROM raw;
 
+-- Valid bars per symbol-session and source (small; it also gives the raw and superseded counts).
+CREATE TEMP TABLE source_counts AS
+SELECT symbol, date, precedence, count(*) AS bars FROM checked WHERE reason IS NULL GROUP BY ALL;
+
 -- Source precedence: each symbol-session comes whole from its best source with any valid bar.
 CREATE TEMP TABLE chosen AS
-SELECT symbol, date, min(precedence) AS precedence FROM checked WHERE reason IS NULL GROUP BY ALL;
+SELECT symbol, date, min(precedence) AS precedence FROM source_counts GROUP BY ALL;
 
--- Dedupe: one bar per (symbol, minute), the latest ingested.
-CREATE TEMP TABLE bars AS
-SELECT c.* EXCLUDE (reason)
+-- Dedupe: one bar per (symbol, minute), the latest ingested (a hash aggregate, not a sort).
+CREATE TEMP VIEW bars AS
+SELECT symbol, ts_us, any_value(date) AS date,
+       arg_max(open, ingested_us) AS open, arg_max(high, ingested_us) AS high, arg_max(low, ingested_us) AS low,
+       arg_max(close, ingested_us) AS close, arg_max(volume, ingested_us) AS volume, arg_max(vwap, ingested_us) AS vwap,
+       arg_max(trade_count, ingested_us) AS trade_count, arg_max(source, ingested_us) AS source
 FROM checked c JOIN chosen USING (symbol, date, precedence)
 WHERE c.reason IS NULL
-QUALIFY row_number() OVER (PARTITION BY c.symbol, c.ts_us ORDER BY c.ingested_us DESC) = 1;
+GROUP BY symbol, ts_us;
 
 -- Every regular-session minute of every symbol-session present (early closes have 210).
-CREATE TEMP TABLE grid AS
+CREATE TEMP VIEW grid AS
 SELECT p.symbol, s.date, s.open_us + r.m * 60000000 AS ts_us, CAST(r.m AS INTEGER) AS minute_idx
-FROM (SELECT DISTINCT symbol, date FROM bars) p
+FROM chosen p
 JOIN sessions s USING (date)
 CROSS JOIN range(390) r(m)
 WHERE r.m < s.minutes;
 
-CREATE TEMP TABLE merged AS
+CREATE TEMP VIEW merged AS
 SELECT coalesce(b.symbol, g.symbol) AS symbol, coalesce(b.date, g.date) AS date, coalesce(b.ts_us, g.ts_us) AS ts_us,
        g.minute_idx, b.open, b.high, b.low, b.close, b.volume, b.vwap, b.trade_count, b.source,
        b.ts_us IS NULL AS is_filled, g.ts_us IS NOT NULL AS is_rth
@@ -51,7 +59,7 @@ FROM bars b FULL JOIN grid g ON b.symbol = g.symbol AND b.ts_us = g.ts_us;
 
 -- Fill (close carried forward per symbol, across sessions; open = high = low = close, volume 0), then
 -- flag outliers within each symbol-session's regular (or extended) minutes.
-CREATE TEMP TABLE curated AS
+CREATE TEMP VIEW curated AS
 WITH f AS (
   SELECT *,
     last_value(close IGNORE NULLS) OVER w AS close_ff,

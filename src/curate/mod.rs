@@ -149,7 +149,7 @@ pub async fn curate(lake: &Lake, settings: &CurateSettings, request: &CurateRequ
         conn.execute_batch(&script)?;
         let curated = engine.query(&format!(
             "SELECT symbol, ts_us AS ts, open, high, low, close, volume, vwap, trade_count, source, is_rth, is_filled, is_outlier, minute_idx, \
-             '{job_id}' AS job_id, {curated_at} AS curated_at FROM curated WHERE close IS NOT NULL ORDER BY symbol, ts_us"
+             '{job_id}' AS job_id, {curated_at} AS curated_at FROM curated WHERE close IS NOT NULL"
         ))?;
         let rejects = engine.query(&format!(
             "SELECT symbol, ts_us AS ts, open, high, low, close, volume, source, dataset, reason, '{job_id}' AS job_id, {curated_at} AS curated_at \
@@ -158,24 +158,26 @@ pub async fn curate(lake: &Lake, settings: &CurateSettings, request: &CurateRequ
         ))?;
         let stats = engine.query(&format!(
             "SELECT
-               (SELECT count(*) FROM raw WHERE date >= DATE '{s}'),
-               (SELECT count(*) FROM checked c WHERE date >= DATE '{s}' AND reason IS NULL
-                  AND NOT EXISTS (SELECT 1 FROM chosen h WHERE h.symbol = c.symbol AND h.date = c.date AND h.precedence = c.precedence)),
-               (SELECT count(*) FROM checked c JOIN chosen USING (symbol, date, precedence) WHERE date >= DATE '{s}' AND reason IS NULL)
-                 - (SELECT count(*) FROM bars WHERE date >= DATE '{s}'),
-               (SELECT count(*) FROM curated WHERE is_filled AND close IS NOT NULL),
-               (SELECT count(*) FROM merged WHERE date >= DATE '{s}' AND is_filled) - (SELECT count(*) FROM curated WHERE is_filled AND close IS NOT NULL),
-               (SELECT count(*) FROM curated WHERE NOT is_rth AND close IS NOT NULL),
-               (SELECT count(*) FROM curated WHERE is_outlier AND close IS NOT NULL)",
+               (SELECT coalesce(sum(bars), 0) FROM source_counts WHERE date >= DATE '{s}'),
+               (SELECT coalesce(sum(c.bars), 0) FROM source_counts c JOIN chosen h USING (symbol, date) WHERE c.date >= DATE '{s}' AND c.precedence <> h.precedence),
+               (SELECT coalesce(sum(c.bars), 0) FROM source_counts c JOIN chosen h USING (symbol, date, precedence) WHERE c.date >= DATE '{s}'),
+               (SELECT coalesce(sum(s.minutes), 0) FROM chosen JOIN sessions s USING (date) WHERE date >= DATE '{s}')",
             s = request.start
         ))?;
         Ok((curated, rejects, stats))
     })?;
-    let stat = |i: usize| -> u64 { stats.first().map_or(0, |b| b.column(i).as_primitive::<Int64Type>().value(0).max(0) as u64) };
+    tracing::debug!(seconds = started.elapsed().as_secs_f64(), "curation SQL done");
+    let stat = |i: usize| -> u64 {
+        stats.first().and_then(|b| arrow::compute::cast(b.column(i), &arrow::datatypes::DataType::Int64).ok()).map_or(0, |c| c.as_primitive::<Int64Type>().value(0).max(0) as u64)
+    };
     let ds = lake.dataset(DATASET)?;
     let contract = ds.contract().clone();
     let curated: Vec<RecordBatch> = curated.iter().filter(|b| b.num_rows() > 0).map(|b| contract.conform_batch(b)).collect::<Result<_>>()?;
     let rows: u64 = curated.iter().map(|b| b.num_rows() as u64).sum();
+    let count = |column: &str, want: bool| -> u64 {
+        curated.iter().filter_map(|b| b.column_by_name(column)).map(|c| c.as_boolean().iter().filter(|v| *v == Some(want)).count() as u64).sum()
+    };
+    let (filled_rows, rth_rows, outliers) = (count("is_filled", true), count("is_rth", true), count("is_outlier", true));
     let partitions: Vec<PartitionKey> = sessions.iter().map(|s| PartitionKey::for_date(contract.partitioning, s.date)).collect();
     let inputs = engine.snapshots.clone();
     let done = ds
@@ -210,14 +212,17 @@ pub async fn curate(lake: &Lake, settings: &CurateSettings, request: &CurateRequ
         end: request.end,
         sessions: sessions.len(),
         inputs,
-        raw_rows: stat(0),
+        // Valid raw bars plus the invalid ones.
+        raw_rows: stat(0) + invalid_rows,
         superseded_rows: stat(1),
-        duplicates_removed: stat(2),
+        // The chosen sources' valid bars, less the distinct ones (every output row that is not a fill).
+        duplicates_removed: stat(2).saturating_sub(rows - filled_rows),
         invalid_rows,
-        filled_rows: stat(3),
-        unfilled_gaps: stat(4),
-        extended_hours_rows: stat(5),
-        outliers: stat(6),
+        filled_rows,
+        // Regular-session minutes of the chosen symbol-sessions that are not in the output.
+        unfilled_gaps: stat(3).saturating_sub(rth_rows),
+        extended_hours_rows: rows - rth_rows,
+        outliers,
         rows,
         snapshot_id: done.snapshot_id,
         rejects_snapshot_id,
