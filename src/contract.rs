@@ -28,6 +28,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ("schemas/reference_universe.toml", include_str!("../schemas/reference_universe.toml")),
     ("schemas/curated_1m_bars.toml", include_str!("../schemas/curated_1m_bars.toml")),
     ("schemas/curation_rejects.toml", include_str!("../schemas/curation_rejects.toml")),
+    ("schemas/dq_metrics.toml", include_str!("../schemas/dq_metrics.toml")),
     ("schemas/raw_tws_bars.toml", include_str!("../schemas/raw_tws_bars.toml")),
     ("schemas/raw_polygon_bars.toml", include_str!("../schemas/raw_polygon_bars.toml")),
     ("schemas/raw_alpaca_bars.toml", include_str!("../schemas/raw_alpaca_bars.toml")),

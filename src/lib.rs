@@ -15,6 +15,7 @@
 //! - [`ingest`]: a source's bars into its raw dataset, one commit per chunk of sessions, with
 //!   [`ingest::progress`] records for resuming and [`ingest::backfill`] for adaptive historical fills.
 //! - [`curate`]: raw minute bars -> `curated_1m_bars` (DuckDB SQL, NYSE calendar, fills, outliers).
+//! - [`dq`]: data-quality metrics per symbol-session (`dq_metrics`) and their summary.
 //! - [`table`]: the lake engine: [`table::Lake`], [`table::Dataset`], the manifest, and the operations
 //!   (write, tag, restore, vacuum, verify) that all commit through [`table::transaction`].
 //! - [`query`]: DuckDB SQL over any snapshot.
@@ -56,6 +57,7 @@ pub mod config;
 pub mod contract;
 pub mod curate;
 pub mod demo;
+pub mod dq;
 pub mod error;
 pub mod ingest;
 pub mod query;

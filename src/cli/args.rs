@@ -64,6 +64,9 @@ pub enum Command {
         #[arg(long)]
         job_id: Option<String>,
     },
+    /// Data quality (the library's get_data_quality_summary).
+    #[command(subcommand)]
+    Dq(DqCommand),
     /// Ingestion progress records.
     #[command(subcommand)]
     Progress(ProgressCommand),
@@ -275,6 +278,21 @@ pub struct BackfillArgs {
     /// Last session to fill (default: the last completed session).
     #[arg(long)]
     pub end: Option<NaiveDate>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DqCommand {
+    /// Metrics per session between two dates (expected vs present bars, gaps, fills, invalid,
+    /// duplicates, outliers, coverage), and their total.
+    Summary {
+        #[arg(long, default_value = "curated_1m_bars")]
+        dataset: String,
+        #[arg(long)]
+        start: NaiveDate,
+        /// Last session date, inclusive (default: --start).
+        #[arg(long)]
+        end: Option<NaiveDate>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -22,7 +22,7 @@ use crate::sources::{AnySource, SourceKind};
 use crate::table::operations::{history, restore, tag, vacuum, verify};
 use crate::table::{Dataset, Lake, SnapshotSpec};
 use crate::universe;
-use args::{Cli, Command, IngestArgs, ProgressCommand, RangeArgs, SnapshotCommand, SourceName, UniverseCommand};
+use args::{Cli, Command, DqCommand, IngestArgs, ProgressCommand, RangeArgs, SnapshotCommand, SourceName, UniverseCommand};
 use output::Output;
 
 /// Runs the command line; returns the process exit code.
@@ -160,6 +160,11 @@ async fn run(cli: Cli, out: &Output) -> Result<ExitCode> {
             settings.fill = fill.unwrap_or(settings.fill);
             let report = crate::curate::curate(&lake, &settings, &crate::curate::CurateRequest { start, end: end.unwrap_or(start), job_id }).await?;
             out.curate(&report);
+        }
+        Command::Dq(DqCommand::Summary { dataset, start, end }) => {
+            let lake = ctx.open().await?;
+            let summary = crate::dq::get_data_quality_summary(&lake, &dataset, start, end.unwrap_or(start)).await?;
+            out.dq_summary(&summary);
         }
         Command::Universe(UniverseCommand::Rebuild { symbols, csv }) => {
             let lake = ctx.open().await?;

@@ -7,6 +7,7 @@ use serde::Serialize;
 use crate::calendar::Session;
 use crate::curate::CurateReport;
 use crate::demo::DemoReport;
+use crate::dq::QualitySummary;
 use crate::error::{Error, Result};
 use crate::ingest::backfill::BackfillReport;
 use crate::ingest::{FileIngestReport, IngestReport};
@@ -121,6 +122,31 @@ impl Output {
                 r.start, r.end, r.sessions, r.dataset, r.snapshot_id, r.rows, r.rows_per_second,
                 r.raw_rows, r.superseded_rows, r.duplicates_removed, r.invalid_rows,
                 r.filled_rows, r.unfilled_gaps, r.extended_hours_rows, r.outliers, r.inputs, r.job_id
+            )
+        });
+    }
+
+    pub fn dq_summary(&self, s: &QualitySummary) {
+        self.print(s, || {
+            let mut t = table(&["session", "symbols", "expected", "present", "gaps", "filled", "invalid", "duplicates", "outliers", "coverage", "min symbol coverage"]);
+            for r in s.sessions.iter().chain(s.total.iter()) {
+                t.add_row([
+                    r.date.map_or("total".into(), |d| d.to_string()),
+                    r.symbols.to_string(),
+                    r.expected_bars.to_string(),
+                    r.present_bars.to_string(),
+                    r.gap_count.to_string(),
+                    r.filled_bars.to_string(),
+                    r.invalid_rows.to_string(),
+                    r.duplicates_removed.to_string(),
+                    r.outlier_count.to_string(),
+                    format!("{:.2}%", r.coverage * 100.0),
+                    format!("{:.2}%", r.min_symbol_coverage * 100.0),
+                ]);
+            }
+            format!(
+                "{} {}..{}: {} of {} sessions have metrics (dq_metrics snapshot {})\n{t}",
+                s.dataset, s.start, s.end, s.sessions_with_data, s.sessions_expected, s.snapshot_id
             )
         });
     }

@@ -7,10 +7,10 @@
 //! fill policy and flagged), and outliers flagged by a robust rule. Curating a date range replaces
 //! exactly its partitions, in `curated_1m_bars` and `curation_rejects`, through the manifest.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
-use arrow::array::{AsArray, RecordBatch};
+use arrow::array::{Array, AsArray, Int64Array, RecordBatch};
 use arrow::datatypes::Int64Type;
 use chrono::{NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -20,6 +20,7 @@ mod bars;
 pub use bars::{get_curated_bars, BarsRequest, Frequency};
 
 use crate::calendar::NyseCalendar;
+use crate::dq::SessionMetrics;
 use crate::error::{Error, Result};
 use crate::query::{AsOf, QueryEngine};
 use crate::table::layout::PartitionKey;
@@ -98,6 +99,8 @@ pub struct CurateReport {
     pub rows: u64,
     pub snapshot_id: u64,
     pub rejects_snapshot_id: Option<u64>,
+    /// The `dq_metrics` snapshot holding this run's metrics per symbol-session.
+    pub dq_snapshot_id: u64,
     pub seconds: f64,
     pub rows_per_second: f64,
 }
@@ -143,16 +146,16 @@ pub async fn curate(lake: &Lake, settings: &CurateSettings, request: &CurateRequ
     let engine = QueryEngine::open_for_sql(lake, &AsOf::default(), &raw_sql).await?;
     let sessions_sql = sessions_table(seed_start, request.end);
     let curated_at = Utc::now().timestamp_micros();
-    let (curated, rejects, stats) = tokio::task::block_in_place(|| -> Result<_> {
+    let (curated, rejects, stats, sources) = tokio::task::block_in_place(|| -> Result<_> {
         let conn = engine.connection();
         conn.execute_batch(&sessions_sql)?;
         conn.execute_batch(&script)?;
         let curated = engine.query(&format!(
             "SELECT symbol, ts_us AS ts, open, high, low, close, volume, vwap, trade_count, source, is_rth, is_filled, is_outlier, minute_idx, \
-             '{job_id}' AS job_id, {curated_at} AS curated_at FROM curated WHERE close IS NOT NULL"
+             '{job_id}' AS job_id, {curated_at} AS curated_at, date FROM curated WHERE close IS NOT NULL"
         ))?;
         let rejects = engine.query(&format!(
-            "SELECT symbol, ts_us AS ts, open, high, low, close, volume, source, dataset, reason, '{job_id}' AS job_id, {curated_at} AS curated_at \
+            "SELECT symbol, ts_us AS ts, open, high, low, close, volume, source, dataset, reason, '{job_id}' AS job_id, {curated_at} AS curated_at, date \
              FROM checked WHERE reason IS NOT NULL AND date >= DATE '{}' ORDER BY symbol, ts_us",
             request.start
         ))?;
@@ -164,12 +167,20 @@ pub async fn curate(lake: &Lake, settings: &CurateSettings, request: &CurateRequ
                (SELECT coalesce(sum(s.minutes), 0) FROM chosen JOIN sessions s USING (date) WHERE date >= DATE '{s}')",
             s = request.start
         ))?;
-        Ok((curated, rejects, stats))
+        let sources = engine.query(&format!(
+            "SELECT symbol, date, sum(c.bars) FILTER (WHERE c.precedence = h.precedence) AS chosen, \
+             coalesce(sum(c.bars) FILTER (WHERE c.precedence <> h.precedence), 0) AS superseded \
+             FROM source_counts c JOIN chosen h USING (symbol, date) WHERE date >= DATE '{}' GROUP BY ALL",
+            request.start
+        ))?;
+        Ok((curated, rejects, stats, sources))
     })?;
     tracing::debug!(seconds = started.elapsed().as_secs_f64(), "curation SQL done");
     let stat = |i: usize| -> u64 {
         stats.first().and_then(|b| arrow::compute::cast(b.column(i), &arrow::datatypes::DataType::Int64).ok()).map_or(0, |c| c.as_primitive::<Int64Type>().value(0).max(0) as u64)
     };
+    let metrics = session_metrics(&sessions, &curated, &rejects, &sources)?;
+    tracing::debug!(seconds = started.elapsed().as_secs_f64(), "metrics counted");
     let ds = lake.dataset(DATASET)?;
     let contract = ds.contract().clone();
     let curated: Vec<RecordBatch> = curated.iter().filter(|b| b.num_rows() > 0).map(|b| contract.conform_batch(b)).collect::<Result<_>>()?;
@@ -192,6 +203,7 @@ pub async fn curate(lake: &Lake, settings: &CurateSettings, request: &CurateRequ
         .parameter("settings", settings)
         .execute()
         .await?;
+    tracing::debug!(seconds = started.elapsed().as_secs_f64(), "curated rows committed");
     let rejects_ds = lake.dataset(REJECTS)?;
     let rejects_contract = rejects_ds.contract().clone();
     let rejects: Vec<RecordBatch> = rejects.iter().filter(|b| b.num_rows() > 0).map(|b| rejects_contract.conform_batch(b)).collect::<Result<_>>()?;
@@ -204,6 +216,7 @@ pub async fn curate(lake: &Lake, settings: &CurateSettings, request: &CurateRequ
     } else {
         None
     };
+    let dq_snapshot_id = crate::dq::record(lake, DATASET, &sessions, &metrics, &job_id).await?;
     let seconds = started.elapsed().as_secs_f64();
     let report = CurateReport {
         dataset: DATASET.into(),
@@ -226,11 +239,93 @@ pub async fn curate(lake: &Lake, settings: &CurateSettings, request: &CurateRequ
         rows,
         snapshot_id: done.snapshot_id,
         rejects_snapshot_id,
+        dq_snapshot_id,
         seconds,
         rows_per_second: rows as f64 / seconds.max(1e-9),
     };
     tracing::info!(rows, snapshot = report.snapshot_id, invalid = invalid_rows, filled = report.filled_rows, outliers = report.outliers, "curated");
     Ok(report)
+}
+
+/// Metrics per symbol-session being counted, keyed by borrowed (symbol, epoch day): curation's
+/// output has millions of rows, so nothing is allocated per row.
+struct Tally<'a> {
+    minutes: HashMap<NaiveDate, u64>,
+    index: HashMap<(&'a str, i32), usize>,
+    rows: Vec<SessionMetrics>,
+}
+
+impl<'a> Tally<'a> {
+    fn get(&mut self, symbol: &'a str, days: i32) -> Result<&mut SessionMetrics> {
+        let i = match self.index.get(&(symbol, days)) {
+            Some(i) => *i,
+            None => {
+                let date = NaiveDate::from_epoch_days(days).ok_or_else(|| Error::invalid(format!("date {days} out of range")))?;
+                let expected_bars = self.minutes.get(&date).copied().unwrap_or(0);
+                self.rows.push(SessionMetrics { symbol: symbol.to_string(), date, expected_bars, ..SessionMetrics::default() });
+                self.index.insert((symbol, days), self.rows.len() - 1);
+                self.rows.len() - 1
+            }
+        };
+        Ok(&mut self.rows[i])
+    }
+}
+
+/// The `symbol` and `date` columns of a batch of curation's output.
+fn keys(b: &RecordBatch) -> Result<(&arrow::array::StringArray, &arrow::array::Date32Array)> {
+    let symbol = b.column_by_name("symbol").and_then(|c| c.as_string_opt::<i32>());
+    let date = b.column_by_name("date").and_then(|c| c.as_primitive_opt::<arrow::datatypes::Date32Type>());
+    symbol.zip(date).ok_or_else(|| Error::invalid("curation output has no symbol or date column"))
+}
+
+/// Data-quality metrics per symbol-session from curation's output (with its `date` column), its
+/// rejects, and the valid bars per chosen / superseded source.
+fn session_metrics(sessions: &[crate::calendar::Session], curated: &[RecordBatch], rejects: &[RecordBatch], sources: &[RecordBatch]) -> Result<Vec<SessionMetrics>> {
+    let mut tally = Tally { minutes: sessions.iter().map(|s| (s.date, u64::from(s.minutes()))).collect(), index: HashMap::new(), rows: Vec::new() };
+    let column = |b: &RecordBatch, name: &str| b.column_by_name(name).cloned().ok_or_else(|| Error::invalid(format!("curation output has no '{name}'")));
+    for b in curated {
+        let (sym, date) = keys(b)?;
+        let flags = |n: &str| column(b, n).map(|c| c.as_boolean().clone());
+        let (rth, filled, outlier) = (flags("is_rth")?, flags("is_filled")?, flags("is_outlier")?);
+        let (vwap, trades, source) = (column(b, "vwap")?, column(b, "trade_count")?, column(b, "source")?);
+        let source = source.as_string::<i32>();
+        for i in 0..b.num_rows() {
+            let m = tally.get(sym.value(i), date.value(i))?;
+            if filled.value(i) {
+                m.filled_bars += 1;
+            } else {
+                m.delivered_bars += 1;
+                m.present_bars += u64::from(rth.value(i));
+                m.null_vwap += u64::from(vwap.is_null(i));
+                m.null_trade_count += u64::from(trades.is_null(i));
+                if m.source.is_none() {
+                    m.source = Some(source.value(i).to_string());
+                }
+            }
+            m.extended_hours_bars += u64::from(!rth.value(i));
+            m.outlier_count += u64::from(outlier.value(i));
+        }
+    }
+    for b in rejects {
+        let (sym, date) = keys(b)?;
+        for i in 0..b.num_rows() {
+            tally.get(sym.value(i), date.value(i))?.invalid_rows += 1;
+        }
+    }
+    for b in sources {
+        let (sym, date) = keys(b)?;
+        let as_i64 = |n: &str| -> Result<Int64Array> { Ok(arrow::compute::cast(&column(b, n)?, &arrow::datatypes::DataType::Int64)?.as_primitive::<Int64Type>().clone()) };
+        let (chosen, superseded) = (as_i64("chosen")?, as_i64("superseded")?);
+        for i in 0..b.num_rows() {
+            let m = tally.get(sym.value(i), date.value(i))?;
+            m.superseded_rows = superseded.value(i).max(0) as u64;
+            // Valid bars of the chosen source, less the distinct ones delivered.
+            m.duplicates_removed = (chosen.value(i).max(0) as u64).saturating_sub(m.delivered_bars);
+        }
+    }
+    let mut rows = tally.rows;
+    rows.sort_by(|a, b| (&a.symbol, a.date).cmp(&(&b.symbol, b.date)));
+    Ok(rows)
 }
 
 /// A `.sql` file with its `{name}` placeholders filled in. Every placeholder must be given and used, so

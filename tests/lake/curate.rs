@@ -109,6 +109,22 @@ fn curation_counts_every_defect_exactly() {
     let rejects = q(&t, "SELECT symbol, dataset, reason FROM curation_rejects");
     assert_eq!(rejects, json!([{ "symbol": "TEST", "dataset": "raw_file_bars", "reason": "OHLC out of order (needs low <= open, close <= high)" }]));
 
+    // Data quality per symbol-session, stored in dq_metrics and summarized per session.
+    let dq = q(&t, "SELECT symbol, CAST(date AS VARCHAR) AS d, source, expected_bars AS e, present_bars AS p, gap_count AS g, filled_bars AS f, \
+        invalid_rows AS i, duplicates_removed AS dup, superseded_rows AS sup, outlier_count AS o, extended_hours_bars AS x, null_rate_vwap AS nv \
+        FROM dq_metrics WHERE dataset = 'curated_1m_bars' ORDER BY 1, 2");
+    assert_eq!(dq, json!([
+        { "symbol": "SYN", "d": "2024-03-11", "source": "synthetic", "e": 390, "p": 390, "g": 0, "f": 0, "i": 0, "dup": 0, "sup": 0, "o": 0, "x": 0, "nv": 0.0 },
+        { "symbol": "TEST", "d": "2024-03-08", "source": "file", "e": 390, "p": 385, "g": 5, "f": 5, "i": 0, "dup": 0, "sup": 0, "o": 1, "x": 2, "nv": 1.0 },
+        { "symbol": "TEST", "d": "2024-03-11", "source": "file", "e": 390, "p": 388, "g": 2, "f": 2, "i": 1, "dup": 1, "sup": 390, "o": 0, "x": 0, "nv": 1.0 },
+        { "symbol": "TEST", "d": "2024-11-29", "source": "file", "e": 210, "p": 209, "g": 1, "f": 1, "i": 0, "dup": 0, "sup": 0, "o": 0, "x": 1, "nv": 1.0 },
+    ]));
+    let summary = t.json(&["dq", "summary", "--start", "2024-03-08", "--end", "2024-03-11"]);
+    assert_eq!((summary["sessions_expected"].as_u64(), summary["sessions_with_data"].as_u64()), (Some(2), Some(2)));
+    let total = &summary["total"];
+    assert_eq!([&total["expected_bars"], &total["present_bars"], &total["gap_count"], &total["invalid_rows"]], [&json!(1170), &json!(1163), &json!(7), &json!(1)]);
+    assert!((summary["sessions"][1]["min_symbol_coverage"].as_f64().unwrap() - 388.0 / 390.0).abs() < 1e-12);
+
     // Resampled within sessions: daily = session OHLCV, the early close's last hour is 30 minutes.
     let daily = t.json(&["bars", "--symbols", "TEST", "--start", "2024-03-08", "--end", "2024-11-29", "--frequency", "1d", "--format", "json"]);
     let minutes: Vec<u64> = daily.as_array().unwrap().iter().map(|b| b["minutes"].as_u64().unwrap()).collect();
@@ -127,9 +143,11 @@ fn curation_counts_every_defect_exactly() {
     let refused = t.run(&["bars", "--symbols", "TEST", "--start", "2024-03-08", "--format", "arrow"]);
     assert!(!refused.status.success() && stderr(&refused).contains("--output FILE"), "{}", stderr(&refused));
 
-    // Without fills, the gaps stay gaps (and are counted).
+    // Without fills, the gaps stay gaps (and are counted); that session's metrics are replaced, the others stay.
     let r = t.json(&["curate", "--start", "2024-03-08", "--end", "2024-03-08", "--fill", "none"]);
     assert_eq!((r["filled_rows"].as_u64(), r["unfilled_gaps"].as_u64(), r["rows"].as_u64()), (Some(0), Some(5), Some(387)));
+    let metrics = q(&t, "SELECT CAST(date AS VARCHAR) AS d, count(*) AS n, sum(filled_bars) AS f, sum(gap_count) AS g FROM dq_metrics GROUP BY 1 ORDER BY 1");
+    assert_eq!(metrics, json!([{ "d": "2024-03-08", "n": 1, "f": 0, "g": 5 }, { "d": "2024-03-11", "n": 2, "f": 2, "g": 2 }, { "d": "2024-11-29", "n": 1, "f": 1, "g": 1 }]));
     // Re-curating one session replaced exactly its partition, and the earlier result is still readable.
     let diff = t.json(&["snapshot", "diff", "curated_1m_bars", "1"]);
     let changed: Vec<&str> = diff["changes"].as_array().unwrap().iter().map(|c| c["partition"].as_str().unwrap()).collect();
