@@ -11,6 +11,7 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 use crate::curate::CurateSettings;
+use crate::dq::HealthSettings;
 use crate::error::{Error, Result};
 use crate::ingest::backfill::BackfillSettings;
 use crate::sources::alpaca::AlpacaSettings;
@@ -35,6 +36,7 @@ pub struct Config {
     pub universe: UniverseSettings,
     pub backfill: BackfillSettings,
     pub curate: CurateSettings,
+    pub health: HealthSettings,
 }
 
 /// Environment variables the runbooks already use, and the setting each overrides. They rank with

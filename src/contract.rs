@@ -80,6 +80,33 @@ struct ContractFile {
     #[serde(default = "default_row_group_rows")]
     row_group_rows: usize,
     columns: Vec<ColumnSpec>,
+    #[serde(default)]
+    quality: Option<QualityRules>,
+}
+
+/// A threshold pair: crossing `warn` is YELLOW, crossing `fail` is RED.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Threshold {
+    pub warn: f64,
+    pub fail: f64,
+}
+
+/// Data-quality rules of a dataset (`[quality]` in its contract), applied to each session's metrics
+/// summed over its symbols.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QualityRules {
+    /// Present / expected regular-session bars: below is bad.
+    pub min_coverage: Threshold,
+    /// The least covered symbol's coverage: below is bad (partial loss for some symbols).
+    pub min_symbol_coverage: Threshold,
+    /// Invalid raw bars / expected bars: above is bad.
+    pub max_invalid_rate: Threshold,
+    /// Outliers / present bars: above is bad.
+    pub max_outlier_rate: Threshold,
+    /// Duplicates removed / present bars: above is bad.
+    pub max_duplicate_rate: Threshold,
 }
 
 fn default_partitioning() -> Partitioning {
@@ -110,6 +137,8 @@ pub struct DatasetContract {
     pub partition_timezone: Tz,
     pub sort_key: Vec<String>,
     pub row_group_rows: usize,
+    /// Data-quality rules, for datasets that have metrics.
+    pub quality: Option<QualityRules>,
     schema: SchemaRef,
 }
 
@@ -177,6 +206,7 @@ impl DatasetContract {
             partition_timezone: tz,
             sort_key: file.sort_key,
             row_group_rows: file.row_group_rows,
+            quality: file.quality,
             schema: Arc::new(Schema::new(fields)),
         })
     }

@@ -67,6 +67,22 @@ pub enum Command {
     /// Data quality (the library's get_data_quality_summary).
     #[command(subcommand)]
     Dq(DqCommand),
+    /// A dataset's health (the library's get_dataset_health): its [quality] rules over the last
+    /// sessions' metrics, freshness and symbol breadth; GREEN / YELLOW / RED with a severity.
+    Health {
+        #[arg(long, default_value = "curated_1m_bars")]
+        dataset: String,
+        /// Judge as of this date (default: the last completed session).
+        #[arg(long)]
+        as_of_date: Option<NaiveDate>,
+    },
+    /// Exit 0, 1 or 2 for GREEN, YELLOW or RED (for Docker HEALTHCHECK and cron); prints one line.
+    HealthCheck {
+        #[arg(long, default_value = "curated_1m_bars")]
+        dataset: String,
+        #[arg(long)]
+        as_of_date: Option<NaiveDate>,
+    },
     /// Ingestion progress records.
     #[command(subcommand)]
     Progress(ProgressCommand),

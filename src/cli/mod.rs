@@ -161,6 +161,17 @@ async fn run(cli: Cli, out: &Output) -> Result<ExitCode> {
             let report = crate::curate::curate(&lake, &settings, &crate::curate::CurateRequest { start, end: end.unwrap_or(start), job_id }).await?;
             out.curate(&report);
         }
+        Command::Health { dataset, as_of_date } => {
+            let lake = ctx.open().await?;
+            let health = crate::dq::get_dataset_health(&lake, &dataset, as_of_date, &ctx.config.health, &ctx.config.universe).await?;
+            out.health(&health);
+        }
+        Command::HealthCheck { dataset, as_of_date } => {
+            let lake = ctx.open().await?;
+            let health = crate::dq::get_dataset_health(&lake, &dataset, as_of_date, &ctx.config.health, &ctx.config.universe).await?;
+            out.health_line(&health);
+            return Ok(ExitCode::from(health.status.exit_code()));
+        }
         Command::Dq(DqCommand::Summary { dataset, start, end }) => {
             let lake = ctx.open().await?;
             let summary = crate::dq::get_data_quality_summary(&lake, &dataset, start, end.unwrap_or(start)).await?;

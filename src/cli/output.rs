@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::calendar::Session;
 use crate::curate::CurateReport;
 use crate::demo::DemoReport;
-use crate::dq::QualitySummary;
+use crate::dq::{DatasetHealth, QualitySummary};
 use crate::error::{Error, Result};
 use crate::ingest::backfill::BackfillReport;
 use crate::ingest::{FileIngestReport, IngestReport};
@@ -149,6 +149,37 @@ impl Output {
                 s.dataset, s.start, s.end, s.sessions_with_data, s.sessions_expected, s.snapshot_id
             )
         });
+    }
+
+    pub fn health(&self, h: &DatasetHealth) {
+        self.print(h, || {
+            let mut t = table(&["check", "status", "detail"]);
+            for c in &h.checks {
+                t.add_row([c.name.clone(), c.status.to_string(), c.detail.clone()]);
+            }
+            for s in &h.sessions {
+                let bad: Vec<String> = s.checks.iter().filter(|c| c.status != crate::dq::Status::Green).map(|c| format!("{} {}", c.name, c.detail)).collect();
+                t.add_row([format!("session {}", s.date), s.status.to_string(), if bad.is_empty() { "ok".into() } else { bad.join("; ") }]);
+            }
+            format!("{}\n{t}", Self::health_summary(h))
+        });
+    }
+
+    /// One line: the verdict, for health-check.
+    pub fn health_line(&self, h: &DatasetHealth) {
+        self.print(h, || Self::health_summary(h));
+    }
+
+    fn health_summary(h: &DatasetHealth) -> String {
+        format!(
+            "{} {}{} as of {} (reference session {}, latest {})",
+            h.dataset,
+            h.status,
+            h.severity.as_deref().map(|s| format!(" {s}")).unwrap_or_default(),
+            h.as_of_date,
+            h.reference_session,
+            h.latest_session.map_or("none".into(), |d| d.to_string())
+        )
     }
 
     pub fn universe_rebuild(&self, r: &RebuildReport) {

@@ -2,6 +2,10 @@
 //! stage that produced the data (curation, for `curated_1m_bars`), and `get_data_quality_summary`
 //! over them.
 
+mod health;
+
+pub use health::{get_dataset_health, Check, DatasetHealth, HealthSettings, SessionHealth, Status};
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 

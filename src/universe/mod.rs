@@ -46,8 +46,9 @@ impl Default for UniverseSettings {
             default_exchange: "SMART".into(),
             default_currency: "USD".into(),
             default_sec_type: "STK".into(),
-            breadth_min_symbols: 5,
-            breadth_warn_symbols: 20,
+            // The robustness guide's thresholds.
+            breadth_min_symbols: 100,
+            breadth_warn_symbols: 200,
         }
     }
 }

@@ -125,6 +125,25 @@ fn curation_counts_every_defect_exactly() {
     assert_eq!([&total["expected_bars"], &total["present_bars"], &total["gap_count"], &total["invalid_rows"]], [&json!(1170), &json!(1163), &json!(7), &json!(1)]);
     assert!((summary["sessions"][1]["min_symbol_coverage"].as_f64().unwrap() - 388.0 / 390.0).abs() < 1e-12);
 
+    // Health: the contract's rules over the last five sessions, freshness and breadth.
+    let check = |date: &str, min: &str| {
+        let out = t.cli().env("FEATURE_BREADTH_MIN_SYMBOLS", min).env("FEATURE_BREADTH_WARN_SYMBOLS", min).args(["--json", "health-check", "--as-of-date", date]).output().unwrap();
+        let h: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (out.status.code(), h["status"].as_str().unwrap().to_string(), h["severity"].clone())
+    };
+    // 2024-11-29: one symbol, 209 of 210 minutes, nothing invalid.
+    assert_eq!(check("2024-11-29", "1"), (Some(0), "GREEN".into(), serde_json::Value::Null));
+    // 2024-03-11 (with 03-08 in the window): coverage 385/390, a bad tick in 385 bars, 1 invalid in 780.
+    assert_eq!(check("2024-03-11", "1"), (Some(1), "YELLOW".into(), json!("SEV-3")));
+    let health = t.json(&["health", "--as-of-date", "2024-03-11"]);
+    let bad: Vec<(String, String)> = health["sessions"].as_array().unwrap().iter()
+        .flat_map(|s| s["checks"].as_array().unwrap().iter().filter(|c| c["status"] != "GREEN").map(|c| (s["date"].as_str().unwrap().to_string(), c["name"].as_str().unwrap().to_string())).collect::<Vec<_>>())
+        .collect();
+    assert_eq!(bad, [("2024-03-08".into(), "coverage".into()), ("2024-03-08".into(), "outlier_rate".into()), ("2024-03-11".into(), "invalid_rate".into())]);
+    // The default breadth (100 symbols) is critical for two; no data at all is SEV-1.
+    assert_eq!(check("2024-03-11", "100"), (Some(2), "RED".into(), json!("SEV-2")));
+    assert_eq!(check("2024-12-20", "1"), (Some(2), "RED".into(), json!("SEV-1")));
+
     // Resampled within sessions: daily = session OHLCV, the early close's last hour is 30 minutes.
     let daily = t.json(&["bars", "--symbols", "TEST", "--start", "2024-03-08", "--end", "2024-11-29", "--frequency", "1d", "--format", "json"]);
     let minutes: Vec<u64> = daily.as_array().unwrap().iter().map(|b| b["minutes"].as_u64().unwrap()).collect();

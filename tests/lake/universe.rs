@@ -11,7 +11,7 @@ async fn rebuilds_keep_history_and_known_ids(backend: Backend) {
     t.json(&["init"]);
     let first = t.json(&["universe", "rebuild", "--symbols", "AAPL,MSFT"]);
     assert_eq!(first["added"], json!(["AAPL", "MSFT"]));
-    assert_eq!(first["breadth"], "below_min", "2 symbols < the default minimum of 5");
+    assert_eq!(first["breadth"], "below_min", "2 symbols < the default minimum of 100");
 
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("universe.csv");
