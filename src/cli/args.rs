@@ -83,6 +83,15 @@ pub enum Command {
         #[arg(long)]
         as_of_date: Option<NaiveDate>,
     },
+    /// Every check across the lake: each dataset's files against its manifest, and the health of each
+    /// dataset with [quality] rules. Exits 0, 1 or 2 for GREEN, YELLOW or RED.
+    Validate {
+        /// Also check the files of every retained older snapshot.
+        #[arg(long)]
+        full: bool,
+        #[arg(long)]
+        as_of_date: Option<NaiveDate>,
+    },
     /// Ingestion progress records.
     #[command(subcommand)]
     Progress(ProgressCommand),

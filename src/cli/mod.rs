@@ -172,6 +172,12 @@ async fn run(cli: Cli, out: &Output) -> Result<ExitCode> {
             out.health_line(&health);
             return Ok(ExitCode::from(health.status.exit_code()));
         }
+        Command::Validate { full, as_of_date } => {
+            let lake = ctx.open().await?;
+            let report = crate::dq::validate(&lake, full, as_of_date, &ctx.config.health, &ctx.config.universe).await?;
+            out.validate(&report);
+            return Ok(ExitCode::from(report.status.exit_code()));
+        }
         Command::Dq(DqCommand::Summary { dataset, start, end }) => {
             let lake = ctx.open().await?;
             let summary = crate::dq::get_data_quality_summary(&lake, &dataset, start, end.unwrap_or(start)).await?;

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::calendar::Session;
 use crate::curate::CurateReport;
 use crate::demo::DemoReport;
-use crate::dq::{DatasetHealth, QualitySummary};
+use crate::dq::{DatasetHealth, QualitySummary, ValidationReport};
 use crate::error::{Error, Result};
 use crate::ingest::backfill::BackfillReport;
 use crate::ingest::{FileIngestReport, IngestReport};
@@ -162,6 +162,16 @@ impl Output {
                 t.add_row([format!("session {}", s.date), s.status.to_string(), if bad.is_empty() { "ok".into() } else { bad.join("; ") }]);
             }
             format!("{}\n{t}", Self::health_summary(h))
+        });
+    }
+
+    pub fn validate(&self, r: &ValidationReport) {
+        self.print(r, || {
+            let mut t = table(&["dataset", "check", "status", "detail"]);
+            for c in &r.checks {
+                t.add_row([c.dataset.clone(), c.check.clone(), c.status.to_string(), c.detail.clone()]);
+            }
+            format!("lake {}{}\n{t}", r.status, if r.full { " (full)" } else { "" })
         });
     }
 

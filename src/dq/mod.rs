@@ -3,8 +3,10 @@
 //! over them.
 
 mod health;
+mod validate;
 
 pub use health::{get_dataset_health, Check, DatasetHealth, HealthSettings, SessionHealth, Status};
+pub use validate::{validate, ValidationCheck, ValidationReport};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

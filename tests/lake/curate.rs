@@ -144,6 +144,27 @@ fn curation_counts_every_defect_exactly() {
     assert_eq!(check("2024-03-11", "100"), (Some(2), "RED".into(), json!("SEV-2")));
     assert_eq!(check("2024-12-20", "1"), (Some(2), "RED".into(), json!("SEV-1")));
 
+    // validate: every dataset's files, and curated_1m_bars' health.
+    let out = t.cli().env("FEATURE_BREADTH_MIN_SYMBOLS", "1").env("FEATURE_BREADTH_WARN_SYMBOLS", "1").args(["--json", "validate", "--full", "--as-of-date", "2024-11-29"]).output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((out.status.code(), report["status"].clone()), (Some(0), json!("GREEN")), "{report}");
+    let checked: Vec<String> = report["checks"].as_array().unwrap().iter().map(|c| format!("{} {}", c["dataset"].as_str().unwrap(), c["check"].as_str().unwrap())).collect();
+    assert!(checked.contains(&"curated_1m_bars health".to_string()) && checked.contains(&"dq_metrics integrity (all snapshots)".to_string()), "{checked:?}");
+    let damaged = t.local_root().unwrap().join("curated/curated_1m_bars/date=2024-11-29/part.parquet");
+    let mut bytes = std::fs::read(&damaged).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    // A new file over the live one (the live file shares its inode with the version file).
+    let tmp = damaged.with_extension("tmp");
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, &damaged).unwrap();
+    let out = t.cli().env("FEATURE_BREADTH_MIN_SYMBOLS", "1").env("FEATURE_BREADTH_WARN_SYMBOLS", "1").args(["validate", "--as-of-date", "2024-11-29"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "an altered file is RED");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("date=2024-11-29"), "{}", String::from_utf8_lossy(&out.stdout));
+    // recover --full puts the snapshot's file back.
+    assert!(t.run(&["recover", "--full"]).status.success());
+    assert_eq!(t.cli().env("FEATURE_BREADTH_MIN_SYMBOLS", "1").env("FEATURE_BREADTH_WARN_SYMBOLS", "1").args(["validate", "--as-of-date", "2024-11-29"]).output().unwrap().status.code(), Some(0));
+
     // Resampled within sessions: daily = session OHLCV, the early close's last hour is 30 minutes.
     let daily = t.json(&["bars", "--symbols", "TEST", "--start", "2024-03-08", "--end", "2024-11-29", "--frequency", "1d", "--format", "json"]);
     let minutes: Vec<u64> = daily.as_array().unwrap().iter().map(|b| b["minutes"].as_u64().unwrap()).collect();
