@@ -14,34 +14,40 @@ SELECT symbol, epoch_us(ts) AS ts_us, CAST(date AS DATE) AS date,
        source, dataset, precedence, epoch_us(ingested_at) AS ingested_us
 FROM ({raw});
 
--- Validity: the first failed check names the row's reason.
+-- Validity: the first failed check names the row's reason. `rth` marks regular-session bars.
 CREATE TEMP VIEW checked AS
-SELECT *, CASE
+SELECT r.*, (r.ts_us >= s.open_us AND r.ts_us < s.close_us) AS rth, CASE
+    WHEN s.date IS NULL THEN 'not an NYSE session'
     WHEN open IS NULL OR high IS NULL OR low IS NULL OR close IS NULL THEN 'missing price'
-    WHEN isnan(open) OR isnan(high) OR isnan(low) OR isnan(close) THEN 'NaN price'
+    WHEN NOT (isfinite(open) AND isfinite(high) AND isfinite(low) AND isfinite(close)) THEN 'NaN or infinite price'
     WHEN least(open, high, low, close) <= 0 THEN 'price <= 0'
     WHEN low > least(open, close) OR high < greatest(open, close) THEN 'OHLC out of order (needs low <= open, close <= high)'
-    WHEN volume < 0 OR isnan(volume) THEN 'negative or NaN volume'
+    WHEN volume IS NULL OR NOT isfinite(volume) OR volume < 0 THEN 'missing, negative or infinite volume'
   END AS reason
-FROM raw;
+FROM raw r LEFT JOIN sessions s USING (date);
 
 -- Valid bars per symbol-session and source (small; it also gives the raw and superseded counts).
 CREATE TEMP TABLE source_counts AS
-SELECT symbol, date, precedence, count(*) AS bars FROM checked WHERE reason IS NULL GROUP BY ALL;
+SELECT symbol, date, precedence, count(*) AS bars, count(*) FILTER (WHERE rth) AS rth_bars
+FROM checked WHERE reason IS NULL GROUP BY ALL;
 
--- Source precedence: each symbol-session comes whole from its best source with any valid bar.
+-- Source precedence: each symbol-session comes whole from its best source with valid regular-session
+-- bars (a source with only pre-market bars does not beat a complete one), else its best source.
 CREATE TEMP TABLE chosen AS
-SELECT symbol, date, min(precedence) AS precedence FROM source_counts GROUP BY ALL;
+SELECT symbol, date, coalesce(min(precedence) FILTER (WHERE rth_bars > 0), min(precedence)) AS precedence
+FROM source_counts GROUP BY ALL;
 
--- Dedupe: one bar per (symbol, minute), the latest ingested (a hash aggregate, not a sort).
+-- Dedupe: one bar per (symbol, minute), the latest ingested, taken as a whole row (a hash aggregate,
+-- not a sort), so a bar never mixes two rows' prices.
 CREATE TEMP VIEW bars AS
-SELECT symbol, ts_us, any_value(date) AS date,
-       arg_max(open, ingested_us) AS open, arg_max(high, ingested_us) AS high, arg_max(low, ingested_us) AS low,
-       arg_max(close, ingested_us) AS close, arg_max(volume, ingested_us) AS volume, arg_max(vwap, ingested_us) AS vwap,
-       arg_max(trade_count, ingested_us) AS trade_count, arg_max(source, ingested_us) AS source
-FROM checked c JOIN chosen USING (symbol, date, precedence)
-WHERE c.reason IS NULL
-GROUP BY symbol, ts_us;
+SELECT symbol, ts_us, date, b.open, b.high, b.low, b.close, b.volume, b.vwap, b.trade_count, b.source
+FROM (
+  SELECT symbol, ts_us, any_value(date) AS date,
+         arg_max(struct_pack(open, high, low, close, volume, vwap, trade_count, source), ingested_us) AS b
+  FROM checked c JOIN chosen USING (symbol, date, precedence)
+  WHERE c.reason IS NULL
+  GROUP BY symbol, ts_us
+);
 
 -- Every regular-session minute of every symbol-session present (early closes have 210).
 CREATE TEMP VIEW grid AS
@@ -85,6 +91,6 @@ o AS (
   FROM r
 )
 SELECT symbol, ts_us, date, open, high, low, close, volume, vwap, trade_count, source, is_rth, is_filled,
-       coalesce(n > {outlier_window} + 1 AND abs(ret_1) > {outlier_k} * s_prev, false) AS is_outlier, minute_idx
+       coalesce(n > {outlier_window} + 1 AND s_prev > 0 AND abs(ret_1) > {outlier_k} * s_prev, false) AS is_outlier, minute_idx
 FROM o
 WHERE date >= DATE '{start}';

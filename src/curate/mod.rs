@@ -113,9 +113,19 @@ pub async fn curate(lake: &Lake, settings: &CurateSettings, request: &CurateRequ
     if !(settings.outlier_k.is_finite() && settings.outlier_k > 0.0) || settings.outlier_window < 2 {
         return Err(Error::Config(format!("curate: outlier_k must be > 0 ({}) and outlier_window >= 2 ({})", settings.outlier_k, settings.outlier_window)));
     }
+    // A session still in progress would be filled to its close with bars that never traded.
+    let last_completed = NyseCalendar.last_completed_session(Utc::now());
+    if request.end > last_completed {
+        return Err(Error::invalid(format!("end {} is after the last completed session {last_completed}", request.end)));
+    }
     let started = Instant::now();
     let job_id = request.job_id.clone().unwrap_or_else(|| format!("curate-{}", uuid::Uuid::now_v7().simple()));
     let sessions = NyseCalendar.sessions(request.start, request.end);
+    if sessions.is_empty() {
+        return Err(Error::invalid(format!("no NYSE session between {} and {}", request.start, request.end)));
+    }
+    // In SQL string literals below.
+    let job_sql = job_id.replace('\'', "''");
     // One session before the range seeds the forward fill of its first minutes.
     let seed_start = NyseCalendar.previous_session(request.start);
     let mut raw = Vec::new();
@@ -152,10 +162,10 @@ pub async fn curate(lake: &Lake, settings: &CurateSettings, request: &CurateRequ
         conn.execute_batch(&script)?;
         let curated = engine.query(&format!(
             "SELECT symbol, ts_us AS ts, open, high, low, close, volume, vwap, trade_count, source, is_rth, is_filled, is_outlier, minute_idx, \
-             '{job_id}' AS job_id, {curated_at} AS curated_at, date FROM curated WHERE close IS NOT NULL"
+             '{job_sql}' AS job_id, {curated_at} AS curated_at, date FROM curated WHERE close IS NOT NULL"
         ))?;
         let rejects = engine.query(&format!(
-            "SELECT symbol, ts_us AS ts, open, high, low, close, volume, source, dataset, reason, '{job_id}' AS job_id, {curated_at} AS curated_at, date \
+            "SELECT symbol, ts_us AS ts, open, high, low, close, volume, source, dataset, reason, '{job_sql}' AS job_id, {curated_at} AS curated_at, date \
              FROM checked WHERE reason IS NOT NULL AND date >= DATE '{}' ORDER BY symbol, ts_us",
             request.start
         ))?;
@@ -179,7 +189,8 @@ pub async fn curate(lake: &Lake, settings: &CurateSettings, request: &CurateRequ
     let stat = |i: usize| -> u64 {
         stats.first().and_then(|b| arrow::compute::cast(b.column(i), &arrow::datatypes::DataType::Int64).ok()).map_or(0, |c| c.as_primitive::<Int64Type>().value(0).max(0) as u64)
     };
-    let metrics = session_metrics(&sessions, &curated, &rejects, &sources)?;
+    let expected_symbols = crate::universe::active_symbols(lake).await?;
+    let metrics = session_metrics(&sessions, &expected_symbols, &curated, &rejects, &sources)?;
     tracing::debug!(seconds = started.elapsed().as_secs_f64(), "metrics counted");
     let ds = lake.dataset(DATASET)?;
     let contract = ds.contract().clone();
@@ -279,8 +290,15 @@ fn keys(b: &RecordBatch) -> Result<(&arrow::array::StringArray, &arrow::array::D
 }
 
 /// Data-quality metrics per symbol-session from curation's output (with its `date` column), its
-/// rejects, and the valid bars per chosen / superseded source.
-fn session_metrics(sessions: &[crate::calendar::Session], curated: &[RecordBatch], rejects: &[RecordBatch], sources: &[RecordBatch]) -> Result<Vec<SessionMetrics>> {
+/// rejects, and the valid bars per chosen / superseded source. Every `expected` symbol (the active
+/// universe) gets a row for every session, so a symbol that delivered nothing shows as a gap.
+fn session_metrics(
+    sessions: &[crate::calendar::Session],
+    expected: &[String],
+    curated: &[RecordBatch],
+    rejects: &[RecordBatch],
+    sources: &[RecordBatch],
+) -> Result<Vec<SessionMetrics>> {
     let mut tally = Tally { minutes: sessions.iter().map(|s| (s.date, u64::from(s.minutes()))).collect(), index: HashMap::new(), rows: Vec::new() };
     let column = |b: &RecordBatch, name: &str| b.column_by_name(name).cloned().ok_or_else(|| Error::invalid(format!("curation output has no '{name}'")));
     for b in curated {
@@ -321,6 +339,12 @@ fn session_metrics(sessions: &[crate::calendar::Session], curated: &[RecordBatch
             m.superseded_rows = superseded.value(i).max(0) as u64;
             // Valid bars of the chosen source, less the distinct ones delivered.
             m.duplicates_removed = (chosen.value(i).max(0) as u64).saturating_sub(m.delivered_bars);
+        }
+    }
+    for s in sessions {
+        let days = s.date.to_epoch_days();
+        for symbol in expected {
+            tally.get(symbol, days)?;
         }
     }
     let mut rows = tally.rows;

@@ -123,17 +123,33 @@ pub async fn get_dataset_health(lake: &Lake, dataset: &str, as_of_date: Option<N
         Some(d) => NyseCalendar.previous_session(d.succ_opt().unwrap_or(d)),
         None => NyseCalendar.last_completed_session(chrono::Utc::now()),
     };
-    let window_start = NyseCalendar.add_sessions(reference, 1 - settings.window_sessions.max(1) as i64);
-    let summary = get_data_quality_summary(lake, dataset, window_start, reference).await?;
-    let sessions: Vec<SessionHealth> = summary.sessions.iter().map(|s| session_health(s, &rules)).collect();
+    let window = settings.window_sessions.max(1) as i64;
+    let window_start = NyseCalendar.add_sessions(reference, 1 - window);
+    // Looked back far enough for freshness to see a lag beyond the window.
+    let lookback_start = NyseCalendar.add_sessions(reference, -(window.max(settings.max_lag_sessions + 1)));
+    let summary = get_data_quality_summary(lake, dataset, lookback_start, reference).await?;
+    let by_date: std::collections::BTreeMap<NaiveDate, &SessionSummary> = summary.sessions.iter().filter_map(|s| s.date.map(|d| (d, s))).collect();
+    // Every session of the window is judged: one with no metrics was never curated.
+    let sessions: Vec<SessionHealth> = NyseCalendar
+        .sessions(window_start, reference)
+        .iter()
+        .map(|day| match by_date.get(&day.date) {
+            Some(s) => session_health(s, &rules),
+            None => SessionHealth {
+                date: day.date,
+                status: Status::Red,
+                checks: vec![Check { name: "present".into(), status: Status::Red, detail: "no metrics: the session was not curated".into() }],
+            },
+        })
+        .collect();
     let latest = summary.sessions.last();
     let mut checks = Vec::new();
     // Freshness: the latest session with data against the reference session.
     let latest_session = latest.and_then(|s| s.date);
     checks.push(match latest_session {
         None => {
-            tracing::warn!(dataset, %reference, "Failed to find data: no session from {window_start} to {reference}");
-            Check { name: "freshness".into(), status: Status::Red, detail: format!("no data from {window_start} to {reference}") }
+            tracing::warn!(dataset, %reference, "Failed to find data: no session from {lookback_start} to {reference}");
+            Check { name: "freshness".into(), status: Status::Red, detail: format!("no data from {lookback_start} to {reference}") }
         }
         Some(d) => {
             let lag = NyseCalendar.sessions_between(d, reference);
@@ -160,11 +176,14 @@ pub async fn get_dataset_health(lake: &Lake, dataset: &str, as_of_date: Option<N
         detail: format!("{symbols} symbols (critical below {}, warning below {})", breadth.breadth_min_symbols, breadth.breadth_warn_symbols),
     });
     let status = checks.iter().map(|c| c.status).chain(sessions.iter().map(|s| s.status)).max().unwrap_or(Status::Green);
-    // Partial loss: some symbols' bars missing, or fewer symbols than the critical breadth.
-    let partial_loss = breadth_status == Status::Red || sessions.iter().any(|s| s.checks.iter().any(|c| c.name == "symbol_coverage" && c.status != Status::Green));
+    // Partial loss: some symbols' bars or some sessions missing, or fewer symbols than the critical breadth.
+    let partial_loss = breadth_status == Status::Red
+        || sessions.iter().any(|s| s.checks.iter().any(|c| (c.name == "symbol_coverage" || c.name == "present") && c.status != Status::Green));
+    // No new data: neither the reference session nor the one before it has any.
+    let no_new_data = !by_date.contains_key(&reference) && !by_date.contains_key(&NyseCalendar.previous_session(reference));
     let severity = match status {
         Status::Green => None,
-        Status::Red if latest_session.is_none() => Some("SEV-1".to_string()),
+        Status::Red if no_new_data => Some("SEV-1".to_string()),
         _ if partial_loss => Some("SEV-2".to_string()),
         _ => Some("SEV-3".to_string()),
     };

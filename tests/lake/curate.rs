@@ -126,26 +126,33 @@ fn curation_counts_every_defect_exactly() {
     assert!((summary["sessions"][1]["min_symbol_coverage"].as_f64().unwrap() - 388.0 / 390.0).abs() < 1e-12);
 
     // Health: the contract's rules over the last five sessions, freshness and breadth.
-    let check = |date: &str, min: &str| {
-        let out = t.cli().env("FEATURE_BREADTH_MIN_SYMBOLS", min).env("FEATURE_BREADTH_WARN_SYMBOLS", min).args(["--json", "health-check", "--as-of-date", date]).output().unwrap();
+    let check = |date: &str, min: &str, window: &str| {
+        let out = t.cli().env("FEATURE_BREADTH_MIN_SYMBOLS", min).env("FEATURE_BREADTH_WARN_SYMBOLS", min).env("QUANTLAKE_HEALTH__WINDOW_SESSIONS", window)
+            .args(["--json", "health-check", "--as-of-date", date]).output().unwrap();
         let h: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         (out.status.code(), h["status"].as_str().unwrap().to_string(), h["severity"].clone())
     };
-    // 2024-11-29: one symbol, 209 of 210 minutes, nothing invalid.
-    assert_eq!(check("2024-11-29", "1"), (Some(0), "GREEN".into(), serde_json::Value::Null));
-    // 2024-03-11 (with 03-08 in the window): coverage 385/390, a bad tick in 385 bars, 1 invalid in 780.
-    assert_eq!(check("2024-03-11", "1"), (Some(1), "YELLOW".into(), json!("SEV-3")));
-    let health = t.json(&["health", "--as-of-date", "2024-03-11"]);
+    // 2024-11-29 alone: one symbol, 209 of 210 minutes, nothing invalid.
+    assert_eq!(check("2024-11-29", "1", "1"), (Some(0), "GREEN".into(), serde_json::Value::Null));
+    // 2024-03-11 with 03-08 in the window: coverage 385/390, a bad tick in 385 bars, 1 invalid in 780.
+    assert_eq!(check("2024-03-11", "1", "2"), (Some(1), "YELLOW".into(), json!("SEV-3")));
+    // Five sessions back from 03-11, three were never curated: partial loss. Nothing since: no new data.
+    assert_eq!(check("2024-03-11", "1", "5"), (Some(2), "RED".into(), json!("SEV-2")));
+    assert_eq!(check("2024-03-13", "1", "5"), (Some(2), "RED".into(), json!("SEV-1")));
+    let health: serde_json::Value = serde_json::from_slice(
+        &t.cli().env("QUANTLAKE_HEALTH__WINDOW_SESSIONS", "2").args(["--json", "health", "--as-of-date", "2024-03-11"]).output().unwrap().stdout,
+    )
+    .unwrap();
     let bad: Vec<(String, String)> = health["sessions"].as_array().unwrap().iter()
         .flat_map(|s| s["checks"].as_array().unwrap().iter().filter(|c| c["status"] != "GREEN").map(|c| (s["date"].as_str().unwrap().to_string(), c["name"].as_str().unwrap().to_string())).collect::<Vec<_>>())
         .collect();
     assert_eq!(bad, [("2024-03-08".into(), "coverage".into()), ("2024-03-08".into(), "outlier_rate".into()), ("2024-03-11".into(), "invalid_rate".into())]);
     // The default breadth (100 symbols) is critical for two; no data at all is SEV-1.
-    assert_eq!(check("2024-03-11", "100"), (Some(2), "RED".into(), json!("SEV-2")));
-    assert_eq!(check("2024-12-20", "1"), (Some(2), "RED".into(), json!("SEV-1")));
+    assert_eq!(check("2024-03-11", "100", "2"), (Some(2), "RED".into(), json!("SEV-2")));
+    assert_eq!(check("2024-12-20", "1", "5"), (Some(2), "RED".into(), json!("SEV-1")));
 
     // validate: every dataset's files, and curated_1m_bars' health.
-    let out = t.cli().env("FEATURE_BREADTH_MIN_SYMBOLS", "1").env("FEATURE_BREADTH_WARN_SYMBOLS", "1").args(["--json", "validate", "--full", "--as-of-date", "2024-11-29"]).output().unwrap();
+    let out = t.cli().env("FEATURE_BREADTH_MIN_SYMBOLS", "1").env("FEATURE_BREADTH_WARN_SYMBOLS", "1").env("QUANTLAKE_HEALTH__WINDOW_SESSIONS", "1").args(["--json", "validate", "--full", "--as-of-date", "2024-11-29"]).output().unwrap();
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!((out.status.code(), report["status"].clone()), (Some(0), json!("GREEN")), "{report}");
     let checked: Vec<String> = report["checks"].as_array().unwrap().iter().map(|c| format!("{} {}", c["dataset"].as_str().unwrap(), c["check"].as_str().unwrap())).collect();
@@ -158,12 +165,12 @@ fn curation_counts_every_defect_exactly() {
     let tmp = damaged.with_extension("tmp");
     std::fs::write(&tmp, bytes).unwrap();
     std::fs::rename(&tmp, &damaged).unwrap();
-    let out = t.cli().env("FEATURE_BREADTH_MIN_SYMBOLS", "1").env("FEATURE_BREADTH_WARN_SYMBOLS", "1").args(["validate", "--as-of-date", "2024-11-29"]).output().unwrap();
+    let out = t.cli().env("FEATURE_BREADTH_MIN_SYMBOLS", "1").env("FEATURE_BREADTH_WARN_SYMBOLS", "1").env("QUANTLAKE_HEALTH__WINDOW_SESSIONS", "1").args(["validate", "--as-of-date", "2024-11-29"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "an altered file is RED");
     assert!(String::from_utf8_lossy(&out.stdout).contains("date=2024-11-29"), "{}", String::from_utf8_lossy(&out.stdout));
     // recover --full puts the snapshot's file back.
     assert!(t.run(&["recover", "--full"]).status.success());
-    assert_eq!(t.cli().env("FEATURE_BREADTH_MIN_SYMBOLS", "1").env("FEATURE_BREADTH_WARN_SYMBOLS", "1").args(["validate", "--as-of-date", "2024-11-29"]).output().unwrap().status.code(), Some(0));
+    assert_eq!(t.cli().env("FEATURE_BREADTH_MIN_SYMBOLS", "1").env("FEATURE_BREADTH_WARN_SYMBOLS", "1").env("QUANTLAKE_HEALTH__WINDOW_SESSIONS", "1").args(["validate", "--as-of-date", "2024-11-29"]).output().unwrap().status.code(), Some(0));
 
     // Resampled within sessions: daily = session OHLCV, the early close's last hour is 30 minutes.
     let daily = t.json(&["bars", "--symbols", "TEST", "--start", "2024-03-08", "--end", "2024-11-29", "--frequency", "1d", "--format", "json"]);
@@ -211,5 +218,21 @@ async fn sp500_minute_fixture(backend: Backend) {
     assert_eq!(ext, json!([{ "t": "21:00", "n": 3 }]));
     let nothing = t.run(&["curate", "--start", "2019-11-08", "--end", "2019-11-05"]);
     assert!(!nothing.status.success() && stderr(&nothing).contains("before start"), "{}", stderr(&nothing));
+    for (args, expect) in [(["2019-11-09", "2019-11-10"], "no NYSE session between"), (["2019-11-08", "2030-01-02"], "after the last completed session")] {
+        let out = t.run(&["curate", "--start", args[0], "--end", args[1]]);
+        assert!(!out.status.success() && stderr(&out).contains(expect), "{}", stderr(&out));
+    }
+
+    // A bar on a Saturday is refused, not stored; a universe symbol with no bars shows as a gap.
+    let dir = tempfile::tempdir().unwrap();
+    let saturday = dir.path().join("saturday.csv");
+    std::fs::write(&saturday, "symbol,ts,open,high,low,close,volume\nSPX,2019-11-09T15:00:00Z,3090,3091,3089,3090,0\n").unwrap();
+    t.json(&["ingest", "--source", "file", "--path", saturday.to_str().unwrap()]);
+    t.json(&["universe", "rebuild", "--symbols", "SPX,GONE"]);
+    let r = t.json(&["curate", "--start", "2019-11-05", "--end", "2019-11-11"]);
+    assert_eq!(r["invalid_rows"], 1);
+    assert_eq!(q(&t, "SELECT reason FROM curation_rejects"), json!([{ "reason": "not an NYSE session" }]));
+    let gone = q(&t, "SELECT count(*) AS sessions, sum(present_bars) AS present, min(coverage) AS coverage FROM dq_metrics WHERE symbol = 'GONE'");
+    assert_eq!(gone, json!([{ "sessions": 5, "present": 0, "coverage": 0.0 }]));
 }
 both_backends!(sp500_minute_fixture_test, sp500_minute_fixture);
