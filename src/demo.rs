@@ -1,11 +1,14 @@
 //! The README's main job, end to end on any lake: synthetic ingest, a correction that overwrites some
-//! partitions, the snapshot list, time travel to before the correction, verify, and the one-liners
-//! that read the result with DuckDB and pandas.
+//! partitions, the snapshot list, time travel to before the correction, verify, curation with its
+//! data-quality summary and health, and the one-liners that read the result with DuckDB and pandas.
 
 use chrono::NaiveDate;
 use indicatif::ProgressBar;
 use serde::Serialize;
 
+use crate::config::Config;
+use crate::curate::{self, CurateReport, CurateRequest};
+use crate::dq::{self, DatasetHealth, QualitySummary};
 use crate::error::Result;
 use crate::ingest::{ingest, IngestReport, IngestRequest};
 use crate::query::{AsOf, QueryEngine};
@@ -28,6 +31,9 @@ pub struct DemoReport {
     pub before: (u64, i64, f64),
     pub after: (u64, i64, f64),
     pub verify: VerifyReport,
+    pub curate: CurateReport,
+    pub quality: QualitySummary,
+    pub health: DatasetHealth,
     pub glob: String,
     pub readers: Vec<String>,
 }
@@ -39,7 +45,8 @@ fn date(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap_or(NaiveDate::MIN)
 }
 
-pub async fn run(url: &str, options: LakeOptions, progress: &ProgressBar) -> Result<DemoReport> {
+/// Runs the walk-through on the lake at `url`; curation and health use the config's settings.
+pub async fn run(url: &str, options: LakeOptions, config: &Config, progress: &ProgressBar) -> Result<DemoReport> {
     let lake = Lake::init(url, options).await?;
     let vendor = SyntheticSource::new(SyntheticSettings { seed: 42, gap_rate: 0.002, duplicate_rate: 0.001, outlier_rate: 0.0005 })?;
     let request = IngestRequest {
@@ -83,6 +90,12 @@ pub async fn run(url: &str, options: LakeOptions, progress: &ProgressBar) -> Res
     let after = probe(SnapshotSpec::Latest).await?;
     let verify = verify::verify(&ds, false).await?;
 
+    // Curate the demo's sessions, then what data quality and health say about them.
+    let (first, last) = (date("2024-01-02"), date("2024-01-12"));
+    let curate = curate::curate(&lake, &config.curate, &CurateRequest { start: first, end: last, job_id: Some("demo-curate".into()) }).await?;
+    let quality = dq::get_data_quality_summary(&lake, curate::DATASET, first, last).await?;
+    let health = dq::get_dataset_health(&lake, curate::DATASET, Some(last), &config.health, &config.universe).await?;
+
     let live = ds.paths().live_root().to_string();
     let (glob, readers) = match lake.store().location() {
         LakeLocation::Local(root) => {
@@ -105,5 +118,5 @@ pub async fn run(url: &str, options: LakeOptions, progress: &ProgressBar) -> Res
             (glob, readers)
         }
     };
-    Ok(DemoReport { lake: lake.url().to_string(), initial_ingest, tag: TAG.into(), correction, snapshots, before, after, verify, glob, readers })
+    Ok(DemoReport { lake: lake.url().to_string(), initial_ingest, tag: TAG.into(), correction, snapshots, before, after, verify, curate, quality, health, glob, readers })
 }

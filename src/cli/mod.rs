@@ -278,7 +278,7 @@ async fn run(cli: Cli, out: &Output) -> Result<ExitCode> {
         }
         Command::Demo => {
             let progress = ctx.progress("demo");
-            let report = crate::demo::run(&ctx.lake_url, ctx.config.lake.options(), &progress).await?;
+            let report = crate::demo::run(&ctx.lake_url, ctx.config.lake.options(), &ctx.config, &progress).await?;
             progress.finish_and_clear();
             out.demo(&report);
             if !report.verify.is_clean() {

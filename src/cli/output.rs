@@ -468,11 +468,27 @@ impl Output {
                 r.tag, r.before.0, r.before.1, r.before.2, r.after.0, r.after.1, r.after.2
             );
             s += &format!(
-                "6. verify: {} ({} files checked, {} problems)\n\n",
+                "6. verify: {} ({} files checked, {} problems)\n",
                 if r.verify.is_clean() { "OK" } else { "PROBLEMS" },
                 r.verify.files_checked,
                 r.verify.problems.len()
             );
+            let c = &r.curate;
+            s += &format!(
+                "7. curated {} sessions into {} (snapshot {}): {} rows; {} duplicates removed, {} missing minutes filled, {} outliers flagged, {} invalid bars rejected\n",
+                c.sessions, c.dataset, c.snapshot_id, c.rows, c.duplicates_removed, c.filled_rows, c.outliers, c.invalid_rows
+            );
+            if let Some(t) = &r.quality.total {
+                s += &format!(
+                    "8. data quality (quantlake dq summary --start {} --end {}): coverage {:.3}%, {} gaps, least covered symbol-session {:.2}%\n",
+                    r.quality.start, r.quality.end, t.coverage * 100.0, t.gap_count, t.min_symbol_coverage * 100.0
+                );
+            }
+            s += &format!("9. health (quantlake health --as-of-date {}): {}\n", r.health.as_of_date, Self::health_summary(&r.health));
+            for check in r.health.checks.iter().chain(r.health.sessions.iter().flat_map(|x| &x.checks)).filter(|c| c.status != crate::dq::Status::Green) {
+                s += &format!("   {} {}: {}\n", check.status, check.name, check.detail);
+            }
+            s += "\n";
             s += &format!("Read the live files directly (glob: {}):\n", r.glob);
             for line in &r.readers {
                 s += &format!("  {line}\n");

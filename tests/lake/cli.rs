@@ -16,6 +16,13 @@ async fn demo_runs_on_a_fresh_lake(backend: Backend) {
     let again = t.json(&["demo"]);
     assert_eq!(again["verify"]["problems"], serde_json::json!([]));
     assert_ne!(again["before"], again["after"], "the correction changed AAPL on 2024-01-09");
+    // Curated: 20 symbols x 9 full sessions; the injected gaps filled, the duplicates gone.
+    assert_eq!(again["curate"]["rows"], 20 * 9 * 390);
+    assert!(again["curate"]["filled_rows"].as_u64().unwrap() > 0 && again["curate"]["duplicates_removed"].as_u64().unwrap() > 0, "{}", again["curate"]);
+    assert_eq!(again["quality"]["sessions_with_data"], 9);
+    // 20 symbols is below the guide's critical breadth of 100.
+    assert_eq!((again["health"]["status"].clone(), again["health"]["severity"].clone()), (serde_json::json!("RED"), serde_json::json!("SEV-2")));
+    assert!(text.contains("7. curated 9 sessions") && text.contains("9. health"), "{text}");
     let datasets = t.json(&["datasets"]);
     let bars = datasets.as_array().unwrap().iter().find(|d| d["dataset"] == "raw_synthetic_bars").unwrap();
     assert_eq!(bars["partitions"], 9);
