@@ -82,6 +82,8 @@ struct ContractFile {
     columns: Vec<ColumnSpec>,
     #[serde(default)]
     quality: Option<QualityRules>,
+    #[serde(default)]
+    aliases: Vec<String>,
 }
 
 /// A threshold pair: crossing `warn` is YELLOW, crossing `fail` is RED.
@@ -139,6 +141,8 @@ pub struct DatasetContract {
     pub row_group_rows: usize,
     /// Data-quality rules, for datasets that have metrics.
     pub quality: Option<QualityRules>,
+    /// Other names the dataset answers to (the runbooks' names), in the library and in SQL.
+    pub aliases: Vec<String>,
     schema: SchemaRef,
 }
 
@@ -156,6 +160,9 @@ impl DatasetContract {
         }
         let file: ContractFile = table.try_into().map_err(|e: toml::de::Error| bad(e.to_string()))?;
         validate_dataset_name(&file.name).map_err(|e| bad(e.to_string()))?;
+        for alias in &file.aliases {
+            validate_dataset_name(alias).map_err(|e| bad(format!("alias: {e}")))?;
+        }
         let mut fields = Vec::with_capacity(file.columns.len());
         for c in &file.columns {
             let t = parse_type(&c.data_type).ok_or_else(|| {
@@ -207,6 +214,7 @@ impl DatasetContract {
             sort_key: file.sort_key,
             row_group_rows: file.row_group_rows,
             quality: file.quality,
+            aliases: file.aliases,
             schema: Arc::new(Schema::new(fields)),
         })
     }
@@ -363,12 +371,18 @@ impl Contracts {
             let c = DatasetContract::from_table(origin, resolved)?;
             by_name.insert(c.name.clone(), Arc::new(c));
         }
+        for c in by_name.values() {
+            if let Some(a) = c.aliases.iter().find(|a| by_name.contains_key(*a) || by_name.values().any(|o| o.name != c.name && o.aliases.contains(a))) {
+                return Err(Error::InvalidContract { path: c.name.clone(), reason: format!("alias '{a}' is already a dataset or another dataset's alias") });
+            }
+        }
         Ok(Self { by_name })
     }
 
     pub fn get(&self, name: &str) -> Result<Arc<DatasetContract>> {
         validate_dataset_name(name)?;
-        self.by_name.get(name).cloned().ok_or_else(|| Error::UnknownDataset {
+        let by_alias = || self.by_name.values().find(|c| c.aliases.iter().any(|a| a == name)).cloned();
+        self.by_name.get(name).cloned().or_else(by_alias).ok_or_else(|| Error::UnknownDataset {
             name: name.to_string(),
             known: self.by_name.keys().cloned().collect(),
         })
@@ -394,6 +408,8 @@ fn resolve_extends(origin: &str, mut table: toml::Table, all: &BTreeMap<String, 
     }
     let (parent_origin, parent_table) = all.get(parent).ok_or_else(|| bad(format!("extends unknown contract '{parent}'")))?;
     let mut merged = resolve_extends(parent_origin, parent_table.clone(), all, depth + 1)?;
+    // A name belongs to one dataset: aliases are not inherited.
+    merged.remove("aliases");
     let retype = table.remove("column_types");
     merged.extend(table);
     if let Some(retype) = retype {
@@ -430,6 +446,8 @@ mod tests {
         assert_eq!(polygon.columns.iter().find(|c| c.name == "volume").unwrap().data_type, "float64");
         assert_eq!(c.get("raw_alpaca_bars").unwrap().columns.iter().find(|c| c.name == "volume").unwrap().data_type, "int64");
         assert_eq!(c.get("raw_tws_daily_bars").unwrap().partitioning, c.get("raw_file_daily_bars").unwrap().partitioning);
+        // The runbook's name for the curated bars.
+        assert_eq!(c.get("curated_tws_1m_bars").unwrap().name, "curated_1m_bars");
     }
 
     #[test]

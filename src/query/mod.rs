@@ -76,7 +76,8 @@ impl QueryEngine {
         // `_partitions`, which covers every dataset.
         let wants_all = sql.is_none_or(|sql| sql.contains("_partitions"));
         for ds in lake.all_datasets() {
-            if !wants_all && !sql.is_some_and(|sql| sql.contains(ds.name())) {
+            let named = |sql: &str| sql.contains(ds.name()) || ds.contract().aliases.iter().any(|a| sql.contains(a.as_str()));
+            if !wants_all && !sql.is_some_and(named) {
                 continue;
             }
             let spec = as_of.spec_for(ds.name());
@@ -89,6 +90,9 @@ impl QueryEngine {
             };
             let files = local_files(&ds, &state, workdir.path()).await?;
             conn.execute_batch(&view_sql(ds.contract(), &files))?;
+            for alias in &ds.contract().aliases {
+                conn.execute_batch(&format!("CREATE VIEW \"{alias}\" AS SELECT * FROM \"{}\";", ds.name()))?;
+            }
             let table = workdir.path().join(format!("{}.partitions.parquet", ds.name()));
             std::fs::write(&table, encode_table(&state, ds.paths())?)?;
             tables.push(table);

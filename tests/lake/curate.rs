@@ -216,6 +216,9 @@ async fn sp500_minute_fixture(backend: Backend) {
     assert_eq!(r["outliers"], 3);
     let ext = q(&t, "SELECT strftime(ts, '%H:%M') AS t, count(*) AS n FROM curated_1m_bars WHERE NOT is_rth GROUP BY 1");
     assert_eq!(ext, json!([{ "t": "21:00", "n": 3 }]));
+    // The runbook's name reads the same data.
+    assert_eq!(q(&t, "SELECT count(*) AS n FROM curated_tws_1m_bars"), json!([{ "n": 1563 }]));
+    assert_eq!(t.json(&["snapshots", "curated_tws_1m_bars"])[0]["operation"], "curate");
     let nothing = t.run(&["curate", "--start", "2019-11-08", "--end", "2019-11-05"]);
     assert!(!nothing.status.success() && stderr(&nothing).contains("before start"), "{}", stderr(&nothing));
     for (args, expect) in [(["2019-11-09", "2019-11-10"], "no NYSE session between"), (["2019-11-08", "2030-01-02"], "after the last completed session")] {
