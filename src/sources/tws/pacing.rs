@@ -157,7 +157,7 @@ impl Drop for PacingPermit {
     fn drop(&mut self) {
         if let Some(state) = self.state.upgrade() {
             let now = Instant::now();
-            let mut state = state.lock().unwrap();
+            let mut state = state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             if let Some(e) = state.entries.iter_mut().find(|e| e.id == self.id) {
                 e.at = e.at.max(now);
                 e.open = false;
@@ -182,7 +182,7 @@ impl Pacer {
         let slot = Arc::clone(&self.open).acquire_owned().await.expect("pacer semaphore is never closed");
         loop {
             let wake_at = {
-                let mut state = self.state.lock().unwrap();
+                let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 let now = Instant::now();
                 state.prune(&self.rules, now);
                 let at = state.earliest(&self.rules, contract_key, request_key, now);
@@ -201,7 +201,7 @@ impl Pacer {
     /// Pause all new grants for `d` from now (after a pacing violation).
     pub fn penalize(&self, d: Duration) {
         let until = Instant::now() + d;
-        let mut state = self.state.lock().unwrap();
+        let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         state.paused_until = Some(state.paused_until.map_or(until, |p| p.max(until)));
         tracing::warn!(pause_ms = d.as_millis() as u64, "historical-data pacing penalty");
     }
