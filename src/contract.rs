@@ -254,6 +254,17 @@ impl DatasetContract {
         Ok(())
     }
 
+    /// A batch in this contract's schema with each column from `column(name)`, by name, so the
+    /// contract's column order is the contract's business. Names a column it gets no value for.
+    pub fn batch_from(&self, mut column: impl FnMut(&str) -> Option<arrow::array::ArrayRef>) -> Result<arrow::array::RecordBatch> {
+        let arrays = self
+            .columns
+            .iter()
+            .map(|c| column(&c.name).ok_or_else(|| Error::SchemaMismatch { dataset: self.name.clone(), detail: format!("no value for column '{}'", c.name) }))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(arrow::array::RecordBatch::try_new(self.schema.clone(), arrays)?)
+    }
+
     /// `batch` in this contract's schema: columns picked by name and cast to the contract's types (a
     /// query engine's integer microseconds become timestamps, its BIGINT an int32 where the contract
     /// says so). Fails naming the column when one is missing, cannot be cast, or has nulls it may not.

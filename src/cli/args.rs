@@ -138,16 +138,8 @@ pub enum Command {
     /// Run SQL (DuckDB) over the lake; every dataset is a view, `_partitions` the partition tables.
     Query {
         sql: String,
-        /// Read at a snapshot: N, a tag, a time (2024-01-02T15:00:00Z), or dataset@SPEC for one dataset.
-        /// Repeatable.
-        #[arg(long = "as-of")]
-        as_of: Vec<String>,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = Format::Table)]
-        format: Format,
-        /// Write to this file instead of stdout.
-        #[arg(long)]
-        output: Option<PathBuf>,
+        #[command(flatten)]
+        read: ReadArgs,
     },
     /// Curated bars (the library's get_curated_bars): 1m, or resampled within sessions.
     Bars {
@@ -165,14 +157,8 @@ pub enum Command {
         /// 1m only: include extended-hours bars.
         #[arg(long)]
         extended_hours: bool,
-        /// Read at a snapshot (see `query --as-of`).
-        #[arg(long = "as-of")]
-        as_of: Vec<String>,
-        #[arg(long, value_enum, default_value_t = Format::Table)]
-        format: Format,
-        /// Write to this file instead of stdout (required for parquet and arrow).
-        #[arg(long)]
-        output: Option<PathBuf>,
+        #[command(flatten)]
+        read: ReadArgs,
     },
     /// NYSE sessions between two dates, with open and close in UTC and New York time.
     Calendar {
@@ -345,6 +331,21 @@ pub enum ProgressCommand {
         #[arg(long)]
         older_than: String,
     },
+}
+
+/// Which snapshot to read and where the rows go: shared by `query` and `bars`.
+#[derive(Debug, Args)]
+pub struct ReadArgs {
+    /// Read at a snapshot: N, a tag, a time (2024-01-02T15:00:00Z), or dataset@SPEC for one dataset.
+    /// Repeatable.
+    #[arg(long = "as-of")]
+    pub as_of: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Write to this file instead of stdout (required for parquet and arrow).
+    #[arg(long)]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

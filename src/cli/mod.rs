@@ -252,13 +252,13 @@ async fn run(cli: Cli, out: &Output) -> Result<ExitCode> {
             }
             out.vacuum(&reports);
         }
-        Command::Query { sql, as_of, format, output } => {
+        Command::Query { sql, read } => {
             let lake = ctx.open().await?;
-            let engine = QueryEngine::open_for_sql(&lake, &AsOf::parse(&as_of)?, &sql).await?;
+            let engine = QueryEngine::open_for_sql(&lake, &AsOf::parse(&read.as_of)?, &sql).await?;
             let batches = tokio::task::block_in_place(|| engine.query(&sql))?;
-            out.batches(&batches, if out.json { args::Format::Json } else { format }, output.as_deref())?;
+            out.batches(&batches, if out.json { args::Format::Json } else { read.format }, read.output.as_deref())?;
         }
-        Command::Bars { symbols, start, end, frequency, extended_hours, as_of, format, output } => {
+        Command::Bars { symbols, start, end, frequency, extended_hours, read } => {
             let lake = ctx.open().await?;
             let request = crate::curate::BarsRequest {
                 symbols: symbols.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
@@ -267,8 +267,8 @@ async fn run(cli: Cli, out: &Output) -> Result<ExitCode> {
                 frequency,
                 extended_hours,
             };
-            let batches = crate::curate::get_curated_bars(&lake, &request, &AsOf::parse(&as_of)?).await?;
-            out.batches(&batches, if out.json { args::Format::Json } else { format }, output.as_deref())?;
+            let batches = crate::curate::get_curated_bars(&lake, &request, &AsOf::parse(&read.as_of)?).await?;
+            out.batches(&batches, if out.json { args::Format::Json } else { read.format }, read.output.as_deref())?;
         }
         Command::Calendar { start, end } => {
             if end < start {

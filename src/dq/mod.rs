@@ -66,34 +66,29 @@ pub async fn record(lake: &Lake, dataset: &str, sessions: &[Session], metrics: &
         Arc::new(Float64Array::from_iter_values(rows.iter().map(|m| if m.delivered_bars == 0 { 0.0 } else { f(m) as f64 / m.delivered_bars as f64 })))
     };
     let now = Utc::now().timestamp_micros();
-    let columns: Vec<ArrayRef> = contract
-        .columns
-        .iter()
-        .map(|c| -> Result<ArrayRef> {
-            Ok(match c.name.as_str() {
-                "dataset" => Arc::new(StringArray::from(vec![dataset; n])),
-                "symbol" => Arc::new(StringArray::from_iter_values(rows.iter().map(|m| m.symbol.as_str()))),
-                "session_open" => Arc::new(TimestampMicrosecondArray::from_iter_values(rows.iter().map(|m| opens[&m.date])).with_timezone("UTC")),
-                "source" => Arc::new(StringArray::from_iter(rows.iter().map(|m| m.source.as_deref()))),
-                "expected_bars" => int(|m| m.expected_bars),
-                "present_bars" => int(|m| m.present_bars),
-                "gap_count" => int(SessionMetrics::gap_count),
-                "filled_bars" => int(|m| m.filled_bars),
-                "invalid_rows" => int(|m| m.invalid_rows),
-                "duplicates_removed" => int(|m| m.duplicates_removed),
-                "superseded_rows" => int(|m| m.superseded_rows),
-                "outlier_count" => int(|m| m.outlier_count),
-                "extended_hours_bars" => int(|m| m.extended_hours_bars),
-                "null_rate_vwap" => rate(|m| m.null_vwap),
-                "null_rate_trade_count" => rate(|m| m.null_trade_count),
-                "coverage" => Arc::new(Float64Array::from_iter_values(rows.iter().map(|m| m.coverage()))),
-                "job_id" => Arc::new(StringArray::from(vec![job_id; n])),
-                "computed_at" => Arc::new(TimestampMicrosecondArray::from(vec![now; n]).with_timezone("UTC")),
-                other => return Err(Error::SchemaMismatch { dataset: DATASET.into(), detail: format!("no metric for column '{other}'") }),
-            })
+    let batch = contract.batch_from(|name| {
+        Some(match name {
+            "dataset" => Arc::new(StringArray::from(vec![dataset; n])),
+            "symbol" => Arc::new(StringArray::from_iter_values(rows.iter().map(|m| m.symbol.as_str()))),
+            "session_open" => Arc::new(TimestampMicrosecondArray::from_iter_values(rows.iter().map(|m| opens[&m.date])).with_timezone("UTC")),
+            "source" => Arc::new(StringArray::from_iter(rows.iter().map(|m| m.source.as_deref()))),
+            "expected_bars" => int(|m| m.expected_bars),
+            "present_bars" => int(|m| m.present_bars),
+            "gap_count" => int(SessionMetrics::gap_count),
+            "filled_bars" => int(|m| m.filled_bars),
+            "invalid_rows" => int(|m| m.invalid_rows),
+            "duplicates_removed" => int(|m| m.duplicates_removed),
+            "superseded_rows" => int(|m| m.superseded_rows),
+            "outlier_count" => int(|m| m.outlier_count),
+            "extended_hours_bars" => int(|m| m.extended_hours_bars),
+            "null_rate_vwap" => rate(|m| m.null_vwap),
+            "null_rate_trade_count" => rate(|m| m.null_trade_count),
+            "coverage" => Arc::new(Float64Array::from_iter_values(rows.iter().map(|m| m.coverage()))),
+            "job_id" => Arc::new(StringArray::from(vec![job_id; n])),
+            "computed_at" => Arc::new(TimestampMicrosecondArray::from(vec![now; n]).with_timezone("UTC")),
+            _ => return None,
         })
-        .collect::<Result<_>>()?;
-    let batch = RecordBatch::try_new(contract.arrow_schema(), columns)?;
+    })?;
     let name = dataset.to_string();
     let of_dataset = move |b: &RecordBatch| -> Result<BooleanArray> {
         let col = b.column_by_name("dataset").and_then(|c| c.as_string_opt::<i32>()).ok_or_else(|| Error::invalid("dq_metrics has no dataset column"))?;

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::array::{Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use chrono::Utc;
 use serde::Serialize;
 
@@ -109,28 +109,17 @@ pub async fn ingest_file(lake: &Lake, import: &FileImport, chunk_partitions: usi
 
 fn quarantine_batch(contract: &DatasetContract, ingested_at: i64, job_id: &str, dataset: &str, file: &str, rows: &[RejectedRow]) -> Result<RecordBatch> {
     let n = rows.len();
-    // By name, like `to_batch`: the contract's column order is the contract's business.
-    let columns: Vec<ArrayRef> = contract
-        .columns
-        .iter()
-        .map(|c| -> Result<ArrayRef> {
-            Ok(match c.name.as_str() {
-                "ingested_at" => Arc::new(TimestampMicrosecondArray::from(vec![ingested_at; n]).with_timezone("UTC")),
-                "job_id" => Arc::new(StringArray::from(vec![job_id; n])),
-                "source" => Arc::new(StringArray::from(vec!["file"; n])),
-                "dataset" => Arc::new(StringArray::from(vec![dataset; n])),
-                "file" => Arc::new(StringArray::from(vec![file; n])),
-                "line" => Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.line as i64))),
-                "reason" => Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.reason.as_str()))),
-                "raw" => Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.raw.as_str()))),
-                other => {
-                    return Err(Error::SchemaMismatch {
-                        dataset: contract.name.clone(),
-                        detail: format!("the quarantine has no value for column '{other}'"),
-                    })
-                }
-            })
+    contract.batch_from(|name| {
+        Some(match name {
+            "ingested_at" => Arc::new(TimestampMicrosecondArray::from(vec![ingested_at; n]).with_timezone("UTC")),
+            "job_id" => Arc::new(StringArray::from(vec![job_id; n])),
+            "source" => Arc::new(StringArray::from(vec!["file"; n])),
+            "dataset" => Arc::new(StringArray::from(vec![dataset; n])),
+            "file" => Arc::new(StringArray::from(vec![file; n])),
+            "line" => Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.line as i64))),
+            "reason" => Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.reason.as_str()))),
+            "raw" => Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.raw.as_str()))),
+            _ => return None,
         })
-        .collect::<Result<_>>()?;
-    Ok(RecordBatch::try_new(contract.arrow_schema(), columns)?)
+    })
 }

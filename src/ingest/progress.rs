@@ -61,26 +61,21 @@ pub async fn record(lake: &Lake, dataset: &str, source: &str, job_id: &str, snap
     let n = records.len();
     let now = Utc::now().timestamp_micros();
     let ts = |v: Vec<i64>| -> ArrayRef { Arc::new(TimestampMicrosecondArray::from(v).with_timezone("UTC")) };
-    let columns: Vec<ArrayRef> = contract
-        .columns
-        .iter()
-        .map(|c| -> Result<ArrayRef> {
-            Ok(match c.name.as_str() {
-                "dataset" => Arc::new(StringArray::from(vec![dataset; n])),
-                "source" => Arc::new(StringArray::from(vec![source; n])),
-                "symbol" => Arc::new(StringArray::from_iter_values(records.iter().map(|r| r.symbol.as_str()))),
-                "session_open" => ts(records.iter().map(|r| r.session.open.timestamp_micros()).collect()),
-                "status" => Arc::new(StringArray::from_iter_values(records.iter().map(|r| r.status.as_str()))),
-                "rows" => Arc::new(Int64Array::from_iter_values(records.iter().map(|r| r.rows as i64))),
-                "snapshot_id" => Arc::new(Int64Array::from(vec![snapshot_id.map(|s| s as i64); n])),
-                "job_id" => Arc::new(StringArray::from(vec![job_id; n])),
-                "updated_at" => ts(vec![now; n]),
-                "error" => Arc::new(StringArray::from_iter(records.iter().map(|r| r.error.as_deref()))),
-                other => return Err(Error::SchemaMismatch { dataset: DATASET.into(), detail: format!("progress has no value for column '{other}'") }),
-            })
+    let batch = contract.batch_from(|name| {
+        Some(match name {
+            "dataset" => Arc::new(StringArray::from(vec![dataset; n])),
+            "source" => Arc::new(StringArray::from(vec![source; n])),
+            "symbol" => Arc::new(StringArray::from_iter_values(records.iter().map(|r| r.symbol.as_str()))),
+            "session_open" => ts(records.iter().map(|r| r.session.open.timestamp_micros()).collect()),
+            "status" => Arc::new(StringArray::from_iter_values(records.iter().map(|r| r.status.as_str()))),
+            "rows" => Arc::new(Int64Array::from_iter_values(records.iter().map(|r| r.rows as i64))),
+            "snapshot_id" => Arc::new(Int64Array::from(vec![snapshot_id.map(|s| s as i64); n])),
+            "job_id" => Arc::new(StringArray::from(vec![job_id; n])),
+            "updated_at" => ts(vec![now; n]),
+            "error" => Arc::new(StringArray::from_iter(records.iter().map(|r| r.error.as_deref()))),
+            _ => return None,
         })
-        .collect::<Result<_>>()?;
-    let batch = RecordBatch::try_new(contract.arrow_schema(), columns)?;
+    })?;
     let sessions: BTreeSet<NaiveDate> = records.iter().map(|r| r.session.date).collect();
     let symbols: BTreeSet<String> = records.iter().map(|r| r.symbol.clone()).collect();
     progress

@@ -69,11 +69,15 @@ impl RestClient {
             .user_agent(concat!("quantlake/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::Config(format!("{vendor}: cannot build the HTTP client: {e}")))?;
-        let limiter = NonZeroU32::new(settings.requests_per_minute).map(|n| {
-            // Evenly spaced (burst 1): a burst of n followed by n more would break a per-minute limit.
-            let period = Duration::from_secs(60) / n.get();
-            RateLimiter::direct(Quota::with_period(period).expect("period is positive").allow_burst(NonZeroU32::MIN))
-        });
+        let limiter = match NonZeroU32::new(settings.requests_per_minute) {
+            None => None,
+            Some(n) => {
+                // Evenly spaced (burst 1): a burst of n followed by n more would break a per-minute limit.
+                let quota = Quota::with_period(Duration::from_secs(60) / n.get())
+                    .ok_or_else(|| Error::Config(format!("{vendor}.http.requests_per_minute {n} is too high")))?;
+                Some(RateLimiter::direct(quota.allow_burst(NonZeroU32::MIN)))
+            }
+        };
         let backoff = ExponentialBuilder::default()
             .with_min_delay(duration(vendor, "retry_min_delay", &settings.retry_min_delay)?)
             .with_max_delay(duration(vendor, "retry_max_delay", &settings.retry_max_delay)?)

@@ -281,25 +281,20 @@ fn to_batch<'a>(contract: &crate::contract::DatasetContract, members: impl Itera
     let text = |f: fn(&Member) -> &str| -> ArrayRef { Arc::new(StringArray::from_iter_values(m.iter().map(|x| f(x)))) };
     let opt = |f: fn(&Member) -> Option<&str>| -> ArrayRef { Arc::new(StringArray::from_iter(m.iter().map(|x| f(x)))) };
     let ts = |f: fn(&Member) -> i64| -> ArrayRef { Arc::new(TimestampMicrosecondArray::from_iter_values(m.iter().map(|x| f(x))).with_timezone("UTC")) };
-    let columns: Vec<ArrayRef> = contract
-        .columns
-        .iter()
-        .map(|c| -> Result<ArrayRef> {
-            Ok(match c.name.as_str() {
-                "symbol" => text(|x| &x.symbol),
-                "con_id" => Arc::new(Int64Array::from_iter(m.iter().map(|x| x.con_id))),
-                "exchange" => text(|x| &x.exchange),
-                "primary_exchange" => opt(|x| x.primary_exchange.as_deref()),
-                "currency" => text(|x| &x.currency),
-                "sec_type" => text(|x| &x.sec_type),
-                "name" => opt(|x| x.name.as_deref()),
-                "active" => Arc::new(BooleanArray::from_iter(m.iter().map(|x| Some(x.active)))),
-                "first_seen" => ts(|x| x.first_seen),
-                "last_seen" => ts(|x| x.last_seen),
-                "origin" => text(|x| &x.origin),
-                other => return Err(Error::SchemaMismatch { dataset: DATASET.into(), detail: format!("the universe has no value for column '{other}'") }),
-            })
+    contract.batch_from(|name| {
+        Some(match name {
+            "symbol" => text(|x| &x.symbol),
+            "con_id" => Arc::new(Int64Array::from_iter(m.iter().map(|x| x.con_id))),
+            "exchange" => text(|x| &x.exchange),
+            "primary_exchange" => opt(|x| x.primary_exchange.as_deref()),
+            "currency" => text(|x| &x.currency),
+            "sec_type" => text(|x| &x.sec_type),
+            "name" => opt(|x| x.name.as_deref()),
+            "active" => Arc::new(BooleanArray::from_iter(m.iter().map(|x| Some(x.active)))),
+            "first_seen" => ts(|x| x.first_seen),
+            "last_seen" => ts(|x| x.last_seen),
+            "origin" => text(|x| &x.origin),
+            _ => return None,
         })
-        .collect::<Result<_>>()?;
-    Ok(RecordBatch::try_new(contract.arrow_schema(), columns)?)
+    })
 }

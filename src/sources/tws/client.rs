@@ -334,7 +334,7 @@ impl TwsClient {
             }
             (delay, next) = (next, (delay + next).min(Duration::from_secs(30)));
         }
-        Err(last.expect("at least one attempt"))
+        Err(last.unwrap_or_else(|| TwsError::Connect { addr: format!("{}:{}", self.cfg.host, self.cfg.port), detail: "no reconnect attempt made".into() }))
     }
 }
 

@@ -140,7 +140,8 @@ pub struct Pacer {
 /// Proof that a request may be sent; holds one of the `max_open` slots until dropped.
 #[derive(Debug)]
 pub struct PacingPermit {
-    _slot: OwnedSemaphorePermit,
+    /// `None` only if the semaphore were closed, which the pacer never does.
+    _slot: Option<OwnedSemaphorePermit>,
     id: u64,
     state: std::sync::Weak<Mutex<PacerState>>,
     /// When the permit was granted.
@@ -179,7 +180,7 @@ impl Pacer {
     /// Wait until a request for `contract_key` with identity `request_key` can be
     /// sent without breaking any rule; the send time is recorded on return.
     pub async fn acquire(&self, contract_key: &str, request_key: &str) -> PacingPermit {
-        let slot = Arc::clone(&self.open).acquire_owned().await.expect("pacer semaphore is never closed");
+        let slot = Arc::clone(&self.open).acquire_owned().await.ok();
         loop {
             let wake_at = {
                 let mut state = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
