@@ -107,6 +107,14 @@ pub enum Command {
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
+    /// A dataset's partitions at a snapshot: rows, symbols, bytes, the snapshot that wrote each, the
+    /// columns with nulls, and the data-quality verdict committed with the rows.
+    Partitions {
+        dataset: String,
+        /// The snapshot: N, a tag or a time (default: the latest).
+        #[arg(long = "as-of")]
+        as_of: Option<String>,
+    },
     /// Tag, restore or compare snapshots.
     #[command(subcommand)]
     Snapshot(SnapshotCommand),

@@ -215,6 +215,11 @@ async fn run(cli: Cli, out: &Output) -> Result<ExitCode> {
             let list = history::list(&lake.dataset(&dataset)?, limit).await?;
             out.snapshots(&list);
         }
+        Command::Partitions { dataset, as_of } => {
+            let lake = ctx.open().await?;
+            let spec = crate::table::SnapshotSpec::parse(as_of.as_deref().unwrap_or("latest"))?;
+            out.partitions(&lake.dataset(&dataset)?.snapshot(&spec).await?);
+        }
         Command::Snapshot(cmd) => snapshot(&ctx, cmd, out).await?,
         Command::Verify { datasets, history } => {
             let lake = ctx.open().await?;

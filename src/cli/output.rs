@@ -14,6 +14,7 @@ use crate::ingest::{FileIngestReport, IngestReport};
 use crate::table::operations::history::{DiffReport, SnapshotInfo};
 use crate::table::operations::vacuum::VacuumReport;
 use crate::table::operations::verify::VerifyReport;
+use crate::table::manifest::{PartitionEntry, TableState};
 use crate::table::{DatasetSummary, RecoveryReport, Tag};
 use crate::universe::{Breadth, Member, RebuildReport};
 
@@ -128,11 +129,12 @@ impl Output {
 
     pub fn dq_summary(&self, s: &QualitySummary) {
         self.print(s, || {
-            let mut t = table(&["session", "symbols", "expected", "present", "gaps", "filled", "invalid", "duplicates", "outliers", "coverage", "min symbol coverage"]);
-            for r in s.sessions.iter().chain(s.total.iter()) {
+            let mut t = table(&["session", "symbols", "with bars", "expected", "present", "gaps", "filled", "invalid", "duplicates", "outliers", "coverage", "min symbol coverage"]);
+            for (date, r) in s.sessions.iter().chain(s.total.iter()).map(|r| (r.date, &r.totals)) {
                 t.add_row([
-                    r.date.map_or("total".into(), |d| d.to_string()),
+                    date.map_or("total".into(), |d| d.to_string()),
                     r.symbols.to_string(),
+                    format!("{:.1}%", r.symbols_covered() * 100.0),
                     r.expected_bars.to_string(),
                     r.present_bars.to_string(),
                     r.gap_count.to_string(),
@@ -144,9 +146,11 @@ impl Output {
                     format!("{:.2}%", r.min_symbol_coverage * 100.0),
                 ]);
             }
+            let nulls: Vec<String> = s.null_rates.iter().map(|(c, r)| format!("{c} {:.2}%", r * 100.0)).collect();
             format!(
-                "{} {}..{}: {} of {} sessions have metrics (dq_metrics snapshot {})\n{t}",
-                s.dataset, s.start, s.end, s.sessions_with_data, s.sessions_expected, s.snapshot_id
+                "{} {}..{}: {} of {} sessions have metrics (dq_metrics snapshot {})\n{t}\nnull rates (snapshot {}): {}",
+                s.dataset, s.start, s.end, s.sessions_with_data, s.sessions_expected, s.snapshot_id,
+                s.dataset_snapshot_id, if nulls.is_empty() { "none".into() } else { nulls.join(", ") }
             )
         });
     }
@@ -157,9 +161,9 @@ impl Output {
             for c in &h.checks {
                 t.add_row([c.name.clone(), c.status.to_string(), c.detail.clone()]);
             }
-            for s in &h.sessions {
-                let bad: Vec<String> = s.checks.iter().filter(|c| c.status != crate::dq::Status::Green).map(|c| format!("{} {}", c.name, c.detail)).collect();
-                t.add_row([format!("session {}", s.date), s.status.to_string(), if bad.is_empty() { "ok".into() } else { bad.join("; ") }]);
+            for p in &h.partitions {
+                let bad: Vec<String> = p.checks.iter().filter(|c| c.status != crate::dq::Status::Green).map(|c| format!("{} {}", c.name, c.detail)).collect();
+                t.add_row([p.partition.clone(), p.status.to_string(), if bad.is_empty() { "ok".into() } else { bad.join("; ") }]);
             }
             format!("{}\n{t}", Self::health_summary(h))
         });
@@ -306,6 +310,27 @@ impl Output {
                 ]);
             }
             t.to_string()
+        });
+    }
+
+    pub fn partitions(&self, state: &TableState) {
+        let entries: Vec<&PartitionEntry> = state.partitions.values().collect();
+        self.print(&serde_json::json!({ "dataset": state.dataset, "snapshot_id": state.snapshot_id, "partitions": entries }), || {
+            let mut t = table(&["partition", "rows", "symbols", "bytes", "written by", "nulls", "quality", "problems"]);
+            for e in &entries {
+                let nulls: Vec<String> = e.null_counts.iter().map(|(c, n)| format!("{c} {:.1}%", *n as f64 * 100.0 / e.rows.max(1) as f64)).collect();
+                t.add_row(vec![
+                    e.partition.clone(),
+                    e.rows.to_string(),
+                    e.symbols.to_string(),
+                    bytes(e.bytes),
+                    e.snapshot_id.to_string(),
+                    nulls.join(", "),
+                    e.quality.as_ref().map_or("-".into(), |q| q.status.to_string()),
+                    e.quality.as_ref().map_or(String::new(), |q| q.problems.join("; ")),
+                ]);
+            }
+            format!("{} at snapshot {}: {} partitions\n{t}", state.dataset, state.snapshot_id, entries.len())
         });
     }
 
@@ -480,13 +505,14 @@ impl Output {
             );
             if let Some(t) = &r.quality.total {
                 s += &format!(
-                    "8. data quality (quantlake dq summary --start {} --end {}): coverage {:.3}%, {} gaps, least covered symbol-session {:.2}%\n",
-                    r.quality.start, r.quality.end, t.coverage * 100.0, t.gap_count, t.min_symbol_coverage * 100.0
+                    "8. data quality (quantlake dq summary --start {} --end {}): coverage {:.3}%, {} gaps, least covered symbol-session {:.2}%; \
+                     each partition's verdict is in its manifest entry (quantlake partitions curated_1m_bars)\n",
+                    r.quality.start, r.quality.end, t.totals.coverage * 100.0, t.totals.gap_count, t.totals.min_symbol_coverage * 100.0
                 );
             }
             s += &format!("9. health (quantlake health --as-of-date {}): {}\n", r.health.as_of_date, Self::health_summary(&r.health));
-            for check in r.health.checks.iter().chain(r.health.sessions.iter().flat_map(|x| &x.checks)).filter(|c| c.status != crate::dq::Status::Green) {
-                s += &format!("   {} {}: {}\n", check.status, check.name, check.detail);
+            for problem in r.health.problems() {
+                s += &format!("   {problem}\n");
             }
             s += "\n";
             s += &format!("Read the live files directly (glob: {}):\n", r.glob);

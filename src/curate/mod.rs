@@ -20,7 +20,7 @@ mod bars;
 pub use bars::{get_curated_bars, BarsRequest, Frequency};
 
 use crate::calendar::NyseCalendar;
-use crate::dq::SessionMetrics;
+use crate::dq::{PartitionQuality, QualityTotals, SessionMetrics};
 use crate::error::{Error, Result};
 use crate::query::{AsOf, QueryEngine};
 use crate::table::layout::PartitionKey;
@@ -201,11 +201,13 @@ pub async fn curate(lake: &Lake, settings: &CurateSettings, request: &CurateRequ
     };
     let (filled_rows, rth_rows, outliers) = (count("is_filled", true), count("is_rth", true), count("is_outlier", true));
     let partitions: Vec<PartitionKey> = sessions.iter().map(|s| PartitionKey::for_date(contract.partitioning, s.date)).collect();
+    let quality = partition_quality(&contract, &metrics)?;
     let inputs = engine.snapshots.clone();
     let done = ds
         .write(curated)
         .mode(WriteMode::Overwrite)
         .covering(partitions.clone())
+        .quality(quality)
         .operation("curate")
         .parameter("job_id", &job_id)
         .parameter("start", request.start)
@@ -256,6 +258,16 @@ pub async fn curate(lake: &Lake, settings: &CurateSettings, request: &CurateRequ
     };
     tracing::info!(rows, snapshot = report.snapshot_id, invalid = invalid_rows, filled = report.filled_rows, outliers = report.outliers, "curated");
     Ok(report)
+}
+
+/// Each partition's quality verdict by the contract's rules, from its symbol-sessions' metrics.
+fn partition_quality(contract: &crate::contract::DatasetContract, metrics: &[SessionMetrics]) -> Result<BTreeMap<PartitionKey, PartitionQuality>> {
+    let rules = contract.quality.clone().ok_or_else(|| Error::invalid(format!("contract '{}' has no [quality] rules", contract.name)))?;
+    let mut by_partition: BTreeMap<PartitionKey, Vec<&SessionMetrics>> = BTreeMap::new();
+    for m in metrics {
+        by_partition.entry(PartitionKey::for_date(contract.partitioning, m.date)).or_default().push(m);
+    }
+    Ok(by_partition.into_iter().map(|(k, rows)| (k, PartitionQuality::judge(QualityTotals::of(rows), &rules))).collect())
 }
 
 /// Metrics per symbol-session being counted, keyed by borrowed (symbol, epoch day): curation's

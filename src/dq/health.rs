@@ -1,15 +1,22 @@
-//! Health: a dataset's quality rules (`[quality]` in its contract) applied to its `dq_metrics`, plus
-//! the robustness guide's operational checks (freshness, symbol breadth), as GREEN / YELLOW / RED per
-//! session and for the dataset, with the guide's severity (SEV-1 no new data, SEV-2 partial loss for
-//! some symbols, SEV-3 warnings).
+//! Health: a dataset's quality rules (`[quality]` in its contract) applied to the quality totals in
+//! its partitions' manifest entries, plus the robustness guide's operational checks (freshness, symbol
+//! breadth, coverage rate, key symbols), as GREEN / YELLOW / RED per partition and for the dataset,
+//! with the guide's severity (SEV-1 no new data, SEV-2 partial loss for some symbols, SEV-3 warnings).
+//!
+//! Partition verdicts come from the snapshot judged (its manifest), so they always describe the rows
+//! that snapshot holds; key symbols come from the per-symbol rows of `dq_metrics`.
+
+use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use super::{get_data_quality_summary, SessionSummary};
-use crate::calendar::NyseCalendar;
-use crate::contract::Threshold;
+use super::{symbol_metrics, QualityTotals};
+use crate::calendar::{NyseCalendar, NEW_YORK};
+use crate::contract::{QualityRules, Threshold};
 use crate::error::{Error, Result};
+use crate::table::layout::PartitionKey;
+use crate::table::manifest::{PartitionEntry, TableState};
 use crate::table::Lake;
 use crate::universe::UniverseSettings;
 
@@ -21,15 +28,49 @@ pub struct HealthSettings {
     pub window_sessions: usize,
     /// Latest session with data more than this many sessions behind the reference: a warning.
     pub max_lag_sessions: i64,
+    /// Symbols that must be present in every session of their expected range: `"SPY"` or
+    /// `{ symbol = "SPY", start = "2005-01-03", end = "2030-12-31" }`.
+    pub key_symbols: Vec<KeySymbol>,
 }
 
 impl Default for HealthSettings {
     fn default() -> Self {
-        Self { window_sessions: 5, max_lag_sessions: 2 }
+        Self { window_sessions: 5, max_lag_sessions: 2, key_symbols: Vec::new() }
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+/// A symbol expected in every session from `start` to `end` (both optional, inclusive).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "KeySymbolSpec")]
+pub struct KeySymbol {
+    pub symbol: String,
+    pub start: Option<NaiveDate>,
+    pub end: Option<NaiveDate>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum KeySymbolSpec {
+    Name(String),
+    Range {
+        symbol: String,
+        #[serde(default)]
+        start: Option<NaiveDate>,
+        #[serde(default)]
+        end: Option<NaiveDate>,
+    },
+}
+
+impl From<KeySymbolSpec> for KeySymbol {
+    fn from(spec: KeySymbolSpec) -> Self {
+        match spec {
+            KeySymbolSpec::Name(symbol) => Self { symbol, start: None, end: None },
+            KeySymbolSpec::Range { symbol, start, end } => Self { symbol, start, end },
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Status {
     Green,
@@ -62,9 +103,10 @@ pub struct Check {
     pub detail: String,
 }
 
+/// One partition's verdict (for date partitions: one session's).
 #[derive(Debug, Clone, Serialize)]
-pub struct SessionHealth {
-    pub date: NaiveDate,
+pub struct PartitionHealth {
+    pub partition: String,
     pub status: Status,
     pub checks: Vec<Check>,
 }
@@ -73,6 +115,8 @@ pub struct SessionHealth {
 #[derive(Debug, Clone, Serialize)]
 pub struct DatasetHealth {
     pub dataset: String,
+    /// The snapshot judged (its partitions' manifest entries hold the quality totals).
+    pub snapshot_id: u64,
     pub as_of_date: NaiveDate,
     /// The session the dataset should reach: the last one on or before `as_of_date`.
     pub reference_session: NaiveDate,
@@ -81,7 +125,19 @@ pub struct DatasetHealth {
     /// SEV-1, SEV-2 or SEV-3 when not GREEN.
     pub severity: Option<String>,
     pub checks: Vec<Check>,
-    pub sessions: Vec<SessionHealth>,
+    pub partitions: Vec<PartitionHealth>,
+}
+
+impl DatasetHealth {
+    /// Every check that is not GREEN, dataset-wide first.
+    pub fn problems(&self) -> impl Iterator<Item = String> + '_ {
+        let dataset = self.checks.iter().filter(|c| c.status != Status::Green).map(|c| format!("{} {}", c.name, c.detail));
+        let partitions = self
+            .partitions
+            .iter()
+            .flat_map(|p| p.checks.iter().filter(|c| c.status != Status::Green).map(move |c| format!("{} {} {}", p.partition, c.name, c.detail)));
+        dataset.chain(partitions)
+    }
 }
 
 fn judge(name: &str, value: f64, t: Threshold, higher_is_better: bool) -> Check {
@@ -96,69 +152,124 @@ fn judge(name: &str, value: f64, t: Threshold, higher_is_better: bool) -> Check 
     Check { name: name.into(), status, detail }
 }
 
-fn session_health(s: &SessionSummary, rules: &crate::contract::QualityRules) -> SessionHealth {
+/// The contract's rules applied to some totals: at curation (the verdict it commits) and by health.
+pub(crate) fn quality_checks(t: &QualityTotals, rules: &QualityRules) -> Vec<Check> {
     let rate = |n: u64, d: u64| if d == 0 { 0.0 } else { n as f64 / d as f64 };
-    let checks = vec![
-        judge("coverage", s.coverage, rules.min_coverage, true),
-        judge("symbol_coverage", s.min_symbol_coverage, rules.min_symbol_coverage, true),
-        judge("invalid_rate", rate(s.invalid_rows, s.expected_bars), rules.max_invalid_rate, false),
-        judge("outlier_rate", rate(s.outlier_count, s.present_bars), rules.max_outlier_rate, false),
-        judge("duplicate_rate", rate(s.duplicates_removed, s.present_bars), rules.max_duplicate_rate, false),
-    ];
-    if checks[0].status != Status::Green {
-        tracing::warn!(date = %s.date.unwrap_or_default(), "Coverage rate {:.2}% low", s.coverage * 100.0);
-    }
-    SessionHealth { date: s.date.unwrap_or_default(), status: checks.iter().map(|c| c.status).max().unwrap_or(Status::Green), checks }
+    vec![
+        judge("coverage", t.coverage, rules.min_coverage, true),
+        judge("symbol_coverage", t.min_symbol_coverage, rules.min_symbol_coverage, true),
+        judge("symbols_covered", t.symbols_covered(), rules.min_symbols_covered, true),
+        judge("invalid_rate", rate(t.invalid_rows, t.expected_bars), rules.max_invalid_rate, false),
+        judge("outlier_rate", rate(t.outlier_count, t.present_bars), rules.max_outlier_rate, false),
+        judge("duplicate_rate", rate(t.duplicates_removed, t.present_bars), rules.max_duplicate_rate, false),
+    ]
 }
 
-/// Judges `dataset` as of `as_of_date` (default: today's last completed session).
-pub async fn get_dataset_health(lake: &Lake, dataset: &str, as_of_date: Option<NaiveDate>, settings: &HealthSettings, breadth: &UniverseSettings) -> Result<DatasetHealth> {
-    let rules = lake
-        .dataset(dataset)?
-        .contract()
-        .quality
-        .clone()
-        .ok_or_else(|| Error::invalid(format!("dataset '{dataset}' has no [quality] rules in its contract, so no health")))?;
-    let reference = match as_of_date {
+/// Checks that mean some symbols lost data (SEV-2 when they fail).
+const PARTIAL_LOSS: [&str; 4] = ["symbol_coverage", "symbols_covered", "present", "key_symbol"];
+
+fn partition_health(partition: &str, entry: Option<&PartitionEntry>, rules: &QualityRules) -> PartitionHealth {
+    let one = |status, detail: &str| vec![Check { name: "present".into(), status, detail: detail.into() }];
+    let checks = match entry {
+        None => one(Status::Red, "no rows: never curated, or no source had bars"),
+        Some(e) => match &e.quality {
+            None => one(Status::Yellow, "no quality verdict in the manifest entry (written by a stage that does not judge); re-run the stage"),
+            Some(q) => {
+                let checks = quality_checks(&q.totals, rules);
+                if checks[2].status != Status::Green {
+                    tracing::warn!(partition, "Coverage rate {:.2}% low: {} of {} symbol-sessions have bars", q.totals.symbols_covered() * 100.0, q.totals.covered_symbol_sessions, q.totals.symbol_sessions);
+                }
+                if checks[0].status != Status::Green {
+                    tracing::warn!(partition, "Bar coverage {:.2}% low", q.totals.coverage * 100.0);
+                }
+                checks
+            }
+        },
+    };
+    PartitionHealth { partition: partition.into(), status: checks.iter().map(|c| c.status).max().unwrap_or(Status::Green), checks }
+}
+
+/// The New York date of a partition's last row, capped at `reference`; `None` if it starts after it.
+fn last_session_in(e: &PartitionEntry, reference: NaiveDate) -> Option<NaiveDate> {
+    let date = |t: chrono::DateTime<chrono::Utc>| t.with_timezone(&NEW_YORK).date_naive();
+    let (first, last) = (date(e.min_ts?), date(e.max_ts?));
+    (first <= reference).then(|| NyseCalendar.previous_session(last.min(reference).succ_opt().unwrap_or(last)))
+}
+
+/// The key symbols' coverage in every session from `start` to `end` inside their expected ranges,
+/// from `dq_metrics`: one check per symbol, at its worst session.
+pub(crate) async fn key_symbol_checks(lake: &Lake, dataset: &str, keys: &[KeySymbol], start: NaiveDate, end: NaiveDate, rules: &QualityRules) -> Result<Vec<Check>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let symbols = keys.iter().map(|k| k.symbol.clone()).collect();
+    let coverage: BTreeMap<(String, NaiveDate), f64> =
+        symbol_metrics(lake, dataset, &symbols, start, end).await?.into_iter().map(|m| ((m.symbol.clone(), m.date), m.coverage())).collect();
+    let mut checks = Vec::new();
+    for key in keys {
+        let from = key.start.map_or(start, |s| s.max(start));
+        let to = key.end.map_or(end, |e| e.min(end));
+        let sessions = NyseCalendar.sessions(from, to);
+        if sessions.is_empty() {
+            continue;
+        }
+        let per_session: Vec<(NaiveDate, f64)> = sessions.iter().map(|s| (s.date, coverage.get(&(key.symbol.clone(), s.date)).copied().unwrap_or(0.0))).collect();
+        let missing: Vec<NaiveDate> = per_session.iter().filter(|(_, c)| *c == 0.0).map(|(d, _)| *d).collect();
+        let (worst_date, worst) = per_session.iter().copied().fold((from, 1.0), |w, s| if s.1 < w.1 { s } else { w });
+        let mut check = judge(&format!("key_symbol {}", key.symbol), worst, rules.min_key_symbol_coverage, true);
+        check.detail = if missing.is_empty() {
+            format!("lowest coverage {} on {worst_date} ({} sessions {from}..{to})", check.detail, sessions.len())
+        } else {
+            tracing::warn!(dataset, symbol = %key.symbol, "Failed to find bars of key symbol {} in {} of {} sessions", key.symbol, missing.len(), sessions.len());
+            let shown: Vec<String> = missing.iter().take(5).map(NaiveDate::to_string).collect();
+            format!("no bars in {} of {} sessions {from}..{to}: {}{}", missing.len(), sessions.len(), shown.join(", "), if missing.len() > 5 { ", ..." } else { "" })
+        };
+        checks.push(check);
+    }
+    Ok(checks)
+}
+
+/// The last completed session on or before `as_of_date` (default: now).
+pub(crate) fn reference_session(as_of_date: Option<NaiveDate>) -> NaiveDate {
+    match as_of_date {
         Some(d) => NyseCalendar.previous_session(d.succ_opt().unwrap_or(d)),
         None => NyseCalendar.last_completed_session(chrono::Utc::now()),
-    };
-    let window = settings.window_sessions.max(1) as i64;
-    let window_start = NyseCalendar.add_sessions(reference, 1 - window);
-    // Looked back far enough for freshness to see a lag beyond the window.
-    let lookback_start = NyseCalendar.add_sessions(reference, -(window.max(settings.max_lag_sessions + 1)));
-    let summary = get_data_quality_summary(lake, dataset, lookback_start, reference).await?;
-    let by_date: std::collections::BTreeMap<NaiveDate, &SessionSummary> = summary.sessions.iter().filter_map(|s| s.date.map(|d| (d, s))).collect();
-    // Every session of the window is judged: one with no metrics was never curated.
-    let sessions: Vec<SessionHealth> = NyseCalendar
-        .sessions(window_start, reference)
-        .iter()
-        .map(|day| match by_date.get(&day.date) {
-            Some(s) => session_health(s, &rules),
-            None => SessionHealth {
-                date: day.date,
-                status: Status::Red,
-                checks: vec![Check { name: "present".into(), status: Status::Red, detail: "no metrics: the session was not curated".into() }],
-            },
-        })
-        .collect();
-    let latest = summary.sessions.last();
+    }
+}
+
+/// Judges `dataset`'s latest snapshot as of `as_of_date` (default: today's last completed session).
+pub async fn get_dataset_health(lake: &Lake, dataset: &str, as_of_date: Option<NaiveDate>, settings: &HealthSettings, breadth: &UniverseSettings) -> Result<DatasetHealth> {
+    let ds = lake.dataset(dataset)?;
+    let contract = ds.contract().clone();
+    let rules = contract.quality.clone().ok_or_else(|| Error::invalid(format!("dataset '{dataset}' has no [quality] rules in its contract, so no health")))?;
+    let state: TableState = ds.latest().await?;
+    let reference = reference_session(as_of_date);
+    let window_start = NyseCalendar.add_sessions(reference, 1 - settings.window_sessions.max(1) as i64);
+    // Every partition the window's sessions fall in is judged: a missing one was never curated.
+    let mut keys: Vec<String> = NyseCalendar.sessions(window_start, reference).iter().map(|s| PartitionKey::for_date(contract.partitioning, s.date).to_string()).collect();
+    keys.dedup();
+    let partitions: Vec<PartitionHealth> = keys.iter().map(|k| partition_health(k, state.partitions.get(k), &rules)).collect();
+
     let mut checks = Vec::new();
-    // Freshness: the latest session with data against the reference session.
-    let latest_session = latest.and_then(|s| s.date);
+    // Freshness: the latest session with rows against the reference session.
+    let latest = state.partitions.values().filter_map(|e| Some((last_session_in(e, reference)?, e))).max_by_key(|(d, _)| *d);
+    let latest_session = latest.map(|(d, _)| d);
     checks.push(match latest_session {
         None => {
-            tracing::warn!(dataset, %reference, "Failed to find data: no session from {lookback_start} to {reference}");
-            Check { name: "freshness".into(), status: Status::Red, detail: format!("no data from {lookback_start} to {reference}") }
+            tracing::warn!(dataset, %reference, "Failed to find data: no session on or before {reference}");
+            Check { name: "freshness".into(), status: Status::Red, detail: format!("no data on or before {reference}") }
         }
         Some(d) => {
             let lag = NyseCalendar.sessions_between(d, reference);
             let status = if lag > settings.max_lag_sessions { Status::Yellow } else { Status::Green };
+            if status != Status::Green {
+                tracing::warn!(dataset, "Failed to keep up: latest session {d} is {lag} sessions behind {reference}");
+            }
             Check { name: "freshness".into(), status, detail: format!("latest session {d}, {lag} session(s) behind {reference}") }
         }
     });
-    // Breadth: symbols in the latest session against the thresholds.
-    let symbols = latest.map_or(0, |s| s.symbols as usize);
+    // Breadth: symbols with rows in the latest partition against the thresholds.
+    let symbols = latest.map_or(0, |(_, e)| e.symbols as usize);
     let breadth_status = match breadth.breadth(symbols) {
         crate::universe::Breadth::BelowMin => {
             tracing::warn!(dataset, "Symbol count {symbols} below critical threshold {}", breadth.breadth_min_symbols);
@@ -175,17 +286,55 @@ pub async fn get_dataset_health(lake: &Lake, dataset: &str, as_of_date: Option<N
         status: breadth_status,
         detail: format!("{symbols} symbols (critical below {}, warning below {})", breadth.breadth_min_symbols, breadth.breadth_warn_symbols),
     });
-    let status = checks.iter().map(|c| c.status).chain(sessions.iter().map(|s| s.status)).max().unwrap_or(Status::Green);
-    // Partial loss: some symbols' bars or some sessions missing, or fewer symbols than the critical breadth.
+    checks.extend(key_symbol_checks(lake, dataset, &settings.key_symbols, window_start, reference, &rules).await?);
+
+    let status = checks.iter().map(|c| c.status).chain(partitions.iter().map(|p| p.status)).max().unwrap_or(Status::Green);
     let partial_loss = breadth_status == Status::Red
-        || sessions.iter().any(|s| s.checks.iter().any(|c| (c.name == "symbol_coverage" || c.name == "present") && c.status != Status::Green));
-    // No new data: neither the reference session nor the one before it has any.
-    let no_new_data = !by_date.contains_key(&reference) && !by_date.contains_key(&NyseCalendar.previous_session(reference));
+        || checks.iter().chain(partitions.iter().flat_map(|p| &p.checks)).any(|c| c.status != Status::Green && PARTIAL_LOSS.iter().any(|n| c.name.starts_with(n)));
+    // No new data: nothing for the reference session or the one before it.
+    let no_new_data = latest_session.is_none_or(|d| d < NyseCalendar.previous_session(reference));
     let severity = match status {
         Status::Green => None,
         Status::Red if no_new_data => Some("SEV-1".to_string()),
         _ if partial_loss => Some("SEV-2".to_string()),
         _ => Some("SEV-3".to_string()),
     };
-    Ok(DatasetHealth { dataset: dataset.into(), as_of_date: as_of_date.unwrap_or(reference), reference_session: reference, latest_session, status, severity, checks, sessions })
+    Ok(DatasetHealth {
+        dataset: dataset.into(),
+        snapshot_id: state.snapshot_id,
+        as_of_date: as_of_date.unwrap_or(reference),
+        reference_session: reference,
+        latest_session,
+        status,
+        severity,
+        checks,
+        partitions,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_symbols_are_names_or_ranges() {
+        #[derive(Deserialize)]
+        struct H {
+            key_symbols: Vec<KeySymbol>,
+        }
+        let h: H = toml::from_str(r#"key_symbols = ["SPY", { symbol = "AAPL", start = "2024-01-02" }]"#).unwrap();
+        assert_eq!(h.key_symbols[0], KeySymbol { symbol: "SPY".into(), start: None, end: None });
+        assert_eq!(h.key_symbols[1].start, NaiveDate::from_ymd_opt(2024, 1, 2));
+    }
+
+    #[test]
+    fn rules_judge_totals() {
+        let rules = QualityRules::default();
+        let t = QualityTotals { symbols: 10, symbol_sessions: 10, covered_symbol_sessions: 8, expected_bars: 3900, present_bars: 3120, coverage: 0.8, min_symbol_coverage: 0.0, ..Default::default() };
+        let checks = quality_checks(&t, &rules);
+        let status = |n: &str| checks.iter().find(|c| c.name == n).unwrap().status;
+        assert_eq!(status("coverage"), Status::Red);
+        assert_eq!(status("symbols_covered"), Status::Yellow, "80% of symbols: below the 90% warning, above the 50% failure");
+        assert_eq!(status("invalid_rate"), Status::Green);
+    }
 }

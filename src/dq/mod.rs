@@ -1,20 +1,21 @@
 //! Data quality: metrics per (dataset, symbol, session) in the `dq_metrics` dataset, written by the
-//! stage that produced the data (curation, for `curated_1m_bars`), and `get_data_quality_summary`
-//! over them.
+//! stage that produced the data (curation, for `curated_1m_bars`), `get_data_quality_summary` over
+//! them, and each partition's totals and verdict ([`PartitionQuality`]), which the stage commits in
+//! the partition's manifest entry together with its rows.
 
 mod health;
 mod validate;
 
-pub use health::{get_dataset_health, Check, DatasetHealth, HealthSettings, SessionHealth, Status};
+pub use health::{get_dataset_health, Check, DatasetHealth, HealthSettings, KeySymbol, PartitionHealth, Status};
 pub use validate::{validate, ValidationCheck, ValidationReport};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
-use arrow::datatypes::{Float64Type, Int64Type, TimestampMicrosecondType};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::datatypes::{Int64Type, TimestampMicrosecondType};
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::calendar::{NyseCalendar, Session};
 use crate::error::{Error, Result};
@@ -106,11 +107,15 @@ pub async fn record(lake: &Lake, dataset: &str, sessions: &[Session], metrics: &
     Ok(done.snapshot_id)
 }
 
-/// One session of a dataset summed over its symbols (or, with no date, the whole range).
-#[derive(Debug, Clone, Serialize)]
-pub struct SessionSummary {
-    pub date: Option<NaiveDate>,
+/// Metrics summed over symbol-sessions: one session's, one partition's (kept in its manifest entry),
+/// or a range's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QualityTotals {
+    /// Distinct symbols (the active universe plus any that delivered bars).
     pub symbols: u64,
+    /// Symbol-sessions counted, and those with at least one regular-session bar delivered.
+    pub symbol_sessions: u64,
+    pub covered_symbol_sessions: u64,
     pub expected_bars: u64,
     pub present_bars: u64,
     pub gap_count: u64,
@@ -118,9 +123,111 @@ pub struct SessionSummary {
     pub invalid_rows: u64,
     pub duplicates_removed: u64,
     pub outlier_count: u64,
+    /// present / expected bars.
     pub coverage: f64,
-    /// The least covered symbol of the session.
+    /// The least covered symbol-session's coverage.
     pub min_symbol_coverage: f64,
+}
+
+impl Default for QualityTotals {
+    fn default() -> Self {
+        Self {
+            symbols: 0,
+            symbol_sessions: 0,
+            covered_symbol_sessions: 0,
+            expected_bars: 0,
+            present_bars: 0,
+            gap_count: 0,
+            filled_bars: 0,
+            invalid_rows: 0,
+            duplicates_removed: 0,
+            outlier_count: 0,
+            coverage: 1.0,
+            min_symbol_coverage: 1.0,
+        }
+    }
+}
+
+impl QualityTotals {
+    /// Totals of some symbol-sessions' metrics.
+    pub fn of<'a>(metrics: impl IntoIterator<Item = &'a SessionMetrics>) -> Self {
+        let mut t = Self::default();
+        let mut symbols = std::collections::HashSet::new();
+        for m in metrics {
+            symbols.insert(m.symbol.as_str());
+            t.add(m.expected_bars, m.present_bars, m.gap_count(), m.filled_bars, m.invalid_rows, m.duplicates_removed, m.outlier_count, m.coverage());
+        }
+        t.symbols = symbols.len() as u64;
+        t
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn add(&mut self, expected: u64, present: u64, gaps: u64, filled: u64, invalid: u64, duplicates: u64, outliers: u64, coverage: f64) {
+        self.symbol_sessions += 1;
+        self.covered_symbol_sessions += u64::from(present > 0);
+        self.expected_bars += expected;
+        self.present_bars += present;
+        self.gap_count += gaps;
+        self.filled_bars += filled;
+        self.invalid_rows += invalid;
+        self.duplicates_removed += duplicates;
+        self.outlier_count += outliers;
+        self.min_symbol_coverage = self.min_symbol_coverage.min(coverage);
+        self.coverage = if self.expected_bars == 0 { 1.0 } else { self.present_bars as f64 / self.expected_bars as f64 };
+    }
+
+    /// These totals and `other`'s, for a longer range (symbols: the larger count).
+    pub fn merge(&self, other: &Self) -> Self {
+        let mut t = self.clone();
+        t.symbols = t.symbols.max(other.symbols);
+        t.symbol_sessions += other.symbol_sessions;
+        t.covered_symbol_sessions += other.covered_symbol_sessions;
+        t.expected_bars += other.expected_bars;
+        t.present_bars += other.present_bars;
+        t.gap_count += other.gap_count;
+        t.filled_bars += other.filled_bars;
+        t.invalid_rows += other.invalid_rows;
+        t.duplicates_removed += other.duplicates_removed;
+        t.outlier_count += other.outlier_count;
+        t.min_symbol_coverage = t.min_symbol_coverage.min(other.min_symbol_coverage);
+        t.coverage = if t.expected_bars == 0 { 1.0 } else { t.present_bars as f64 / t.expected_bars as f64 };
+        t
+    }
+
+    /// Share of symbol-sessions with data: the guide's coverage rate.
+    pub fn symbols_covered(&self) -> f64 {
+        if self.symbol_sessions == 0 { 1.0 } else { self.covered_symbol_sessions as f64 / self.symbol_sessions as f64 }
+    }
+}
+
+/// A partition's quality as the stage that wrote it judged it, kept in the partition's manifest entry:
+/// the health of a snapshot is in the snapshot, and time travel brings back the verdict with the data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartitionQuality {
+    /// By the contract's `[quality]` rules at write time.
+    pub status: Status,
+    #[serde(flatten)]
+    pub totals: QualityTotals,
+    /// The checks that were not GREEN, e.g. `coverage 0.9100 below 0.95`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+}
+
+impl PartitionQuality {
+    pub fn judge(totals: QualityTotals, rules: &crate::contract::QualityRules) -> Self {
+        let checks = health::quality_checks(&totals, rules);
+        let status = checks.iter().map(|c| c.status).max().unwrap_or(Status::Green);
+        let problems = checks.iter().filter(|c| c.status != Status::Green).map(|c| format!("{} {}", c.name, c.detail)).collect();
+        Self { status, totals, problems }
+    }
+}
+
+/// One session of a dataset summed over its symbols (or, with no date, the whole range).
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionSummary {
+    pub date: Option<NaiveDate>,
+    #[serde(flatten)]
+    pub totals: QualityTotals,
 }
 
 /// `get_data_quality_summary`: a dataset's metrics per session between two dates, and their total.
@@ -134,80 +241,41 @@ pub struct QualitySummary {
     pub sessions_with_data: usize,
     pub total: Option<SessionSummary>,
     pub sessions: Vec<SessionSummary>,
-    /// The dq_metrics snapshot read.
+    /// Null rate per column of the dataset's rows in the range (from its manifest entries), for the
+    /// columns that have nulls.
+    pub null_rates: BTreeMap<String, f64>,
+    /// The dq_metrics snapshot read, and the dataset's snapshot the null rates come from.
     pub snapshot_id: u64,
+    pub dataset_snapshot_id: u64,
 }
 
 /// Summarizes `dataset`'s metrics from `start` to `end`.
 pub async fn get_data_quality_summary(lake: &Lake, dataset: &str, start: NaiveDate, end: NaiveDate) -> Result<QualitySummary> {
-    lake.dataset(dataset)?;
+    let judged = lake.dataset(dataset)?;
     if end < start {
         return Err(Error::invalid(format!("end {end} is before start {start}")));
     }
     let ds = lake.dataset(DATASET)?;
     let state = ds.latest().await?;
-    let mut by_date: BTreeMap<NaiveDate, (SessionSummary, Vec<f64>)> = BTreeMap::new();
+    let mut by_date: BTreeMap<NaiveDate, Vec<SessionMetrics>> = BTreeMap::new();
     for b in ds.read(&state, &ReadFilter { start: Some(start), end: Some(end), ..Default::default() }).await? {
-        let text = |n: &str| b.column_by_name(n).and_then(|c| c.as_string_opt::<i32>().cloned());
-        let int = |n: &str| b.column_by_name(n).and_then(|c| c.as_primitive_opt::<Int64Type>().cloned());
-        let (Some(names), Some(open), Some(cov)) = (
-            text("dataset"),
-            b.column_by_name("session_open").and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>().cloned()),
-            b.column_by_name("coverage").and_then(|c| c.as_primitive_opt::<Float64Type>().cloned()),
-        ) else {
-            return Err(Error::SchemaMismatch { dataset: DATASET.into(), detail: "missing dataset, session_open or coverage".into() });
-        };
-        let cols: Vec<Int64Array> = ["expected_bars", "present_bars", "gap_count", "filled_bars", "invalid_rows", "duplicates_removed", "outlier_count"]
-            .iter()
-            .map(|n| int(n).ok_or_else(|| Error::SchemaMismatch { dataset: DATASET.into(), detail: format!("missing {n}") }))
-            .collect::<Result<_>>()?;
-        for i in 0..b.num_rows() {
-            if names.value(i) != dataset {
-                continue;
+        for m in metrics_of(&b, dataset)? {
+            if (start..=end).contains(&m.date) {
+                by_date.entry(m.date).or_default().push(m);
             }
-            let Some(date) = DateTime::<Utc>::from_timestamp_micros(open.value(i)).map(|t| t.with_timezone(&crate::calendar::NEW_YORK).date_naive()) else { continue };
-            if !(start..=end).contains(&date) {
-                continue;
-            }
-            let (s, covs) = by_date.entry(date).or_insert_with(|| {
-                (
-                    SessionSummary { date: Some(date), symbols: 0, expected_bars: 0, present_bars: 0, gap_count: 0, filled_bars: 0, invalid_rows: 0, duplicates_removed: 0, outlier_count: 0, coverage: 0.0, min_symbol_coverage: 1.0 },
-                    Vec::new(),
-                )
-            });
-            let v = |k: usize| cols[k].value(i).max(0) as u64;
-            s.symbols += 1;
-            s.expected_bars += v(0);
-            s.present_bars += v(1);
-            s.gap_count += v(2);
-            s.filled_bars += v(3);
-            s.invalid_rows += v(4);
-            s.duplicates_removed += v(5);
-            s.outlier_count += v(6);
-            covs.push(cov.value(i));
         }
     }
-    let sessions: Vec<SessionSummary> = by_date
-        .into_values()
-        .map(|(mut s, covs)| {
-            s.coverage = if s.expected_bars == 0 { 1.0 } else { s.present_bars as f64 / s.expected_bars as f64 };
-            s.min_symbol_coverage = covs.into_iter().fold(1.0, f64::min);
-            s
-        })
-        .collect();
-    let total = sessions.iter().map(|s| SessionSummary { date: None, ..s.clone() }).reduce(|mut a, b| {
-        a.symbols = a.symbols.max(b.symbols);
-        a.expected_bars += b.expected_bars;
-        a.present_bars += b.present_bars;
-        a.gap_count += b.gap_count;
-        a.filled_bars += b.filled_bars;
-        a.invalid_rows += b.invalid_rows;
-        a.duplicates_removed += b.duplicates_removed;
-        a.outlier_count += b.outlier_count;
-        a.min_symbol_coverage = a.min_symbol_coverage.min(b.min_symbol_coverage);
-        a.coverage = if a.expected_bars == 0 { 1.0 } else { a.present_bars as f64 / a.expected_bars as f64 };
-        a
-    });
+    let sessions: Vec<SessionSummary> = by_date.iter().map(|(d, rows)| SessionSummary { date: Some(*d), totals: QualityTotals::of(rows) }).collect();
+    let total = sessions.iter().map(|s| s.totals.clone()).reduce(|a, b| a.merge(&b)).map(|totals| SessionSummary { date: None, totals });
+    let judged_state = judged.latest().await?;
+    let (mut rows, mut nulls) = (0u64, BTreeMap::<String, u64>::new());
+    for e in judged_state.partitions.values().filter(|e| partition_overlaps(e, start, end)) {
+        rows += e.rows;
+        for (column, n) in &e.null_counts {
+            *nulls.entry(column.clone()).or_default() += n;
+        }
+    }
+    let null_rates = nulls.into_iter().map(|(c, n)| (c, if rows == 0 { 0.0 } else { n as f64 / rows as f64 })).collect();
     Ok(QualitySummary {
         dataset: dataset.into(),
         start,
@@ -216,6 +284,65 @@ pub async fn get_data_quality_summary(lake: &Lake, dataset: &str, start: NaiveDa
         sessions_with_data: sessions.len(),
         total,
         sessions,
+        null_rates,
         snapshot_id: state.snapshot_id,
+        dataset_snapshot_id: judged_state.snapshot_id,
     })
+}
+
+/// `dataset`'s metrics rows for some symbols between two dates.
+pub async fn symbol_metrics(lake: &Lake, dataset: &str, symbols: &std::collections::BTreeSet<String>, start: NaiveDate, end: NaiveDate) -> Result<Vec<SessionMetrics>> {
+    let ds = lake.dataset(DATASET)?;
+    let state = ds.latest().await?;
+    let filter = ReadFilter { start: Some(start), end: Some(end), symbols: symbols.clone() };
+    let mut out = Vec::new();
+    for b in ds.read(&state, &filter).await? {
+        out.extend(metrics_of(&b, dataset)?.into_iter().filter(|m| symbols.contains(&m.symbol) && (start..=end).contains(&m.date)));
+    }
+    Ok(out)
+}
+
+/// Whether a partition's rows fall (partly) between two New York dates.
+fn partition_overlaps(e: &crate::table::manifest::PartitionEntry, start: NaiveDate, end: NaiveDate) -> bool {
+    let date = |t: Option<DateTime<Utc>>| t.map(|t| t.with_timezone(&crate::calendar::NEW_YORK).date_naive());
+    match (date(e.min_ts), date(e.max_ts)) {
+        (Some(lo), Some(hi)) => lo <= end && hi >= start,
+        _ => false,
+    }
+}
+
+/// The metrics rows of `dataset` in a batch of `dq_metrics`.
+fn metrics_of(b: &RecordBatch, dataset: &str) -> Result<Vec<SessionMetrics>> {
+    let missing = |n: &str| Error::SchemaMismatch { dataset: DATASET.into(), detail: format!("missing {n}") };
+    let text = |n: &str| b.column_by_name(n).and_then(|c| c.as_string_opt::<i32>()).ok_or_else(|| missing(n));
+    let int = |n: &str| b.column_by_name(n).and_then(|c| c.as_primitive_opt::<Int64Type>()).ok_or_else(|| missing(n));
+    let (names, symbols, sources) = (text("dataset")?, text("symbol")?, text("source")?);
+    let open = b.column_by_name("session_open").and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>()).ok_or_else(|| missing("session_open"))?;
+    let counts: Vec<&Int64Array> = ["expected_bars", "present_bars", "filled_bars", "invalid_rows", "duplicates_removed", "superseded_rows", "outlier_count", "extended_hours_bars"]
+        .into_iter()
+        .map(int)
+        .collect::<Result<_>>()?;
+    let mut out = Vec::new();
+    for i in 0..b.num_rows() {
+        if names.value(i) != dataset {
+            continue;
+        }
+        let Some(date) = DateTime::<Utc>::from_timestamp_micros(open.value(i)).map(|t| t.with_timezone(&crate::calendar::NEW_YORK).date_naive()) else { continue };
+        let v = |k: usize| counts[k].value(i).max(0) as u64;
+        out.push(SessionMetrics {
+            symbol: symbols.value(i).to_string(),
+            date,
+            source: sources.is_valid(i).then(|| sources.value(i).to_string()),
+            expected_bars: v(0),
+            present_bars: v(1),
+            filled_bars: v(2),
+            invalid_rows: v(3),
+            duplicates_removed: v(4),
+            superseded_rows: v(5),
+            outlier_count: v(6),
+            extended_hours_bars: v(7),
+            ..SessionMetrics::default()
+        });
+    }
+    Ok(out)
 }

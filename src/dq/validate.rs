@@ -1,10 +1,12 @@
 //! `quantlake validate`: every check across the lake in one report. Each dataset with data is
 //! verified (files against the manifest: size and SHA-256, the live tree; with `full`, every retained
-//! snapshot's files too), and each dataset with `[quality]` rules is judged by `get_dataset_health`.
+//! snapshot's files too), and each dataset with `[quality]` rules is judged by `get_dataset_health`;
+//! with `full`, the key symbols are also checked over their whole expected range, not just the window.
 
 use chrono::NaiveDate;
 use serde::Serialize;
 
+use super::health::key_symbol_checks;
 use super::{get_dataset_health, HealthSettings, Status};
 use crate::error::Result;
 use crate::table::operations::verify;
@@ -44,13 +46,14 @@ pub async fn validate(lake: &Lake, full: bool, as_of_date: Option<NaiveDate>, he
         checks.push(ValidationCheck { dataset: ds.name().into(), check: if full { "integrity (all snapshots)" } else { "integrity" }.into(), status, detail });
         if ds.contract().quality.is_some() {
             let h = get_dataset_health(lake, ds.name(), as_of_date, health, breadth).await?;
-            let detail = format!(
-                "{}{}; {}",
-                h.status,
-                h.severity.as_deref().map(|s| format!(" {s}")).unwrap_or_default(),
-                h.checks.iter().chain(h.sessions.iter().flat_map(|s| &s.checks)).filter(|c| c.status != Status::Green).map(|c| format!("{} {}", c.name, c.detail)).collect::<Vec<_>>().join("; ")
-            );
+            let detail = format!("{}{}; {}", h.status, h.severity.as_deref().map(|s| format!(" {s}")).unwrap_or_default(), h.problems().collect::<Vec<_>>().join("; "));
             checks.push(ValidationCheck { dataset: ds.name().into(), check: "health".into(), status: h.status, detail });
+            let first = ds.latest().await?.partitions.values().filter_map(|e| e.min_ts).min().map(|t| t.with_timezone(&crate::calendar::NEW_YORK).date_naive());
+            if let (true, Some(first), Some(rules)) = (full, first, ds.contract().quality.as_ref()) {
+                for c in key_symbol_checks(lake, ds.name(), &health.key_symbols, first, h.reference_session, rules).await? {
+                    checks.push(ValidationCheck { dataset: ds.name().into(), check: format!("{} (all sessions)", c.name), status: c.status, detail: c.detail });
+                }
+            }
         }
     }
     let status = checks.iter().map(|c| c.status).max().unwrap_or(Status::Green);

@@ -33,6 +33,8 @@ pub struct EncodedFile {
     pub max_ts: Option<i64>,
     /// Distinct values of the `symbol` column, when the dataset has one.
     pub symbols: u64,
+    /// Nulls per column, for the columns that have any.
+    pub null_counts: std::collections::BTreeMap<String, u64>,
 }
 
 /// Rows per data page: the page index then lets a reader skip within a row group too.
@@ -72,6 +74,14 @@ pub fn encode(contract: &DatasetContract, batches: &[RecordBatch]) -> Result<Enc
         min_ts,
         max_ts,
         symbols: distinct_symbols(&batch),
+        null_counts: batch
+            .schema()
+            .fields()
+            .iter()
+            .zip(batch.columns())
+            .filter(|(_, c)| c.null_count() > 0)
+            .map(|(f, c)| (f.name().clone(), c.null_count() as u64))
+            .collect(),
         bytes: Bytes::from(buf),
     })
 }
@@ -186,6 +196,7 @@ mod tests {
         let file = encode(&contract, &[batch]).unwrap();
         assert_eq!(file.rows, 30_000);
         assert_eq!(file.symbols, 3);
+        assert_eq!(file.null_counts, std::collections::BTreeMap::from([("trade_count".to_string(), 30_000), ("vwap".to_string(), 30_000)]));
         assert_eq!(file.sha256, sha256_hex(&file.bytes));
         let reader = SerializedFileReader::new(file.bytes.clone()).unwrap();
         let meta = reader.metadata();

@@ -20,6 +20,7 @@ use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
 use crate::contract::SchemaRecord;
+use crate::dq::PartitionQuality;
 use crate::error::{Error, Result};
 use crate::storage::LakeStore;
 use crate::table::layout::{snapshot_of, DatasetPaths};
@@ -49,6 +50,12 @@ pub struct PartitionEntry {
     pub max_ts: Option<DateTime<Utc>>,
     pub symbols: u64,
     pub schema_version: u32,
+    /// Nulls per column, for the columns that have any (null rate = nulls / rows).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub null_counts: BTreeMap<String, u64>,
+    /// The data-quality verdict of the stage that wrote the rows (curation), if it judges them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<Box<PartitionQuality>>,
 }
 
 /// What a commit does to one partition.
@@ -310,6 +317,9 @@ fn table_schema() -> Arc<Schema> {
         Field::new("max_ts", ts, true),
         Field::new("symbols", DataType::UInt64, false),
         Field::new("schema_version", DataType::UInt32, false),
+        // JSON, so DuckDB can read them: `quality->>'status'`.
+        Field::new("null_counts", DataType::Utf8, true),
+        Field::new("quality", DataType::Utf8, true),
     ]))
 }
 
@@ -336,6 +346,9 @@ pub fn encode_table(state: &TableState, paths: &DatasetPaths) -> Result<Bytes> {
     let ts = |f: &dyn Fn(&PartitionEntry) -> Option<DateTime<Utc>>| -> ArrayRef {
         Arc::new(TimestampMicrosecondArray::from(entries.iter().map(|e| f(e).map(|t| t.timestamp_micros())).collect::<Vec<_>>()).with_timezone("UTC"))
     };
+    let json = |f: &dyn Fn(&PartitionEntry) -> serde_json::Result<Option<String>>| -> Result<ArrayRef> {
+        Ok(Arc::new(StringArray::from(entries.iter().map(|e| f(e)).collect::<serde_json::Result<Vec<_>>>()?)))
+    };
     let columns: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from(vec![state.dataset.as_str(); n])),
         Arc::new(UInt64Array::from(vec![state.snapshot_id; n])),
@@ -352,6 +365,8 @@ pub fn encode_table(state: &TableState, paths: &DatasetPaths) -> Result<Bytes> {
         ts(&|e| e.max_ts),
         Arc::new(UInt64Array::from_iter_values(entries.iter().map(|e| e.symbols))),
         Arc::new(UInt32Array::from_iter_values(entries.iter().map(|e| e.schema_version))),
+        json(&|e| (!e.null_counts.is_empty()).then(|| serde_json::to_string(&e.null_counts)).transpose())?,
+        json(&|e| e.quality.as_ref().map(serde_json::to_string).transpose())?,
     ];
     let batch = RecordBatch::try_new(table_schema(), columns)?;
     let meta = TableMeta {
@@ -411,6 +426,9 @@ pub fn decode_table(dataset: &str, bytes: Bytes) -> Result<TableState> {
             return Err(Error::Integrity { dataset: dataset.to_string(), reason: "partition table lacks columns".into() });
         };
         let schema_version = b.column_by_name("schema_version").and_then(|c| c.as_primitive_opt::<UInt32Type>().cloned());
+        // Absent in tables written before these columns existed.
+        let (null_counts, quality) = (s("null_counts"), s("quality"));
+        let json = |a: &Option<StringArray>, i: usize| a.as_ref().filter(|a| a.is_valid(i)).map(|a| a.value(i).to_string());
         let at = |a: &arrow::array::PrimitiveArray<TimestampMicrosecondType>, i: usize| {
             (!a.is_null(i)).then(|| DateTime::from_timestamp_micros(a.value(i))).flatten()
         };
@@ -427,6 +445,8 @@ pub fn decode_table(dataset: &str, bytes: Bytes) -> Result<TableState> {
                 max_ts: at(&max_ts, i),
                 symbols: symbols.value(i),
                 schema_version: schema_version.as_ref().map(|a| a.value(i)).unwrap_or(1),
+                null_counts: json(&null_counts, i).map(|v| serde_json::from_str(&v)).transpose()?.unwrap_or_default(),
+                quality: json(&quality, i).map(|v| serde_json::from_str(&v)).transpose()?,
             };
             state.partitions.insert(entry.partition.clone(), entry);
         }
@@ -452,6 +472,8 @@ mod tests {
             max_ts: None,
             symbols: 2,
             schema_version: 1,
+            null_counts: if snap == 1 { BTreeMap::from([("vwap".to_string(), 3)]) } else { BTreeMap::new() },
+            quality: p.ends_with("03").then(|| Box::new(PartitionQuality::judge(crate::dq::QualityTotals { expected_bars: 390, present_bars: 380, coverage: 380.0 / 390.0, ..Default::default() }, &crate::contract::QualityRules::default()))),
         }
     }
 
@@ -474,6 +496,7 @@ mod tests {
         let bytes = encode_table(&state, &DatasetPaths::new(Layer::Raw, "d")).unwrap();
         let back = decode_table("d", bytes).unwrap();
         assert_eq!(back.partitions, state.partitions);
+        assert_eq!(back.partitions["date=2024-01-03"].quality.as_ref().map(|q| q.status), Some(crate::dq::Status::Yellow), "coverage 97% is between the default warn and fail");
         assert_eq!(back.snapshot_id, 1);
         assert_eq!(back.schema, state.schema);
         assert!(decode_table("other", encode_table(&state, &DatasetPaths::new(Layer::Raw, "d")).unwrap()).is_err());

@@ -68,6 +68,8 @@ pub(crate) async fn stage(dataset: &Dataset, partition: &str, file: EncodedFile,
         max_ts: file.max_ts.and_then(DateTime::from_timestamp_micros),
         symbols: file.symbols,
         schema_version,
+        null_counts: file.null_counts,
+        quality: None,
     })
 }
 

@@ -109,6 +109,17 @@ fn curation_counts_every_defect_exactly() {
     let rejects = q(&t, "SELECT symbol, dataset, reason FROM curation_rejects");
     assert_eq!(rejects, json!([{ "symbol": "TEST", "dataset": "raw_file_bars", "reason": "OHLC out of order (needs low <= open, close <= high)" }]));
 
+    // Each partition's verdict and null counts are committed in its manifest entry with its rows.
+    let parts = t.json(&["partitions", "curated_1m_bars"]);
+    let verdict = |parts: &serde_json::Value, p: usize| {
+        let e = &parts["partitions"][p];
+        (e["partition"].clone(), e["quality"]["status"].clone(), e["quality"]["filled_bars"].clone(), e["quality"]["problems"].as_array().map_or(0, Vec::len))
+    };
+    assert_eq!(verdict(&parts, 0), (json!("date=2024-03-08"), json!("YELLOW"), json!(5), 2), "{parts}");
+    assert_eq!(verdict(&parts, 2), (json!("date=2024-11-29"), json!("GREEN"), json!(1), 0), "coverage 209/210 is above 0.99");
+    // Fills have no vwap or trade count; extended-hours bars no minute index.
+    assert_eq!(parts["partitions"][0]["null_counts"], json!({ "minute_idx": 2, "trade_count": 392, "vwap": 392 }));
+
     // Data quality per symbol-session, stored in dq_metrics and summarized per session.
     let dq = q(&t, "SELECT symbol, CAST(date AS VARCHAR) AS d, source, expected_bars AS e, present_bars AS p, gap_count AS g, filled_bars AS f, \
         invalid_rows AS i, duplicates_removed AS dup, superseded_rows AS sup, outlier_count AS o, extended_hours_bars AS x, null_rate_vwap AS nv \
@@ -124,6 +135,7 @@ fn curation_counts_every_defect_exactly() {
     let total = &summary["total"];
     assert_eq!([&total["expected_bars"], &total["present_bars"], &total["gap_count"], &total["invalid_rows"]], [&json!(1170), &json!(1163), &json!(7), &json!(1)]);
     assert!((summary["sessions"][1]["min_symbol_coverage"].as_f64().unwrap() - 388.0 / 390.0).abs() < 1e-12);
+    assert_eq!(summary["null_rates"]["minute_idx"], json!(2.0 / 1172.0), "two extended-hours rows of 1172 in the range");
 
     // Health: the contract's rules over the last five sessions, freshness and breadth.
     let check = |date: &str, min: &str, window: &str| {
@@ -143,10 +155,11 @@ fn curation_counts_every_defect_exactly() {
         &t.cli().env("QUANTLAKE_HEALTH__WINDOW_SESSIONS", "2").args(["--json", "health", "--as-of-date", "2024-03-11"]).output().unwrap().stdout,
     )
     .unwrap();
-    let bad: Vec<(String, String)> = health["sessions"].as_array().unwrap().iter()
-        .flat_map(|s| s["checks"].as_array().unwrap().iter().filter(|c| c["status"] != "GREEN").map(|c| (s["date"].as_str().unwrap().to_string(), c["name"].as_str().unwrap().to_string())).collect::<Vec<_>>())
+    let bad: Vec<(String, String)> = health["partitions"].as_array().unwrap().iter()
+        .flat_map(|p| p["checks"].as_array().unwrap().iter().filter(|c| c["status"] != "GREEN").map(|c| (p["partition"].as_str().unwrap().to_string(), c["name"].as_str().unwrap().to_string())).collect::<Vec<_>>())
         .collect();
-    assert_eq!(bad, [("2024-03-08".into(), "coverage".into()), ("2024-03-08".into(), "outlier_rate".into()), ("2024-03-11".into(), "invalid_rate".into())]);
+    assert_eq!(bad, [("date=2024-03-08".into(), "coverage".into()), ("date=2024-03-08".into(), "outlier_rate".into()), ("date=2024-03-11".into(), "invalid_rate".into())]);
+    assert_eq!(health["snapshot_id"], 1, "the snapshot judged");
     // The default breadth (100 symbols) is critical for two; no data at all is SEV-1.
     assert_eq!(check("2024-03-11", "100", "2"), (Some(2), "RED".into(), json!("SEV-2")));
     assert_eq!(check("2024-12-20", "1", "5"), (Some(2), "RED".into(), json!("SEV-1")));
@@ -201,6 +214,9 @@ fn curation_counts_every_defect_exactly() {
     assert_eq!(changed, ["date=2024-03-08"]);
     let before = t.json(&["bars", "--symbols", "TEST", "--start", "2024-03-08", "--as-of", "curated_1m_bars@1", "--format", "json"]);
     assert_eq!(before.as_array().unwrap().len(), 390);
+    // The verdict travels with the snapshot: the first one still has the filled session's.
+    assert_eq!(verdict(&t.json(&["partitions", "curated_1m_bars", "--as-of", "1"]), 0).2, json!(5));
+    assert_eq!(verdict(&t.json(&["partitions", "curated_1m_bars"]), 0).2, json!(0));
 }
 
 /// The real S&P 500 minute fixture, on a local lake and on S3.
@@ -237,5 +253,30 @@ async fn sp500_minute_fixture(backend: Backend) {
     assert_eq!(q(&t, "SELECT reason FROM curation_rejects"), json!([{ "reason": "not an NYSE session" }]));
     let gone = q(&t, "SELECT count(*) AS sessions, sum(present_bars) AS present, min(coverage) AS coverage FROM dq_metrics WHERE symbol = 'GONE'");
     assert_eq!(gone, json!([{ "sessions": 5, "present": 0, "coverage": 0.0 }]));
+    // Half the universe has bars: the coverage rate warns. GONE is a key symbol, SPX too.
+    let parts = t.json(&["partitions", "curated_1m_bars"]);
+    assert_eq!(parts["partitions"][0]["quality"]["covered_symbol_sessions"], 1);
+    assert_eq!(parts["partitions"][0]["quality"]["symbol_sessions"], 2);
+    let health = |keys: &str, args: &[&str]| {
+        let out = t.cli().env("FEATURE_BREADTH_MIN_SYMBOLS", "1").env("FEATURE_BREADTH_WARN_SYMBOLS", "1").env("QUANTLAKE_HEALTH__WINDOW_SESSIONS", "4")
+            .env("QUANTLAKE_HEALTH__KEY_SYMBOLS", keys).args(["--json"]).args(args).output().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)));
+        (out.status.code(), v)
+    };
+    let (code, h) = health(r#"["SPX", "GONE"]"#, &["health", "--as-of-date", "2019-11-08"]);
+    assert_eq!((code, h["severity"].clone()), (Some(0), json!("SEV-2")), "{h}");
+    let keys: Vec<(String, String)> = h["checks"].as_array().unwrap().iter().filter(|c| c["name"].as_str().unwrap().starts_with("key_symbol"))
+        .map(|c| (c["name"].as_str().unwrap().into(), c["status"].as_str().unwrap().into())).collect();
+    assert_eq!(keys, [("key_symbol SPX".into(), "GREEN".into()), ("key_symbol GONE".into(), "RED".into())]);
+    let covered = &h["partitions"][0]["checks"].as_array().unwrap().iter().find(|c| c["name"] == "symbols_covered").unwrap()["status"];
+    assert_eq!(covered, "YELLOW", "1 of 2 symbols: below the 90% warning, not below the 50% failure");
+    // validate --full checks key symbols over every session since the data starts: SPX expected only
+    // from 2019-11-06 is complete there; expected from 2019-11-01 it misses its first sessions.
+    let (code, v) = health(r#"[{ symbol = "SPX", start = "2019-11-06" }]"#, &["validate", "--full", "--as-of-date", "2019-11-08"]);
+    let full = v["checks"].as_array().unwrap().iter().find(|c| c["check"] == "key_symbol SPX (all sessions)").unwrap().clone();
+    assert_eq!((full["status"].clone(), code), (json!("GREEN"), Some(2)), "{v}");
+    let (_, v) = health(r#"[{ symbol = "SPX", start = "2019-11-01" }]"#, &["validate", "--full", "--as-of-date", "2019-11-08"]);
+    let full = v["checks"].as_array().unwrap().iter().find(|c| c["check"] == "key_symbol SPX (all sessions)").unwrap().clone();
+    assert_eq!(full["status"], "GREEN", "the data starts 2019-11-05: sessions before it are not judged: {v}");
 }
 both_backends!(sp500_minute_fixture_test, sp500_minute_fixture);

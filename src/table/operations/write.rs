@@ -21,6 +21,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::contract::DatasetContract;
+use crate::dq::PartitionQuality;
 use crate::error::{Error, Result};
 use crate::table::data_file::{self, EncodedFile};
 use crate::table::layout::PartitionKey;
@@ -59,6 +60,7 @@ pub struct WriteBuilder<'a> {
     scope: Option<(String, String)>,
     window: Option<(i64, i64)>,
     predicate: Option<RowPredicate>,
+    quality: Arc<BTreeMap<String, PartitionQuality>>,
 }
 
 /// What a write did.
@@ -87,6 +89,7 @@ impl Dataset {
             scope: None,
             window: None,
             predicate: None,
+            quality: Arc::default(),
         }
     }
 }
@@ -144,6 +147,13 @@ impl<'a> WriteBuilder<'a> {
         self
     }
 
+    /// The data-quality verdict of each written partition, committed in its manifest entry. With
+    /// `Overwrite` only: the verdict must describe the partition's whole new content.
+    pub fn quality(mut self, quality: impl IntoIterator<Item = (PartitionKey, PartitionQuality)>) -> Self {
+        self.quality = Arc::new(quality.into_iter().map(|(k, q)| (k.to_string(), q)).collect());
+        self
+    }
+
     pub async fn execute(self) -> Result<WriteResult> {
         let ds = self.dataset;
         let contract = ds.contract.clone();
@@ -159,6 +169,9 @@ impl<'a> WriteBuilder<'a> {
         }
         let mut symbols = data_file::symbols_in(&self.batches);
         symbols.extend(self.symbols.iter().flatten().cloned());
+        if !self.quality.is_empty() && self.mode != WriteMode::Overwrite {
+            return Err(Error::invalid("a partition's quality verdict can only be committed with an Overwrite of it"));
+        }
         if self.mode == WriteMode::RemoveWhere && self.predicate.is_none() {
             return Err(Error::invalid("RemoveWhere needs a predicate (WriteBuilder::removing_where)"));
         }
@@ -189,7 +202,7 @@ impl<'a> WriteBuilder<'a> {
                 })
                 .cloned()
                 .collect();
-            let built = build(ds, &read, &stale, &new_rows, &removal, self.mode).await?;
+            let built = build(ds, &read, &stale, &new_rows, &removal, self.mode, &self.quality).await?;
             for (p, (action, bytes)) in built {
                 if let Some((_, Action::Add(old))) = staged.get(&p) {
                     discard(ds, old).await;
@@ -313,6 +326,7 @@ async fn build(
     new_rows: &Arc<BTreeMap<String, Vec<RecordBatch>>>,
     removal: &Arc<Removal>,
     mode: WriteMode,
+    quality: &BTreeMap<String, PartitionQuality>,
 ) -> Result<BTreeMap<String, (Action, u64)>> {
     // Old content, for partitions whose other rows must be kept.
     let old: BTreeMap<String, Vec<RecordBatch>> = if mode != WriteMode::Overwrite {
@@ -349,7 +363,8 @@ async fn build(
         match file {
             None => Ok((p.clone(), (Action::Remove { partition: p }, 0))),
             Some(file) => {
-                let entry = transaction::stage(ds, &p, file, version).await?;
+                let mut entry = transaction::stage(ds, &p, file, version).await?;
+                entry.quality = quality.get(&p).cloned().map(Box::new);
                 failpoint("commit.after_stage");
                 let bytes = entry.bytes;
                 Ok((p, (Action::Add(entry), bytes)))
