@@ -27,6 +27,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ("schemas/ingest_progress.toml", include_str!("../schemas/ingest_progress.toml")),
     ("schemas/reference_universe.toml", include_str!("../schemas/reference_universe.toml")),
     ("schemas/curated_1m_bars.toml", include_str!("../schemas/curated_1m_bars.toml")),
+    ("schemas/curated_1d_bars.toml", include_str!("../schemas/curated_1d_bars.toml")),
     ("schemas/curation_rejects.toml", include_str!("../schemas/curation_rejects.toml")),
     ("schemas/dq_metrics.toml", include_str!("../schemas/dq_metrics.toml")),
     ("schemas/raw_tws_bars.toml", include_str!("../schemas/raw_tws_bars.toml")),

@@ -92,7 +92,7 @@ pub async fn run(url: &str, options: LakeOptions, config: &Config, progress: &Pr
 
     // Curate the demo's sessions, then what data quality and health say about them.
     let (first, last) = (date("2024-01-02"), date("2024-01-12"));
-    let curate = curate::curate(&lake, &config.curate, &CurateRequest { start: first, end: last, job_id: Some("demo-curate".into()) }).await?;
+    let curate = curate::curate(&lake, &config.curate, &CurateRequest { start: first, end: last, job_id: Some("demo-curate".into()), bar_size: BarSize::Minute }).await?;
     let quality = dq::get_data_quality_summary(&lake, curate::DATASET, first, last).await?;
     let health = dq::get_dataset_health(&lake, curate::DATASET, Some(last), &config.health, &config.universe).await?;
 

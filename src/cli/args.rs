@@ -60,6 +60,9 @@ pub enum Command {
         /// Fill policy for missing regular-session minutes (default: curate.fill).
         #[arg(long, value_enum)]
         fill: Option<crate::curate::FillPolicy>,
+        /// Minute bars into curated_1m_bars, or daily bars into curated_1d_bars (whole years).
+        #[arg(long, value_enum, default_value = "1m")]
+        frequency: BarSize,
         /// Job id recorded in rows and the commit (default: a fresh one).
         #[arg(long)]
         job_id: Option<String>,

@@ -153,12 +153,12 @@ async fn run(cli: Cli, out: &Output) -> Result<ExitCode> {
             let report = progress::clean(&lake, cutoff).await?;
             out.message(&report, &format!("removed {} progress record(s) older than {older_than}; {} kept", report.rows_removed, report.rows_kept));
         }
-        Command::Curate { start, end, fill, job_id } => {
+        Command::Curate { start, end, fill, frequency, job_id } => {
             let lake = ctx.open().await?;
             let start = start.unwrap_or_else(|| NyseCalendar.last_completed_session(chrono::Utc::now()));
             let mut settings = ctx.config.curate.clone();
             settings.fill = fill.unwrap_or(settings.fill);
-            let report = crate::curate::curate(&lake, &settings, &crate::curate::CurateRequest { start, end: end.unwrap_or(start), job_id }).await?;
+            let report = crate::curate::curate(&lake, &settings, &crate::curate::CurateRequest { start, end: end.unwrap_or(start), job_id, bar_size: frequency }).await?;
             out.curate(&report);
         }
         Command::Health { dataset, as_of_date } => {

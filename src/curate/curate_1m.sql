@@ -1,8 +1,8 @@
--- Curation of one-minute bars: raw sources -> curated_1m_bars (run by src/curate/mod.rs).
+-- Curation of one-minute bars: raw sources -> curated_1m_bars (run by src/curate/minute.rs).
 -- It fills in the brace placeholders below: raw (a UNION ALL BY NAME over the raw datasets, with
 -- `dataset` and `precedence` columns, from the session before the range to its end), start, outlier_k,
--- outlier_window, keep_filled. The table `sessions(date, open_us, close_us, minutes)` comes from the
--- NYSE calendar.
+-- outlier_window, keep_filled, validity (validity.sql). The table `sessions(date, open_us, close_us,
+-- minutes)` comes from the NYSE calendar.
 -- Times are epoch microseconds: the embedded DuckDB has no ICU, so no time-zone arithmetic here.
 
 -- Views, not tables: DuckDB streams them, so a range of many sessions never sits in memory whole.
@@ -14,17 +14,13 @@ SELECT symbol, epoch_us(ts) AS ts_us, CAST(date AS DATE) AS date,
        source, dataset, precedence, epoch_us(ingested_at) AS ingested_us
 FROM ({raw});
 
--- Validity: the first failed check names the row's reason. `rth` marks regular-session bars.
+-- Validity (validity.sql): the first failed check names the row's reason. `rth` marks regular-session bars.
 CREATE TEMP VIEW checked AS
-SELECT r.*, (r.ts_us >= s.open_us AND r.ts_us < s.close_us) AS rth, CASE
-    WHEN s.date IS NULL THEN 'not an NYSE session'
-    WHEN open IS NULL OR high IS NULL OR low IS NULL OR close IS NULL THEN 'missing price'
-    WHEN NOT (isfinite(open) AND isfinite(high) AND isfinite(low) AND isfinite(close)) THEN 'NaN or infinite price'
-    WHEN least(open, high, low, close) <= 0 THEN 'price <= 0'
-    WHEN low > least(open, close) OR high < greatest(open, close) THEN 'OHLC out of order (needs low <= open, close <= high)'
-    WHEN volume IS NULL OR NOT isfinite(volume) OR volume < 0 THEN 'missing, negative or infinite volume'
-  END AS reason
-FROM raw r LEFT JOIN sessions s USING (date);
+SELECT *, {validity} AS reason
+FROM (
+  SELECT r.*, s.date IS NOT NULL AS is_session, (r.ts_us >= s.open_us AND r.ts_us < s.close_us) AS rth
+  FROM raw r LEFT JOIN sessions s USING (date)
+);
 
 -- Valid bars per symbol-session and source (small; it also gives the raw and superseded counts).
 CREATE TEMP TABLE source_counts AS

@@ -1,38 +1,63 @@
-//! Curation: the raw minute datasets -> `curated_1m_bars`, in DuckDB SQL (`curate_1m.sql`, beside
-//! this file), with the NYSE calendar for sessions, early closes and regular-hours flags.
+//! Curation: raw bars -> curated bars, in DuckDB SQL kept beside each stage, with the NYSE calendar.
 //!
-//! For each symbol-session the best source with valid bars wins (`source_precedence`); its bars are
-//! deduplicated (the latest ingested wins), checked (OHLC order, positive finite prices; failures go to
-//! `curation_rejects` with a reason), laid on the session's minute grid (missing minutes filled by the
-//! fill policy and flagged), and outliers flagged by a robust rule. Curating a date range replaces
-//! exactly its partitions, in `curated_1m_bars` and `curation_rejects`, through the manifest.
+//! - [`minute`]: the raw minute datasets -> `curated_1m_bars` (`curate_1m.sql`): sessions, early
+//!   closes and regular-hours flags from the calendar, every regular-session minute present (missing
+//!   ones filled by the fill policy and flagged), outliers within each session.
+//! - [`daily`]: the raw daily datasets -> `curated_1d_bars` (`curate_1d.sql`): one bar per symbol and
+//!   session, missing sessions counted as gaps (never filled), outliers against the previous sessions.
+//!
+//! Both take each symbol-session whole from the best source with valid bars (`source_precedence`),
+//! deduplicate (the latest ingested wins), check OHLC order and positive finite prices (failures go to
+//! `curation_rejects` with a reason), and commit through the manifest: the range's partitions are
+//! replaced exactly, each with its data-quality verdict, and the metrics per symbol-session go to
+//! `dq_metrics`.
 
-use std::collections::{BTreeMap, HashMap};
-use std::time::Instant;
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use arrow::array::{Array, AsArray, Int64Array, RecordBatch};
-use arrow::datatypes::Int64Type;
+use arrow::array::{AsArray, BooleanArray, RecordBatch};
 use chrono::{NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 mod bars;
+mod daily;
+mod metrics;
+mod minute;
 
 pub use bars::{get_curated_bars, BarsRequest, Frequency};
 
-use crate::calendar::NyseCalendar;
-use crate::dq::{PartitionQuality, QualityTotals, SessionMetrics};
+use crate::calendar::{NyseCalendar, Session};
+use crate::dq::SessionMetrics;
 use crate::error::{Error, Result};
-use crate::query::{AsOf, QueryEngine};
+use crate::sources::BarSize;
 use crate::table::layout::PartitionKey;
 use crate::table::operations::write::WriteMode;
 use crate::table::Lake;
 
-/// The curated dataset.
+/// The curated minute dataset.
 pub const DATASET: &str = "curated_1m_bars";
+/// The curated daily dataset.
+pub const DAILY_DATASET: &str = "curated_1d_bars";
 /// Where invalid raw bars go.
 pub const REJECTS: &str = "curation_rejects";
 
-const CURATE_SQL: &str = include_str!("curate_1m.sql");
+/// The validity checks both stages apply (a SQL CASE expression).
+const VALIDITY_SQL: &str = include_str!("validity.sql");
+const SOURCE_BARS_SQL: &str = include_str!("source_bars.sql");
+
+/// Valid bars per symbol-session of the chosen and the superseded sources (`source_bars.sql`), once a
+/// stage's script has built its `source_counts` and `chosen` tables.
+fn source_bars(engine: &crate::query::QueryEngine, start: NaiveDate, end: NaiveDate) -> Result<Vec<RecordBatch>> {
+    engine.query(&fill_template(SOURCE_BARS_SQL, &[("start", start.to_string()), ("end", end.to_string())])?)
+}
+
+/// The curated dataset of a bar size.
+pub fn dataset_for(bar_size: BarSize) -> &'static str {
+    match bar_size {
+        BarSize::Minute => DATASET,
+        BarSize::Day => DAILY_DATASET,
+    }
+}
 
 /// What to do with regular-session minutes the source did not deliver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -74,6 +99,9 @@ pub struct CurateRequest {
     pub start: NaiveDate,
     pub end: NaiveDate,
     pub job_id: Option<String>,
+    /// Minute bars into `curated_1m_bars`, or daily bars into `curated_1d_bars` (whole years: its
+    /// partitions).
+    pub bar_size: BarSize,
 }
 
 /// What a curation did.
@@ -118,250 +146,102 @@ pub async fn curate(lake: &Lake, settings: &CurateSettings, request: &CurateRequ
     if request.end > last_completed {
         return Err(Error::invalid(format!("end {} is after the last completed session {last_completed}", request.end)));
     }
-    let started = Instant::now();
-    let job_id = request.job_id.clone().unwrap_or_else(|| format!("curate-{}", uuid::Uuid::now_v7().simple()));
-    let sessions = NyseCalendar.sessions(request.start, request.end);
-    if sessions.is_empty() {
+    if NyseCalendar.sessions(request.start, request.end).is_empty() {
         return Err(Error::invalid(format!("no NYSE session between {} and {}", request.start, request.end)));
     }
-    // In SQL string literals below.
-    let job_sql = job_id.replace('\'', "''");
-    // One session before the range seeds the forward fill of its first minutes.
-    let seed_start = NyseCalendar.previous_session(request.start);
-    let mut raw = Vec::new();
+    let job_id = request.job_id.clone().unwrap_or_else(|| format!("curate-{}", uuid::Uuid::now_v7().simple()));
+    match request.bar_size {
+        BarSize::Minute => minute::curate(lake, settings, request, job_id).await,
+        BarSize::Day => daily::curate(lake, settings, request, job_id, last_completed).await,
+    }
+}
+
+/// The raw datasets of `bar_size` in `settings.source_precedence` order (`raw_<source>_bars` or
+/// `raw_<source>_daily_bars`), and, for those with data, one SQL union of them with `dataset` and
+/// `precedence` columns, each filtered by the SQL condition `filter`.
+async fn raw_union(lake: &Lake, settings: &CurateSettings, bar_size: BarSize, filter: &str) -> Result<(Vec<String>, String)> {
+    let (mut names, mut selects) = (Vec::new(), Vec::new());
     for (precedence, source) in settings.source_precedence.iter().enumerate() {
-        let name = format!("raw_{source}_bars");
+        let name = match bar_size {
+            BarSize::Minute => format!("raw_{source}_bars"),
+            BarSize::Day => format!("raw_{source}_daily_bars"),
+        };
         let ds = lake.dataset(&name).map_err(|_| Error::Config(format!("curate.source_precedence: no raw dataset '{name}' for source '{source}'")))?;
         if ds.latest().await?.snapshot_id > 0 {
-            raw.push(format!(
-                "SELECT *, '{name}' AS dataset, {precedence} AS precedence FROM {name} WHERE date BETWEEN DATE '{seed_start}' AND DATE '{}'",
-                request.end
-            ));
+            selects.push(format!("SELECT *, '{name}' AS dataset, {precedence} AS precedence FROM {name} WHERE {filter}"));
         }
+        names.push(name);
     }
-    if raw.is_empty() {
-        return Err(Error::invalid("nothing to curate: no raw minute dataset has data"));
+    if selects.is_empty() {
+        return Err(Error::invalid(format!("nothing to curate: no raw {} dataset has data ({})", bar_size.as_str(), names.join(", "))));
     }
-    let raw_sql = raw.join("\nUNION ALL BY NAME\n");
-    let script = fill_template(
-        CURATE_SQL,
-        &[
-            ("raw", raw_sql.clone()),
-            ("start", request.start.to_string()),
-            ("outlier_k", settings.outlier_k.to_string()),
-            ("outlier_window", settings.outlier_window.to_string()),
-            ("keep_filled", (settings.fill == FillPolicy::ForwardFill).to_string()),
-        ],
-    )?;
-    let engine = QueryEngine::open_for_sql(lake, &AsOf::default(), &raw_sql).await?;
-    let sessions_sql = sessions_table(seed_start, request.end);
-    let curated_at = Utc::now().timestamp_micros();
-    let (curated, rejects, stats, sources) = tokio::task::block_in_place(|| -> Result<_> {
-        let conn = engine.connection();
-        conn.execute_batch(&sessions_sql)?;
-        conn.execute_batch(&script)?;
-        let curated = engine.query(&format!(
-            "SELECT symbol, ts_us AS ts, open, high, low, close, volume, vwap, trade_count, source, is_rth, is_filled, is_outlier, minute_idx, \
-             '{job_sql}' AS job_id, {curated_at} AS curated_at, date FROM curated WHERE close IS NOT NULL"
-        ))?;
-        let rejects = engine.query(&format!(
-            "SELECT symbol, ts_us AS ts, open, high, low, close, volume, source, dataset, reason, '{job_sql}' AS job_id, {curated_at} AS curated_at, date \
-             FROM checked WHERE reason IS NOT NULL AND date >= DATE '{}' ORDER BY symbol, ts_us",
-            request.start
-        ))?;
-        let stats = engine.query(&format!(
-            "SELECT
-               (SELECT coalesce(sum(bars), 0) FROM source_counts WHERE date >= DATE '{s}'),
-               (SELECT coalesce(sum(c.bars), 0) FROM source_counts c JOIN chosen h USING (symbol, date) WHERE c.date >= DATE '{s}' AND c.precedence <> h.precedence),
-               (SELECT coalesce(sum(c.bars), 0) FROM source_counts c JOIN chosen h USING (symbol, date, precedence) WHERE c.date >= DATE '{s}'),
-               (SELECT coalesce(sum(s.minutes), 0) FROM chosen JOIN sessions s USING (date) WHERE date >= DATE '{s}')",
-            s = request.start
-        ))?;
-        let sources = engine.query(&format!(
-            "SELECT symbol, date, sum(c.bars) FILTER (WHERE c.precedence = h.precedence) AS chosen, \
-             coalesce(sum(c.bars) FILTER (WHERE c.precedence <> h.precedence), 0) AS superseded \
-             FROM source_counts c JOIN chosen h USING (symbol, date) WHERE date >= DATE '{}' GROUP BY ALL",
-            request.start
-        ))?;
-        Ok((curated, rejects, stats, sources))
-    })?;
-    tracing::debug!(seconds = started.elapsed().as_secs_f64(), "curation SQL done");
-    let stat = |i: usize| -> u64 {
-        stats.first().and_then(|b| arrow::compute::cast(b.column(i), &arrow::datatypes::DataType::Int64).ok()).map_or(0, |c| c.as_primitive::<Int64Type>().value(0).max(0) as u64)
-    };
-    let expected_symbols = crate::universe::active_symbols(lake).await?;
-    let metrics = session_metrics(&sessions, &expected_symbols, &curated, &rejects, &sources)?;
-    tracing::debug!(seconds = started.elapsed().as_secs_f64(), "metrics counted");
-    let ds = lake.dataset(DATASET)?;
-    let contract = ds.contract().clone();
-    let curated: Vec<RecordBatch> = curated.iter().filter(|b| b.num_rows() > 0).map(|b| contract.conform_batch(b)).collect::<Result<_>>()?;
-    let rows: u64 = curated.iter().map(|b| b.num_rows() as u64).sum();
-    let count = |column: &str, want: bool| -> u64 {
-        curated.iter().filter_map(|b| b.column_by_name(column)).map(|c| c.as_boolean().iter().filter(|v| *v == Some(want)).count() as u64).sum()
-    };
-    let (filled_rows, rth_rows, outliers) = (count("is_filled", true), count("is_rth", true), count("is_outlier", true));
-    let partitions: Vec<PartitionKey> = sessions.iter().map(|s| PartitionKey::for_date(contract.partitioning, s.date)).collect();
-    let quality = partition_quality(&contract, &metrics)?;
-    let inputs = engine.snapshots.clone();
-    let done = ds
-        .write(curated)
-        .mode(WriteMode::Overwrite)
-        .covering(partitions.clone())
-        .quality(quality)
-        .operation("curate")
-        .parameter("job_id", &job_id)
-        .parameter("start", request.start)
-        .parameter("end", request.end)
-        .parameter("inputs", &inputs)
-        .parameter("settings", settings)
-        .execute()
-        .await?;
-    tracing::debug!(seconds = started.elapsed().as_secs_f64(), "curated rows committed");
-    let rejects_ds = lake.dataset(REJECTS)?;
-    let rejects_contract = rejects_ds.contract().clone();
-    let rejects: Vec<RecordBatch> = rejects.iter().filter(|b| b.num_rows() > 0).map(|b| rejects_contract.conform_batch(b)).collect::<Result<_>>()?;
-    let invalid_rows: u64 = rejects.iter().map(|b| b.num_rows() as u64).sum();
-    // Only write rejects when there are some now or were some before in these partitions.
-    let had_rejects = rejects_ds.latest().await?.partitions.keys().any(|p| partitions.iter().any(|k| k.to_string() == *p));
-    let rejects_snapshot_id = if invalid_rows > 0 || had_rejects {
-        let r = rejects_ds.write(rejects).mode(WriteMode::Overwrite).covering(partitions).operation("curate").parameter("job_id", &job_id).execute().await?;
-        Some(r.snapshot_id)
-    } else {
-        None
-    };
-    let dq_snapshot_id = crate::dq::record(lake, DATASET, &sessions, &metrics, &job_id).await?;
-    let seconds = started.elapsed().as_secs_f64();
-    let report = CurateReport {
-        dataset: DATASET.into(),
-        job_id,
-        start: request.start,
-        end: request.end,
-        sessions: sessions.len(),
-        inputs,
-        // Valid raw bars plus the invalid ones.
-        raw_rows: stat(0) + invalid_rows,
-        superseded_rows: stat(1),
-        // The chosen sources' valid bars, less the distinct ones (every output row that is not a fill).
-        duplicates_removed: stat(2).saturating_sub(rows - filled_rows),
-        invalid_rows,
-        filled_rows,
-        // Regular-session minutes of the chosen symbol-sessions that are not in the output.
-        unfilled_gaps: stat(3).saturating_sub(rth_rows),
-        extended_hours_rows: rows - rth_rows,
-        outliers,
-        rows,
-        snapshot_id: done.snapshot_id,
-        rejects_snapshot_id,
-        dq_snapshot_id,
-        seconds,
-        rows_per_second: rows as f64 / seconds.max(1e-9),
-    };
-    tracing::info!(rows, snapshot = report.snapshot_id, invalid = invalid_rows, filled = report.filled_rows, outliers = report.outliers, "curated");
-    Ok(report)
+    Ok((names, selects.join("\nUNION ALL BY NAME\n")))
 }
 
-/// Each partition's quality verdict by the contract's rules, from its symbol-sessions' metrics.
-fn partition_quality(contract: &crate::contract::DatasetContract, metrics: &[SessionMetrics]) -> Result<BTreeMap<PartitionKey, PartitionQuality>> {
-    let rules = contract.quality.clone().ok_or_else(|| Error::invalid(format!("contract '{}' has no [quality] rules", contract.name)))?;
-    let mut by_partition: BTreeMap<PartitionKey, Vec<&SessionMetrics>> = BTreeMap::new();
-    for m in metrics {
-        by_partition.entry(PartitionKey::for_date(contract.partitioning, m.date)).or_default().push(m);
-    }
-    Ok(by_partition.into_iter().map(|(k, rows)| (k, PartitionQuality::judge(QualityTotals::of(rows), &rules))).collect())
+/// What a curation run commits.
+struct Outputs<'a> {
+    lake: &'a Lake,
+    /// The curated dataset, and the partitions its run replaces.
+    dataset: &'static str,
+    partitions: Vec<PartitionKey>,
+    /// Curated rows, in the dataset's contract.
+    curated: Vec<RecordBatch>,
+    /// Refused raw bars (with a `date` column), and the raw datasets whose refusals this run decides.
+    rejects: Vec<RecordBatch>,
+    raw_datasets: Vec<String>,
+    sessions: &'a [Session],
+    metrics: Vec<SessionMetrics>,
+    request: &'a CurateRequest,
+    job_id: &'a str,
+    inputs: &'a BTreeMap<String, u64>,
+    settings: &'a CurateSettings,
 }
 
-/// Metrics per symbol-session being counted, keyed by borrowed (symbol, epoch day): curation's
-/// output has millions of rows, so nothing is allocated per row.
-struct Tally<'a> {
-    minutes: HashMap<NaiveDate, u64>,
-    index: HashMap<(&'a str, i32), usize>,
-    rows: Vec<SessionMetrics>,
+/// Snapshots a run committed.
+struct Committed {
+    snapshot_id: u64,
+    rejects_snapshot_id: Option<u64>,
+    dq_snapshot_id: u64,
+    invalid_rows: u64,
 }
 
-impl<'a> Tally<'a> {
-    fn get(&mut self, symbol: &'a str, days: i32) -> Result<&mut SessionMetrics> {
-        let i = match self.index.get(&(symbol, days)) {
-            Some(i) => *i,
-            None => {
-                let date = NaiveDate::from_epoch_days(days).ok_or_else(|| Error::invalid(format!("date {days} out of range")))?;
-                let expected_bars = self.minutes.get(&date).copied().unwrap_or(0);
-                self.rows.push(SessionMetrics { symbol: symbol.to_string(), date, expected_bars, ..SessionMetrics::default() });
-                self.index.insert((symbol, days), self.rows.len() - 1);
-                self.rows.len() - 1
-            }
+impl Outputs<'_> {
+    /// Commits the curated rows with each partition's verdict, then the rejects, then the metrics.
+    async fn commit(self) -> Result<Committed> {
+        let lake = self.lake;
+        let ds = lake.dataset(self.dataset)?;
+        let quality = metrics::partition_quality(ds.contract(), &self.metrics)?;
+        let done = ds
+            .write(self.curated)
+            .mode(WriteMode::Overwrite)
+            .covering(self.partitions)
+            .quality(quality)
+            .operation("curate")
+            .parameter("job_id", self.job_id)
+            .parameter("start", self.request.start)
+            .parameter("end", self.request.end)
+            .parameter("inputs", self.inputs)
+            .parameter("settings", self.settings)
+            .execute()
+            .await?;
+        tracing::debug!("curated rows committed");
+        let rejects_ds = lake.dataset(REJECTS)?;
+        let contract = rejects_ds.contract().clone();
+        let rejects: Vec<RecordBatch> = self.rejects.iter().filter(|b| b.num_rows() > 0).map(|b| contract.conform_batch(b)).collect::<Result<_>>()?;
+        let invalid_rows: u64 = rejects.iter().map(|b| b.num_rows() as u64).sum();
+        // This run's refusals replace earlier runs' for the same raw datasets and days (weekends too:
+        // a bar stamped on a Saturday is refused there); other raw datasets' refusals stay.
+        let raw = self.raw_datasets;
+        let of_these = move |b: &RecordBatch| -> Result<BooleanArray> {
+            let col = b.column_by_name("dataset").and_then(|c| c.as_string_opt::<i32>()).ok_or_else(|| Error::invalid("curation_rejects has no dataset column"))?;
+            Ok(col.iter().map(|v| Some(v.is_some_and(|v| raw.iter().any(|r| r == v)))).collect())
         };
-        Ok(&mut self.rows[i])
+        let days = self.request.start.iter_days().take_while(|d| *d <= self.request.end).map(|d| PartitionKey::for_date(contract.partitioning, d));
+        let r = rejects_ds.write(rejects).removing_where(Arc::new(of_these)).covering(days).operation("curate").parameter("job_id", self.job_id).execute().await?;
+        let rejects_snapshot_id = (r.partitions > 0).then_some(r.snapshot_id);
+        let dq_snapshot_id = crate::dq::record(lake, self.dataset, self.sessions, &self.metrics, self.job_id).await?;
+        Ok(Committed { snapshot_id: done.snapshot_id, rejects_snapshot_id, dq_snapshot_id, invalid_rows })
     }
-}
-
-/// The `symbol` and `date` columns of a batch of curation's output.
-fn keys(b: &RecordBatch) -> Result<(&arrow::array::StringArray, &arrow::array::Date32Array)> {
-    let symbol = b.column_by_name("symbol").and_then(|c| c.as_string_opt::<i32>());
-    let date = b.column_by_name("date").and_then(|c| c.as_primitive_opt::<arrow::datatypes::Date32Type>());
-    symbol.zip(date).ok_or_else(|| Error::invalid("curation output has no symbol or date column"))
-}
-
-/// Data-quality metrics per symbol-session from curation's output (with its `date` column), its
-/// rejects, and the valid bars per chosen / superseded source. Every `expected` symbol (the active
-/// universe) gets a row for every session, so a symbol that delivered nothing shows as a gap.
-fn session_metrics(
-    sessions: &[crate::calendar::Session],
-    expected: &[String],
-    curated: &[RecordBatch],
-    rejects: &[RecordBatch],
-    sources: &[RecordBatch],
-) -> Result<Vec<SessionMetrics>> {
-    let mut tally = Tally { minutes: sessions.iter().map(|s| (s.date, u64::from(s.minutes()))).collect(), index: HashMap::new(), rows: Vec::new() };
-    let column = |b: &RecordBatch, name: &str| b.column_by_name(name).cloned().ok_or_else(|| Error::invalid(format!("curation output has no '{name}'")));
-    for b in curated {
-        let (sym, date) = keys(b)?;
-        let flags = |n: &str| column(b, n).map(|c| c.as_boolean().clone());
-        let (rth, filled, outlier) = (flags("is_rth")?, flags("is_filled")?, flags("is_outlier")?);
-        let (vwap, trades, source) = (column(b, "vwap")?, column(b, "trade_count")?, column(b, "source")?);
-        let source = source.as_string::<i32>();
-        for i in 0..b.num_rows() {
-            let m = tally.get(sym.value(i), date.value(i))?;
-            if filled.value(i) {
-                m.filled_bars += 1;
-            } else {
-                m.delivered_bars += 1;
-                m.present_bars += u64::from(rth.value(i));
-                m.null_vwap += u64::from(vwap.is_null(i));
-                m.null_trade_count += u64::from(trades.is_null(i));
-                if m.source.is_none() {
-                    m.source = Some(source.value(i).to_string());
-                }
-            }
-            m.extended_hours_bars += u64::from(!rth.value(i));
-            m.outlier_count += u64::from(outlier.value(i));
-        }
-    }
-    for b in rejects {
-        let (sym, date) = keys(b)?;
-        for i in 0..b.num_rows() {
-            tally.get(sym.value(i), date.value(i))?.invalid_rows += 1;
-        }
-    }
-    for b in sources {
-        let (sym, date) = keys(b)?;
-        let as_i64 = |n: &str| -> Result<Int64Array> { Ok(arrow::compute::cast(&column(b, n)?, &arrow::datatypes::DataType::Int64)?.as_primitive::<Int64Type>().clone()) };
-        let (chosen, superseded) = (as_i64("chosen")?, as_i64("superseded")?);
-        for i in 0..b.num_rows() {
-            let m = tally.get(sym.value(i), date.value(i))?;
-            m.superseded_rows = superseded.value(i).max(0) as u64;
-            // Valid bars of the chosen source, less the distinct ones delivered.
-            m.duplicates_removed = (chosen.value(i).max(0) as u64).saturating_sub(m.delivered_bars);
-        }
-    }
-    for s in sessions {
-        let days = s.date.to_epoch_days();
-        for symbol in expected {
-            tally.get(symbol, days)?;
-        }
-    }
-    let mut rows = tally.rows;
-    rows.sort_by(|a, b| (&a.symbol, a.date).cmp(&(&b.symbol, b.date)));
-    Ok(rows)
 }
 
 /// A `.sql` file with its `{name}` placeholders filled in. Every placeholder must be given and used, so
@@ -399,7 +279,6 @@ fn sessions_table(start: NaiveDate, end: NaiveDate) -> String {
     format!("CREATE TEMP TABLE sessions AS SELECT * FROM (VALUES {}) t(date, open_us, close_us, minutes);", rows.join(", "))
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -411,8 +290,11 @@ mod tests {
         assert!(fill_template("SELECT {a}", &[("a", "1".into()), ("b", "2".into())]).is_err(), "unused value");
         assert!(fill_template("SELECT {a} + {c}", &[("a", "1".into())]).unwrap_err().to_string().contains("{c}"));
         // The shipped templates take exactly the values the code gives them.
-        let curate = [("raw", "r"), ("start", "s"), ("outlier_k", "k"), ("outlier_window", "w"), ("keep_filled", "f")].map(|(k, v)| (k, v.to_string()));
-        assert!(fill_template(CURATE_SQL, &curate).is_ok());
+        let curate = [("raw", "r"), ("start", "s"), ("outlier_k", "k"), ("outlier_window", "w"), ("keep_filled", "f"), ("validity", "v")].map(|(k, v)| (k, v.to_string()));
+        assert!(fill_template(minute::CURATE_SQL, &curate).is_ok());
+        let daily = [("raw", "r"), ("start", "s"), ("end", "e"), ("outlier_k", "k"), ("outlier_window", "w"), ("validity", "v")].map(|(k, v)| (k, v.to_string()));
+        assert!(fill_template(daily::CURATE_SQL, &daily).is_ok());
+        assert!(fill_template(SOURCE_BARS_SQL, &[("start", "s".into()), ("end", "e".into())]).is_ok());
         assert!(fill_template(include_str!("resample.sql"), &[("filter", "f".into()), ("minutes", "5".into())]).is_ok());
     }
 }

@@ -149,48 +149,27 @@ impl Default for QualityTotals {
 }
 
 impl QualityTotals {
-    /// Totals of some symbol-sessions' metrics.
+    /// Totals of some symbol-sessions' metrics; `min_symbol_coverage` is the least covered symbol's
+    /// coverage over all of them (over one session: its least covered symbol-session).
     pub fn of<'a>(metrics: impl IntoIterator<Item = &'a SessionMetrics>) -> Self {
         let mut t = Self::default();
-        let mut symbols = std::collections::HashSet::new();
+        let mut by_symbol: std::collections::HashMap<&str, (u64, u64)> = std::collections::HashMap::new();
         for m in metrics {
-            symbols.insert(m.symbol.as_str());
-            t.add(m.expected_bars, m.present_bars, m.gap_count(), m.filled_bars, m.invalid_rows, m.duplicates_removed, m.outlier_count, m.coverage());
+            let s = by_symbol.entry(m.symbol.as_str()).or_default();
+            (s.0, s.1) = (s.0 + m.present_bars, s.1 + m.expected_bars);
+            t.symbol_sessions += 1;
+            t.covered_symbol_sessions += u64::from(m.present_bars > 0);
+            t.expected_bars += m.expected_bars;
+            t.present_bars += m.present_bars;
+            t.gap_count += m.gap_count();
+            t.filled_bars += m.filled_bars;
+            t.invalid_rows += m.invalid_rows;
+            t.duplicates_removed += m.duplicates_removed;
+            t.outlier_count += m.outlier_count;
         }
-        t.symbols = symbols.len() as u64;
-        t
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn add(&mut self, expected: u64, present: u64, gaps: u64, filled: u64, invalid: u64, duplicates: u64, outliers: u64, coverage: f64) {
-        self.symbol_sessions += 1;
-        self.covered_symbol_sessions += u64::from(present > 0);
-        self.expected_bars += expected;
-        self.present_bars += present;
-        self.gap_count += gaps;
-        self.filled_bars += filled;
-        self.invalid_rows += invalid;
-        self.duplicates_removed += duplicates;
-        self.outlier_count += outliers;
-        self.min_symbol_coverage = self.min_symbol_coverage.min(coverage);
-        self.coverage = if self.expected_bars == 0 { 1.0 } else { self.present_bars as f64 / self.expected_bars as f64 };
-    }
-
-    /// These totals and `other`'s, for a longer range (symbols: the larger count).
-    pub fn merge(&self, other: &Self) -> Self {
-        let mut t = self.clone();
-        t.symbols = t.symbols.max(other.symbols);
-        t.symbol_sessions += other.symbol_sessions;
-        t.covered_symbol_sessions += other.covered_symbol_sessions;
-        t.expected_bars += other.expected_bars;
-        t.present_bars += other.present_bars;
-        t.gap_count += other.gap_count;
-        t.filled_bars += other.filled_bars;
-        t.invalid_rows += other.invalid_rows;
-        t.duplicates_removed += other.duplicates_removed;
-        t.outlier_count += other.outlier_count;
-        t.min_symbol_coverage = t.min_symbol_coverage.min(other.min_symbol_coverage);
         t.coverage = if t.expected_bars == 0 { 1.0 } else { t.present_bars as f64 / t.expected_bars as f64 };
+        t.symbols = by_symbol.len() as u64;
+        t.min_symbol_coverage = by_symbol.values().map(|&(present, expected)| if expected == 0 { 1.0 } else { present as f64 / expected as f64 }).fold(1.0, f64::min);
         t
     }
 
@@ -257,25 +236,25 @@ pub async fn get_data_quality_summary(lake: &Lake, dataset: &str, start: NaiveDa
     }
     let ds = lake.dataset(DATASET)?;
     let state = ds.latest().await?;
-    let mut by_date: BTreeMap<NaiveDate, Vec<SessionMetrics>> = BTreeMap::new();
+    let mut rows: Vec<SessionMetrics> = Vec::new();
     for b in ds.read(&state, &ReadFilter { start: Some(start), end: Some(end), ..Default::default() }).await? {
-        for m in metrics_of(&b, dataset)? {
-            if (start..=end).contains(&m.date) {
-                by_date.entry(m.date).or_default().push(m);
-            }
-        }
+        rows.extend(metrics_of(&b, dataset)?.into_iter().filter(|m| (start..=end).contains(&m.date)));
     }
-    let sessions: Vec<SessionSummary> = by_date.iter().map(|(d, rows)| SessionSummary { date: Some(*d), totals: QualityTotals::of(rows) }).collect();
-    let total = sessions.iter().map(|s| s.totals.clone()).reduce(|a, b| a.merge(&b)).map(|totals| SessionSummary { date: None, totals });
+    let mut by_date: BTreeMap<NaiveDate, Vec<&SessionMetrics>> = BTreeMap::new();
+    for m in &rows {
+        by_date.entry(m.date).or_default().push(m);
+    }
+    let sessions: Vec<SessionSummary> = by_date.iter().map(|(d, rows)| SessionSummary { date: Some(*d), totals: QualityTotals::of(rows.iter().copied()) }).collect();
+    let total = (!rows.is_empty()).then(|| SessionSummary { date: None, totals: QualityTotals::of(&rows) });
     let judged_state = judged.latest().await?;
-    let (mut rows, mut nulls) = (0u64, BTreeMap::<String, u64>::new());
+    let (mut judged_rows, mut nulls) = (0u64, BTreeMap::<String, u64>::new());
     for e in judged_state.partitions.values().filter(|e| partition_overlaps(e, start, end)) {
-        rows += e.rows;
+        judged_rows += e.rows;
         for (column, n) in &e.null_counts {
             *nulls.entry(column.clone()).or_default() += n;
         }
     }
-    let null_rates = nulls.into_iter().map(|(c, n)| (c, if rows == 0 { 0.0 } else { n as f64 / rows as f64 })).collect();
+    let null_rates = nulls.into_iter().map(|(c, n)| (c, if judged_rows == 0 { 0.0 } else { n as f64 / judged_rows as f64 })).collect();
     Ok(QualitySummary {
         dataset: dataset.into(),
         start,

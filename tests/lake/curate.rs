@@ -219,6 +219,64 @@ fn curation_counts_every_defect_exactly() {
     assert_eq!(verdict(&t.json(&["partitions", "curated_1m_bars"]), 0).2, json!(0));
 }
 
+/// The real Yahoo SPY daily fixture: two rows with open below low are refused, their sessions are gaps.
+#[test]
+fn yahoo_daily_bars_curate_by_year() {
+    let t = TestLake::new(Backend::Local);
+    t.json(&["init"]);
+    let file = repo().join("../shared/fixtures/bars/mplfinance_yahoofinance-SPY-20080101-20180101.csv");
+    t.json(&["ingest", "--source", "file", "--path", file.to_str().unwrap(), "--symbol", "SPY", "--frequency", "1d"]);
+    // A minute bar on a Saturday: refused by minute curation; daily curation leaves that refusal alone.
+    let dir = tempfile::tempdir().unwrap();
+    let saturday = dir.path().join("saturday.csv");
+    std::fs::write(&saturday, "symbol,ts,open,high,low,close,volume\nSPY,2015-03-07T15:00:00Z,200,201,199,200,10\n").unwrap();
+    t.json(&["ingest", "--source", "file", "--path", saturday.to_str().unwrap()]);
+    t.json(&["curate", "--start", "2015-03-06", "--end", "2015-03-09"]);
+
+    // Ten whole years (the range grows to its years): 2,518 sessions, 2 refused, 2 gaps, no outlier in
+    // 2008's crash (a 10% day is 3-4 times the previous month's std, not 10).
+    let r = t.json(&["curate", "--frequency", "1d", "--start", "2008-03-03", "--end", "2017-12-29"]);
+    let counts = ["sessions", "raw_rows", "invalid_rows", "unfilled_gaps", "duplicates_removed", "outliers", "rows"].map(|k| r[k].as_u64().unwrap());
+    assert_eq!(counts, [2518, 2518, 2, 2, 0, 0, 2516], "{r}");
+    assert_eq!((r["dataset"].clone(), r["start"].clone()), (json!("curated_1d_bars"), json!("2008-01-01")));
+    let rejects = q(&t, "SELECT symbol, strftime(ts, '%Y-%m-%d %H:%M') AS ts, dataset, reason FROM curation_rejects ORDER BY ts");
+    let oob = "OHLC out of order (needs low <= open, close <= high)";
+    assert_eq!(rejects, json!([
+        { "symbol": "SPY", "ts": "2015-03-05 05:00", "dataset": "raw_file_daily_bars", "reason": oob },
+        { "symbol": "SPY", "ts": "2015-03-07 15:00", "dataset": "raw_file_bars", "reason": "not an NYSE session" },
+        { "symbol": "SPY", "ts": "2015-03-30 04:00", "dataset": "raw_file_daily_bars", "reason": oob },
+    ]));
+    // One bar per session, stamped midnight New York, partitioned by year.
+    let years = q(&t, "SELECT year, count(*) AS n, count(DISTINCT ts) AS d FROM curated_1d_bars GROUP BY year ORDER BY year");
+    assert_eq!(years[7], json!({ "year": 2015, "n": 250, "d": 250 }));
+    assert_eq!(years.as_array().unwrap().len(), 10);
+
+    // The year with the refused rows: coverage 250/252 and 2 invalid in 252 warn; the others are GREEN.
+    let parts = t.json(&["partitions", "curated_1d_bars"]);
+    let status: Vec<(String, String)> = parts["partitions"].as_array().unwrap().iter().map(|p| (p["partition"].as_str().unwrap().into(), p["quality"]["status"].as_str().unwrap().into())).collect();
+    assert!(status.iter().all(|(p, s)| (p == "year=2015") == (s == "YELLOW") && (s == "YELLOW" || s == "GREEN")), "{status:?}");
+    assert_eq!(parts["partitions"][7]["quality"]["problems"].as_array().unwrap().len(), 2, "{}", parts["partitions"][7]);
+    let summary = t.json(&["dq", "summary", "--dataset", "curated_1d_bars", "--start", "2015-01-01", "--end", "2015-12-31"]);
+    let total = &summary["total"];
+    assert_eq!([&total["expected_bars"], &total["present_bars"], &total["gap_count"], &total["invalid_rows"]], [&json!(252), &json!(250), &json!(2), &json!(2)]);
+    assert_eq!(summary["null_rates"], json!({ "trade_count": 1.0, "vwap": 1.0 }), "Yahoo gives neither");
+    let health = t.cli().env("FEATURE_BREADTH_MIN_SYMBOLS", "1").env("FEATURE_BREADTH_WARN_SYMBOLS", "1")
+        .args(["--json", "health-check", "--dataset", "curated_1d_bars", "--as-of-date", "2017-12-29"]).output().unwrap();
+    assert_eq!(health.status.code(), Some(0), "{}", String::from_utf8_lossy(&health.stdout));
+    let health = t.cli().env("FEATURE_BREADTH_MIN_SYMBOLS", "1").env("FEATURE_BREADTH_WARN_SYMBOLS", "1")
+        .args(["--json", "health-check", "--dataset", "curated_1d_bars", "--as-of-date", "2015-03-31"]).output().unwrap();
+    assert_eq!(health.status.code(), Some(1), "{}", String::from_utf8_lossy(&health.stdout));
+
+    // Re-curating a date in 2015 replaces exactly that year; nothing doubles.
+    t.json(&["curate", "--frequency", "1d", "--start", "2015-06-01"]);
+    let diff = t.json(&["snapshot", "diff", "curated_1d_bars", "1"]);
+    let changed: Vec<&str> = diff["changes"].as_array().unwrap().iter().map(|c| c["partition"].as_str().unwrap()).collect();
+    assert_eq!(changed, ["year=2015"]);
+    assert_eq!(q(&t, "SELECT count(*) AS n FROM curation_rejects"), json!([{ "n": 3 }]));
+    assert_eq!(q(&t, "SELECT count(*) AS n FROM curated_1d_bars"), json!([{ "n": 2516 }]));
+    assert_eq!(q(&t, "SELECT count(*) AS n FROM dq_metrics WHERE dataset = 'curated_1d_bars'"), json!([{ "n": 2518 }]));
+}
+
 /// The real S&P 500 minute fixture, on a local lake and on S3.
 async fn sp500_minute_fixture(backend: Backend) {
     let t = TestLake::new(backend);

@@ -1,0 +1,132 @@
+//! Minute curation: the raw minute datasets -> `curated_1m_bars` (`curate_1m.sql`, beside this file).
+
+use std::time::Instant;
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::datatypes::Int64Type;
+use chrono::{NaiveDate, Utc};
+
+use super::{fill_template, metrics, raw_union, sessions_table, CurateReport, CurateRequest, CurateSettings, FillPolicy, Outputs, DATASET};
+use crate::calendar::NyseCalendar;
+use crate::error::Result;
+use crate::query::{AsOf, QueryEngine};
+use crate::sources::BarSize;
+use crate::table::layout::PartitionKey;
+use crate::table::Lake;
+
+pub(super) const CURATE_SQL: &str = include_str!("curate_1m.sql");
+
+/// Curates minute bars; `request` is checked by [`super::curate`].
+pub(super) async fn curate(lake: &Lake, settings: &CurateSettings, request: &CurateRequest, job_id: String) -> Result<CurateReport> {
+    let started = Instant::now();
+    let sessions = NyseCalendar.sessions(request.start, request.end);
+    // In SQL string literals below.
+    let job_sql = job_id.replace('\'', "''");
+    // One session before the range seeds the forward fill of its first minutes.
+    let seed_start = NyseCalendar.previous_session(request.start);
+    let (raw_datasets, raw_sql) = raw_union(lake, settings, BarSize::Minute, &format!("date BETWEEN DATE '{seed_start}' AND DATE '{}'", request.end)).await?;
+    let script = fill_template(
+        CURATE_SQL,
+        &[
+            ("raw", raw_sql.clone()),
+            ("start", request.start.to_string()),
+            ("outlier_k", settings.outlier_k.to_string()),
+            ("outlier_window", settings.outlier_window.to_string()),
+            ("validity", super::VALIDITY_SQL.to_string()),
+            ("keep_filled", (settings.fill == FillPolicy::ForwardFill).to_string()),
+        ],
+    )?;
+    let engine = QueryEngine::open_for_sql(lake, &AsOf::default(), &raw_sql).await?;
+    let sessions_sql = sessions_table(seed_start, request.end);
+    let curated_at = Utc::now().timestamp_micros();
+    let (curated, rejects, stats, sources) = tokio::task::block_in_place(|| -> Result<_> {
+        let conn = engine.connection();
+        conn.execute_batch(&sessions_sql)?;
+        conn.execute_batch(&script)?;
+        let curated = engine.query(&format!(
+            "SELECT symbol, ts_us AS ts, open, high, low, close, volume, vwap, trade_count, source, is_rth, is_filled, is_outlier, minute_idx, \
+             '{job_sql}' AS job_id, {curated_at} AS curated_at, date FROM curated WHERE close IS NOT NULL"
+        ))?;
+        let rejects = engine.query(&format!(
+            "SELECT symbol, ts_us AS ts, open, high, low, close, volume, source, dataset, reason, '{job_sql}' AS job_id, {curated_at} AS curated_at, date \
+             FROM checked WHERE reason IS NOT NULL AND date >= DATE '{}' ORDER BY symbol, ts_us",
+            request.start
+        ))?;
+        let stats = engine.query(&format!(
+            "SELECT
+               (SELECT coalesce(sum(bars), 0) FROM source_counts WHERE date >= DATE '{s}'),
+               (SELECT coalesce(sum(c.bars), 0) FROM source_counts c JOIN chosen h USING (symbol, date) WHERE c.date >= DATE '{s}' AND c.precedence <> h.precedence),
+               (SELECT coalesce(sum(c.bars), 0) FROM source_counts c JOIN chosen h USING (symbol, date, precedence) WHERE c.date >= DATE '{s}'),
+               (SELECT coalesce(sum(s.minutes), 0) FROM chosen JOIN sessions s USING (date) WHERE date >= DATE '{s}')",
+            s = request.start
+        ))?;
+        let sources = super::source_bars(&engine, request.start, request.end)?;
+        Ok((curated, rejects, stats, sources))
+    })?;
+    tracing::debug!(seconds = started.elapsed().as_secs_f64(), "curation SQL done");
+    let stat = |i: usize| -> u64 {
+        stats.first().and_then(|b| arrow::compute::cast(b.column(i), &arrow::datatypes::DataType::Int64).ok()).map_or(0, |c| c.as_primitive::<Int64Type>().value(0).max(0) as u64)
+    };
+    // Every active universe symbol is expected in every session: one that delivered nothing is a gap.
+    let universe = crate::universe::active_symbols(lake).await?;
+    let expected: Vec<(String, NaiveDate)> = sessions.iter().flat_map(|s| universe.iter().map(|u| (u.clone(), s.date))).collect();
+    let minutes = sessions.iter().map(|s| (s.date, u64::from(s.minutes()))).collect();
+    let metrics = metrics::session_metrics(minutes, &expected, &curated, &rejects, &sources)?;
+    tracing::debug!(seconds = started.elapsed().as_secs_f64(), "metrics counted");
+    let ds = lake.dataset(DATASET)?;
+    let contract = ds.contract().clone();
+    let curated: Vec<RecordBatch> = curated.iter().filter(|b| b.num_rows() > 0).map(|b| contract.conform_batch(b)).collect::<Result<_>>()?;
+    let rows: u64 = curated.iter().map(|b| b.num_rows() as u64).sum();
+    let count = |column: &str, want: bool| -> u64 {
+        curated.iter().filter_map(|b| b.column_by_name(column)).map(|c| c.as_boolean().iter().filter(|v| *v == Some(want)).count() as u64).sum()
+    };
+    let (filled_rows, rth_rows, outliers) = (count("is_filled", true), count("is_rth", true), count("is_outlier", true));
+    let partitions: Vec<PartitionKey> = sessions.iter().map(|s| PartitionKey::for_date(contract.partitioning, s.date)).collect();
+    let inputs = engine.snapshots.clone();
+    let committed = Outputs {
+        lake,
+        dataset: DATASET,
+        partitions,
+        curated,
+        rejects,
+        raw_datasets,
+        sessions: &sessions,
+        metrics,
+        request,
+        job_id: &job_id,
+        inputs: &inputs,
+        settings,
+    }
+    .commit()
+    .await?;
+    let invalid_rows = committed.invalid_rows;
+    let seconds = started.elapsed().as_secs_f64();
+    let report = CurateReport {
+        dataset: DATASET.into(),
+        job_id,
+        start: request.start,
+        end: request.end,
+        sessions: sessions.len(),
+        inputs,
+        // Valid raw bars plus the invalid ones.
+        raw_rows: stat(0) + invalid_rows,
+        superseded_rows: stat(1),
+        // The chosen sources' valid bars, less the distinct ones (every output row that is not a fill).
+        duplicates_removed: stat(2).saturating_sub(rows - filled_rows),
+        invalid_rows,
+        filled_rows,
+        // Regular-session minutes of the chosen symbol-sessions that are not in the output.
+        unfilled_gaps: stat(3).saturating_sub(rth_rows),
+        extended_hours_rows: rows - rth_rows,
+        outliers,
+        rows,
+        snapshot_id: committed.snapshot_id,
+        rejects_snapshot_id: committed.rejects_snapshot_id,
+        dq_snapshot_id: committed.dq_snapshot_id,
+        seconds,
+        rows_per_second: rows as f64 / seconds.max(1e-9),
+    };
+    tracing::info!(rows, snapshot = report.snapshot_id, invalid = invalid_rows, filled = report.filled_rows, outliers = report.outliers, "curated");
+    Ok(report)
+}
+
