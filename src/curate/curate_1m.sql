@@ -1,8 +1,7 @@
 -- Curation of one-minute bars: raw sources -> curated_1m_bars (run by src/curate/minute.rs).
 -- It fills in the brace placeholders below: raw (a UNION ALL BY NAME over the raw datasets, with
--- `dataset` and `precedence` columns, from the session before the range to its end), start, outlier_k,
--- outlier_window, keep_filled, validity (validity.sql). The table `sessions(date, open_us, close_us,
--- minutes)` comes from the NYSE calendar.
+-- `dataset` and `precedence` columns, from the session before the range to its end) and validity
+-- (validity.sql). The table `sessions(date, open_us, close_us, minutes)` comes from the NYSE calendar.
 -- Times are epoch microseconds: the embedded DuckDB has no ICU, so no time-zone arithmetic here.
 
 -- Views, not tables: DuckDB streams them, so a range of many sessions never sits in memory whole.
@@ -59,34 +58,9 @@ SELECT coalesce(b.symbol, g.symbol) AS symbol, coalesce(b.date, g.date) AS date,
        b.ts_us IS NULL AS is_filled, g.ts_us IS NOT NULL AS is_rth
 FROM bars b FULL JOIN grid g ON b.symbol = g.symbol AND b.ts_us = g.ts_us;
 
--- Fill (close carried forward per symbol, across sessions; open = high = low = close, volume 0), then
--- flag outliers within each symbol-session's regular (or extended) minutes.
-CREATE TEMP VIEW curated AS
-WITH f AS (
-  SELECT *,
-    last_value(close IGNORE NULLS) OVER w AS close_ff,
-    last_value(source IGNORE NULLS) OVER w AS source_ff
-  FROM merged
-  WINDOW w AS (PARTITION BY symbol ORDER BY ts_us ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
-),
-g AS (
-  SELECT symbol, date, ts_us, minute_idx, is_rth, is_filled,
-         coalesce(open, close_ff) AS open, coalesce(high, close_ff) AS high, coalesce(low, close_ff) AS low,
-         close_ff AS close, coalesce(volume, 0) AS volume, vwap, trade_count, coalesce(source, source_ff) AS source
-  FROM f
-  WHERE {keep_filled} OR NOT is_filled
-),
-r AS (
-  SELECT *, ln(close / lag(close) OVER w) AS ret_1, row_number() OVER w AS n
-  FROM g
-  WINDOW w AS (PARTITION BY symbol, date, is_rth ORDER BY ts_us)
-),
-o AS (
-  SELECT *, stddev_samp(ret_1) OVER (PARTITION BY symbol, date, is_rth ORDER BY ts_us
-                                     ROWS BETWEEN {outlier_window} PRECEDING AND 1 PRECEDING) AS s_prev
-  FROM r
-)
-SELECT symbol, ts_us, date, open, high, low, close, volume, vwap, trade_count, source, is_rth, is_filled,
-       coalesce(n > {outlier_window} + 1 AND s_prev > 0 AND abs(ret_1) > {outlier_k} * s_prev, false) AS is_outlier, minute_idx
-FROM o
-WHERE date >= DATE '{start}';
+-- The fill and the outlier flags run in Rust (kernels.rs) over these rows in (symbol, ts) order: one
+-- pass per symbol instead of three window sorts over every row.
+CREATE TEMP VIEW merged_in_order AS
+SELECT symbol, ts_us, date, minute_idx, open, high, low, close, volume, vwap, trade_count, source, is_filled, is_rth
+FROM merged
+ORDER BY symbol, ts_us;

@@ -6,6 +6,7 @@ use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;
 use chrono::{NaiveDate, Utc};
 
+use super::kernels::{self, KernelParams};
 use super::{fill_template, metrics, raw_union, sessions_table, CurateReport, CurateRequest, CurateSettings, FillPolicy, Outputs, DATASET};
 use crate::calendar::NyseCalendar;
 use crate::error::Result;
@@ -27,26 +28,16 @@ pub(super) async fn curate(lake: &Lake, settings: &CurateSettings, request: &Cur
     let (raw_datasets, raw_sql) = raw_union(lake, settings, BarSize::Minute, &format!("date BETWEEN DATE '{seed_start}' AND DATE '{}'", request.end)).await?;
     let script = fill_template(
         CURATE_SQL,
-        &[
-            ("raw", raw_sql.clone()),
-            ("start", request.start.to_string()),
-            ("outlier_k", settings.outlier_k.to_string()),
-            ("outlier_window", settings.outlier_window.to_string()),
-            ("validity", super::VALIDITY_SQL.to_string()),
-            ("keep_filled", (settings.fill == FillPolicy::ForwardFill).to_string()),
-        ],
+        &[("raw", raw_sql.clone()), ("validity", super::VALIDITY_SQL.to_string())],
     )?;
     let engine = QueryEngine::open_for_sql(lake, &AsOf::default(), &raw_sql).await?;
     let sessions_sql = sessions_table(seed_start, request.end);
     let curated_at = Utc::now().timestamp_micros();
-    let (curated, rejects, stats, sources) = tokio::task::block_in_place(|| -> Result<_> {
+    let (merged, rejects, stats, sources) = tokio::task::block_in_place(|| -> Result<_> {
         let conn = engine.connection();
         conn.execute_batch(&sessions_sql)?;
         conn.execute_batch(&script)?;
-        let curated = engine.query(&format!(
-            "SELECT symbol, ts_us AS ts, open, high, low, close, volume, vwap, trade_count, source, is_rth, is_filled, is_outlier, minute_idx, \
-             '{job_sql}' AS job_id, {curated_at} AS curated_at, date FROM curated WHERE close IS NOT NULL"
-        ))?;
+        let merged = engine.query("SELECT * FROM merged_in_order")?;
         let rejects = engine.query(&format!(
             "SELECT symbol, ts_us AS ts, open, high, low, close, volume, source, dataset, reason, '{job_sql}' AS job_id, {curated_at} AS curated_at, date \
              FROM checked WHERE reason IS NOT NULL AND date >= DATE '{}' ORDER BY symbol, ts_us",
@@ -61,9 +52,19 @@ pub(super) async fn curate(lake: &Lake, settings: &CurateSettings, request: &Cur
             s = request.start
         ))?;
         let sources = super::source_bars(&engine, request.start, request.end)?;
-        Ok((curated, rejects, stats, sources))
+        Ok((merged, rejects, stats, sources))
     })?;
     tracing::debug!(seconds = started.elapsed().as_secs_f64(), "curation SQL done");
+    let params = KernelParams {
+        keep_filled: settings.fill == FillPolicy::ForwardFill,
+        outlier_k: settings.outlier_k,
+        outlier_window: settings.outlier_window,
+        start_days: request.start.to_epoch_days(),
+        job_id: job_id.clone(),
+        curated_at,
+    };
+    let curated = tokio::task::block_in_place(|| kernels::fill_and_flag(&merged, &params))?;
+    tracing::debug!(seconds = started.elapsed().as_secs_f64(), "fill and outlier kernels done");
     let stat = |i: usize| -> u64 {
         stats.first().and_then(|b| arrow::compute::cast(b.column(i), &arrow::datatypes::DataType::Int64).ok()).map_or(0, |c| c.as_primitive::<Int64Type>().value(0).max(0) as u64)
     };

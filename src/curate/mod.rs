@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 mod bars;
 mod daily;
+mod kernels;
 mod metrics;
 mod minute;
 
@@ -290,7 +291,7 @@ mod tests {
         assert!(fill_template("SELECT {a}", &[("a", "1".into()), ("b", "2".into())]).is_err(), "unused value");
         assert!(fill_template("SELECT {a} + {c}", &[("a", "1".into())]).unwrap_err().to_string().contains("{c}"));
         // The shipped templates take exactly the values the code gives them.
-        let curate = [("raw", "r"), ("start", "s"), ("outlier_k", "k"), ("outlier_window", "w"), ("keep_filled", "f"), ("validity", "v")].map(|(k, v)| (k, v.to_string()));
+        let curate = [("raw", "r"), ("validity", "v")].map(|(k, v)| (k, v.to_string()));
         assert!(fill_template(minute::CURATE_SQL, &curate).is_ok());
         let daily = [("raw", "r"), ("start", "s"), ("end", "e"), ("outlier_k", "k"), ("outlier_window", "w"), ("validity", "v")].map(|(k, v)| (k, v.to_string()));
         assert!(fill_template(daily::CURATE_SQL, &daily).is_ok());
