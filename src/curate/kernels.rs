@@ -110,7 +110,10 @@ fn kernel(b: &RecordBatch, p: &KernelParams) -> Result<RecordBatch> {
     let mut src: Vec<Option<&str>> = Vec::with_capacity(n);
     let mut outlier = vec![false; n];
     let mut keep: Vec<u32> = Vec::with_capacity(n);
-    let (mut last_close, mut last_source): (Option<f64>, Option<&str>) = (None, None);
+    let mut last_close: Option<f64> = None;
+    // A filled minute is labelled with its own symbol-session's source (the session comes whole from
+    // it), or, in a session with no bar of its own, the last one before.
+    let (mut session_source, mut last_source): (Option<&str>, Option<&str>) = (None, None);
     // Groups: regular and extended rows of the current symbol-session interleave in time order.
     let mut groups: [Group; 2] = Default::default();
     for i in 0..n {
@@ -120,6 +123,8 @@ fn kernel(b: &RecordBatch, p: &KernelParams) -> Result<RecordBatch> {
         }
         if new_symbol || date.value(i) != date.value(i - 1) {
             groups = Default::default();
+            let same_session = |j: &usize| symbol.value(*j) == symbol.value(i) && date.value(*j) == date.value(i);
+            session_source = (i..n).take_while(same_session).find(|j| source.is_valid(*j)).map(|j| source.value(j));
         }
         let is_filled = filled.value(i);
         if close.is_valid(i) {
@@ -135,7 +140,7 @@ fn kernel(b: &RecordBatch, p: &KernelParams) -> Result<RecordBatch> {
         l.push(value(low));
         c.push(row_close);
         v.push(if is_filled { Some(0.0) } else { volume.is_valid(i).then(|| volume.value(i)) });
-        src.push(if source.is_valid(i) { Some(source.value(i)) } else { last_source });
+        src.push(if source.is_valid(i) { Some(source.value(i)) } else { session_source.or(last_source) });
         if is_filled && !p.keep_filled {
             continue; // the `none` fill policy: the minute stays a gap
         }
@@ -229,6 +234,20 @@ mod tests {
         let volume = out.column_by_name("volume").unwrap().as_primitive::<Float64Type>().value(0);
         assert_eq!(volume, 0.0);
         assert_eq!(out.column_by_name("source").unwrap().as_string::<i32>().value(0), "file");
+    }
+
+    #[test]
+    fn a_fill_at_the_open_has_its_sessions_source() {
+        let rows = [("A", 0, 0, Some(5.0), false, true), ("A", 60, 1, None, true, true), ("A", 120, 1, Some(6.0), false, true), ("A", 180, 2, None, true, true)];
+        let mut b = merged(&rows);
+        let sources: ArrayRef = Arc::new(StringArray::from(vec![Some("tws"), None, Some("polygon"), None]));
+        let i = b.schema().index_of("source").unwrap();
+        let mut columns = b.columns().to_vec();
+        columns[i] = sources;
+        b = RecordBatch::try_new(b.schema(), columns).unwrap();
+        let out = fill_and_flag(&[b], &params(2)).unwrap();
+        let got: Vec<&str> = out[0].column_by_name("source").unwrap().as_string::<i32>().iter().flatten().collect();
+        assert_eq!(got, ["polygon", "polygon", "polygon"], "day 1's fill is polygon's, not the seed day's tws; day 2 has no bar of its own");
     }
 
     #[test]
