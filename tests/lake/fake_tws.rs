@@ -389,6 +389,13 @@ pub struct FakeTws {
     inner: Arc<Inner>,
 }
 
+/// IB's pacing rules scaled for tests: windows times 0.005 (15 s -> 75 ms, 10 min -> 3 s), except the
+/// per-contract window, 2 s -> 100 ms: at 10 ms, a few ms of scheduling delay on a loaded 2-core
+/// machine between the client's sends and the fake's receipts bunched paced requests into a violation.
+pub fn test_pacing() -> quantlake::sources::tws::PacingRules {
+    quantlake::sources::tws::PacingRules { per_contract_window: Duration::from_millis(100), ..quantlake::sources::tws::PacingRules::default().scaled(0.005) }
+}
+
 /// Default slack the fake grants when measuring pacing, for scheduling jitter
 /// between the client's send and the fake's receive (each window is shrunk by
 /// at most this, and by at most half the window).

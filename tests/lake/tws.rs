@@ -5,23 +5,19 @@
 
 use std::process::Output;
 
-use quantlake::sources::tws::PacingRules;
 use serde_json::json;
 
-use crate::fake_tws::{FakeTws, Reply, Script};
+use crate::fake_tws::{test_pacing, FakeTws, Reply, Script};
 use crate::support::{stderr, Backend, TestLake};
 
-/// IB's windows times 0.005: 15 s -> 75 ms, 2 s -> 10 ms, 10 min -> 3 s.
-const SCALE: f64 = 0.005;
-
-/// The CLI against `port`, with the pacing windows scaled like the fake's.
+/// The CLI against `port`, with the pacing windows of `test_pacing`, as the fake's.
 async fn cli(t: &TestLake, port: u16, args: &[&str]) -> Output {
     let mut cmd = t.cli();
     cmd.env("QUANTLAKE_TWS__PORT", port.to_string())
         .env("QUANTLAKE_TWS__TIMEOUT", "5s")
         .env("QUANTLAKE_TWS__RECONNECT_ATTEMPTS", "1")
         .env("QUANTLAKE_TWS__PACING__IDENTICAL_GAP", "75ms")
-        .env("QUANTLAKE_TWS__PACING__PER_CONTRACT_WINDOW", "10ms")
+        .env("QUANTLAKE_TWS__PACING__PER_CONTRACT_WINDOW", "100ms")
         .env("QUANTLAKE_TWS__PACING__WINDOW", "3s")
         .args(args);
     tokio::task::spawn_blocking(move || cmd.output().expect("run quantlake")).await.unwrap()
@@ -40,7 +36,7 @@ async fn multi_symbol_ingest_keeps_ib_pacing() {
     // A holiday-like answer for one day; a pacing violation IB reports anyway is retried.
     script.push("MSFT", "2024-01-05", Reply::no_data());
     script.push("NVDA", "2024-01-08", Reply::pacing());
-    let fake = FakeTws::start(script, PacingRules::default().scaled(SCALE)).await;
+    let fake = FakeTws::start(script, test_pacing()).await;
     let symbols = "AAPL,MSFT,AMZN,NVDA,GOOG,META,TSLA,SPY";
     // 8 symbols x 10 sessions = 80 day requests: more than the 60 of one (scaled) 10-minute window.
     let out = cli(&t, fake.addr.port(), &["--json", "ingest", "--source", "tws", "--symbols", symbols, "--start", "2024-01-02", "--end", "2024-01-16", "--chunk-sessions", "5"]).await;
@@ -63,7 +59,7 @@ async fn multi_symbol_ingest_keeps_ib_pacing() {
 async fn a_refused_symbol_fails_alone_and_resume_retries_it() {
     let t = TestLake::new(Backend::Local);
     assert!(t.run(&["init"]).status.success());
-    let fake = FakeTws::start(Script::with_symbols(["AAPL", "MSFT"]), PacingRules::default().scaled(SCALE)).await;
+    let fake = FakeTws::start(Script::with_symbols(["AAPL", "MSFT"]), test_pacing()).await;
     let port = fake.addr.port();
     let out = cli(&t, port, &["--json", "ingest", "--source", "tws", "--symbols", "AAPL,ZZZZ,MSFT", "--start", "2024-01-02", "--end", "2024-01-04"]).await;
     assert!(!out.status.success(), "a failed symbol makes the exit code non-zero");
@@ -96,7 +92,7 @@ async fn universe_con_ids_and_head_timestamp_shape_the_requests() {
     let mut script = Script::new();
     // NEWCO's data starts on 2024-01-04 (14:30 UTC, the open): earlier sessions are not asked for.
     script.head_timestamp("NEWCO", 1_704_378_600);
-    let fake = FakeTws::start(script, PacingRules::default().scaled(SCALE)).await;
+    let fake = FakeTws::start(script, test_pacing()).await;
     let report = ok_json(&cli(&t, fake.addr.port(), &["--json", "ingest", "--source", "tws", "--symbols", "AAPL,NEWCO", "--start", "2024-01-02", "--end", "2024-01-05"]).await);
     assert_eq!(report["empty"], 2, "NEWCO before its head timestamp");
     assert_eq!(report["rows"], (4 + 2) * 390);
@@ -111,7 +107,7 @@ async fn universe_con_ids_and_head_timestamp_shape_the_requests() {
 async fn daily_bars_and_extended_hours() {
     let t = TestLake::new(Backend::Local);
     assert!(t.run(&["init"]).status.success());
-    let fake = FakeTws::start(Script::new(), PacingRules::default().scaled(SCALE)).await;
+    let fake = FakeTws::start(Script::new(), test_pacing()).await;
     let report = ok_json(&cli(&t, fake.addr.port(), &["--json", "ingest", "--source", "tws", "--symbols", "AAPL", "--start", "2024-07-01", "--end", "2024-07-05", "--frequency", "1d"]).await);
     assert_eq!(report["dataset"], "raw_tws_daily_bars");
     assert_eq!(report["rows"], 4, "July 4 is a holiday");

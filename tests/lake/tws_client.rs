@@ -8,7 +8,7 @@ use chrono::{NaiveDate, TimeZone, Utc};
 use quantlake::sources::tws::{Pacer, PacingRules, TwsClient, TwsConfig, TwsError};
 use quantlake::sources::BarSize;
 
-use crate::fake_tws::{FakeBar, FakeTws, Reply, Script, session_close_utc};
+use crate::fake_tws::{test_pacing, FakeBar, FakeTws, Reply, Script, session_close_utc};
 
 const SCALE: f64 = 0.01; // identical gap 150 ms, per-contract 20 ms, window 6 s
 
@@ -292,7 +292,6 @@ async fn several_clients_share_one_fake() {
 // ---- pacing, end to end: many symbols x days concurrently through one paced client.
 
 const SYMBOLS: [&str; 8] = ["AAPL", "MSFT", "AMZN", "NVDA", "GOOG", "META", "TSLA", "SPY"];
-const FACTOR: f64 = 0.005; // 10-minute window -> 3 s, 15 s -> 75 ms, 2 s -> 10 ms
 
 fn weekdays(n: usize) -> Vec<NaiveDate> {
     let mut d = NaiveDate::from_ymd_opt(2024, 1, 2).unwrap();
@@ -334,7 +333,7 @@ async fn run(fake: &FakeTws, pacer_rules: PacingRules, days: usize) -> Vec<Resul
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paced_fetch_of_8_symbols_by_10_days_has_no_violations() {
-    let rules = PacingRules::default().scaled(FACTOR);
+    let rules = test_pacing();
     let fake = FakeTws::start(Script::new(), rules.clone()).await;
     let t0 = Instant::now();
     let results = run(&fake, rules.clone(), 10).await;
@@ -350,7 +349,7 @@ async fn paced_fetch_of_8_symbols_by_10_days_has_no_violations() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn control_unpaced_fetch_is_flagged_by_the_fake() {
-    let rules = PacingRules::default().scaled(FACTOR);
+    let rules = test_pacing();
     let fake = FakeTws::start(Script::new(), rules).await;
     let results = run(&fake, PacingRules::unlimited(), 10).await;
     let violations = fake.violations();
