@@ -64,6 +64,7 @@ pub(super) async fn curate(lake: &Lake, settings: &CurateSettings, request: &Cur
         curated_at,
     };
     let curated = tokio::task::block_in_place(|| kernels::fill_and_flag(&merged, &params))?;
+    drop(merged); // the kernels' output replaces it: do not hold both
     tracing::debug!(seconds = started.elapsed().as_secs_f64(), "fill and outlier kernels done");
     let stat = |i: usize| -> u64 {
         stats.first().and_then(|b| arrow::compute::cast(b.column(i), &arrow::datatypes::DataType::Int64).ok()).map_or(0, |c| c.as_primitive::<Int64Type>().value(0).max(0) as u64)

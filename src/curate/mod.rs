@@ -52,14 +52,6 @@ fn source_bars(engine: &crate::query::QueryEngine, start: NaiveDate, end: NaiveD
     engine.query(&fill_template(SOURCE_BARS_SQL, &[("start", start.to_string()), ("end", end.to_string())])?)
 }
 
-/// The curated dataset of a bar size.
-pub fn dataset_for(bar_size: BarSize) -> &'static str {
-    match bar_size {
-        BarSize::Minute => DATASET,
-        BarSize::Day => DAILY_DATASET,
-    }
-}
-
 /// What to do with regular-session minutes the source did not deliver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
