@@ -14,8 +14,10 @@
 //! - [`universe`]: the symbols the lake tracks (`reference_universe`).
 //! - [`ingest`]: a source's bars into its raw dataset, one commit per chunk of sessions, with
 //!   [`ingest::progress`] records for resuming and [`ingest::backfill`] for adaptive historical fills.
-//! - [`curate`]: raw minute bars -> `curated_1m_bars` (DuckDB SQL, NYSE calendar, fills, outliers).
-//! - [`dq`]: data-quality metrics per symbol-session (`dq_metrics`) and their summary.
+//! - [`curate`]: raw bars -> `curated_1m_bars` and `curated_1d_bars` (DuckDB SQL, NYSE calendar, rayon
+//!   kernels for fills and outliers), and [`curate::get_curated_bars`].
+//! - [`dq`]: data-quality metrics per symbol-session (`dq_metrics`), each partition's verdict in its
+//!   manifest entry, [`dq::get_data_quality_summary`] and [`dq::get_dataset_health`].
 //! - [`table`]: the lake engine: [`table::Lake`], [`table::Dataset`], the manifest, and the operations
 //!   (write, tag, restore, vacuum, verify) that all commit through [`table::transaction`].
 //! - [`query`]: DuckDB SQL over any snapshot.
