@@ -70,8 +70,9 @@ pub enum Command {
     /// Data quality (the library's get_data_quality_summary).
     #[command(subcommand)]
     Dq(DqCommand),
-    /// A dataset's health (the library's get_dataset_health): its [quality] rules over the last
-    /// sessions' metrics, freshness and symbol breadth; GREEN / YELLOW / RED with a severity.
+    /// A dataset's health (the library's get_dataset_health): its [quality] rules over the verdicts in
+    /// the last sessions' partitions, freshness, symbol breadth, coverage rate and key symbols
+    /// (health.key_symbols); GREEN / YELLOW / RED with a severity.
     Health {
         #[arg(long, default_value = "curated_1m_bars")]
         dataset: String,
@@ -89,7 +90,8 @@ pub enum Command {
     /// Every check across the lake: each dataset's files against its manifest, and the health of each
     /// dataset with [quality] rules. Exits 0, 1 or 2 for GREEN, YELLOW or RED.
     Validate {
-        /// Also check the files of every retained older snapshot.
+        /// Also check the files of every retained older snapshot, and key symbols in every session
+        /// since the data starts.
         #[arg(long)]
         full: bool,
         #[arg(long)]
