@@ -16,6 +16,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::quality::QualityRules;
 use crate::table::layout::{validate_dataset_name, Layer, Partitioning};
 
 /// The contracts shipped in `schemas/`.
@@ -85,51 +86,6 @@ struct ContractFile {
     quality: Option<QualityRules>,
     #[serde(default)]
     aliases: Vec<String>,
-}
-
-/// A threshold pair: crossing `warn` is YELLOW, crossing `fail` is RED.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Threshold {
-    pub warn: f64,
-    pub fail: f64,
-}
-
-/// Data-quality rules of a dataset (`[quality]` in its contract), applied to each session's (or
-/// partition's) metrics summed over its symbols. A rule the contract leaves out has the default below.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct QualityRules {
-    /// Present / expected regular-session bars: below is bad.
-    pub min_coverage: Threshold,
-    /// The least covered symbol's coverage: below is bad (partial loss for some symbols).
-    pub min_symbol_coverage: Threshold,
-    /// Share of expected symbol-sessions (the active universe) with any bars, the robustness guide's
-    /// coverage rate: below 90% is a warning.
-    pub min_symbols_covered: Threshold,
-    /// Each key symbol's coverage in every session of its expected range (`health.key_symbols`).
-    pub min_key_symbol_coverage: Threshold,
-    /// Invalid raw bars / expected bars: above is bad.
-    pub max_invalid_rate: Threshold,
-    /// Outliers / present bars: above is bad.
-    pub max_outlier_rate: Threshold,
-    /// Duplicates removed / present bars: above is bad.
-    pub max_duplicate_rate: Threshold,
-}
-
-impl Default for QualityRules {
-    fn default() -> Self {
-        let t = |warn, fail| Threshold { warn, fail };
-        Self {
-            min_coverage: t(0.99, 0.95),
-            min_symbol_coverage: t(0.95, 0.80),
-            min_symbols_covered: t(0.90, 0.50),
-            min_key_symbol_coverage: t(0.99, 0.90),
-            max_invalid_rate: t(0.001, 0.01),
-            max_outlier_rate: t(0.001, 0.01),
-            max_duplicate_rate: t(0.01, 0.05),
-        }
-    }
 }
 
 fn default_partitioning() -> Partitioning {

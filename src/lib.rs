@@ -21,7 +21,8 @@
 //! - [`table`]: the lake engine: [`table::Lake`], [`table::Dataset`], the manifest, and the operations
 //!   (write, tag, restore, vacuum, verify) that all commit through [`table::transaction`].
 //! - [`query`]: DuckDB SQL over any snapshot.
-//! - [`contract`]: dataset contracts, loaded from `schemas/`.
+//! - [`contract`]: dataset contracts, loaded from `schemas/`; [`quality`]: their `[quality]` rules and
+//!   the verdicts they give, which partitions carry in the manifest.
 //! - [`calendar`]: the NYSE calendar (sessions, early closes, business-day arithmetic).
 //! - [`storage`]: one `object_store` path for local disk and S3.
 //!
@@ -62,6 +63,7 @@ pub mod demo;
 pub mod dq;
 pub mod error;
 pub mod ingest;
+pub mod quality;
 pub mod query;
 pub mod sources;
 pub mod storage;

@@ -168,6 +168,12 @@ impl NyseCalendar {
         ts.with_timezone(&NEW_YORK).date_naive()
     }
 
+    /// 00:00 New York time on `d`, in UTC: the stamp of a daily bar, and where `d`'s New York day
+    /// starts. (DST switches at 02:00, so midnight always exists; `None` only out of range.)
+    pub fn day_start(&self, d: NaiveDate) -> Option<DateTime<Utc>> {
+        new_york_to_utc(d, (0, 0))
+    }
+
     /// Latest session whose close is at or before `now`: today's session once
     /// it has closed, otherwise the previous one.
     pub fn last_completed_session(&self, now: DateTime<Utc>) -> NaiveDate {

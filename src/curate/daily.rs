@@ -4,12 +4,12 @@
 
 use std::time::Instant;
 
-use arrow::array::{AsArray, RecordBatch};
+use arrow::array::AsArray;
 use arrow::datatypes::Date32Type;
-use chrono::{Datelike, NaiveDate, TimeZone, Utc};
+use chrono::{Datelike, NaiveDate, Utc};
 
-use super::{fill_template, metrics, raw_union, CurateReport, CurateRequest, CurateSettings, Outputs, DAILY_DATASET};
-use crate::calendar::{NyseCalendar, NEW_YORK};
+use super::{count_true, fill_template, metrics, raw_union, CurateReport, CurateRequest, CurateSettings, Outputs, StageCounts, DAILY_DATASET};
+use crate::calendar::NyseCalendar;
 use crate::error::{Error, Result};
 use crate::query::{AsOf, QueryEngine};
 use crate::sources::BarSize;
@@ -75,68 +75,43 @@ pub(super) async fn curate(lake: &Lake, settings: &CurateSettings, request: &Cur
         }
     }
     let metrics = metrics::session_metrics(sessions.iter().map(|s| (s.date, 1)).collect(), &expected, &curated, &rejects, &sources)?;
-    let ds = lake.dataset(DAILY_DATASET)?;
-    let contract = ds.contract().clone();
-    let curated: Vec<RecordBatch> = curated.iter().filter(|b| b.num_rows() > 0).map(|b| contract.conform_batch(b)).collect::<Result<_>>()?;
-    let rows: u64 = curated.iter().map(|b| b.num_rows() as u64).sum();
-    let outliers: u64 = curated.iter().filter_map(|b| b.column_by_name("is_outlier")).map(|c| c.as_boolean().true_count() as u64).sum();
-    let gaps: u64 = metrics.iter().map(|m| m.gap_count()).sum();
     let (duplicates_removed, superseded_rows) = metrics.iter().fold((0, 0), |(d, s), m| (d + m.duplicates_removed, s + m.superseded_rows));
-    let partitions: Vec<PartitionKey> = (start.year()..=end.year()).map(PartitionKey::Year).collect();
-    let inputs = engine.snapshots.clone();
-    let committed = Outputs {
+    let rows: u64 = curated.iter().map(|b| b.num_rows() as u64).sum();
+    let outliers = count_true(&curated, "is_outlier");
+    let unfilled_gaps = metrics.iter().map(|m| m.gap_count()).sum();
+    Outputs {
         lake,
         dataset: DAILY_DATASET,
-        partitions,
+        partitions: (start.year()..=end.year()).map(PartitionKey::Year).collect(),
         curated,
         rejects,
         raw_datasets,
         sessions: &sessions,
         metrics,
         request: &request,
-        job_id: &job_id,
-        inputs: &inputs,
+        job_id,
+        inputs: engine.snapshots.clone(),
         settings,
+        counts: StageCounts {
+            // Every valid raw bar is curated, a duplicate, or superseded.
+            valid_raw_rows: rows + duplicates_removed + superseded_rows,
+            superseded_rows,
+            duplicates_removed,
+            filled_rows: 0,
+            unfilled_gaps,
+            extended_hours_rows: 0,
+            outliers,
+        },
+        started,
     }
     .commit()
-    .await?;
-    let seconds = started.elapsed().as_secs_f64();
-    let invalid_rows = committed.invalid_rows;
-    tracing::info!(rows, snapshot = committed.snapshot_id, invalid = invalid_rows, gaps, outliers, "curated daily bars");
-    Ok(CurateReport {
-        dataset: DAILY_DATASET.into(),
-        job_id,
-        start,
-        end,
-        sessions: sessions.len(),
-        inputs,
-        raw_rows: rows + duplicates_removed + superseded_rows + invalid_rows,
-        superseded_rows,
-        duplicates_removed,
-        invalid_rows,
-        filled_rows: 0,
-        unfilled_gaps: gaps,
-        extended_hours_rows: 0,
-        outliers,
-        rows,
-        snapshot_id: committed.snapshot_id,
-        rejects_snapshot_id: committed.rejects_snapshot_id,
-        dq_snapshot_id: committed.dq_snapshot_id,
-        seconds,
-        rows_per_second: rows as f64 / seconds.max(1e-9),
-    })
+    .await
 }
 
 /// `CREATE TEMP TABLE days(date, day_start_us, day_end_us, is_session)`: every New York calendar day
 /// from `start` to `end`, its bounds in UTC, and whether it is an NYSE session.
 fn days_table(start: NaiveDate, end: NaiveDate) -> Result<String> {
-    let midnight = |d: NaiveDate| {
-        NEW_YORK
-            .from_local_datetime(&d.and_time(chrono::NaiveTime::MIN))
-            .earliest()
-            .map(|t| t.timestamp_micros())
-            .ok_or_else(|| Error::invalid(format!("no midnight in New York on {d}")))
-    };
+    let midnight = |d: NaiveDate| NyseCalendar.day_start(d).map(|t| t.timestamp_micros()).ok_or_else(|| Error::invalid(format!("date {d} out of range")));
     let mut rows = Vec::new();
     for d in start.iter_days().take_while(|d| *d <= end) {
         let next = d.succ_opt().ok_or_else(|| Error::invalid(format!("date {d} out of range")))?;

@@ -2,12 +2,12 @@
 
 use std::time::Instant;
 
-use arrow::array::{AsArray, RecordBatch};
+use arrow::array::AsArray;
 use arrow::datatypes::Int64Type;
 use chrono::{NaiveDate, Utc};
 
 use super::kernels::{self, KernelParams};
-use super::{fill_template, metrics, raw_union, sessions_table, CurateReport, CurateRequest, CurateSettings, FillPolicy, Outputs, DATASET};
+use super::{count_true, fill_template, metrics, raw_union, sessions_table, CurateReport, CurateRequest, CurateSettings, FillPolicy, Outputs, StageCounts, DATASET};
 use crate::calendar::NyseCalendar;
 use crate::error::Result;
 use crate::query::{AsOf, QueryEngine};
@@ -75,60 +75,36 @@ pub(super) async fn curate(lake: &Lake, settings: &CurateSettings, request: &Cur
     let minutes = sessions.iter().map(|s| (s.date, u64::from(s.minutes()))).collect();
     let metrics = metrics::session_metrics(minutes, &expected, &curated, &rejects, &sources)?;
     tracing::debug!(seconds = started.elapsed().as_secs_f64(), "metrics counted");
-    let ds = lake.dataset(DATASET)?;
-    let contract = ds.contract().clone();
-    let curated: Vec<RecordBatch> = curated.iter().filter(|b| b.num_rows() > 0).map(|b| contract.conform_batch(b)).collect::<Result<_>>()?;
     let rows: u64 = curated.iter().map(|b| b.num_rows() as u64).sum();
-    let count = |column: &str, want: bool| -> u64 {
-        curated.iter().filter_map(|b| b.column_by_name(column)).map(|c| c.as_boolean().iter().filter(|v| *v == Some(want)).count() as u64).sum()
-    };
-    let (filled_rows, rth_rows, outliers) = (count("is_filled", true), count("is_rth", true), count("is_outlier", true));
-    let partitions: Vec<PartitionKey> = sessions.iter().map(|s| PartitionKey::for_date(contract.partitioning, s.date)).collect();
-    let inputs = engine.snapshots.clone();
-    let committed = Outputs {
+    let (filled_rows, rth_rows, outliers) = (count_true(&curated, "is_filled"), count_true(&curated, "is_rth"), count_true(&curated, "is_outlier"));
+    let partitioning = lake.dataset(DATASET)?.contract().partitioning;
+    Outputs {
         lake,
         dataset: DATASET,
-        partitions,
+        partitions: sessions.iter().map(|s| PartitionKey::for_date(partitioning, s.date)).collect(),
         curated,
         rejects,
         raw_datasets,
         sessions: &sessions,
         metrics,
         request,
-        job_id: &job_id,
-        inputs: &inputs,
+        job_id,
+        inputs: engine.snapshots.clone(),
         settings,
+        counts: StageCounts {
+            valid_raw_rows: stat(0),
+            superseded_rows: stat(1),
+            // The chosen sources' valid bars, less the distinct ones (every output row that is not a fill).
+            duplicates_removed: stat(2).saturating_sub(rows - filled_rows),
+            filled_rows,
+            // Regular-session minutes of the chosen symbol-sessions that are not in the output.
+            unfilled_gaps: stat(3).saturating_sub(rth_rows),
+            extended_hours_rows: rows - rth_rows,
+            outliers,
+        },
+        started,
     }
     .commit()
-    .await?;
-    let invalid_rows = committed.invalid_rows;
-    let seconds = started.elapsed().as_secs_f64();
-    let report = CurateReport {
-        dataset: DATASET.into(),
-        job_id,
-        start: request.start,
-        end: request.end,
-        sessions: sessions.len(),
-        inputs,
-        // Valid raw bars plus the invalid ones.
-        raw_rows: stat(0) + invalid_rows,
-        superseded_rows: stat(1),
-        // The chosen sources' valid bars, less the distinct ones (every output row that is not a fill).
-        duplicates_removed: stat(2).saturating_sub(rows - filled_rows),
-        invalid_rows,
-        filled_rows,
-        // Regular-session minutes of the chosen symbol-sessions that are not in the output.
-        unfilled_gaps: stat(3).saturating_sub(rth_rows),
-        extended_hours_rows: rows - rth_rows,
-        outliers,
-        rows,
-        snapshot_id: committed.snapshot_id,
-        rejects_snapshot_id: committed.rejects_snapshot_id,
-        dq_snapshot_id: committed.dq_snapshot_id,
-        seconds,
-        rows_per_second: rows as f64 / seconds.max(1e-9),
-    };
-    tracing::info!(rows, snapshot = report.snapshot_id, invalid = invalid_rows, filled = report.filled_rows, outliers = report.outliers, "curated");
-    Ok(report)
+    .await
 }
 

@@ -171,49 +171,59 @@ async fn raw_union(lake: &Lake, settings: &CurateSettings, bar_size: BarSize, fi
     Ok((names, selects.join("\nUNION ALL BY NAME\n")))
 }
 
-/// What a curation run commits.
+/// What a curation stage produced: committed and reported by [`Outputs::commit`].
 struct Outputs<'a> {
     lake: &'a Lake,
     /// The curated dataset, and the partitions its run replaces.
     dataset: &'static str,
     partitions: Vec<PartitionKey>,
-    /// Curated rows, in the dataset's contract.
+    /// Curated rows: the dataset's columns (extra ones are dropped).
     curated: Vec<RecordBatch>,
     /// Refused raw bars (with a `date` column), and the raw datasets whose refusals this run decides.
     rejects: Vec<RecordBatch>,
     raw_datasets: Vec<String>,
     sessions: &'a [Session],
     metrics: Vec<SessionMetrics>,
+    /// The range actually curated (daily curation widens it to whole years).
     request: &'a CurateRequest,
-    job_id: &'a str,
-    inputs: &'a BTreeMap<String, u64>,
+    job_id: String,
+    /// Raw datasets read, at these snapshots.
+    inputs: BTreeMap<String, u64>,
     settings: &'a CurateSettings,
+    counts: StageCounts,
+    started: std::time::Instant,
 }
 
-/// Snapshots a run committed.
-struct Committed {
-    snapshot_id: u64,
-    rejects_snapshot_id: Option<u64>,
-    dq_snapshot_id: u64,
-    invalid_rows: u64,
+/// What a stage counted for its report; the rest (rows, invalid rows, snapshots) the commit knows.
+struct StageCounts {
+    /// Valid raw bars in the range (the report adds the invalid ones).
+    valid_raw_rows: u64,
+    superseded_rows: u64,
+    duplicates_removed: u64,
+    filled_rows: u64,
+    unfilled_gaps: u64,
+    extended_hours_rows: u64,
+    outliers: u64,
 }
 
 impl Outputs<'_> {
     /// Commits the curated rows with each partition's verdict, then the rejects, then the metrics.
-    async fn commit(self) -> Result<Committed> {
+    async fn commit(self) -> Result<CurateReport> {
         let lake = self.lake;
         let ds = lake.dataset(self.dataset)?;
+        let curated: Vec<RecordBatch> = self.curated.iter().filter(|b| b.num_rows() > 0).map(|b| ds.contract().conform_batch(b)).collect::<Result<_>>()?;
+        let rows: u64 = curated.iter().map(|b| b.num_rows() as u64).sum();
         let quality = metrics::partition_quality(ds.contract(), &self.metrics)?;
         let done = ds
-            .write(self.curated)
+            .write(curated)
             .mode(WriteMode::Overwrite)
             .covering(self.partitions)
             .quality(quality)
             .operation("curate")
-            .parameter("job_id", self.job_id)
+            .parameter("job_id", &self.job_id)
             .parameter("start", self.request.start)
             .parameter("end", self.request.end)
-            .parameter("inputs", self.inputs)
+            .parameter("inputs", &self.inputs)
             .parameter("settings", self.settings)
             .execute()
             .await?;
@@ -230,11 +240,39 @@ impl Outputs<'_> {
             Ok(col.iter().map(|v| Some(v.is_some_and(|v| raw.iter().any(|r| r == v)))).collect())
         };
         let days = self.request.start.iter_days().take_while(|d| *d <= self.request.end).map(|d| PartitionKey::for_date(contract.partitioning, d));
-        let r = rejects_ds.write(rejects).removing_where(Arc::new(of_these)).covering(days).operation("curate").parameter("job_id", self.job_id).execute().await?;
-        let rejects_snapshot_id = (r.partitions > 0).then_some(r.snapshot_id);
-        let dq_snapshot_id = crate::dq::record(lake, self.dataset, self.sessions, &self.metrics, self.job_id).await?;
-        Ok(Committed { snapshot_id: done.snapshot_id, rejects_snapshot_id, dq_snapshot_id, invalid_rows })
+        let r = rejects_ds.write(rejects).removing_where(Arc::new(of_these)).covering(days).operation("curate").parameter("job_id", &self.job_id).execute().await?;
+        let dq_snapshot_id = crate::dq::record(lake, self.dataset, self.sessions, &self.metrics, &self.job_id).await?;
+        let seconds = self.started.elapsed().as_secs_f64();
+        let c = self.counts;
+        tracing::info!(dataset = self.dataset, rows, snapshot = done.snapshot_id, invalid = invalid_rows, filled = c.filled_rows, gaps = c.unfilled_gaps, outliers = c.outliers, "curated");
+        Ok(CurateReport {
+            dataset: self.dataset.into(),
+            job_id: self.job_id,
+            start: self.request.start,
+            end: self.request.end,
+            sessions: self.sessions.len(),
+            inputs: self.inputs,
+            raw_rows: c.valid_raw_rows + invalid_rows,
+            superseded_rows: c.superseded_rows,
+            duplicates_removed: c.duplicates_removed,
+            invalid_rows,
+            filled_rows: c.filled_rows,
+            unfilled_gaps: c.unfilled_gaps,
+            extended_hours_rows: c.extended_hours_rows,
+            outliers: c.outliers,
+            rows,
+            snapshot_id: done.snapshot_id,
+            rejects_snapshot_id: (r.partitions > 0).then_some(r.snapshot_id),
+            dq_snapshot_id,
+            seconds,
+            rows_per_second: rows as f64 / seconds.max(1e-9),
+        })
     }
+}
+
+/// How many rows of some batches hold `true` in a boolean column.
+fn count_true(batches: &[RecordBatch], column: &str) -> u64 {
+    batches.iter().filter_map(|b| b.column_by_name(column)).filter_map(|c| c.as_boolean_opt()).map(|c| c.true_count() as u64).sum()
 }
 
 /// A `.sql` file with its `{name}` placeholders filled in. Every placeholder must be given and used, so

@@ -11,9 +11,9 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use super::{symbol_metrics, QualityTotals};
-use crate::calendar::{NyseCalendar, NEW_YORK};
-use crate::contract::{QualityRules, Threshold};
+use super::symbol_metrics;
+use crate::calendar::NyseCalendar;
+use crate::quality::{judge, quality_checks, Check, QualityRules, Status};
 use crate::error::{Error, Result};
 use crate::table::layout::PartitionKey;
 use crate::table::manifest::{PartitionEntry, TableState};
@@ -70,39 +70,6 @@ impl From<KeySymbolSpec> for KeySymbol {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Status {
-    Green,
-    Yellow,
-    Red,
-}
-
-impl std::fmt::Display for Status {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Status::Green => "GREEN",
-            Status::Yellow => "YELLOW",
-            Status::Red => "RED",
-        })
-    }
-}
-
-impl Status {
-    /// `quantlake health-check`'s exit code.
-    pub fn exit_code(self) -> u8 {
-        self as u8
-    }
-}
-
-/// One check's verdict.
-#[derive(Debug, Clone, Serialize)]
-pub struct Check {
-    pub name: String,
-    pub status: Status,
-    pub detail: String,
-}
-
 /// One partition's verdict (for date partitions: one session's).
 #[derive(Debug, Clone, Serialize)]
 pub struct PartitionHealth {
@@ -140,31 +107,6 @@ impl DatasetHealth {
     }
 }
 
-fn judge(name: &str, value: f64, t: Threshold, higher_is_better: bool) -> Check {
-    let (bad, worse) = if higher_is_better { (value < t.warn, value < t.fail) } else { (value > t.warn, value > t.fail) };
-    let status = if worse { Status::Red } else if bad { Status::Yellow } else { Status::Green };
-    let limit = if worse { t.fail } else { t.warn };
-    let detail = match (status, higher_is_better) {
-        (Status::Green, _) => format!("{value:.4}"),
-        (_, true) => format!("{value:.4} below {limit}"),
-        (_, false) => format!("{value:.4} above {limit}"),
-    };
-    Check { name: name.into(), status, detail }
-}
-
-/// The contract's rules applied to some totals: at curation (the verdict it commits) and by health.
-pub(crate) fn quality_checks(t: &QualityTotals, rules: &QualityRules) -> Vec<Check> {
-    let rate = |n: u64, d: u64| if d == 0 { 0.0 } else { n as f64 / d as f64 };
-    vec![
-        judge("coverage", t.coverage, rules.min_coverage, true),
-        judge("symbol_coverage", t.min_symbol_coverage, rules.min_symbol_coverage, true),
-        judge("symbols_covered", t.symbols_covered(), rules.min_symbols_covered, true),
-        judge("invalid_rate", rate(t.invalid_rows, t.expected_bars), rules.max_invalid_rate, false),
-        judge("outlier_rate", rate(t.outlier_count, t.present_bars), rules.max_outlier_rate, false),
-        judge("duplicate_rate", rate(t.duplicates_removed, t.present_bars), rules.max_duplicate_rate, false),
-    ]
-}
-
 /// Checks that mean some symbols lost data (SEV-2 when they fail).
 const PARTIAL_LOSS: [&str; 4] = ["symbol_coverage", "symbols_covered", "present", "key_symbol"];
 
@@ -192,8 +134,7 @@ fn partition_health(partition: &str, entry: Option<&PartitionEntry>, rules: &Qua
 
 /// The New York date of a partition's last row, capped at `reference`; `None` if it starts after it.
 fn last_session_in(e: &PartitionEntry, reference: NaiveDate) -> Option<NaiveDate> {
-    let date = |t: chrono::DateTime<chrono::Utc>| t.with_timezone(&NEW_YORK).date_naive();
-    let (first, last) = (date(e.min_ts?), date(e.max_ts?));
+    let (first, last) = (NyseCalendar.trading_date(e.min_ts?), NyseCalendar.trading_date(e.max_ts?));
     (first <= reference).then(|| NyseCalendar.previous_session(last.min(reference).succ_opt().unwrap_or(last)))
 }
 
@@ -326,16 +267,5 @@ mod tests {
         let h: H = toml::from_str(r#"key_symbols = ["SPY", { symbol = "AAPL", start = "2024-01-02" }]"#).unwrap();
         assert_eq!(h.key_symbols[0], KeySymbol { symbol: "SPY".into(), start: None, end: None });
         assert_eq!(h.key_symbols[1].start, NaiveDate::from_ymd_opt(2024, 1, 2));
-    }
-
-    #[test]
-    fn rules_judge_totals() {
-        let rules = QualityRules::default();
-        let t = QualityTotals { symbols: 10, symbol_sessions: 10, covered_symbol_sessions: 8, expected_bars: 3900, present_bars: 3120, coverage: 0.8, min_symbol_coverage: 0.0, ..Default::default() };
-        let checks = quality_checks(&t, &rules);
-        let status = |n: &str| checks.iter().find(|c| c.name == n).unwrap().status;
-        assert_eq!(status("coverage"), Status::Red);
-        assert_eq!(status("symbols_covered"), Status::Yellow, "80% of symbols: below the 90% warning, above the 50% failure");
-        assert_eq!(status("invalid_rate"), Status::Green);
     }
 }

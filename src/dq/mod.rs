@@ -6,7 +6,8 @@
 mod health;
 mod validate;
 
-pub use health::{get_dataset_health, Check, DatasetHealth, HealthSettings, KeySymbol, PartitionHealth, Status};
+pub use health::{get_dataset_health, DatasetHealth, HealthSettings, KeySymbol, PartitionHealth};
+pub use crate::quality::{Check, PartitionQuality, QualityTotals, Status};
 pub use validate::{validate, ValidationCheck, ValidationReport};
 
 use std::collections::BTreeMap;
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow::datatypes::{Int64Type, TimestampMicrosecondType};
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::calendar::{NyseCalendar, Session};
 use crate::error::{Error, Result};
@@ -107,47 +108,6 @@ pub async fn record(lake: &Lake, dataset: &str, sessions: &[Session], metrics: &
     Ok(done.snapshot_id)
 }
 
-/// Metrics summed over symbol-sessions: one session's, one partition's (kept in its manifest entry),
-/// or a range's.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct QualityTotals {
-    /// Distinct symbols (the active universe plus any that delivered bars).
-    pub symbols: u64,
-    /// Symbol-sessions counted, and those with at least one regular-session bar delivered.
-    pub symbol_sessions: u64,
-    pub covered_symbol_sessions: u64,
-    pub expected_bars: u64,
-    pub present_bars: u64,
-    pub gap_count: u64,
-    pub filled_bars: u64,
-    pub invalid_rows: u64,
-    pub duplicates_removed: u64,
-    pub outlier_count: u64,
-    /// present / expected bars.
-    pub coverage: f64,
-    /// The least covered symbol-session's coverage.
-    pub min_symbol_coverage: f64,
-}
-
-impl Default for QualityTotals {
-    fn default() -> Self {
-        Self {
-            symbols: 0,
-            symbol_sessions: 0,
-            covered_symbol_sessions: 0,
-            expected_bars: 0,
-            present_bars: 0,
-            gap_count: 0,
-            filled_bars: 0,
-            invalid_rows: 0,
-            duplicates_removed: 0,
-            outlier_count: 0,
-            coverage: 1.0,
-            min_symbol_coverage: 1.0,
-        }
-    }
-}
-
 impl QualityTotals {
     /// Totals of some symbol-sessions' metrics; `min_symbol_coverage` is the least covered symbol's
     /// coverage over all of them (over one session: its least covered symbol-session).
@@ -171,33 +131,6 @@ impl QualityTotals {
         t.symbols = by_symbol.len() as u64;
         t.min_symbol_coverage = by_symbol.values().map(|&(present, expected)| if expected == 0 { 1.0 } else { present as f64 / expected as f64 }).fold(1.0, f64::min);
         t
-    }
-
-    /// Share of symbol-sessions with data: the guide's coverage rate.
-    pub fn symbols_covered(&self) -> f64 {
-        if self.symbol_sessions == 0 { 1.0 } else { self.covered_symbol_sessions as f64 / self.symbol_sessions as f64 }
-    }
-}
-
-/// A partition's quality as the stage that wrote it judged it, kept in the partition's manifest entry:
-/// the health of a snapshot is in the snapshot, and time travel brings back the verdict with the data.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PartitionQuality {
-    /// By the contract's `[quality]` rules at write time.
-    pub status: Status,
-    #[serde(flatten)]
-    pub totals: QualityTotals,
-    /// The checks that were not GREEN, e.g. `coverage 0.9100 below 0.95`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub problems: Vec<String>,
-}
-
-impl PartitionQuality {
-    pub fn judge(totals: QualityTotals, rules: &crate::contract::QualityRules) -> Self {
-        let checks = health::quality_checks(&totals, rules);
-        let status = checks.iter().map(|c| c.status).max().unwrap_or(Status::Green);
-        let problems = checks.iter().filter(|c| c.status != Status::Green).map(|c| format!("{} {}", c.name, c.detail)).collect();
-        Self { status, totals, problems }
     }
 }
 
@@ -283,7 +216,7 @@ pub async fn symbol_metrics(lake: &Lake, dataset: &str, symbols: &std::collectio
 
 /// Whether a partition's rows fall (partly) between two New York dates.
 fn partition_overlaps(e: &crate::table::manifest::PartitionEntry, start: NaiveDate, end: NaiveDate) -> bool {
-    let date = |t: Option<DateTime<Utc>>| t.map(|t| t.with_timezone(&crate::calendar::NEW_YORK).date_naive());
+    let date = |t: Option<DateTime<Utc>>| t.map(|t| NyseCalendar.trading_date(t));
     match (date(e.min_ts), date(e.max_ts)) {
         (Some(lo), Some(hi)) => lo <= end && hi >= start,
         _ => false,
@@ -306,7 +239,7 @@ fn metrics_of(b: &RecordBatch, dataset: &str) -> Result<Vec<SessionMetrics>> {
         if names.value(i) != dataset {
             continue;
         }
-        let Some(date) = DateTime::<Utc>::from_timestamp_micros(open.value(i)).map(|t| t.with_timezone(&crate::calendar::NEW_YORK).date_naive()) else { continue };
+        let Some(date) = DateTime::<Utc>::from_timestamp_micros(open.value(i)).map(|t| NyseCalendar.trading_date(t)) else { continue };
         let v = |k: usize| counts[k].value(i).max(0) as u64;
         out.push(SessionMetrics {
             symbol: symbols.value(i).to_string(),

@@ -48,7 +48,7 @@ pub async fn validate(lake: &Lake, full: bool, as_of_date: Option<NaiveDate>, he
             let h = get_dataset_health(lake, ds.name(), as_of_date, health, breadth).await?;
             let detail = format!("{}{}; {}", h.status, h.severity.as_deref().map(|s| format!(" {s}")).unwrap_or_default(), h.problems().collect::<Vec<_>>().join("; "));
             checks.push(ValidationCheck { dataset: ds.name().into(), check: "health".into(), status: h.status, detail });
-            let first = ds.latest().await?.partitions.values().filter_map(|e| e.min_ts).min().map(|t| t.with_timezone(&crate::calendar::NEW_YORK).date_naive());
+            let first = ds.latest().await?.partitions.values().filter_map(|e| e.min_ts).min().map(|t| crate::calendar::NyseCalendar.trading_date(t));
             if let (true, Some(first), Some(rules)) = (full, first, ds.contract().quality.as_ref()) {
                 for c in key_symbol_checks(lake, ds.name(), &health.key_symbols, first, h.reference_session, rules).await? {
                     checks.push(ValidationCheck { dataset: ds.name().into(), check: format!("{} (all sessions)", c.name), status: c.status, detail: c.detail });

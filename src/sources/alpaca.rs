@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 use url::Url;
@@ -12,7 +12,7 @@ use url::Url;
 use super::http::{parse_json, HttpSettings, RestClient};
 use super::polygon::base_url;
 use super::{into_sessions, Bar, BarSize, BarSource, Fetched};
-use crate::calendar::Session;
+use crate::calendar::{NyseCalendar, Session};
 use crate::config::Secret;
 use crate::error::{Error, Result};
 
@@ -126,9 +126,8 @@ impl AlpacaSource {
     /// All bars of `symbols` from `from` to `to` (New York dates, inclusive), by symbol.
     async fn bars(&self, symbols: &[String], from: NaiveDate, to: NaiveDate, size: BarSize, out: &mut HashMap<String, Vec<Bar>>) -> Result<()> {
         let what = format!("{} {} bars {from}..{to}", symbols.join(","), size.as_str());
-        let ny = chrono_tz::America::New_York;
-        let start = from.and_time(NaiveTime::MIN).and_local_timezone(ny).earliest().map(|t| t.with_timezone(&Utc));
-        let end = to.succ_opt().and_then(|d| d.and_time(NaiveTime::MIN).and_local_timezone(ny).earliest()).map(|t| t.with_timezone(&Utc) - chrono::Duration::seconds(1));
+        let start = NyseCalendar.day_start(from);
+        let end = to.succ_opt().and_then(|d| NyseCalendar.day_start(d)).map(|t| t - chrono::Duration::seconds(1));
         let (Some(start), Some(end)) = (start, end) else {
             return Err(Error::invalid(format!("alpaca: range {from}..{to} has no New York midnight")));
         };

@@ -14,7 +14,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
-use crate::calendar::NEW_YORK;
+use crate::calendar::NyseCalendar;
 use crate::error::{Error, Result};
 use crate::sources::{Bar, BarSize};
 use crate::table::layout::validate_symbol;
@@ -226,12 +226,8 @@ impl FileImport {
         let mut ts = parse_timestamp(ts_text, self.timezone).ok_or_else(|| format!("ts is not a timestamp: '{ts_text}'"))?;
         if self.bar_size == BarSize::Day {
             // A daily bar is stamped with its session date at midnight New York time.
-            let date = ts.with_timezone(&NEW_YORK).date_naive();
-            ts = NEW_YORK
-                .from_local_datetime(&date.and_time(chrono::NaiveTime::MIN))
-                .earliest()
-                .map(|t| t.with_timezone(&Utc))
-                .ok_or_else(|| format!("no midnight on {date} in New York"))?;
+            let date = NyseCalendar.trading_date(ts);
+            ts = NyseCalendar.day_start(date).ok_or_else(|| format!("date {date} out of range"))?;
         }
         let (open, high, low, close) = (price(1)?, price(2)?, price(3)?, price(4)?);
         let volume = match get(5)? {
@@ -294,7 +290,7 @@ mod tests {
 
     #[test]
     fn timestamps_in_the_spellings_files_use() {
-        let ny = NEW_YORK;
+        let ny = crate::calendar::NEW_YORK;
         let want = Utc.with_ymd_and_hms(2019, 11, 5, 14, 30, 0).unwrap();
         for s in ["11/5/2019 9:30", "2019-11-05 09:30:00", "2019-11-05T09:30", "2019-11-05T14:30:00Z", "2019-11-05 09:30:00-05:00", "1572964200", "1572964200000"] {
             assert_eq!(parse_timestamp(s, ny), Some(want), "{s}");

@@ -20,7 +20,7 @@ use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
 use crate::contract::SchemaRecord;
-use crate::dq::PartitionQuality;
+use crate::quality::PartitionQuality;
 use crate::error::{Error, Result};
 use crate::storage::LakeStore;
 use crate::table::layout::{snapshot_of, DatasetPaths};
@@ -473,7 +473,7 @@ mod tests {
             symbols: 2,
             schema_version: 1,
             null_counts: if snap == 1 { BTreeMap::from([("vwap".to_string(), 3)]) } else { BTreeMap::new() },
-            quality: p.ends_with("03").then(|| Box::new(PartitionQuality::judge(crate::dq::QualityTotals { expected_bars: 390, present_bars: 380, coverage: 380.0 / 390.0, ..Default::default() }, &crate::contract::QualityRules::default()))),
+            quality: p.ends_with("03").then(|| Box::new(PartitionQuality::judge(crate::quality::QualityTotals { expected_bars: 390, present_bars: 380, coverage: 380.0 / 390.0, ..Default::default() }, &crate::quality::QualityRules::default()))),
         }
     }
 
@@ -496,7 +496,7 @@ mod tests {
         let bytes = encode_table(&state, &DatasetPaths::new(Layer::Raw, "d")).unwrap();
         let back = decode_table("d", bytes).unwrap();
         assert_eq!(back.partitions, state.partitions);
-        assert_eq!(back.partitions["date=2024-01-03"].quality.as_ref().map(|q| q.status), Some(crate::dq::Status::Yellow), "coverage 97% is between the default warn and fail");
+        assert_eq!(back.partitions["date=2024-01-03"].quality.as_ref().map(|q| q.status), Some(crate::quality::Status::Yellow), "coverage 97% is between the default warn and fail");
         assert_eq!(back.snapshot_id, 1);
         assert_eq!(back.schema, state.schema);
         assert!(decode_table("other", encode_table(&state, &DatasetPaths::new(Layer::Raw, "d")).unwrap()).is_err());

@@ -378,8 +378,7 @@ fn convert_bar(b: ibapi::market_data::historical::Bar) -> Result<Bar, String> {
         BarTimestamp::DateTime(t) => DateTime::from_timestamp(t.unix_timestamp(), 0).ok_or("bar time out of range")?,
         // A daily bar: stamped at midnight New York, like every daily dataset.
         BarTimestamp::Date(d) => chrono::NaiveDate::from_ymd_opt(d.year(), d.month() as u32, u32::from(d.day()))
-            .and_then(|d| d.and_time(chrono::NaiveTime::MIN).and_local_timezone(chrono_tz::America::New_York).earliest())
-            .map(|t| t.with_timezone(&Utc))
+            .and_then(|d| crate::calendar::NyseCalendar.day_start(d))
             .ok_or_else(|| format!("daily bar date {d} has no New York midnight"))?,
     };
     Ok(Bar {

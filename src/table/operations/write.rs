@@ -21,7 +21,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::contract::DatasetContract;
-use crate::dq::PartitionQuality;
+use crate::quality::PartitionQuality;
 use crate::error::{Error, Result};
 use crate::table::data_file::{self, EncodedFile};
 use crate::table::layout::PartitionKey;
