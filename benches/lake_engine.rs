@@ -4,6 +4,8 @@
 //!
 //! - commit throughput: one commit of K partitions (K = 1, 100, 1000; one symbol-session each), on a
 //!   local lake and on S3 (moto on 127.0.0.1, from the test venv; skipped when the venv is missing).
+//! - stage latency: K partitions (K = 1, 100) in each of three datasets, committed as three separate
+//!   commits and as one stage (what a curation run does), on both stores: the price of atomicity.
 //! - open time: `Dataset::latest()` after 100, 1000 and 10,000 commits (QUANTLAKE_BENCH_COMMITS), against a
 //!   replay of the whole log, to show that checkpoints keep opening flat.
 
@@ -41,19 +43,7 @@ async fn commit_throughput(label: &str, url: &str, options: &LakeOptions, batche
     let lake = Lake::init(url, options.clone()).await.expect("lake");
     let ds = lake.dataset("raw_synthetic_bars").expect("dataset");
     for k in [1usize, 100, 1000] {
-        let sessions = NyseCalendar.sessions(day("2001-01-02"), day("2030-12-31"));
-        let last = sessions[k - 1].date;
-        let subset: Vec<RecordBatch> = batches
-            .iter()
-            .filter_map(|b| {
-                let ts = b.column_by_name("ts").expect("ts");
-                let ts = arrow::array::AsArray::as_primitive::<arrow::datatypes::TimestampMicrosecondType>(ts);
-                let cutoff = NyseCalendar.session(last).expect("session").close.timestamp_micros();
-                let keep: arrow::array::BooleanArray = ts.iter().map(|t| t.map(|t| t < cutoff)).collect();
-                let f = arrow::compute::filter_record_batch(b, &keep).expect("filter");
-                (f.num_rows() > 0).then_some(f)
-            })
-            .collect();
+        let subset = first_sessions(batches, k);
         let started = Instant::now();
         let r = ds.write(subset).mode(WriteMode::Overwrite).operation("bench").execute().await.expect("write");
         let secs = started.elapsed().as_secs_f64();
@@ -62,6 +52,57 @@ async fn commit_throughput(label: &str, url: &str, options: &LakeOptions, batche
             k as f64 / secs,
             r.rows_written,
             r.bytes_written as f64 / 1048576.0
+        );
+    }
+}
+
+/// Rows of `batches` before the close of the K-th session.
+fn first_sessions(batches: &[RecordBatch], k: usize) -> Vec<RecordBatch> {
+    let sessions = NyseCalendar.sessions(day("2001-01-02"), day("2030-12-31"));
+    let cutoff = NyseCalendar.session(sessions[k - 1].date).expect("session").close.timestamp_micros();
+    batches
+        .iter()
+        .filter_map(|b| {
+            let ts = arrow::array::AsArray::as_primitive::<arrow::datatypes::TimestampMicrosecondType>(b.column_by_name("ts").expect("ts"));
+            let keep: arrow::array::BooleanArray = ts.iter().map(|t| t.map(|t| t < cutoff)).collect();
+            let f = arrow::compute::filter_record_batch(b, &keep).expect("filter");
+            (f.num_rows() > 0).then_some(f)
+        })
+        .collect()
+}
+
+const STAGE_DATASETS: [&str; 3] = ["raw_alpaca_bars", "raw_file_bars", "raw_synthetic_bars"];
+
+async fn stage_latency(label: &str, url: &str, options: &LakeOptions, batches: &[RecordBatch]) {
+    let lake = Lake::init(url, options.clone()).await.expect("lake");
+    for k in [1usize, 100] {
+        let subset = first_sessions(batches, k);
+        let mut separate = Vec::new();
+        let mut staged = Vec::new();
+        for round in 0..5 {
+            let started = Instant::now();
+            for name in STAGE_DATASETS {
+                let ds = lake.dataset(name).expect("dataset");
+                ds.write(subset.clone()).mode(WriteMode::Overwrite).operation("bench").parameter("round", round).execute().await.expect("write");
+            }
+            separate.push(started.elapsed().as_secs_f64());
+            let datasets: Vec<_> = STAGE_DATASETS.iter().map(|n| lake.dataset(n).expect("dataset")).collect();
+            let started = Instant::now();
+            let mut stage = lake.stage("bench").parameter("round", round);
+            for ds in &datasets {
+                stage = stage.write(ds.write(subset.clone()).mode(WriteMode::Overwrite).operation("bench"));
+            }
+            stage.commit().await.expect("stage");
+            staged.push(started.elapsed().as_secs_f64());
+        }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        println!(
+            "{label:6} 3 datasets x {k:3} partitions: 3 commits {:8.1} ms, 1 stage {:8.1} ms (median of 5)",
+            median(&mut separate) * 1e3,
+            median(&mut staged) * 1e3
         );
     }
 }
@@ -133,8 +174,12 @@ async fn main() {
             ("aws_secret_access_key".into(), "test".into()),
             ("aws_region".into(), "us-east-1".into()),
         ];
-        commit_throughput("s3", "s3://quantlake-bench/throughput", &LakeOptions { storage, ..Default::default() }, &batches).await;
+        let options = LakeOptions { storage, ..Default::default() };
+        commit_throughput("s3", "s3://quantlake-bench/throughput", &options, &batches).await;
+        stage_latency("s3", "s3://quantlake-bench/stages", &options, &batches).await;
     }
+    let stages = tempfile::tempdir().expect("tempdir");
+    stage_latency("local", &stages.path().join("lake").display().to_string(), &LakeOptions::default(), &batches).await;
     let commits = std::env::var("QUANTLAKE_BENCH_COMMITS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
     open_time(commits, &batches).await;
 }

@@ -34,6 +34,9 @@ pub enum Error {
     )]
     Conflict { dataset: String, read_snapshot: u64, snapshot: u64, partitions: Vec<String>, attempts: u32 },
 
+    #[error("stage {stage} did not commit: {reason}")]
+    StageAborted { stage: String, reason: String },
+
     #[error("{what} has format version {found}, newer than this quantlake supports ({supported}); upgrade quantlake")]
     NewerFormat { what: String, found: u32, supported: u32 },
 

@@ -105,9 +105,15 @@ pub enum Command {
     Universe(UniverseCommand),
     /// List datasets: partitions, rows, bytes, last snapshot.
     Datasets,
-    /// List a dataset's snapshots, newest first.
+    /// List a dataset's snapshots, newest first (with the stage each belongs to); with --all, the
+    /// lake log: one entry per stage (a commit to several datasets), its outcome and each dataset's
+    /// snapshot.
     Snapshots {
-        dataset: String,
+        #[arg(required_unless_present = "all")]
+        dataset: Option<String>,
+        /// The lake log instead of one dataset's log.
+        #[arg(long, conflicts_with = "dataset")]
+        all: bool,
         /// How many snapshots to show.
         #[arg(long, default_value_t = 20)]
         limit: usize,
@@ -187,11 +193,13 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum SnapshotCommand {
-    /// Name a snapshot (default: the latest), so vacuum keeps it.
+    /// Name a snapshot (default: the latest), so vacuum keeps it: `tag DATASET NAME`, or `tag --all
+    /// NAME` for the whole lake (every dataset's latest snapshot, read as one consistent cut).
     Tag {
-        dataset: String,
-        name: String,
-        #[arg(long)]
+        #[command(flatten)]
+        target: Target,
+        /// With a dataset: the snapshot to tag.
+        #[arg(long, conflicts_with = "all")]
         snapshot: Option<u64>,
         #[arg(long, default_value = "")]
         message: String,
@@ -199,12 +207,24 @@ pub enum SnapshotCommand {
         #[arg(long)]
         force: bool,
     },
-    /// List a dataset's tags.
-    Tags { dataset: String },
-    /// Delete a tag.
-    Untag { dataset: String, name: String },
-    /// Commit a new snapshot with the content of an earlier one (N, tag or time).
-    Restore { dataset: String, to: String },
+    /// List a dataset's tags, or with --all the lake-wide tags.
+    Tags {
+        #[arg(required_unless_present = "all")]
+        dataset: Option<String>,
+        #[arg(long, conflicts_with = "dataset")]
+        all: bool,
+    },
+    /// Delete a tag: `untag DATASET NAME`, or `untag --all NAME`.
+    Untag {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Commit a new snapshot with the content of an earlier one (N, tag or time): `restore DATASET
+    /// TO`, or `restore --all TAG|TIME` to return every dataset to a lake-wide tag in one commit.
+    Restore {
+        #[command(flatten)]
+        target: Target,
+    },
     /// Partitions that differ between two snapshots (default `to`: latest).
     Diff {
         dataset: String,
@@ -370,4 +390,27 @@ pub enum Format {
     Parquet,
     /// An Arrow IPC file (needs --output).
     Arrow,
+}
+
+/// `DATASET NAME` for one dataset, or `--all NAME` for the whole lake.
+#[derive(Debug, Args)]
+pub struct Target {
+    /// DATASET and NAME (or TO); with --all, NAME only.
+    #[arg(value_name = "DATASET NAME", num_args = 1..=2, required = true)]
+    pub args: Vec<String>,
+    /// The whole lake instead of one dataset.
+    #[arg(long)]
+    pub all: bool,
+}
+
+impl Target {
+    /// The dataset (none with --all) and the name.
+    pub fn split(&self) -> crate::Result<(Option<&str>, &str)> {
+        match (self.all, self.args.as_slice()) {
+            (true, [name]) => Ok((None, name)),
+            (false, [dataset, name]) => Ok((Some(dataset), name)),
+            (true, _) => Err(crate::Error::InvalidArgument("with --all, give only the name (the whole lake is the target)".into())),
+            (false, _) => Err(crate::Error::InvalidArgument("give DATASET and NAME, or --all NAME for the whole lake".into())),
+        }
+    }
 }

@@ -210,10 +210,12 @@ async fn run(cli: Cli, out: &Output) -> Result<ExitCode> {
             }
             out.datasets(&rows);
         }
-        Command::Snapshots { dataset, limit } => {
+        Command::Snapshots { dataset, all, limit } => {
             let lake = ctx.open().await?;
-            let list = history::list(&lake.dataset(&dataset)?, limit).await?;
-            out.snapshots(&list);
+            match dataset {
+                Some(dataset) if !all => out.snapshots(&history::list(&lake.dataset(&dataset)?, limit).await?),
+                _ => out.lake_log(&history::list_lake(&lake, limit).await?),
+            }
         }
         Command::Partitions { dataset, as_of } => {
             let lake = ctx.open().await?;
@@ -225,8 +227,9 @@ async fn run(cli: Cli, out: &Output) -> Result<ExitCode> {
             let lake = ctx.open().await?;
             let mut reports = Vec::new();
             for ds in pick(&lake, &datasets)? {
-                // Finishing an interrupted commit is part of opening a dataset; verify then checks the result.
-                let report = ds.recover(false).await?;
+                // Finishing an interrupted commit is part of opening a dataset; verify then checks the
+                // result. A stage left undecided is reported, not decided (that is `recover`'s job).
+                let report = ds.finish_commits().await?;
                 if datasets.is_empty() && report.snapshot_id == 0 {
                     continue; // never written: nothing to check
                 }
@@ -297,24 +300,45 @@ async fn run(cli: Cli, out: &Output) -> Result<ExitCode> {
 async fn snapshot(ctx: &Context, cmd: SnapshotCommand, out: &Output) -> Result<()> {
     let lake = ctx.open().await?;
     match cmd {
-        SnapshotCommand::Tag { dataset, name, snapshot, message, force } => {
-            let t = tag::create(&lake.dataset(&dataset)?, &name, snapshot, &message, force).await?;
-            out.message(&t, &format!("tagged snapshot {} of {dataset} as '{}'", t.snapshot_id, t.name));
+        SnapshotCommand::Tag { target, snapshot, message, force } => match target.split()? {
+            (Some(dataset), name) => {
+                let t = tag::create(&lake.dataset(dataset)?, name, snapshot, &message, force).await?;
+                out.message(&t, &format!("tagged snapshot {} of {dataset} as '{}'", t.snapshot_id, t.name));
+            }
+            (None, name) => {
+                let t = tag::create_lake(&lake, name, &message, force).await?;
+                let written = t.datasets.values().filter(|id| **id > 0).count();
+                out.message(&t, &format!("tagged the lake as '{}': {written} dataset(s) at lake snapshot {}", t.name, t.lake_seq));
+            }
+        },
+        SnapshotCommand::Tags { dataset, all } => match dataset {
+            Some(dataset) if !all => out.tags(&tag::list(&lake.dataset(&dataset)?).await?),
+            _ => out.lake_tags(&tag::list_lake(lake.store()).await?),
+        },
+        SnapshotCommand::Untag { target } => {
+            let (dataset, name) = target.split()?;
+            match dataset {
+                Some(d) => tag::delete(&lake.dataset(d)?, name).await?,
+                None => tag::delete_lake(lake.store(), name).await?,
+            }
+            let whose = dataset.map_or("the lake".to_string(), str::to_string);
+            out.message(&serde_json::json!({ "dataset": dataset, "deleted_tag": name }), &format!("deleted tag '{name}' of {whose}"));
         }
-        SnapshotCommand::Tags { dataset } => out.tags(&tag::list(&lake.dataset(&dataset)?).await?),
-        SnapshotCommand::Untag { dataset, name } => {
-            tag::delete(&lake.dataset(&dataset)?, &name).await?;
-            out.message(&serde_json::json!({ "dataset": dataset, "deleted_tag": name }), &format!("deleted tag '{name}' of {dataset}"));
-        }
-        SnapshotCommand::Restore { dataset, to } => {
-            let r = restore::restore(&lake.dataset(&dataset)?, &SnapshotSpec::parse(&to)?).await?;
-            let text = if r.partitions == 0 {
-                format!("{dataset} already has the content of {to}; nothing committed")
-            } else {
-                format!("restored {dataset} to {to}: snapshot {} changes {} partition(s)", r.snapshot_id, r.partitions)
-            };
-            out.message(&r, &text);
-        }
+        SnapshotCommand::Restore { target } => match target.split()? {
+            (Some(dataset), to) => {
+                let r = restore::restore(&lake.dataset(dataset)?, &SnapshotSpec::parse(to)?).await?;
+                let text = if r.partitions == 0 {
+                    format!("{dataset} already has the content of {to}; nothing committed")
+                } else {
+                    format!("restored {dataset} to {to}: snapshot {} changes {} partition(s)", r.snapshot_id, r.partitions)
+                };
+                out.message(&r, &text);
+            }
+            (None, to) => {
+                let r = restore::restore_lake(&lake, &SnapshotSpec::parse(to)?).await?;
+                out.stage(&r, &format!("restored the lake to {to}"));
+            }
+        },
         SnapshotCommand::Diff { dataset, from, to } => {
             let d = history::diff(&lake.dataset(&dataset)?, &SnapshotSpec::parse(&from)?, &SnapshotSpec::parse(&to)?).await?;
             out.diff(&d);

@@ -15,7 +15,8 @@ use crate::table::operations::history::{DiffReport, SnapshotInfo};
 use crate::table::operations::vacuum::VacuumReport;
 use crate::table::operations::verify::VerifyReport;
 use crate::table::manifest::{PartitionEntry, TableState};
-use crate::table::{DatasetSummary, RecoveryReport, Tag};
+use crate::table::lake_log::{LakeCommit, Outcome};
+use crate::table::{DatasetSummary, LakeTag, RecoveryReport, StageResult, Tag};
 use crate::universe::{Breadth, Member, RebuildReport};
 
 use super::args::Format;
@@ -296,13 +297,14 @@ impl Output {
 
     pub fn snapshots(&self, list: &[SnapshotInfo]) {
         self.print(list, || {
-            let mut t = table(&["snapshot", "committed at (UTC)", "operation", "partitions", "rows added", "tags", "parameters"]);
+            let mut t = table(&["snapshot", "committed at (UTC)", "operation", "stage", "partitions", "rows added", "tags", "parameters"]);
             for s in list {
                 let params: Vec<String> = s.parameters.iter().map(|(k, v)| format!("{k}={}", v.to_string().trim_matches('"'))).collect();
                 t.add_row(vec![
                     s.snapshot_id.to_string(),
                     s.committed_at.format("%Y-%m-%d %H:%M:%S%.3f").to_string(),
                     s.operation.clone(),
+                    s.stage_status.unwrap_or("").to_string(),
                     s.partitions_changed.to_string(),
                     s.rows_added.to_string(),
                     s.tags.join(", "),
@@ -341,6 +343,47 @@ impl Output {
                 t.add_row(vec![g.name.clone(), g.snapshot_id.to_string(), g.created_at.format("%Y-%m-%d %H:%M:%S").to_string(), g.message.clone()]);
             }
             t.to_string()
+        });
+    }
+
+    pub fn lake_tags(&self, tags: &[LakeTag]) {
+        self.print(tags, || {
+            let mut t = table(&["tag", "lake snapshot", "datasets", "created at (UTC)", "message"]);
+            for g in tags {
+                let datasets: Vec<String> = g.datasets.iter().filter(|(_, id)| **id > 0).map(|(d, id)| format!("{d}@{id}")).collect();
+                t.add_row(vec![g.name.clone(), g.lake_seq.to_string(), datasets.join(" "), g.created_at.format("%Y-%m-%d %H:%M:%S").to_string(), g.message.clone()]);
+            }
+            t.to_string()
+        });
+    }
+
+    /// The lake log, newest first.
+    pub fn lake_log(&self, entries: &[LakeCommit]) {
+        self.print(entries, || {
+            let mut t = table(&["lake snapshot", "committed at (UTC)", "operation", "outcome", "datasets", "stage", "parameters"]);
+            for e in entries {
+                let datasets: Vec<String> = e.datasets.iter().map(|(d, id)| format!("{d}@{id}")).collect();
+                let mut params: Vec<String> = e.parameters.iter().map(|(k, v)| format!("{k}={}", v.to_string().trim_matches('"'))).collect();
+                params.extend(e.reason.iter().cloned());
+                let outcome = match e.outcome {
+                    Outcome::Committed => e.outcome.as_str().to_string(),
+                    Outcome::Aborted => format!("aborted by {}", e.decided_by),
+                };
+                t.add_row(vec![e.seq.to_string(), e.committed_at.format("%Y-%m-%d %H:%M:%S%.3f").to_string(), e.operation.clone(), outcome, datasets.join(" "), e.stage_id.clone(), params.join(" ")]);
+            }
+            t.to_string()
+        });
+    }
+
+    /// A stage's result: each dataset's new snapshot.
+    pub fn stage(&self, r: &StageResult, what: &str) {
+        self.print(r, || {
+            let changed: Vec<String> = r.writes.iter().filter(|w| w.partitions > 0).map(|w| format!("{}@{} ({} partition(s))", w.dataset, w.snapshot_id, w.partitions)).collect();
+            if changed.is_empty() {
+                format!("{what}: nothing changed; nothing committed")
+            } else {
+                format!("{what}: lake snapshot {}: {}", r.lake_seq, changed.join(", "))
+            }
         });
     }
 
@@ -385,9 +428,15 @@ impl Output {
             reports
                 .iter()
                 .map(|r| {
+                    let stages: Vec<String> = r.stages.iter().map(|s| format!("; stage {} {} by {}", s.stage_id, s.outcome.as_str(), s.decided_by)).collect();
                     format!(
-                        "{} at snapshot {}: {} unfinished commit(s) replayed, {} live file(s) fixed, {} stray file(s) removed",
-                        r.dataset, r.snapshot_id, r.commits_replayed, r.files_fixed, r.stray_removed
+                        "{} at snapshot {}: {} unfinished commit(s) replayed, {} live file(s) fixed, {} stray file(s) removed{}",
+                        r.dataset,
+                        r.snapshot_id,
+                        r.commits_replayed,
+                        r.files_fixed,
+                        r.stray_removed,
+                        stages.concat()
                     )
                 })
                 .collect::<Vec<_>>()

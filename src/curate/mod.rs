@@ -122,6 +122,9 @@ pub struct CurateReport {
     pub rejects_snapshot_id: Option<u64>,
     /// The `dq_metrics` snapshot holding this run's metrics per symbol-session.
     pub dq_snapshot_id: u64,
+    /// The stage that committed the curated rows, rejects and metrics together, and its lake snapshot.
+    pub stage_id: String,
+    pub lake_seq: u64,
     pub seconds: f64,
     pub rows_per_second: f64,
 }
@@ -207,14 +210,15 @@ struct StageCounts {
 }
 
 impl Outputs<'_> {
-    /// Commits the curated rows with each partition's verdict, then the rejects, then the metrics.
+    /// Commits the curated rows with each partition's verdict, the rejects and the metrics as one
+    /// stage: a reader sees all three of this run or none of them.
     async fn commit(self) -> Result<CurateReport> {
         let lake = self.lake;
         let ds = lake.dataset(self.dataset)?;
         let curated: Vec<RecordBatch> = self.curated.iter().filter(|b| b.num_rows() > 0).map(|b| ds.contract().conform_batch(b)).collect::<Result<_>>()?;
         let rows: u64 = curated.iter().map(|b| b.num_rows() as u64).sum();
         let quality = metrics::partition_quality(ds.contract(), &self.metrics)?;
-        let done = ds
+        let curated_write = ds
             .write(curated)
             .mode(WriteMode::Overwrite)
             .covering(self.partitions)
@@ -224,10 +228,7 @@ impl Outputs<'_> {
             .parameter("start", self.request.start)
             .parameter("end", self.request.end)
             .parameter("inputs", &self.inputs)
-            .parameter("settings", self.settings)
-            .execute()
-            .await?;
-        tracing::debug!("curated rows committed");
+            .parameter("settings", self.settings);
         let rejects_ds = lake.dataset(REJECTS)?;
         let contract = rejects_ds.contract().clone();
         let rejects: Vec<RecordBatch> = self.rejects.iter().filter(|b| b.num_rows() > 0).map(|b| contract.conform_batch(b)).collect::<Result<_>>()?;
@@ -240,11 +241,25 @@ impl Outputs<'_> {
             Ok(col.iter().map(|v| Some(v.is_some_and(|v| raw.iter().any(|r| r == v)))).collect())
         };
         let days = self.request.start.iter_days().take_while(|d| *d <= self.request.end).map(|d| PartitionKey::for_date(contract.partitioning, d));
-        let r = rejects_ds.write(rejects).removing_where(Arc::new(of_these)).covering(days).operation("curate").parameter("job_id", &self.job_id).execute().await?;
-        let dq_snapshot_id = crate::dq::record(lake, self.dataset, self.sessions, &self.metrics, &self.job_id).await?;
+        let rejects_write = rejects_ds.write(rejects).removing_where(Arc::new(of_these)).covering(days).operation("curate").parameter("job_id", &self.job_id);
+        let dq_ds = lake.dataset(crate::dq::DATASET)?;
+        let metrics_write = crate::dq::metrics_write(&dq_ds, self.dataset, self.sessions, &self.metrics, &self.job_id)?;
+        let stage = lake
+            .stage("curate")
+            .parameter("job_id", &self.job_id)
+            .parameter("dataset", self.dataset)
+            .parameter("start", self.request.start)
+            .parameter("end", self.request.end)
+            .write(curated_write)
+            .write(rejects_write)
+            .write(metrics_write)
+            .commit()
+            .await?;
+        let snapshot = |name: &str| stage.write(name).map_or(0, |w| w.snapshot_id);
+        let rejects_changed = stage.write(REJECTS).is_some_and(|w| w.partitions > 0);
         let seconds = self.started.elapsed().as_secs_f64();
         let c = self.counts;
-        tracing::info!(dataset = self.dataset, rows, snapshot = done.snapshot_id, invalid = invalid_rows, filled = c.filled_rows, gaps = c.unfilled_gaps, outliers = c.outliers, "curated");
+        tracing::info!(dataset = self.dataset, rows, snapshot = snapshot(self.dataset), lake_seq = stage.lake_seq, invalid = invalid_rows, filled = c.filled_rows, gaps = c.unfilled_gaps, outliers = c.outliers, "curated");
         Ok(CurateReport {
             dataset: self.dataset.into(),
             job_id: self.job_id,
@@ -261,9 +276,11 @@ impl Outputs<'_> {
             extended_hours_rows: c.extended_hours_rows,
             outliers: c.outliers,
             rows,
-            snapshot_id: done.snapshot_id,
-            rejects_snapshot_id: (r.partitions > 0).then_some(r.snapshot_id),
-            dq_snapshot_id,
+            snapshot_id: snapshot(self.dataset),
+            rejects_snapshot_id: rejects_changed.then(|| snapshot(REJECTS)),
+            dq_snapshot_id: snapshot(crate::dq::DATASET),
+            stage_id: stage.stage_id.clone(),
+            lake_seq: stage.lake_seq,
             seconds,
             rows_per_second: rows as f64 / seconds.max(1e-9),
         })

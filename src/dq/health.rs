@@ -15,6 +15,7 @@ use super::symbol_metrics;
 use crate::calendar::NyseCalendar;
 use crate::quality::{judge, quality_checks, Check, QualityRules, Status};
 use crate::error::{Error, Result};
+use crate::table::lake_log::LakeView;
 use crate::table::layout::PartitionKey;
 use crate::table::manifest::{PartitionEntry, TableState};
 use crate::table::Lake;
@@ -140,13 +141,13 @@ fn last_session_in(e: &PartitionEntry, reference: NaiveDate) -> Option<NaiveDate
 
 /// The key symbols' coverage in every session from `start` to `end` inside their expected ranges,
 /// from `dq_metrics`: one check per symbol, at its worst session.
-pub(crate) async fn key_symbol_checks(lake: &Lake, dataset: &str, keys: &[KeySymbol], start: NaiveDate, end: NaiveDate, rules: &QualityRules) -> Result<Vec<Check>> {
+pub(crate) async fn key_symbol_checks(lake: &Lake, view: &LakeView, dataset: &str, keys: &[KeySymbol], start: NaiveDate, end: NaiveDate, rules: &QualityRules) -> Result<Vec<Check>> {
     if keys.is_empty() {
         return Ok(Vec::new());
     }
     let symbols = keys.iter().map(|k| k.symbol.clone()).collect();
     let coverage: BTreeMap<(String, NaiveDate), f64> =
-        symbol_metrics(lake, dataset, &symbols, start, end).await?.into_iter().map(|m| ((m.symbol.clone(), m.date), m.coverage())).collect();
+        symbol_metrics(lake, view, dataset, &symbols, start, end).await?.into_iter().map(|m| ((m.symbol.clone(), m.date), m.coverage())).collect();
     let mut checks = Vec::new();
     for key in keys {
         let from = key.start.map_or(start, |s| s.max(start));
@@ -184,7 +185,9 @@ pub async fn get_dataset_health(lake: &Lake, dataset: &str, as_of_date: Option<N
     let ds = lake.dataset(dataset)?;
     let contract = ds.contract().clone();
     let rules = contract.quality.clone().ok_or_else(|| Error::invalid(format!("dataset '{dataset}' has no [quality] rules in its contract, so no health")))?;
-    let state: TableState = ds.latest().await?;
+    // The verdicts and the key symbols' metrics through one view: the same curation stages.
+    let view = lake.view().await?;
+    let state: TableState = ds.latest_in(&view).await?;
     let reference = reference_session(as_of_date);
     let window_start = NyseCalendar.add_sessions(reference, 1 - settings.window_sessions.max(1) as i64);
     // Every partition the window's sessions fall in is judged: a missing one was never curated.
@@ -228,7 +231,7 @@ pub async fn get_dataset_health(lake: &Lake, dataset: &str, as_of_date: Option<N
         status: breadth_status,
         detail: format!("{symbols} symbols (critical below {}, warning below {})", breadth.breadth_min_symbols, breadth.breadth_warn_symbols),
     });
-    checks.extend(key_symbol_checks(lake, dataset, &settings.key_symbols, window_start, reference, &rules).await?);
+    checks.extend(key_symbol_checks(lake, &view, dataset, &settings.key_symbols, window_start, reference, &rules).await?);
 
     let status = checks.iter().map(|c| c.status).chain(partitions.iter().map(|p| p.status)).max().unwrap_or(Status::Green);
     let partial_loss = breadth_status == Status::Red

@@ -21,7 +21,9 @@ use serde::Serialize;
 use crate::calendar::{NyseCalendar, Session};
 use crate::error::{Error, Result};
 use crate::table::layout::PartitionKey;
-use crate::table::{Lake, ReadFilter};
+use crate::table::lake_log::LakeView;
+use crate::table::operations::write::WriteBuilder;
+use crate::table::{Dataset, Lake, ReadFilter};
 
 /// The metrics dataset.
 pub const DATASET: &str = "dq_metrics";
@@ -56,10 +58,10 @@ impl SessionMetrics {
     }
 }
 
-/// Replaces `dataset`'s metrics for `sessions` with `metrics`, in one snapshot of `dq_metrics`.
-pub async fn record(lake: &Lake, dataset: &str, sessions: &[Session], metrics: &[SessionMetrics], job_id: &str) -> Result<u64> {
-    let ds = lake.dataset(DATASET)?;
-    let contract = ds.contract().clone();
+/// The write that replaces `dataset`'s metrics for `sessions` with `metrics` in `dq` (the `dq_metrics`
+/// dataset): the stage that produced the data commits it with its own outputs.
+pub fn metrics_write<'a>(dq: &'a Dataset, dataset: &str, sessions: &[Session], metrics: &[SessionMetrics], job_id: &str) -> Result<WriteBuilder<'a>> {
+    let contract = dq.contract().clone();
     let opens: BTreeMap<NaiveDate, i64> = sessions.iter().map(|s| (s.date, s.open.timestamp_micros())).collect();
     let rows: Vec<&SessionMetrics> = metrics.iter().filter(|m| opens.contains_key(&m.date)).collect();
     let n = rows.len();
@@ -96,16 +98,13 @@ pub async fn record(lake: &Lake, dataset: &str, sessions: &[Session], metrics: &
         let col = b.column_by_name("dataset").and_then(|c| c.as_string_opt::<i32>()).ok_or_else(|| Error::invalid("dq_metrics has no dataset column"))?;
         Ok(col.iter().map(|v| Some(v == Some(name.as_str()))).collect())
     };
-    let done = ds
+    Ok(dq
         .write(vec![batch])
         .removing_where(Arc::new(of_dataset))
         .covering(sessions.iter().map(|s| PartitionKey::for_date(contract.partitioning, s.date)))
         .operation("dq_metrics")
         .parameter("dataset", dataset)
-        .parameter("job_id", job_id)
-        .execute()
-        .await?;
-    Ok(done.snapshot_id)
+        .parameter("job_id", job_id))
 }
 
 impl QualityTotals {
@@ -168,7 +167,9 @@ pub async fn get_data_quality_summary(lake: &Lake, dataset: &str, start: NaiveDa
         return Err(Error::invalid(format!("end {end} is before start {start}")));
     }
     let ds = lake.dataset(DATASET)?;
-    let state = ds.latest().await?;
+    // One view for the metrics and the dataset they describe: both from the same curation stages.
+    let view = lake.view().await?;
+    let state = ds.latest_in(&view).await?;
     let mut rows: Vec<SessionMetrics> = Vec::new();
     for b in ds.read(&state, &ReadFilter { start: Some(start), end: Some(end), ..Default::default() }).await? {
         rows.extend(metrics_of(&b, dataset)?.into_iter().filter(|m| (start..=end).contains(&m.date)));
@@ -179,7 +180,7 @@ pub async fn get_data_quality_summary(lake: &Lake, dataset: &str, start: NaiveDa
     }
     let sessions: Vec<SessionSummary> = by_date.iter().map(|(d, rows)| SessionSummary { date: Some(*d), totals: QualityTotals::of(rows.iter().copied()) }).collect();
     let total = (!rows.is_empty()).then(|| SessionSummary { date: None, totals: QualityTotals::of(&rows) });
-    let judged_state = judged.latest().await?;
+    let judged_state = judged.latest_in(&view).await?;
     let (mut judged_rows, mut nulls) = (0u64, BTreeMap::<String, u64>::new());
     for e in judged_state.partitions.values().filter(|e| partition_overlaps(e, start, end)) {
         judged_rows += e.rows;
@@ -203,9 +204,9 @@ pub async fn get_data_quality_summary(lake: &Lake, dataset: &str, start: NaiveDa
 }
 
 /// `dataset`'s metrics rows for some symbols between two dates.
-pub async fn symbol_metrics(lake: &Lake, dataset: &str, symbols: &std::collections::BTreeSet<String>, start: NaiveDate, end: NaiveDate) -> Result<Vec<SessionMetrics>> {
+pub async fn symbol_metrics(lake: &Lake, view: &LakeView, dataset: &str, symbols: &std::collections::BTreeSet<String>, start: NaiveDate, end: NaiveDate) -> Result<Vec<SessionMetrics>> {
     let ds = lake.dataset(DATASET)?;
-    let state = ds.latest().await?;
+    let state = ds.latest_in(view).await?;
     let filter = ReadFilter { start: Some(start), end: Some(end), symbols: symbols.clone() };
     let mut out = Vec::new();
     for b in ds.read(&state, &filter).await? {

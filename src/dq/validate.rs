@@ -2,6 +2,11 @@
 //! verified (files against the manifest: size and SHA-256, the live tree; with `full`, every retained
 //! snapshot's files too), and each dataset with `[quality]` rules is judged by `get_dataset_health`;
 //! with `full`, the key symbols are also checked over their whole expected range, not just the window.
+//! Stages are checked both ways: a stage left undecided (verify's `unfinished_stage`), and, through one
+//! view of the lake, each judged dataset's partitions against its metrics in `dq_metrics` (bars without
+//! metrics, metrics of bars that are not there), which a stage commits together.
+
+use std::collections::BTreeSet;
 
 use chrono::NaiveDate;
 use serde::Serialize;
@@ -9,8 +14,10 @@ use serde::Serialize;
 use super::health::key_symbol_checks;
 use super::{get_dataset_health, HealthSettings, Status};
 use crate::error::Result;
+use crate::table::lake_log::LakeView;
+use crate::table::layout::PartitionKey;
 use crate::table::operations::verify;
-use crate::table::Lake;
+use crate::table::{Dataset, Lake, ReadFilter};
 use crate::universe::UniverseSettings;
 
 /// One line of the report.
@@ -32,8 +39,10 @@ pub struct ValidationReport {
 /// Runs every check; see the module docs.
 pub async fn validate(lake: &Lake, full: bool, as_of_date: Option<NaiveDate>, health: &HealthSettings, breadth: &UniverseSettings) -> Result<ValidationReport> {
     let mut checks = Vec::new();
+    let view = lake.view().await?;
     for ds in lake.all_datasets() {
-        if ds.recover(false).await?.snapshot_id == 0 {
+        // Interrupted single commits are finished; an unfinished stage is reported, not decided.
+        if ds.finish_commits().await?.snapshot_id == 0 {
             continue; // never written
         }
         let report = verify::verify(&ds, full).await?;
@@ -48,9 +57,10 @@ pub async fn validate(lake: &Lake, full: bool, as_of_date: Option<NaiveDate>, he
             let h = get_dataset_health(lake, ds.name(), as_of_date, health, breadth).await?;
             let detail = format!("{}{}; {}", h.status, h.severity.as_deref().map(|s| format!(" {s}")).unwrap_or_default(), h.problems().collect::<Vec<_>>().join("; "));
             checks.push(ValidationCheck { dataset: ds.name().into(), check: "health".into(), status: h.status, detail });
-            let first = ds.latest().await?.partitions.values().filter_map(|e| e.min_ts).min().map(|t| crate::calendar::NyseCalendar.trading_date(t));
+            checks.push(stage_outputs(lake, &view, &ds).await?);
+            let first = ds.latest_in(&view).await?.partitions.values().filter_map(|e| e.min_ts).min().map(|t| crate::calendar::NyseCalendar.trading_date(t));
             if let (true, Some(first), Some(rules)) = (full, first, ds.contract().quality.as_ref()) {
-                for c in key_symbol_checks(lake, ds.name(), &health.key_symbols, first, h.reference_session, rules).await? {
+                for c in key_symbol_checks(lake, &view, ds.name(), &health.key_symbols, first, h.reference_session, rules).await? {
                     checks.push(ValidationCheck { dataset: ds.name().into(), check: format!("{} (all sessions)", c.name), status: c.status, detail: c.detail });
                 }
             }
@@ -58,4 +68,42 @@ pub async fn validate(lake: &Lake, full: bool, as_of_date: Option<NaiveDate>, he
     }
     let status = checks.iter().map(|c| c.status).max().unwrap_or(Status::Green);
     Ok(ValidationReport { status, full, checks })
+}
+
+/// Whether `ds`'s partitions and its metrics in `dq_metrics` come from the same stages: every
+/// partition has metrics, and every session whose metrics count delivered bars has its partition.
+async fn stage_outputs(lake: &Lake, view: &LakeView, ds: &Dataset) -> Result<ValidationCheck> {
+    let bars = ds.latest_in(view).await?;
+    let dq = lake.dataset(super::DATASET)?;
+    let mut with_metrics = BTreeSet::new();
+    let mut with_bars = BTreeSet::new();
+    for b in dq.read(&dq.latest_in(view).await?, &ReadFilter::default()).await? {
+        for m in super::metrics_of(&b, ds.name())? {
+            let key = PartitionKey::for_date(ds.contract().partitioning, m.date).to_string();
+            if m.present_bars > 0 {
+                with_bars.insert(key.clone());
+            }
+            with_metrics.insert(key);
+        }
+    }
+    let without_metrics: Vec<&String> = bars.partitions.keys().filter(|p| !with_metrics.contains(*p)).collect();
+    let without_bars: Vec<&String> = with_bars.iter().filter(|p| !bars.partitions.contains_key(*p)).collect();
+    let list = |v: &[&String]| {
+        let shown: Vec<&str> = v.iter().take(5).map(|s| s.as_str()).collect();
+        format!("{}{}", shown.join(", "), if v.len() > 5 { format!(" and {} more", v.len() - 5) } else { String::new() })
+    };
+    let (status, detail) = match (without_metrics.is_empty(), without_bars.is_empty()) {
+        (true, true) => (Status::Green, format!("{} partitions, each with its metrics (snapshot {}, dq_metrics snapshot {})", bars.partitions.len(), bars.snapshot_id, dq.latest_in(view).await?.snapshot_id)),
+        _ => {
+            let mut parts = Vec::new();
+            if !without_metrics.is_empty() {
+                parts.push(format!("{} partition(s) without metrics: {}", without_metrics.len(), list(&without_metrics)));
+            }
+            if !without_bars.is_empty() {
+                parts.push(format!("metrics of {} partition(s) that have no bars: {}", without_bars.len(), list(&without_bars)));
+            }
+            (Status::Red, format!("{} (re-curate those sessions)", parts.join("; ")))
+        }
+    };
+    Ok(ValidationCheck { dataset: ds.name().into(), check: "stage outputs".into(), status, detail })
 }

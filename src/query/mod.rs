@@ -1,5 +1,7 @@
 //! SQL over the lake with DuckDB: every dataset is a view over the version files of one snapshot, so a
-//! query sees exactly that snapshot even while another process commits. `_partitions` is the
+//! query sees exactly that snapshot even while another process commits. The snapshots are read through
+//! one [`LakeView`](crate::table::lake_log::LakeView), so a stage (curated bars, rejects and metrics of
+//! one run) shows in all of its datasets or in none. `_partitions` is the
 //! partition table of every dataset. On an S3 lake the files are fetched through `object_store` into
 //! a local cache first, so DuckDB needs no extension download.
 
@@ -72,6 +74,7 @@ impl QueryEngine {
         let conn = duckdb::Connection::open_in_memory()?;
         let mut snapshots = BTreeMap::new();
         let mut tables = Vec::new();
+        let view = lake.view().await?;
         // With SQL given, only the datasets it names are read (at their snapshot), unless it reads
         // `_partitions`, which covers every dataset.
         let wants_all = sql.is_none_or(|sql| sql.contains("_partitions"));
@@ -82,10 +85,10 @@ impl QueryEngine {
             }
             let spec = as_of.spec_for(ds.name());
             let explicit = as_of.per_dataset.contains_key(ds.name());
-            let state = match ds.snapshot(&spec).await {
+            let state = match ds.snapshot_in(&spec, &view).await {
                 Ok(s) => s,
                 // A lake-wide spec (a tag, a time) need not exist in a dataset that was never written.
-                Err(Error::SnapshotNotFound { .. }) if !explicit && ds.latest().await?.snapshot_id == 0 => TableState::empty(ds.name()),
+                Err(Error::SnapshotNotFound { .. }) if !explicit && ds.latest_in(&view).await?.snapshot_id == 0 => TableState::empty(ds.name()),
                 Err(e) => return Err(e),
             };
             let files = local_files(&ds, &state, workdir.path()).await?;

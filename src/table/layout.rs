@@ -8,6 +8,8 @@
 //! <root>/_manifest/<dataset>/checkpoints/<snapshot:020>.parquet   partition table at a snapshot
 //! <root>/_manifest/<dataset>/partitions.parquet           partition table at the latest snapshot
 //! <root>/_manifest/<dataset>/tags/<name>.json             named snapshots
+//! <root>/_manifest/_lake/log/<seq:020>.json               lake log: one decision per stage (multi-dataset commit)
+//! <root>/_manifest/_lake/tags/<name>.json                 lake-wide tags: one snapshot of every dataset
 //! ```
 //! Everything that is not bar data starts with `_`, which Spark, pyarrow and polars skip, and sits outside
 //! the layer folders, so a glob over one dataset's folder only ever sees that dataset's live files.
@@ -230,11 +232,11 @@ impl DatasetPaths {
     }
 
     pub fn log_root(&self) -> Path {
-        Path::from_iter(["_manifest", &self.dataset, "log"])
+        log_root_of(&self.dataset)
     }
 
     pub fn log_entry(&self, snapshot: u64) -> Path {
-        Path::from_iter(["_manifest", &self.dataset, "log", &format!("{snapshot:020}.json")])
+        log_entry_of(&self.dataset, snapshot)
     }
 
     pub fn checkpoints_root(&self) -> Path {
@@ -256,6 +258,24 @@ impl DatasetPaths {
     pub fn tag(&self, name: &str) -> Path {
         Path::from_iter(["_manifest", &self.dataset, "tags", &format!("{name}.json")])
     }
+}
+
+/// A dataset's log folder, by name alone (the lake log finds a stage's entries with it).
+pub fn log_root_of(dataset: &str) -> Path {
+    Path::from_iter(["_manifest", dataset, "log"])
+}
+
+pub fn log_entry_of(dataset: &str, snapshot: u64) -> Path {
+    Path::from_iter(["_manifest", dataset, "log", &format!("{snapshot:020}.json")])
+}
+
+/// Lake-wide tags: `_manifest/_lake/tags/<name>.json` (`_lake` is no dataset name: those start with a-z).
+pub fn lake_tags_root() -> Path {
+    Path::from_iter(["_manifest", "_lake", "tags"])
+}
+
+pub fn lake_tag(name: &str) -> Path {
+    Path::from_iter(["_manifest", "_lake", "tags", &format!("{name}.json")])
 }
 
 /// The snapshot number in a log or checkpoint object name (`00000000000000000042.json` -> 42).

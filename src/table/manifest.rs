@@ -23,6 +23,7 @@ use crate::contract::SchemaRecord;
 use crate::quality::PartitionQuality;
 use crate::error::{Error, Result};
 use crate::storage::LakeStore;
+use crate::table::lake_log::{LakeView, StageMark, Visibility};
 use crate::table::layout::{snapshot_of, DatasetPaths};
 
 /// Version of the manifest format this build writes and the newest it reads.
@@ -95,6 +96,10 @@ pub struct Commit {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<SchemaRecord>,
     pub actions: Vec<Action>,
+    /// Present when the commit is one dataset's part of a stage: it counts only once the lake log
+    /// decides the stage committed (see [`crate::table::lake_log`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<StageMark>,
 }
 
 impl Commit {
@@ -112,6 +117,18 @@ pub struct TableState {
     pub committed_at: Option<DateTime<Utc>>,
     pub schema: Option<SchemaRecord>,
     pub partitions: BTreeMap<String, PartitionEntry>,
+    /// The newest lake log decision this state depends on (0: none): a reader whose view is pinned
+    /// below it must not start from this state.
+    pub lake_seq: u64,
+}
+
+/// How a replay of the log ended.
+#[derive(Debug, Default)]
+pub struct Replay {
+    /// Commits applied (or skipped as aborted), in order.
+    pub applied: Vec<Commit>,
+    /// The entry the replay stopped at: its stage is not decided for the reader's view.
+    pub blocked: Option<Commit>,
 }
 
 impl TableState {
@@ -135,6 +152,24 @@ impl TableState {
         }
         self.snapshot_id = commit.snapshot_id;
         self.committed_at = Some(commit.committed_at);
+    }
+
+    /// Applies `commit` as a view sees it: a committed stage's entry like any other, an aborted
+    /// stage's entry as a snapshot that changes nothing. `false` (and no change) when it is pending.
+    pub fn apply_seen(&mut self, commit: &Commit, seen: Visibility) -> bool {
+        match seen {
+            Visibility::Visible { seq } => {
+                self.apply(commit);
+                self.lake_seq = self.lake_seq.max(seq);
+            }
+            Visibility::Skipped { seq } => {
+                self.snapshot_id = commit.snapshot_id;
+                self.committed_at = Some(commit.committed_at);
+                self.lake_seq = self.lake_seq.max(seq);
+            }
+            Visibility::Pending => return false,
+        }
+        true
     }
 
     pub fn rows(&self) -> u64 {
@@ -170,24 +205,42 @@ impl Log {
         Ok(Some(commit))
     }
 
-    /// Replays commits after `state` until there are no more: the latest snapshot.
-    pub async fn catch_up(&self, state: &mut TableState) -> Result<Vec<Commit>> {
-        let mut newer = Vec::new();
-        while let Some(commit) = self.read_commit(state.snapshot_id + 1).await? {
-            state.apply(&commit);
-            newer.push(commit);
+    /// How `view` sees commit `commit` (entries outside a stage are always visible).
+    pub async fn seen(commit: &Commit, view: &LakeView) -> Result<Visibility> {
+        match &commit.stage {
+            None => Ok(Visibility::Visible { seq: 0 }),
+            Some(mark) => view.visibility(mark).await,
         }
-        Ok(newer)
     }
 
-    /// The latest snapshot, starting from the current partition table when it is readable.
-    pub async fn latest(&self) -> Result<TableState> {
-        Ok(self.latest_with_pending().await?.0)
+    /// Replays commits after `state` until there are no more, or one `view` does not see yet (up to
+    /// snapshot `upto` at most).
+    pub async fn replay(&self, state: &mut TableState, view: &LakeView, upto: u64) -> Result<Replay> {
+        let mut replay = Replay::default();
+        while state.snapshot_id < upto {
+            let Some(commit) = self.read_commit(state.snapshot_id + 1).await? else { break };
+            if !state.apply_seen(&commit, Self::seen(&commit, view).await?) {
+                replay.blocked = Some(commit);
+                break;
+            }
+            replay.applied.push(commit);
+        }
+        Ok(replay)
     }
 
-    /// The latest snapshot, and the commits newer than the partition table: the ones whose live files
-    /// may not all be in place yet.
-    pub async fn latest_with_pending(&self) -> Result<(TableState, Vec<Commit>)> {
+    /// Replays commits after `state` until there are no more that `view` sees: the latest snapshot.
+    pub async fn catch_up(&self, state: &mut TableState, view: &LakeView) -> Result<Replay> {
+        self.replay(state, view, u64::MAX).await
+    }
+
+    /// The latest snapshot `view` sees, starting from the current partition table when it is readable.
+    pub async fn latest(&self, view: &LakeView) -> Result<TableState> {
+        Ok(self.latest_with_pending(view).await?.0)
+    }
+
+    /// The latest snapshot `view` sees, the commits newer than the partition table (the ones whose
+    /// live files may not all be in place yet), and the entry it stopped at, if a stage's is pending.
+    pub async fn latest_with_pending(&self, view: &LakeView) -> Result<(TableState, Vec<Commit>, Option<Commit>)> {
         let table = match self.read_table(&self.paths.partition_table()).await {
             Ok(table) => table,
             Err(e @ Error::NewerFormat { .. }) => return Err(e),
@@ -200,12 +253,15 @@ impl Log {
         // The table is rewritten without compare-and-swap, so a slow writer can leave it behind a newer
         // checkpoint (and vacuum may since have removed the log in between): start from the newer one.
         let table_snapshot = table.as_ref().map_or(0, |t| t.snapshot_id);
+        // A table ahead of the view's cut may include a stage the view must not see yet: start from
+        // an older checkpoint then (its commits are already applied, so none is pending).
+        let table = table.filter(|t| view.admits(t.lake_seq));
         let newer = self.store.list_after(&self.paths.checkpoints_root(), &self.paths.checkpoint(table_snapshot)).await?;
         let newest_checkpoint = newer.iter().filter_map(|m| snapshot_of(&m.location)).max().unwrap_or(0);
         let (mut state, mut pending) = match table {
             Some(t) if t.snapshot_id >= newest_checkpoint => (t, Vec::new()),
             _ => {
-                let state = self.newest_checkpoint_at_or_before(u64::MAX).await?;
+                let state = self.newest_checkpoint_at_or_before(u64::MAX, view).await?;
                 let mut skipped = Vec::new();
                 for n in table_snapshot + 1..=state.snapshot_id {
                     skipped.extend(self.read_commit(n).await?);
@@ -213,26 +269,39 @@ impl Log {
                 (state, skipped)
             }
         };
-        pending.extend(self.catch_up(&mut state).await?);
-        Ok((state, pending))
+        let replay = self.catch_up(&mut state, view).await?;
+        pending.extend(replay.applied);
+        Ok((state, pending, replay.blocked))
     }
 
-    /// The state at snapshot `n` exactly.
-    pub async fn state_at(&self, n: u64) -> Result<TableState> {
-        let mut state = self.newest_checkpoint_at_or_before(n).await?;
-        while state.snapshot_id < n {
-            let next = state.snapshot_id + 1;
-            match self.read_commit(next).await? {
-                Some(c) => state.apply(&c),
-                None => {
-                    return Err(Error::SnapshotNotFound {
-                        dataset: self.dataset.clone(),
-                        spec: n.to_string(),
-                        reason: format!("commit {next} is not in the log (not written yet, or removed by vacuum)"),
-                    })
-                }
-            }
+    /// The state at snapshot `n` exactly, as `view` sees it: an error if a stage in the way is not
+    /// committed for the view.
+    pub async fn state_at(&self, n: u64, view: &LakeView) -> Result<TableState> {
+        let mut state = self.newest_checkpoint_at_or_before(n, view).await?;
+        let replay = self.replay(&mut state, view, n).await?;
+        if let Some(blocked) = replay.blocked {
+            let stage = blocked.stage.as_ref().map_or(String::new(), |s| s.id.clone());
+            return Err(Error::SnapshotNotFound {
+                dataset: self.dataset.clone(),
+                spec: n.to_string(),
+                reason: format!("commit {} belongs to stage {stage}, which is not committed (in progress, or run `quantlake recover`)", blocked.snapshot_id),
+            });
         }
+        if state.snapshot_id < n {
+            return Err(Error::SnapshotNotFound {
+                dataset: self.dataset.clone(),
+                spec: n.to_string(),
+                reason: format!("commit {} is not in the log (not written yet, or removed by vacuum)", state.snapshot_id + 1),
+            });
+        }
+        Ok(state)
+    }
+
+    /// The newest snapshot at or below `n` that `view` sees whole: `n`, or the one before the first
+    /// entry of a stage the view does not see yet.
+    pub async fn visible_state_at(&self, n: u64, view: &LakeView) -> Result<TableState> {
+        let mut state = self.newest_checkpoint_at_or_before(n, view).await?;
+        self.replay(&mut state, view, n).await?;
         Ok(state)
     }
 
@@ -250,10 +319,10 @@ impl Log {
         Ok(ids)
     }
 
-    async fn newest_checkpoint_at_or_before(&self, n: u64) -> Result<TableState> {
+    async fn newest_checkpoint_at_or_before(&self, n: u64, view: &LakeView) -> Result<TableState> {
         for id in self.list_checkpoints().await?.into_iter().rev().filter(|id| *id <= n) {
             match self.read_table(&self.paths.checkpoint(id)).await {
-                Ok(Some(state)) if state.snapshot_id == id => return Ok(state),
+                Ok(Some(state)) if state.snapshot_id == id && view.admits(state.lake_seq) => return Ok(state),
                 Ok(_) => {}
                 Err(e @ Error::NewerFormat { .. }) => return Err(e),
                 Err(e) => tracing::warn!(dataset = %self.dataset, checkpoint = id, error = %e, "skipping unreadable checkpoint"),
@@ -267,12 +336,6 @@ impl Log {
         decode_table(&self.dataset, bytes).map(Some)
     }
 
-    /// Writes the partition table of `state` to `path` (the current table or a checkpoint).
-    pub async fn write_table(&self, path: &Path, state: &TableState) -> Result<()> {
-        let bytes = encode_table(state, &self.paths)?;
-        self.store.put(path, bytes).await?;
-        Ok(())
-    }
 }
 
 pub fn parse_commit(dataset: &str, n: u64, bytes: &[u8]) -> Result<Commit> {
@@ -333,6 +396,8 @@ struct TableMeta {
     snapshot_id: u64,
     committed_at: Option<DateTime<Utc>>,
     schema: Option<SchemaRecord>,
+    #[serde(default)]
+    lake_seq: u64,
 }
 
 /// The partition table as a Parquet file: one row per partition, readable by DuckDB and joinable with
@@ -374,6 +439,7 @@ pub fn encode_table(state: &TableState, paths: &DatasetPaths) -> Result<Bytes> {
         snapshot_id: state.snapshot_id,
         committed_at: state.committed_at,
         schema: state.schema.clone(),
+        lake_seq: state.lake_seq,
     };
     let props = WriterProperties::builder()
         .set_key_value_metadata(Some(vec![
@@ -410,6 +476,7 @@ pub fn decode_table(dataset: &str, bytes: Bytes) -> Result<TableState> {
         committed_at: meta.committed_at,
         schema: meta.schema,
         partitions: BTreeMap::new(),
+        lake_seq: meta.lake_seq,
     };
     for batch in builder.build()? {
         let b = batch?;
@@ -491,6 +558,7 @@ mod tests {
             txn_id: "t".into(),
             schema: Some(SchemaRecord { version: 1, columns: vec![] }),
             actions: vec![Action::Add(entry("date=2024-01-02", 1)), Action::Add(entry("date=2024-01-03", 1))],
+            stage: None,
         };
         state.apply(&commit);
         let bytes = encode_table(&state, &DatasetPaths::new(Layer::Raw, "d")).unwrap();

@@ -17,6 +17,7 @@
 //! ```
 
 pub mod data_file;
+pub mod lake_log;
 pub mod layout;
 pub mod manifest;
 pub mod operations;
@@ -34,11 +35,13 @@ use serde::{Deserialize, Serialize};
 use crate::contract::{Contracts, DatasetContract};
 use crate::error::{Error, Result};
 use crate::storage::{LakeStore, StorageOptions};
+use lake_log::{LakeLog, LakeView};
 use layout::{DatasetPaths, PartitionKey, LAKE_MARKER, LIVE_FILE};
 use manifest::{Log, TableState};
 
 pub use manifest::{Action, Commit, PartitionEntry};
-pub use operations::tag::Tag;
+pub use operations::stage::{Stage, StageResult};
+pub use operations::tag::{LakeTag, Tag};
 pub use transaction::RecoveryReport;
 
 /// Version of the lake layout this build writes (the `_lake.json` marker).
@@ -52,11 +55,38 @@ pub struct EngineSettings {
     pub checkpoint_interval: u64,
     /// How often a write whose partitions were changed by a concurrent commit is rebuilt and retried.
     pub commit_retries: u32,
+    /// How long a stage (a commit to several datasets) may stay undecided before another process may
+    /// decide it (a stage whose process died on this host is decided at once). Reserving and deciding
+    /// take milliseconds: the lease only matters when a writer on another host stops mid-stage.
+    #[serde(with = "humantime_serde_compat")]
+    pub stage_timeout: std::time::Duration,
 }
 
 impl Default for EngineSettings {
     fn default() -> Self {
-        Self { checkpoint_interval: 10, commit_retries: 8 }
+        Self { checkpoint_interval: 10, commit_retries: 8, stage_timeout: std::time::Duration::from_secs(60) }
+    }
+}
+
+/// `stage_timeout = "60s"` in the config (humantime), or a number of seconds.
+mod humantime_serde_compat {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<std::time::Duration, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Value {
+            Text(String),
+            Seconds(u64),
+        }
+        match Value::deserialize(d)? {
+            Value::Text(t) => humantime::parse_duration(&t).map_err(|e| serde::de::Error::custom(format!("stage_timeout '{t}': {e}"))),
+            Value::Seconds(n) => Ok(std::time::Duration::from_secs(n)),
+        }
     }
 }
 
@@ -81,6 +111,7 @@ pub struct Lake {
     store: LakeStore,
     contracts: Arc<Contracts>,
     settings: EngineSettings,
+    lake_log: LakeLog,
 }
 
 impl Lake {
@@ -112,7 +143,7 @@ impl Lake {
         if options.settings.checkpoint_interval == 0 {
             return Err(Error::Config("lake.checkpoint_interval must be at least 1".into()));
         }
-        Ok(Self { store, contracts: Arc::new(contracts), settings: options.settings })
+        Ok(Self { lake_log: LakeLog::new(store.clone()), store, contracts: Arc::new(contracts), settings: options.settings })
     }
 
     pub fn url(&self) -> &str {
@@ -127,6 +158,26 @@ impl Lake {
         &self.contracts
     }
 
+    pub fn settings(&self) -> &EngineSettings {
+        &self.settings
+    }
+
+    /// The lake log: one decision per stage (see [`lake_log`]).
+    pub fn lake_log(&self) -> &LakeLog {
+        &self.lake_log
+    }
+
+    /// A consistent cut of the whole lake, pinned now: read several datasets through it
+    /// ([`Dataset::latest_in`], [`Dataset::snapshot_in`]) and each stage shows in all of them or none.
+    pub async fn view(&self) -> Result<LakeView> {
+        self.lake_log.pinned_view().await
+    }
+
+    /// Starts a stage: writes to several datasets committed together ([`Stage`]).
+    pub fn stage(&self, operation: &str) -> Stage<'_> {
+        Stage::new(self, operation)
+    }
+
     /// A dataset's handle; the name must have a contract.
     pub fn dataset(&self, name: &str) -> Result<Dataset> {
         let contract = self.contracts.get(name)?;
@@ -137,6 +188,7 @@ impl Lake {
             contract,
             paths,
             settings: self.settings.clone(),
+            lake_log: self.lake_log.clone(),
         })
     }
 
@@ -226,6 +278,7 @@ pub struct Dataset {
     pub(crate) paths: DatasetPaths,
     pub(crate) log: Log,
     pub(crate) settings: EngineSettings,
+    pub(crate) lake_log: LakeLog,
 }
 
 impl Dataset {
@@ -264,30 +317,52 @@ impl Dataset {
     }
 
     /// The latest snapshot (what the manifest says; the live tree may lag while a commit is applied).
+    /// A stage still in progress is not part of it.
     pub async fn latest(&self) -> Result<TableState> {
-        self.log.latest().await
+        self.log.latest(&self.lake_log.lazy_view()).await
+    }
+
+    /// The latest snapshot as `view` sees it (see [`Lake::view`]).
+    pub async fn latest_in(&self, view: &LakeView) -> Result<TableState> {
+        self.log.latest(view).await
     }
 
     /// The snapshot a spec names.
     pub async fn snapshot(&self, spec: &SnapshotSpec) -> Result<TableState> {
+        self.snapshot_in(spec, &self.lake_log.lazy_view()).await
+    }
+
+    /// The snapshot a spec names, as `view` sees it. A tag is this dataset's own, or else a lake-wide
+    /// tag's snapshot of it; a time is resolved on the lake log too, so stages decided after it are
+    /// not part of any dataset's state at that time.
+    pub async fn snapshot_in(&self, spec: &SnapshotSpec, view: &LakeView) -> Result<TableState> {
         let not_found = |reason: String| Error::SnapshotNotFound { dataset: self.name().to_string(), spec: spec.to_string(), reason };
         match spec {
-            SnapshotSpec::Latest => self.latest().await,
+            SnapshotSpec::Latest => self.latest_in(view).await,
             SnapshotSpec::Id(0) => Ok(TableState::empty(self.name())),
             SnapshotSpec::Id(n) => {
-                let latest = self.latest().await?;
+                let latest = self.latest_in(view).await?;
                 if *n > latest.snapshot_id {
                     return Err(not_found(format!("the latest snapshot is {}", latest.snapshot_id)));
                 }
-                self.log.state_at(*n).await
+                self.log.state_at(*n, view).await
             }
             SnapshotSpec::Tag(name) => {
-                let tag = operations::tag::get(self, name).await?.ok_or_else(|| not_found(format!("no tag named '{name}'")))?;
-                self.log.state_at(tag.snapshot_id).await
+                if let Some(tag) = operations::tag::get(self, name).await? {
+                    return self.log.state_at(tag.snapshot_id, view).await;
+                }
+                let tag = operations::tag::get_lake(&self.store, name).await?.ok_or_else(|| not_found(format!("no tag named '{name}' on this dataset or the lake")))?;
+                match tag.datasets.get(self.name()) {
+                    Some(0) => Ok(TableState::empty(self.name())),
+                    // The tag's own cut: the snapshots it names were whole at its lake snapshot.
+                    Some(id) => self.log.state_at(*id, &self.lake_log.view_at(tag.lake_seq)).await,
+                    None => Err(not_found(format!("lake tag '{name}' was made before this dataset existed"))),
+                }
             }
             SnapshotSpec::AsOf(t) => {
                 let id = self.snapshot_at_time(*t).await?.ok_or_else(|| not_found("no snapshot was committed at or before that time".into()))?;
-                self.log.state_at(id).await
+                let cut = self.lake_log.view_at(self.lake_log.head_at(*t).await?);
+                self.log.visible_state_at(id, &cut).await
             }
         }
     }
@@ -363,9 +438,16 @@ impl Dataset {
         .map_err(|e| Error::Io(std::io::Error::other(e)))?
     }
 
-    /// Finishes any interrupted commit (see [`transaction`]); `full` checks every partition.
+    /// Finishes any interrupted commit (see [`transaction`]), deciding a stage whose writer stopped
+    /// (see [`lake_log`]); `full` checks every partition.
     pub async fn recover(&self, full: bool) -> Result<RecoveryReport> {
         Ok(transaction::recover(self, full).await?.0)
+    }
+
+    /// Finishes interrupted single-dataset commits only, leaving a stage in progress (or stalled) for
+    /// [`Dataset::recover`]: what checks do before they look, so that they report such a stage.
+    pub async fn finish_commits(&self) -> Result<RecoveryReport> {
+        Ok(transaction::recover_with(self, false, false).await?.0)
     }
 
     /// Partition folder names present in the live tree.

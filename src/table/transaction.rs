@@ -1,4 +1,5 @@
-//! The commit protocol. Every operation that changes a dataset (write, restore) commits through here.
+//! The commit protocol. Every operation that changes a dataset (write, restore, a stage's writes)
+//! commits through here, and so do the other manifest writes (tags, checkpoints, vacuum's deletions).
 //!
 //! 1. **Stage**: each new partition file is written once, durably, to its immutable version path
 //!    `_versions/<dataset>/<partition>/<file_id>.parquet`. Nothing in the live tree changes.
@@ -14,6 +15,10 @@
 //! committed snapshot whose live files are not all in place; [`recover`] (run on every writer's open)
 //! replays the apply step for commits newer than the partition table. Manifest readers read version
 //! files, so they see whole snapshots at every instant; glob readers see each partition switch atomically.
+//!
+//! A stage's entry (see [`crate::table::lake_log`]) is created in step 2 like any other, but steps 3
+//! and 4 wait for the stage's decision. A writer that finds such an entry undecided in its way waits
+//! for the decision (or makes it, if the stage's writer is gone) before it commits past it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,6 +30,7 @@ use futures::{StreamExt, TryStreamExt};
 use crate::contract::SchemaRecord;
 use crate::error::{Error, Result};
 use crate::table::data_file::EncodedFile;
+use crate::table::lake_log::{Outcome, StageMark, Visibility};
 use crate::table::manifest::{Action, Commit, PartitionEntry, TableState, FORMAT_VERSION};
 use crate::table::Dataset;
 
@@ -84,6 +90,15 @@ pub(crate) struct Transaction<'a> {
     pub parameters: BTreeMap<String, serde_json::Value>,
     pub schema: Option<SchemaRecord>,
     pub actions: Vec<Action>,
+    /// Set when this commit is one dataset's part of a stage.
+    pub stage: Option<StageMark>,
+}
+
+/// A log entry this transaction created (step 2), not yet applied.
+pub(crate) struct Reserved {
+    pub commit: Commit,
+    /// Commits by others between the read snapshot and ours, as the log decided them.
+    skipped: Vec<(Commit, Visibility)>,
 }
 
 /// What a successful commit did.
@@ -112,7 +127,19 @@ impl From<Error> for CommitError {
 }
 
 impl Transaction<'_> {
+    /// Steps 2 to 4: a commit of one dataset on its own.
     pub(crate) async fn commit(self) -> std::result::Result<Committed, CommitError> {
+        let reserved = self.reserve().await?;
+        failpoint("commit.after_log");
+        match self.apply(&reserved, Visibility::Visible { seq: 0 }).await {
+            Ok(manifest_bytes) => Ok(Committed { commit: reserved.commit, manifest_bytes }),
+            Err(e) => Err(CommitError::Committed(e)),
+        }
+    }
+
+    /// Step 2: creates the next log entry (rebasing over commits to other partitions). For a stage's
+    /// entry this reserves the snapshot number; it counts once the stage is decided.
+    pub(crate) async fn reserve(&self) -> std::result::Result<Reserved, CommitError> {
         let ds = self.dataset;
         let ours: BTreeSet<&str> = self.actions.iter().map(Action::partition).chain(self.covers.iter().map(String::as_str)).collect();
         let txn_id = uuid::Uuid::now_v7().to_string();
@@ -143,6 +170,7 @@ impl Transaction<'_> {
                 txn_id: txn_id.clone(),
                 schema: self.schema.clone(),
                 actions,
+                stage: self.stage.clone(),
             };
             let json = serde_json::to_vec_pretty(&commit).map_err(Error::from)?;
             failpoint("commit.before_log");
@@ -154,26 +182,31 @@ impl Transaction<'_> {
             if other.txn_id == txn_id {
                 break commit;
             }
-            let overlap: Vec<String> = other.partitions().filter(|p| ours.contains(p)).map(str::to_string).collect();
-            let schema_race = other.schema.is_some() && self.schema.is_some();
-            if !overlap.is_empty() || schema_race {
-                return Err(CommitError::Conflict { snapshot: n, partitions: overlap });
+            // Nobody commits past a stage's undecided entry: wait for (or make) its decision.
+            let seen = match &other.stage {
+                None => Visibility::Visible { seq: 0 },
+                Some(mark) => decided(ds, mark).await?,
+            };
+            if let Visibility::Visible { .. } = seen {
+                let overlap: Vec<String> = other.partitions().filter(|p| ours.contains(p)).map(str::to_string).collect();
+                let schema_race = other.schema.is_some() && self.schema.is_some();
+                if !overlap.is_empty() || schema_race {
+                    return Err(CommitError::Conflict { snapshot: n, partitions: overlap });
+                }
             }
             tracing::debug!(dataset = ds.name(), snapshot = n, "lost the race for a snapshot number; rebasing");
             base = n;
             base_time = Some(other.committed_at);
-            skipped.push(other);
+            skipped.push((other, seen));
         };
-        failpoint("commit.after_log");
-        match self.apply(&commit, skipped).await {
-            Ok(manifest_bytes) => Ok(Committed { commit, manifest_bytes }),
-            Err(e) => Err(CommitError::Committed(e)),
-        }
+        Ok(Reserved { commit, skipped })
     }
 
-    /// Steps 3 and 4, after the commit point.
-    async fn apply(&self, commit: &Commit, skipped: Vec<Commit>) -> Result<u64> {
+    /// Steps 3 and 4, after the commit point: `own` is how the log decided our entry (a stage's, by
+    /// its lake log decision).
+    pub(crate) async fn apply(&self, reserved: &Reserved, own: Visibility) -> Result<u64> {
         let ds = self.dataset;
+        let (commit, skipped) = (&reserved.commit, &reserved.skipped);
         futures::stream::iter(commit.actions.iter().map(|a| apply_action(ds, a)))
             .buffer_unordered(IO_CONCURRENCY)
             .try_for_each(|()| async {
@@ -184,14 +217,41 @@ impl Transaction<'_> {
         failpoint("commit.after_apply");
 
         // Commits we rebased over may belong to a writer that crashed before applying them.
-        let touched: BTreeSet<String> = skipped.iter().flat_map(|c| c.partitions().map(str::to_string)).collect();
         let mut state = self.read.clone();
-        for c in &skipped {
-            state.apply(c);
+        let mut touched: BTreeSet<String> = BTreeSet::new();
+        for (c, seen) in skipped {
+            if state.apply_seen(c, *seen) && matches!(seen, Visibility::Visible { .. }) {
+                touched.extend(c.partitions().map(str::to_string));
+            }
         }
-        state.apply(commit);
+        state.apply_seen(commit, own);
         reconcile(ds, &state, touched.iter().map(String::as_str)).await?;
         Ok(settle(ds, state).await?.0)
+    }
+}
+
+/// How the log decided a stage's entry, waiting for the decision (or deciding a stalled stage).
+async fn decided(ds: &Dataset, mark: &StageMark) -> Result<Visibility> {
+    let d = ds.lake_log.await_decision(mark).await?;
+    Ok(match d.outcome {
+        Outcome::Committed => Visibility::Visible { seq: d.seq },
+        Outcome::Aborted => Visibility::Skipped { seq: d.seq },
+    })
+}
+
+/// Replays the log after `state` to its end, waiting for (or deciding) stages in progress on the way:
+/// what a writer builds on. Returns the commits applied.
+pub(crate) async fn catch_up_deciding(ds: &Dataset, state: &mut TableState) -> Result<Vec<Commit>> {
+    let mut applied = Vec::new();
+    loop {
+        let replay = ds.log.catch_up(state, &ds.lake_log.lazy_view()).await?;
+        applied.extend(replay.applied);
+        match replay.blocked.as_ref().and_then(|c| c.stage.as_ref()) {
+            None => return Ok(applied),
+            Some(mark) => {
+                decided(ds, mark).await?;
+            }
+        }
     }
 }
 
@@ -232,7 +292,7 @@ pub(crate) async fn settle(ds: &Dataset, mut state: TableState) -> Result<(u64, 
         written += write_table(ds, &ds.paths.checkpoint(state.snapshot_id), &state).await?;
     }
     loop {
-        let newer = ds.log.catch_up(&mut state).await?;
+        let newer = catch_up_deciding(ds, &mut state).await?;
         if newer.is_empty() {
             break;
         }
@@ -255,7 +315,19 @@ async fn write_table(ds: &Dataset, path: &object_store::path::Path, state: &Tabl
 /// checks every partition and removes live files no snapshot has). Returns what it did and the latest
 /// state, which writers build on.
 pub(crate) async fn recover(ds: &Dataset, full: bool) -> Result<(RecoveryReport, TableState)> {
-    let (state, pending) = ds.log.latest_with_pending().await?;
+    recover_with(ds, full, true).await
+}
+
+/// [`recover`], optionally leaving an undecided stage alone (for checks that report it instead).
+pub(crate) async fn recover_with(ds: &Dataset, full: bool, decide_stages: bool) -> Result<(RecoveryReport, TableState)> {
+    let (mut state, mut pending, blocked) = ds.log.latest_with_pending(&ds.lake_log.lazy_view()).await?;
+    let mut stages_decided = Vec::new();
+    if let Some(mark) = blocked.and_then(|c| c.stage).filter(|_| decide_stages) {
+        // A stage in progress, or one whose writer died: wait for it, or decide it.
+        let d = ds.lake_log.await_decision(&mark).await?;
+        stages_decided.push(StageDecided { stage_id: mark.id.clone(), outcome: d.outcome, decided_by: d.decided_by.clone(), lake_seq: d.seq });
+        pending.extend(catch_up_deciding(ds, &mut state).await?);
+    }
     let mut touched: BTreeSet<String> = pending.iter().flat_map(|c| c.partitions().map(str::to_string)).collect();
     if full {
         touched.extend(state.partitions.keys().cloned());
@@ -269,6 +341,7 @@ pub(crate) async fn recover(ds: &Dataset, full: bool) -> Result<(RecoveryReport,
         commits_replayed: pending.len(),
         files_fixed,
         stray_removed,
+        stages: stages_decided,
     };
     if pending.is_empty() && !full {
         return Ok((report, state));
@@ -285,6 +358,18 @@ pub struct RecoveryReport {
     pub commits_replayed: usize,
     pub files_fixed: usize,
     pub stray_removed: usize,
+    /// Stages this recovery found undecided, and how they ended.
+    pub stages: Vec<StageDecided>,
+}
+
+/// A stage a recovery found undecided.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StageDecided {
+    pub stage_id: String,
+    pub outcome: Outcome,
+    /// `recovery` when this process decided it; `writer` when its writer did while we waited.
+    pub decided_by: String,
+    pub lake_seq: u64,
 }
 
 impl CommitError {
@@ -295,5 +380,46 @@ impl CommitError {
             }
             CommitError::Failed(e) | CommitError::Committed(e) => e,
         }
+    }
+}
+
+/// Keeps a copy of `state`'s partition table under `checkpoints/` (a tag's snapshot stays readable
+/// after vacuum removes its log entries). Returns the bytes written.
+pub(crate) async fn write_checkpoint(ds: &Dataset, state: &TableState) -> Result<u64> {
+    write_table(ds, &ds.paths.checkpoint(state.snapshot_id), state).await
+}
+
+/// Creates a tag object (a dataset's or the lake's), or moves it with `force`; `false` when it
+/// exists and `force` is not set.
+pub(crate) async fn put_tag(store: &crate::storage::LakeStore, path: &object_store::path::Path, tag: &impl serde::Serialize, force: bool) -> Result<bool> {
+    let bytes = bytes::Bytes::from(serde_json::to_vec_pretty(tag)?);
+    if force {
+        store.put(path, bytes).await?;
+        return Ok(true);
+    }
+    Ok(store.put_if_absent(path, bytes).await?.is_some())
+}
+
+pub(crate) async fn delete_tag(store: &crate::storage::LakeStore, path: &object_store::path::Path) -> Result<()> {
+    store.delete(path).await
+}
+
+/// What vacuum removes from a dataset's manifest and history; each a separate object, so a crash
+/// midway leaves a lake that still reads (what is left is removed by the next vacuum).
+pub(crate) enum Removal<'p> {
+    /// A version file no retained snapshot references.
+    Version(&'p object_store::path::Path),
+    /// A log entry older than the retained snapshots (a checkpoint of the oldest retained one exists).
+    LogEntry(u64),
+    Checkpoint(u64),
+    /// A temporary link a crash left in the live tree.
+    LiveTemp(&'p object_store::path::Path),
+}
+
+pub(crate) async fn remove(ds: &Dataset, what: Removal<'_>) -> Result<()> {
+    match what {
+        Removal::Version(p) | Removal::LiveTemp(p) => ds.store.delete(p).await,
+        Removal::LogEntry(n) => ds.store.delete(&ds.paths.log_entry(n)).await,
+        Removal::Checkpoint(n) => ds.store.delete(&ds.paths.checkpoint(n)).await,
     }
 }

@@ -14,6 +14,7 @@ mod file_import;
 mod integrity;
 mod interop;
 mod resume;
+mod stages;
 mod tws;
 mod tws_client;
 mod universe;

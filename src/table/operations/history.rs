@@ -1,4 +1,5 @@
-//! Reading the log: the list of snapshots, and what changed between two of them.
+//! Reading the log: the list of a dataset's snapshots, the lake log's stages, and what changed
+//! between two snapshots.
 
 use std::collections::BTreeMap;
 
@@ -6,8 +7,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::error::Result;
+use crate::table::lake_log::{LakeCommit, Visibility};
 use crate::table::operations::tag;
-use crate::table::{Dataset, SnapshotSpec};
+use crate::table::{Dataset, Lake, SnapshotSpec};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SnapshotInfo {
@@ -18,16 +20,32 @@ pub struct SnapshotInfo {
     pub partitions_changed: usize,
     pub rows_added: u64,
     pub tags: Vec<String>,
+    /// The stage the snapshot belongs to, and how it ended (`committed`, `aborted`, `pending`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage_status: Option<&'static str>,
 }
 
 /// The newest `limit` snapshots, newest first.
 pub async fn list(ds: &Dataset, limit: usize) -> Result<Vec<SnapshotInfo>> {
     let ids = ds.log.list_snapshots().await?;
     let tags = tag::list(ds).await?;
+    let view = ds.lake_log.pinned_view().await?;
     let mut out = Vec::new();
     for id in ids.into_iter().rev().take(limit) {
         let Some(c) = ds.log.read_commit(id).await? else { continue };
+        let stage_status = match &c.stage {
+            None => None,
+            Some(mark) => Some(match view.visibility(mark).await? {
+                Visibility::Visible { .. } => "committed",
+                Visibility::Skipped { .. } => "aborted",
+                Visibility::Pending => "pending",
+            }),
+        };
         out.push(SnapshotInfo {
+            stage: c.stage.as_ref().map(|m| m.id.clone()),
+            stage_status,
             snapshot_id: id,
             committed_at: c.committed_at,
             partitions_changed: c.actions.len(),
@@ -83,4 +101,9 @@ pub async fn diff(ds: &Dataset, from: &SnapshotSpec, to: &SnapshotSpec) -> Resul
         });
     }
     Ok(DiffReport { dataset: ds.name().into(), from_snapshot: a.snapshot_id, to_snapshot: b.snapshot_id, changes })
+}
+
+/// The newest `limit` entries of the lake log (one per stage), newest first.
+pub async fn list_lake(lake: &Lake, limit: usize) -> Result<Vec<LakeCommit>> {
+    Ok(lake.lake_log().list(limit).await?.into_iter().map(|e| (*e).clone()).collect())
 }

@@ -1,8 +1,10 @@
-//! Table operations, one module each. Operations that change a dataset commit through
-//! [`crate::table::transaction`]; the others only read the manifest and the files.
+//! Table operations, one module each, all writing through [`crate::table::transaction`]: `write`
+//! (one dataset), `stage` (several datasets at once), `restore` (one dataset or the whole lake), `tag`
+//! (named snapshots of one dataset or the whole lake), `vacuum`; `history` and `verify` only read.
 
 pub mod history;
 pub mod restore;
+pub mod stage;
 pub mod tag;
 pub mod vacuum;
 pub mod verify;

@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::table::layout::{is_live_temp, snapshot_of};
 use crate::table::manifest::{Action, Commit};
 use crate::table::operations::tag;
+use crate::table::transaction::{self, Removal};
 use crate::table::Dataset;
 
 /// Version files no commit references are kept this long (an in-flight commit may own them).
@@ -40,7 +41,8 @@ fn adds(c: &Commit) -> impl Iterator<Item = String> + '_ {
 pub async fn vacuum(ds: &Dataset, retention: Duration, dry_run: bool) -> Result<VacuumReport> {
     // Listed before the log is read: a file committed after this listing is not in it.
     let versions = ds.store.list(&ds.paths.versions_root()).await?;
-    let latest = if dry_run { ds.latest().await? } else { crate::table::transaction::recover(ds, false).await?.1 };
+    let latest = if dry_run { ds.latest().await? } else { transaction::recover(ds, false).await?.1 };
+    let view = ds.lake_log.lazy_view();
     let now = Utc::now();
     let cutoff = chrono::Duration::from_std(retention).ok().and_then(|r| now.checked_sub_signed(r)).unwrap_or(DateTime::<Utc>::MIN_UTC);
 
@@ -68,23 +70,24 @@ pub async fn vacuum(ds: &Dataset, retention: Duration, dry_run: bool) -> Result<
             break;
         }
     }
-    let tags = tag::list(ds).await?;
-    let tagged: Vec<u64> = tags.iter().map(|t| t.snapshot_id).collect();
+    let tagged: Vec<u64> = tag::held_snapshots(ds).await?;
 
     // Files any retained snapshot references.
     let mut keep: HashSet<String> = latest.partitions.values().map(|e| e.file_id.clone()).collect();
-    let base = if oldest > 0 { Some(ds.log.state_at(oldest).await?) } else { None };
+    let base = if oldest > 0 { Some(ds.log.state_at(oldest, &view).await?) } else { None };
     if let Some(base) = &base {
         keep.extend(base.partitions.values().map(|e| e.file_id.clone()));
     }
     keep.extend(commits.range(oldest + 1..).flat_map(|(_, c)| adds(c)));
     for &t in &tagged {
-        keep.extend(ds.log.state_at(t).await?.partitions.values().map(|e| e.file_id.clone()));
+        keep.extend(ds.log.state_at(t, &view).await?.partitions.values().map(|e| e.file_id.clone()));
     }
-    // Commits that landed while we read: their files stay.
-    let mut tail = latest.clone();
-    for c in ds.log.catch_up(&mut tail).await? {
-        keep.extend(adds(&c));
+    // Commits after the latest snapshot (landed while we read, or a stage's entries not decided
+    // yet): their files stay.
+    for id in ds.log.list_snapshots().await?.into_iter().filter(|id| *id > latest.snapshot_id) {
+        if let Some(c) = ds.log.read_commit(id).await? {
+            keep.extend(adds(&c));
+        }
     }
     // Files some commit still in the log references are committed history, not in-flight staging.
     let mut committed: HashSet<String> = HashSet::new();
@@ -115,7 +118,7 @@ pub async fn vacuum(ds: &Dataset, retention: Duration, dry_run: bool) -> Result<
         report.files_deleted += 1;
         report.bytes_freed += meta.size;
         if !dry_run {
-            ds.store.delete(&meta.location).await?;
+            transaction::remove(ds, Removal::Version(&meta.location)).await?;
         }
     }
     // Temporary links a crash left in the live tree (a commit in flight retries if it loses its own).
@@ -124,26 +127,26 @@ pub async fn vacuum(ds: &Dataset, retention: Duration, dry_run: bool) -> Result<
             report.files_deleted += 1;
             report.bytes_freed += meta.size;
             if !dry_run {
-                ds.store.delete(&meta.location).await?;
+                transaction::remove(ds, Removal::LiveTemp(&meta.location)).await?;
             }
         }
     }
     if let (Some(base), true) = (&base, oldest > 1) {
         // Replay of the retained snapshots starts at a checkpoint of the oldest one: write it first.
         if !dry_run {
-            ds.log.write_table(&ds.paths.checkpoint(oldest), base).await?;
+            transaction::write_checkpoint(ds, base).await?;
         }
         for &id in ids.iter().filter(|id| **id < oldest && !tagged.contains(id)) {
             report.log_entries_deleted += 1;
             if !dry_run {
-                ds.store.delete(&ds.paths.log_entry(id)).await?;
+                transaction::remove(ds, Removal::LogEntry(id)).await?;
             }
         }
         for meta in ds.store.list(&ds.paths.checkpoints_root()).await? {
-            if snapshot_of(&meta.location).is_some_and(|id| id < oldest && !tagged.contains(&id)) {
+            if let Some(id) = snapshot_of(&meta.location).filter(|id| *id < oldest && !tagged.contains(id)) {
                 report.checkpoints_deleted += 1;
                 if !dry_run {
-                    ds.store.delete(&meta.location).await?;
+                    transaction::remove(ds, Removal::Checkpoint(id)).await?;
                 }
             }
         }

@@ -1,6 +1,7 @@
 //! Verify: checks that every file the latest snapshot (and, with `history`, every retained snapshot)
 //! needs is present and has the recorded size and SHA-256, that each live file is the committed
-//! version, and that the live tree holds nothing else.
+//! version, that the live tree holds nothing else, and that no stage (a commit to several datasets)
+//! was left undecided: readers see none of such a stage's outputs until `recover` completes or undoes it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -26,6 +27,9 @@ pub enum ProblemKind {
     Altered,
     /// A file in the live tree that is not the live file of a partition of the latest snapshot.
     Stray,
+    /// A log entry of a stage that was neither committed nor aborted (its writer stopped mid-stage,
+    /// or is still running).
+    UnfinishedStage,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -55,7 +59,23 @@ impl VerifyReport {
 }
 
 pub async fn verify(ds: &Dataset, history: bool) -> Result<VerifyReport> {
-    let latest = ds.latest().await?;
+    let (latest, _, blocked) = ds.log.latest_with_pending(&ds.lake_log.lazy_view()).await?;
+    let unfinished = blocked.and_then(|c| c.stage.clone().map(|mark| (c, mark))).map(|(c, mark)| {
+        let holder = if mark.holder.is_dead() { "is gone".to_string() } else { format!("pid {} on {}", mark.holder.pid, mark.holder.host) };
+        Problem {
+            partition: String::new(),
+            path: ds.paths.log_entry(c.snapshot_id).to_string(),
+            kind: ProblemKind::UnfinishedStage,
+            detail: format!(
+                "snapshot {} is part of stage {} ({}; datasets {}; started {}, its process {holder}), which is not committed: readers do not see it (run `quantlake recover` to complete or undo it)",
+                c.snapshot_id,
+                mark.id,
+                c.operation,
+                mark.datasets.join(", "),
+                mark.started_at.to_rfc3339()
+            ),
+        }
+    });
     // (path, entry, is the live copy, its version's path)
     let mut checks: Vec<(Path, PartitionEntry, Option<Path>)> = Vec::new();
     for e in latest.partitions.values() {
@@ -92,7 +112,7 @@ pub async fn verify(ds: &Dataset, history: bool) -> Result<VerifyReport> {
         files_checked: results.len(),
         bytes_checked: results.iter().map(|r| r.0).sum(),
         temporary_files: 0,
-        problems: results.into_iter().filter_map(|r| r.1).collect(),
+        problems: results.into_iter().filter_map(|r| r.1).chain(unfinished).collect(),
     };
     for meta in ds.store.list(&ds.paths.live_root()).await? {
         if meta.location.filename().is_some_and(is_live_temp) {

@@ -24,6 +24,7 @@ use crate::contract::DatasetContract;
 use crate::quality::PartitionQuality;
 use crate::error::{Error, Result};
 use crate::table::data_file::{self, EncodedFile};
+use crate::table::lake_log::StageMark;
 use crate::table::layout::PartitionKey;
 use crate::table::manifest::{Action, PartitionEntry, TableState};
 use crate::table::transaction::{self, failpoint, CommitError, Transaction, IO_CONCURRENCY};
@@ -154,7 +155,14 @@ impl<'a> WriteBuilder<'a> {
         self
     }
 
+    /// Commits the write on its own (one snapshot of this dataset), rebuilding and retrying what a
+    /// concurrent commit to the same partitions made stale.
     pub async fn execute(self) -> Result<WriteResult> {
+        self.prepare()?.commit_alone().await
+    }
+
+    /// Checks the rows and splits them by partition: a write ready to build on a snapshot.
+    pub(crate) fn prepare(self) -> Result<PreparedWrite<'a>> {
         let ds = self.dataset;
         let contract = ds.contract.clone();
         for b in &self.batches {
@@ -181,85 +189,167 @@ impl<'a> WriteBuilder<'a> {
             window: self.window.map(|(start, end)| (contract.partition_column.clone(), start, end)),
             predicate: self.predicate.clone(),
         });
-        let new_rows: Arc<BTreeMap<String, Vec<RecordBatch>>> =
-            Arc::new(by_partition.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
-        let mut staged: BTreeMap<String, (u64, Action)> = BTreeMap::new(); // partition -> (built on version, action)
-        let mut bytes_written = 0u64;
-        let mut attempts = 0;
+        let change = Change::Rows {
+            new_rows: Arc::new(by_partition.into_iter().map(|(k, v)| (k.to_string(), v)).collect()),
+            removal,
+            mode: self.mode,
+            quality: self.quality,
+        };
+        Ok(PreparedWrite::new(ds, change, self.operation, self.parameters))
+    }
+}
+
+/// What a prepared write changes.
+enum Change {
+    /// New rows, merged into each partition by the mode.
+    Rows { new_rows: Arc<BTreeMap<String, Vec<RecordBatch>>>, removal: Arc<Removal>, mode: WriteMode, quality: Arc<BTreeMap<String, PartitionQuality>> },
+    /// Every partition back to its version in an earlier snapshot (no data is written).
+    Restore { target: TableState },
+}
+
+/// A write whose rows are split by partition: built on a snapshot ([`PreparedWrite::build`]), then
+/// committed alone or as one dataset of a stage.
+pub(crate) struct PreparedWrite<'a> {
+    pub dataset: &'a Dataset,
+    change: Change,
+    operation: String,
+    parameters: BTreeMap<String, serde_json::Value>,
+    /// Partition -> (the version it was built on, its action).
+    staged: BTreeMap<String, (u64, Action)>,
+    schema: Option<crate::contract::SchemaRecord>,
+    pub bytes_written: u64,
+    pub attempts: u32,
+}
+
+impl<'a> PreparedWrite<'a> {
+    fn new(dataset: &'a Dataset, change: Change, operation: String, parameters: BTreeMap<String, serde_json::Value>) -> Self {
+        Self { dataset, change, operation, parameters, staged: BTreeMap::new(), schema: None, bytes_written: 0, attempts: 0 }
+    }
+
+    /// A restore of `dataset` to `target` (see [`crate::table::operations::restore`]).
+    pub(crate) fn restore(dataset: &'a Dataset, target: TableState, parameters: BTreeMap<String, serde_json::Value>) -> Self {
+        Self::new(dataset, Change::Restore { target }, "restore".into(), parameters)
+    }
+
+    pub(crate) async fn commit_alone(mut self) -> Result<WriteResult> {
+        let ds = self.dataset;
         loop {
-            attempts += 1;
             let (_, read) = transaction::recover(ds, false).await?;
-            let schema = schema_change(&contract, &read)?;
-            // Rebuild what is missing or was built on a version that is no longer current.
-            let stale: Vec<String> = new_rows
-                .keys()
-                .filter(|p| {
-                    let current = read.partitions.get(*p).map_or(0, |e| e.snapshot_id);
-                    match staged.get(*p) {
-                        None => true,
-                        Some((built_on, _)) => self.mode != WriteMode::Overwrite && *built_on != current,
-                    }
-                })
-                .cloned()
-                .collect();
-            let built = build(ds, &read, &stale, &new_rows, &removal, self.mode, &self.quality).await?;
-            for (p, (action, bytes)) in built {
-                if let Some((_, Action::Add(old))) = staged.get(&p) {
-                    discard(ds, old).await;
-                }
-                bytes_written += bytes;
-                staged.insert(p.clone(), (read.partitions.get(&p).map_or(0, |e| e.snapshot_id), action));
-            }
-            // A partition that would be removed but does not exist needs no action.
-            let actions: Vec<Action> = staged
-                .values()
-                .map(|(_, a)| a.clone())
-                .filter(|a| !matches!(a, Action::Remove { partition } if !read.partitions.contains_key(partition)))
-                .collect();
-            if actions.is_empty() {
+            self.build(&read).await?;
+            let Some(txn) = self.transaction(&read, None) else {
                 // Nothing changes (e.g. removing symbols from partitions that do not exist): no snapshot.
-                return Ok(WriteResult { dataset: ds.name().to_string(), snapshot_id: read.snapshot_id, partitions: 0, rows_written: 0, bytes_written, attempts });
-            }
-            let rows_written: u64 = actions.iter().map(|a| if let Action::Add(e) = a { e.rows } else { 0 }).sum();
-            let txn = Transaction {
-                dataset: ds,
-                read: &read,
-                covers: new_rows.keys().cloned().collect(),
-                operation: self.operation.clone(),
-                parameters: self.parameters.clone(),
-                schema: schema.clone(),
-                actions,
+                return Ok(self.result(read.snapshot_id, 0, 0));
             };
+            let (partitions, rows) = (txn.actions.len(), self.rows_written(&txn.actions));
             match txn.commit().await {
                 Ok(done) => {
-                    bytes_written += done.manifest_bytes;
-                    return Ok(WriteResult {
-                        dataset: ds.name().to_string(),
-                        snapshot_id: done.commit.snapshot_id,
-                        partitions: done.commit.actions.len(),
-                        rows_written,
-                        bytes_written,
-                        attempts,
-                    });
+                    self.bytes_written += done.manifest_bytes;
+                    return Ok(self.result(done.commit.snapshot_id, partitions, rows));
                 }
-                Err(CommitError::Conflict { snapshot, partitions }) if attempts <= ds.settings.commit_retries => {
-                    tracing::info!(dataset = ds.name(), snapshot, ?partitions, attempt = attempts, "concurrent commit touched the same partitions; rebuilding and retrying");
-                    // Overwrites do not depend on the old content: their staged files stay valid.
-                    continue;
+                Err(CommitError::Conflict { snapshot, partitions }) if self.attempts <= ds.settings.commit_retries => {
+                    tracing::info!(dataset = ds.name(), snapshot, ?partitions, attempt = self.attempts, "concurrent commit touched the same partitions; rebuilding and retrying");
                 }
                 Err(e) => {
                     // Staged files are garbage unless the commit landed (then the snapshot needs them).
                     if !matches!(e, CommitError::Committed(_)) {
-                        for (_, a) in staged.values() {
-                            if let Action::Add(e) = a {
-                                discard(ds, e).await;
-                            }
-                        }
+                        self.discard().await;
                     }
-                    return Err(e.into_error(ds, read.snapshot_id, attempts));
+                    return Err(e.into_error(ds, read.snapshot_id, self.attempts));
                 }
             }
         }
+    }
+
+    /// Builds the partitions that are missing or were built on a version that is no longer current in
+    /// `read` (overwrites do not depend on the old content: their staged files stay valid).
+    pub(crate) async fn build(&mut self, read: &TableState) -> Result<()> {
+        let ds = self.dataset;
+        self.attempts += 1;
+        let (new_rows, removal, mode, quality) = match &self.change {
+            Change::Rows { new_rows, removal, mode, quality } => (new_rows, removal, *mode, quality),
+            Change::Restore { target } => {
+                // Version files are immutable: point each partition back at its earlier version.
+                let mut staged: BTreeMap<String, (u64, Action)> = target
+                    .partitions
+                    .values()
+                    .filter(|e| read.partitions.get(&e.partition).is_none_or(|cur| cur.file_id != e.file_id))
+                    .map(|e| (e.partition.clone(), (0, Action::Add(e.clone()))))
+                    .collect();
+                staged.extend(read.partitions.keys().filter(|p| !target.partitions.contains_key(*p)).map(|p| (p.clone(), (0, Action::Remove { partition: p.clone() }))));
+                self.staged = staged;
+                return Ok(());
+            }
+        };
+        self.schema = schema_change(&ds.contract, read)?;
+        let stale: Vec<String> = new_rows
+            .keys()
+            .filter(|p| {
+                let current = read.partitions.get(*p).map_or(0, |e| e.snapshot_id);
+                match self.staged.get(*p) {
+                    None => true,
+                    Some((built_on, _)) => mode != WriteMode::Overwrite && *built_on != current,
+                }
+            })
+            .cloned()
+            .collect();
+        let built = build(ds, read, &stale, new_rows, removal, mode, quality).await?;
+        for (p, (action, bytes)) in built {
+            if let Some((_, Action::Add(old))) = self.staged.get(&p) {
+                discard(ds, old).await;
+            }
+            self.bytes_written += bytes;
+            self.staged.insert(p.clone(), (read.partitions.get(&p).map_or(0, |e| e.snapshot_id), action));
+        }
+        Ok(())
+    }
+
+    /// The commit of what was built, on `read`; `None` when it changes nothing.
+    pub(crate) fn transaction<'r>(&'r self, read: &'r TableState, stage: Option<StageMark>) -> Option<Transaction<'r>> {
+        // A partition that would be removed but does not exist needs no action.
+        let actions: Vec<Action> = self
+            .staged
+            .values()
+            .map(|(_, a)| a.clone())
+            .filter(|a| !matches!(a, Action::Remove { partition } if !read.partitions.contains_key(partition)))
+            .collect();
+        let covers = match &self.change {
+            Change::Rows { new_rows, .. } => new_rows.keys().cloned().collect(),
+            Change::Restore { target } => target.partitions.keys().cloned().collect(),
+        };
+        (!actions.is_empty()).then(|| Transaction {
+            dataset: self.dataset,
+            read,
+            covers,
+            operation: self.operation.clone(),
+            parameters: self.parameters.clone(),
+            schema: self.schema.clone(),
+            actions,
+            stage,
+        })
+    }
+
+    /// Rows a commit of these actions writes (a restore writes none: it points at existing files).
+    pub(crate) fn rows_written(&self, actions: &[Action]) -> u64 {
+        match self.change {
+            Change::Rows { .. } => actions.iter().map(|a| if let Action::Add(e) = a { e.rows } else { 0 }).sum(),
+            Change::Restore { .. } => 0,
+        }
+    }
+
+    /// Deletes the staged files: the write will not be committed. A restore staged none.
+    pub(crate) async fn discard(&self) {
+        if matches!(self.change, Change::Restore { .. }) {
+            return;
+        }
+        for (_, a) in self.staged.values() {
+            if let Action::Add(e) = a {
+                discard(self.dataset, e).await;
+            }
+        }
+    }
+
+    pub(crate) fn result(&self, snapshot_id: u64, partitions: usize, rows_written: u64) -> WriteResult {
+        WriteResult { dataset: self.dataset.name().to_string(), snapshot_id, partitions, rows_written, bytes_written: self.bytes_written, attempts: self.attempts }
     }
 }
 
