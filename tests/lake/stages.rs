@@ -101,7 +101,7 @@ async fn killed_stage_is_all_or_nothing(backend: Backend) {
         }
         assert_eq!(stage_problems(&t), Vec::<String>::new(), "{failpoint}: clean after recover");
         assert_eq!(runs(&t), (vec![want.to_string()], vec![want.to_string()]), "{failpoint}: recover changes nothing readers saw");
-        assert!(t.json(&["verify"]).as_array().unwrap().iter().all(|r| r["problems"] == json!([])), "{failpoint}");
+        assert!(t.json(&["verify", "--history"]).as_array().unwrap().iter().all(|r| r["problems"] == json!([])), "{failpoint}");
 
         // The lake takes the next run as usual.
         let again = curate(&t, "run-c").output().unwrap();
@@ -184,20 +184,19 @@ fn concurrent_stages() {
     let t = TestLake::new(Backend::Local);
     t.json(&["init"]);
     ingest(&t, 1);
-    let run = |job: &str, start: &str, end: &str| t.cli().args(["curate", "--start", start, "--end", end, "--job-id", job, "--quiet"]).output().unwrap();
-    let (a, b) = std::thread::scope(|s| {
-        let a = s.spawn(|| run("left", "2024-01-02", "2024-01-03"));
-        let b = s.spawn(|| run("right", "2024-01-04", "2024-01-05"));
-        (a.join().unwrap(), b.join().unwrap())
-    });
-    assert!(a.status.success() && b.status.success(), "{} {}", stderr(&a), stderr(&b));
+    // Two curate processes at once, over (job, start, end) each; both must succeed.
+    let pair = |x: [&str; 3], y: [&str; 3]| {
+        let run = |[job, start, end]: [&str; 3]| t.cli().args(["curate", "--start", start, "--end", end, "--job-id", job, "--quiet"]).output().unwrap();
+        let (a, b) = std::thread::scope(|s| {
+            let a = s.spawn(|| run(x));
+            let b = s.spawn(|| run(y));
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        assert!(a.status.success() && b.status.success(), "{} {}", stderr(&a), stderr(&b));
+    };
+    pair(["left", "2024-01-02", "2024-01-03"], ["right", "2024-01-04", "2024-01-05"]);
     assert_eq!(runs(&t), (vec!["left".to_string(), "right".to_string()], vec!["left".to_string(), "right".to_string()]));
-    let (c, d) = std::thread::scope(|s| {
-        let c = s.spawn(|| run("one", START, END));
-        let d = s.spawn(|| run("two", START, END));
-        (c.join().unwrap(), d.join().unwrap())
-    });
-    assert!(c.status.success() && d.status.success(), "{} {}", stderr(&c), stderr(&d));
+    pair(["one", START, END], ["two", START, END]);
     let (bars, metrics) = runs(&t);
     assert_eq!(bars.len(), 1, "{bars:?}");
     assert_eq!(bars, metrics);

@@ -12,7 +12,8 @@ use serde::Serialize;
 use crate::error::Result;
 use crate::table::data_file::sha256_hex;
 use crate::table::layout::is_live_temp;
-use crate::table::manifest::{Action, PartitionEntry};
+use crate::table::lake_log::Visibility;
+use crate::table::manifest::{Action, Log, PartitionEntry};
 use crate::table::transaction::IO_CONCURRENCY;
 use crate::table::Dataset;
 
@@ -86,8 +87,13 @@ pub async fn verify(ds: &Dataset, history: bool) -> Result<VerifyReport> {
     if history {
         let mut seen: BTreeSet<String> = latest.partitions.values().map(|e| e.file_id.clone()).collect();
         let mut older: BTreeMap<String, PartitionEntry> = BTreeMap::new();
+        let view = ds.lake_log.lazy_view();
         for id in ds.log.list_snapshots().await? {
             if let Some(c) = ds.log.read_commit(id).await? {
+                // An aborted (or undecided) stage's entry is no snapshot anyone reads: its files may be gone.
+                if !matches!(Log::seen(&c, &view).await?, Visibility::Visible { .. }) {
+                    continue;
+                }
                 for a in c.actions {
                     if let Action::Add(e) = a {
                         older.entry(e.file_id.clone()).or_insert(e);
