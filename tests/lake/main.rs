@@ -13,6 +13,7 @@ mod engine;
 mod file_import;
 mod integrity;
 mod interop;
+mod modules;
 mod resume;
 mod tws;
 mod tws_client;
