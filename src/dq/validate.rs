@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::health::key_symbol_checks;
 use super::{get_dataset_health, HealthSettings, Status};
 use crate::error::Result;
-use crate::table::operations::verify;
+use crate::maintenance;
 use crate::table::Lake;
 use crate::universe::UniverseSettings;
 
@@ -32,11 +32,8 @@ pub struct ValidationReport {
 /// Runs every check; see the module docs.
 pub async fn validate(lake: &Lake, full: bool, as_of_date: Option<NaiveDate>, health: &HealthSettings, breadth: &UniverseSettings) -> Result<ValidationReport> {
     let mut checks = Vec::new();
-    for ds in lake.all_datasets() {
-        if ds.recover(false).await?.snapshot_id == 0 {
-            continue; // never written
-        }
-        let report = verify::verify(&ds, full).await?;
+    for report in maintenance::verify(lake, &[], full).await?.datasets {
+        let ds = lake.dataset(&report.dataset)?;
         let status = if report.is_clean() { Status::Green } else { Status::Red };
         let detail = if report.is_clean() {
             format!("{} files, {} bytes match snapshot {}", report.files_checked, report.bytes_checked, report.snapshot_id)

@@ -42,5 +42,5 @@ pub async fn ingest_synthetic(lake: &Lake, symbols: &[&str], start: &str, end: &
         job_id: None,
         resume: false,
     };
-    ingest(lake, &source, &request, &indicatif::ProgressBar::hidden()).await.unwrap()
+    ingest(lake, &source, &request, &quantlake::progress::NoProgress).await.unwrap()
 }
