@@ -34,7 +34,7 @@ async fn rows(n: usize) -> Vec<RecordBatch> {
     let end = sessions[n - 1].date;
     let source = SyntheticSource::new(SyntheticSettings::default()).expect("source");
     let req = IngestRequest { symbols: vec!["AAPL".into()], start: day("2001-01-02"), end, bar_size: BarSize::Minute, chunk_sessions: n, job_id: None, resume: false };
-    ingest(&lake, &source, &req, &indicatif::ProgressBar::hidden()).await.expect("ingest");
+    ingest(&lake, &source, &req, &quantlake::progress::NoProgress).await.expect("ingest");
     let ds = lake.dataset("raw_synthetic_bars").expect("dataset");
     ds.read(&ds.latest().await.expect("state"), &Default::default()).await.expect("read")
 }

@@ -2,6 +2,10 @@
 //! by `figment`. Precedence, highest first: command-line flags (applied by the CLI), environment
 //! (`QUANTLAKE_<SECTION>__<KEY>`, e.g. `QUANTLAKE_INGEST__CHUNK_SESSIONS=5`, and the runbooks' own names
 //! in [`CONTRACT_ENV`] such as `BACKFILL_TARGET_DAYS` or `POLYGON_API_KEY`), the file, the defaults.
+//!
+//! Each section's settings type lives with the module it configures (`[ingest]` is
+//! [`IngestSettings`], `[curate]` is [`CurateSettings`], ...); this module only gathers and loads
+//! them, so it sits above every module it configures and none of them imports it.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,22 +17,26 @@ use serde::{Deserialize, Serialize};
 use crate::curate::CurateSettings;
 use crate::dq::HealthSettings;
 use crate::error::{Error, Result};
-use crate::ingest::backfill::BackfillSettings;
+use crate::ingest::IngestSettings;
+use crate::ops::backfill::BackfillSettings;
+pub use crate::sources::Secret;
 use crate::sources::alpaca::AlpacaSettings;
 use crate::sources::polygon::PolygonSettings;
 use crate::sources::synthetic::SyntheticSettings;
 use crate::sources::tws::TwsSettings;
+use crate::sources::SourceSettings;
 use crate::table::{EngineSettings, LakeOptions};
 use crate::universe::UniverseSettings;
 
 /// The default config file, relative to the working directory.
 pub const DEFAULT_PATH: &str = "config/quantlake.toml";
 
+/// The whole configuration, one field per section.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Config {
     pub lake: LakeConfig,
-    pub ingest: IngestConfig,
+    pub ingest: IngestSettings,
     pub synthetic: SyntheticSettings,
     pub polygon: PolygonSettings,
     pub alpaca: AlpacaSettings,
@@ -57,40 +65,6 @@ pub const CONTRACT_ENV: &[(&str, &str)] = &[
 /// a number.
 const CONTRACT_ENV_STRINGS: &[&str] = &["POLYGON_API_KEY", "POLYGON_BASE_URL", "APCA_API_KEY_ID", "APCA_API_SECRET_KEY", "APCA_API_DATA_URL"];
 
-/// A key or password: printed as `***` by `Debug`, so it cannot reach a log line or an error. It reads
-/// from a string or a number (an all-digit key in TOML or `QUANTLAKE_*`), so no type error quotes it.
-#[derive(Clone, PartialEq, Eq, Serialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl<'de> Deserialize<'de> for Secret {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Text(String),
-            Number(u64),
-            Signed(i64),
-        }
-        Ok(Secret(match Raw::deserialize(d).map_err(|_| serde::de::Error::custom("a key must be a string (value not shown)"))? {
-            Raw::Text(s) => s,
-            Raw::Number(n) => n.to_string(),
-            Raw::Signed(n) => n.to_string(),
-        }))
-    }
-}
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The value itself, for the one place that sends it (a request header).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
 /// A config error without the quoted source lines a TOML parse error carries (a line could hold a key):
 /// the first line says where, the last what.
 fn without_source_lines(message: &str) -> String {
@@ -99,12 +73,6 @@ fn without_source_lines(message: &str) -> String {
         [] => String::new(),
         [one] => one.to_string(),
         [first, .., last] => format!("{first}: {}", last.trim()),
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
     }
 }
 
@@ -138,22 +106,6 @@ impl LakeConfig {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default)]
-pub struct IngestConfig {
-    /// Sessions per commit: each date partition is rewritten once per chunk.
-    pub chunk_sessions: usize,
-    /// Sessions an `ingest` without `--start` reaches back from `--end` (default: the last completed
-    /// session). `DAYS_BACK` overrides it.
-    pub days_back: usize,
-}
-
-impl Default for IngestConfig {
-    fn default() -> Self {
-        Self { chunk_sessions: 10, days_back: 5 }
-    }
-}
-
 impl Config {
     /// Loads `path` (which must exist when `explicit`; the default path may be absent) and the environment.
     pub fn load(path: &Path, explicit: bool) -> Result<Self> {
@@ -174,6 +126,11 @@ impl Config {
             }
         }
         Ok(config)
+    }
+
+    /// The bar sources' sections, for [`crate::sources::AnySource::open`].
+    pub fn sources(&self) -> SourceSettings<'_> {
+        SourceSettings { synthetic: &self.synthetic, polygon: &self.polygon, alpaca: &self.alpaca, tws: &self.tws }
     }
 
     fn set_string(&mut self, env: &str, value: String) {

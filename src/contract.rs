@@ -17,7 +17,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::quality::QualityRules;
-use crate::table::layout::{validate_dataset_name, Layer, Partitioning};
 
 /// The contracts shipped in `schemas/`.
 const BUILTIN: &[(&str, &str)] = &[
@@ -414,6 +413,67 @@ fn resolve_extends(origin: &str, mut table: toml::Table, all: &BTreeMap<String, 
     }
     Ok(merged)
 }
+
+/// A layer of the lake: the folder that holds a dataset's live tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Layer {
+    Raw,
+    Curated,
+    Features,
+    Reference,
+    Sets,
+    /// Operational data (quarantine, DQ metrics, progress, jobs): never mixed into the bar layers.
+    Ops,
+}
+
+impl Layer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layer::Raw => "raw",
+            Layer::Curated => "curated",
+            Layer::Features => "features",
+            Layer::Reference => "reference",
+            Layer::Sets => "sets",
+            Layer::Ops => "ops",
+        }
+    }
+}
+
+impl std::fmt::Display for Layer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a dataset's rows are split into partition folders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Partitioning {
+    Date,
+    Month,
+    Year,
+    /// One partition, `all/`: small reference tables (the universe), rewritten whole.
+    None,
+}
+
+/// Dataset names become folder names: lower-case ASCII, digits and `_`, starting with a letter.
+pub fn validate_dataset_name(name: &str) -> Result<()> {
+    let reason = if name.is_empty() || name.len() > 64 {
+        Some("must be 1 to 64 characters")
+    } else if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+        Some("must start with a lower-case letter (a-z)")
+    } else if !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
+        Some("may only contain a-z, 0-9 and '_' (no '/', '.', NUL or spaces)")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(Error::InvalidName { kind: "dataset name", value: name.to_string(), reason }),
+        None => Ok(()),
+    }
+}
+
 
 #[cfg(test)]
 mod tests {

@@ -3,17 +3,19 @@
 //! data-quality summary and health, and the one-liners that read the result with DuckDB and pandas.
 
 use chrono::NaiveDate;
-use indicatif::ProgressBar;
 use serde::Serialize;
 
 use crate::config::Config;
 use crate::curate::{self, CurateReport, CurateRequest};
 use crate::dq::{self, DatasetHealth, QualitySummary};
 use crate::error::Result;
+use crate::outcome::Outcome;
+use crate::progress::Progress;
 use crate::ingest::{ingest, IngestReport, IngestRequest};
 use crate::query::{AsOf, QueryEngine};
 use crate::sources::synthetic::{symbol_names, SyntheticSettings, SyntheticSource};
-use crate::sources::{BarSize, BarSource};
+use crate::bars::BarSize;
+use crate::sources::BarSource;
 use crate::storage::LakeLocation;
 use crate::table::operations::history::{self, SnapshotInfo};
 use crate::table::operations::verify::{self, VerifyReport};
@@ -45,8 +47,15 @@ fn date(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap_or(NaiveDate::MIN)
 }
 
+impl DemoReport {
+    /// `Critical` when the verify step found a problem, `Ok` otherwise.
+    pub fn outcome(&self) -> Outcome {
+        Outcome::critical_if(!self.verify.is_clean())
+    }
+}
+
 /// Runs the walk-through on the lake at `url`; curation and health use the config's settings.
-pub async fn run(url: &str, options: LakeOptions, config: &Config, progress: &ProgressBar) -> Result<DemoReport> {
+pub async fn run(url: &str, options: LakeOptions, config: &Config, progress: &dyn Progress) -> Result<DemoReport> {
     let lake = Lake::init(url, options).await?;
     let vendor = SyntheticSource::new(SyntheticSettings { seed: 42, gap_rate: 0.002, duplicate_rate: 0.001, outlier_rate: 0.0005 })?;
     let request = IngestRequest {

@@ -8,30 +8,52 @@
 //! partition, readable with a plain glob from DuckDB, pandas, polars or Spark at every instant, even
 //! during a commit. Through the manifest, the same data is readable at any retained snapshot.
 //!
-//! ## Modules, in the order data flows
+//! ## Modules, from the bottom up
+//! Each module imports only modules listed before it (`tests/lake/modules.rs` fails on any import
+//! circle). The data flows **sources -> ingest -> curate -> features -> sets/models -> ops -> serve**;
+//! features, sets, models, serve and most of ops are planned and not created until they have code
+//! (see the README's "Layout of the code").
+//! - [`error`], [`outcome`] (the exit-code contract), [`names`] (enums with one spelling),
+//!   [`progress`] (the [`progress::Progress`] trait long work reports to), [`bars`] (`Bar`, `BarSize`,
+//!   `Frequency`), [`calendar`] (the NYSE calendar), [`quality`] (`[quality]` rules and the verdicts
+//!   partitions carry in the manifest).
+//! - [`contract`]: dataset contracts, loaded from `schemas/`; [`storage`]: one `object_store` path for
+//!   local disk and S3.
+//! - [`table`]: the lake engine: [`table::Lake`], [`table::Dataset`], the manifest, and the operations
+//!   (write, stage, tag, restore, vacuum, verify) that all commit through [`table::transaction`]. A
+//!   **stage** ([`table::Lake::stage`]) commits writes to several datasets at once: its commit point is
+//!   one entry of the lake log ([`table::lake_log`]), and readers that open a [`table::Lake::view`] see
+//!   each stage in all of its datasets or in none.
+//! - [`query`]: DuckDB SQL over any snapshot; [`maintenance`]: verify, recover and vacuum over a lake.
 //! - [`sources`]: where bars come from ([`sources::BarSource`]: [`sources::tws`], [`sources::polygon`],
 //!   [`sources::alpaca`], [`sources::synthetic`] which needs no account; [`sources::file`] imports files).
 //! - [`universe`]: the symbols the lake tracks (`reference_universe`).
 //! - [`ingest`]: a source's bars into its raw dataset, one commit per chunk of sessions, with
-//!   [`ingest::progress`] records for resuming and [`ingest::backfill`] for adaptive historical fills.
+//!   [`ingest::progress`] records for resuming; [`ingest::IngestOptions`] resolves a request's defaults.
+//! - [`dq`]: data-quality metrics of a stage's output ([`dq::metrics`]) per symbol-session
+//!   (`dq_metrics`) and each partition's verdict in its manifest entry,
+//!   [`dq::get_data_quality_summary`], [`dq::get_dataset_health`] and [`dq::validate`].
 //! - [`curate`]: raw bars -> `curated_1m_bars` and `curated_1d_bars` (DuckDB SQL, NYSE calendar, rayon
 //!   kernels for fills and outliers), and [`curate::get_curated_bars`].
-//! - [`dq`]: data-quality metrics per symbol-session (`dq_metrics`), each partition's verdict in its
-//!   manifest entry, [`dq::get_data_quality_summary`] and [`dq::get_dataset_health`].
-//! - [`table`]: the lake engine: [`table::Lake`], [`table::Dataset`], the manifest, and the operations
-//!   (write, tag, restore, vacuum, verify) that all commit through [`table::transaction`].
-//! - [`query`]: DuckDB SQL over any snapshot.
-//! - [`contract`]: dataset contracts, loaded from `schemas/`; [`quality`]: their `[quality]` rules and
-//!   the verdicts they give, which partitions carry in the manifest.
-//! - [`calendar`]: the NYSE calendar (sessions, early closes, business-day arithmetic).
-//! - [`storage`]: one `object_store` path for local disk and S3.
+//! - [`ops`]: operations over the stages: [`ops::backfill`], the adaptive historical backfill.
+//! - [`config`]: the config file and environment, gathering each module's settings type.
+//! - [`demo`], [`cli`]: the walk-through and the command line (the only user of `clap` and `indicatif`).
+//!
+//! ## Exit codes
+//! Every command of the `quantlake` binary exits by one contract, [`Outcome`], the Nagios plugin
+//! convention: **0** OK (done; health GREEN), **1** WARNING (partial success such as an ingest with
+//! failed symbols; health YELLOW), **2** CRITICAL (health RED; `verify` found missing, damaged or
+//! stray files), **3** UNKNOWN (the command could not run: bad input or flags, no lake or an
+//! unreachable one, any [`Error`], an internal error).
 //!
 //! ## Example
 //! ```no_run
 //! # async fn demo() -> quantlake::Result<()> {
 //! use chrono::NaiveDate;
 //! use quantlake::ingest::{ingest, IngestRequest};
-//! use quantlake::sources::{synthetic::{SyntheticSettings, SyntheticSource}, BarSize};
+//! use quantlake::bars::BarSize;
+//! use quantlake::progress::NoProgress;
+//! use quantlake::sources::synthetic::{SyntheticSettings, SyntheticSource};
 //! use quantlake::query::{AsOf, QueryEngine};
 //! use quantlake::table::{Lake, LakeOptions};
 //!
@@ -46,7 +68,7 @@
 //!     job_id: None,
 //!     resume: false,
 //! };
-//! let report = ingest(&lake, &source, &request, &indicatif::ProgressBar::hidden()).await?;
+//! let report = ingest(&lake, &source, &request, &NoProgress).await?;
 //! println!("{} rows in snapshots {:?}", report.rows, report.snapshots);
 //!
 //! let engine = QueryEngine::open(&lake, &AsOf::default()).await?;
@@ -54,6 +76,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod bars;
 pub mod calendar;
 pub mod cli;
 pub mod config;
@@ -63,6 +86,11 @@ pub mod demo;
 pub mod dq;
 pub mod error;
 pub mod ingest;
+pub mod maintenance;
+pub mod names;
+pub mod ops;
+pub mod outcome;
+pub mod progress;
 pub mod quality;
 pub mod query;
 pub mod sources;
@@ -71,3 +99,4 @@ pub mod table;
 pub mod universe;
 
 pub use error::{Error, Result};
+pub use outcome::Outcome;

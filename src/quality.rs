@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::outcome::Outcome;
+
 /// A threshold pair: crossing `warn` is YELLOW, crossing `fail` is RED.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -68,9 +70,19 @@ impl std::fmt::Display for Status {
 }
 
 impl Status {
-    /// `quantlake health-check`'s exit code.
+    /// `quantlake health-check`'s exit code: GREEN 0, YELLOW 1, RED 2 ([`Outcome`]).
     pub fn exit_code(self) -> u8 {
-        self as u8
+        Outcome::from(self).exit_code()
+    }
+}
+
+impl From<Status> for Outcome {
+    fn from(status: Status) -> Self {
+        match status {
+            Status::Green => Outcome::Ok,
+            Status::Yellow => Outcome::Warning,
+            Status::Red => Outcome::Critical,
+        }
     }
 }
 
@@ -190,5 +202,11 @@ mod tests {
         assert_eq!(status("coverage"), Status::Red);
         assert_eq!(status("symbols_covered"), Status::Yellow, "80% of symbols: below the 90% warning, above the 50% failure");
         assert_eq!(status("invalid_rate"), Status::Green);
+    }
+
+    #[test]
+    fn statuses_exit_by_the_contract() {
+        assert_eq!([Status::Green, Status::Yellow, Status::Red].map(Status::exit_code), [0, 1, 2]);
+        assert_eq!(Outcome::from(Status::Red), Outcome::Critical);
     }
 }

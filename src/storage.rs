@@ -218,7 +218,7 @@ fn local_replace(from: &std::path::Path, to: &std::path::Path) -> std::io::Resul
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let tmp = dir.join(crate::table::layout::live_temp_name());
+        let tmp = dir.join(live_temp_name());
         if std::fs::hard_link(from, &tmp).is_err() {
             std::fs::copy(from, &tmp)?;
             std::fs::File::open(&tmp)?.sync_all()?;
@@ -237,6 +237,20 @@ fn local_replace(from: &std::path::Path, to: &std::path::Path) -> std::io::Resul
             Ok(()) => return std::fs::File::open(dir)?.sync_all(),
         }
     }
+}
+
+/// Name of the one live file in each partition folder.
+pub const LIVE_FILE: &str = "part.parquet";
+
+/// Name of the temporary link a local commit renames over a live file. It starts with `.` and does not
+/// end in `.parquet`, so no glob reader ever sees it; a crash between link and rename can leave one.
+pub fn live_temp_name() -> String {
+    format!(".{LIVE_FILE}.{}.tmp", uuid::Uuid::new_v4().simple())
+}
+
+/// Whether a file name in the live tree is such a temporary link.
+pub fn is_live_temp(name: &str) -> bool {
+    name.starts_with(&format!(".{LIVE_FILE}.")) && name.ends_with(".tmp")
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::sources::BarSize;
+use crate::bars::BarSize;
 
 #[derive(Debug, Parser)]
 #[command(name = "quantlake", version, about = "An embedded, file-based market-data lake: partitioned Parquet, snapshots, DuckDB SQL.")]
@@ -50,23 +50,7 @@ pub enum Command {
     /// Curate raw minute bars into curated_1m_bars for a range of sessions (replaces exactly those
     /// partitions): best source per symbol-session, dedupe, OHLC checks (rejects in curation_rejects),
     /// the session's minute grid with fills, regular-hours and outlier flags.
-    Curate {
-        /// First session date (default: the last completed session).
-        #[arg(long)]
-        start: Option<NaiveDate>,
-        /// Last session date, inclusive (default: --start).
-        #[arg(long)]
-        end: Option<NaiveDate>,
-        /// Fill policy for missing regular-session minutes (default: curate.fill).
-        #[arg(long, value_enum)]
-        fill: Option<crate::curate::FillPolicy>,
-        /// Minute bars into curated_1m_bars, or daily bars into curated_1d_bars (whole years).
-        #[arg(long, value_enum, default_value = "1m")]
-        frequency: BarSize,
-        /// Job id recorded in rows and the commit (default: a fresh one).
-        #[arg(long)]
-        job_id: Option<String>,
-    },
+    Curate(CurateArgs),
     /// Data quality (the library's get_data_quality_summary).
     #[command(subcommand)]
     Dq(DqCommand),
@@ -80,7 +64,8 @@ pub enum Command {
         #[arg(long)]
         as_of_date: Option<NaiveDate>,
     },
-    /// Exit 0, 1 or 2 for GREEN, YELLOW or RED (for Docker HEALTHCHECK and cron); prints one line.
+    /// Exit 0, 1 or 2 for GREEN, YELLOW or RED (for Docker HEALTHCHECK and cron; 3 if it cannot run);
+    /// prints one line.
     HealthCheck {
         #[arg(long, default_value = "curated_1m_bars")]
         dataset: String,
@@ -129,7 +114,7 @@ pub enum Command {
     /// Tag, restore or compare snapshots.
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
-    /// Check every file of the latest snapshot (size, SHA-256) and the live tree; exit 1 on any problem.
+    /// Check every file of the latest snapshot (size, SHA-256) and the live tree; exit 2 on any problem.
     Verify {
         /// Datasets to check (default: every dataset that has data).
         datasets: Vec<String>,
@@ -137,7 +122,9 @@ pub enum Command {
         #[arg(long)]
         history: bool,
     },
-    /// Finish interrupted commits (also done automatically before every write).
+    /// Finish interrupted commits (also done automatically before every write), and undo stages (a
+    /// run's commit to several datasets) left undecided because their process died or their lease
+    /// (lake.stage_timeout) expired; a stage still in progress is waited for.
     Recover {
         datasets: Vec<String>,
         /// Check every partition, not only those of unfinished commits, and remove stray live files.
@@ -161,24 +148,7 @@ pub enum Command {
         read: ReadArgs,
     },
     /// Curated bars (the library's get_curated_bars): 1m, or resampled within sessions.
-    Bars {
-        /// Comma-separated symbols.
-        #[arg(long)]
-        symbols: String,
-        #[arg(long)]
-        start: NaiveDate,
-        /// Last session date, inclusive (default: --start).
-        #[arg(long)]
-        end: Option<NaiveDate>,
-        /// 1m, 5m, 15m, 30m, 1h or 1d (session OHLCV).
-        #[arg(long, value_enum, default_value = "1m")]
-        frequency: crate::curate::Frequency,
-        /// 1m only: include extended-hours bars.
-        #[arg(long)]
-        extended_hours: bool,
-        #[command(flatten)]
-        read: ReadArgs,
-    },
+    Bars(BarsArgs),
     /// NYSE sessions between two dates, with open and close in UTC and New York time.
     Calendar {
         #[arg(long)]
@@ -413,4 +383,45 @@ impl Target {
             (false, _) => Err(crate::Error::InvalidArgument("give DATASET and NAME, or --all NAME for the whole lake".into())),
         }
     }
+}
+
+// `curate`'s flags (a doc comment here would replace the command's help).
+#[derive(Debug, Args)]
+pub struct CurateArgs {
+    /// First session date (default: the last completed session).
+    #[arg(long)]
+    pub start: Option<NaiveDate>,
+    /// Last session date, inclusive (default: --start).
+    #[arg(long)]
+    pub end: Option<NaiveDate>,
+    /// Fill policy for missing regular-session minutes (default: curate.fill).
+    #[arg(long, value_enum)]
+    pub fill: Option<crate::curate::FillPolicy>,
+    /// Minute bars into curated_1m_bars, or daily bars into curated_1d_bars (whole years).
+    #[arg(long, value_enum, default_value = "1m")]
+    pub frequency: BarSize,
+    /// Job id recorded in rows and the commit (default: a fresh one).
+    #[arg(long)]
+    pub job_id: Option<String>,
+}
+
+// `bars`' flags.
+#[derive(Debug, Args)]
+pub struct BarsArgs {
+    /// Comma-separated symbols.
+    #[arg(long)]
+    pub symbols: String,
+    #[arg(long)]
+    pub start: NaiveDate,
+    /// Last session date, inclusive (default: --start).
+    #[arg(long)]
+    pub end: Option<NaiveDate>,
+    /// 1m, 5m, 15m, 30m, 1h or 1d (session OHLCV).
+    #[arg(long, value_enum, default_value = "1m")]
+    pub frequency: crate::curate::Frequency,
+    /// 1m only: include extended-hours bars.
+    #[arg(long)]
+    pub extended_hours: bool,
+    #[command(flatten)]
+    pub read: ReadArgs,
 }

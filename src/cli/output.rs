@@ -9,13 +9,13 @@ use crate::curate::CurateReport;
 use crate::demo::DemoReport;
 use crate::dq::{DatasetHealth, QualitySummary, ValidationReport};
 use crate::error::{Error, Result};
-use crate::ingest::backfill::BackfillReport;
 use crate::ingest::{FileIngestReport, IngestReport};
+use crate::ops::backfill::BackfillReport;
 use crate::table::operations::history::{DiffReport, SnapshotInfo};
 use crate::table::operations::vacuum::VacuumReport;
 use crate::table::operations::verify::VerifyReport;
 use crate::table::manifest::{PartitionEntry, TableState};
-use crate::table::lake_log::{LakeCommit, Outcome};
+use crate::table::lake_log::{LakeCommit, StageOutcome};
 use crate::table::{DatasetSummary, LakeTag, RecoveryReport, StageResult, Tag};
 use crate::universe::{Breadth, Member, RebuildReport};
 
@@ -366,8 +366,8 @@ impl Output {
                 let mut params: Vec<String> = e.parameters.iter().map(|(k, v)| format!("{k}={}", v.to_string().trim_matches('"'))).collect();
                 params.extend(e.reason.iter().cloned());
                 let outcome = match e.outcome {
-                    Outcome::Committed => e.outcome.as_str().to_string(),
-                    Outcome::Aborted => format!("aborted by {}", e.decided_by),
+                    StageOutcome::Committed => e.outcome.as_str().to_string(),
+                    StageOutcome::Aborted => format!("aborted by {}", e.decided_by),
                 };
                 t.add_row(vec![e.seq.to_string(), e.committed_at.format("%Y-%m-%d %H:%M:%S%.3f").to_string(), e.operation.clone(), outcome, datasets.join(" "), e.stage_id.clone(), params.join(" ")]);
             }

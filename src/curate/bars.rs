@@ -3,51 +3,13 @@
 
 use arrow::array::RecordBatch;
 use chrono::NaiveDate;
-use serde::Serialize;
-
+use crate::bars::Frequency;
 use crate::error::{Error, Result};
 use crate::query::{AsOf, QueryEngine};
 use crate::table::layout::validate_symbol;
 use crate::table::Lake;
 
 const RESAMPLE_SQL: &str = include_str!("resample.sql");
-
-/// Bar length of `get_curated_bars`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
-pub enum Frequency {
-    #[value(name = "1m")]
-    #[serde(rename = "1m")]
-    M1,
-    #[value(name = "5m")]
-    #[serde(rename = "5m")]
-    M5,
-    #[value(name = "15m")]
-    #[serde(rename = "15m")]
-    M15,
-    #[value(name = "30m")]
-    #[serde(rename = "30m")]
-    M30,
-    #[value(name = "1h")]
-    #[serde(rename = "1h")]
-    H1,
-    #[value(name = "1d")]
-    #[serde(rename = "1d")]
-    D1,
-}
-
-impl Frequency {
-    fn minutes(self) -> u32 {
-        match self {
-            Frequency::M1 => 1,
-            Frequency::M5 => 5,
-            Frequency::M15 => 15,
-            Frequency::M30 => 30,
-            Frequency::H1 => 60,
-            // Longer than any session: one bucket per session.
-            Frequency::D1 => 390,
-        }
-    }
-}
 
 /// What to read.
 #[derive(Debug, Clone)]

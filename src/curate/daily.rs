@@ -12,7 +12,7 @@ use super::{count_true, fill_template, metrics, raw_union, CurateReport, CurateR
 use crate::calendar::NyseCalendar;
 use crate::error::{Error, Result};
 use crate::query::{AsOf, QueryEngine};
-use crate::sources::BarSize;
+use crate::bars::BarSize;
 use crate::table::layout::PartitionKey;
 use crate::table::Lake;
 

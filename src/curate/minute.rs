@@ -11,7 +11,7 @@ use super::{count_true, fill_template, metrics, raw_union, sessions_table, Curat
 use crate::calendar::NyseCalendar;
 use crate::error::Result;
 use crate::query::{AsOf, QueryEngine};
-use crate::sources::BarSize;
+use crate::bars::BarSize;
 use crate::table::layout::PartitionKey;
 use crate::table::Lake;
 

@@ -22,15 +22,16 @@ use serde::{Deserialize, Serialize};
 mod bars;
 mod daily;
 mod kernels;
-mod metrics;
 mod minute;
 
-pub use bars::{get_curated_bars, BarsRequest, Frequency};
+pub use bars::{get_curated_bars, BarsRequest};
+pub use crate::bars::Frequency;
 
 use crate::calendar::{NyseCalendar, Session};
-use crate::dq::SessionMetrics;
+use crate::dq::{metrics, SessionMetrics};
 use crate::error::{Error, Result};
-use crate::sources::BarSize;
+use crate::names::{named_display_and_from_str, Named};
+use crate::bars::BarSize;
 use crate::table::layout::PartitionKey;
 use crate::table::operations::write::WriteMode;
 use crate::table::Lake;
@@ -53,7 +54,7 @@ fn source_bars(engine: &crate::query::QueryEngine, start: NaiveDate, end: NaiveD
 }
 
 /// What to do with regular-session minutes the source did not deliver.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FillPolicy {
     /// Carry the last close forward (open = high = low = close, volume 0), flagged `is_filled`.
@@ -61,6 +62,35 @@ pub enum FillPolicy {
     /// Leave the minute out (gaps are still counted by data quality).
     None,
 }
+
+impl Named for FillPolicy {
+    const WHAT: &'static str = "fill policy";
+    const ALL: &'static [Self] = &[FillPolicy::ForwardFill, FillPolicy::None];
+
+    fn name(self) -> &'static str {
+        match self {
+            FillPolicy::ForwardFill => "forward-fill",
+            FillPolicy::None => "none",
+        }
+    }
+
+    /// Configs and commits spell it `forward_fill`.
+    fn aliases(self) -> &'static [&'static str] {
+        match self {
+            FillPolicy::ForwardFill => &["forward_fill"],
+            FillPolicy::None => &[],
+        }
+    }
+
+    fn help(self) -> Option<&'static str> {
+        Some(match self {
+            FillPolicy::ForwardFill => "Carry the last close forward (open = high = low = close, volume 0), flagged `is_filled`",
+            FillPolicy::None => "Leave the minute out (gaps are still counted by data quality)",
+        })
+    }
+}
+
+named_display_and_from_str!(FillPolicy);
 
 /// `[curate]` settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -95,6 +125,23 @@ pub struct CurateRequest {
     /// Minute bars into `curated_1m_bars`, or daily bars into `curated_1d_bars` (whole years: its
     /// partitions).
     pub bar_size: BarSize,
+}
+
+impl CurateRequest {
+    /// The sessions `start..=end` at `bar_size`, with the defaults: `start` is the last completed
+    /// session, `end` is `start`; the job id stays `None` (a fresh one per run).
+    pub fn for_sessions(start: Option<NaiveDate>, end: Option<NaiveDate>, bar_size: BarSize, job_id: Option<String>) -> Self {
+        let start = start.unwrap_or_else(|| NyseCalendar.last_completed_session(Utc::now()));
+        Self { start, end: end.unwrap_or(start), job_id, bar_size }
+    }
+}
+
+impl CurateSettings {
+    /// These settings with `fill` as the fill policy when it is given (a flag over the config).
+    pub fn with_fill(mut self, fill: Option<FillPolicy>) -> Self {
+        self.fill = fill.unwrap_or(self.fill);
+        self
+    }
 }
 
 /// What a curation did.
@@ -344,5 +391,16 @@ mod tests {
         assert!(fill_template(daily::CURATE_SQL, &daily).is_ok());
         assert!(fill_template(SOURCE_BARS_SQL, &[("start", "s".into()), ("end", "e".into())]).is_ok());
         assert!(fill_template(include_str!("resample.sql"), &[("filter", "f".into()), ("minutes", "5".into())]).is_ok());
+    }
+
+    #[test]
+    fn fill_policies_read_both_spellings() {
+        assert_eq!("forward-fill".parse::<FillPolicy>().unwrap(), FillPolicy::ForwardFill);
+        assert_eq!("forward_fill".parse::<FillPolicy>().unwrap(), FillPolicy::ForwardFill);
+        assert_eq!(FillPolicy::ForwardFill.to_string(), "forward-fill");
+        assert_eq!(serde_json::to_value(FillPolicy::ForwardFill).unwrap(), "forward_fill", "configs and commits keep theirs");
+        assert!("ffill".parse::<FillPolicy>().unwrap_err().to_string().contains("expected one of: forward-fill, none"));
+        assert_eq!(CurateSettings::default().with_fill(Some(FillPolicy::None)).fill, FillPolicy::None);
+        assert_eq!(CurateSettings::default().with_fill(None).fill, FillPolicy::ForwardFill);
     }
 }

@@ -1,9 +1,11 @@
-//! Data quality: metrics per (dataset, symbol, session) in the `dq_metrics` dataset, written by the
-//! stage that produced the data (curation, for `curated_1m_bars`), `get_data_quality_summary` over
-//! them, and each partition's totals and verdict ([`PartitionQuality`]), which the stage commits in
-//! the partition's manifest entry together with its rows.
+//! Data quality: metrics per (dataset, symbol, session) in the `dq_metrics` dataset, computed from a
+//! stage's output by [`metrics`] and written by the stage that produced the data (curation, for
+//! `curated_1m_bars`), `get_data_quality_summary` over them, and each partition's totals and verdict
+//! ([`PartitionQuality`], [`metrics::partition_quality`]), which the stage commits in the
+//! partition's manifest entry together with its rows.
 
 mod health;
+pub mod metrics;
 mod validate;
 
 pub use health::{get_dataset_health, DatasetHealth, HealthSettings, KeySymbol, PartitionHealth};

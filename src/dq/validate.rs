@@ -14,9 +14,9 @@ use serde::Serialize;
 use super::health::key_symbol_checks;
 use super::{get_dataset_health, HealthSettings, Status};
 use crate::error::Result;
+use crate::maintenance;
 use crate::table::lake_log::LakeView;
 use crate::table::layout::PartitionKey;
-use crate::table::operations::verify;
 use crate::table::{Dataset, Lake, ReadFilter};
 use crate::universe::UniverseSettings;
 
@@ -40,12 +40,8 @@ pub struct ValidationReport {
 pub async fn validate(lake: &Lake, full: bool, as_of_date: Option<NaiveDate>, health: &HealthSettings, breadth: &UniverseSettings) -> Result<ValidationReport> {
     let mut checks = Vec::new();
     let view = lake.view().await?;
-    for ds in lake.all_datasets() {
-        // Interrupted single commits are finished; an unfinished stage is reported, not decided.
-        if ds.finish_commits().await?.snapshot_id == 0 {
-            continue; // never written
-        }
-        let report = verify::verify(&ds, full).await?;
+    for report in maintenance::verify(lake, &[], full).await?.datasets {
+        let ds = lake.dataset(&report.dataset)?;
         let status = if report.is_clean() { Status::Green } else { Status::Red };
         let detail = if report.is_clean() {
             format!("{} files, {} bytes match snapshot {}", report.files_checked, report.bytes_checked, report.snapshot_id)

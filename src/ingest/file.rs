@@ -12,7 +12,7 @@ use super::to_batch;
 use crate::contract::DatasetContract;
 use crate::error::{Error, Result};
 use crate::sources::file::{FileImport, RejectedRow};
-use crate::sources::{Bar, BarSize};
+use crate::bars::{Bar, BarSize};
 use crate::table::operations::write::{split_by_partition, WriteMode};
 use crate::table::Lake;
 

@@ -7,7 +7,6 @@
 //! chunk's bars, its [`progress`] rows are committed; with `resume`, what they record as finished is
 //! skipped, so an interrupted ingest picks up where it stopped.
 
-pub mod backfill;
 mod file;
 pub mod progress;
 
@@ -17,19 +16,80 @@ use std::time::Instant;
 
 use arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use chrono::{NaiveDate, Utc};
-use indicatif::ProgressBar;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use file::{ingest_file, FileIngestReport};
 
 use crate::calendar::{NyseCalendar, Session};
 use crate::contract::DatasetContract;
 use crate::error::{Error, Result};
-use crate::sources::{Bar, BarSize, BarSource, SymbolFailure};
+use crate::bars::{Bar, BarSize};
+use crate::outcome::Outcome;
+use crate::progress::Progress;
+use crate::sources::{BarSource, SymbolFailure};
 use crate::table::layout::{validate_symbol, PartitionKey};
 use crate::table::operations::write::WriteMode;
 use crate::table::Lake;
 use progress::{Record, Status};
+
+/// `[ingest]` settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IngestSettings {
+    /// Sessions per commit: each date partition is rewritten once per chunk.
+    pub chunk_sessions: usize,
+    /// Sessions an `ingest` without `--start` reaches back from `--end` (default: the last completed
+    /// session). `DAYS_BACK` overrides it.
+    pub days_back: usize,
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        Self { chunk_sessions: 10, days_back: 5 }
+    }
+}
+
+impl IngestSettings {
+    /// Sessions (for a file, partitions) per commit: `asked`, else `chunk_sessions`.
+    pub fn chunk(&self, asked: Option<usize>) -> usize {
+        asked.unwrap_or(self.chunk_sessions)
+    }
+}
+
+/// An ingest as asked for (by the command line or a job): what is left `None` takes the default
+/// [`IngestOptions::resolve`] documents.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    pub symbols: Vec<String>,
+    pub bar_size: BarSize,
+    pub start: Option<NaiveDate>,
+    pub end: Option<NaiveDate>,
+    pub chunk_sessions: Option<usize>,
+    pub job_id: Option<String>,
+    pub resume: bool,
+}
+
+impl IngestOptions {
+    /// The request, with the defaults: `end` is the last completed session; `start` is `days_back`
+    /// sessions back, counting the last session on or before `end` as the first; `chunk_sessions`
+    /// is [`IngestSettings::chunk`]. The job id stays `None` (a fresh one per run).
+    pub fn resolve(self, settings: &IngestSettings) -> IngestRequest {
+        let end = self.end.unwrap_or_else(|| NyseCalendar.last_completed_session(Utc::now()));
+        let back = settings.days_back.max(1) as i64;
+        // The last session on or before `end`, and `back - 1` sessions before it.
+        let last = NyseCalendar.previous_session(end.succ_opt().unwrap_or(end));
+        let start = self.start.unwrap_or_else(|| NyseCalendar.add_sessions(last, 1 - back));
+        IngestRequest {
+            symbols: self.symbols,
+            start,
+            end,
+            bar_size: self.bar_size,
+            chunk_sessions: settings.chunk(self.chunk_sessions),
+            job_id: self.job_id,
+            resume: self.resume,
+        }
+    }
+}
 
 /// What to ingest.
 #[derive(Debug, Clone)]
@@ -72,6 +132,13 @@ pub struct IngestReport {
     pub bytes_written_per_byte_ingested: f64,
     pub seconds: f64,
     pub rows_per_second: f64,
+}
+
+impl IngestReport {
+    /// `Warning` (partial success) when a symbol failed, `Ok` otherwise.
+    pub fn outcome(&self) -> Outcome {
+        Outcome::warning_if(!self.failed.is_empty())
+    }
 }
 
 impl IngestRequest {
@@ -127,7 +194,7 @@ fn units<'a>(chunk: &'a [Session], symbols: &[String], finished: &HashSet<(Strin
 }
 
 /// Ingests `request` from `source` into its raw dataset.
-pub async fn ingest<S: BarSource>(lake: &Lake, source: &S, request: &IngestRequest, progress: &ProgressBar) -> Result<IngestReport> {
+pub async fn ingest<S: BarSource>(lake: &Lake, source: &S, request: &IngestRequest, progress: &dyn Progress) -> Result<IngestReport> {
     request.check()?;
     let started = Instant::now();
     let dataset = lake.dataset(&source.dataset(request.bar_size))?;
@@ -332,5 +399,17 @@ mod tests {
         assert!(shape.contains(&(vec!["C".into()], 5, chunk[0].date)));
         assert!(shape.contains(&(vec!["B".into()], 2, chunk[0].date)));
         assert!(shape.contains(&(vec!["B".into()], 2, chunk[3].date)));
+    }
+
+    #[test]
+    fn options_take_the_settings_defaults() {
+        let day = |d: u32| NaiveDate::from_ymd_opt(2024, 1, d).unwrap();
+        let settings = IngestSettings { chunk_sessions: 3, days_back: 5 };
+        let options = IngestOptions { symbols: vec!["A".into()], bar_size: BarSize::Minute, start: None, end: Some(day(7)), chunk_sessions: None, job_id: None, resume: false };
+        // Sunday the 7th: the last session on or before it is Friday the 5th, and 5 sessions end there.
+        let r = options.clone().resolve(&settings);
+        assert_eq!((r.start, r.end, r.chunk_sessions), (NaiveDate::from_ymd_opt(2023, 12, 29).unwrap(), day(7), 3));
+        let r = IngestOptions { start: Some(day(3)), chunk_sessions: Some(7), ..options }.resolve(&settings);
+        assert_eq!((r.start, r.chunk_sessions), (day(3), 7));
     }
 }

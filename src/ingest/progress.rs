@@ -124,6 +124,15 @@ pub struct CleanReport {
     pub snapshot_id: Option<u64>,
 }
 
+/// Removes progress rows last updated longer than `age` ago ([`clean`] with the cutoff now - `age`).
+pub async fn clean_older_than(lake: &Lake, age: std::time::Duration) -> Result<CleanReport> {
+    let cutoff = chrono::Duration::from_std(age)
+        .ok()
+        .and_then(|age| Utc::now().checked_sub_signed(age))
+        .ok_or_else(|| Error::invalid(format!("--older-than {}: too far back", humantime::format_duration(age))))?;
+    clean(lake, cutoff).await
+}
+
 /// Removes progress rows last updated before `cutoff`, in one commit. The sessions they described are
 /// then fetched again by the next resume. The removal is a predicate the write applies to each
 /// partition's current rows, so progress committed concurrently is kept.

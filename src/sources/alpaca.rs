@@ -9,11 +9,10 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use super::http::{parse_json, HttpSettings, RestClient};
+use super::http::{parse_json, HttpSettings, RestClient, Secret};
 use super::polygon::base_url;
 use super::{into_sessions, Bar, BarSize, BarSource, Fetched};
 use crate::calendar::{NyseCalendar, Session};
-use crate::config::Secret;
 use crate::error::{Error, Result};
 
 /// `[alpaca]` settings.

@@ -16,16 +16,31 @@ use serde::Serialize;
 
 use crate::calendar::NyseCalendar;
 use crate::error::{Error, Result};
-use crate::sources::{Bar, BarSize};
+use crate::names::{named_display_and_from_str, Named};
+use crate::bars::{Bar, BarSize};
 use crate::table::layout::validate_symbol;
 
 /// File format; by default taken from the extension.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FileFormat {
     Csv,
     Parquet,
 }
+
+impl Named for FileFormat {
+    const WHAT: &'static str = "file format";
+    const ALL: &'static [Self] = &[FileFormat::Csv, FileFormat::Parquet];
+
+    fn name(self) -> &'static str {
+        match self {
+            FileFormat::Csv => "csv",
+            FileFormat::Parquet => "parquet",
+        }
+    }
+}
+
+named_display_and_from_str!(FileFormat);
 
 /// The fields a bar needs, and the names tried for each when no mapping is given.
 const FIELDS: &[(&str, &[&str], bool)] = &[

@@ -188,6 +188,46 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(client: &RestClient, wh
     serde_json::from_slice(body).map_err(|e| client.error(what, format!("malformed response body ({} bytes): {e}", body.len())))
 }
 
+/// A key or password: printed as `***` by `Debug`, so it cannot reach a log line or an error. It reads
+/// from a string or a number (an all-digit key in TOML or `QUANTLAKE_*`), so no type error quotes it.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Number(u64),
+            Signed(i64),
+        }
+        Ok(Secret(match Raw::deserialize(d).map_err(|_| serde::de::Error::custom("a key must be a string (value not shown)"))? {
+            Raw::Text(s) => s,
+            Raw::Number(n) => n.to_string(),
+            Raw::Signed(n) => n.to_string(),
+        }))
+    }
+}
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value itself, for the one place that sends it (a request header).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

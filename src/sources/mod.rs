@@ -15,47 +15,15 @@ pub mod tws;
 
 use std::future::Future;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use serde::Serialize;
 
 use crate::calendar::Session;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::names::{named_display_and_from_str, Named};
 
-pub use http::HttpSettings;
-
-/// Bar length.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, clap::ValueEnum)]
-pub enum BarSize {
-    #[value(name = "1m")]
-    #[serde(rename = "1m")]
-    Minute,
-    #[value(name = "1d")]
-    #[serde(rename = "1d")]
-    Day,
-}
-
-impl BarSize {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BarSize::Minute => "1m",
-            BarSize::Day => "1d",
-        }
-    }
-}
-
-/// One bar as a source delivers it; `ts` is the bar's start. Volume is a float because some vendors
-/// deliver fractional share volumes; a dataset whose contract says `int64` refuses a fractional one.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Bar {
-    pub ts: DateTime<Utc>,
-    pub open: f64,
-    pub high: f64,
-    pub low: f64,
-    pub close: f64,
-    pub volume: f64,
-    pub vwap: Option<f64>,
-    pub trade_count: Option<i64>,
-}
+pub use crate::bars::{Bar, BarSize};
+pub use http::{HttpSettings, Secret};
 
 /// A source's answer for one (symbol, session). An empty `bars` means the source has no data for it
 /// (a holiday, a halted or not yet listed symbol): recorded as done, not as a failure.
@@ -108,6 +76,30 @@ pub trait BarSource: Send + Sync {
     fn fetch(&self, symbols: &[String], sessions: &[Session], size: BarSize) -> impl Future<Output = Result<Fetched>> + Send;
 }
 
+/// The symbols of a comma-separated list, in the given order; blanks are skipped.
+pub fn split_symbols(list: &str) -> Vec<String> {
+    list.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+}
+
+/// The symbols `spec` asks `kind` for: a list, each once in the given order (`AAPL,AAPL` would
+/// otherwise store AAPL's bars twice), or for the synthetic source also a count N (its first N
+/// symbols). An empty list is an error.
+pub fn parse_symbols(spec: &str, kind: SourceKind) -> Result<Vec<String>> {
+    let list = match spec.trim().parse::<usize>() {
+        Ok(0) => return Err(Error::invalid("--symbols 0: ask for at least one symbol")),
+        Ok(n) if kind == SourceKind::Synthetic => synthetic::symbol_names(n),
+        Ok(_) => return Err(Error::invalid(format!("--symbols {spec}: a count is only for the synthetic source; list the symbols"))),
+        Err(_) => {
+            let mut seen = std::collections::HashSet::new();
+            split_symbols(spec).into_iter().filter(|s| seen.insert(s.clone())).collect()
+        }
+    };
+    if list.is_empty() {
+        return Err(Error::invalid("--symbols lists no symbol"));
+    }
+    Ok(list)
+}
+
 /// Sorts bars a source returned for `symbol` into the requested sessions by their New York date,
 /// giving every session an entry (empty when the source had nothing) and counting bars outside them.
 pub(crate) fn into_sessions(symbol: &str, sessions: &[Session], bars: Vec<Bar>, out: &mut Fetched) {
@@ -129,18 +121,39 @@ pub(crate) fn into_sessions(symbol: &str, sessions: &[Session], bars: Vec<Bar>, 
 }
 
 /// Which bar source (the file import is separate: it reads what a file holds, not a range).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SourceKind {
-    /// Deterministic synthetic bars (no account needed).
     Synthetic,
-    /// Polygon aggregates (POLYGON_API_KEY).
     Polygon,
-    /// Alpaca Market Data v2 (APCA_API_KEY_ID, APCA_API_SECRET_KEY).
     Alpaca,
-    /// Interactive Brokers TWS / IB Gateway ([tws] host, port, client_id).
     Tws,
 }
+
+impl Named for SourceKind {
+    const WHAT: &'static str = "source";
+    const ALL: &'static [Self] = &[SourceKind::Synthetic, SourceKind::Polygon, SourceKind::Alpaca, SourceKind::Tws];
+
+    fn name(self) -> &'static str {
+        match self {
+            SourceKind::Synthetic => "synthetic",
+            SourceKind::Polygon => "polygon",
+            SourceKind::Alpaca => "alpaca",
+            SourceKind::Tws => "tws",
+        }
+    }
+
+    fn help(self) -> Option<&'static str> {
+        Some(match self {
+            SourceKind::Synthetic => "Deterministic synthetic bars (no account needed)",
+            SourceKind::Polygon => "Polygon aggregates (POLYGON_API_KEY)",
+            SourceKind::Alpaca => "Alpaca Market Data v2 (APCA_API_KEY_ID, APCA_API_SECRET_KEY)",
+            SourceKind::Tws => "Interactive Brokers TWS / IB Gateway ([tws] host, port, client_id)",
+        })
+    }
+}
+
+named_display_and_from_str!(SourceKind);
 
 /// Any configured bar source, so the CLI and jobs can pick one at run time.
 pub enum AnySource {
@@ -150,15 +163,25 @@ pub enum AnySource {
     Tws(tws::TwsSource),
 }
 
+/// The settings of every bar source (`[synthetic]`, `[polygon]`, `[alpaca]`, `[tws]`), as the
+/// config holds them.
+#[derive(Debug, Clone, Copy)]
+pub struct SourceSettings<'a> {
+    pub synthetic: &'a synthetic::SyntheticSettings,
+    pub polygon: &'a polygon::PolygonSettings,
+    pub alpaca: &'a alpaca::AlpacaSettings,
+    pub tws: &'a tws::TwsSettings,
+}
+
 impl AnySource {
-    /// The source `kind`, configured from `config` (TWS connects here, and takes the contract ids the
-    /// lake's universe knows).
-    pub async fn open(kind: SourceKind, config: &crate::config::Config, lake: &crate::table::Lake) -> Result<Self> {
+    /// The source `kind`, configured from `settings` (TWS connects here, and takes the contract ids
+    /// the lake's universe knows).
+    pub async fn open(kind: SourceKind, settings: SourceSettings<'_>, lake: &crate::table::Lake) -> Result<Self> {
         Ok(match kind {
-            SourceKind::Synthetic => AnySource::Synthetic(synthetic::SyntheticSource::new(config.synthetic.clone())?),
-            SourceKind::Polygon => AnySource::Polygon(polygon::PolygonSource::new(&config.polygon)?),
-            SourceKind::Alpaca => AnySource::Alpaca(alpaca::AlpacaSource::new(&config.alpaca)?),
-            SourceKind::Tws => AnySource::Tws(tws::TwsSource::connect(&config.tws).await?.with_con_ids(crate::universe::con_ids(lake).await?)),
+            SourceKind::Synthetic => AnySource::Synthetic(synthetic::SyntheticSource::new(settings.synthetic.clone())?),
+            SourceKind::Polygon => AnySource::Polygon(polygon::PolygonSource::new(settings.polygon)?),
+            SourceKind::Alpaca => AnySource::Alpaca(alpaca::AlpacaSource::new(settings.alpaca)?),
+            SourceKind::Tws => AnySource::Tws(tws::TwsSource::connect(settings.tws).await?.with_con_ids(crate::universe::con_ids(lake).await?)),
         })
     }
 }
@@ -189,5 +212,21 @@ impl BarSource for AnySource {
             AnySource::Alpaca(s) => s.fetch(symbols, sessions, size).await,
             AnySource::Tws(s) => s.fetch(symbols, sessions, size).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symbols_are_a_list_or_a_synthetic_count() {
+        assert_eq!(parse_symbols(" AAPL, MSFT,,AAPL ", SourceKind::Polygon).unwrap(), ["AAPL", "MSFT"]);
+        assert_eq!(parse_symbols("3", SourceKind::Synthetic).unwrap().len(), 3);
+        assert!(parse_symbols("3", SourceKind::Tws).unwrap_err().to_string().contains("only for the synthetic source"));
+        assert!(parse_symbols("0", SourceKind::Synthetic).is_err() && parse_symbols(" , ", SourceKind::Alpaca).is_err());
+        assert_eq!(split_symbols("A, B,,A"), ["A", "B", "A"]);
+        assert_eq!("tws".parse::<SourceKind>().unwrap(), SourceKind::Tws);
+        assert_eq!(SourceKind::Polygon.to_string(), "polygon");
     }
 }

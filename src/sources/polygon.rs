@@ -8,10 +8,9 @@ use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use super::http::{parse_json, HttpSettings, RestClient};
+use super::http::{parse_json, HttpSettings, RestClient, Secret};
 use super::{into_sessions, Bar, BarSize, BarSource, Fetched};
 use crate::calendar::Session;
-use crate::config::Secret;
 use crate::error::{Error, Result};
 
 /// `[polygon]` settings.

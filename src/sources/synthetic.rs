@@ -18,7 +18,8 @@ use sha2::{Digest, Sha256};
 
 use crate::calendar::Session;
 use crate::error::{Error, Result};
-use crate::sources::{Bar, BarSize, BarSource, Fetched, SymbolSession};
+use crate::bars::{Bar, BarSize};
+use crate::sources::{BarSource, Fetched, SymbolSession};
 
 /// Settings of the synthetic source (the `[synthetic]` section of the config).
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -85,16 +85,16 @@ fn host_name() -> String {
 /// How a stage ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Outcome {
+pub enum StageOutcome {
     Committed,
     Aborted,
 }
 
-impl Outcome {
+impl StageOutcome {
     pub fn as_str(self) -> &'static str {
         match self {
-            Outcome::Committed => "committed",
-            Outcome::Aborted => "aborted",
+            StageOutcome::Committed => "committed",
+            StageOutcome::Aborted => "aborted",
         }
     }
 }
@@ -108,7 +108,7 @@ pub struct LakeCommit {
     /// Never decreases along the lake log.
     pub committed_at: DateTime<Utc>,
     pub stage_id: String,
-    pub outcome: Outcome,
+    pub outcome: StageOutcome,
     /// `curate`, `restore`, ...
     pub operation: String,
     #[serde(default)]
@@ -137,7 +137,7 @@ pub enum Visibility {
 pub struct Decision {
     pub stage_id: String,
     pub lake_base: u64,
-    pub outcome: Outcome,
+    pub outcome: StageOutcome,
     pub operation: String,
     pub parameters: BTreeMap<String, serde_json::Value>,
     pub datasets: BTreeMap<String, u64>,
@@ -299,7 +299,7 @@ impl LakeLog {
         self.decide(Decision {
             stage_id: mark.id.clone(),
             lake_base: mark.lake_base,
-            outcome: Outcome::Aborted,
+            outcome: StageOutcome::Aborted,
             operation,
             parameters: BTreeMap::new(),
             datasets: found,
@@ -425,7 +425,7 @@ impl LakeView {
     pub async fn visibility(&self, mark: &StageMark) -> Result<Visibility> {
         let head = self.head().await?;
         Ok(match self.log.decision(mark, head).await? {
-            Some(d) if d.outcome == Outcome::Committed => Visibility::Visible { seq: d.seq },
+            Some(d) if d.outcome == StageOutcome::Committed => Visibility::Visible { seq: d.seq },
             Some(d) => Visibility::Skipped { seq: d.seq },
             None => Visibility::Pending,
         })

@@ -18,67 +18,13 @@ use std::fmt;
 
 use chrono::{Datelike, NaiveDate};
 use object_store::path::Path;
-use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// Name of the one live file in each partition folder.
-pub const LIVE_FILE: &str = "part.parquet";
+pub use crate::contract::{validate_dataset_name, Layer, Partitioning};
+pub use crate::storage::{is_live_temp, live_temp_name, LIVE_FILE};
+
 pub const LAKE_MARKER: &str = "_lake.json";
-
-/// Name of the temporary link a local commit renames over a live file. It starts with `.` and does not
-/// end in `.parquet`, so no glob reader ever sees it; a crash between link and rename can leave one.
-pub fn live_temp_name() -> String {
-    format!(".{LIVE_FILE}.{}.tmp", uuid::Uuid::new_v4().simple())
-}
-
-/// Whether a file name in the live tree is such a temporary link.
-pub fn is_live_temp(name: &str) -> bool {
-    name.starts_with(&format!(".{LIVE_FILE}.")) && name.ends_with(".tmp")
-}
-
-/// A layer of the lake: the folder that holds a dataset's live tree.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Layer {
-    Raw,
-    Curated,
-    Features,
-    Reference,
-    Sets,
-    /// Operational data (quarantine, DQ metrics, progress, jobs): never mixed into the bar layers.
-    Ops,
-}
-
-impl Layer {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Layer::Raw => "raw",
-            Layer::Curated => "curated",
-            Layer::Features => "features",
-            Layer::Reference => "reference",
-            Layer::Sets => "sets",
-            Layer::Ops => "ops",
-        }
-    }
-}
-
-impl fmt::Display for Layer {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// How a dataset's rows are split into partition folders.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Partitioning {
-    Date,
-    Month,
-    Year,
-    /// One partition, `all/`: small reference tables (the universe), rewritten whole.
-    None,
-}
 
 /// One partition folder name, e.g. `date=2024-01-02`; ordered by time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -145,23 +91,6 @@ impl fmt::Display for PartitionKey {
             PartitionKey::Year(y) => write!(f, "year={y:04}"),
             PartitionKey::All => f.write_str("all"),
         }
-    }
-}
-
-/// Dataset names become folder names: lower-case ASCII, digits and `_`, starting with a letter.
-pub fn validate_dataset_name(name: &str) -> Result<()> {
-    let reason = if name.is_empty() || name.len() > 64 {
-        Some("must be 1 to 64 characters")
-    } else if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
-        Some("must start with a lower-case letter (a-z)")
-    } else if !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') {
-        Some("may only contain a-z, 0-9 and '_' (no '/', '.', NUL or spaces)")
-    } else {
-        None
-    };
-    match reason {
-        Some(reason) => Err(Error::InvalidName { kind: "dataset name", value: name.to_string(), reason }),
-        None => Ok(()),
     }
 }
 

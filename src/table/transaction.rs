@@ -30,7 +30,7 @@ use futures::{StreamExt, TryStreamExt};
 use crate::contract::SchemaRecord;
 use crate::error::{Error, Result};
 use crate::table::data_file::EncodedFile;
-use crate::table::lake_log::{Outcome, StageMark, Visibility};
+use crate::table::lake_log::{StageMark, StageOutcome, Visibility};
 use crate::table::manifest::{Action, Commit, PartitionEntry, TableState, FORMAT_VERSION};
 use crate::table::Dataset;
 
@@ -234,8 +234,8 @@ impl Transaction<'_> {
 async fn decided(ds: &Dataset, mark: &StageMark) -> Result<Visibility> {
     let d = ds.lake_log.await_decision(mark).await?;
     Ok(match d.outcome {
-        Outcome::Committed => Visibility::Visible { seq: d.seq },
-        Outcome::Aborted => Visibility::Skipped { seq: d.seq },
+        StageOutcome::Committed => Visibility::Visible { seq: d.seq },
+        StageOutcome::Aborted => Visibility::Skipped { seq: d.seq },
     })
 }
 
@@ -366,7 +366,7 @@ pub struct RecoveryReport {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct StageDecided {
     pub stage_id: String,
-    pub outcome: Outcome,
+    pub outcome: StageOutcome,
     /// `recovery` when this process decided it; `writer` when its writer did while we waited.
     pub decided_by: String,
     pub lake_seq: u64,

@@ -53,6 +53,21 @@ impl Default for UniverseSettings {
     }
 }
 
+impl UniverseSettings {
+    /// These settings with the command line's choice of members: a `symbols` list replaces the
+    /// config's symbols and csv; a `csv` replaces the config's csv.
+    pub fn with_members(mut self, symbols: Option<Vec<String>>, csv: Option<PathBuf>) -> Self {
+        if let Some(list) = symbols {
+            self.symbols = list;
+            self.csv = None;
+        }
+        if csv.is_some() {
+            self.csv = csv;
+        }
+        self
+    }
+}
+
 /// One symbol as listed (before merging with what the lake knows).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Listing {

@@ -136,3 +136,45 @@ fn calendar_lists_sessions_with_early_closes_and_dst() {
     assert!(text.contains("4 session(s)") && !text.contains("2025-01-09"), "Carter day of mourning: {text}");
     assert!(!t.run(&["calendar", "--start", "2024-02-01", "--end", "2024-01-01"]).status.success());
 }
+
+/// The exit-code contract (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN), each class from a real command.
+/// (A partial ingest exiting 1 is in `tws.rs`, a YELLOW `health-check` in `curate.rs`.)
+#[test]
+fn exit_codes_follow_the_contract() {
+    let t = TestLake::new(Backend::Local);
+    let code = |args: &[&str]| {
+        let out = t.run(args);
+        assert!(!stderr(&out).contains("panicked"), "{args:?}: {}", stderr(&out));
+        out.status.code()
+    };
+    // 3 UNKNOWN: the command could not run.
+    assert_eq!(code(&["datasets"]), Some(3), "a lake that does not exist");
+    assert_eq!(code(&["--lake", "gs://x/y", "datasets"]), Some(3), "an unsupported lake URL");
+    assert_eq!(code(&["datasets", "--no-such-flag"]), Some(3), "an unknown flag (clap's usage error)");
+    assert_eq!(code(&["calendar", "--start", "2024-13-01", "--end", "2024-12-31"]), Some(3), "a bad date");
+    assert_eq!(code(&[]), Some(3), "no command");
+    // 0 OK, and the contract under --help.
+    assert_eq!(code(&["init"]), Some(0));
+    assert_eq!(code(&["--version"]), Some(0));
+    for help in [&["--help"][..], &["help", "verify"], &["snapshot", "tag", "--help"]] {
+        let out = t.run(help);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{help:?}");
+        assert!(text.contains("Exit codes") && text.contains("3  UNKNOWN"), "{help:?}: {text}");
+    }
+    assert_eq!(code(&["snapshots", "nope"]), Some(3), "an unknown dataset");
+    assert_eq!(code(&["ingest", "--source", "synthetic", "--symbols", "3", "--start", "2024-01-02", "--end", "2024-01-03", "--quiet"]), Some(0));
+    assert_eq!(code(&["ingest", "--source", "synthetic", "--symbols", "3", "--start", "2024-01-05", "--end", "2024-01-02"]), Some(3), "end before start");
+    assert_eq!(code(&["verify"]), Some(0));
+    // 2 CRITICAL: health RED (3 symbols is below the default breadth of 100), and a damaged live file.
+    assert_eq!(code(&["curate", "--start", "2024-01-02", "--end", "2024-01-03"]), Some(0));
+    assert_eq!(code(&["health-check", "--as-of-date", "2024-01-03"]), Some(2));
+    assert_eq!(code(&["health", "--as-of-date", "2024-01-03"]), Some(0), "health prints the report; health-check exits by it");
+    let live = t.local_root().unwrap().join("raw/raw_synthetic_bars/date=2024-01-02/part.parquet");
+    let mut bytes = std::fs::read(&live).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&live, bytes).unwrap();
+    assert_eq!(code(&["verify"]), Some(2));
+    assert_eq!(code(&["verify", "raw_synthetic_bars"]), Some(2));
+}

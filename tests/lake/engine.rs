@@ -214,7 +214,7 @@ async fn schema_evolution_allows_only_new_nullable_columns() {
             job_id: None,
             resume: false,
         };
-        let err = quantlake::ingest::ingest(&lake3, &source, &req, &indicatif::ProgressBar::hidden()).await;
+        let err = quantlake::ingest::ingest(&lake3, &source, &req, &quantlake::progress::NoProgress).await;
         let msg = match err {
             Err(e @ (Error::SchemaEvolution { .. } | Error::SchemaMismatch { .. })) => e.to_string(),
             other => panic!("expected a schema error, got {other:?}"),

@@ -34,7 +34,7 @@ async fn verify_names_damaged_files(backend: Backend) {
     store.put(&stray, Bytes::from_static(b"not parquet")).await.unwrap();
 
     let out = t.cli().args(["verify", "raw_synthetic_bars", "--json"]).output().unwrap();
-    assert!(!out.status.success(), "verify fails when files are damaged");
+    assert_eq!(out.status.code(), Some(2), "damaged files are CRITICAL");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let problems: Vec<(String, String)> = report[0]["problems"]
         .as_array()

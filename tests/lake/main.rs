@@ -13,6 +13,7 @@ mod engine;
 mod file_import;
 mod integrity;
 mod interop;
+mod modules;
 mod resume;
 mod stages;
 mod tws;
@@ -42,5 +43,5 @@ pub async fn ingest_synthetic(lake: &Lake, symbols: &[&str], start: &str, end: &
         job_id: None,
         resume: false,
     };
-    ingest(lake, &source, &request, &indicatif::ProgressBar::hidden()).await.unwrap()
+    ingest(lake, &source, &request, &quantlake::progress::NoProgress).await.unwrap()
 }

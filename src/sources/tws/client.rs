@@ -22,7 +22,7 @@ use time::OffsetDateTime;
 use tokio::sync::{Mutex, RwLock, watch};
 
 use super::pacing::Pacer;
-use crate::sources::Bar;
+use crate::bars::{Bar, BarSize};
 
 #[derive(Clone, Debug)]
 pub struct TwsConfig {
@@ -182,10 +182,10 @@ impl TwsClient {
 
     /// TRADES bars of `size` (1-minute bars, or the daily bar) of the session that ends at
     /// `session_end_utc`: one `1 D` request ending there, IB's rule for minute bars.
-    pub async fn day_bars(&self, symbol: &str, con_id: Option<i32>, session_end_utc: DateTime<Utc>, size: crate::sources::BarSize) -> Result<DayBars, TwsError> {
+    pub async fn day_bars(&self, symbol: &str, con_id: Option<i32>, session_end_utc: DateTime<Utc>, size: BarSize) -> Result<DayBars, TwsError> {
         let (ib_size, size_text) = match size {
-            crate::sources::BarSize::Minute => (IbBarSize::Min, "1 min"),
-            crate::sources::BarSize::Day => (IbBarSize::Day, "1 day"),
+            BarSize::Minute => (IbBarSize::Min, "1 min"),
+            BarSize::Day => (IbBarSize::Day, "1 day"),
         };
         let contract = self.contract(symbol, con_id);
         let end = OffsetDateTime::from_unix_timestamp(session_end_utc.timestamp())

@@ -23,7 +23,7 @@ use chrono::Utc;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::table::lake_log::{Decision, Holder, Outcome, StageMark, Visibility};
+use crate::table::lake_log::{Decision, Holder, StageMark, StageOutcome, Visibility};
 use crate::table::manifest::TableState;
 use crate::table::operations::write::{PreparedWrite, WriteBuilder, WriteResult};
 use crate::table::transaction::{self, failpoint, CommitError, Reserved};
@@ -138,7 +138,7 @@ impl<'a> Stage<'a> {
             .decide(Decision {
                 stage_id: stage_id.clone(),
                 lake_base,
-                outcome: Outcome::Committed,
+                outcome: StageOutcome::Committed,
                 operation: self.operation.clone(),
                 parameters: self.parameters.clone(),
                 datasets: snapshots,
@@ -146,7 +146,7 @@ impl<'a> Stage<'a> {
                 reason: None,
             })
             .await?;
-        if decision.outcome == Outcome::Aborted {
+        if decision.outcome == StageOutcome::Aborted {
             for w in &prepared {
                 w.discard().await;
             }
@@ -198,7 +198,7 @@ async fn abort(lake: &Lake, mark: &StageMark, operation: &str, parameters: &BTre
     let decision = Decision {
         stage_id: mark.id.clone(),
         lake_base: mark.lake_base,
-        outcome: Outcome::Aborted,
+        outcome: StageOutcome::Aborted,
         operation: operation.to_string(),
         parameters: parameters.clone(),
         datasets: reserved,

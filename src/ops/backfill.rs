@@ -6,13 +6,16 @@
 use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
-use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
-use super::{ingest, progress, IngestRequest};
 use crate::calendar::NyseCalendar;
 use crate::error::{Error, Result};
-use crate::sources::{BarSize, BarSource, SymbolFailure};
+use crate::ingest::{ingest, progress, IngestRequest, IngestSettings};
+use crate::outcome::Outcome;
+use crate::progress::{NoProgress, Progress};
+use crate::universe;
+use crate::bars::BarSize;
+use crate::sources::{BarSource, SymbolFailure};
 use crate::table::Lake;
 
 /// `[backfill]` settings; the runbooks' `BACKFILL_*`, `MIN_TARGET_COVERAGE` variables override them.
@@ -72,6 +75,41 @@ impl BackfillSettings {
     }
 }
 
+/// A backfill as asked for: what is left `None` takes the default [`BackfillOptions::resolve`]
+/// documents.
+#[derive(Debug, Clone)]
+pub struct BackfillOptions {
+    pub symbols: Option<Vec<String>>,
+    pub bar_size: BarSize,
+    pub end: Option<NaiveDate>,
+    pub chunk_sessions: Option<usize>,
+    pub job_id: Option<String>,
+}
+
+impl BackfillOptions {
+    /// The request, with the defaults: the symbols are the lake's active universe (an error when it
+    /// is empty); `end` is the last completed session; `chunk_sessions` is [`IngestSettings::chunk`].
+    pub async fn resolve(self, lake: &Lake, settings: &IngestSettings) -> Result<BackfillRequest> {
+        let symbols = match self.symbols {
+            Some(symbols) => symbols,
+            None => {
+                let active = universe::active_symbols(lake).await?;
+                if active.is_empty() {
+                    return Err(Error::invalid("no --symbols and no active universe; pass --symbols or run `quantlake universe rebuild`"));
+                }
+                active
+            }
+        };
+        Ok(BackfillRequest {
+            symbols,
+            bar_size: self.bar_size,
+            end: self.end.unwrap_or_else(|| NyseCalendar.last_completed_session(chrono::Utc::now())),
+            chunk_sessions: settings.chunk(self.chunk_sessions),
+            job_id: self.job_id,
+        })
+    }
+}
+
 /// What to backfill.
 #[derive(Debug, Clone)]
 pub struct BackfillRequest {
@@ -116,8 +154,15 @@ pub struct BackfillReport {
     pub seconds: f64,
 }
 
+impl BackfillReport {
+    /// `Warning` (partial success) when a symbol failed, `Ok` otherwise.
+    pub fn outcome(&self) -> Outcome {
+        Outcome::warning_if(!self.failed.is_empty())
+    }
+}
+
 /// Runs the backfill; see the module docs.
-pub async fn backfill_history<S: BarSource>(lake: &Lake, source: &S, settings: &BackfillSettings, request: &BackfillRequest, bar: &ProgressBar) -> Result<BackfillReport> {
+pub async fn backfill_history<S: BarSource>(lake: &Lake, source: &S, settings: &BackfillSettings, request: &BackfillRequest, bar: &dyn Progress) -> Result<BackfillReport> {
     settings.check()?;
     let started = Instant::now();
     // The calendar starts in 2000: a longer target stops there.
@@ -161,7 +206,7 @@ pub async fn backfill_history<S: BarSource>(lake: &Lake, source: &S, settings: &
             job_id: Some(job_id.clone()),
             resume: true,
         };
-        let done = ingest(lake, source, &ingest_request, &ProgressBar::hidden()).await?;
+        let done = ingest(lake, source, &ingest_request, &NoProgress).await?;
         let elapsed = step_started.elapsed();
         bar.inc(((cursor - lo) * request.symbols.len()) as u64);
         let fetched_anything = done.skipped < ((cursor - lo) * request.symbols.len()) as u64;

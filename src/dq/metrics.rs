@@ -1,5 +1,5 @@
-//! Data-quality metrics of a curation run: per symbol-session (for `dq_metrics`) and per partition
-//! (the verdict committed in the partition's manifest entry).
+//! Data-quality metrics of a stage's output (today curation's): per symbol-session (for
+//! `dq_metrics`) and per partition (the verdict committed in the partition's manifest entry).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -8,12 +8,12 @@ use arrow::datatypes::Int64Type;
 use chrono::NaiveDate;
 
 use crate::contract::DatasetContract;
-use crate::dq::{PartitionQuality, QualityTotals, SessionMetrics};
+use super::{PartitionQuality, QualityTotals, SessionMetrics};
 use crate::error::{Error, Result};
 use crate::table::layout::PartitionKey;
 
 /// Each partition's quality verdict by the contract's rules, from its symbol-sessions' metrics.
-pub(super) fn partition_quality(contract: &DatasetContract, metrics: &[SessionMetrics]) -> Result<BTreeMap<PartitionKey, PartitionQuality>> {
+pub fn partition_quality(contract: &DatasetContract, metrics: &[SessionMetrics]) -> Result<BTreeMap<PartitionKey, PartitionQuality>> {
     let rules = contract.quality.clone().ok_or_else(|| Error::invalid(format!("contract '{}' has no [quality] rules", contract.name)))?;
     let mut by_partition: BTreeMap<PartitionKey, Vec<&SessionMetrics>> = BTreeMap::new();
     for m in metrics {
@@ -57,7 +57,7 @@ fn keys(b: &RecordBatch) -> Result<(&arrow::array::StringArray, &arrow::array::D
 /// and `is_outlier` columns), its rejects, and the valid bars per chosen / superseded source. Each
 /// session expects `bars[date]` bars per symbol. Every `expected` (symbol, session) gets a row, so a
 /// symbol that delivered nothing that session shows as a gap.
-pub(super) fn session_metrics(
+pub fn session_metrics(
     bars: HashMap<NaiveDate, u64>,
     expected: &[(String, NaiveDate)],
     curated: &[RecordBatch],

@@ -1,0 +1,116 @@
+//! Bar types every layer shares: a [`Bar`] as sources deliver it, its [`BarSize`] (the raw and curated
+//! datasets it goes to), and the [`Frequency`] curated bars are read at. Nothing here knows the lake.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::names::{named_display_and_from_str, Named};
+
+/// Bar length of stored bars: `1m` (`raw_<source>_bars`, `curated_1m_bars`) or `1d`
+/// (`raw_<source>_daily_bars`, `curated_1d_bars`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum BarSize {
+    #[serde(rename = "1m")]
+    Minute,
+    #[serde(rename = "1d")]
+    Day,
+}
+
+impl BarSize {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BarSize::Minute => "1m",
+            BarSize::Day => "1d",
+        }
+    }
+}
+
+impl Named for BarSize {
+    const WHAT: &'static str = "bar size";
+    const ALL: &'static [Self] = &[BarSize::Minute, BarSize::Day];
+
+    fn name(self) -> &'static str {
+        self.as_str()
+    }
+}
+
+/// One bar as a source delivers it; `ts` is the bar's start. Volume is a float because some vendors
+/// deliver fractional share volumes; a dataset whose contract says `int64` refuses a fractional one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bar {
+    pub ts: DateTime<Utc>,
+    pub open: f64,
+    pub high: f64,
+    pub low: f64,
+    pub close: f64,
+    pub volume: f64,
+    pub vwap: Option<f64>,
+    pub trade_count: Option<i64>,
+}
+
+/// Bar length of curated bars as read (`get_curated_bars`): 1m, or resampled within sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Frequency {
+    #[serde(rename = "1m")]
+    M1,
+    #[serde(rename = "5m")]
+    M5,
+    #[serde(rename = "15m")]
+    M15,
+    #[serde(rename = "30m")]
+    M30,
+    #[serde(rename = "1h")]
+    H1,
+    #[serde(rename = "1d")]
+    D1,
+}
+
+impl Frequency {
+    /// Minutes per bar; 1d is longer than any session: one bucket per session.
+    pub fn minutes(self) -> u32 {
+        match self {
+            Frequency::M1 => 1,
+            Frequency::M5 => 5,
+            Frequency::M15 => 15,
+            Frequency::M30 => 30,
+            Frequency::H1 => 60,
+            Frequency::D1 => 390,
+        }
+    }
+}
+
+impl Named for Frequency {
+    const WHAT: &'static str = "frequency";
+    const ALL: &'static [Self] = &[Frequency::M1, Frequency::M5, Frequency::M15, Frequency::M30, Frequency::H1, Frequency::D1];
+
+    fn name(self) -> &'static str {
+        match self {
+            Frequency::M1 => "1m",
+            Frequency::M5 => "5m",
+            Frequency::M15 => "15m",
+            Frequency::M30 => "30m",
+            Frequency::H1 => "1h",
+            Frequency::D1 => "1d",
+        }
+    }
+}
+
+named_display_and_from_str!(BarSize, Frequency);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spellings_round_trip() {
+        for b in BarSize::ALL {
+            assert_eq!(b.to_string().parse::<BarSize>().unwrap(), *b);
+            assert_eq!(serde_json::to_value(b).unwrap(), serde_json::json!(b.to_string()));
+        }
+        for f in Frequency::ALL {
+            assert_eq!(f.to_string().parse::<Frequency>().unwrap(), *f);
+            assert_eq!(serde_json::to_value(f).unwrap(), serde_json::json!(f.to_string()));
+        }
+        assert!("2m".parse::<Frequency>().unwrap_err().to_string().contains("expected one of: 1m, 5m, 15m, 30m, 1h, 1d"));
+    }
+}

@@ -1,0 +1,347 @@
+//! One function per command: each takes its parsed flags, calls the library and prints the report,
+//! and says how the command ended ([`Outcome`], the exit-code contract). Defaults and fallbacks are
+//! the library's (its request builders); flag consistency (which flags go with which source) is
+//! checked here, because it is about the flags.
+
+use std::path::PathBuf;
+
+use chrono::NaiveDate;
+
+use super::args::{BackfillArgs, BarsArgs, CurateArgs, Format, IngestArgs, ReadArgs, SnapshotCommand, SourceName};
+use super::output::Output;
+use super::Context;
+use crate::calendar::NyseCalendar;
+use crate::config::Config;
+use crate::curate::{self, BarsRequest, CurateRequest};
+use crate::error::{Error, Result};
+use crate::ingest::{ingest, ingest_file, progress, IngestOptions};
+use crate::maintenance;
+use crate::ops::backfill::{backfill_history, BackfillOptions};
+use crate::outcome::Outcome;
+use crate::progress::Progress;
+use crate::query::{AsOf, QueryEngine};
+use crate::sources::file::{parse_column_map, FileImport};
+use crate::sources::{parse_symbols, split_symbols, AnySource, SourceKind};
+use crate::table::operations::{history, restore, tag};
+use crate::table::{Lake, SnapshotSpec};
+use crate::{dq, universe};
+
+/// `init`: creates the lake (idempotent).
+pub async fn init(ctx: &Context, out: &Output) -> Result<Outcome> {
+    let lake = Lake::init(&ctx.lake_url, ctx.config.lake.options()).await?;
+    out.message(&serde_json::json!({ "lake": lake.url(), "initialized": true }), &format!("lake ready at {}", lake.url()));
+    Ok(Outcome::Ok)
+}
+
+/// `ingest`: a source's bars (or a file's) into its raw dataset; `Warning` when a symbol failed.
+pub async fn ingest_bars(ctx: &Context, args: IngestArgs, out: &Output) -> Result<Outcome> {
+    let lake = ctx.open().await?;
+    if args.source == SourceName::File {
+        let import = file_import(&args)?;
+        let chunk = ctx.config.ingest.chunk(args.range.chunk_sessions);
+        let report = ingest_file(&lake, &import, chunk, args.range.job_id.clone()).await?;
+        out.file_ingest(&report);
+        return Ok(Outcome::Ok);
+    }
+    check_source_flags(&args)?;
+    let kind = source_kind(args.source);
+    let spec = args.range.symbols.as_deref().ok_or_else(|| Error::invalid("--symbols is required (e.g. --symbols AAPL,MSFT)"))?;
+    let request = IngestOptions {
+        symbols: parse_symbols(spec, kind)?,
+        bar_size: args.range.frequency,
+        start: args.start,
+        end: args.end,
+        chunk_sessions: args.range.chunk_sessions,
+        job_id: args.range.job_id.clone(),
+        resume: args.resume,
+    }
+    .resolve(&ctx.config.ingest);
+    let source = AnySource::open(kind, config_with_synthetic_flags(&ctx.config, &args).sources(), &lake).await?;
+    let progress = ctx.progress("ingest");
+    let report = ingest(&lake, &source, &request, &progress).await?;
+    progress.finish();
+    out.ingest(&report);
+    Ok(report.outcome())
+}
+
+/// `backfill-history`: the adaptive historical backfill; `Warning` when a symbol failed.
+pub async fn backfill(ctx: &Context, args: BackfillArgs, out: &Output) -> Result<Outcome> {
+    let lake = ctx.open().await?;
+    let request = BackfillOptions {
+        symbols: args.range.symbols.as_deref().map(|spec| parse_symbols(spec, args.source)).transpose()?,
+        bar_size: args.range.frequency,
+        end: args.end,
+        chunk_sessions: args.range.chunk_sessions,
+        job_id: args.range.job_id.clone(),
+    }
+    .resolve(&lake, &ctx.config.ingest)
+    .await?;
+    let source = AnySource::open(args.source, ctx.config.sources(), &lake).await?;
+    let progress = ctx.progress("backfill");
+    let report = backfill_history(&lake, &source, &ctx.config.backfill, &request, &progress).await?;
+    progress.finish();
+    out.backfill(&report);
+    Ok(report.outcome())
+}
+
+/// `progress clean`: forgets progress records older than `older_than` (e.g. `90d`).
+pub async fn progress_clean(ctx: &Context, older_than: &str, out: &Output) -> Result<Outcome> {
+    let lake = ctx.open().await?;
+    let age = humantime::parse_duration(older_than).map_err(|e| Error::invalid(format!("--older-than '{older_than}': {e}")))?;
+    let report = progress::clean_older_than(&lake, age).await?;
+    out.message(&report, &format!("removed {} progress record(s) older than {older_than}; {} kept", report.rows_removed, report.rows_kept));
+    Ok(Outcome::Ok)
+}
+
+/// `curate`: raw bars of some sessions into the curated dataset of `frequency`.
+pub async fn curate(ctx: &Context, args: CurateArgs, out: &Output) -> Result<Outcome> {
+    let lake = ctx.open().await?;
+    let settings = ctx.config.curate.clone().with_fill(args.fill);
+    let report = curate::curate(&lake, &settings, &CurateRequest::for_sessions(args.start, args.end, args.frequency, args.job_id)).await?;
+    out.curate(&report);
+    Ok(Outcome::Ok)
+}
+
+/// `health`: a dataset's health, checks and partitions. The report is the result: exit 0 whatever
+/// the status (`health-check` exits by it).
+pub async fn health(ctx: &Context, dataset: &str, as_of_date: Option<NaiveDate>, out: &Output) -> Result<Outcome> {
+    let lake = ctx.open().await?;
+    let health = dq::get_dataset_health(&lake, dataset, as_of_date, &ctx.config.health, &ctx.config.universe).await?;
+    out.health(&health);
+    Ok(Outcome::Ok)
+}
+
+/// `health-check`: one line, and the status as the outcome (GREEN 0, YELLOW 1, RED 2).
+pub async fn health_check(ctx: &Context, dataset: &str, as_of_date: Option<NaiveDate>, out: &Output) -> Result<Outcome> {
+    let lake = ctx.open().await?;
+    let health = dq::get_dataset_health(&lake, dataset, as_of_date, &ctx.config.health, &ctx.config.universe).await?;
+    out.health_line(&health);
+    Ok(health.status.into())
+}
+
+/// `validate`: every check across the lake; the worst status is the outcome.
+pub async fn validate(ctx: &Context, full: bool, as_of_date: Option<NaiveDate>, out: &Output) -> Result<Outcome> {
+    let lake = ctx.open().await?;
+    let report = dq::validate(&lake, full, as_of_date, &ctx.config.health, &ctx.config.universe).await?;
+    out.validate(&report);
+    Ok(report.status.into())
+}
+
+/// `dq summary`: metrics per session and in total (`end` defaults to `start`).
+pub async fn dq_summary(ctx: &Context, dataset: &str, start: NaiveDate, end: Option<NaiveDate>, out: &Output) -> Result<Outcome> {
+    let lake = ctx.open().await?;
+    let summary = dq::get_data_quality_summary(&lake, dataset, start, end.unwrap_or(start)).await?;
+    out.dq_summary(&summary);
+    Ok(Outcome::Ok)
+}
+
+/// `universe rebuild`: from the config, or the flags' symbols or CSV.
+pub async fn universe_rebuild(ctx: &Context, symbols: Option<String>, csv: Option<PathBuf>, out: &Output) -> Result<Outcome> {
+    let lake = ctx.open().await?;
+    let settings = ctx.config.universe.clone().with_members(symbols.as_deref().map(split_symbols), csv);
+    let report = universe::rebuild(&lake, &settings).await?;
+    out.universe_rebuild(&report);
+    Ok(Outcome::Ok)
+}
+
+/// `universe show`: the members and the breadth of the active ones.
+pub async fn universe_show(ctx: &Context, out: &Output) -> Result<Outcome> {
+    let lake = ctx.open().await?;
+    let members = universe::members(&lake).await?;
+    let active = members.iter().filter(|m| m.active).count();
+    out.universe(&members, ctx.config.universe.breadth(active));
+    Ok(Outcome::Ok)
+}
+
+/// `datasets`: each dataset's partitions, rows, bytes and last snapshot.
+pub async fn datasets(ctx: &Context, out: &Output) -> Result<Outcome> {
+    let lake = ctx.open().await?;
+    let mut rows = Vec::new();
+    for ds in lake.all_datasets() {
+        rows.push(ds.summary().await?);
+    }
+    out.datasets(&rows);
+    Ok(Outcome::Ok)
+}
+
+/// `snapshots`: a dataset's log, newest first; with no dataset (`--all`), the lake log: one entry per
+/// stage.
+pub async fn snapshots(ctx: &Context, dataset: Option<&str>, limit: usize, out: &Output) -> Result<Outcome> {
+    let lake = ctx.open().await?;
+    match dataset {
+        Some(dataset) => out.snapshots(&history::list(&lake.dataset(dataset)?, limit).await?),
+        None => out.lake_log(&history::list_lake(&lake, limit).await?),
+    }
+    Ok(Outcome::Ok)
+}
+
+/// `partitions`: a dataset's partitions at a snapshot (default: the latest).
+pub async fn partitions(ctx: &Context, dataset: &str, as_of: Option<&str>, out: &Output) -> Result<Outcome> {
+    let lake = ctx.open().await?;
+    let spec = SnapshotSpec::parse(as_of.unwrap_or("latest"))?;
+    out.partitions(&lake.dataset(dataset)?.snapshot(&spec).await?);
+    Ok(Outcome::Ok)
+}
+
+/// `snapshot tag|tags|untag|restore|diff`: of one dataset, or with `--all` of the whole lake (a
+/// lake-wide tag is one consistent cut of every dataset; a lake-wide restore is one stage).
+pub async fn snapshot(ctx: &Context, cmd: SnapshotCommand, out: &Output) -> Result<Outcome> {
+    let lake = ctx.open().await?;
+    match cmd {
+        SnapshotCommand::Tag { target, snapshot, message, force } => match target.split()? {
+            (Some(dataset), name) => {
+                let t = tag::create(&lake.dataset(dataset)?, name, snapshot, &message, force).await?;
+                out.message(&t, &format!("tagged snapshot {} of {dataset} as '{}'", t.snapshot_id, t.name));
+            }
+            (None, name) => {
+                let t = tag::create_lake(&lake, name, &message, force).await?;
+                let written = t.datasets.values().filter(|id| **id > 0).count();
+                out.message(&t, &format!("tagged the lake as '{}': {written} dataset(s) at lake snapshot {}", t.name, t.lake_seq));
+            }
+        },
+        SnapshotCommand::Tags { dataset, .. } => match dataset {
+            Some(dataset) => out.tags(&tag::list(&lake.dataset(&dataset)?).await?),
+            None => out.lake_tags(&tag::list_lake(lake.store()).await?),
+        },
+        SnapshotCommand::Untag { target } => {
+            let (dataset, name) = target.split()?;
+            match dataset {
+                Some(d) => tag::delete(&lake.dataset(d)?, name).await?,
+                None => tag::delete_lake(lake.store(), name).await?,
+            }
+            let whose = dataset.unwrap_or("the lake");
+            out.message(&serde_json::json!({ "dataset": dataset, "deleted_tag": name }), &format!("deleted tag '{name}' of {whose}"));
+        }
+        SnapshotCommand::Restore { target } => match target.split()? {
+            (Some(dataset), to) => {
+                let r = restore::restore(&lake.dataset(dataset)?, &SnapshotSpec::parse(to)?).await?;
+                let text = if r.partitions == 0 {
+                    format!("{dataset} already has the content of {to}; nothing committed")
+                } else {
+                    format!("restored {dataset} to {to}: snapshot {} changes {} partition(s)", r.snapshot_id, r.partitions)
+                };
+                out.message(&r, &text);
+            }
+            (None, to) => out.stage(&restore::restore_lake(&lake, &SnapshotSpec::parse(to)?).await?, &format!("restored the lake to {to}")),
+        },
+        SnapshotCommand::Diff { dataset, from, to } => {
+            let d = history::diff(&lake.dataset(&dataset)?, &SnapshotSpec::parse(&from)?, &SnapshotSpec::parse(&to)?).await?;
+            out.diff(&d);
+        }
+    }
+    Ok(Outcome::Ok)
+}
+
+/// `verify`: every file of the datasets (see [`maintenance::verify`] for which); `Critical` when a
+/// file is missing, damaged or stray.
+pub async fn verify(ctx: &Context, datasets: &[String], history: bool, out: &Output) -> Result<Outcome> {
+    let lake = ctx.open().await?;
+    let report = maintenance::verify(&lake, datasets, history).await?;
+    out.verify(&report.datasets);
+    Ok(report.outcome())
+}
+
+/// `recover`: finishes interrupted commits, and undoes stages left undecided.
+pub async fn recover(ctx: &Context, datasets: &[String], full: bool, out: &Output) -> Result<Outcome> {
+    let lake = ctx.open().await?;
+    out.recover(&maintenance::recover(&lake, datasets, full).await?);
+    Ok(Outcome::Ok)
+}
+
+/// `vacuum`: deletes what no retained snapshot needs (retention: the flag, else the config's).
+pub async fn vacuum(ctx: &Context, datasets: &[String], retention: Option<&str>, dry_run: bool, out: &Output) -> Result<Outcome> {
+    let lake = ctx.open().await?;
+    let retention = maintenance::retention(retention, || ctx.config.lake.retention())?;
+    out.vacuum(&maintenance::vacuum(&lake, datasets, retention, dry_run).await?);
+    Ok(Outcome::Ok)
+}
+
+/// `query`: DuckDB SQL over the lake at a snapshot.
+pub async fn query(ctx: &Context, sql: &str, read: ReadArgs, out: &Output) -> Result<Outcome> {
+    let lake = ctx.open().await?;
+    let engine = QueryEngine::open_for_sql(&lake, &AsOf::parse(&read.as_of)?, sql).await?;
+    let batches = tokio::task::block_in_place(|| engine.query(sql))?;
+    write_rows(&batches, &read, out)
+}
+
+/// `bars`: curated bars, 1m or resampled (`end` defaults to `start`).
+pub async fn bars(ctx: &Context, args: BarsArgs, out: &Output) -> Result<Outcome> {
+    let lake = ctx.open().await?;
+    let request = BarsRequest { symbols: split_symbols(&args.symbols), start: args.start, end: args.end.unwrap_or(args.start), frequency: args.frequency, extended_hours: args.extended_hours };
+    let batches = curate::get_curated_bars(&lake, &request, &AsOf::parse(&args.read.as_of)?).await?;
+    write_rows(&batches, &args.read, out)
+}
+
+/// Rows in `--format` (JSON with `--json`), to stdout or `--output`.
+fn write_rows(batches: &[arrow::array::RecordBatch], read: &ReadArgs, out: &Output) -> Result<Outcome> {
+    out.batches(batches, if out.json { Format::Json } else { read.format }, read.output.as_deref())?;
+    Ok(Outcome::Ok)
+}
+
+/// `calendar`: NYSE sessions between two dates.
+pub fn calendar(start: NaiveDate, end: NaiveDate, out: &Output) -> Result<Outcome> {
+    if end < start {
+        return Err(Error::invalid(format!("--end {end} is before --start {start}")));
+    }
+    out.calendar(&NyseCalendar.sessions(start, end));
+    Ok(Outcome::Ok)
+}
+
+/// `demo`: the README's walk-through; `Critical` when its verify step finds a problem.
+pub async fn demo(ctx: &Context, out: &Output) -> Result<Outcome> {
+    let progress = ctx.progress("demo");
+    let report = crate::demo::run(&ctx.lake_url, ctx.config.lake.options(), &ctx.config, &progress).await?;
+    progress.finish();
+    out.demo(&report);
+    Ok(report.outcome())
+}
+
+/// The bar source a `--source` other than `file` names.
+fn source_kind(name: SourceName) -> SourceKind {
+    match name {
+        SourceName::Synthetic | SourceName::File => SourceKind::Synthetic,
+        SourceName::Polygon => SourceKind::Polygon,
+        SourceName::Alpaca => SourceKind::Alpaca,
+        SourceName::Tws => SourceKind::Tws,
+    }
+}
+
+/// The file flags only go with `--source file`, the synthetic ones only with `--source synthetic`.
+fn check_source_flags(args: &IngestArgs) -> Result<()> {
+    if args.path.is_some() || args.columns.is_some() || args.symbol.is_some() || args.format.is_some() {
+        return Err(Error::invalid("--path, --format, --columns and --symbol are for --source file"));
+    }
+    let synthetic = args.source == SourceName::Synthetic;
+    if !synthetic && (args.seed.is_some() || args.gap_rate.is_some() || args.duplicate_rate.is_some() || args.outlier_rate.is_some()) {
+        return Err(Error::invalid("--seed, --gap-rate, --duplicate-rate and --outlier-rate are for --source synthetic"));
+    }
+    Ok(())
+}
+
+/// The config with the synthetic source's flags applied (flags rank above env and file).
+fn config_with_synthetic_flags(config: &Config, args: &IngestArgs) -> Config {
+    let mut config = config.clone();
+    let s = &mut config.synthetic;
+    s.seed = args.seed.unwrap_or(s.seed);
+    s.gap_rate = args.gap_rate.unwrap_or(s.gap_rate);
+    s.duplicate_rate = args.duplicate_rate.unwrap_or(s.duplicate_rate);
+    s.outlier_rate = args.outlier_rate.unwrap_or(s.outlier_rate);
+    config
+}
+
+/// The file import the `--source file` flags describe.
+fn file_import(args: &IngestArgs) -> Result<FileImport> {
+    let path = args.path.clone().ok_or_else(|| Error::invalid("--source file needs --path FILE"))?;
+    if args.range.symbols.is_some() || args.start.is_some() || args.end.is_some() || args.resume {
+        return Err(Error::invalid("--source file imports the whole file: use --symbol for its symbol, not --symbols/--start/--end/--resume"));
+    }
+    let timezone = args.timezone.parse().map_err(|_| Error::invalid(format!("--timezone: unknown time zone '{}'", args.timezone)))?;
+    Ok(FileImport {
+        path,
+        format: args.format,
+        columns: args.columns.as_deref().map(parse_column_map).transpose()?.unwrap_or_default(),
+        timezone,
+        bar_size: args.range.frequency,
+        symbol: args.symbol.clone(),
+    })
+}
