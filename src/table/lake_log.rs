@@ -431,3 +431,59 @@ impl LakeView {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decision(stage: &str, outcome: StageOutcome) -> Decision {
+        Decision {
+            stage_id: stage.into(),
+            lake_base: 0,
+            outcome,
+            operation: "test".into(),
+            parameters: BTreeMap::new(),
+            datasets: BTreeMap::new(),
+            decided_by: "writer",
+            reason: None,
+        }
+    }
+
+    fn mark(stage: &str) -> StageMark {
+        StageMark { id: stage.into(), datasets: vec![], lake_base: 0, started_at: Utc::now(), expires_at: Utc::now(), holder: Holder::this_process() }
+    }
+
+    #[tokio::test]
+    async fn the_first_decision_holds_and_pinned_views_do_not_see_later_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LakeStore::open(dir.path().to_str().unwrap(), &Vec::new(), true).unwrap();
+        let recovery = LakeLog::new(store.clone());
+        assert_eq!(recovery.decide(decision("s1", StageOutcome::Aborted)).await.unwrap().seq, 1);
+        // The stage's own writer, arriving second (another process: its own caches), defers to it.
+        let writer = LakeLog::new(store.clone());
+        let held = writer.decide(decision("s1", StageOutcome::Committed)).await.unwrap();
+        assert_eq!((held.seq, held.outcome), (1, StageOutcome::Aborted));
+
+        let before = writer.pinned_view().await.unwrap();
+        assert_eq!(writer.decide(decision("s2", StageOutcome::Committed)).await.unwrap().seq, 2);
+        assert_eq!(before.visibility(&mark("s2")).await.unwrap(), Visibility::Pending, "decided after the view was pinned");
+        assert_eq!(before.visibility(&mark("s1")).await.unwrap(), Visibility::Skipped { seq: 1 });
+        let after = recovery.pinned_view().await.unwrap();
+        assert_eq!(after.visibility(&mark("s2")).await.unwrap(), Visibility::Visible { seq: 2 });
+        assert!(!before.admits(2) && after.admits(2) && recovery.lazy_view().admits(u64::MAX));
+        assert_eq!(recovery.head_at(Utc::now()).await.unwrap(), 2);
+        assert_eq!(recovery.list(10).await.unwrap().iter().map(|e| e.seq).collect::<Vec<_>>(), vec![2, 1]);
+    }
+
+    #[tokio::test]
+    async fn a_stage_whose_process_is_gone_is_undone() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = LakeLog::new(LakeStore::open(dir.path().to_str().unwrap(), &Vec::new(), true).unwrap());
+        // A lease far in the future, but a pid that no process has.
+        let mut gone = mark("s1");
+        gone.expires_at = Utc::now() + chrono::Duration::hours(1);
+        gone.holder.pid = u32::MAX;
+        let d = log.await_decision(&gone).await.unwrap();
+        assert_eq!((d.outcome, d.decided_by.as_str()), (StageOutcome::Aborted, "recovery"));
+    }
+}

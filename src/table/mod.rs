@@ -491,6 +491,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn stage_timeout_reads_a_duration_or_seconds() {
+        let read = |json: &str| serde_json::from_str::<EngineSettings>(json).map(|s| s.stage_timeout);
+        assert_eq!(read(r#"{"stage_timeout": "90s"}"#).unwrap(), std::time::Duration::from_secs(90));
+        assert_eq!(read(r#"{"stage_timeout": 5}"#).unwrap(), std::time::Duration::from_secs(5));
+        assert_eq!(read("{}").unwrap(), std::time::Duration::from_secs(60));
+        assert!(read(r#"{"stage_timeout": "soon"}"#).unwrap_err().to_string().contains("stage_timeout 'soon'"));
+    }
+
+    #[test]
     fn snapshot_specs_parse() {
         assert_eq!(SnapshotSpec::parse("12").unwrap(), SnapshotSpec::Id(12));
         assert_eq!(SnapshotSpec::parse("latest").unwrap(), SnapshotSpec::Latest);

@@ -149,6 +149,10 @@ async fn kill_loop_with_polling_reader(backend: Backend) {
                 assert_eq!(bars.len(), 1, "one run's bars at a time: {bars:?}");
                 assert_eq!(bars, metrics, "bars and metrics of the same run");
                 seen.push(bars[0].clone());
+                // The summary reads metrics and the curated partitions through one view: never half.
+                let summary = t.json(&["dq", "summary", "--start", START, "--end", END]);
+                assert_eq!(summary["sessions_with_data"], 4, "{summary}");
+                assert_eq!(summary["total"]["symbol_sessions"], 12, "{summary}");
             }
             seen
         });
