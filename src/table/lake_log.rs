@@ -59,27 +59,34 @@ pub struct StageMark {
     pub holder: Holder,
 }
 
-/// A process, by host name and pid.
+/// A process: host name and pid, and the kernel boot and pid namespace the pid means something in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Holder {
     pub host: String,
     pub pid: u32,
+    #[serde(default)]
+    pub boot_id: String,
+    #[serde(default)]
+    pub pid_namespace: String,
 }
 
 impl Holder {
     pub fn this_process() -> Self {
-        Self { host: host_name(), pid: std::process::id() }
+        let read = |path: &str| std::fs::read_to_string(path).map(|s| s.trim().to_string()).unwrap_or_default();
+        let pid_namespace = std::fs::read_link("/proc/self/ns/pid").map(|p| p.display().to_string()).unwrap_or_default();
+        Self { host: read("/proc/sys/kernel/hostname"), pid: std::process::id(), boot_id: read("/proc/sys/kernel/random/boot_id"), pid_namespace }
     }
 
-    /// Whether the process is known to be gone: same host, and no such pid (Linux `/proc`).
+    /// Whether the process is known to be gone: the same host, boot and pid namespace as this
+    /// process, and no such pid (Linux `/proc`). Anywhere else only the lease tells.
     pub fn is_dead(&self) -> bool {
-        let here = host_name();
-        here != "unknown" && self.host == here && self.pid != std::process::id() && !std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
+        let here = Self::this_process();
+        let comparable = !here.host.is_empty() && !here.boot_id.is_empty() && !here.pid_namespace.is_empty();
+        comparable
+            && (&self.host, &self.boot_id, &self.pid_namespace) == (&here.host, &here.boot_id, &here.pid_namespace)
+            && self.pid != here.pid
+            && !std::path::Path::new(&format!("/proc/{}", self.pid)).exists()
     }
-}
-
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).ok().filter(|s| !s.is_empty()).unwrap_or_else(|| "unknown".into())
 }
 
 /// How a stage ended.
@@ -143,6 +150,10 @@ pub struct Decision {
     pub datasets: BTreeMap<String, u64>,
     pub decided_by: &'static str,
     pub reason: Option<String>,
+    /// The newest commit time of the stage's entries: the decision is stamped after it, so that
+    /// `--as-of` a time includes the stage's entries in every dataset exactly when it includes the
+    /// decision.
+    pub after: Option<DateTime<Utc>>,
 }
 
 /// The lake log of one lake, with what this process already knows of it (entries never change).
@@ -242,8 +253,9 @@ impl LakeLog {
                 n += 1;
             }
             let previous = if n == 0 { None } else { self.entry(n).await? };
-            let now = Utc::now();
-            let committed_at = previous.map_or(now, |p| now.max(p.committed_at + chrono::Duration::milliseconds(1)));
+            let tick = chrono::Duration::milliseconds(1);
+            let now = Utc::now().max(d.after.map_or(DateTime::<Utc>::MIN_UTC, |t| t + tick));
+            let committed_at = previous.map_or(now, |p| now.max(p.committed_at + tick));
             let entry = LakeCommit {
                 format_version: FORMAT_VERSION,
                 seq: n + 1,
@@ -305,6 +317,7 @@ impl LakeLog {
             datasets: found,
             decided_by: "recovery",
             reason: Some(reason),
+            after: None,
         })
         .await
     }
@@ -446,6 +459,7 @@ mod tests {
             datasets: BTreeMap::new(),
             decided_by: "writer",
             reason: None,
+            after: None,
         }
     }
 

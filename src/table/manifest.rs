@@ -26,8 +26,10 @@ use crate::storage::LakeStore;
 use crate::table::lake_log::{LakeView, StageMark, Visibility};
 use crate::table::layout::{snapshot_of, DatasetPaths};
 
-/// Version of the manifest format this build writes and the newest it reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the manifest format this build writes and the newest it reads. 2: log entries may
+/// belong to a stage and count only once the lake log decides it, which a build that reads 1 would
+/// not know, so such builds refuse these logs instead of showing uncommitted stages.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// One partition's current version, as a commit recorded it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -301,7 +303,14 @@ impl Log {
     /// entry of a stage the view does not see yet.
     pub async fn visible_state_at(&self, n: u64, view: &LakeView) -> Result<TableState> {
         let mut state = self.newest_checkpoint_at_or_before(n, view).await?;
-        self.replay(&mut state, view, n).await?;
+        let replay = self.replay(&mut state, view, n).await?;
+        if replay.blocked.is_none() && state.snapshot_id < n {
+            return Err(Error::SnapshotNotFound {
+                dataset: self.dataset.clone(),
+                spec: n.to_string(),
+                reason: format!("commit {} is not in the log (removed by vacuum)", state.snapshot_id + 1),
+            });
+        }
         Ok(state)
     }
 
@@ -327,6 +336,14 @@ impl Log {
                 Err(e @ Error::NewerFormat { .. }) => return Err(e),
                 Err(e) => tracing::warn!(dataset = %self.dataset, checkpoint = id, error = %e, "skipping unreadable checkpoint"),
             }
+        }
+        // Replaying from nothing needs the log from its start: never an empty state in its place.
+        if self.read_commit(1).await?.is_none() && !self.list_snapshots().await?.is_empty() {
+            return Err(Error::SnapshotNotFound {
+                dataset: self.dataset.clone(),
+                spec: n.to_string(),
+                reason: "the log's first snapshots were removed by vacuum and no checkpoint this reader may start from remains".into(),
+            });
         }
         Ok(TableState::empty(&self.dataset))
     }

@@ -226,7 +226,7 @@ impl Transaction<'_> {
         }
         state.apply_seen(commit, own);
         reconcile(ds, &state, touched.iter().map(String::as_str)).await?;
-        Ok(settle(ds, state).await?.0)
+        Ok(settle(ds, state, true).await?.0)
     }
 }
 
@@ -286,13 +286,14 @@ pub(crate) async fn reconcile<'p>(ds: &Dataset, state: &TableState, partitions: 
 /// After a commit or a recovery: catch up with newer commits (applying them too, so whoever touches the
 /// live tree last leaves it at the latest snapshot), then rewrite the partition table and checkpoint.
 /// Returns the bytes written and the latest state.
-pub(crate) async fn settle(ds: &Dataset, mut state: TableState) -> Result<(u64, TableState)> {
+/// With `decide_stages` off (checks), it stops at a stage's undecided entry instead of waiting for it.
+pub(crate) async fn settle(ds: &Dataset, mut state: TableState, decide_stages: bool) -> Result<(u64, TableState)> {
     let mut written = 0;
     if state.snapshot_id > 0 && state.snapshot_id.is_multiple_of(ds.settings.checkpoint_interval) {
         written += write_table(ds, &ds.paths.checkpoint(state.snapshot_id), &state).await?;
     }
     loop {
-        let newer = catch_up_deciding(ds, &mut state).await?;
+        let newer = if decide_stages { catch_up_deciding(ds, &mut state).await? } else { ds.log.catch_up(&mut state, &ds.lake_log.lazy_view()).await?.applied };
         if newer.is_empty() {
             break;
         }
@@ -346,7 +347,7 @@ pub(crate) async fn recover_with(ds: &Dataset, full: bool, decide_stages: bool) 
     if pending.is_empty() && !full {
         return Ok((report, state));
     }
-    let (_, state) = settle(ds, state).await?;
+    let (_, state) = settle(ds, state, decide_stages).await?;
     Ok((report, state))
 }
 

@@ -104,9 +104,9 @@ fn bad_input_is_refused_by_name() {
 
     // A manifest written by a newer quantlake.
     let log = t.local_root().unwrap().join("_manifest/raw_synthetic_bars/log/00000000000000000002.json");
-    std::fs::write(&log, br#"{"format_version": 2, "dataset": "raw_synthetic_bars", "snapshot_id": 2}"#).unwrap();
-    refused(&t, &["datasets"], "format version 2, newer than this quantlake supports (1)");
-    refused(&t, &["ingest", "--source", "synthetic", "--symbols", "AAPL", "--start", "2024-01-03", "--end", "2024-01-03"], "format version 2");
+    std::fs::write(&log, br#"{"format_version": 3, "dataset": "raw_synthetic_bars", "snapshot_id": 2}"#).unwrap();
+    refused(&t, &["datasets"], "format version 3, newer than this quantlake supports (2)");
+    refused(&t, &["ingest", "--source", "synthetic", "--symbols", "AAPL", "--start", "2024-01-03", "--end", "2024-01-03"], "format version 3");
     std::fs::remove_file(&log).unwrap();
 
     // A lake URL that cannot be reached (nothing listens on port 9).

@@ -80,21 +80,49 @@ impl<'a> Stage<'a> {
 
     /// Stages every write's files, reserves each dataset's log entry in name order, then commits the
     /// stage with one lake log entry and applies the files.
-    pub async fn commit(self) -> Result<StageResult> {
+    pub async fn commit(mut self) -> Result<StageResult> {
         let lake = self.lake;
-        let mut prepared: Vec<PreparedWrite<'a>> = self.writes.into_iter().collect::<Result<_>>()?;
+        let mut prepared: Vec<PreparedWrite<'a>> = std::mem::take(&mut self.writes).into_iter().collect::<Result<_>>()?;
         let order: Vec<String> = prepared.iter().map(|w| w.dataset.name().to_string()).collect();
         prepared.sort_by(|a, b| a.dataset.name().cmp(b.dataset.name()));
         if let Some(w) = prepared.windows(2).find(|w| w[0].dataset.name() == w[1].dataset.name()) {
             return Err(Error::invalid(format!("a stage writes each dataset once; '{}' is written twice", w[0].dataset.name())));
         }
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.attempt(&mut prepared).await {
+                Ok(mut result) => {
+                    result.writes = order.iter().filter_map(|name| result.writes.iter().find(|w| &w.dataset == name).cloned()).collect();
+                    return Ok(result);
+                }
+                Err(Failure::Conflict(e)) if attempt <= lake.settings.commit_retries => {
+                    tracing::info!(operation = %self.operation, attempt, error = %e, "a concurrent commit touched the same partitions; the stage is rebuilt and tried again");
+                }
+                Err(Failure::Conflict(e) | Failure::BeforeCommit(e)) => {
+                    for w in &prepared {
+                        w.discard().await;
+                    }
+                    return Err(e);
+                }
+                // Committed: the next opener finishes applying it, so its files stay.
+                Err(Failure::AfterCommit(e)) => return Err(e),
+            }
+        }
+    }
+
+    /// One try: settle and build every dataset (keeping what is still current from an earlier try),
+    /// reserve each entry once, decide, apply. A conflict undoes the reservations made so far, so a
+    /// stage never rebuilds while it holds other writers back.
+    async fn attempt(&self, prepared: &mut [PreparedWrite<'a>]) -> std::result::Result<StageResult, Failure> {
+        let lake = self.lake;
         let stage_id = uuid::Uuid::now_v7().to_string();
         let lake_base = lake.lake_log.head().await?;
 
         // Build every dataset's files first, on a settled snapshot of each, so that the entries are
         // then reserved in quick succession.
         let mut reads: Vec<TableState> = Vec::with_capacity(prepared.len());
-        for w in &mut prepared {
+        for w in prepared.iter_mut() {
             let (_, read) = transaction::recover(w.dataset, false).await?;
             w.build(&read).await?;
             reads.push(read);
@@ -102,29 +130,48 @@ impl<'a> Stage<'a> {
         let changing: Vec<bool> = prepared.iter().zip(&reads).map(|(w, r)| w.transaction(r, None).is_some()).collect();
         let datasets: Vec<String> = prepared.iter().zip(&changing).filter(|(_, c)| **c).map(|(w, _)| w.dataset.name().to_string()).collect();
         if datasets.is_empty() {
-            let writes = order.iter().filter_map(|name| prepared.iter().zip(&reads).find(|(w, _)| w.dataset.name() == name).map(|(w, r)| w.result(r.snapshot_id, 0, 0))).collect();
+            let writes = prepared.iter().zip(&reads).map(|(w, r)| w.result(r.snapshot_id, 0, 0)).collect();
             return Ok(StageResult { stage_id, lake_seq: 0, writes });
         }
         let now = Utc::now();
-        let timeout = chrono::Duration::from_std(lake.settings.stage_timeout).unwrap_or(chrono::Duration::seconds(60));
-        let mark = StageMark { id: stage_id.clone(), datasets: datasets.clone(), lake_base, started_at: now, expires_at: now + timeout, holder: Holder::this_process() };
+        let expires_at = chrono::Duration::from_std(lake.settings.stage_timeout)
+            .ok()
+            .and_then(|t| now.checked_add_signed(t))
+            .ok_or_else(|| Error::Config(format!("lake.stage_timeout {:?} is out of range", lake.settings.stage_timeout)))?;
+        let mark = StageMark { id: stage_id.clone(), datasets, lake_base, started_at: now, expires_at, holder: Holder::this_process() };
+        let decision = |outcome, datasets, reason, after| Decision {
+            stage_id: stage_id.clone(),
+            lake_base,
+            outcome,
+            operation: self.operation.clone(),
+            parameters: self.parameters.clone(),
+            datasets,
+            decided_by: "writer",
+            reason,
+            after,
+        };
 
         // Reserve: one pending entry per changing dataset, in name order.
         let mut reserved: Vec<Option<Reserved>> = Vec::with_capacity(prepared.len());
-        for (i, w) in prepared.iter_mut().enumerate() {
+        for (i, w) in prepared.iter().enumerate() {
             if !changing[i] {
                 reserved.push(None);
                 continue;
             }
-            match reserve(w, &mut reads[i], &mark).await {
+            let txn = w.transaction(&reads[i], Some(mark.clone())).ok_or_else(|| Error::invalid("a changing write lost its actions"))?;
+            match txn.reserve().await {
                 Ok(r) => reserved.push(Some(r)),
                 Err(e) => {
-                    let done: BTreeMap<String, u64> = reserved.iter().flatten().map(|r| (r.commit.dataset.clone(), r.commit.snapshot_id)).collect();
-                    abort(lake, &mark, &self.operation, &self.parameters, done, &e).await;
-                    for w in &prepared {
-                        w.discard().await;
+                    let conflict = matches!(e, CommitError::Conflict { .. });
+                    let e = e.into_error(w.dataset, reads[i].snapshot_id, w.attempts);
+                    // Undo what is reserved, so that nobody waits for this stage's lease.
+                    let held: BTreeMap<String, u64> = reserved.iter().flatten().map(|r| (r.commit.dataset.clone(), r.commit.snapshot_id)).collect();
+                    if !held.is_empty()
+                        && let Err(err) = lake.lake_log.decide(decision(StageOutcome::Aborted, held, Some(e.to_string()), None)).await
+                    {
+                        tracing::warn!(stage = %stage_id, error = %err, "could not record the stage's abort; it is undone when its lease expires");
                     }
-                    return Err(e);
+                    return Err(if conflict { Failure::Conflict(e) } else { Failure::BeforeCommit(e) });
                 }
             }
             failpoint("stage.after_reserve");
@@ -133,31 +180,26 @@ impl<'a> Stage<'a> {
         // Decide: the commit point.
         failpoint("stage.before_decide");
         let snapshots: BTreeMap<String, u64> = reserved.iter().flatten().map(|r| (r.commit.dataset.clone(), r.commit.snapshot_id)).collect();
-        let decision = lake
-            .lake_log
-            .decide(Decision {
-                stage_id: stage_id.clone(),
-                lake_base,
-                outcome: StageOutcome::Committed,
-                operation: self.operation.clone(),
-                parameters: self.parameters.clone(),
-                datasets: snapshots,
-                decided_by: "writer",
-                reason: None,
-            })
-            .await?;
-        if decision.outcome == StageOutcome::Aborted {
-            for w in &prepared {
-                w.discard().await;
-            }
-            return Err(Error::StageAborted { stage: stage_id, reason: decision.reason.clone().unwrap_or_else(|| "aborted by another process".into()) });
+        let after = reserved.iter().flatten().map(|r| r.commit.committed_at).max();
+        let decided = match lake.lake_log.decide(decision(StageOutcome::Committed, snapshots.clone(), None, after)).await {
+            Ok(d) => d,
+            // Our decision may have landed before the error: the lake log says (deciding `aborted`
+            // returns the decision already there, if any).
+            Err(e) => lake
+                .lake_log
+                .decide(decision(StageOutcome::Aborted, snapshots, Some(format!("deciding failed: {e}")), None))
+                .await
+                .map_err(|_| Failure::AfterCommit(Error::StageAborted { stage: stage_id.clone(), reason: format!("its outcome is unknown ({e}); `quantlake recover` settles it") }))?,
+        };
+        if decided.outcome == StageOutcome::Aborted {
+            return Err(Failure::BeforeCommit(Error::StageAborted { stage: stage_id, reason: decided.reason.clone().unwrap_or_else(|| "aborted by another process".into()) }));
         }
         failpoint("stage.after_decide");
-        tracing::debug!(stage = %stage_id, lake_seq = decision.seq, "stage committed");
+        tracing::debug!(stage = %stage_id, lake_seq = decided.seq, "stage committed");
 
         // Apply: every dataset's live files and partition table.
-        let own = Visibility::Visible { seq: decision.seq };
-        let applied = futures::future::try_join_all(prepared.iter().zip(&reads).zip(&reserved).map(|((w, read), r)| async move {
+        let own = Visibility::Visible { seq: decided.seq };
+        let writes = futures::future::try_join_all(prepared.iter().zip(&reads).zip(&reserved).map(|((w, read), r)| async move {
             let Some(r) = r else { return Ok(w.result(read.snapshot_id, 0, 0)) };
             let txn = w.transaction(read, None).ok_or_else(|| Error::invalid("a reserved write lost its actions"))?;
             let manifest_bytes = txn.apply(r, own).await?;
@@ -165,47 +207,27 @@ impl<'a> Stage<'a> {
             result.bytes_written += manifest_bytes;
             Ok::<_, Error>(result)
         }))
-        .await?;
-        let writes = order.iter().filter_map(|name| applied.iter().find(|w| &w.dataset == name).cloned()).collect();
-        Ok(StageResult { stage_id, lake_seq: decision.seq, writes })
+        .await
+        .map_err(|e| {
+            tracing::warn!(stage = %stage_id, error = %e, "the stage is committed, but applying its files failed: the next open of each dataset finishes it");
+            Failure::AfterCommit(e)
+        })?;
+        Ok(StageResult { stage_id, lake_seq: decided.seq, writes })
     }
 }
 
-/// Reserves one dataset's entry, rebuilding and retrying on a conflicting concurrent commit.
-async fn reserve(w: &mut PreparedWrite<'_>, read: &mut TableState, mark: &StageMark) -> Result<Reserved> {
-    let ds = w.dataset;
-    loop {
-        let Some(txn) = w.transaction(read, Some(mark.clone())) else {
-            return Err(Error::invalid(format!("stage {}: the write to '{}' no longer changes anything after a concurrent commit", mark.id, ds.name())));
-        };
-        match txn.reserve().await {
-            Ok(r) => return Ok(r),
-            Err(CommitError::Conflict { snapshot, partitions }) if w.attempts <= ds.settings.commit_retries => {
-                tracing::info!(dataset = ds.name(), snapshot, ?partitions, attempt = w.attempts, stage = %mark.id, "concurrent commit touched the same partitions; rebuilding and retrying");
-                *read = transaction::recover(ds, false).await?.1;
-                w.build(read).await?;
-            }
-            Err(e) => return Err(e.into_error(ds, read.snapshot_id, w.attempts)),
-        }
-    }
+/// Why a try of a stage failed.
+enum Failure {
+    /// A concurrent commit changed partitions the stage writes: try again.
+    Conflict(Error),
+    /// Nothing was committed: the staged files are garbage.
+    BeforeCommit(Error),
+    /// The stage committed (or may have): its files stay.
+    AfterCommit(Error),
 }
 
-/// Records that a stage failed before its commit point, so nobody waits for its lease.
-async fn abort(lake: &Lake, mark: &StageMark, operation: &str, parameters: &BTreeMap<String, serde_json::Value>, reserved: BTreeMap<String, u64>, why: &Error) {
-    if reserved.is_empty() {
-        return;
-    }
-    let decision = Decision {
-        stage_id: mark.id.clone(),
-        lake_base: mark.lake_base,
-        outcome: StageOutcome::Aborted,
-        operation: operation.to_string(),
-        parameters: parameters.clone(),
-        datasets: reserved,
-        decided_by: "writer",
-        reason: Some(why.to_string()),
-    };
-    if let Err(e) = lake.lake_log.decide(decision).await {
-        tracing::warn!(stage = %mark.id, error = %e, "could not record the stage's abort; it is undone when its lease expires");
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::BeforeCommit(e)
     }
 }
