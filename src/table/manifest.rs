@@ -329,7 +329,8 @@ impl Log {
     }
 
     async fn newest_checkpoint_at_or_before(&self, n: u64, view: &LakeView) -> Result<TableState> {
-        for id in self.list_checkpoints().await?.into_iter().rev().filter(|id| *id <= n) {
+        let checkpoints = self.list_checkpoints().await?;
+        for &id in checkpoints.iter().rev().filter(|id| **id <= n) {
             match self.read_table(&self.paths.checkpoint(id)).await {
                 Ok(Some(state)) if state.snapshot_id == id && view.admits(state.lake_seq) => return Ok(state),
                 Ok(_) => {}
@@ -338,7 +339,9 @@ impl Log {
             }
         }
         // Replaying from nothing needs the log from its start: never an empty state in its place.
-        if self.read_commit(1).await?.is_none() && !self.list_snapshots().await?.is_empty() {
+        // Vacuum writes a checkpoint before it removes log entries, so only a dataset with
+        // checkpoints can be missing its start (a never-written one costs no extra request).
+        if !checkpoints.is_empty() && self.read_commit(1).await?.is_none() {
             return Err(Error::SnapshotNotFound {
                 dataset: self.dataset.clone(),
                 spec: n.to_string(),
