@@ -28,11 +28,14 @@
 //! - [`sources`]: where bars come from ([`sources::BarSource`]: [`sources::tws`], [`sources::polygon`],
 //!   [`sources::alpaca`], [`sources::synthetic`] which needs no account; [`sources::file`] imports files).
 //! - [`universe`]: the symbols the lake tracks (`reference_universe`).
+//! - [`reference`]: reference data beside the bars: [`reference::fundamentals`] (company filings,
+//!   point in time by filing date: [`reference::fundamentals::fundamentals_as_of`]).
 //! - [`ingest`]: a source's bars into its raw dataset, one commit per chunk of sessions, with
 //!   [`ingest::progress`] records for resuming; [`ingest::IngestOptions`] resolves a request's defaults.
 //! - [`dq`]: data-quality metrics of a stage's output ([`dq::metrics`]) per symbol-session
 //!   (`dq_metrics`) and each partition's verdict in its manifest entry,
-//!   [`dq::get_data_quality_summary`], [`dq::get_dataset_health`] and [`dq::validate`].
+//!   [`dq::get_data_quality_summary`], [`dq::get_dataset_health`] and [`dq::validate`];
+//!   [`dq::annotations`]: outages and accepted problems, shown beside the sessions they touch.
 //! - [`curate`]: raw bars -> `curated_1m_bars` and `curated_1d_bars` (DuckDB SQL, NYSE calendar, rayon
 //!   kernels for fills and outliers), and [`curate::get_curated_bars`].
 //! - [`ops`]: operations over the stages: [`ops::backfill`], the adaptive historical backfill.
@@ -93,6 +96,7 @@ pub mod outcome;
 pub mod progress;
 pub mod quality;
 pub mod query;
+pub mod reference;
 pub mod sources;
 pub mod storage;
 pub mod table;

@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::error::Result;
 use crate::outcome::{Outcome, EXIT_CODES_HELP};
 use crate::table::Lake;
-use args::{Cli, Command, DqCommand, ProgressCommand, UniverseCommand};
+use args::{Cli, Command, DqCommand, FundamentalsCommand, ProgressCommand, UniverseCommand};
 use output::Output;
 use progress_bar::Bar;
 
@@ -106,6 +106,10 @@ async fn run(cli: Cli, out: &Output) -> Result<Outcome> {
         Command::HealthCheck { dataset, as_of_date } => commands::health_check(&ctx, &dataset, as_of_date, out).await,
         Command::Validate { full, as_of_date } => commands::validate(&ctx, full, as_of_date, out).await,
         Command::Dq(DqCommand::Summary { dataset, start, end }) => commands::dq_summary(&ctx, &dataset, start, end, out).await,
+        Command::Annotate(args) => commands::annotate(&ctx, args, out).await,
+        Command::Annotations { dataset, start, end } => commands::annotations(&ctx, dataset.as_deref(), start.as_deref(), end.as_deref(), out).await,
+        Command::Fundamentals(FundamentalsCommand::Upsert { source, symbols, path, format }) => commands::fundamentals_upsert(&ctx, source, symbols.as_deref(), path, format, out).await,
+        Command::Fundamentals(FundamentalsCommand::Show { symbols, as_of_date, read }) => commands::fundamentals_show(&ctx, symbols.as_deref(), as_of_date, read, out).await,
         Command::Universe(UniverseCommand::Rebuild { symbols, csv }) => commands::universe_rebuild(&ctx, symbols, csv, out).await,
         Command::Universe(UniverseCommand::Show) => commands::universe_show(&ctx, out).await,
         Command::Datasets => commands::datasets(&ctx, out).await,

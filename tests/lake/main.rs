@@ -5,12 +5,14 @@ mod support;
 
 mod fake_tws;
 
+mod annotations;
 mod cli;
 mod concurrency;
 mod crash;
 mod curate;
 mod engine;
 mod file_import;
+mod fundamentals;
 mod integrity;
 mod interop;
 mod modules;
