@@ -207,12 +207,14 @@ pub async fn fundamentals_show(ctx: &Context, symbols: Option<&str>, as_of_date:
         Some(d) => fundamentals::fundamentals_as_of(&lake, &symbols, d, &as_of).await?,
         None => fundamentals::fundamentals_history(&lake, &symbols, &as_of).await?,
     };
-    // A table has no room for every item: the JSON column goes to the other formats.
+    // A table has no room for every item: the items JSON and the columns empty in every row shown
+    // are left to the other formats.
     if read.format == Format::Table && !out.json {
+        use arrow::array::Array;
         for b in &mut batches {
-            if let Ok(i) = b.schema().index_of("items") {
-                b.remove_column(i);
-            }
+            let schema = b.schema();
+            let shown: Vec<usize> = (0..b.num_columns()).filter(|&i| schema.field(i).name() != "items" && (b.num_rows() == 0 || b.column(i).null_count() < b.num_rows())).collect();
+            *b = b.project(&shown)?;
         }
     }
     write_rows(&batches, &read, out)
