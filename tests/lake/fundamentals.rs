@@ -160,6 +160,7 @@ fn polygon_financials_upsert_without_duplicates_and_point_in_time() {
     let table = t.run(&["fundamentals", "show", "--as-of-date", "2022-08-02"]);
     let text = String::from_utf8_lossy(&table.stdout);
     assert!(table.status.success() && text.contains("2022-08-01") && text.contains("NXPI") && !text.contains("income_statement"), "{text}");
+    assert!(text.contains("revenues") && !text.contains("long_term_debt") && !text.contains("filing_id"), "columns empty in every row shown are left out: {text}");
 }
 
 #[test]
