@@ -26,6 +26,8 @@ const BUILTIN: &[(&str, &str)] = &[
     ("schemas/quarantine_rows.toml", include_str!("../schemas/quarantine_rows.toml")),
     ("schemas/ingest_progress.toml", include_str!("../schemas/ingest_progress.toml")),
     ("schemas/reference_universe.toml", include_str!("../schemas/reference_universe.toml")),
+    ("schemas/fundamentals.toml", include_str!("../schemas/fundamentals.toml")),
+    ("schemas/annotations.toml", include_str!("../schemas/annotations.toml")),
     ("schemas/curated_1m_bars.toml", include_str!("../schemas/curated_1m_bars.toml")),
     ("schemas/curated_1d_bars.toml", include_str!("../schemas/curated_1d_bars.toml")),
     ("schemas/curation_rejects.toml", include_str!("../schemas/curation_rejects.toml")),

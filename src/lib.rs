@@ -28,12 +28,15 @@
 //! - [`sources`]: where bars come from ([`sources::BarSource`]: [`sources::tws`], [`sources::polygon`],
 //!   [`sources::alpaca`], [`sources::synthetic`] which needs no account; [`sources::file`] imports files).
 //! - [`universe`]: the symbols the lake tracks (`reference_universe`).
+//! - [`reference`]: reference data beside the bars: [`reference::fundamentals`] (company filings,
+//!   point in time by filing date: [`reference::fundamentals::fundamentals_as_of`]).
 //! - [`ingest`]: a source's bars into its raw dataset, one commit per chunk of sessions, with
 //!   [`ingest::progress`] records for resuming; [`ingest::IngestOptions`] resolves a request's defaults.
 //! - [`dq`]: data-quality metrics of a stage's output ([`dq::metrics`]) per symbol-session
 //!   (`dq_metrics`) and each partition's verdict in its manifest entry,
 //!   [`dq::get_data_quality_summary`], [`dq::get_dataset_health`], [`dq::validate`] and
-//!   [`dq::target_coverage`].
+//!   [`dq::target_coverage`]; [`dq::annotations`]: outages and accepted problems, shown beside the
+//!   sessions they touch.
 //! - [`curate`]: raw bars -> `curated_1m_bars` and `curated_1d_bars` (DuckDB SQL, NYSE calendar, rayon
 //!   kernels for fills and outliers), and [`curate::get_curated_bars`].
 //! - [`features`]: curated bars -> feature sets (rayon kernels) and label sets (DuckDB SQL), as their
@@ -102,6 +105,7 @@ pub mod outcome;
 pub mod progress;
 pub mod quality;
 pub mod query;
+pub mod reference;
 pub mod sets;
 pub mod sources;
 pub mod storage;

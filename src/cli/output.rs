@@ -8,12 +8,13 @@ use crate::calendar::Session;
 use crate::curate::CurateReport;
 use crate::demo::DemoReport;
 use crate::bench::PeerJobReport;
-use crate::dq::{DatasetHealth, QualitySummary, TargetCoverage, ValidationReport};
+use crate::dq::{Annotation, DatasetHealth, QualitySummary, TargetCoverage, ValidationReport};
 use crate::features::FeaturesReport;
 use crate::sets::Lineage;
 use crate::error::{Error, Result};
 use crate::ingest::{FileIngestReport, IngestReport};
 use crate::ops::backfill::BackfillReport;
+use crate::reference::fundamentals::UpsertReport;
 use crate::table::operations::history::{DiffReport, SnapshotInfo};
 use crate::table::operations::vacuum::VacuumReport;
 use crate::table::operations::verify::VerifyReport;
@@ -189,8 +190,17 @@ impl Output {
 
     pub fn dq_summary(&self, s: &QualitySummary) {
         self.print(s, || {
-            let mut t = table(&["session", "symbols", "with bars", "expected", "present", "gaps", "filled", "invalid", "duplicates", "outliers", "coverage", "min symbol coverage"]);
-            for (date, r) in s.sessions.iter().chain(s.total.iter()).map(|r| (r.date, &r.totals)) {
+            let mut t = table(&["session", "symbols", "with bars", "expected", "present", "gaps", "filled", "invalid", "duplicates", "outliers", "coverage", "min symbol coverage", "annotations"]);
+            for row in s.sessions.iter().chain(s.total.iter()) {
+                let (date, r) = (row.date, &row.totals);
+                let notes = row.annotations.iter().map(Annotation::summary).collect::<Vec<_>>().join("\n");
+                if !row.has_metrics {
+                    let mut cells = vec![date.map_or("total".into(), |d| d.to_string()), "no metrics".into()];
+                    cells.extend(std::iter::repeat_n(String::new(), 10));
+                    cells.push(notes);
+                    t.add_row(cells);
+                    continue;
+                }
                 t.add_row([
                     date.map_or("total".into(), |d| d.to_string()),
                     r.symbols.to_string(),
@@ -204,6 +214,7 @@ impl Output {
                     r.outlier_count.to_string(),
                     format!("{:.2}%", r.coverage * 100.0),
                     format!("{:.2}%", r.min_symbol_coverage * 100.0),
+                    notes,
                 ]);
             }
             let nulls: Vec<String> = s.null_rates.iter().map(|(c, r)| format!("{c} {:.2}%", r * 100.0)).collect();
@@ -223,7 +234,11 @@ impl Output {
             }
             for p in &h.partitions {
                 let bad: Vec<String> = p.checks.iter().filter(|c| c.status != crate::dq::Status::Green).map(|c| format!("{} {}", c.name, c.detail)).collect();
-                t.add_row([p.partition.clone(), p.status.to_string(), if bad.is_empty() { "ok".into() } else { bad.join("; ") }]);
+                let mut detail = if bad.is_empty() { "ok".to_string() } else { bad.join("; ") };
+                for a in &p.annotations {
+                    detail += &format!("\n{}", a.summary());
+                }
+                t.add_row([p.partition.clone(), p.status.to_string(), detail]);
             }
             format!("{}\n{t}", Self::health_summary(h))
         });
@@ -254,6 +269,43 @@ impl Output {
             h.reference_session,
             h.latest_session.map_or("none".into(), |d| d.to_string())
         )
+    }
+
+    /// Annotations, oldest first.
+    pub fn annotations(&self, list: &[Annotation]) {
+        self.print(list, || {
+            let mut t = table(&["id", "dataset", "symbols", "start (UTC)", "end (UTC)", "unusable", "reason", "created at (UTC)"]);
+            let time = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M:%S").to_string();
+            for a in list {
+                t.add_row(vec![a.id.clone(), a.dataset.clone(), a.symbols_text(), time(a.start), time(a.end), if a.unusable { "yes".into() } else { String::new() }, a.reason.clone(), time(a.created_at)]);
+            }
+            format!("{t}\n{} annotation(s)", list.len())
+        });
+    }
+
+    pub fn fundamentals_upsert(&self, r: &UpsertReport) {
+        self.print(r, || {
+            let mut s = format!(
+                "fundamentals from {} ({}): {} filing(s) read for {} symbol(s); {} inserted, {} replaced, {} unchanged, {} skipped{}{}; {}; {} row(s) in {}",
+                r.source,
+                r.origin,
+                r.filings_read,
+                r.symbols.len(),
+                r.inserted,
+                r.replaced,
+                r.unchanged,
+                r.skipped.len(),
+                if r.duplicates > 0 { format!(", {} delivered twice (the later kept)", r.duplicates) } else { String::new() },
+                if r.not_selected > 0 { format!(", {} row(s) of symbols outside --symbols left out", r.not_selected) } else { String::new() },
+                r.snapshot_id.map_or("nothing changed, nothing committed".into(), |id| format!("snapshot {id}")),
+                r.rows,
+                r.dataset
+            );
+            for k in &r.skipped {
+                s += &format!("\nskipped {} {}: {}", k.symbol, k.filing, k.reason);
+            }
+            s
+        });
     }
 
     pub fn universe_rebuild(&self, r: &RebuildReport) {

@@ -178,6 +178,7 @@ fn training(label: &str, threshold: f64) -> TrainingRequest {
         as_of_snapshot: None,
         embargo: None,
         fallback: FallbackSettings { min_target_coverage: threshold, days_back: 25 },
+        fundamentals: Vec::new(),
     }
 }
 
@@ -306,4 +307,46 @@ async fn stale_partitions_follow_their_inputs() {
     for set in &sets {
         assert!(quantlake::features::inputs::stale_sessions(&lake, set).await.unwrap().is_empty(), "{set} is fresh again");
     }
+}
+
+/// Fundamentals join a training set point in time: a row sees the latest filing dated strictly before
+/// its decision date, never one filed that day.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn training_sets_see_filings_dated_before_the_decision() {
+    let t = TestLake::new(Backend::Local);
+    let (lake, _schemas) = research_lake(&t, &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("filings.csv");
+    std::fs::write(
+        &csv,
+        "symbol,fiscal_year,fiscal_period,period_end,filing_date,revenues\n\
+         AAA,2023,Q3,2023-09-30,2023-11-02,100\n\
+         AAA,2023,Q4,2023-12-31,2024-01-31,200\n\
+         BBB,2023,Q4,2023-12-31,2024-02-05,300\n",
+    )
+    .unwrap();
+    quantlake::reference::fundamentals::upsert_from_file(&lake, &csv, None, None).await.unwrap();
+    let mut request = training("fwd_ret_15m", 0.6);
+    request.fundamentals = vec!["revenues".into()];
+    let set = get_features_for_training(&lake, &request).await.unwrap();
+    assert!(set.feature_columns.ends_with(&["revenues".to_string()]));
+    assert_eq!(set.lineage.fundamentals, ["revenues"]);
+    assert!(set.lineage.inputs["fundamentals"] > 0);
+    assert!(set.lineage.leakage_check.max_filing_lead_days.unwrap() < 0);
+    let b = arrow::compute::concat_batches(&set.batches[0].schema(), &set.batches).unwrap();
+    let symbol = b.column_by_name("symbol").unwrap().as_string::<i32>();
+    let revenues = |s: &str, d: &str| -> Vec<Option<f64>> {
+        let mut seen: Vec<Option<f64>> = (0..b.num_rows())
+            .filter(|&i| symbol.value(i) == s && ts_at(&b, "ts", i).is_some_and(|t| NyseCalendar.trading_date(t) == day(d)))
+            .map(|i| f64_at(&b, "revenues", i))
+            .collect();
+        seen.dedup();
+        seen
+    };
+    assert_eq!(revenues("AAA", "2024-01-31"), [Some(100.0)], "Q4 was filed that day: not yet");
+    assert_eq!(revenues("AAA", "2024-02-01"), [Some(200.0)]);
+    assert_eq!(revenues("BBB", "2024-02-02"), [None], "BBB's first filing is later");
+    assert_eq!(revenues("BBB", "2024-02-06"), [Some(300.0)]);
+    request.fundamentals = vec!["no_such_item".into()];
+    assert!(get_features_for_training(&lake, &request).await.unwrap_err().to_string().contains("no item column 'no_such_item'"));
 }

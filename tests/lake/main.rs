@@ -5,6 +5,7 @@ mod support;
 
 mod fake_tws;
 
+mod annotations;
 mod cli;
 mod concurrency;
 mod crash;
@@ -12,6 +13,7 @@ mod curate;
 mod engine;
 mod features;
 mod file_import;
+mod fundamentals;
 mod integrity;
 mod interop;
 mod modules;
