@@ -18,6 +18,8 @@ use crate::curate::CurateSettings;
 use crate::dq::HealthSettings;
 use crate::error::{Error, Result};
 use crate::ingest::IngestSettings;
+use crate::adv::AdvSettings;
+use crate::reference::corporate_actions::CorporateActionSettings;
 use crate::ops::backfill::BackfillSettings;
 pub use crate::sources::Secret;
 use crate::sources::alpaca::AlpacaSettings;
@@ -45,6 +47,8 @@ pub struct Config {
     pub backfill: BackfillSettings,
     pub curate: CurateSettings,
     pub health: HealthSettings,
+    pub corporate_actions: CorporateActionSettings,
+    pub adv: AdvSettings,
 }
 
 /// Environment variables the runbooks already use, and the setting each overrides. They rank with

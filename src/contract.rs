@@ -37,6 +37,8 @@ const BUILTIN: &[(&str, &str)] = &[
     ("schemas/raw_polygon_daily_bars.toml", include_str!("../schemas/raw_polygon_daily_bars.toml")),
     ("schemas/raw_alpaca_daily_bars.toml", include_str!("../schemas/raw_alpaca_daily_bars.toml")),
     ("schemas/raw_synthetic_daily_bars.toml", include_str!("../schemas/raw_synthetic_daily_bars.toml")),
+    ("schemas/reference_corporate_actions.toml", include_str!("../schemas/reference_corporate_actions.toml")),
+    ("schemas/features_adv.toml", include_str!("../schemas/features_adv.toml")),
 ];
 
 /// How deep `extends` chains may go.

@@ -28,6 +28,8 @@
 //! - [`sources`]: where bars come from ([`sources::BarSource`]: [`sources::tws`], [`sources::polygon`],
 //!   [`sources::alpaca`], [`sources::synthetic`] which needs no account; [`sources::file`] imports files).
 //! - [`universe`]: the symbols the lake tracks (`reference_universe`).
+//! - [`reference`]: reference data beside the bars: [`reference::corporate_actions`] (splits and
+//!   dividends in `reference_corporate_actions`, and the adjustment factors read-time adjustment uses).
 //! - [`ingest`]: a source's bars into its raw dataset, one commit per chunk of sessions, with
 //!   [`ingest::progress`] records for resuming; [`ingest::IngestOptions`] resolves a request's defaults.
 //! - [`dq`]: data-quality metrics of a stage's output ([`dq::metrics`]) per symbol-session
@@ -35,6 +37,7 @@
 //!   [`dq::get_data_quality_summary`], [`dq::get_dataset_health`] and [`dq::validate`].
 //! - [`curate`]: raw bars -> `curated_1m_bars` and `curated_1d_bars` (DuckDB SQL, NYSE calendar, rayon
 //!   kernels for fills and outliers), and [`curate::get_curated_bars`].
+//! - [`adv`]: average daily share and dollar volume per symbol (`features_adv`), split-adjusted.
 //! - [`ops`]: operations over the stages: [`ops::backfill`], the adaptive historical backfill.
 //! - [`config`]: the config file and environment, gathering each module's settings type.
 //! - [`demo`], [`cli`]: the walk-through and the command line (the only user of `clap` and `indicatif`).
@@ -76,6 +79,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod adv;
 pub mod bars;
 pub mod calendar;
 pub mod cli;
@@ -93,6 +97,7 @@ pub mod outcome;
 pub mod progress;
 pub mod quality;
 pub mod query;
+pub mod reference;
 pub mod sources;
 pub mod storage;
 pub mod table;

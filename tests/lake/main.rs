@@ -7,6 +7,7 @@ mod fake_tws;
 
 mod cli;
 mod concurrency;
+mod corporate_actions;
 mod crash;
 mod curate;
 mod engine;
