@@ -934,6 +934,19 @@ struct Events {
     all: Vec<f64>,
 }
 
+impl Events {
+    /// From each ex-date's (split price ratio, dividend factor).
+    fn new(dates: &BTreeMap<NaiveDate, (f64, f64)>) -> Self {
+        let n = dates.len();
+        let mut e = Events { dates: dates.keys().copied().collect(), splits: vec![1.0; n + 1], all: vec![1.0; n + 1] };
+        for (i, (split, dividend)) in dates.values().enumerate().rev() {
+            e.splits[i] = e.splits[i + 1] * split;
+            e.all[i] = e.all[i + 1] * split * dividend;
+        }
+        e
+    }
+}
+
 /// Back-adjustment factors of some symbols (see the module docs for the rules).
 #[derive(Debug, Clone, Default)]
 pub struct AdjustmentFactors {
@@ -979,18 +992,7 @@ impl AdjustmentFactors {
                 }
             }
         }
-        let events = per_date
-            .into_iter()
-            .map(|(symbol, dates)| {
-                let n = dates.len();
-                let mut e = Events { dates: dates.keys().copied().collect(), splits: vec![1.0; n + 1], all: vec![1.0; n + 1] };
-                for (i, (split, dividend)) in dates.values().enumerate().rev() {
-                    e.splits[i] = e.splits[i + 1] * split;
-                    e.all[i] = e.all[i + 1] * split * dividend;
-                }
-                (symbol, e)
-            })
-            .collect();
+        let events = per_date.into_iter().map(|(symbol, dates)| (symbol, Events::new(&dates))).collect();
         Ok(Self { events, unresolved, snapshot_id })
     }
 
@@ -1126,18 +1128,7 @@ mod tests {
         for (s, e, split, div) in events {
             per.entry(s.to_string()).or_default().insert(d(e), (*split, *div));
         }
-        let events = per
-            .into_iter()
-            .map(|(s, dates)| {
-                let n = dates.len();
-                let mut e = Events { dates: dates.keys().copied().collect(), splits: vec![1.0; n + 1], all: vec![1.0; n + 1] };
-                for (i, (sp, dv)) in dates.values().enumerate().rev() {
-                    e.splits[i] = e.splits[i + 1] * sp;
-                    e.all[i] = e.all[i + 1] * sp * dv;
-                }
-                (s, e)
-            })
-            .collect();
+        let events = per.into_iter().map(|(s, dates)| (s, Events::new(&dates))).collect();
         AdjustmentFactors { events, unresolved: Vec::new(), snapshot_id: 0 }
     }
 
