@@ -45,6 +45,8 @@ const BUILTIN: &[(&str, &str)] = &[
     ("schemas/lineage.toml", include_str!("../schemas/lineage.toml")),
     ("schemas/partition_inputs.toml", include_str!("../schemas/partition_inputs.toml")),
     ("schemas/target_fallbacks.toml", include_str!("../schemas/target_fallbacks.toml")),
+    ("schemas/reference_corporate_actions.toml", include_str!("../schemas/reference_corporate_actions.toml")),
+    ("schemas/features_adv.toml", include_str!("../schemas/features_adv.toml")),
 ];
 
 /// How deep `extends` chains may go.

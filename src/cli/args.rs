@@ -179,8 +179,20 @@ pub enum Command {
         #[command(flatten)]
         read: ReadArgs,
     },
-    /// Curated bars (the library's get_curated_bars): 1m, or resampled within sessions.
+    /// Curated bars (the library's get_curated_bars): 1m, or resampled within sessions; stored prices,
+    /// or back-adjusted for splits (and dividends) at read time.
     Bars(BarsArgs),
+    /// Corporate actions (reference_corporate_actions): splits and cash dividends per symbol and ex-date.
+    #[command(subcommand)]
+    CorporateActions(CorporateActionsCommand),
+    /// Recompute average daily share and dollar volume (features_adv): the last adv.window sessions at
+    /// or before the date, split-adjusted to its basis; short histories fall back to a shorter window
+    /// (down to adv.min_sessions), then to the universe median.
+    RecomputeAdv {
+        /// The session (default: the latest session with curated bars).
+        #[arg(long)]
+        date: Option<NaiveDate>,
+    },
     /// NYSE sessions between two dates, with open and close in UTC and New York time.
     Calendar {
         #[arg(long)]
@@ -426,6 +438,39 @@ pub enum UniverseCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum CorporateActionsCommand {
+    /// Import splits and cash dividends and upsert them: a row with the same (symbol, ex_date, kind,
+    /// source) replaces the stored one, never duplicates it.
+    Import {
+        #[arg(long, value_enum)]
+        source: crate::reference::corporate_actions::ActionSource,
+        /// CSV: the file (symbol,ex_date,split_from,split_to and/or cash_amount; optional currency,
+        /// dividend_type, declaration_date, record_date, pay_date).
+        #[arg(long)]
+        path: Option<PathBuf>,
+        /// Comma-separated symbols (vendors: default the active universe; CSV: default every row).
+        #[arg(long)]
+        symbols: Option<String>,
+        /// Only ex-dates on or after this date (Alpaca default: corporate_actions.alpaca_default_days before --end).
+        #[arg(long)]
+        start: Option<NaiveDate>,
+        /// Only ex-dates on or before this date (Alpaca default: today).
+        #[arg(long)]
+        end: Option<NaiveDate>,
+    },
+    /// List the stored actions (every source's row; the one adjustment uses is marked by precedence in
+    /// the README).
+    Show {
+        /// Comma-separated symbols (default: all).
+        #[arg(long)]
+        symbols: Option<String>,
+        /// Read at a snapshot: N, a tag or a time.
+        #[arg(long = "as-of")]
+        as_of: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum ProgressCommand {
     /// Remove progress records last updated longer ago than --older-than; the sessions they covered are
     /// fetched again by the next resume or backfill.
@@ -522,6 +567,9 @@ pub struct BarsArgs {
     /// 1m only: include extended-hours bars.
     #[arg(long)]
     pub extended_hours: bool,
+    /// Back-adjust prices and volumes (factors from reference_corporate_actions at the same --as-of).
+    #[arg(long, value_enum, default_value = "none")]
+    pub adjust: crate::reference::corporate_actions::Adjustment,
     #[command(flatten)]
     pub read: ReadArgs,
 }

@@ -22,6 +22,7 @@ use crate::ops::backfill::{backfill_history, BackfillOptions};
 use crate::outcome::Outcome;
 use crate::progress::Progress;
 use crate::query::{AsOf, QueryEngine};
+use crate::reference::corporate_actions::{self, ActionSource, ImportRequest, Vendors};
 use crate::sources::file::{parse_column_map, FileImport};
 use crate::sources::{parse_symbols, split_symbols, AnySource, SourceKind};
 use crate::table::operations::{history, restore, tag};
@@ -354,9 +355,52 @@ pub async fn query(ctx: &Context, sql: &str, read: ReadArgs, out: &Output) -> Re
 /// `bars`: curated bars, 1m or resampled (`end` defaults to `start`).
 pub async fn bars(ctx: &Context, args: BarsArgs, out: &Output) -> Result<Outcome> {
     let lake = ctx.open().await?;
-    let request = BarsRequest { symbols: split_symbols(&args.symbols), start: args.start, end: args.end.unwrap_or(args.start), frequency: args.frequency, extended_hours: args.extended_hours };
+    let request = BarsRequest {
+        symbols: split_symbols(&args.symbols),
+        start: args.start,
+        end: args.end.unwrap_or(args.start),
+        frequency: args.frequency,
+        extended_hours: args.extended_hours,
+        adjust: args.adjust,
+    };
     let batches = curate::get_curated_bars(&lake, &request, &AsOf::parse(&args.read.as_of)?).await?;
     write_rows(&batches, &args.read, out)
+}
+
+/// `corporate-actions import`: fetch or read the actions and upsert them.
+pub async fn corporate_actions_import(
+    ctx: &Context,
+    source: ActionSource,
+    path: Option<PathBuf>,
+    symbols: Option<String>,
+    start: Option<NaiveDate>,
+    end: Option<NaiveDate>,
+    out: &Output,
+) -> Result<Outcome> {
+    let lake = ctx.open().await?;
+    let request = ImportRequest { source, path, symbols: symbols.as_deref().map(split_symbols), start, end };
+    let vendors = Vendors { polygon: &ctx.config.polygon, alpaca: &ctx.config.alpaca };
+    let report = corporate_actions::import(&lake, &ctx.config.corporate_actions, vendors, &request).await?;
+    out.corporate_actions_import(&report);
+    Ok(Outcome::Ok)
+}
+
+/// `corporate-actions show`: the stored actions of some symbols (default all).
+pub async fn corporate_actions_show(ctx: &Context, symbols: Option<String>, as_of: Option<String>, out: &Output) -> Result<Outcome> {
+    let lake = ctx.open().await?;
+    let symbols = symbols.as_deref().map(split_symbols);
+    let as_of = AsOf::parse(&as_of.into_iter().collect::<Vec<_>>())?;
+    let (actions, _) = corporate_actions::read_actions(&lake, symbols.as_deref(), &as_of).await?;
+    out.corporate_actions(&actions);
+    Ok(Outcome::Ok)
+}
+
+/// `recompute-adv`: average daily volume into features_adv.
+pub async fn recompute_adv(ctx: &Context, date: Option<NaiveDate>, out: &Output) -> Result<Outcome> {
+    let lake = ctx.open().await?;
+    let report = crate::adv::recompute_adv(&lake, &ctx.config.adv, date).await?;
+    out.adv(&report);
+    Ok(Outcome::Ok)
 }
 
 /// Rows in `--format` (JSON with `--json`), to stdout or `--output`.

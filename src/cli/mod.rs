@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::error::Result;
 use crate::outcome::{Outcome, EXIT_CODES_HELP};
 use crate::table::Lake;
-use args::{BenchCommand, Cli, Command, DebugCommand, DqCommand, FundamentalsCommand, ProgressCommand, UniverseCommand};
+use args::{BenchCommand, Cli, Command, CorporateActionsCommand, DebugCommand, DqCommand, FundamentalsCommand, ProgressCommand, UniverseCommand};
 use output::Output;
 use progress_bar::Bar;
 
@@ -126,6 +126,11 @@ async fn run(cli: Cli, out: &Output) -> Result<Outcome> {
         Command::Vacuum { datasets, retention, dry_run } => commands::vacuum(&ctx, &datasets, retention.as_deref(), dry_run, out).await,
         Command::Query { sql, read } => commands::query(&ctx, &sql, read, out).await,
         Command::Bars(args) => commands::bars(&ctx, args, out).await,
+        Command::CorporateActions(CorporateActionsCommand::Import { source, path, symbols, start, end }) => {
+            commands::corporate_actions_import(&ctx, source, path, symbols, start, end, out).await
+        }
+        Command::CorporateActions(CorporateActionsCommand::Show { symbols, as_of }) => commands::corporate_actions_show(&ctx, symbols, as_of, out).await,
+        Command::RecomputeAdv { date } => commands::recompute_adv(&ctx, date, out).await,
         Command::Calendar { start, end } => commands::calendar(start, end, out),
         Command::Demo => commands::demo(&ctx, out).await,
     }

@@ -22,6 +22,8 @@ use crate::table::manifest::{PartitionEntry, TableState};
 use crate::table::lake_log::{LakeCommit, StageOutcome};
 use crate::table::{DatasetSummary, LakeTag, RecoveryReport, StageResult, Tag};
 use crate::universe::{Breadth, Member, RebuildReport};
+use crate::adv::AdvReport;
+use crate::reference::corporate_actions::{CorporateAction, ImportReport};
 
 use super::args::Format;
 
@@ -334,6 +336,47 @@ impl Output {
             ]);
         }
         format!("{table}\nbreadth: {breadth:?}")
+        });
+    }
+
+    pub fn corporate_actions_import(&self, r: &ImportReport) {
+        self.print(r, || {
+            let skipped = if r.skipped.is_empty() { String::new() } else { format!("; skipped {:?}", r.skipped) };
+            let snapshot = r.snapshot_id.map_or("nothing to write".to_string(), |s| format!("snapshot {s}"));
+            format!(
+                "imported {} rows ({} splits, {} dividends, {} symbols) from {} ({}): {} new, {} replaced; {} fetched, {} duplicates merged{}; {}",
+                r.rows, r.splits, r.dividends, r.symbols, r.source, r.origin, r.inserted, r.replaced, r.fetched, r.merged, skipped, snapshot
+            )
+        });
+    }
+
+    pub fn corporate_actions(&self, rows: &[CorporateAction]) {
+        self.print(rows, || {
+            let mut t = table(&["symbol", "ex_date", "kind", "source", "split", "cash", "record", "pay", "vendor_id"]);
+            let date = |d: Option<chrono::NaiveDate>| d.map_or(String::new(), |d| d.to_string());
+            for a in rows {
+                let split = match (a.split_from, a.split_to) {
+                    (Some(f), Some(t)) => format!("{f}:{t}"),
+                    _ => String::new(),
+                };
+                let cash = a.cash_amount.map_or(String::new(), |c| format!("{c} {}", a.currency.as_deref().unwrap_or("")).trim().to_string());
+                t.add_row(vec![a.symbol.clone(), a.ex_date.to_string(), a.kind.to_string(), a.source.to_string(), split, cash, date(a.record_date), date(a.pay_date), a.vendor_id.clone().unwrap_or_default()]);
+            }
+            format!("{t}\n{} actions", rows.len())
+        });
+    }
+
+    pub fn adv(&self, r: &AdvReport) {
+        self.print(r, || {
+            let mut t = table(&["symbol", "adv_shares", "adv_dollars", "sessions", "method"]);
+            let num = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
+            for row in &r.rows {
+                t.add_row(vec![row.symbol.clone(), num(row.adv_shares), num(row.adv_dollars), row.sessions_used.to_string(), row.method.as_str().to_string()]);
+            }
+            format!(
+                "{t}\nADV as of {} over {} sessions from {} (min {}): {} symbols {:?}; snapshot {}",
+                r.date, r.window, r.window_start, r.min_sessions, r.symbols, r.by_method, r.snapshot_id
+            )
         });
     }
 

@@ -157,6 +157,62 @@ async fn labels_checked_by_hand() {
     assert!(f64_at(&b, "fwd_ret_resid_1d", row(6, 50)).is_none());
 }
 
+/// A 1-for-2 split of AAA on session 4: its raw prices before are twice what they would be. Once the
+/// split is imported, returns across it are continuous: the 1-session label over the ex-date, the daily
+/// returns beta is fitted on, and so the residual, are what they are without a split.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn labels_across_a_split_are_split_adjusted() {
+    let t = TestLake::new(Backend::Local);
+    let labels = include_str!("../../schemas/labels_fwd_ret_v1.toml")
+        .replace("name = \"labels_fwd_ret_v1\"", "name = \"labels_test_v1\"")
+        .replace("market = \"equal_weight\"", "market = \"MKT\"")
+        .replace("beta_sessions = 60", "beta_sessions = 3")
+        .replace("beta_min_sessions = 20", "beta_min_sessions = 2");
+    let (lake, _schemas) = lake_with_schemas(&t, &[("labels_test_v1", labels)]).await;
+    let sessions = NyseCalendar.sessions(day("2024-03-04"), day("2024-03-12"));
+    let files = tempfile::tempdir().unwrap();
+    let file = beta_two_file(files.path(), &sessions);
+    // Unadjusted, as vendors deliver: AAA's prices before the ex-date (session 4) doubled.
+    let ex = sessions[4].date;
+    let text = std::fs::read_to_string(&file).unwrap();
+    let mut raw = String::new();
+    for line in text.lines() {
+        let cols: Vec<&str> = line.split(',').collect();
+        let before = cols[0] == "AAA" && DateTime::parse_from_rfc3339(cols[1]).map(|t| NyseCalendar.trading_date(t.with_timezone(&Utc)) < ex).unwrap_or(false);
+        if before {
+            let p: f64 = cols[2].parse::<f64>().unwrap() * 2.0;
+            writeln!(raw, "{},{},{p},{p},{p},{p},{}", cols[0], cols[1], cols[6]).unwrap();
+        } else {
+            writeln!(raw, "{line}").unwrap();
+        }
+    }
+    std::fs::write(&file, raw).unwrap();
+    import_and_curate(&lake, &file, sessions[0].date, sessions[6].date).await;
+    let actions = files.path().join("splits.csv");
+    std::fs::write(&actions, format!("symbol,ex_date,split_from,split_to\nAAA,{ex},1,2\n")).unwrap();
+    let settings = quantlake::reference::corporate_actions::CorporateActionSettings::default();
+    let (polygon, alpaca) = (Default::default(), Default::default());
+    let vendors = quantlake::reference::corporate_actions::Vendors { polygon: &polygon, alpaca: &alpaca };
+    let request = quantlake::reference::corporate_actions::ImportRequest { source: quantlake::reference::corporate_actions::ActionSource::Csv, path: Some(actions), symbols: None, start: None, end: None };
+    quantlake::reference::corporate_actions::import(&lake, &settings, vendors, &request).await.unwrap();
+    compute_features(&lake, &FeaturesRequest { sets: vec!["labels_test_v1".into()], start: sessions[0].date, end: sessions[6].date, job_id: None }).await.unwrap();
+
+    let b = query(&lake, "SELECT * FROM labels_test_v1 WHERE symbol = 'AAA' ORDER BY ts").await;
+    let close = |d: usize, m: usize| (2.0 * market_log_price(d, m) - (100.0f64).ln()).exp();
+    let row = |d: usize, m: usize| d * 390 + m;
+    let want = (close(4, 10) / close(3, 10)).ln();
+    let got = f64_at(&b, "fwd_ret_1d", row(3, 10)).unwrap();
+    assert!((got - want).abs() < 1e-12, "across the ex-date: {got}, unadjusted it would be {}", want - 2f64.ln());
+    for d in 3..7 {
+        let beta = f64_at(&b, "beta", row(d, 50)).unwrap();
+        assert!((beta - 2.0).abs() < 1e-9, "session {d}: beta {beta}: the split is not a return");
+    }
+    assert!(f64_at(&b, "fwd_ret_resid_1d", row(3, 50)).unwrap().abs() < 1e-9);
+    // The curated layer stays as delivered.
+    let stored = query(&lake, &format!("SELECT close FROM curated_1m_bars WHERE symbol = 'AAA' AND date = DATE '{}' AND minute_idx = 10", sessions[3].date)).await;
+    assert!((f64_at(&stored, "close", 0).unwrap() - 2.0 * close(3, 10)).abs() < 1e-9);
+}
+
 /// A synthetic lake with 25 sessions of 4 symbols, curated, with features and labels.
 async fn research_lake(t: &TestLake, extra: &[(&str, String)]) -> (Lake, tempfile::TempDir) {
     let (lake, schemas) = lake_with_schemas(t, extra).await;

@@ -8,6 +8,7 @@ mod fake_tws;
 mod annotations;
 mod cli;
 mod concurrency;
+mod corporate_actions;
 mod crash;
 mod curate;
 mod engine;
