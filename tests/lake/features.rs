@@ -66,6 +66,15 @@ async fn lake_with_schemas(t: &TestLake, schemas: &[(&str, String)]) -> (Lake, t
     (lake, dir)
 }
 
+/// `labels_fwd_ret_v1` against the symbol MKT, with a 3-session beta from at least 2: for short series.
+fn test_label_set() -> String {
+    include_str!("../../schemas/labels_fwd_ret_v1.toml")
+        .replace("name = \"labels_fwd_ret_v1\"", "name = \"labels_test_v1\"")
+        .replace("market = \"equal_weight\"", "market = \"MKT\"")
+        .replace("beta_sessions = 60", "beta_sessions = 3")
+        .replace("beta_min_sessions = 20", "beta_min_sessions = 2")
+}
+
 /// The market's log price at minute `m` of session `d`.
 fn market_log_price(d: usize, m: usize) -> f64 {
     (100.0f64).ln() + 0.02 * ((d as f64) * 1.3).sin() + 0.0004 * (m as f64) * if d % 2 == 0 { 1.0 } else { -0.7 } + 0.001 * ((m as f64) * 0.21).cos()
@@ -114,12 +123,7 @@ async fn query(lake: &Lake, sql: &str) -> RecordBatch {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn labels_checked_by_hand() {
     let t = TestLake::new(Backend::Local);
-    let labels = include_str!("../../schemas/labels_fwd_ret_v1.toml")
-        .replace("name = \"labels_fwd_ret_v1\"", "name = \"labels_test_v1\"")
-        .replace("market = \"equal_weight\"", "market = \"MKT\"")
-        .replace("beta_sessions = 60", "beta_sessions = 3")
-        .replace("beta_min_sessions = 20", "beta_min_sessions = 2");
-    let (lake, _schemas) = lake_with_schemas(&t, &[("labels_test_v1", labels)]).await;
+    let (lake, _schemas) = lake_with_schemas(&t, &[("labels_test_v1", test_label_set())]).await;
     let sessions = NyseCalendar.sessions(day("2024-03-04"), day("2024-03-12"));
     assert_eq!(sessions.len(), 7);
     let files = tempfile::tempdir().unwrap();
@@ -163,12 +167,7 @@ async fn labels_checked_by_hand() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn labels_across_a_split_are_split_adjusted() {
     let t = TestLake::new(Backend::Local);
-    let labels = include_str!("../../schemas/labels_fwd_ret_v1.toml")
-        .replace("name = \"labels_fwd_ret_v1\"", "name = \"labels_test_v1\"")
-        .replace("market = \"equal_weight\"", "market = \"MKT\"")
-        .replace("beta_sessions = 60", "beta_sessions = 3")
-        .replace("beta_min_sessions = 20", "beta_min_sessions = 2");
-    let (lake, _schemas) = lake_with_schemas(&t, &[("labels_test_v1", labels)]).await;
+    let (lake, _schemas) = lake_with_schemas(&t, &[("labels_test_v1", test_label_set())]).await;
     let sessions = NyseCalendar.sessions(day("2024-03-04"), day("2024-03-12"));
     let files = tempfile::tempdir().unwrap();
     let file = beta_two_file(files.path(), &sessions);
@@ -405,4 +404,48 @@ async fn training_sets_see_filings_dated_before_the_decision() {
     assert_eq!(revenues("BBB", "2024-02-06"), [Some(300.0)]);
     request.fundamentals = vec!["no_such_item".into()];
     assert!(get_features_for_training(&lake, &request).await.unwrap_err().to_string().contains("no item column 'no_such_item'"));
+}
+
+/// The commands on a short demo lake: the residual target has no coverage yet (beta needs 20 sessions),
+/// so `debug target-coverage` exits 2 and a training set falls back, saying so in the runbook's words.
+#[test]
+fn commands_report_coverage_and_fall_back() {
+    let t = TestLake::new(Backend::Local);
+    let ok = |args: &[&str]| {
+        let out = t.run(args);
+        assert!(out.status.success(), "{args:?}: {}", crate::support::stderr(&out));
+        out
+    };
+    ok(&["init"]);
+    ok(&["ingest", "--source", "synthetic", "--symbols", "3", "--start", "2024-01-02", "--end", "2024-01-10"]);
+    ok(&["curate", "--start", "2024-01-02", "--end", "2024-01-10"]);
+    let report = t.json(&["features", "--start", "2024-01-02", "--end", "2024-01-10"]);
+    assert_eq!(report["sets"].as_array().unwrap().len(), 2);
+    assert_eq!(report["sets"][0]["rows"], 3 * 7 * 390);
+
+    let coverage = t.run(&["--json", "debug", "target-coverage", "--end", "2024-01-10", "--days-back", "7"]);
+    assert_eq!(coverage.status.code(), Some(2), "a target below MIN_TARGET_COVERAGE is critical");
+    let coverage: serde_json::Value = serde_json::from_slice(&coverage.stdout).unwrap();
+    let resid = coverage["targets"].as_array().unwrap().iter().find(|t| t["target"] == "fwd_ret_resid_15m").unwrap();
+    assert_eq!(resid["coverage"], 0.0);
+    assert_eq!(coverage["days"].as_array().unwrap().len(), 7 * 4, "per session and target");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("train.arrow");
+    let out = t.cli().env("RUST_LOG", "warn").env("DAYS_BACK", "7").args(["--json", "training-set", "--label", "fwd_ret_resid_15m", "--start", "2024-01-02", "--end", "2024-01-10", "--output"]).arg(&file).output().unwrap();
+    assert!(out.status.success(), "{}", crate::support::stderr(&out));
+    let lineage: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(lineage["target"], "fwd_ret_15m");
+    assert_eq!(lineage["fallback"]["days_back"], 7, "DAYS_BACK sets the window");
+    assert!(crate::support::stderr(&out).contains("falling back to fwd_ret_15m (fwd_ret_resid_15m coverage 0.0000 < 0.6)"), "{}", crate::support::stderr(&out));
+    let reader = arrow::ipc::reader::FileReader::try_new(std::fs::File::open(&file).unwrap(), None).unwrap();
+    let rows: usize = reader.map(|b| b.unwrap().num_rows()).sum();
+    assert_eq!(rows as u64, lineage["rows"].as_u64().unwrap());
+
+    let inference = t.json(&["inference-set", "--as-of", "2024-01-10T15:00:00Z"]);
+    assert_eq!(inference.as_array().unwrap().len(), 3, "one row per symbol");
+    assert_eq!(inference[0]["feature_ts"], "2024-01-10T14:59:00Z", "the last bar complete at 15:00");
+    let bad = t.run(&["training-set", "--label", "fwd_ret_2h", "--start", "2024-01-02", "--end", "2024-01-10", "--output", "x.parquet"]);
+    assert_eq!(bad.status.code(), Some(3));
+    assert!(crate::support::stderr(&bad).contains("no label set has a target 'fwd_ret_2h'"));
 }
