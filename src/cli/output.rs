@@ -136,9 +136,10 @@ impl Output {
 
     pub fn features(&self, r: &FeaturesReport) {
         self.print(r, || {
-            let mut t = table(&["set", "kind", "version", "input@snapshot", "partitions", "rows", "snapshot", "seconds"]);
+            let mut t = table(&["set", "kind", "version", "inputs@snapshot", "partitions", "rows", "snapshot", "seconds"]);
             for s in &r.sets {
-                t.add_row([s.set.clone(), s.kind.into(), s.version.to_string(), format!("{}@{}", s.input, s.input_snapshot), s.partitions.to_string(), s.rows.to_string(), s.snapshot_id.to_string(), format!("{:.2}", s.seconds)]);
+                let inputs: Vec<String> = s.inputs.iter().map(|(d, n)| format!("{d}@{n}")).collect();
+                t.add_row([s.set.clone(), s.kind.into(), s.version.to_string(), inputs.join(", "), s.partitions.to_string(), s.rows.to_string(), s.snapshot_id.to_string(), format!("{:.2}", s.seconds)]);
             }
             format!("features {}..{} ({} sessions), stage {} (lake snapshot {}), {:.2} s; job {}\n{t}", r.start, r.end, r.sessions, r.stage_id, r.lake_seq, r.seconds, r.job_id)
         });

@@ -72,8 +72,8 @@ pub struct SetReport {
     pub kind: &'static str,
     pub version: u32,
     pub definition_sha256: String,
-    pub input: String,
-    pub input_snapshot: u64,
+    /// Datasets read, at these snapshots.
+    pub inputs: BTreeMap<String, u64>,
     pub partitions: usize,
     pub rows: u64,
     pub snapshot_id: u64,
@@ -110,14 +110,14 @@ pub async fn compute_features(lake: &Lake, request: &FeaturesRequest) -> Result<
     }
     let job_id = request.job_id.clone().unwrap_or_else(|| format!("features-{}", uuid::Uuid::now_v7().simple()));
     let view = lake.view().await?;
-    let mut outputs = Vec::new();
+    let mut outputs: Vec<Computed> = Vec::new();
     let mut all_metrics: Vec<(String, Vec<SessionMetrics>)> = Vec::new();
     let mut read: Vec<(String, BTreeMap<NaiveDate, inputs::Inputs>)> = Vec::new();
     for name in &request.sets {
         let ds = lake.dataset(name)?;
         let set = SetDefinition::from_contract(ds.contract())?;
         let t0 = std::time::Instant::now();
-        let (input, batches, kind, version, hash) = match &set {
+        let (inputs, batches, kind, version, hash) = match &set {
             SetDefinition::Features(f) => {
                 let input = lake.dataset(&f.input)?;
                 let state = input.latest_in(&view).await?;
@@ -126,7 +126,7 @@ pub async fn compute_features(lake: &Lake, request: &FeaturesRequest) -> Result<
                 all_metrics.push((f.name.clone(), feature_metrics(&per_session, &sessions, &expected)));
                 let batches = per_session.into_iter().map(|(_, b)| b).collect();
                 read.push((f.name.clone(), sessions.iter().map(|s| (s.date, inputs::read_inputs(&input, &state, s.date, s.date))).collect()));
-                ((f.input.clone(), state.snapshot_id), batches, "features", f.version, f.definition_sha256.clone())
+                (BTreeMap::from([(f.input.clone(), state.snapshot_id)]), batches, "features", f.version, f.definition_sha256.clone())
             }
             SetDefinition::Labels(l) => {
                 let input = lake.dataset(&l.input)?;
@@ -147,37 +147,40 @@ pub async fn compute_features(lake: &Lake, request: &FeaturesRequest) -> Result<
                     read
                 };
                 read.push((l.name.clone(), sessions.iter().map(|s| (s.date, reads(s.date))).collect()));
-                ((l.input.clone(), state.snapshot_id), batches, "labels", l.version, l.definition_sha256.clone())
+                let inputs = BTreeMap::from([(l.input.clone(), state.snapshot_id), (actions.name().to_string(), actions_state.snapshot_id)]);
+                (inputs, batches, "labels", l.version, l.definition_sha256.clone())
             }
         };
-        if input.1 == 0 {
-            return Err(Error::invalid(format!("set '{name}': its input '{}' has no data yet (run `quantlake curate`)", input.0)));
+        let input = set_input(&set);
+        if inputs.get(input).is_none_or(|s| *s == 0) {
+            return Err(Error::invalid(format!("set '{name}': its input '{input}' has no data yet (run `quantlake curate`)")));
         }
         let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
-        tracing::info!(set = name, rows, seconds = t0.elapsed().as_secs_f64(), "computed");
-        outputs.push((name.clone(), kind, version, hash, input, batches, t0.elapsed().as_secs_f64(), rows));
+        let seconds = t0.elapsed().as_secs_f64();
+        tracing::info!(set = name, rows, seconds, "computed");
+        outputs.push(Computed { name: name.clone(), kind, version, hash, inputs, batches, seconds, rows });
     }
 
     let dq_ds = lake.dataset(crate::dq::DATASET)?;
     let records = lake.dataset(inputs::DATASET)?;
-    let datasets: Vec<_> = outputs.iter().map(|o| lake.dataset(&o.0)).collect::<Result<_>>()?;
+    let datasets: Vec<_> = outputs.iter().map(|o| lake.dataset(&o.name)).collect::<Result<_>>()?;
     let mut stage = lake.stage("features").parameter("job_id", &job_id).parameter("start", request.start).parameter("end", request.end);
-    for (ds, (name, kind, version, hash, input, batches, _, _)) in datasets.iter().zip(&outputs) {
+    for (ds, out) in datasets.iter().zip(&outputs) {
         let contract = ds.contract();
-        let batches: Vec<RecordBatch> = batches.iter().filter(|b| b.num_rows() > 0).map(|b| contract.conform_batch(b)).collect::<Result<_>>()?;
+        let batches: Vec<RecordBatch> = out.batches.iter().filter(|b| b.num_rows() > 0).map(|b| contract.conform_batch(b)).collect::<Result<_>>()?;
         let mut write = ds
             .write(batches)
             .mode(WriteMode::Overwrite)
             .covering(sessions.iter().map(|s| PartitionKey::for_date(contract.partitioning, s.date)))
             .operation("features")
             .parameter("job_id", &job_id)
-            .parameter("kind", kind)
-            .parameter("version", version)
-            .parameter("definition_sha256", hash)
-            .parameter("inputs", BTreeMap::from([(input.0.clone(), input.1)]))
+            .parameter("kind", out.kind)
+            .parameter("version", out.version)
+            .parameter("definition_sha256", &out.hash)
+            .parameter("inputs", &out.inputs)
             .parameter("start", request.start)
             .parameter("end", request.end);
-        if let Some((_, m)) = all_metrics.iter().find(|(n, _)| n == name) {
+        if let Some((_, m)) = all_metrics.iter().find(|(n, _)| *n == out.name) {
             write = write.quality(metrics::partition_quality(contract, m)?);
         }
         stage = stage.write(write);
@@ -190,19 +193,18 @@ pub async fn compute_features(lake: &Lake, request: &FeaturesRequest) -> Result<
     let result = stage.commit().await?;
     let sets = outputs
         .iter()
-        .map(|(name, kind, version, hash, input, _, seconds, rows)| {
-            let w = result.write(name);
+        .map(|out| {
+            let w = result.write(&out.name);
             SetReport {
-                set: name.clone(),
-                kind: *kind,
-                version: *version,
-                definition_sha256: hash.clone(),
-                input: input.0.clone(),
-                input_snapshot: input.1,
+                set: out.name.clone(),
+                kind: out.kind,
+                version: out.version,
+                definition_sha256: out.hash.clone(),
+                inputs: out.inputs.clone(),
                 partitions: w.map_or(0, |w| w.partitions),
-                rows: *rows,
+                rows: out.rows,
                 snapshot_id: w.map_or(0, |w| w.snapshot_id),
-                seconds: *seconds,
+                seconds: out.seconds,
             }
         })
         .collect();
@@ -219,6 +221,26 @@ pub async fn compute_features(lake: &Lake, request: &FeaturesRequest) -> Result<
     };
     tracing::info!(job_id = report.job_id, lake_seq = report.lake_seq, seconds = report.seconds, "features committed");
     Ok(report)
+}
+
+/// One set's rows, before the commit.
+struct Computed {
+    name: String,
+    kind: &'static str,
+    version: u32,
+    hash: String,
+    inputs: BTreeMap<String, u64>,
+    batches: Vec<RecordBatch>,
+    seconds: f64,
+    rows: u64,
+}
+
+/// The dataset a set is computed from.
+fn set_input(set: &SetDefinition) -> &str {
+    match set {
+        SetDefinition::Features(f) => &f.input,
+        SetDefinition::Labels(l) => &l.input,
+    }
 }
 
 /// What `features --stale` found and recomputed.
