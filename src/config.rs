@@ -18,6 +18,7 @@ use crate::curate::CurateSettings;
 use crate::dq::HealthSettings;
 use crate::error::{Error, Result};
 use crate::ingest::IngestSettings;
+use crate::models::ModelSettings;
 use crate::ops::backfill::BackfillSettings;
 pub use crate::sources::Secret;
 use crate::sources::alpaca::AlpacaSettings;
@@ -45,6 +46,7 @@ pub struct Config {
     pub backfill: BackfillSettings,
     pub curate: CurateSettings,
     pub health: HealthSettings,
+    pub models: ModelSettings,
 }
 
 /// Environment variables the runbooks already use, and the setting each overrides. They rank with

@@ -37,6 +37,8 @@ const BUILTIN: &[(&str, &str)] = &[
     ("schemas/raw_polygon_daily_bars.toml", include_str!("../schemas/raw_polygon_daily_bars.toml")),
     ("schemas/raw_alpaca_daily_bars.toml", include_str!("../schemas/raw_alpaca_daily_bars.toml")),
     ("schemas/raw_synthetic_daily_bars.toml", include_str!("../schemas/raw_synthetic_daily_bars.toml")),
+    ("schemas/models.toml", include_str!("../schemas/models.toml")),
+    ("schemas/predictions.toml", include_str!("../schemas/predictions.toml")),
 ];
 
 /// How deep `extends` chains may go.

@@ -35,6 +35,9 @@
 //!   [`dq::get_data_quality_summary`], [`dq::get_dataset_health`] and [`dq::validate`].
 //! - [`curate`]: raw bars -> `curated_1m_bars` and `curated_1d_bars` (DuckDB SQL, NYSE calendar, rayon
 //!   kernels for fills and outliers), and [`curate::get_curated_bars`].
+//! - [`models`]: a baseline ridge model trained on a training set (`quantlake train`), stored in the
+//!   lake with its lineage (`_models/<id>/model.json` and the `models` registry), and batch scoring
+//!   into `predictions` with null-rate and distribution-shift checks (`quantlake score`).
 //! - [`ops`]: operations over the stages: [`ops::backfill`], the adaptive historical backfill.
 //! - [`config`]: the config file and environment, gathering each module's settings type.
 //! - [`demo`], [`cli`]: the walk-through and the command line (the only user of `clap` and `indicatif`).
@@ -87,6 +90,7 @@ pub mod dq;
 pub mod error;
 pub mod ingest;
 pub mod maintenance;
+pub mod models;
 pub mod names;
 pub mod ops;
 pub mod outcome;

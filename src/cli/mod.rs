@@ -118,6 +118,9 @@ async fn run(cli: Cli, out: &Output) -> Result<Outcome> {
         Command::Query { sql, read } => commands::query(&ctx, &sql, read, out).await,
         Command::Bars(args) => commands::bars(&ctx, args, out).await,
         Command::Calendar { start, end } => commands::calendar(start, end, out),
+        Command::Train(args) => commands::train(&ctx, args, out).await,
+        Command::Models => commands::models(&ctx, out).await,
+        Command::Score(args) => commands::score(&ctx, args, out).await,
         Command::Demo => commands::demo(&ctx, out).await,
     }
 }

@@ -13,6 +13,7 @@ mod engine;
 mod file_import;
 mod integrity;
 mod interop;
+mod models;
 mod modules;
 mod resume;
 mod stages;
