@@ -219,8 +219,8 @@ impl Output {
             add("final fit, all rows (in sample)", &r.metrics.in_sample);
             let mut weights = table(&["feature", "mean", "std", "weight (standardized)", "coefficient"]);
             for f in &r.features {
-                let w = if f.constant { "0 (constant)".into() } else { format!("{:.6}", f.weight) };
-                weights.add_row([f.name.clone(), format!("{:.6}", f.mean), format!("{:.6}", f.std), w, format!("{:.6e}", f.coefficient)]);
+                let w = if f.constant { "0 (constant)".into() } else { format!("{:.4e}", f.weight) };
+                weights.add_row([f.name.clone(), format!("{:.4e}", f.mean), format!("{:.4e}", f.std), w, format!("{:.4e}", f.coefficient)]);
             }
             format!(
                 "model {} ({}): ridge, alpha {}, on {} v{} -> target {target}\n\
