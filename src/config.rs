@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::curate::CurateSettings;
 use crate::dq::HealthSettings;
+use crate::features::FeaturesSettings;
 use crate::error::{Error, Result};
 use crate::ingest::IngestSettings;
 use crate::models::ModelSettings;
@@ -46,6 +47,7 @@ pub struct Config {
     pub backfill: BackfillSettings,
     pub curate: CurateSettings,
     pub health: HealthSettings,
+    pub features: FeaturesSettings,
     pub models: ModelSettings,
 }
 
@@ -58,10 +60,18 @@ pub const CONTRACT_ENV: &[(&str, &str)] = &[
     ("BACKFILL_SLOW_THRESHOLD", "backfill.slow_threshold"),
     ("BACKFILL_SLEEP_BETWEEN_SEC", "backfill.sleep_between_sec"),
     ("MIN_TARGET_COVERAGE", "backfill.min_target_coverage"),
+    ("MIN_TARGET_COVERAGE", "health.min_target_coverage"),
     ("DAYS_BACK", "ingest.days_back"),
+    ("DAYS_BACK", "health.target_days_back"),
     ("FEATURE_BREADTH_MIN_SYMBOLS", "universe.breadth_min_symbols"),
     ("FEATURE_BREADTH_WARN_SYMBOLS", "universe.breadth_warn_symbols"),
 ];
+
+/// The runbooks' variables as figment providers; a variable may set several keys (`DAYS_BACK` is both
+/// how far an ingest reaches back and the target-coverage window).
+fn contract_env() -> Figment {
+    CONTRACT_ENV.iter().fold(Figment::new(), |f, &(name, key)| f.merge(Env::raw().filter_map(move |k| k.as_str().eq_ignore_ascii_case(name).then(|| key.into()))))
+}
 
 /// String-valued variables (keys and URLs), applied verbatim: figment would read an all-digit key as
 /// a number.
@@ -117,9 +127,7 @@ impl Config {
         let mut config: Config = Figment::from(Serialized::defaults(Config::default()))
             .merge(Toml::file(path))
             .merge(Env::prefixed("QUANTLAKE_").split("__").ignore(&["LAKE", "CONFIG", "FAILPOINT", "LOG"]))
-            .merge(Env::raw().filter_map(|k| {
-                CONTRACT_ENV.iter().find(|(name, _)| k.as_str().eq_ignore_ascii_case(name)).map(|(_, key)| (*key).into())
-            }))
+            .merge(contract_env())
             .extract()
             .map_err(|e| Error::Config(format!("{}: {}", path.display(), without_source_lines(&e.to_string()))))?;
         for name in CONTRACT_ENV_STRINGS {

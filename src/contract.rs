@@ -37,6 +37,12 @@ const BUILTIN: &[(&str, &str)] = &[
     ("schemas/raw_polygon_daily_bars.toml", include_str!("../schemas/raw_polygon_daily_bars.toml")),
     ("schemas/raw_alpaca_daily_bars.toml", include_str!("../schemas/raw_alpaca_daily_bars.toml")),
     ("schemas/raw_synthetic_daily_bars.toml", include_str!("../schemas/raw_synthetic_daily_bars.toml")),
+    ("schemas/annotations.toml", include_str!("../schemas/annotations.toml")),
+    ("schemas/features_price_1m_v1.toml", include_str!("../schemas/features_price_1m_v1.toml")),
+    ("schemas/labels_fwd_ret_v1.toml", include_str!("../schemas/labels_fwd_ret_v1.toml")),
+    ("schemas/lineage.toml", include_str!("../schemas/lineage.toml")),
+    ("schemas/partition_inputs.toml", include_str!("../schemas/partition_inputs.toml")),
+    ("schemas/target_fallbacks.toml", include_str!("../schemas/target_fallbacks.toml")),
     ("schemas/models.toml", include_str!("../schemas/models.toml")),
     ("schemas/predictions.toml", include_str!("../schemas/predictions.toml")),
 ];
@@ -87,6 +93,8 @@ struct ContractFile {
     quality: Option<QualityRules>,
     #[serde(default)]
     aliases: Vec<String>,
+    #[serde(default)]
+    definition: Option<toml::Table>,
 }
 
 fn default_partitioning() -> Partitioning {
@@ -121,6 +129,9 @@ pub struct DatasetContract {
     pub quality: Option<QualityRules>,
     /// Other names the dataset answers to (the runbooks' names), in the library and in SQL.
     pub aliases: Vec<String>,
+    /// How a derived dataset is computed (`[definition]`: a feature set's features, a label set's
+    /// horizons), read by the stage that computes it; the contract file is the one place it is written.
+    pub definition: Option<toml::Table>,
     schema: SchemaRef,
 }
 
@@ -193,6 +204,7 @@ impl DatasetContract {
             row_group_rows: file.row_group_rows,
             quality: file.quality,
             aliases: file.aliases,
+            definition: file.definition,
             schema: Arc::new(Schema::new(fields)),
         })
     }

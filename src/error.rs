@@ -34,6 +34,9 @@ pub enum Error {
     )]
     Conflict { dataset: String, read_snapshot: u64, snapshot: u64, partitions: Vec<String>, attempts: u32 },
 
+    #[error("leakage check failed for {set}: {detail}")]
+    Leakage { set: String, detail: String },
+
     #[error("stage {stage} did not commit: {reason}")]
     StageAborted { stage: String, reason: String },
 

@@ -11,8 +11,8 @@
 //! ## Modules, from the bottom up
 //! Each module imports only modules listed before it (`tests/lake/modules.rs` fails on any import
 //! circle). The data flows **sources -> ingest -> curate -> features -> sets/models -> ops -> serve**;
-//! features, sets, models, serve and most of ops are planned and not created until they have code
-//! (see the README's "Layout of the code").
+//! serve and most of ops are planned and not created until they have code (see the README's
+//! "Layout of the code").
 //! - [`error`], [`outcome`] (the exit-code contract), [`names`] (enums with one spelling),
 //!   [`progress`] (the [`progress::Progress`] trait long work reports to), [`bars`] (`Bar`, `BarSize`,
 //!   `Frequency`), [`calendar`] (the NYSE calendar), [`quality`] (`[quality]` rules and the verdicts
@@ -32,12 +32,19 @@
 //!   [`ingest::progress`] records for resuming; [`ingest::IngestOptions`] resolves a request's defaults.
 //! - [`dq`]: data-quality metrics of a stage's output ([`dq::metrics`]) per symbol-session
 //!   (`dq_metrics`) and each partition's verdict in its manifest entry,
-//!   [`dq::get_data_quality_summary`], [`dq::get_dataset_health`] and [`dq::validate`].
+//!   [`dq::get_data_quality_summary`], [`dq::get_dataset_health`], [`dq::validate`] and
+//!   [`dq::target_coverage`].
 //! - [`curate`]: raw bars -> `curated_1m_bars` and `curated_1d_bars` (DuckDB SQL, NYSE calendar, rayon
 //!   kernels for fills and outliers), and [`curate::get_curated_bars`].
+//! - [`features`]: curated bars -> feature sets (rayon kernels) and label sets (DuckDB SQL), as their
+//!   contracts' `[definition]` says, one stage per run.
+//! - [`sets`]: point-in-time training, inference and scoring sets with the leakage check and the target
+//!   fallback ([`sets::get_features_for_training`], [`sets::get_features_for_inference`]), and their
+//!   lineage records.
 //! - [`models`]: a baseline ridge model trained on a training set (`quantlake train`), stored in the
 //!   lake with its lineage (`_models/<id>/model.json` and the `models` registry), and batch scoring
 //!   into `predictions` with null-rate and distribution-shift checks (`quantlake score`).
+//! - [`bench`]: the peer benchmark's job through the pipeline's stages.
 //! - [`ops`]: operations over the stages: [`ops::backfill`], the adaptive historical backfill.
 //! - [`config`]: the config file and environment, gathering each module's settings type.
 //! - [`demo`], [`cli`]: the walk-through and the command line (the only user of `clap` and `indicatif`).
@@ -80,6 +87,7 @@
 //! ```
 
 pub mod bars;
+pub mod bench;
 pub mod calendar;
 pub mod cli;
 pub mod config;
@@ -88,6 +96,7 @@ pub mod curate;
 pub mod demo;
 pub mod dq;
 pub mod error;
+pub mod features;
 pub mod ingest;
 pub mod maintenance;
 pub mod models;
@@ -97,6 +106,7 @@ pub mod outcome;
 pub mod progress;
 pub mod quality;
 pub mod query;
+pub mod sets;
 pub mod sources;
 pub mod storage;
 pub mod table;

@@ -51,6 +51,20 @@ pub enum Command {
     /// partitions): best source per symbol-session, dedupe, OHLC checks (rejects in curation_rejects),
     /// the session's minute grid with fills, regular-hours and outlier flags.
     Curate(CurateArgs),
+    /// Compute feature and label sets from curated bars (default: features.sets) for a range of
+    /// sessions, replacing exactly those partitions, as one commit with their data-quality metrics.
+    Features(FeaturesArgs),
+    /// A point-in-time training set (the library's get_features_for_training) to a Parquet or Arrow
+    /// file; writes its lineage record to the lake and prints it.
+    TrainingSet(TrainingSetArgs),
+    /// Per symbol, the latest features available at a time (the library's get_features_for_inference).
+    InferenceSet(InferenceSetArgs),
+    /// Diagnostics.
+    #[command(subcommand)]
+    Debug(DebugCommand),
+    /// Benchmark jobs.
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Data quality (the library's get_data_quality_summary).
     #[command(subcommand)]
     Dq(DqCommand),
@@ -438,6 +452,98 @@ pub struct BarsArgs {
     pub extended_hours: bool,
     #[command(flatten)]
     pub read: ReadArgs,
+}
+
+// `features`' flags.
+#[derive(Debug, Args)]
+pub struct FeaturesArgs {
+    /// A feature or label set (repeatable; default: features.sets).
+    #[arg(long = "set")]
+    pub sets: Vec<String>,
+    /// First session date (default: the last completed session).
+    #[arg(long)]
+    pub start: Option<NaiveDate>,
+    /// Last session date, inclusive (default: --start).
+    #[arg(long)]
+    pub end: Option<NaiveDate>,
+    /// Job id recorded in the commit (default: a fresh one).
+    #[arg(long)]
+    pub job_id: Option<String>,
+    /// Instead of a range: recompute exactly the partitions whose input partitions changed since they
+    /// were computed (after a backfill or a restore of curated bars), as partition_inputs records them.
+    #[arg(long, conflicts_with_all = ["start", "end"])]
+    pub stale: bool,
+}
+
+// `training-set`'s flags.
+#[derive(Debug, Args)]
+pub struct TrainingSetArgs {
+    #[arg(long, default_value = "features_price_1m_v1")]
+    pub feature_set: String,
+    /// The target: a label set's target, e.g. fwd_ret_resid_15m (falls back to fwd_ret_15m when its
+    /// coverage over the last DAYS_BACK sessions is below MIN_TARGET_COVERAGE).
+    #[arg(long, default_value = "fwd_ret_resid_15m")]
+    pub label: String,
+    /// Comma-separated symbols (default: all).
+    #[arg(long)]
+    pub symbols: Option<String>,
+    #[arg(long)]
+    pub start: NaiveDate,
+    /// Last session date, inclusive.
+    #[arg(long)]
+    pub end: NaiveDate,
+    /// Read every dataset at this snapshot: a lake tag, a tag, N or a time (default: the latest).
+    #[arg(long = "as-of")]
+    pub as_of: Option<String>,
+    /// Also leave out rows whose label ends within this long of the range's end (e.g. 1d, 30m).
+    #[arg(long)]
+    pub embargo: Option<String>,
+    /// The file to write: .parquet, or .arrow (Arrow IPC).
+    #[arg(long)]
+    pub output: PathBuf,
+}
+
+// `inference-set`'s flags.
+#[derive(Debug, Args)]
+pub struct InferenceSetArgs {
+    #[arg(long, default_value = "features_price_1m_v1")]
+    pub feature_set: String,
+    /// Comma-separated symbols (default: every symbol with features in the last sessions).
+    #[arg(long)]
+    pub symbols: Option<String>,
+    /// The decision time, RFC 3339 (e.g. 2024-03-01T15:00:00Z; default: now).
+    #[arg(long = "as-of")]
+    pub as_of: Option<chrono::DateTime<chrono::Utc>>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Write to this file instead of stdout (required for parquet and arrow).
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DebugCommand {
+    /// Target coverage analysis: each target's coverage over the last DAYS_BACK sessions, per target
+    /// and per session, against MIN_TARGET_COVERAGE (exit 2 when one is below).
+    TargetCoverage {
+        #[arg(long, default_value = "labels_fwd_ret_v1")]
+        dataset: String,
+        /// Last session of the window (default: the last completed session).
+        #[arg(long)]
+        end: Option<NaiveDate>,
+        /// Sessions in the window (default: DAYS_BACK / health.target_days_back).
+        #[arg(long)]
+        days_back: Option<u32>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// The peer benchmark's job (../shared/bench/peers): import RAW_DIR's files into a scratch lake,
+    /// curate, compute features_price_1m_v1 and labels_fwd_ret_v1, and write the harness's layout to
+    /// OUT_DIR (date=YYYY-MM-DD/part.parquet); prints one line with the time of each stage.
+    PeerJob { raw_dir: PathBuf, out_dir: PathBuf },
 }
 
 // `train`'s flags.

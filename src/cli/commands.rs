@@ -7,12 +7,14 @@ use std::path::PathBuf;
 
 use chrono::NaiveDate;
 
-use super::args::{BackfillArgs, BarsArgs, CurateArgs, Format, IngestArgs, ReadArgs, ScoreArgs, SnapshotCommand, SourceName, TrainArgs};
+use super::args::{BackfillArgs, BarsArgs, CurateArgs, FeaturesArgs, Format, InferenceSetArgs, IngestArgs, ReadArgs, ScoreArgs, SnapshotCommand, SourceName, TrainArgs, TrainingSetArgs};
 use super::output::Output;
 use super::Context;
 use crate::calendar::NyseCalendar;
 use crate::config::Config;
 use crate::curate::{self, BarsRequest, CurateRequest};
+use crate::features::{self, FeaturesRequest};
+use crate::sets::{self, FallbackSettings, TrainingRequest};
 use crate::error::{Error, Result};
 use crate::ingest::{ingest, ingest_file, progress, IngestOptions};
 use crate::maintenance;
@@ -284,6 +286,80 @@ pub async fn bars(ctx: &Context, args: BarsArgs, out: &Output) -> Result<Outcome
 /// Rows in `--format` (JSON with `--json`), to stdout or `--output`.
 fn write_rows(batches: &[arrow::array::RecordBatch], read: &ReadArgs, out: &Output) -> Result<Outcome> {
     out.batches(batches, if out.json { Format::Json } else { read.format }, read.output.as_deref())?;
+    Ok(Outcome::Ok)
+}
+
+/// `features`: feature and label sets for a range of sessions, one commit.
+pub async fn features(ctx: &Context, args: FeaturesArgs, out: &Output) -> Result<Outcome> {
+    let lake = ctx.open().await?;
+    let sets = if args.sets.is_empty() { ctx.config.features.sets.clone() } else { args.sets };
+    if args.stale {
+        out.stale(&features::refresh_stale(&lake, &sets).await?);
+        return Ok(Outcome::Ok);
+    }
+    let start = args.start.unwrap_or_else(|| NyseCalendar.last_completed_session(chrono::Utc::now()));
+    let request = FeaturesRequest { sets, start, end: args.end.unwrap_or(start), job_id: args.job_id };
+    let report = features::compute_features(&lake, &request).await?;
+    out.features(&report);
+    Ok(Outcome::Ok)
+}
+
+/// `training-set`: a point-in-time training set to a file, its lineage to the lake.
+pub async fn training_set(ctx: &Context, args: TrainingSetArgs, out: &Output) -> Result<Outcome> {
+    let format = match args.output.extension().and_then(|e| e.to_str()) {
+        Some("parquet") => Format::Parquet,
+        Some("arrow" | "ipc" | "feather") => Format::Arrow,
+        _ => return Err(Error::invalid(format!("--output {}: name a .parquet or .arrow file", args.output.display()))),
+    };
+    let embargo = args
+        .embargo
+        .as_deref()
+        .map(|e| humantime::parse_duration(e).map_err(|err| Error::invalid(format!("--embargo '{e}': {err}"))))
+        .transpose()?
+        .map(chrono::Duration::from_std)
+        .transpose()
+        .map_err(|_| Error::invalid("--embargo is too long"))?;
+    let lake = ctx.open().await?;
+    let request = TrainingRequest {
+        feature_set: args.feature_set,
+        label: args.label,
+        symbols: args.symbols.as_deref().map(split_symbols).unwrap_or_default(),
+        start: args.start,
+        end: args.end,
+        as_of_snapshot: args.as_of,
+        embargo,
+        fallback: FallbackSettings::from(&ctx.config.health),
+    };
+    let set = sets::get_features_for_training(&lake, &request).await?;
+    Output { json: false }.batches(&set.batches, format, Some(args.output.as_path()))?;
+    out.training_set(&set.lineage, &args.output);
+    Ok(Outcome::Ok)
+}
+
+/// `inference-set`: the latest features per symbol at a time.
+pub async fn inference_set(ctx: &Context, args: InferenceSetArgs, out: &Output) -> Result<Outcome> {
+    let lake = ctx.open().await?;
+    let symbols = args.symbols.as_deref().map(split_symbols).unwrap_or_default();
+    let batches = sets::get_features_for_inference(&lake, &args.feature_set, &symbols, args.as_of.unwrap_or_else(chrono::Utc::now)).await?;
+    out.batches(&batches, if out.json { Format::Json } else { args.format }, args.output.as_deref())?;
+    Ok(Outcome::Ok)
+}
+
+/// `debug target-coverage`: the robustness guide's target coverage analysis; `Critical` when a
+/// target is below MIN_TARGET_COVERAGE.
+pub async fn target_coverage(ctx: &Context, dataset: &str, end: Option<NaiveDate>, days_back: Option<u32>, out: &Output) -> Result<Outcome> {
+    let lake = ctx.open().await?;
+    let end = end.unwrap_or_else(|| NyseCalendar.last_completed_session(chrono::Utc::now()));
+    let h = &ctx.config.health;
+    let report = dq::target_coverage(&lake, dataset, end, days_back.unwrap_or(h.target_days_back), h.min_target_coverage, &AsOf::default()).await?;
+    out.target_coverage(&report);
+    Ok(if report.targets.iter().any(|t| t.below_threshold) { Outcome::Critical } else { Outcome::Ok })
+}
+
+/// `bench peer-job`: the peer benchmark's job through the pipeline's own stages.
+pub async fn peer_job(ctx: &Context, raw_dir: &std::path::Path, out_dir: &std::path::Path, out: &Output) -> Result<Outcome> {
+    let report = crate::bench::peer_job(raw_dir, out_dir, &ctx.config).await?;
+    out.peer_job(&report);
     Ok(Outcome::Ok)
 }
 

@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::error::Result;
 use crate::outcome::{Outcome, EXIT_CODES_HELP};
 use crate::table::Lake;
-use args::{Cli, Command, DqCommand, ProgressCommand, UniverseCommand};
+use args::{BenchCommand, Cli, Command, DebugCommand, DqCommand, ProgressCommand, UniverseCommand};
 use output::Output;
 use progress_bar::Bar;
 
@@ -105,6 +105,11 @@ async fn run(cli: Cli, out: &Output) -> Result<Outcome> {
         Command::Health { dataset, as_of_date } => commands::health(&ctx, &dataset, as_of_date, out).await,
         Command::HealthCheck { dataset, as_of_date } => commands::health_check(&ctx, &dataset, as_of_date, out).await,
         Command::Validate { full, as_of_date } => commands::validate(&ctx, full, as_of_date, out).await,
+        Command::Features(args) => commands::features(&ctx, args, out).await,
+        Command::TrainingSet(args) => commands::training_set(&ctx, args, out).await,
+        Command::InferenceSet(args) => commands::inference_set(&ctx, args, out).await,
+        Command::Debug(DebugCommand::TargetCoverage { dataset, end, days_back }) => commands::target_coverage(&ctx, &dataset, end, days_back, out).await,
+        Command::Bench(BenchCommand::PeerJob { raw_dir, out_dir }) => commands::peer_job(&ctx, &raw_dir, &out_dir, out).await,
         Command::Dq(DqCommand::Summary { dataset, start, end }) => commands::dq_summary(&ctx, &dataset, start, end, out).await,
         Command::Universe(UniverseCommand::Rebuild { symbols, csv }) => commands::universe_rebuild(&ctx, symbols, csv, out).await,
         Command::Universe(UniverseCommand::Show) => commands::universe_show(&ctx, out).await,

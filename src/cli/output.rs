@@ -7,7 +7,10 @@ use serde::Serialize;
 use crate::calendar::Session;
 use crate::curate::CurateReport;
 use crate::demo::DemoReport;
-use crate::dq::{DatasetHealth, QualitySummary, ValidationReport};
+use crate::bench::PeerJobReport;
+use crate::dq::{DatasetHealth, QualitySummary, TargetCoverage, ValidationReport};
+use crate::features::FeaturesReport;
+use crate::sets::Lineage;
 use crate::error::{Error, Result};
 use crate::ingest::{FileIngestReport, IngestReport};
 use crate::models::eval::Metrics;
@@ -129,6 +132,62 @@ impl Output {
                 r.filled_rows, r.unfilled_gaps, r.extended_hours_rows, r.outliers, r.inputs, r.job_id
             )
         });
+    }
+
+    pub fn features(&self, r: &FeaturesReport) {
+        self.print(r, || {
+            let mut t = table(&["set", "kind", "version", "input@snapshot", "partitions", "rows", "snapshot", "seconds"]);
+            for s in &r.sets {
+                t.add_row([s.set.clone(), s.kind.into(), s.version.to_string(), format!("{}@{}", s.input, s.input_snapshot), s.partitions.to_string(), s.rows.to_string(), s.snapshot_id.to_string(), format!("{:.2}", s.seconds)]);
+            }
+            format!("features {}..{} ({} sessions), stage {} (lake snapshot {}), {:.2} s; job {}\n{t}", r.start, r.end, r.sessions, r.stage_id, r.lake_seq, r.seconds, r.job_id)
+        });
+    }
+
+    pub fn stale(&self, r: &crate::features::StaleReport) {
+        self.print(r, || {
+            if r.stale.is_empty() {
+                return "nothing stale: every derived partition was computed from its inputs' current versions".into();
+            }
+            let mut t = table(&["set", "session", "changed inputs"]);
+            for p in &r.stale {
+                let shown: Vec<&str> = p.changed.iter().take(3).map(String::as_str).collect();
+                t.add_row([p.dataset.clone(), p.date.to_string(), format!("{}{}", shown.join(", "), if p.changed.len() > 3 { ", ..." } else { "" })]);
+            }
+            let runs: Vec<String> = r.runs.iter().map(|x| format!("{} {}..{} (lake snapshot {})", x.sets.iter().map(|s| s.set.as_str()).collect::<Vec<_>>().join(","), x.start, x.end, x.lake_seq)).collect();
+            format!("{t}\nrecomputed: {}", runs.join("; "))
+        });
+    }
+
+    pub fn training_set(&self, l: &Lineage, path: &std::path::Path) {
+        self.print(l, || {
+            let fallback = l.fallback.as_ref().map_or(String::new(), |f| format!(" (fell back from {}: coverage {:.4} < {})", l.label_requested, f.coverage, f.threshold));
+            let inputs: Vec<String> = l.inputs.iter().map(|(d, s)| format!("{d}@{s}")).collect();
+            format!(
+                "training set {}: {} rows -> {}\nfeatures {} v{}, target {}{fallback}\nrows left out: {} without target, {} purged (label ends after {}), {} without features, {} in unusable annotated cells ({} annotations)\ninputs: {}; leakage check passed (max feature lead {} us)",
+                l.id, l.rows, path.display(), l.feature_set, l.feature_set_version, l.target,
+                l.rows_without_target, l.rows_purged, l.label_cutoff, l.rows_without_features, l.rows_excluded_by_annotations, l.excluded.len(),
+                inputs.join(", "), l.leakage_check.max_feature_lead_us.unwrap_or(0)
+            )
+        });
+    }
+
+    pub fn target_coverage(&self, r: &TargetCoverage) {
+        self.print(r, || {
+            let mut t = table(&["target", "rows", "covered", "coverage", "status"]);
+            for c in &r.targets {
+                t.add_row([c.target.clone(), c.rows.to_string(), c.covered.to_string(), format!("{:.2}%", c.coverage * 100.0), if c.below_threshold { "below MIN_TARGET_COVERAGE".into() } else { "ok".to_string() }]);
+            }
+            let mut days = table(&["session", "target", "rows", "coverage"]);
+            for d in &r.days {
+                days.add_row([d.date.to_string(), d.target.clone(), d.rows.to_string(), format!("{:.2}%", d.coverage * 100.0)]);
+            }
+            format!("Target coverage analysis: {} over {} sessions {}..{} (MIN_TARGET_COVERAGE {})\n{t}\n{days}", r.dataset, r.days_back, r.start, r.end, r.threshold)
+        });
+    }
+
+    pub fn peer_job(&self, r: &PeerJobReport) {
+        self.print(r, || r.line());
     }
 
     pub fn dq_summary(&self, s: &QualitySummary) {

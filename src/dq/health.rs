@@ -32,11 +32,16 @@ pub struct HealthSettings {
     /// Symbols that must be present in every session of their expected range: `"SPY"` or
     /// `{ symbol = "SPY", start = "2005-01-03", end = "2030-12-31" }`.
     pub key_symbols: Vec<KeySymbol>,
+    /// A label set's target covered below this share over the last `target_days_back` sessions is
+    /// RED, and training on a residual target falls back to the plain one (`MIN_TARGET_COVERAGE`).
+    pub min_target_coverage: f64,
+    /// Sessions target coverage is measured over (`DAYS_BACK`).
+    pub target_days_back: u32,
 }
 
 impl Default for HealthSettings {
     fn default() -> Self {
-        Self { window_sessions: 5, max_lag_sessions: 2, key_symbols: Vec::new() }
+        Self { window_sessions: 5, max_lag_sessions: 2, key_symbols: Vec::new(), min_target_coverage: 0.6, target_days_back: 60 }
     }
 }
 
@@ -184,7 +189,13 @@ pub(crate) fn reference_session(as_of_date: Option<NaiveDate>) -> NaiveDate {
 pub async fn get_dataset_health(lake: &Lake, dataset: &str, as_of_date: Option<NaiveDate>, settings: &HealthSettings, breadth: &UniverseSettings) -> Result<DatasetHealth> {
     let ds = lake.dataset(dataset)?;
     let contract = ds.contract().clone();
-    let rules = contract.quality.clone().ok_or_else(|| Error::invalid(format!("dataset '{dataset}' has no [quality] rules in its contract, so no health")))?;
+    // A label set is judged by its targets' coverage, not by per-partition verdicts.
+    let targets = super::target_coverage::label_targets(&contract);
+    let rules = match (contract.quality.clone(), &targets) {
+        (Some(rules), _) => rules,
+        (None, Some(_)) => QualityRules::default(),
+        (None, None) => return Err(Error::invalid(format!("dataset '{dataset}' has no [quality] rules in its contract, so no health"))),
+    };
     // The verdicts and the key symbols' metrics through one view: the same curation stages.
     let view = lake.view().await?;
     let state: TableState = ds.latest_in(&view).await?;
@@ -193,7 +204,7 @@ pub async fn get_dataset_health(lake: &Lake, dataset: &str, as_of_date: Option<N
     // Every partition the window's sessions fall in is judged: a missing one was never curated.
     let mut keys: Vec<String> = NyseCalendar.sessions(window_start, reference).iter().map(|s| PartitionKey::for_date(contract.partitioning, s.date).to_string()).collect();
     keys.dedup();
-    let partitions: Vec<PartitionHealth> = keys.iter().map(|k| partition_health(k, state.partitions.get(k), &rules)).collect();
+    let partitions: Vec<PartitionHealth> = if targets.is_some() { Vec::new() } else { keys.iter().map(|k| partition_health(k, state.partitions.get(k), &rules)).collect() };
 
     let mut checks = Vec::new();
     // Freshness: the latest session with rows against the reference session.
@@ -231,7 +242,23 @@ pub async fn get_dataset_health(lake: &Lake, dataset: &str, as_of_date: Option<N
         status: breadth_status,
         detail: format!("{symbols} symbols (critical below {}, warning below {})", breadth.breadth_min_symbols, breadth.breadth_warn_symbols),
     });
-    checks.extend(key_symbol_checks(lake, &view, dataset, &settings.key_symbols, window_start, reference, &rules).await?);
+    if targets.is_none() {
+        checks.extend(key_symbol_checks(lake, &view, dataset, &settings.key_symbols, window_start, reference, &rules).await?);
+    } else if latest_session.is_some() {
+        let as_of = crate::query::AsOf { all: None, per_dataset: [(contract.name.clone(), crate::table::SnapshotSpec::Id(state.snapshot_id))].into() };
+        let coverage = super::target_coverage::target_coverage(lake, dataset, reference, settings.target_days_back, settings.min_target_coverage, &as_of).await?;
+        for t in &coverage.targets {
+            let status = if t.below_threshold { Status::Red } else { Status::Green };
+            if t.below_threshold {
+                tracing::warn!(dataset, target = t.target, "Target coverage {:.4} of {} below MIN_TARGET_COVERAGE {}", t.coverage, t.target, coverage.threshold);
+            }
+            checks.push(Check {
+                name: format!("target_coverage {}", t.target),
+                status,
+                detail: format!("{:.2}% of {} rows over {} sessions {}..{} (critical below {:.0}%)", t.coverage * 100.0, t.rows, coverage.days_back, coverage.start, coverage.end, coverage.threshold * 100.0),
+            });
+        }
+    }
 
     let status = checks.iter().map(|c| c.status).chain(partitions.iter().map(|p| p.status)).max().unwrap_or(Status::Green);
     let partial_loss = breadth_status == Status::Red

@@ -4,12 +4,15 @@
 //! ([`PartitionQuality`], [`metrics::partition_quality`]), which the stage commits in the
 //! partition's manifest entry together with its rows.
 
+pub mod annotations;
 mod health;
 pub mod metrics;
+pub mod target_coverage;
 mod validate;
 
 pub use health::{get_dataset_health, DatasetHealth, HealthSettings, KeySymbol, PartitionHealth};
 pub use crate::quality::{Check, PartitionQuality, QualityTotals, Status};
+pub use target_coverage::{target_coverage, TargetCoverage};
 pub use validate::{validate, ValidationCheck, ValidationReport};
 
 use std::collections::BTreeMap;
@@ -63,21 +66,26 @@ impl SessionMetrics {
 /// The write that replaces `dataset`'s metrics for `sessions` with `metrics` in `dq` (the `dq_metrics`
 /// dataset): the stage that produced the data commits it with its own outputs.
 pub fn metrics_write<'a>(dq: &'a Dataset, dataset: &str, sessions: &[Session], metrics: &[SessionMetrics], job_id: &str) -> Result<WriteBuilder<'a>> {
+    metrics_write_many(dq, &[(dataset, metrics)], sessions, job_id)
+}
+
+/// [`metrics_write`] for several datasets a stage produced, in one write.
+pub fn metrics_write_many<'a>(dq: &'a Dataset, datasets: &[(&str, &[SessionMetrics])], sessions: &[Session], job_id: &str) -> Result<WriteBuilder<'a>> {
     let contract = dq.contract().clone();
     let opens: BTreeMap<NaiveDate, i64> = sessions.iter().map(|s| (s.date, s.open.timestamp_micros())).collect();
-    let rows: Vec<&SessionMetrics> = metrics.iter().filter(|m| opens.contains_key(&m.date)).collect();
+    let rows: Vec<(&str, &SessionMetrics)> = datasets.iter().flat_map(|(d, ms)| ms.iter().filter(|m| opens.contains_key(&m.date)).map(move |m| (*d, m))).collect();
     let n = rows.len();
-    let int = |f: fn(&SessionMetrics) -> u64| -> ArrayRef { Arc::new(Int64Array::from_iter_values(rows.iter().map(|m| f(m) as i64))) };
+    let int = |f: fn(&SessionMetrics) -> u64| -> ArrayRef { Arc::new(Int64Array::from_iter_values(rows.iter().map(|(_, m)| f(m) as i64))) };
     let rate = |f: fn(&SessionMetrics) -> u64| -> ArrayRef {
-        Arc::new(Float64Array::from_iter_values(rows.iter().map(|m| if m.delivered_bars == 0 { 0.0 } else { f(m) as f64 / m.delivered_bars as f64 })))
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(|(_, m)| if m.delivered_bars == 0 { 0.0 } else { f(m) as f64 / m.delivered_bars as f64 })))
     };
     let now = Utc::now().timestamp_micros();
     let batch = contract.batch_from(|name| {
         Some(match name {
-            "dataset" => Arc::new(StringArray::from(vec![dataset; n])),
-            "symbol" => Arc::new(StringArray::from_iter_values(rows.iter().map(|m| m.symbol.as_str()))),
-            "session_open" => Arc::new(TimestampMicrosecondArray::from_iter_values(rows.iter().map(|m| opens[&m.date])).with_timezone("UTC")),
-            "source" => Arc::new(StringArray::from_iter(rows.iter().map(|m| m.source.as_deref()))),
+            "dataset" => Arc::new(StringArray::from_iter_values(rows.iter().map(|(d, _)| *d))),
+            "symbol" => Arc::new(StringArray::from_iter_values(rows.iter().map(|(_, m)| m.symbol.as_str()))),
+            "session_open" => Arc::new(TimestampMicrosecondArray::from_iter_values(rows.iter().map(|(_, m)| opens[&m.date])).with_timezone("UTC")),
+            "source" => Arc::new(StringArray::from_iter(rows.iter().map(|(_, m)| m.source.as_deref()))),
             "expected_bars" => int(|m| m.expected_bars),
             "present_bars" => int(|m| m.present_bars),
             "gap_count" => int(SessionMetrics::gap_count),
@@ -89,23 +97,24 @@ pub fn metrics_write<'a>(dq: &'a Dataset, dataset: &str, sessions: &[Session], m
             "extended_hours_bars" => int(|m| m.extended_hours_bars),
             "null_rate_vwap" => rate(|m| m.null_vwap),
             "null_rate_trade_count" => rate(|m| m.null_trade_count),
-            "coverage" => Arc::new(Float64Array::from_iter_values(rows.iter().map(|m| m.coverage()))),
+            "coverage" => Arc::new(Float64Array::from_iter_values(rows.iter().map(|(_, m)| m.coverage()))),
             "job_id" => Arc::new(StringArray::from(vec![job_id; n])),
             "computed_at" => Arc::new(TimestampMicrosecondArray::from(vec![now; n]).with_timezone("UTC")),
             _ => return None,
         })
     })?;
-    let name = dataset.to_string();
-    let of_dataset = move |b: &RecordBatch| -> Result<BooleanArray> {
+    let names: Vec<String> = datasets.iter().map(|(d, _)| d.to_string()).collect();
+    let label = names.join(",");
+    let of_these = move |b: &RecordBatch| -> Result<BooleanArray> {
         let col = b.column_by_name("dataset").and_then(|c| c.as_string_opt::<i32>()).ok_or_else(|| Error::invalid("dq_metrics has no dataset column"))?;
-        Ok(col.iter().map(|v| Some(v == Some(name.as_str()))).collect())
+        Ok(col.iter().map(|v| Some(v.is_some_and(|v| names.iter().any(|n| n == v)))).collect())
     };
     Ok(dq
         .write(vec![batch])
-        .removing_where(Arc::new(of_dataset))
+        .removing_where(Arc::new(of_these))
         .covering(sessions.iter().map(|s| PartitionKey::for_date(contract.partitioning, s.date)))
         .operation("dq_metrics")
-        .parameter("dataset", dataset)
+        .parameter("dataset", label)
         .parameter("job_id", job_id))
 }
 

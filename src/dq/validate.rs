@@ -49,10 +49,15 @@ pub async fn validate(lake: &Lake, full: bool, as_of_date: Option<NaiveDate>, he
             report.problems.iter().map(|p| format!("{p:?}")).collect::<Vec<_>>().join("; ")
         };
         checks.push(ValidationCheck { dataset: ds.name().into(), check: if full { "integrity (all snapshots)" } else { "integrity" }.into(), status, detail });
-        if ds.contract().quality.is_some() {
+        // Label sets have no [quality] rules but a health: their targets' coverage.
+        let label_set = super::target_coverage::label_targets(ds.contract()).is_some();
+        if ds.contract().quality.is_some() || label_set {
             let h = get_dataset_health(lake, ds.name(), as_of_date, health, breadth).await?;
             let detail = format!("{}{}; {}", h.status, h.severity.as_deref().map(|s| format!(" {s}")).unwrap_or_default(), h.problems().collect::<Vec<_>>().join("; "));
             checks.push(ValidationCheck { dataset: ds.name().into(), check: "health".into(), status: h.status, detail });
+            if label_set {
+                continue;
+            }
             checks.push(stage_outputs(lake, &view, &ds).await?);
             let first = ds.latest_in(&view).await?.partitions.values().filter_map(|e| e.min_ts).min().map(|t| crate::calendar::NyseCalendar.trading_date(t));
             if let (true, Some(first), Some(rules)) = (full, first, ds.contract().quality.as_ref()) {

@@ -10,6 +10,7 @@ mod concurrency;
 mod crash;
 mod curate;
 mod engine;
+mod features;
 mod file_import;
 mod integrity;
 mod interop;

@@ -1,0 +1,426 @@
+//! Features and labels: curated bars -> the `features` layer, one snapshot of every set per run.
+//!
+//! A **feature set** (`schemas/features_*.toml`) lists features with their kernel and parameters in
+//! its contract's `[definition]`; [`kernels`] compute them in Rust on rayon, per symbol-session over
+//! the regular-session minute grid (no SQL, no per-row allocation). A **label set**
+//! (`schemas/labels_*.toml`) lists forward targets; [`labels`] computes them in DuckDB SQL
+//! (`labels.sql`). [`compute_features`] computes the requested sets for a range of sessions and
+//! commits them as one stage with their data-quality metrics, recording the input snapshot each set
+//! read, its version and the hash of its definition and code.
+//!
+//! Features never read a bar after their row's: a row stamped `ts` (the bar's start) is available at
+//! `available_at` = ts + one bar. Labels never read outside their horizon, and start after the
+//! decision time (ts + one bar).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, BooleanBuilder, Float64Builder, Int32Array, RecordBatch, TimestampMicrosecondArray, UInt32Array,
+};
+use arrow::compute::{concat_batches, take};
+use arrow::datatypes::{Float64Type, Int32Type, TimestampMicrosecondType};
+use chrono::NaiveDate;
+use futures::{StreamExt, TryStreamExt};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+pub mod definition;
+pub mod inputs;
+pub mod kernels;
+pub mod labels;
+
+pub use definition::{Feature, FeatureSet, Horizon, LabelSet, SetDefinition, Target};
+
+use crate::calendar::{NyseCalendar, Session};
+use crate::dq::{metrics, SessionMetrics};
+use crate::error::{Error, Result};
+use crate::table::layout::PartitionKey;
+use crate::table::operations::write::WriteMode;
+use crate::table::manifest::TableState;
+use crate::table::{Lake, ReadFilter};
+
+/// `[features]` settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct FeaturesSettings {
+    /// The sets `quantlake features` computes when no `--set` is given.
+    pub sets: Vec<String>,
+}
+
+impl Default for FeaturesSettings {
+    fn default() -> Self {
+        Self { sets: vec!["features_price_1m_v1".into(), "labels_fwd_ret_v1".into()] }
+    }
+}
+
+/// What to compute.
+#[derive(Debug, Clone)]
+pub struct FeaturesRequest {
+    /// Feature and label set names (datasets whose contract has a `[definition]`).
+    pub sets: Vec<String>,
+    pub start: NaiveDate,
+    pub end: NaiveDate,
+    pub job_id: Option<String>,
+}
+
+/// What one set's run wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct SetReport {
+    pub set: String,
+    pub kind: &'static str,
+    pub version: u32,
+    pub definition_sha256: String,
+    pub input: String,
+    pub input_snapshot: u64,
+    pub partitions: usize,
+    pub rows: u64,
+    pub snapshot_id: u64,
+    pub seconds: f64,
+}
+
+/// What a run wrote, committed as one stage.
+#[derive(Debug, Clone, Serialize)]
+pub struct FeaturesReport {
+    pub job_id: String,
+    pub start: NaiveDate,
+    pub end: NaiveDate,
+    pub sessions: usize,
+    pub sets: Vec<SetReport>,
+    pub dq_snapshot_id: Option<u64>,
+    pub stage_id: String,
+    pub lake_seq: u64,
+    pub seconds: f64,
+}
+
+/// Computes `request.sets` over its sessions and commits them, with the feature sets' data-quality
+/// metrics, as one stage: a reader sees all of this run's sets or none.
+pub async fn compute_features(lake: &Lake, request: &FeaturesRequest) -> Result<FeaturesReport> {
+    let started = std::time::Instant::now();
+    if request.end < request.start {
+        return Err(Error::invalid(format!("end {} is before start {}", request.end, request.start)));
+    }
+    let sessions = NyseCalendar.sessions(request.start, request.end);
+    if sessions.is_empty() {
+        return Err(Error::invalid(format!("no NYSE session between {} and {}", request.start, request.end)));
+    }
+    if request.sets.is_empty() {
+        return Err(Error::invalid("no feature or label set to compute"));
+    }
+    let job_id = request.job_id.clone().unwrap_or_else(|| format!("features-{}", uuid::Uuid::now_v7().simple()));
+    let view = lake.view().await?;
+    let mut outputs = Vec::new();
+    let mut all_metrics: Vec<(String, Vec<SessionMetrics>)> = Vec::new();
+    let mut read: Vec<(String, BTreeMap<NaiveDate, inputs::Inputs>)> = Vec::new();
+    for name in &request.sets {
+        let ds = lake.dataset(name)?;
+        let set = SetDefinition::from_contract(ds.contract())?;
+        let t0 = std::time::Instant::now();
+        let (input, batches, kind, version, hash) = match &set {
+            SetDefinition::Features(f) => {
+                let input = lake.dataset(&f.input)?;
+                let state = input.latest_in(&view).await?;
+                let per_session = feature_rows(&input, &state, f, &sessions).await?;
+                let expected = expected_symbol_sessions(lake, &view, &f.input, request.start, request.end).await?;
+                all_metrics.push((f.name.clone(), feature_metrics(&per_session, &sessions, &expected)));
+                let batches = per_session.into_iter().map(|(_, b)| b).collect();
+                read.push((f.name.clone(), sessions.iter().map(|s| (s.date, inputs::read_inputs(&input, &state, s.date, s.date))).collect()));
+                ((f.input.clone(), state.snapshot_id), batches, "features", f.version, f.definition_sha256.clone())
+            }
+            SetDefinition::Labels(l) => {
+                let input = lake.dataset(&l.input)?;
+                let state = input.latest_in(&view).await?;
+                // Split factors come from corporate actions; none recorded means none applied.
+                let factors = Vec::new();
+                let batches = labels::compute(lake, l, request.start, request.end, state.snapshot_id, &factors).await?;
+                let reads = |d: NaiveDate| {
+                    let (from, to) = labels::read_range(l, d, d);
+                    inputs::read_inputs(&input, &state, from, to)
+                };
+                read.push((l.name.clone(), sessions.iter().map(|s| (s.date, reads(s.date))).collect()));
+                ((l.input.clone(), state.snapshot_id), batches, "labels", l.version, l.definition_sha256.clone())
+            }
+        };
+        if input.1 == 0 {
+            return Err(Error::invalid(format!("set '{name}': its input '{}' has no data yet (run `quantlake curate`)", input.0)));
+        }
+        let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
+        tracing::info!(set = name, rows, seconds = t0.elapsed().as_secs_f64(), "computed");
+        outputs.push((name.clone(), kind, version, hash, input, batches, t0.elapsed().as_secs_f64(), rows));
+    }
+
+    let dq_ds = lake.dataset(crate::dq::DATASET)?;
+    let records = lake.dataset(inputs::DATASET)?;
+    let datasets: Vec<_> = outputs.iter().map(|o| lake.dataset(&o.0)).collect::<Result<_>>()?;
+    let mut stage = lake.stage("features").parameter("job_id", &job_id).parameter("start", request.start).parameter("end", request.end);
+    for (ds, (name, kind, version, hash, input, batches, _, _)) in datasets.iter().zip(&outputs) {
+        let contract = ds.contract();
+        let batches: Vec<RecordBatch> = batches.iter().filter(|b| b.num_rows() > 0).map(|b| contract.conform_batch(b)).collect::<Result<_>>()?;
+        let mut write = ds
+            .write(batches)
+            .mode(WriteMode::Overwrite)
+            .covering(sessions.iter().map(|s| PartitionKey::for_date(contract.partitioning, s.date)))
+            .operation("features")
+            .parameter("job_id", &job_id)
+            .parameter("kind", kind)
+            .parameter("version", version)
+            .parameter("definition_sha256", hash)
+            .parameter("inputs", BTreeMap::from([(input.0.clone(), input.1)]))
+            .parameter("start", request.start)
+            .parameter("end", request.end);
+        if let Some((_, m)) = all_metrics.iter().find(|(n, _)| n == name) {
+            write = write.quality(metrics::partition_quality(contract, m)?);
+        }
+        stage = stage.write(write);
+    }
+    let with_metrics: Vec<(&str, &[SessionMetrics])> = all_metrics.iter().map(|(n, m)| (n.as_str(), m.as_slice())).collect();
+    if !with_metrics.is_empty() {
+        stage = stage.write(crate::dq::metrics_write_many(&dq_ds, &with_metrics, &sessions, &job_id)?);
+    }
+    stage = stage.write(inputs::inputs_write(&records, &read, &sessions, &job_id)?);
+    let result = stage.commit().await?;
+    let sets = outputs
+        .iter()
+        .map(|(name, kind, version, hash, input, _, seconds, rows)| {
+            let w = result.write(name);
+            SetReport {
+                set: name.clone(),
+                kind: *kind,
+                version: *version,
+                definition_sha256: hash.clone(),
+                input: input.0.clone(),
+                input_snapshot: input.1,
+                partitions: w.map_or(0, |w| w.partitions),
+                rows: *rows,
+                snapshot_id: w.map_or(0, |w| w.snapshot_id),
+                seconds: *seconds,
+            }
+        })
+        .collect();
+    let report = FeaturesReport {
+        job_id,
+        start: request.start,
+        end: request.end,
+        sessions: sessions.len(),
+        sets,
+        dq_snapshot_id: (!with_metrics.is_empty()).then(|| result.write(crate::dq::DATASET).map_or(0, |w| w.snapshot_id)),
+        stage_id: result.stage_id.clone(),
+        lake_seq: result.lake_seq,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    tracing::info!(job_id = report.job_id, lake_seq = report.lake_seq, seconds = report.seconds, "features committed");
+    Ok(report)
+}
+
+/// What `features --stale` found and recomputed.
+#[derive(Debug, Clone, Serialize)]
+pub struct StaleReport {
+    pub stale: Vec<inputs::StalePartition>,
+    /// One run per set and range of consecutive stale sessions.
+    pub runs: Vec<FeaturesReport>,
+}
+
+/// Recomputes exactly the partitions of `sets` whose inputs changed since they were computed
+/// ([`inputs::stale_sessions`]), one run per set and range of consecutive sessions.
+pub async fn refresh_stale(lake: &Lake, sets: &[String]) -> Result<StaleReport> {
+    let mut stale = Vec::new();
+    let mut runs = Vec::new();
+    for set in sets {
+        let found = inputs::stale_sessions(lake, set).await?;
+        let dates: Vec<NaiveDate> = found.iter().map(|p| p.date).collect();
+        for (start, end) in inputs::session_runs(&dates) {
+            tracing::info!(set, %start, %end, "recomputing stale partitions");
+            runs.push(compute_features(lake, &FeaturesRequest { sets: vec![set.clone()], start, end, job_id: None }).await?);
+        }
+        stale.extend(found);
+    }
+    Ok(StaleReport { stale, runs })
+}
+
+/// Partitions read and computed at once: each is a session of every symbol, so memory is bounded by
+/// these, not by the range.
+const PARTITIONS_IN_FLIGHT: usize = 2;
+
+/// The feature set's rows for each of `sessions` that `input` has a partition for, from `input` at `state`.
+async fn feature_rows(input: &crate::table::Dataset, state: &TableState, set: &FeatureSet, sessions: &[Session]) -> Result<Vec<(NaiveDate, RecordBatch)>> {
+    let entries: Vec<(Session, crate::table::manifest::PartitionEntry)> = sessions
+        .iter()
+        .filter_map(|s| state.partitions.get(&PartitionKey::for_date(input.contract().partitioning, s.date).to_string()).map(|e| (s.clone(), e.clone())))
+        .collect();
+    if input.contract().partitioning != crate::contract::Partitioning::Date {
+        return Err(Error::invalid(format!("feature set '{}': input '{}' must be date-partitioned", set.name, input.name())));
+    }
+    let set = Arc::new(set.clone());
+    let none = BTreeSet::new();
+    futures::stream::iter(entries.into_iter().map(|(session, entry)| {
+        let set = set.clone();
+        let none = &none;
+        async move {
+            let batches = input.read_partition(&entry, none).await?;
+            let date = session.date;
+            let rows = tokio::task::spawn_blocking(move || session_features(&batches, &session, &set)).await.map_err(|e| Error::Io(std::io::Error::other(e)))??;
+            Ok::<_, Error>((date, rows))
+        }
+    }))
+    .buffered(PARTITIONS_IN_FLIGHT)
+    .try_collect()
+    .await
+}
+
+/// Symbols per rayon task.
+const SYMBOLS_PER_TASK: usize = 16;
+
+/// The features of one session's bars (rows ordered by symbol, ts, as the curated layer stores them).
+pub fn session_features(batches: &[RecordBatch], session: &Session, set: &FeatureSet) -> Result<RecordBatch> {
+    let schema = feature_schema(set);
+    if batches.is_empty() {
+        return Ok(RecordBatch::new_empty(schema));
+    }
+    let b = concat_batches(&batches[0].schema(), batches)?;
+    let col = |name: &str| b.column_by_name(name).ok_or_else(|| Error::invalid(format!("feature set '{}': input has no column '{name}'", set.name)));
+    let symbol = col("symbol")?.as_string_opt::<i32>().ok_or_else(|| Error::invalid("symbol is not utf8"))?;
+    let ts = col("ts")?.as_primitive_opt::<TimestampMicrosecondType>().ok_or_else(|| Error::invalid("ts is not a timestamp"))?;
+    let close = col("close")?.as_primitive_opt::<Float64Type>().ok_or_else(|| Error::invalid("close is not float64"))?;
+    let volume = col("volume")?.as_primitive_opt::<Float64Type>().ok_or_else(|| Error::invalid("volume is not float64"))?;
+    let minute = col("minute_idx")?.as_primitive_opt::<Int32Type>().ok_or_else(|| Error::invalid("minute_idx is not int32"))?;
+    let rth = col("is_rth")?.as_boolean_opt().ok_or_else(|| Error::invalid("is_rth is not bool"))?;
+    let minutes = session.minutes() as usize;
+
+    // Runs of one symbol's rows; within a run, the regular-session rows.
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    let mut i = 0;
+    while i < b.num_rows() {
+        let s = symbol.value(i);
+        let mut j = i + 1;
+        while j < b.num_rows() && symbol.value(j) == s {
+            j += 1;
+        }
+        runs.push((i, j));
+        i = j;
+    }
+    let delay = set.availability_delay_us();
+    let parts: Vec<RecordBatch> = runs
+        .par_chunks(SYMBOLS_PER_TASK)
+        .map(|task| -> Result<RecordBatch> {
+            let mut rows: Vec<u32> = Vec::new();
+            let mut minute_out: Vec<i32> = Vec::new();
+            let mut values: Vec<Vec<f64>> = vec![Vec::new(); set.features.len()];
+            let (mut c, mut v) = (vec![f64::NAN; minutes], vec![0.0; minutes]);
+            for &(from, to) in task {
+                c.fill(f64::NAN);
+                v.fill(0.0);
+                let mut present: Vec<(usize, u32)> = Vec::new();
+                for r in from..to {
+                    if !rth.value(r) || minute.is_null(r) || close.is_null(r) {
+                        continue;
+                    }
+                    let m = minute.value(r);
+                    if m < 0 || m as usize >= minutes {
+                        return Err(Error::invalid(format!("{} {}: minute_idx {m} outside the session's {minutes} minutes", symbol.value(r), session.date)));
+                    }
+                    c[m as usize] = close.value(r);
+                    v[m as usize] = if volume.is_null(r) { 0.0 } else { volume.value(r) };
+                    present.push((m as usize, r as u32));
+                }
+                let grid = kernels::Grid::new(&c, &v);
+                for &(m, r) in &present {
+                    rows.push(r);
+                    minute_out.push(m as i32);
+                    for (f, out) in set.features.iter().zip(values.iter_mut()) {
+                        out.push(grid.value(&f.kernel, m));
+                    }
+                }
+            }
+            let idx = UInt32Array::from(rows);
+            let ts_taken = take(ts, &idx, None)?;
+            let ts_values = ts_taken.as_primitive::<TimestampMicrosecondType>();
+            let mut columns: Vec<ArrayRef> = vec![
+                take(symbol, &idx, None)?,
+                Arc::new(ts_values.clone().with_timezone("UTC")),
+                Arc::new(TimestampMicrosecondArray::from_iter_values(ts_values.values().iter().map(|t| t + delay)).with_timezone("UTC")),
+                Arc::new(Int32Array::from(minute_out)),
+            ];
+            for (f, out) in set.features.iter().zip(values) {
+                columns.push(if f.kernel.is_flag() {
+                    let mut bld = BooleanBuilder::with_capacity(out.len());
+                    out.iter().for_each(|x| bld.append_value(*x == 1.0));
+                    Arc::new(bld.finish())
+                } else {
+                    let mut bld = Float64Builder::with_capacity(out.len());
+                    out.iter().for_each(|x| bld.append_option((!x.is_nan()).then_some(*x)));
+                    Arc::new(bld.finish())
+                });
+            }
+            Ok(RecordBatch::try_new(schema.clone(), columns)?)
+        })
+        .collect::<Result<_>>()?;
+    Ok(concat_batches(&schema, &parts)?)
+}
+
+/// The Arrow schema of a feature set's rows as the kernels produce them.
+fn feature_schema(set: &FeatureSet) -> arrow::datatypes::SchemaRef {
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+    let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    let mut fields = vec![Field::new("symbol", DataType::Utf8, false), Field::new("ts", ts.clone(), false), Field::new("available_at", ts, false), Field::new("minute_idx", DataType::Int32, false)];
+    for f in &set.features {
+        fields.push(if f.kernel.is_flag() { Field::new(&f.name, DataType::Boolean, false) } else { Field::new(&f.name, DataType::Float64, true) });
+    }
+    Arc::new(Schema::new(fields))
+}
+
+/// The symbol-sessions curation expected for `input` (its `dq_metrics` rows): a feature set is judged
+/// against them, so a symbol curation expected but could not deliver counts as not covered.
+async fn expected_symbol_sessions(lake: &Lake, view: &crate::table::lake_log::LakeView, input: &str, start: NaiveDate, end: NaiveDate) -> Result<BTreeMap<NaiveDate, Vec<(String, u64)>>> {
+    let dq = lake.dataset(crate::dq::DATASET)?;
+    let state = dq.latest_in(view).await?;
+    let batches = dq.read(&state, &ReadFilter { start: Some(start), end: Some(end), symbols: BTreeSet::new() }).await?;
+    let mut out: BTreeMap<NaiveDate, Vec<(String, u64)>> = BTreeMap::new();
+    for b in &batches {
+        let dataset = b.column_by_name("dataset").and_then(|c| c.as_string_opt::<i32>());
+        let symbol = b.column_by_name("symbol").and_then(|c| c.as_string_opt::<i32>());
+        let open = b.column_by_name("session_open").and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>());
+        let expected = b.column_by_name("expected_bars").and_then(|c| c.as_primitive_opt::<arrow::datatypes::Int64Type>());
+        let (Some(dataset), Some(symbol), Some(open), Some(expected)) = (dataset, symbol, open, expected) else {
+            return Err(Error::invalid("dq_metrics lacks dataset, symbol, session_open or expected_bars"));
+        };
+        for i in 0..b.num_rows() {
+            if dataset.value(i) != input {
+                continue;
+            }
+            let Some(ts) = chrono::DateTime::from_timestamp_micros(open.value(i)) else { continue };
+            let date = NyseCalendar.trading_date(ts);
+            if date >= start && date <= end {
+                out.entry(date).or_default().push((symbol.value(i).to_string(), expected.value(i) as u64));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Metrics per symbol-session of a feature set's rows: present = feature rows, expected = the
+/// session's minutes for every symbol curation expected (or, without its metrics, every symbol with rows).
+fn feature_metrics(rows: &[(NaiveDate, RecordBatch)], sessions: &[Session], expected: &BTreeMap<NaiveDate, Vec<(String, u64)>>) -> Vec<SessionMetrics> {
+    let mut out = Vec::new();
+    for session in sessions {
+        let mut by_symbol: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+        if let Some((_, b)) = rows.iter().find(|(d, _)| *d == session.date) {
+            let symbol = b.column(0).as_string::<i32>();
+            let outlier: Option<&BooleanArray> = b.column_by_name("is_outlier").and_then(|c| c.as_boolean_opt());
+            for i in 0..b.num_rows() {
+                let e = by_symbol.entry(symbol.value(i)).or_default();
+                e.0 += 1;
+                e.1 += u64::from(outlier.is_some_and(|o| o.value(i)));
+            }
+        }
+        let minutes = u64::from(session.minutes());
+        let mut symbols: BTreeMap<String, u64> = by_symbol.keys().map(|s| (s.to_string(), minutes)).collect();
+        for (s, e) in expected.get(&session.date).into_iter().flatten() {
+            symbols.insert(s.clone(), *e);
+        }
+        for (s, expected_bars) in symbols {
+            let (present, outliers) = by_symbol.get(s.as_str()).copied().unwrap_or_default();
+            out.push(SessionMetrics { symbol: s, date: session.date, expected_bars, present_bars: present.min(expected_bars), delivered_bars: present, outlier_count: outliers, ..SessionMetrics::default() });
+        }
+    }
+    out
+}

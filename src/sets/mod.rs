@@ -1,0 +1,420 @@
+//! Point-in-time sets: what a model trains on and what it scores.
+//!
+//! [`get_features_for_training`], [`get_features_for_inference`] and [`get_features_for_sessions`]
+//! share one code path: entity rows `(symbol, decision_time)` joined to a feature set's rows as of the
+//! decision time (`point_in_time.sql`: the latest row whose bar is complete by then), followed by the
+//! **leakage check**, which fails loudly when a joined row's features were not all known at the
+//! decision time (`available_at` > decision time) or a label's window opens before it.
+//!
+//! A training set's entity rows are a label set's rows: the decision for the bar stamped `ts` is taken
+//! at `ts` + one bar, and its target covers the bars after. Rows are left out, and counted, when their
+//! target is unknown, their label window ends after the range (less the embargo: **purging**), or an
+//! annotation marks their cells unusable. When a residual target's coverage over the last `DAYS_BACK`
+//! sessions is below `MIN_TARGET_COVERAGE`, the plain forward return of the same horizon is used
+//! instead, logged (`falling back to ...`) and recorded in `target_fallbacks`. Every training set
+//! writes a [`Lineage`] record to the `lineage` dataset.
+
+use std::collections::BTreeMap;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::Int64Type;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+
+mod lineage;
+
+pub use lineage::{CodeVersion, Exclusion, Fallback, LeakageCheck, Lineage};
+
+use crate::calendar::NyseCalendar;
+use crate::curate::fill_template;
+use crate::dq::HealthSettings;
+use crate::error::{Error, Result};
+use crate::features::{FeatureSet, LabelSet, SetDefinition};
+use crate::query::{AsOf, QueryEngine};
+use crate::table::layout::validate_symbol;
+use crate::table::{Lake, SnapshotSpec};
+
+const POINT_IN_TIME_SQL: &str = include_str!("point_in_time.sql");
+
+/// Sessions an inference looks back for a symbol's latest feature row.
+pub const INFERENCE_LOOKBACK_SESSIONS: i64 = 5;
+
+/// The target fallback's threshold and window (`MIN_TARGET_COVERAGE`, `DAYS_BACK`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct FallbackSettings {
+    pub min_target_coverage: f64,
+    pub days_back: u32,
+}
+
+impl Default for FallbackSettings {
+    fn default() -> Self {
+        Self::from(&HealthSettings::default())
+    }
+}
+
+impl From<&HealthSettings> for FallbackSettings {
+    fn from(h: &HealthSettings) -> Self {
+        Self { min_target_coverage: h.min_target_coverage, days_back: h.target_days_back }
+    }
+}
+
+/// What to train on.
+#[derive(Debug, Clone)]
+pub struct TrainingRequest {
+    /// A feature set, e.g. `features_price_1m_v1`.
+    pub feature_set: String,
+    /// A target of a label set, e.g. `fwd_ret_resid_15m` (or `labels_fwd_ret_v1.fwd_ret_resid_15m`).
+    pub label: String,
+    /// Empty: every symbol.
+    pub symbols: Vec<String>,
+    pub start: NaiveDate,
+    pub end: NaiveDate,
+    /// Read every dataset at this snapshot: a lake tag, a dataset tag, a snapshot id or a time. None: latest.
+    pub as_of_snapshot: Option<String>,
+    /// Rows whose label ends within this much of the range's end are left out too.
+    pub embargo: Option<chrono::Duration>,
+    pub fallback: FallbackSettings,
+}
+
+/// A training set: rows `symbol, ts, decision_time, feature_ts, available_at, label_end, <features>,
+/// target`, ordered by symbol and decision time.
+#[derive(Debug, Clone)]
+pub struct TrainingSet {
+    pub batches: Vec<RecordBatch>,
+    pub feature_columns: Vec<String>,
+    /// The target actually used, after fallback.
+    pub target: String,
+    pub lineage: Lineage,
+}
+
+/// The feature set `name` (a dataset whose contract defines features).
+pub fn feature_set(lake: &Lake, name: &str) -> Result<FeatureSet> {
+    match SetDefinition::from_contract(lake.dataset(name)?.contract())? {
+        SetDefinition::Features(f) => Ok(f),
+        SetDefinition::Labels(_) => Err(Error::invalid(format!("'{name}' is a label set, not a feature set"))),
+    }
+}
+
+/// The label set holding target `label` (`set.target` or a target name unique among label sets).
+pub fn label_set_of(lake: &Lake, label: &str) -> Result<(LabelSet, String)> {
+    let (set_name, target) = match label.split_once('.') {
+        Some((s, t)) => (Some(s), t),
+        None => (None, label),
+    };
+    let mut found = Vec::new();
+    for ds in lake.all_datasets() {
+        if set_name.is_some_and(|s| s != ds.name()) {
+            continue;
+        }
+        if let Ok(SetDefinition::Labels(l)) = SetDefinition::from_contract(ds.contract())
+            && l.target(target).is_some()
+        {
+            found.push(l);
+        }
+    }
+    match found.len() {
+        1 => Ok((found.remove(0), target.to_string())),
+        0 => Err(Error::invalid(format!("no label set has a target '{label}'"))),
+        _ => Err(Error::invalid(format!(
+            "target '{target}' is in several label sets ({}): name one, e.g. {}.{target}",
+            found.iter().map(|l| l.name.as_str()).collect::<Vec<_>>().join(", "),
+            found[0].name
+        ))),
+    }
+}
+
+/// Each dataset's snapshot at `spec` (None: latest), all through one lake view.
+async fn pin(lake: &Lake, datasets: &[&str], spec: Option<&str>) -> Result<(BTreeMap<String, u64>, u64)> {
+    let view = lake.view().await?;
+    let spec = spec.map(SnapshotSpec::parse).transpose()?;
+    let mut out = BTreeMap::new();
+    for name in datasets {
+        let ds = lake.dataset(name)?;
+        let state = match &spec {
+            None => ds.latest_in(&view).await?,
+            Some(s) => ds.snapshot_in(s, &view).await?,
+        };
+        out.insert(ds.name().to_string(), state.snapshot_id);
+    }
+    Ok((out, view.pinned().unwrap_or(0)))
+}
+
+fn pinned_as_of(snapshots: &BTreeMap<String, u64>) -> AsOf {
+    AsOf { all: None, per_dataset: snapshots.iter().map(|(k, v)| (k.clone(), SnapshotSpec::Id(*v))).collect() }
+}
+
+/// `'A', 'B'` for SQL, the symbols checked first.
+fn symbol_list(symbols: &[String]) -> Result<String> {
+    for s in symbols {
+        validate_symbol(s)?;
+    }
+    Ok(symbols.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", "))
+}
+
+fn symbol_filter(symbols: &[String]) -> Result<String> {
+    Ok(if symbols.is_empty() { String::new() } else { format!(" AND symbol IN ({})", symbol_list(symbols)?) })
+}
+
+/// Runs the point-in-time join of `entities` (a temp table the caller's `setup` statements create)
+/// with `set`'s rows from `read_start..=read_end` into the temp table `joined`, and checks it.
+/// `labelled`: the entity rows carry a label (`ts`, `label_end`) whose window the check covers too.
+fn join_features(engine: &QueryEngine, set: &FeatureSet, setup: &[String], read_start: NaiveDate, read_end: NaiveDate, labelled: bool) -> Result<LeakageCheck> {
+    let conn = engine.connection();
+    for statement in setup {
+        conn.execute_batch(statement)?;
+    }
+    let columns: String = set.features.iter().map(|f| format!(", f.{}", f.name)).collect();
+    let sql = fill_template(
+        POINT_IN_TIME_SQL,
+        &[
+            ("features", set.name.clone()),
+            ("bar_minutes", set.bar_minutes.to_string()),
+            ("read_start", read_start.to_string()),
+            ("read_end", read_end.to_string()),
+            ("feature_columns", columns),
+        ],
+    )?;
+    conn.execute_batch(&format!("CREATE TEMP TABLE joined AS {sql};"))?;
+    leakage_check(engine, set, labelled)
+}
+
+/// The leakage check over `joined`: every feature row known by its decision time; every label window
+/// (when the rows have one) opening at or after it and ending after it.
+fn leakage_check(engine: &QueryEngine, set: &FeatureSet, has_labels: bool) -> Result<LeakageCheck> {
+    let bar_us = i64::from(set.bar_minutes) * 60_000_000;
+    let labels = if has_labels {
+        format!("min(epoch_us(ts::TIMESTAMP) + {bar_us} - epoch_us(decision_time::TIMESTAMP)), min(epoch_us(label_end::TIMESTAMP) - epoch_us(decision_time::TIMESTAMP))")
+    } else {
+        "NULL::BIGINT, NULL::BIGINT".into()
+    };
+    let rows = engine.query(&format!(
+        "SELECT count(*), max(epoch_us(available_at::TIMESTAMP) - epoch_us(decision_time::TIMESTAMP)), {labels}, \
+         arg_max(symbol || ' ' || strftime(decision_time::TIMESTAMP, '%Y-%m-%dT%H:%M:%SZ'), epoch_us(available_at::TIMESTAMP) - epoch_us(decision_time::TIMESTAMP)) FROM joined"
+    ))?;
+    let b = rows.first().ok_or_else(|| Error::invalid("leakage check: no result"))?;
+    let int = |i: usize| -> Option<i64> {
+        let c = b.column(i).as_primitive_opt::<Int64Type>()?;
+        (!c.is_null(0)).then(|| c.value(0))
+    };
+    let worst = b.column(4).as_string_opt::<i32>().and_then(|c| (!c.is_null(0)).then(|| c.value(0).to_string()));
+    let check = LeakageCheck {
+        rows: int(0).unwrap_or(0) as u64,
+        max_feature_lead_us: int(1),
+        min_label_start_gap_us: int(2),
+        min_label_end_gap_us: int(3),
+        passed: true,
+    };
+    let mut problems = Vec::new();
+    if let Some(lead) = check.max_feature_lead_us.filter(|l| *l > 0) {
+        problems.push(format!(
+            "a feature row is available {} s after its decision time ({}): the set reads bars after its row's (lookahead {} bars)",
+            lead / 1_000_000,
+            worst.unwrap_or_default(),
+            set.lookahead()
+        ));
+    }
+    if let Some(gap) = check.min_label_start_gap_us.filter(|g| *g < 0) {
+        problems.push(format!("a label window opens {} s before its decision time", -gap / 1_000_000));
+    }
+    if let Some(gap) = check.min_label_end_gap_us.filter(|g| *g <= 0) {
+        problems.push(format!("a label ends {} s before its decision time", -gap / 1_000_000));
+    }
+    if !problems.is_empty() {
+        return Err(Error::Leakage { set: set.name.clone(), detail: problems.join("; ") });
+    }
+    Ok(check)
+}
+
+/// A training set of `request.feature_set` and `request.label` over the sessions `start..=end`, joined
+/// point-in-time, with the fallback applied and its lineage written to the lake.
+pub async fn get_features_for_training(lake: &Lake, request: &TrainingRequest) -> Result<TrainingSet> {
+    if request.end < request.start {
+        return Err(Error::invalid(format!("end {} is before start {}", request.end, request.start)));
+    }
+    let set = feature_set(lake, &request.feature_set)?;
+    let (labels, requested) = label_set_of(lake, &request.label)?;
+    let embargo = request.embargo.unwrap_or_else(chrono::Duration::zero);
+    if embargo < chrono::Duration::zero() {
+        return Err(Error::invalid("embargo must not be negative"));
+    }
+    let (snapshots, lake_seq) = pin(lake, &[&set.name, &labels.name, &set.input], request.as_of_snapshot.as_deref()).await?;
+    for name in [&set.name, &labels.name] {
+        if snapshots[name.as_str()] == 0 {
+            return Err(Error::invalid(format!("'{name}' has no data at that snapshot (run `quantlake features`)")));
+        }
+    }
+    let as_of = pinned_as_of(&snapshots);
+
+    // The target: a residual one falls back to its plain target under low coverage.
+    let coverage = crate::dq::target_coverage(lake, &labels.name, request.end, request.fallback.days_back, request.fallback.min_target_coverage, &as_of).await?;
+    let requested_coverage = coverage.target(&requested).map_or(0.0, |t| t.coverage);
+    let (target, fallback) = match labels.fallback_of(&requested) {
+        Some(plain) if requested_coverage < request.fallback.min_target_coverage => {
+            tracing::warn!(
+                "falling back to {plain} ({requested} coverage {requested_coverage:.4} < {})",
+                request.fallback.min_target_coverage
+            );
+            (plain.to_string(), true)
+        }
+        _ => (requested.clone(), false),
+    };
+    let end_column = labels.end_column(&target).ok_or_else(|| Error::invalid(format!("target '{target}' has no end column")))?;
+
+    // Rows whose label window ends after the range (less the embargo) are purged.
+    let last = NyseCalendar.session(NyseCalendar.previous_session(request.end.succ_opt().unwrap_or(request.end)))
+        .ok_or_else(|| Error::invalid(format!("no session on or before {}", request.end)))?;
+    let cutoff = last.close - embargo;
+    // Annotations are read as they are now, at any snapshot: they record what is known about the data.
+    let annotations = crate::dq::annotations::list_annotations(lake, None, request.start_time()?, last.close).await?;
+    let relevant: Vec<&crate::dq::annotations::Annotation> =
+        annotations.iter().filter(|a| a.unusable && [&set.name, &labels.name, &set.input].iter().any(|d| **d == a.dataset)).collect();
+
+    let filter = symbol_filter(&request.symbols)?;
+    let mut unusable_rows = Vec::new();
+    for a in &relevant {
+        let start = a.start.format("%Y-%m-%dT%H:%M:%S%.6fZ");
+        let end = a.end.format("%Y-%m-%dT%H:%M:%S%.6fZ");
+        match &a.symbols {
+            None => unusable_rows.push(format!("('{}', NULL, TIMESTAMPTZ '{start}', TIMESTAMPTZ '{end}')", a.id.replace('\'', "''"))),
+            Some(symbols) => {
+                for s in symbols {
+                    validate_symbol(s)?;
+                    unusable_rows.push(format!("('{}', '{s}', TIMESTAMPTZ '{start}', TIMESTAMPTZ '{end}')", a.id.replace('\'', "''")));
+                }
+            }
+        }
+    }
+    let mut setup = vec![
+        "CREATE TEMP TABLE unusable (id VARCHAR, symbol VARCHAR, start_ts TIMESTAMPTZ, end_ts TIMESTAMPTZ);".to_string(),
+        format!(
+            "CREATE TEMP TABLE candidates AS SELECT symbol, ts, decision_time, {target} AS target, {end_column} AS label_end \
+             FROM {labels} WHERE date BETWEEN DATE '{start}' AND DATE '{end}'{filter};",
+            labels = labels.name,
+            start = request.start,
+            end = request.end
+        ),
+        format!(
+            "CREATE TEMP TABLE marked AS SELECT c.*, EXISTS (SELECT 1 FROM unusable u WHERE (u.symbol IS NULL OR u.symbol = c.symbol) \
+             AND u.start_ts < coalesce(c.label_end, c.decision_time) AND u.end_ts >= c.ts) AS unusable, \
+             c.label_end > TIMESTAMPTZ '{}' AS purged FROM candidates c;",
+            cutoff.format("%Y-%m-%dT%H:%M:%S%.6fZ")
+        ),
+        "CREATE TEMP TABLE entities AS SELECT symbol, ts, decision_time, target, label_end FROM marked WHERE target IS NOT NULL AND NOT purged AND NOT unusable;".to_string(),
+    ];
+    if !unusable_rows.is_empty() {
+        setup.insert(1, format!("INSERT INTO unusable VALUES {};", unusable_rows.join(", ")));
+    }
+    let engine = QueryEngine::open_for_sql(lake, &as_of, &format!("{} {} {}", set.name, labels.name, set.input)).await?;
+    let read_start = NyseCalendar.add_sessions(request.start, -1);
+    let leakage = tokio::task::block_in_place(|| join_features(&engine, &set, &setup, read_start, request.end, true))?;
+
+    let counts = tokio::task::block_in_place(|| {
+        engine.query(
+            "SELECT count(*), count(*) FILTER (WHERE target IS NULL), count(*) FILTER (WHERE target IS NOT NULL AND purged), \
+             count(*) FILTER (WHERE target IS NOT NULL AND NOT purged AND unusable), (SELECT count(*) FROM joined WHERE feature_ts IS NULL) FROM marked",
+        )
+    })?;
+    let c = counts.first().ok_or_else(|| Error::invalid("training set: no counts"))?;
+    let count = |i: usize| c.column(i).as_primitive::<Int64Type>().value(0) as u64;
+    let (candidates, no_target, purged, annotated, no_features) = (count(0), count(1), count(2), count(3), count(4));
+    let per_annotation = tokio::task::block_in_place(|| {
+        engine.query("SELECT u.id, count(DISTINCT (m.symbol, m.ts)) FROM marked m JOIN unusable u ON (u.symbol IS NULL OR u.symbol = m.symbol) AND u.start_ts < coalesce(m.label_end, m.decision_time) AND u.end_ts >= m.ts WHERE m.target IS NOT NULL AND NOT m.purged GROUP BY u.id")
+    })?;
+    let mut excluded_by: BTreeMap<String, u64> = BTreeMap::new();
+    for b in &per_annotation {
+        for i in 0..b.num_rows() {
+            excluded_by.insert(b.column(0).as_string::<i32>().value(i).to_string(), b.column(1).as_primitive::<Int64Type>().value(i) as u64);
+        }
+    }
+    let features: String = set.features.iter().map(|f| format!(", {}", f.name)).collect();
+    let batches = tokio::task::block_in_place(|| {
+        engine.query(&format!("SELECT symbol, ts, decision_time, feature_ts, available_at, label_end{features}, target FROM joined WHERE feature_ts IS NOT NULL ORDER BY symbol, decision_time"))
+    })?;
+    let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+
+    let lineage = Lineage {
+        id: format!("ts-{}", uuid::Uuid::now_v7().simple()),
+        kind: "training_set".into(),
+        created_at: Utc::now(),
+        feature_set: set.name.clone(),
+        feature_set_version: set.version,
+        feature_columns: set.columns(),
+        label_set: labels.name.clone(),
+        label_set_version: labels.version,
+        label_definition: labels.target(&target).cloned(),
+        label_requested: requested.clone(),
+        target: target.clone(),
+        fallback: fallback.then(|| lineage::Fallback { coverage: requested_coverage, threshold: request.fallback.min_target_coverage, days_back: request.fallback.days_back }),
+        target_coverage: coverage.targets.clone(),
+        symbols: request.symbols.clone(),
+        start: request.start,
+        end: request.end,
+        as_of_snapshot: request.as_of_snapshot.clone(),
+        embargo_seconds: embargo.num_seconds(),
+        label_cutoff: cutoff,
+        inputs: snapshots.clone(),
+        lake_seq,
+        candidate_rows: candidates,
+        rows_without_target: no_target,
+        rows_purged: purged,
+        rows_without_features: no_features,
+        rows_excluded_by_annotations: annotated,
+        excluded: relevant.iter().map(|a| Exclusion::of(a, excluded_by.get(&a.id).copied().unwrap_or(0))).collect(),
+        rows,
+        code: CodeVersion::of(&[set.definition_sha256.as_str(), labels.definition_sha256.as_str()]),
+        leakage_check: leakage,
+    };
+    lineage::record(lake, &lineage, &labels.name, coverage.end).await?;
+    tracing::info!(id = lineage.id, rows, target, "training set built");
+    Ok(TrainingSet { batches, feature_columns: set.columns(), target, lineage })
+}
+
+impl TrainingRequest {
+    fn start_time(&self) -> Result<DateTime<Utc>> {
+        NyseCalendar.day_start(self.start).ok_or_else(|| Error::invalid(format!("date {} out of range", self.start)))
+    }
+}
+
+/// Per symbol, the latest feature row available at `as_of` (`symbol, decision_time, feature_ts,
+/// available_at, <features>`; nulls for a symbol without a row in the last
+/// [`INFERENCE_LOOKBACK_SESSIONS`] sessions). Empty `symbols`: every symbol with rows in that window.
+pub async fn get_features_for_inference(lake: &Lake, feature_set: &str, symbols: &[String], as_of: DateTime<Utc>) -> Result<Vec<RecordBatch>> {
+    let set = self::feature_set(lake, feature_set)?;
+    let (snapshots, _) = pin(lake, &[&set.name], None).await?;
+    let day = NyseCalendar.trading_date(as_of);
+    let read_start = NyseCalendar.add_sessions(if NyseCalendar.is_session(day) { day } else { NyseCalendar.previous_session(day) }, -INFERENCE_LOOKBACK_SESSIONS);
+    let at = as_of.format("%Y-%m-%dT%H:%M:%S%.6fZ");
+    let entities = if symbols.is_empty() {
+        format!("CREATE TEMP TABLE entities AS SELECT DISTINCT symbol, TIMESTAMPTZ '{at}' AS decision_time FROM {} WHERE date BETWEEN DATE '{read_start}' AND DATE '{day}';", set.name)
+    } else {
+        format!("CREATE TEMP TABLE entities AS SELECT unnest([{}]) AS symbol, TIMESTAMPTZ '{at}' AS decision_time;", symbol_list(symbols)?)
+    };
+    let engine = QueryEngine::open_for_sql(lake, &pinned_as_of(&snapshots), &set.name).await?;
+    tokio::task::block_in_place(|| {
+        join_features(&engine, &set, &[entities], read_start, day, false)?;
+        let features: String = set.features.iter().map(|f| format!(", {}", f.name)).collect();
+        engine.query(&format!("SELECT symbol, decision_time, feature_ts, available_at{features} FROM joined ORDER BY symbol"))
+    })
+}
+
+/// Every decision time of the sessions `start..=end` (each feature row's bar end) with its features:
+/// `symbol, ts, decision_time, feature_ts, available_at, <features>`; what batch scoring reads.
+pub async fn get_features_for_sessions(lake: &Lake, feature_set: &str, symbols: &[String], start: NaiveDate, end: NaiveDate) -> Result<Vec<RecordBatch>> {
+    if end < start {
+        return Err(Error::invalid(format!("end {end} is before start {start}")));
+    }
+    let set = self::feature_set(lake, feature_set)?;
+    let (snapshots, _) = pin(lake, &[&set.name], None).await?;
+    let entities = format!(
+        "CREATE TEMP TABLE entities AS SELECT symbol, ts, (ts::TIMESTAMP + INTERVAL {} MINUTE)::TIMESTAMPTZ AS decision_time FROM {} WHERE date BETWEEN DATE '{start}' AND DATE '{end}'{};",
+        set.bar_minutes,
+        set.name,
+        symbol_filter(symbols)?
+    );
+    let engine = QueryEngine::open_for_sql(lake, &pinned_as_of(&snapshots), &set.name).await?;
+    tokio::task::block_in_place(|| {
+        join_features(&engine, &set, &[entities], start, end, false)?;
+        let features: String = set.features.iter().map(|f| format!(", {}", f.name)).collect();
+        engine.query(&format!("SELECT symbol, ts, decision_time, feature_ts, available_at{features} FROM joined ORDER BY symbol, decision_time"))
+    })
+}

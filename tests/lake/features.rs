@@ -1,0 +1,309 @@
+//! Features, labels and point-in-time sets: the kernels against the peer benchmark's DuckDB job on
+//! its own generated input; labels checked by hand on a series built for it; training and inference
+//! through one join; the target fallback exactly at its threshold; a planted lookahead caught by the
+//! leakage check; annotated unusable cells left out and listed in the lineage.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{Float64Type, TimestampMicrosecondType};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use quantlake::bars::BarSize;
+use quantlake::calendar::NyseCalendar;
+use quantlake::curate::{curate, CurateRequest, CurateSettings};
+use quantlake::dq::annotations::{annotate, NewAnnotation};
+use quantlake::features::{compute_features, FeaturesRequest};
+use quantlake::ingest::ingest_file;
+use quantlake::query::AsOf;
+use quantlake::sets::{get_features_for_inference, get_features_for_training, FallbackSettings, TrainingRequest};
+use quantlake::sources::file::FileImport;
+use quantlake::table::{Lake, LakeOptions};
+use quantlake::Error;
+
+use crate::support::{python, repo, Backend, TestLake};
+use crate::{day, ingest_synthetic};
+
+/// The peer benchmark's DuckDB job and `quantlake bench peer-job` on the same generated input agree:
+/// same rows, gaps and outliers, no null mismatch, every value within 1e-9.
+#[test]
+fn peer_job_equals_the_duckdb_peer() {
+    let dir = tempfile::tempdir().unwrap();
+    let peers = repo().join("../shared/bench/peers");
+    let run = |c: &mut Command| {
+        let out = c.output().expect("run");
+        assert!(out.status.success(), "{c:?} failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        out
+    };
+    run(Command::new(python()).arg(peers.join("gen_bars.py")).arg(dir.path().join("raw")).current_dir(dir.path()).env("N_SYM", "6").env("N_DAYS", "4").env("OUTLIERS", "12"));
+    run(Command::new(python()).arg(peers.join("job_duckdb.py")).arg(dir.path().join("raw")).arg(dir.path().join("out_duckdb")));
+    let t = TestLake::new(Backend::Local);
+    let out = run(t.cli().args(["bench", "peer-job"]).arg(dir.path().join("raw")).arg(dir.path().join("out_quantlake")));
+    let line = String::from_utf8_lossy(&out.stdout);
+    assert!(line.trim_end().lines().last().unwrap().starts_with("ENGINE=quantlake-"), "the harness's last line: {line}");
+    let cmp = run(Command::new(python()).arg(repo().join("tests/python/compare_peer.py")).arg(dir.path().join("out_duckdb")).arg(dir.path().join("out_quantlake")));
+    let r: serde_json::Value = serde_json::from_slice(&cmp.stdout).unwrap();
+    assert_eq!(r["peer_rows"], 6 * 4 * 390, "{r}");
+    assert_eq!(r["quantlake_rows"], r["peer_rows"], "{r}");
+    assert_eq!(r["joined"], r["peer_rows"], "{r}");
+    for k in ["null_mismatch", "gap_mismatch", "outlier_mismatch"] {
+        assert_eq!(r[k], 0, "{k}: {r}");
+    }
+    assert!(r["peer_outliers"].as_u64().unwrap() > 0, "the input has outliers to find: {r}");
+    for (col, diff) in r["max_diff"].as_object().unwrap() {
+        assert!(diff.as_f64().unwrap() <= 1e-9, "{col} differs by {diff}: {r}");
+    }
+}
+
+/// A lake with extra contracts from `schemas` (test-only feature and label sets).
+async fn lake_with_schemas(t: &TestLake, schemas: &[(&str, String)]) -> (Lake, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in schemas {
+        std::fs::write(dir.path().join(format!("{name}.toml")), text).unwrap();
+    }
+    let lake = Lake::init(&t.url, LakeOptions { schemas_dir: Some(dir.path().to_path_buf()), ..t.options() }).await.unwrap();
+    (lake, dir)
+}
+
+/// The market's log price at minute `m` of session `d`.
+fn market_log_price(d: usize, m: usize) -> f64 {
+    (100.0f64).ln() + 0.02 * ((d as f64) * 1.3).sin() + 0.0004 * (m as f64) * if d % 2 == 0 { 1.0 } else { -0.7 } + 0.001 * ((m as f64) * 0.21).cos()
+}
+
+/// MKT, and AAA whose log price is twice the market's (so its beta is exactly 2), over `sessions`.
+fn beta_two_file(dir: &Path, sessions: &[quantlake::calendar::Session]) -> std::path::PathBuf {
+    let mut csv = String::from("symbol,ts,open,high,low,close,volume\n");
+    for (symbol, scale, offset) in [("MKT", 1.0, 0.0), ("AAA", 2.0, -(100.0f64).ln())] {
+        for (d, s) in sessions.iter().enumerate() {
+            for m in 0..s.minutes() as usize {
+                let close = (scale * market_log_price(d, m) + offset).exp();
+                let ts = (s.open + Duration::minutes(m as i64)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                writeln!(csv, "{symbol},{ts},{close},{close},{close},{close},100").unwrap();
+            }
+        }
+    }
+    let path = dir.join("beta_two.csv");
+    std::fs::write(&path, csv).unwrap();
+    path
+}
+
+async fn import_and_curate(lake: &Lake, file: &Path, start: NaiveDate, end: NaiveDate) {
+    let import = FileImport { path: file.into(), format: None, columns: Vec::new(), timezone: chrono_tz::America::New_York, bar_size: BarSize::Minute, symbol: None };
+    ingest_file(lake, &import, 10, None).await.unwrap();
+    curate(lake, &CurateSettings::default(), &CurateRequest { start, end, job_id: None, bar_size: BarSize::Minute }).await.unwrap();
+}
+
+fn f64_at(b: &RecordBatch, col: &str, i: usize) -> Option<f64> {
+    let c = b.column_by_name(col).unwrap_or_else(|| panic!("no column {col}")).as_primitive::<Float64Type>();
+    (!c.is_null(i)).then(|| c.value(i))
+}
+
+fn ts_at(b: &RecordBatch, col: &str, i: usize) -> Option<DateTime<Utc>> {
+    let c = b.column_by_name(col).unwrap().as_primitive::<TimestampMicrosecondType>();
+    (!c.is_null(i)).then(|| DateTime::from_timestamp_micros(c.value(i)).unwrap())
+}
+
+/// A query's rows, in one batch.
+async fn query(lake: &Lake, sql: &str) -> RecordBatch {
+    let engine = quantlake::query::QueryEngine::open_for_sql(lake, &AsOf::default(), sql).await.unwrap();
+    let batches = tokio::task::block_in_place(|| engine.query(sql)).unwrap();
+    arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn labels_checked_by_hand() {
+    let t = TestLake::new(Backend::Local);
+    let labels = include_str!("../../schemas/labels_fwd_ret_v1.toml")
+        .replace("name = \"labels_fwd_ret_v1\"", "name = \"labels_test_v1\"")
+        .replace("market = \"equal_weight\"", "market = \"MKT\"")
+        .replace("beta_sessions = 60", "beta_sessions = 3")
+        .replace("beta_min_sessions = 20", "beta_min_sessions = 2");
+    let (lake, _schemas) = lake_with_schemas(&t, &[("labels_test_v1", labels)]).await;
+    let sessions = NyseCalendar.sessions(day("2024-03-04"), day("2024-03-12"));
+    assert_eq!(sessions.len(), 7);
+    let files = tempfile::tempdir().unwrap();
+    import_and_curate(&lake, &beta_two_file(files.path(), &sessions), sessions[0].date, sessions[6].date).await;
+    let report = compute_features(&lake, &FeaturesRequest { sets: vec!["labels_test_v1".into()], start: sessions[0].date, end: sessions[6].date, job_id: None }).await.unwrap();
+    assert_eq!(report.sets[0].rows, 2 * 7 * 390);
+
+    let b = query(&lake, "SELECT * FROM labels_test_v1 WHERE symbol = 'AAA' ORDER BY ts").await;
+    let close = |d: usize, m: usize| (2.0 * market_log_price(d, m) - (100.0f64).ln()).exp();
+    let row = |d: usize, m: usize| d * 390 + m;
+    // A 15-minute forward return: from the decision bar's close to the close 15 bars on.
+    let i = row(2, 100);
+    let want = (close(2, 115) / close(2, 100)).ln();
+    assert!((f64_at(&b, "fwd_ret_15m", i).unwrap() - want).abs() < 1e-12);
+    assert_eq!(ts_at(&b, "decision_time", i).unwrap(), sessions[2].open + Duration::minutes(101), "known when the bar ends");
+    assert_eq!(ts_at(&b, "fwd_ret_15m_end", i).unwrap(), sessions[2].open + Duration::minutes(116), "known when bar 115 ends");
+    // Never past the session: the last 15 minutes have none.
+    assert!(f64_at(&b, "fwd_ret_15m", row(2, 375)).is_none());
+    assert!(f64_at(&b, "fwd_ret_15m", row(2, 374)).is_some());
+    // One session on: the same minute of the next session; none for the last session.
+    let want = (close(3, 10) / close(2, 10)).ln();
+    assert!((f64_at(&b, "fwd_ret_1d", row(2, 10)).unwrap() - want).abs() < 1e-12);
+    assert!(f64_at(&b, "fwd_ret_1d", row(6, 10)).is_none(), "the session after the data is unknown");
+    // Beta from the sessions before the decision day only: none until two daily returns precede it.
+    assert!(f64_at(&b, "beta", row(2, 0)).is_none(), "one daily return before session 2");
+    for d in 3..7 {
+        let beta = f64_at(&b, "beta", row(d, 50)).unwrap();
+        assert!((beta - 2.0).abs() < 1e-9, "session {d}: beta {beta}");
+        // AAA moves exactly twice the market: nothing residual.
+        let resid = f64_at(&b, "fwd_ret_resid_15m", row(d, 50)).unwrap();
+        assert!(resid.abs() < 1e-9, "session {d}: residual {resid}");
+    }
+    let resid_1d = f64_at(&b, "fwd_ret_resid_1d", row(4, 50)).unwrap();
+    assert!(resid_1d.abs() < 1e-9);
+    assert!(f64_at(&b, "fwd_ret_resid_1d", row(6, 50)).is_none());
+}
+
+/// A synthetic lake with 25 sessions of 4 symbols, curated, with features and labels.
+async fn research_lake(t: &TestLake, extra: &[(&str, String)]) -> (Lake, tempfile::TempDir) {
+    let (lake, schemas) = lake_with_schemas(t, extra).await;
+    ingest_synthetic(&lake, &["AAA", "BBB", "CCC", "DDD"], "2024-01-02", "2024-02-06", 7).await;
+    curate(&lake, &CurateSettings::default(), &CurateRequest { start: day("2024-01-02"), end: day("2024-02-06"), job_id: None, bar_size: BarSize::Minute }).await.unwrap();
+    let mut sets = vec!["features_price_1m_v1".to_string(), "labels_fwd_ret_v1".to_string()];
+    sets.extend(extra.iter().map(|(n, _)| n.to_string()));
+    compute_features(&lake, &FeaturesRequest { sets, start: day("2024-01-02"), end: day("2024-02-06"), job_id: None }).await.unwrap();
+    (lake, schemas)
+}
+
+fn training(label: &str, threshold: f64) -> TrainingRequest {
+    TrainingRequest {
+        feature_set: "features_price_1m_v1".into(),
+        label: label.into(),
+        symbols: Vec::new(),
+        start: day("2024-01-29"),
+        end: day("2024-02-06"),
+        as_of_snapshot: None,
+        embargo: None,
+        fallback: FallbackSettings { min_target_coverage: threshold, days_back: 25 },
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn training_sets_are_point_in_time_with_lineage() {
+    let t = TestLake::new(Backend::Local);
+    let trap = include_str!("../../schemas/features_price_1m_v1.toml")
+        .replace("name = \"features_price_1m_v1\"", "name = \"features_trap_v1\"")
+        .replace("{ name = \"ret_5\",      kernel = \"log_return\", lag = 5 }", "{ name = \"ret_5\",      kernel = \"log_return\", lag = -1 }");
+    let (lake, _schemas) = research_lake(&t, &[("features_trap_v1", trap)]).await;
+
+    // The fallback, exactly at its threshold: coverage C is enough at C, not at the next float up.
+    let coverage = quantlake::dq::target_coverage(&lake, "labels_fwd_ret_v1", day("2024-02-06"), 25, 0.6, &AsOf::default()).await.unwrap();
+    let c = coverage.target("fwd_ret_resid_15m").unwrap().coverage;
+    assert!(c > 0.0 && c < 1.0, "beta needs 20 sessions of history, so the residual is partly covered: {c}");
+    let at = get_features_for_training(&lake, &training("fwd_ret_resid_15m", c)).await.unwrap();
+    assert_eq!(at.target, "fwd_ret_resid_15m");
+    assert!(at.lineage.fallback.is_none());
+    let above = get_features_for_training(&lake, &training("fwd_ret_resid_15m", f64::from_bits(c.to_bits() + 1))).await.unwrap();
+    assert_eq!(above.target, "fwd_ret_15m", "below the threshold: the plain forward return");
+    let fb = above.lineage.fallback.as_ref().unwrap();
+    assert_eq!((fb.coverage, fb.days_back), (c, 25));
+    let recorded = query(&lake, "SELECT requested, chosen, coverage FROM target_fallbacks").await;
+    assert_eq!(recorded.num_rows(), 1, "one activation recorded");
+    assert_eq!(recorded.column(1).as_string::<i32>().value(0), "fwd_ret_15m");
+
+    // The lineage: inputs at their snapshots, the leakage check, the code, and the purge.
+    let l = &above.lineage;
+    for input in ["features_price_1m_v1", "labels_fwd_ret_v1", "curated_1m_bars"] {
+        assert!(l.inputs[input] > 0, "{input} in {:?}", l.inputs);
+    }
+    assert!(l.leakage_check.max_feature_lead_us.unwrap() <= 0);
+    assert_eq!(l.code.crate_version, env!("CARGO_PKG_VERSION"));
+    assert_eq!(l.code.definitions_sha256.len(), 64);
+    assert_eq!(l.rows, above.batches.iter().map(|b| b.num_rows() as u64).sum::<u64>());
+    assert_eq!(l.rows_purged, 0, "every 15-minute label ends by the close");
+    // One-session labels of the range's last session end after it: purged; with a 1-day embargo, the
+    // session before's too (they end on the last session, within a day of its close).
+    let mut one_day = training("fwd_ret_1d", 0.6);
+    one_day.end = day("2024-02-05");
+    let purged = get_features_for_training(&lake, &one_day).await.unwrap();
+    assert_eq!(purged.lineage.rows_purged, 4 * 390);
+    one_day.embargo = Some(Duration::days(1));
+    let embargoed = get_features_for_training(&lake, &one_day).await.unwrap();
+    assert_eq!(embargoed.lineage.rows_purged, 2 * 4 * 390);
+    assert_eq!(embargoed.lineage.embargo_seconds, 86_400);
+    let lineage_rows = query(&lake, "SELECT id, target, rows FROM lineage ORDER BY created_at").await;
+    assert_eq!(lineage_rows.num_rows(), 4);
+
+    // Inference at a training row's decision time returns that row's features: one join for both.
+    let set = arrow::compute::concat_batches(&above.batches[0].schema(), &above.batches).unwrap();
+    for i in [0, set.num_rows() / 3, set.num_rows() - 1] {
+        let symbol = set.column_by_name("symbol").unwrap().as_string::<i32>().value(i).to_string();
+        let decision = ts_at(&set, "decision_time", i).unwrap();
+        let inf = get_features_for_inference(&lake, "features_price_1m_v1", std::slice::from_ref(&symbol), decision).await.unwrap();
+        let inf = &inf[0];
+        assert_eq!(ts_at(inf, "feature_ts", 0), ts_at(&set, "feature_ts", i));
+        for f in &above.feature_columns {
+            if f == "is_outlier" {
+                assert_eq!(inf.column_by_name(f).unwrap().as_boolean().value(0), set.column_by_name(f).unwrap().as_boolean().value(i));
+            } else {
+                assert_eq!(f64_at(inf, f, 0), f64_at(&set, f, i), "{f} of {symbol} at {decision}");
+            }
+        }
+    }
+    // At a time between bars, inference has the last complete bar, never the one in progress.
+    let mid = NyseCalendar.session(day("2024-02-06")).unwrap().open + Duration::seconds(10 * 60 + 30);
+    let inf = get_features_for_inference(&lake, "features_price_1m_v1", &["AAA".into()], mid).await.unwrap();
+    assert_eq!(ts_at(&inf[0], "feature_ts", 0).unwrap(), mid - Duration::seconds(90), "the bar stamped 09:39 ends at 09:40");
+
+    // A feature that peeks one bar ahead is caught, in training and in inference.
+    let mut trap = training("fwd_ret_15m", 0.6);
+    trap.feature_set = "features_trap_v1".into();
+    let err = get_features_for_training(&lake, &trap).await.unwrap_err();
+    assert!(matches!(err, Error::Leakage { .. }), "{err}");
+    assert!(err.to_string().contains("lookahead 1"), "{err}");
+    let err = get_features_for_inference(&lake, "features_trap_v1", &["AAA".into()], mid).await.unwrap_err();
+    assert!(matches!(err, Error::Leakage { .. }), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unusable_cells_are_left_out_and_listed() {
+    let t = TestLake::new(Backend::Local);
+    let (lake, _schemas) = research_lake(&t, &[]).await;
+    let before = get_features_for_training(&lake, &training("fwd_ret_15m", 0.6)).await.unwrap();
+    let session = NyseCalendar.session(day("2024-02-01")).unwrap();
+    let (start, end) = (session.open + Duration::minutes(60), session.open + Duration::minutes(119));
+    let note = annotate(&lake, NewAnnotation { dataset: "curated_1m_bars".into(), symbols: Some(vec!["BBB".into()]), start, end, reason: "vendor outage".into(), unusable: true }).await.unwrap();
+    // A note that is not `unusable` changes nothing.
+    annotate(&lake, NewAnnotation { dataset: "curated_1m_bars".into(), symbols: None, start, end, reason: "accepted upstream quirk".into(), unusable: false }).await.unwrap();
+    let after = get_features_for_training(&lake, &training("fwd_ret_15m", 0.6)).await.unwrap();
+    let l = &after.lineage;
+    assert_eq!(l.excluded.len(), 1);
+    assert_eq!(l.excluded[0].annotation, note.id);
+    // Rows whose decision bar or 15-minute label window touches the hour: 60 bars + the 15 before.
+    assert_eq!(l.excluded[0].rows, 75);
+    assert_eq!(l.rows_excluded_by_annotations, 75);
+    assert_eq!(l.rows, before.lineage.rows - 75);
+    let set = arrow::compute::concat_batches(&after.batches[0].schema(), &after.batches).unwrap();
+    let symbol = set.column_by_name("symbol").unwrap().as_string::<i32>();
+    let inside = (0..set.num_rows()).filter(|&i| symbol.value(i) == "BBB" && ts_at(&set, "ts", i).is_some_and(|ts| ts >= start && ts <= end)).count();
+    assert_eq!(inside, 0, "no BBB row inside the outage");
+}
+
+/// After curated bars of one session are replaced, exactly the partitions that read them are stale:
+/// that session's features; the labels of the session before (its 1-session horizon) and of every later
+/// one (their trailing beta window). `refresh_stale` recomputes them and nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_partitions_follow_their_inputs() {
+    let t = TestLake::new(Backend::Local);
+    let (lake, _schemas) = research_lake(&t, &[]).await;
+    assert!(quantlake::features::inputs::stale_sessions(&lake, "features_price_1m_v1").await.unwrap().is_empty());
+    curate(&lake, &CurateSettings::default(), &CurateRequest { start: day("2024-01-30"), end: day("2024-01-30"), job_id: None, bar_size: BarSize::Minute }).await.unwrap();
+    let features = quantlake::features::inputs::stale_sessions(&lake, "features_price_1m_v1").await.unwrap();
+    assert_eq!(features.iter().map(|p| p.date).collect::<Vec<_>>(), [day("2024-01-30")]);
+    assert_eq!(features[0].changed, ["curated_1m_bars/date=2024-01-30"]);
+    let labels = quantlake::features::inputs::stale_sessions(&lake, "labels_fwd_ret_v1").await.unwrap();
+    let want: Vec<NaiveDate> = NyseCalendar.sessions(day("2024-01-29"), day("2024-02-06")).iter().map(|s| s.date).collect();
+    assert_eq!(labels.iter().map(|p| p.date).collect::<Vec<_>>(), want);
+
+    let sets = ["features_price_1m_v1".to_string(), "labels_fwd_ret_v1".to_string()];
+    let report = quantlake::features::refresh_stale(&lake, &sets).await.unwrap();
+    assert_eq!(report.runs.len(), 2, "one run per set: each set's stale sessions are consecutive");
+    assert_eq!((report.runs[0].start, report.runs[0].end), (day("2024-01-30"), day("2024-01-30")));
+    assert_eq!((report.runs[1].start, report.runs[1].end), (day("2024-01-29"), day("2024-02-06")));
+    for set in &sets {
+        assert!(quantlake::features::inputs::stale_sessions(&lake, set).await.unwrap().is_empty(), "{set} is fresh again");
+    }
+}
