@@ -558,6 +558,10 @@ pub struct TrainArgs {
     /// Comma-separated symbols (default: all).
     #[arg(long)]
     pub symbols: Option<String>,
+    /// Only these of the feature set's columns, comma-separated (default: all), e.g. to leave out
+    /// vwap_30 for bars without volume.
+    #[arg(long)]
+    pub features: Option<String>,
     /// Years of sessions in the window, ending at --end (default: models.window_years).
     #[arg(long)]
     pub window_years: Option<u32>,

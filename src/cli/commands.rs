@@ -379,6 +379,7 @@ pub async fn train(ctx: &Context, args: TrainArgs, out: &Output) -> Result<Outco
         feature_set: args.feature_set,
         label: args.label,
         symbols: args.symbols.as_deref().map(split_symbols).unwrap_or_default(),
+        features: args.features.as_deref().map(split_symbols).unwrap_or_default(),
         end: args.end,
         window_years: args.window_years,
         alpha: args.alpha,

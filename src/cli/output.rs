@@ -269,7 +269,7 @@ impl Output {
             let mut metrics = table(&["fit", "rows", "R²", "MSE", "IC", "rank IC"]);
             let opt = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.6}"));
             let mut add = |name: &str, m: &Metrics| {
-                metrics.add_row([name.to_string(), m.rows.to_string(), opt(m.r2), opt(m.mse), opt(m.ic), opt(m.rank_ic)]);
+                metrics.add_row([name.to_string(), m.rows.to_string(), opt(m.r2), m.mse.map_or("-".into(), |v| format!("{v:.4e}")), opt(m.ic), opt(m.rank_ic)]);
             };
             if let Some(h) = &r.metrics.holdout {
                 add("holdout (train-part fit)", h);

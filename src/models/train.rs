@@ -27,6 +27,8 @@ pub struct TrainOptions {
     pub feature_set: Option<String>,
     pub label: Option<String>,
     pub symbols: Vec<String>,
+    /// Only these of the feature set's columns (empty: all).
+    pub features: Vec<String>,
     pub end: Option<NaiveDate>,
     pub window_years: Option<u32>,
     pub alpha: Option<f64>,
@@ -41,6 +43,8 @@ pub struct TrainRequest {
     pub feature_set: String,
     pub label: String,
     pub symbols: Vec<String>,
+    /// Only these of the feature set's columns (empty: all).
+    pub features: Vec<String>,
     pub start: NaiveDate,
     pub end: NaiveDate,
     pub window_years: u32,
@@ -75,6 +79,7 @@ impl TrainOptions {
             feature_set: self.feature_set.clone().unwrap_or_else(|| settings.feature_set.clone()),
             label: self.label.clone().unwrap_or_else(|| settings.label.clone()),
             symbols: self.symbols.clone(),
+            features: self.features.clone(),
             start,
             end,
             window_years: years,
@@ -131,15 +136,21 @@ pub fn fit_model(request: &TrainRequest, input: &TrainingInput) -> Result<ModelA
     if input.feature_columns.is_empty() {
         return Err(Error::invalid(format!("training set of '{}' has no feature columns", request.feature_set)));
     }
-    let design = Design::training(&input.batches, &input.feature_columns, "target")?;
+    if let Some(f) = request.features.iter().find(|f| !input.feature_columns.contains(f)) {
+        return Err(Error::invalid(format!("'{f}' is not a feature of {} (its features: {})", request.feature_set, input.feature_columns.join(", "))));
+    }
+    let columns = if request.features.is_empty() { &input.feature_columns } else { &request.features };
+    let design = Design::training(&input.batches, columns, "target")?;
     if design.rows() < 2 {
+        let nulls: Vec<String> = design.skipped.by_feature.iter().map(|(f, n)| format!("{f} {n}")).collect();
         return Err(Error::invalid(format!(
-            "training set {}..{} has {} usable row(s) of {} ({} with a null feature, {} with a null target '{}'); need at least 2",
+            "training set {}..{} has {} usable row(s) of {} ({} with a null feature [null per feature: {}], {} with a null target '{}'); need at least 2 (--features can leave a feature out)",
             request.start,
             request.end,
             design.rows(),
             design.rows_read,
             design.skipped.null_feature,
+            if nulls.is_empty() { "none".into() } else { nulls.join(", ") },
             design.skipped.null_target,
             input.target
         )));
@@ -378,5 +389,11 @@ pub(crate) mod tests {
         assert!(bad(TrainOptions { alpha: Some(-1.0), ..Default::default() }).contains("--alpha"));
         assert!(bad(TrainOptions { holdout_fraction: Some(1.0), ..Default::default() }).contains("--holdout-fraction"));
         assert!(bad(TrainOptions { window_years: Some(0), ..Default::default() }).contains("--window-years"));
+        // A subset of the features: the model has just those; an unknown one is named.
+        let subset = TrainRequest { features: vec!["f1".into()], ..r.clone() };
+        let a = fit_model(&subset, &input()).unwrap();
+        assert_eq!(a.feature_names(), ["f1"]);
+        let unknown = TrainRequest { features: vec!["nope".into()], ..r };
+        assert!(fit_model(&unknown, &input()).unwrap_err().to_string().contains("'nope' is not a feature"));
     }
 }
