@@ -19,6 +19,8 @@ use crate::dq::HealthSettings;
 use crate::features::FeaturesSettings;
 use crate::error::{Error, Result};
 use crate::ingest::IngestSettings;
+use crate::adv::AdvSettings;
+use crate::reference::corporate_actions::CorporateActionSettings;
 use crate::models::ModelSettings;
 use crate::ops::backfill::BackfillSettings;
 pub use crate::sources::Secret;
@@ -48,6 +50,8 @@ pub struct Config {
     pub curate: CurateSettings,
     pub health: HealthSettings,
     pub features: FeaturesSettings,
+    pub corporate_actions: CorporateActionSettings,
+    pub adv: AdvSettings,
     pub models: ModelSettings,
 }
 

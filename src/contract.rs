@@ -26,6 +26,8 @@ const BUILTIN: &[(&str, &str)] = &[
     ("schemas/quarantine_rows.toml", include_str!("../schemas/quarantine_rows.toml")),
     ("schemas/ingest_progress.toml", include_str!("../schemas/ingest_progress.toml")),
     ("schemas/reference_universe.toml", include_str!("../schemas/reference_universe.toml")),
+    ("schemas/fundamentals.toml", include_str!("../schemas/fundamentals.toml")),
+    ("schemas/annotations.toml", include_str!("../schemas/annotations.toml")),
     ("schemas/curated_1m_bars.toml", include_str!("../schemas/curated_1m_bars.toml")),
     ("schemas/curated_1d_bars.toml", include_str!("../schemas/curated_1d_bars.toml")),
     ("schemas/curation_rejects.toml", include_str!("../schemas/curation_rejects.toml")),
@@ -43,6 +45,8 @@ const BUILTIN: &[(&str, &str)] = &[
     ("schemas/lineage.toml", include_str!("../schemas/lineage.toml")),
     ("schemas/partition_inputs.toml", include_str!("../schemas/partition_inputs.toml")),
     ("schemas/target_fallbacks.toml", include_str!("../schemas/target_fallbacks.toml")),
+    ("schemas/reference_corporate_actions.toml", include_str!("../schemas/reference_corporate_actions.toml")),
+    ("schemas/features_adv.toml", include_str!("../schemas/features_adv.toml")),
     ("schemas/models.toml", include_str!("../schemas/models.toml")),
     ("schemas/predictions.toml", include_str!("../schemas/predictions.toml")),
 ];

@@ -28,14 +28,20 @@
 //! - [`sources`]: where bars come from ([`sources::BarSource`]: [`sources::tws`], [`sources::polygon`],
 //!   [`sources::alpaca`], [`sources::synthetic`] which needs no account; [`sources::file`] imports files).
 //! - [`universe`]: the symbols the lake tracks (`reference_universe`).
+//! - [`reference`]: reference data beside the bars: [`reference::corporate_actions`] (splits and
+//!   dividends in `reference_corporate_actions`, and the adjustment factors read-time adjustment uses)
+//!   and [`reference::fundamentals`] (company filings, point in time by filing date:
+//!   [`reference::fundamentals::fundamentals_as_of`]).
 //! - [`ingest`]: a source's bars into its raw dataset, one commit per chunk of sessions, with
 //!   [`ingest::progress`] records for resuming; [`ingest::IngestOptions`] resolves a request's defaults.
 //! - [`dq`]: data-quality metrics of a stage's output ([`dq::metrics`]) per symbol-session
 //!   (`dq_metrics`) and each partition's verdict in its manifest entry,
 //!   [`dq::get_data_quality_summary`], [`dq::get_dataset_health`], [`dq::validate`] and
-//!   [`dq::target_coverage`].
+//!   [`dq::target_coverage`]; [`dq::annotations`]: outages and accepted problems, shown beside the
+//!   sessions they touch.
 //! - [`curate`]: raw bars -> `curated_1m_bars` and `curated_1d_bars` (DuckDB SQL, NYSE calendar, rayon
 //!   kernels for fills and outliers), and [`curate::get_curated_bars`].
+//! - [`adv`]: average daily share and dollar volume per symbol (`features_adv`), split-adjusted.
 //! - [`features`]: curated bars -> feature sets (rayon kernels) and label sets (DuckDB SQL), as their
 //!   contracts' `[definition]` says, one stage per run.
 //! - [`sets`]: point-in-time training, inference and scoring sets with the leakage check and the target
@@ -86,6 +92,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod adv;
 pub mod bars;
 pub mod bench;
 pub mod calendar;
@@ -106,6 +113,7 @@ pub mod outcome;
 pub mod progress;
 pub mod quality;
 pub mod query;
+pub mod reference;
 pub mod sets;
 pub mod sources;
 pub mod storage;

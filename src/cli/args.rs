@@ -97,6 +97,24 @@ pub enum Command {
         #[arg(long)]
         as_of_date: Option<NaiveDate>,
     },
+    /// Record an outage or an accepted upstream problem in a dataset, for some symbols (or all) over
+    /// a time range (runbook 4.1, 4.3, 4.4); health and dq summary show it beside the sessions it
+    /// touches, and --unusable keeps its cells out of training sets. `annotate --remove ID` deletes one.
+    Annotate(AnnotateArgs),
+    /// List annotations, oldest first: of one dataset, overlapping a range.
+    Annotations {
+        #[arg(long)]
+        dataset: Option<String>,
+        /// Only annotations ending at or after this date (New York) or RFC 3339 time.
+        #[arg(long)]
+        start: Option<String>,
+        /// Only annotations starting at or before this date (its last instant) or RFC 3339 time.
+        #[arg(long)]
+        end: Option<String>,
+    },
+    /// Company fundamentals (the fundamentals dataset): upsert filings, show them point in time.
+    #[command(subcommand)]
+    Fundamentals(FundamentalsCommand),
     /// Ingestion progress records.
     #[command(subcommand)]
     Progress(ProgressCommand),
@@ -162,8 +180,20 @@ pub enum Command {
         #[command(flatten)]
         read: ReadArgs,
     },
-    /// Curated bars (the library's get_curated_bars): 1m, or resampled within sessions.
+    /// Curated bars (the library's get_curated_bars): 1m, or resampled within sessions; stored prices,
+    /// or back-adjusted for splits (and dividends) at read time.
     Bars(BarsArgs),
+    /// Corporate actions (reference_corporate_actions): splits and cash dividends per symbol and ex-date.
+    #[command(subcommand)]
+    CorporateActions(CorporateActionsCommand),
+    /// Recompute average daily share and dollar volume (features_adv): the last adv.window sessions at
+    /// or before the date, split-adjusted to its basis; short histories fall back to a shorter window
+    /// (down to adv.min_sessions), then to the universe median.
+    RecomputeAdv {
+        /// The session (default: the latest session with curated bars).
+        #[arg(long)]
+        date: Option<NaiveDate>,
+    },
     /// NYSE sessions between two dates, with open and close in UTC and New York time.
     Calendar {
         #[arg(long)]
@@ -337,6 +367,74 @@ pub enum DqCommand {
     },
 }
 
+// `annotate`'s flags (a doc comment here would replace the command's help).
+#[derive(Debug, Args)]
+pub struct AnnotateArgs {
+    /// The dataset annotated, e.g. curated_1m_bars.
+    #[arg(required_unless_present = "remove")]
+    pub dataset: Option<String>,
+    /// Comma-separated symbols, or all.
+    #[arg(long, required_unless_present = "remove")]
+    pub symbols: Option<String>,
+    /// First instant covered: a date (YYYY-MM-DD in New York: from its midnight) or an RFC 3339 time.
+    #[arg(long, required_unless_present = "remove")]
+    pub start: Option<String>,
+    /// Last instant covered, inclusive: a date (to its last instant) or an RFC 3339 time.
+    #[arg(long, required_unless_present = "remove")]
+    pub end: Option<String>,
+    /// Why: the outage, the upstream problem, the decision taken.
+    #[arg(long, required_unless_present = "remove")]
+    pub reason: Option<String>,
+    /// The covered cells must not be used: training sets leave them out and list them in their lineage.
+    #[arg(long)]
+    pub unusable: bool,
+    /// Remove the annotation with this id instead (quantlake annotations lists the ids).
+    #[arg(long, conflicts_with_all = ["dataset", "symbols", "start", "end", "reason", "unusable"])]
+    pub remove: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FundamentalsSourceName {
+    /// Polygon /vX/reference/financials (POLYGON_API_KEY; base URL: POLYGON_BASE_URL or [polygon] base_url).
+    Polygon,
+    /// A CSV or Parquet file (--path).
+    File,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FundamentalsCommand {
+    /// Upsert filings into fundamentals in one snapshot: a (symbol, fiscal period, filing date) row is
+    /// replaced, never duplicated; a restatement (a later filing date) is a new row; unchanged rows
+    /// commit nothing.
+    Upsert {
+        #[arg(long, value_enum)]
+        source: FundamentalsSourceName,
+        /// Comma-separated symbols. Polygon: the symbols asked for (default: the active universe);
+        /// file: only these symbols' rows are imported.
+        #[arg(long)]
+        symbols: Option<String>,
+        /// File: the CSV or Parquet file (columns: symbol, fiscal_year, fiscal_period, period_end,
+        /// filing_date, optional period_start, cik, company_name, filing_id, filing_url, currency, and
+        /// items as revenues, net_income_loss, ... or statement.item).
+        #[arg(long)]
+        path: Option<PathBuf>,
+        /// File: format (default: from the extension).
+        #[arg(long, value_enum)]
+        format: Option<crate::sources::file::FileFormat>,
+    },
+    /// Stored filings (every filing, by symbol and filing date), or with --as-of-date the latest
+    /// filing per symbol filed strictly before that date: what a decision on it may use.
+    Show {
+        /// Comma-separated symbols (default: all).
+        #[arg(long)]
+        symbols: Option<String>,
+        #[arg(long)]
+        as_of_date: Option<NaiveDate>,
+        #[command(flatten)]
+        read: ReadArgs,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 pub enum UniverseCommand {
     /// Rebuild reference_universe from [universe] symbols or csv (or the flags): listed symbols become
@@ -351,6 +449,39 @@ pub enum UniverseCommand {
     },
     /// List the universe and its breadth against FEATURE_BREADTH_MIN_SYMBOLS / FEATURE_BREADTH_WARN_SYMBOLS.
     Show,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CorporateActionsCommand {
+    /// Import splits and cash dividends and upsert them: a row with the same (symbol, ex_date, kind,
+    /// source) replaces the stored one, never duplicates it.
+    Import {
+        #[arg(long, value_enum)]
+        source: crate::reference::corporate_actions::ActionSource,
+        /// CSV: the file (symbol,ex_date,split_from,split_to and/or cash_amount; optional currency,
+        /// dividend_type, declaration_date, record_date, pay_date).
+        #[arg(long)]
+        path: Option<PathBuf>,
+        /// Comma-separated symbols (vendors: default the active universe; CSV: default every row).
+        #[arg(long)]
+        symbols: Option<String>,
+        /// Only ex-dates on or after this date (Alpaca default: corporate_actions.alpaca_default_days before --end).
+        #[arg(long)]
+        start: Option<NaiveDate>,
+        /// Only ex-dates on or before this date (Alpaca default: today).
+        #[arg(long)]
+        end: Option<NaiveDate>,
+    },
+    /// List the stored actions (every source's row; the one adjustment uses is marked by precedence in
+    /// the README).
+    Show {
+        /// Comma-separated symbols (default: all).
+        #[arg(long)]
+        symbols: Option<String>,
+        /// Read at a snapshot: N, a tag or a time.
+        #[arg(long = "as-of")]
+        as_of: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -450,6 +581,9 @@ pub struct BarsArgs {
     /// 1m only: include extended-hours bars.
     #[arg(long)]
     pub extended_hours: bool,
+    /// Back-adjust prices and volumes (factors from reference_corporate_actions at the same --as-of).
+    #[arg(long, value_enum, default_value = "none")]
+    pub adjust: crate::reference::corporate_actions::Adjustment,
     #[command(flatten)]
     pub read: ReadArgs,
 }
@@ -498,6 +632,10 @@ pub struct TrainingSetArgs {
     /// Also leave out rows whose label ends within this long of the range's end (e.g. 1d, 30m).
     #[arg(long)]
     pub embargo: Option<String>,
+    /// Comma-separated fundamentals items to add (e.g. revenues,net_income_loss), from each symbol's
+    /// latest filing dated before the decision date.
+    #[arg(long)]
+    pub fundamentals: Option<String>,
     /// The file to write: .parquet, or .arrow (Arrow IPC).
     #[arg(long)]
     pub output: PathBuf,

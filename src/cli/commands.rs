@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use chrono::NaiveDate;
 
-use super::args::{BackfillArgs, BarsArgs, CurateArgs, FeaturesArgs, Format, InferenceSetArgs, IngestArgs, ReadArgs, ScoreArgs, SnapshotCommand, SourceName, TrainArgs, TrainingSetArgs};
+use super::args::{AnnotateArgs, BackfillArgs, BarsArgs, CurateArgs, FeaturesArgs, Format, FundamentalsSourceName, InferenceSetArgs, IngestArgs, ReadArgs, ScoreArgs, SnapshotCommand, SourceName, TrainArgs, TrainingSetArgs};
 use super::output::Output;
 use super::Context;
 use crate::calendar::NyseCalendar;
@@ -23,10 +23,13 @@ use crate::ops::backfill::{backfill_history, BackfillOptions};
 use crate::outcome::Outcome;
 use crate::progress::Progress;
 use crate::query::{AsOf, QueryEngine};
+use crate::reference::corporate_actions::{self, ActionSource, ImportRequest, Vendors};
 use crate::sources::file::{parse_column_map, FileImport};
 use crate::sources::{parse_symbols, split_symbols, AnySource, SourceKind};
 use crate::table::operations::{history, restore, tag};
 use crate::table::{Lake, SnapshotSpec};
+use crate::dq::annotations;
+use crate::reference::fundamentals;
 use crate::{dq, universe};
 
 /// `init`: creates the lake (idempotent).
@@ -144,6 +147,89 @@ pub async fn dq_summary(ctx: &Context, dataset: &str, start: NaiveDate, end: Opt
     let summary = dq::get_data_quality_summary(&lake, dataset, start, end.unwrap_or(start)).await?;
     out.dq_summary(&summary);
     Ok(Outcome::Ok)
+}
+
+/// `annotate`: records an annotation, or with `--remove ID` deletes one.
+pub async fn annotate(ctx: &Context, args: AnnotateArgs, out: &Output) -> Result<Outcome> {
+    let lake = ctx.open().await?;
+    if let Some(id) = &args.remove {
+        let a = annotations::remove_annotation(&lake, id).await?;
+        out.message(&serde_json::json!({ "removed": a }), &format!("removed {}", a.summary()));
+        return Ok(Outcome::Ok);
+    }
+    let need = |v: &Option<String>, flag: &str| v.clone().ok_or_else(|| Error::invalid(format!("annotate needs {flag}")));
+    let new = annotations::NewAnnotation {
+        dataset: need(&args.dataset, "DATASET")?,
+        symbols: annotations::parse_symbols(&need(&args.symbols, "--symbols A,B|all")?)?,
+        start: annotations::parse_bound(&need(&args.start, "--start")?, false)?,
+        end: annotations::parse_bound(&need(&args.end, "--end")?, true)?,
+        reason: need(&args.reason, "--reason")?,
+        unusable: args.unusable,
+    };
+    let a = annotations::annotate(&lake, new).await?;
+    out.message(&a, &format!("recorded {} on {}", a.summary(), a.dataset));
+    Ok(Outcome::Ok)
+}
+
+/// `annotations`: the annotations of a dataset (or all) overlapping a range (default: all time).
+pub async fn annotations(ctx: &Context, dataset: Option<&str>, start: Option<&str>, end: Option<&str>, out: &Output) -> Result<Outcome> {
+    let lake = ctx.open().await?;
+    let start = start.map(|s| annotations::parse_bound(s, false)).transpose()?.unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC);
+    let end = end.map(|s| annotations::parse_bound(s, true)).transpose()?.unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
+    if end < start {
+        return Err(Error::invalid("--end is before --start"));
+    }
+    out.annotations(&dq::list_annotations(&lake, dataset, start, end).await?);
+    Ok(Outcome::Ok)
+}
+
+/// `fundamentals upsert`: filings from Polygon or a file into `fundamentals`.
+pub async fn fundamentals_upsert(ctx: &Context, source: FundamentalsSourceName, symbols: Option<&str>, path: Option<PathBuf>, format: Option<crate::sources::file::FileFormat>, out: &Output) -> Result<Outcome> {
+    let lake = ctx.open().await?;
+    let listed = symbols.map(|s| parse_symbols(s, SourceKind::Polygon)).transpose()?;
+    let report = match source {
+        FundamentalsSourceName::Polygon => {
+            if path.is_some() || format.is_some() {
+                return Err(Error::invalid("--path and --format are for --source file"));
+            }
+            let symbols = match listed {
+                Some(list) => list,
+                None => universe::active_symbols(&lake).await?,
+            };
+            if symbols.is_empty() {
+                return Err(Error::invalid("no symbols: pass --symbols A,B or rebuild the universe (quantlake universe rebuild)"));
+            }
+            fundamentals::upsert_from_polygon(&lake, &ctx.config.polygon, &symbols).await?
+        }
+        FundamentalsSourceName::File => {
+            let path = path.ok_or_else(|| Error::invalid("--source file needs --path FILE.csv|FILE.parquet"))?;
+            fundamentals::upsert_from_file(&lake, &path, format, listed.as_deref()).await?
+        }
+    };
+    out.fundamentals_upsert(&report);
+    Ok(Outcome::Ok)
+}
+
+/// `fundamentals show`: every stored filing, or the latest per symbol filed before `--as-of-date`.
+pub async fn fundamentals_show(ctx: &Context, symbols: Option<&str>, as_of_date: Option<NaiveDate>, read: ReadArgs, out: &Output) -> Result<Outcome> {
+    let lake = ctx.open().await?;
+    let symbols = symbols.map(split_symbols).unwrap_or_default();
+    let as_of = AsOf::parse(&read.as_of)?;
+    let mut batches = match as_of_date {
+        Some(d) => fundamentals::fundamentals_as_of(&lake, &symbols, d, &as_of).await?,
+        None => fundamentals::fundamentals_history(&lake, &symbols, &as_of).await?,
+    };
+    // A table has no room for every item: the items JSON and the columns empty in every row shown
+    // are left to the other formats.
+    if read.format == Format::Table && !out.json {
+        use arrow::array::Array;
+        for b in &mut batches {
+            let schema = b.schema();
+            let shown: Vec<usize> = (0..b.num_columns()).filter(|&i| schema.field(i).name() != "items" && (b.num_rows() == 0 || b.column(i).null_count() < b.num_rows())).collect();
+            *b = b.project(&shown)?;
+        }
+    }
+    write_rows(&batches, &read, out)
 }
 
 /// `universe rebuild`: from the config, or the flags' symbols or CSV.
@@ -278,9 +364,52 @@ pub async fn query(ctx: &Context, sql: &str, read: ReadArgs, out: &Output) -> Re
 /// `bars`: curated bars, 1m or resampled (`end` defaults to `start`).
 pub async fn bars(ctx: &Context, args: BarsArgs, out: &Output) -> Result<Outcome> {
     let lake = ctx.open().await?;
-    let request = BarsRequest { symbols: split_symbols(&args.symbols), start: args.start, end: args.end.unwrap_or(args.start), frequency: args.frequency, extended_hours: args.extended_hours };
+    let request = BarsRequest {
+        symbols: split_symbols(&args.symbols),
+        start: args.start,
+        end: args.end.unwrap_or(args.start),
+        frequency: args.frequency,
+        extended_hours: args.extended_hours,
+        adjust: args.adjust,
+    };
     let batches = curate::get_curated_bars(&lake, &request, &AsOf::parse(&args.read.as_of)?).await?;
     write_rows(&batches, &args.read, out)
+}
+
+/// `corporate-actions import`: fetch or read the actions and upsert them.
+pub async fn corporate_actions_import(
+    ctx: &Context,
+    source: ActionSource,
+    path: Option<PathBuf>,
+    symbols: Option<String>,
+    start: Option<NaiveDate>,
+    end: Option<NaiveDate>,
+    out: &Output,
+) -> Result<Outcome> {
+    let lake = ctx.open().await?;
+    let request = ImportRequest { source, path, symbols: symbols.as_deref().map(split_symbols), start, end };
+    let vendors = Vendors { polygon: &ctx.config.polygon, alpaca: &ctx.config.alpaca };
+    let report = corporate_actions::import(&lake, &ctx.config.corporate_actions, vendors, &request).await?;
+    out.corporate_actions_import(&report);
+    Ok(Outcome::Ok)
+}
+
+/// `corporate-actions show`: the stored actions of some symbols (default all).
+pub async fn corporate_actions_show(ctx: &Context, symbols: Option<String>, as_of: Option<String>, out: &Output) -> Result<Outcome> {
+    let lake = ctx.open().await?;
+    let symbols = symbols.as_deref().map(split_symbols);
+    let as_of = AsOf::parse(&as_of.into_iter().collect::<Vec<_>>())?;
+    let (actions, _) = corporate_actions::read_actions(&lake, symbols.as_deref(), &as_of).await?;
+    out.corporate_actions(&actions);
+    Ok(Outcome::Ok)
+}
+
+/// `recompute-adv`: average daily volume into features_adv.
+pub async fn recompute_adv(ctx: &Context, date: Option<NaiveDate>, out: &Output) -> Result<Outcome> {
+    let lake = ctx.open().await?;
+    let report = crate::adv::recompute_adv(&lake, &ctx.config.adv, date).await?;
+    out.adv(&report);
+    Ok(Outcome::Ok)
 }
 
 /// Rows in `--format` (JSON with `--json`), to stdout or `--output`.
@@ -329,6 +458,7 @@ pub async fn training_set(ctx: &Context, args: TrainingSetArgs, out: &Output) ->
         as_of_snapshot: args.as_of,
         embargo,
         fallback: FallbackSettings::from(&ctx.config.health),
+        fundamentals: args.fundamentals.as_deref().map(|s| s.split(',').map(|i| i.trim().to_string()).filter(|i| !i.is_empty()).collect()).unwrap_or_default(),
     };
     let set = sets::get_features_for_training(&lake, &request).await?;
     Output { json: false }.batches(&set.batches, format, Some(args.output.as_path()))?;

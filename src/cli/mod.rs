@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::error::Result;
 use crate::outcome::{Outcome, EXIT_CODES_HELP};
 use crate::table::Lake;
-use args::{BenchCommand, Cli, Command, DebugCommand, DqCommand, ProgressCommand, UniverseCommand};
+use args::{BenchCommand, Cli, Command, CorporateActionsCommand, DebugCommand, DqCommand, FundamentalsCommand, ProgressCommand, UniverseCommand};
 use output::Output;
 use progress_bar::Bar;
 
@@ -111,6 +111,10 @@ async fn run(cli: Cli, out: &Output) -> Result<Outcome> {
         Command::Debug(DebugCommand::TargetCoverage { dataset, end, days_back }) => commands::target_coverage(&ctx, &dataset, end, days_back, out).await,
         Command::Bench(BenchCommand::PeerJob { raw_dir, out_dir }) => commands::peer_job(&ctx, &raw_dir, &out_dir, out).await,
         Command::Dq(DqCommand::Summary { dataset, start, end }) => commands::dq_summary(&ctx, &dataset, start, end, out).await,
+        Command::Annotate(args) => commands::annotate(&ctx, args, out).await,
+        Command::Annotations { dataset, start, end } => commands::annotations(&ctx, dataset.as_deref(), start.as_deref(), end.as_deref(), out).await,
+        Command::Fundamentals(FundamentalsCommand::Upsert { source, symbols, path, format }) => commands::fundamentals_upsert(&ctx, source, symbols.as_deref(), path, format, out).await,
+        Command::Fundamentals(FundamentalsCommand::Show { symbols, as_of_date, read }) => commands::fundamentals_show(&ctx, symbols.as_deref(), as_of_date, read, out).await,
         Command::Universe(UniverseCommand::Rebuild { symbols, csv }) => commands::universe_rebuild(&ctx, symbols, csv, out).await,
         Command::Universe(UniverseCommand::Show) => commands::universe_show(&ctx, out).await,
         Command::Datasets => commands::datasets(&ctx, out).await,
@@ -122,6 +126,11 @@ async fn run(cli: Cli, out: &Output) -> Result<Outcome> {
         Command::Vacuum { datasets, retention, dry_run } => commands::vacuum(&ctx, &datasets, retention.as_deref(), dry_run, out).await,
         Command::Query { sql, read } => commands::query(&ctx, &sql, read, out).await,
         Command::Bars(args) => commands::bars(&ctx, args, out).await,
+        Command::CorporateActions(CorporateActionsCommand::Import { source, path, symbols, start, end }) => {
+            commands::corporate_actions_import(&ctx, source, path, symbols, start, end, out).await
+        }
+        Command::CorporateActions(CorporateActionsCommand::Show { symbols, as_of }) => commands::corporate_actions_show(&ctx, symbols, as_of, out).await,
+        Command::RecomputeAdv { date } => commands::recompute_adv(&ctx, date, out).await,
         Command::Calendar { start, end } => commands::calendar(start, end, out),
         Command::Train(args) => commands::train(&ctx, args, out).await,
         Command::Models => commands::models(&ctx, out).await,

@@ -8,7 +8,7 @@ use crate::calendar::Session;
 use crate::curate::CurateReport;
 use crate::demo::DemoReport;
 use crate::bench::PeerJobReport;
-use crate::dq::{DatasetHealth, QualitySummary, TargetCoverage, ValidationReport};
+use crate::dq::{Annotation, DatasetHealth, QualitySummary, TargetCoverage, ValidationReport};
 use crate::features::FeaturesReport;
 use crate::sets::Lineage;
 use crate::error::{Error, Result};
@@ -17,6 +17,7 @@ use crate::models::eval::Metrics;
 use crate::models::registry::SessionRange;
 use crate::models::{ModelEntry, ScoreReport, TrainReport};
 use crate::ops::backfill::BackfillReport;
+use crate::reference::fundamentals::UpsertReport;
 use crate::table::operations::history::{DiffReport, SnapshotInfo};
 use crate::table::operations::vacuum::VacuumReport;
 use crate::table::operations::verify::VerifyReport;
@@ -24,6 +25,8 @@ use crate::table::manifest::{PartitionEntry, TableState};
 use crate::table::lake_log::{LakeCommit, StageOutcome};
 use crate::table::{DatasetSummary, LakeTag, RecoveryReport, StageResult, Tag};
 use crate::universe::{Breadth, Member, RebuildReport};
+use crate::adv::AdvReport;
+use crate::reference::corporate_actions::{CorporateAction, ImportReport};
 
 use super::args::Format;
 
@@ -192,8 +195,17 @@ impl Output {
 
     pub fn dq_summary(&self, s: &QualitySummary) {
         self.print(s, || {
-            let mut t = table(&["session", "symbols", "with bars", "expected", "present", "gaps", "filled", "invalid", "duplicates", "outliers", "coverage", "min symbol coverage"]);
-            for (date, r) in s.sessions.iter().chain(s.total.iter()).map(|r| (r.date, &r.totals)) {
+            let mut t = table(&["session", "symbols", "with bars", "expected", "present", "gaps", "filled", "invalid", "duplicates", "outliers", "coverage", "min symbol coverage", "annotations"]);
+            for row in s.sessions.iter().chain(s.total.iter()) {
+                let (date, r) = (row.date, &row.totals);
+                let notes = row.annotations.iter().map(Annotation::summary).collect::<Vec<_>>().join("\n");
+                if !row.has_metrics {
+                    let mut cells = vec![date.map_or("total".into(), |d| d.to_string()), "no metrics".into()];
+                    cells.extend(std::iter::repeat_n(String::new(), 10));
+                    cells.push(notes);
+                    t.add_row(cells);
+                    continue;
+                }
                 t.add_row([
                     date.map_or("total".into(), |d| d.to_string()),
                     r.symbols.to_string(),
@@ -207,6 +219,7 @@ impl Output {
                     r.outlier_count.to_string(),
                     format!("{:.2}%", r.coverage * 100.0),
                     format!("{:.2}%", r.min_symbol_coverage * 100.0),
+                    notes,
                 ]);
             }
             let nulls: Vec<String> = s.null_rates.iter().map(|(c, r)| format!("{c} {:.2}%", r * 100.0)).collect();
@@ -226,7 +239,11 @@ impl Output {
             }
             for p in &h.partitions {
                 let bad: Vec<String> = p.checks.iter().filter(|c| c.status != crate::dq::Status::Green).map(|c| format!("{} {}", c.name, c.detail)).collect();
-                t.add_row([p.partition.clone(), p.status.to_string(), if bad.is_empty() { "ok".into() } else { bad.join("; ") }]);
+                let mut detail = if bad.is_empty() { "ok".to_string() } else { bad.join("; ") };
+                for a in &p.annotations {
+                    detail += &format!("\n{}", a.summary());
+                }
+                t.add_row([p.partition.clone(), p.status.to_string(), detail]);
             }
             format!("{}\n{t}", Self::health_summary(h))
         });
@@ -257,6 +274,43 @@ impl Output {
             h.reference_session,
             h.latest_session.map_or("none".into(), |d| d.to_string())
         )
+    }
+
+    /// Annotations, oldest first.
+    pub fn annotations(&self, list: &[Annotation]) {
+        self.print(list, || {
+            let mut t = table(&["id", "dataset", "symbols", "start (UTC)", "end (UTC)", "unusable", "reason", "created at (UTC)"]);
+            let time = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M:%S").to_string();
+            for a in list {
+                t.add_row(vec![a.id.clone(), a.dataset.clone(), a.symbols_text(), time(a.start), time(a.end), if a.unusable { "yes".into() } else { String::new() }, a.reason.clone(), time(a.created_at)]);
+            }
+            format!("{t}\n{} annotation(s)", list.len())
+        });
+    }
+
+    pub fn fundamentals_upsert(&self, r: &UpsertReport) {
+        self.print(r, || {
+            let mut s = format!(
+                "fundamentals from {} ({}): {} filing(s) read for {} symbol(s); {} inserted, {} replaced, {} unchanged, {} skipped{}{}; {}; {} row(s) in {}",
+                r.source,
+                r.origin,
+                r.filings_read,
+                r.symbols.len(),
+                r.inserted,
+                r.replaced,
+                r.unchanged,
+                r.skipped.len(),
+                if r.duplicates > 0 { format!(", {} delivered twice (the later kept)", r.duplicates) } else { String::new() },
+                if r.not_selected > 0 { format!(", {} row(s) of symbols outside --symbols left out", r.not_selected) } else { String::new() },
+                r.snapshot_id.map_or("nothing changed, nothing committed".into(), |id| format!("snapshot {id}")),
+                r.rows,
+                r.dataset
+            );
+            for k in &r.skipped {
+                s += &format!("\nskipped {} {}: {}", k.symbol, k.filing, k.reason);
+            }
+            s
+        });
     }
 
     pub fn train(&self, r: &TrainReport) {
@@ -387,6 +441,47 @@ impl Output {
             ]);
         }
         format!("{table}\nbreadth: {breadth:?}")
+        });
+    }
+
+    pub fn corporate_actions_import(&self, r: &ImportReport) {
+        self.print(r, || {
+            let skipped = if r.skipped.is_empty() { String::new() } else { format!("; skipped {:?}", r.skipped) };
+            let snapshot = r.snapshot_id.map_or("nothing to write".to_string(), |s| format!("snapshot {s}"));
+            format!(
+                "imported {} rows ({} splits, {} dividends, {} symbols) from {} ({}): {} new, {} replaced; {} fetched, {} duplicates merged{}; {}",
+                r.rows, r.splits, r.dividends, r.symbols, r.source, r.origin, r.inserted, r.replaced, r.fetched, r.merged, skipped, snapshot
+            )
+        });
+    }
+
+    pub fn corporate_actions(&self, rows: &[CorporateAction]) {
+        self.print(rows, || {
+            let mut t = table(&["symbol", "ex_date", "kind", "source", "split", "cash", "record", "pay", "vendor_id"]);
+            let date = |d: Option<chrono::NaiveDate>| d.map_or(String::new(), |d| d.to_string());
+            for a in rows {
+                let split = match (a.split_from, a.split_to) {
+                    (Some(f), Some(t)) => format!("{f}:{t}"),
+                    _ => String::new(),
+                };
+                let cash = a.cash_amount.map_or(String::new(), |c| format!("{c} {}", a.currency.as_deref().unwrap_or("")).trim().to_string());
+                t.add_row(vec![a.symbol.clone(), a.ex_date.to_string(), a.kind.to_string(), a.source.to_string(), split, cash, date(a.record_date), date(a.pay_date), a.vendor_id.clone().unwrap_or_default()]);
+            }
+            format!("{t}\n{} actions", rows.len())
+        });
+    }
+
+    pub fn adv(&self, r: &AdvReport) {
+        self.print(r, || {
+            let mut t = table(&["symbol", "adv_shares", "adv_dollars", "sessions", "method"]);
+            let num = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
+            for row in &r.rows {
+                t.add_row(vec![row.symbol.clone(), num(row.adv_shares), num(row.adv_dollars), row.sessions_used.to_string(), row.method.as_str().to_string()]);
+            }
+            format!(
+                "{t}\nADV as of {} over {} sessions from {} (min {}): {} symbols {:?}; snapshot {}",
+                r.date, r.window, r.window_start, r.min_sessions, r.symbols, r.by_method, r.snapshot_id
+            )
         });
     }
 

@@ -7,6 +7,7 @@ use clap::ValueEnum;
 use crate::bars::{BarSize, Frequency};
 use crate::curate::FillPolicy;
 use crate::names::Named;
+use crate::reference::corporate_actions::{ActionSource, Adjustment};
 use crate::sources::file::FileFormat;
 use crate::sources::SourceKind;
 
@@ -32,4 +33,4 @@ macro_rules! value_enum {
     )+};
 }
 
-value_enum!(BarSize, Frequency, FillPolicy, FileFormat, SourceKind);
+value_enum!(BarSize, Frequency, FillPolicy, FileFormat, SourceKind, ActionSource, Adjustment);

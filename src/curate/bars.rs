@@ -1,11 +1,13 @@
 //! `get_curated_bars`: curated bars of some symbols over some sessions, at 1m or resampled within
-//! sessions (5m, 15m, 30m, 1h, 1d; SQL in `resample.sql`), at the latest or any earlier snapshot.
+//! sessions (5m, 15m, 30m, 1h, 1d; SQL in `resample.sql`), at the latest or any earlier snapshot, as
+//! stored or back-adjusted for splits (and dividends) at read time: the stored files never change.
 
 use arrow::array::RecordBatch;
 use chrono::NaiveDate;
 use crate::bars::Frequency;
 use crate::error::{Error, Result};
 use crate::query::{AsOf, QueryEngine};
+use crate::reference::corporate_actions::{Adjustment, AdjustmentFactors};
 use crate::table::layout::validate_symbol;
 use crate::table::Lake;
 
@@ -20,6 +22,9 @@ pub struct BarsRequest {
     pub frequency: Frequency,
     /// 1m only: also the extended-hours bars (resampled bars are regular-session only).
     pub extended_hours: bool,
+    /// Back-adjustment of prices (open, high, low, close, vwap) and volume; `None` (the default) gives
+    /// the stored prices. Factors come from `reference_corporate_actions` at the same `as_of`.
+    pub adjust: Adjustment,
 }
 
 /// Curated bars for `request`, sorted by (symbol, ts). One-minute bars carry curation's flags;
@@ -46,5 +51,11 @@ pub async fn get_curated_bars(lake: &Lake, request: &BarsRequest, as_of: &AsOf) 
         f => super::fill_template(RESAMPLE_SQL, &[("filter", filter), ("minutes", f.minutes().to_string())])?,
     };
     let engine = QueryEngine::open_for_sql(lake, as_of, &sql).await?;
-    tokio::task::block_in_place(|| engine.query(&sql))
+    let batches = tokio::task::block_in_place(|| engine.query(&sql))?;
+    if request.adjust == Adjustment::None {
+        return Ok(batches);
+    }
+    let factors = AdjustmentFactors::load(lake, &request.symbols, as_of).await?;
+    factors.check(&request.symbols, request.start, request.adjust)?;
+    tokio::task::block_in_place(|| batches.iter().map(|b| factors.adjust_batch(b, request.adjust)).collect())
 }

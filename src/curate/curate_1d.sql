@@ -37,11 +37,17 @@ FROM (
 );
 
 -- Outliers: |log return| against the std of the previous sessions' returns (the year before the range
--- seeds the window).
+-- seeds the window). Returns are of split-adjusted closes (the table `splits(symbol, ex_date, ratio)`
+-- from reference_corporate_actions, made by daily.rs), so a split is not an outlier; the stored
+-- prices stay as delivered.
 CREATE TEMP VIEW curated AS
-WITH r AS (
-  SELECT *, ln(close / lag(close) OVER w) AS ret_1, row_number() OVER w AS n
-  FROM bars
+WITH a AS (
+  SELECT b.*, b.close * coalesce((SELECT product(s.ratio) FROM splits s WHERE s.symbol = b.symbol AND s.ex_date > b.date), 1.0) AS adj_close
+  FROM bars b
+),
+r AS (
+  SELECT *, ln(adj_close / lag(adj_close) OVER w) AS ret_1, row_number() OVER w AS n
+  FROM a
   WINDOW w AS (PARTITION BY symbol ORDER BY date)
 ),
 o AS (

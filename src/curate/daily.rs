@@ -12,6 +12,7 @@ use super::{count_true, fill_template, metrics, raw_union, CurateReport, CurateR
 use crate::calendar::NyseCalendar;
 use crate::error::{Error, Result};
 use crate::query::{AsOf, QueryEngine};
+use crate::reference::corporate_actions::SplitHistory;
 use crate::bars::BarSize;
 use crate::table::layout::PartitionKey;
 use crate::table::Lake;
@@ -43,10 +44,18 @@ pub(super) async fn curate(lake: &Lake, settings: &CurateSettings, request: &Cur
     )?;
     let engine = QueryEngine::open_for_sql(lake, &AsOf::default(), &raw_sql).await?;
     let days = days_table(seed, end)?;
+    // Returns across sessions are judged on one share basis: a split is not an outlier.
+    let splits = SplitHistory::load(lake, None, &AsOf::default()).await?;
+    let splits_sql = splits_table(&splits)?;
+    let mut inputs = engine.snapshots.clone();
+    if splits.snapshot_id > 0 {
+        inputs.insert(crate::reference::corporate_actions::DATASET.to_string(), splits.snapshot_id);
+    }
     let curated_at = Utc::now().timestamp_micros();
     let (curated, rejects, sources, spans) = tokio::task::block_in_place(|| -> Result<_> {
         let conn = engine.connection();
         conn.execute_batch(&days)?;
+        conn.execute_batch(&splits_sql)?;
         conn.execute_batch(&script)?;
         // is_rth / is_filled: what the metrics count a minute bar by; every daily bar is a session's.
         let curated = engine.query(&format!(
@@ -90,7 +99,7 @@ pub(super) async fn curate(lake: &Lake, settings: &CurateSettings, request: &Cur
         metrics,
         request: &request,
         job_id,
-        inputs: engine.snapshots.clone(),
+        inputs,
         settings,
         counts: StageCounts {
             // Every valid raw bar is curated, a duplicate, or superseded.
@@ -106,6 +115,19 @@ pub(super) async fn curate(lake: &Lake, settings: &CurateSettings, request: &Cur
     }
     .commit()
     .await
+}
+
+/// `CREATE TEMP TABLE splits(symbol, ex_date, ratio)`: every split's price ratio (split_from / split_to).
+fn splits_table(splits: &SplitHistory) -> Result<String> {
+    let mut rows = Vec::new();
+    for (symbol, ex, ratio) in splits.splits() {
+        crate::table::layout::validate_symbol(symbol)?; // safe inside quotes
+        rows.push(format!("('{symbol}', DATE '{ex}', CAST({ratio:e} AS DOUBLE))"));
+    }
+    if rows.is_empty() {
+        return Ok("CREATE TEMP TABLE splits (symbol VARCHAR, ex_date DATE, ratio DOUBLE);".into());
+    }
+    Ok(format!("CREATE TEMP TABLE splits AS SELECT * FROM (VALUES {}) t(symbol, ex_date, ratio);", rows.join(", ")))
 }
 
 /// `CREATE TEMP TABLE days(date, day_start_us, day_end_us, is_session)`: every New York calendar day

@@ -4,8 +4,9 @@
 //!
 //! Semantics, as `curate_1m.sql` had them:
 //! - fill: a row's close is the last non-null close of its symbol so far (across sessions, so the
-//!   session before the range seeds it); a filled minute takes open = high = low = that close, volume 0
-//!   and the last source. Rows with nothing to fill from are dropped, and filled rows too under the
+//!   session before the range seeds it; a close carried into a later session is put on that session's
+//!   share basis by the splits with ex-dates in between); a filled minute takes open = high = low =
+//!   that close, volume 0 and the last source. Rows with nothing to fill from are dropped, and filled rows too under the
 //!   `none` policy.
 //! - outliers: within each (symbol, session, regular-or-extended) group of the remaining rows in time
 //!   order, `ret = ln(close / previous row's close)`; the row is an outlier when it is past the first
@@ -20,9 +21,11 @@ use arrow::array::{
 };
 use arrow::compute::{concat_batches, take_record_batch};
 use arrow::datatypes::{Field, Float64Type, Int64Type, Schema};
+use chrono::NaiveDate;
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
+use crate::reference::corporate_actions::SplitHistory;
 
 /// How the kernels run.
 #[derive(Debug, Clone)]
@@ -34,6 +37,8 @@ pub(super) struct KernelParams {
     pub start_days: i32,
     pub job_id: String,
     pub curated_at: i64,
+    /// Splits, to carry a close across an ex-date on the new share basis.
+    pub splits: Arc<SplitHistory>,
 }
 
 /// Symbols per rayon task: enough tasks to balance two to many cores, few enough to amortize the
@@ -111,6 +116,8 @@ fn kernel(b: &RecordBatch, p: &KernelParams) -> Result<RecordBatch> {
     let mut outlier = vec![false; n];
     let mut keep: Vec<u32> = Vec::with_capacity(n);
     let mut last_close: Option<f64> = None;
+    // The session whose share basis `last_close` is on.
+    let mut close_day = 0;
     // A filled minute is labelled with its own symbol-session's source (the session comes whole from
     // it), or, in a session with no bar of its own, the last one before.
     let (mut session_source, mut last_source): (Option<&str>, Option<&str>) = (None, None);
@@ -122,6 +129,11 @@ fn kernel(b: &RecordBatch, p: &KernelParams) -> Result<RecordBatch> {
             (last_close, last_source) = (None, None);
         }
         if new_symbol || date.value(i) != date.value(i - 1) {
+            // A close carried from an earlier session: on this session's share basis.
+            if let (Some(close), Some(from), Some(to)) = (last_close, NaiveDate::from_epoch_days(close_day), NaiveDate::from_epoch_days(date.value(i))) {
+                last_close = Some(close * p.splits.price_ratio_between(symbol.value(i), from, to));
+            }
+            close_day = date.value(i);
             groups = Default::default();
             let same_session = |j: &usize| symbol.value(*j) == symbol.value(i) && date.value(*j) == date.value(i);
             session_source = (i..n).take_while(same_session).find(|j| source.is_valid(*j)).map(|j| source.value(j));
@@ -219,7 +231,7 @@ mod tests {
     }
 
     fn params(window: usize) -> KernelParams {
-        KernelParams { keep_filled: true, outlier_k: 10.0, outlier_window: window, start_days: 1, job_id: "j".into(), curated_at: 0 }
+        KernelParams { keep_filled: true, outlier_k: 10.0, outlier_window: window, start_days: 1, job_id: "j".into(), curated_at: 0, splits: Arc::default() }
     }
 
     #[test]
@@ -234,6 +246,19 @@ mod tests {
         let volume = out.column_by_name("volume").unwrap().as_primitive::<Float64Type>().value(0);
         assert_eq!(volume, 0.0);
         assert_eq!(out.column_by_name("source").unwrap().as_string::<i32>().value(0), "file");
+    }
+
+    #[test]
+    fn a_carried_close_crosses_a_split_on_the_new_basis() {
+        // A 2-for-1 with ex-date day 1 (1970-01-02): day 0's close 10 seeds day 1's filled open at 5.
+        let rows = [("A", 0, 0, Some(10.0), false, true), ("A", 60, 1, None, true, true), ("A", 120, 1, Some(5.1), false, true), ("A", 180, 2, None, true, true)];
+        let day = |n: i32| NaiveDate::from_epoch_days(n).unwrap();
+        let p = KernelParams { splits: Arc::new(SplitHistory::from_splits([("A".to_string(), day(1), 0.5), ("B".to_string(), day(2), 0.1)])), ..params(2) };
+        let out = fill_and_flag(&[merged(&rows)], &p).unwrap();
+        let close: Vec<f64> = out[0].column_by_name("close").unwrap().as_primitive::<Float64Type>().values().to_vec();
+        assert_eq!(close, [5.0, 5.1, 5.1], "the seed is split-adjusted; a split of another symbol changes nothing");
+        let without = fill_and_flag(&[merged(&rows)], &params(2)).unwrap();
+        assert_eq!(without[0].column_by_name("close").unwrap().as_primitive::<Float64Type>().value(0), 10.0);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use super::{count_true, fill_template, metrics, raw_union, sessions_table, Curat
 use crate::calendar::NyseCalendar;
 use crate::error::Result;
 use crate::query::{AsOf, QueryEngine};
+use crate::reference::corporate_actions::SplitHistory;
 use crate::bars::BarSize;
 use crate::table::layout::PartitionKey;
 use crate::table::Lake;
@@ -55,6 +56,12 @@ pub(super) async fn curate(lake: &Lake, settings: &CurateSettings, request: &Cur
         Ok((merged, rejects, stats, sources))
     })?;
     tracing::debug!(seconds = started.elapsed().as_secs_f64(), "curation SQL done");
+    // A close carried into the range's sessions crosses their ex-dates on the new share basis.
+    let splits = SplitHistory::load(lake, None, &AsOf::default()).await?;
+    let mut inputs = engine.snapshots.clone();
+    if splits.snapshot_id > 0 {
+        inputs.insert(crate::reference::corporate_actions::DATASET.to_string(), splits.snapshot_id);
+    }
     let params = KernelParams {
         keep_filled: settings.fill == FillPolicy::ForwardFill,
         outlier_k: settings.outlier_k,
@@ -62,6 +69,7 @@ pub(super) async fn curate(lake: &Lake, settings: &CurateSettings, request: &Cur
         start_days: request.start.to_epoch_days(),
         job_id: job_id.clone(),
         curated_at,
+        splits: std::sync::Arc::new(splits),
     };
     let curated = tokio::task::block_in_place(|| kernels::fill_and_flag(&merged, &params))?;
     drop(merged); // the kernels' output replaces it: do not hold both
@@ -89,7 +97,7 @@ pub(super) async fn curate(lake: &Lake, settings: &CurateSettings, request: &Cur
         metrics,
         request,
         job_id,
-        inputs: engine.snapshots.clone(),
+        inputs,
         settings,
         counts: StageCounts {
             valid_raw_rows: stat(0),

@@ -26,6 +26,7 @@ mod minute;
 
 pub use bars::{get_curated_bars, BarsRequest};
 pub use crate::bars::Frequency;
+pub use crate::reference::corporate_actions::Adjustment;
 
 use crate::calendar::{NyseCalendar, Session};
 use crate::dq::{metrics, SessionMetrics};

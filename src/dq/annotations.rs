@@ -151,7 +151,8 @@ pub fn parse_symbols(spec: &str) -> Result<Option<Vec<String>>> {
 pub async fn annotate(lake: &Lake, new: NewAnnotation) -> Result<Annotation> {
     let dataset = lake.dataset(&new.dataset)?.name().to_string();
     if new.end < new.start {
-        return Err(Error::invalid(format!("end {} is before start {}", new.end.to_rfc3339(), new.start.to_rfc3339())));
+        let t = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
+        return Err(Error::invalid(format!("end {} is before start {}", t(new.end), t(new.start))));
     }
     if let Some(list) = &new.symbols {
         if list.is_empty() {

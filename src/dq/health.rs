@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
+use super::annotations::{list_annotations, span_of_dates, Annotation};
 use super::symbol_metrics;
 use crate::calendar::NyseCalendar;
 use crate::quality::{judge, quality_checks, Check, QualityRules, Status};
@@ -82,6 +83,9 @@ pub struct PartitionHealth {
     pub partition: String,
     pub status: Status,
     pub checks: Vec<Check>,
+    /// Annotations of the dataset touching the partition's days (an outage, an accepted problem):
+    /// shown beside the verdict, which they do not change.
+    pub annotations: Vec<Annotation>,
 }
 
 /// `get_dataset_health`: the verdict for a dataset as of a date.
@@ -135,7 +139,7 @@ fn partition_health(partition: &str, entry: Option<&PartitionEntry>, rules: &Qua
             }
         },
     };
-    PartitionHealth { partition: partition.into(), status: checks.iter().map(|c| c.status).max().unwrap_or(Status::Green), checks }
+    PartitionHealth { partition: partition.into(), status: checks.iter().map(|c| c.status).max().unwrap_or(Status::Green), checks, annotations: Vec::new() }
 }
 
 /// The New York date of a partition's last row, capped at `reference`; `None` if it starts after it.
@@ -204,7 +208,12 @@ pub async fn get_dataset_health(lake: &Lake, dataset: &str, as_of_date: Option<N
     // Every partition the window's sessions fall in is judged: a missing one was never curated.
     let mut keys: Vec<String> = NyseCalendar.sessions(window_start, reference).iter().map(|s| PartitionKey::for_date(contract.partitioning, s.date).to_string()).collect();
     keys.dedup();
-    let partitions: Vec<PartitionHealth> = if targets.is_some() { Vec::new() } else { keys.iter().map(|k| partition_health(k, state.partitions.get(k), &rules)).collect() };
+    let mut partitions: Vec<PartitionHealth> = if targets.is_some() { Vec::new() } else { keys.iter().map(|k| partition_health(k, state.partitions.get(k), &rules)).collect() };
+    let (first, last) = span_of_dates(window_start, reference);
+    let notes = list_annotations(lake, Some(ds.name()), first, last).await?;
+    for p in &mut partitions {
+        p.annotations = notes.iter().filter(|a| a.touches_partition(&p.partition)).cloned().collect();
+    }
 
     let mut checks = Vec::new();
     // Freshness: the latest session with rows against the reference session.

@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod target_coverage;
 mod validate;
 
+pub use annotations::{list_annotations, Annotation};
 pub use health::{get_dataset_health, DatasetHealth, HealthSettings, KeySymbol, PartitionHealth};
 pub use crate::quality::{Check, PartitionQuality, QualityTotals, Status};
 pub use target_coverage::{target_coverage, TargetCoverage};
@@ -148,8 +149,12 @@ impl QualityTotals {
 #[derive(Debug, Clone, Serialize)]
 pub struct SessionSummary {
     pub date: Option<NaiveDate>,
+    /// False for a session listed only for its annotations (no metrics: its totals are zero).
+    pub has_metrics: bool,
     #[serde(flatten)]
     pub totals: QualityTotals,
+    /// Annotations of the dataset touching the session (an outage, an accepted problem).
+    pub annotations: Vec<Annotation>,
 }
 
 /// `get_data_quality_summary`: a dataset's metrics per session between two dates, and their total.
@@ -169,6 +174,8 @@ pub struct QualitySummary {
     /// The dq_metrics snapshot read, and the dataset's snapshot the null rates come from.
     pub snapshot_id: u64,
     pub dataset_snapshot_id: u64,
+    /// Every annotation of the dataset overlapping the range (each also beside its sessions).
+    pub annotations: Vec<Annotation>,
 }
 
 /// Summarizes `dataset`'s metrics from `start` to `end`.
@@ -189,8 +196,20 @@ pub async fn get_data_quality_summary(lake: &Lake, dataset: &str, start: NaiveDa
     for m in &rows {
         by_date.entry(m.date).or_default().push(m);
     }
-    let sessions: Vec<SessionSummary> = by_date.iter().map(|(d, rows)| SessionSummary { date: Some(*d), totals: QualityTotals::of(rows.iter().copied()) }).collect();
-    let total = (!rows.is_empty()).then(|| SessionSummary { date: None, totals: QualityTotals::of(&rows) });
+    let (first, last) = annotations::span_of_dates(start, end);
+    let notes = list_annotations(lake, Some(judged.name()), first, last).await?;
+    let touching = |d: NaiveDate| notes.iter().filter(|a| a.touches_date(d)).cloned().collect::<Vec<_>>();
+    let mut sessions: Vec<SessionSummary> =
+        by_date.iter().map(|(d, rows)| SessionSummary { date: Some(*d), has_metrics: true, totals: QualityTotals::of(rows.iter().copied()), annotations: touching(*d) }).collect();
+    // An outage often leaves no metrics at all: its annotated sessions are listed anyway.
+    for s in NyseCalendar.sessions(start, end).into_iter().filter(|s| !by_date.contains_key(&s.date)) {
+        let annotations = touching(s.date);
+        if !annotations.is_empty() {
+            sessions.push(SessionSummary { date: Some(s.date), has_metrics: false, totals: QualityTotals::default(), annotations });
+        }
+    }
+    sessions.sort_by_key(|s| s.date);
+    let total = (!rows.is_empty()).then(|| SessionSummary { date: None, has_metrics: true, totals: QualityTotals::of(&rows), annotations: Vec::new() });
     let judged_state = judged.latest_in(&view).await?;
     let (mut judged_rows, mut nulls) = (0u64, BTreeMap::<String, u64>::new());
     for e in judged_state.partitions.values().filter(|e| partition_overlaps(e, start, end)) {
@@ -205,12 +224,13 @@ pub async fn get_data_quality_summary(lake: &Lake, dataset: &str, start: NaiveDa
         start,
         end,
         sessions_expected: NyseCalendar.sessions(start, end).len(),
-        sessions_with_data: sessions.len(),
+        sessions_with_data: by_date.len(),
         total,
         sessions,
         null_rates,
         snapshot_id: state.snapshot_id,
         dataset_snapshot_id: judged_state.snapshot_id,
+        annotations: notes,
     })
 }
 

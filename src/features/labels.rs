@@ -12,6 +12,7 @@ use crate::calendar::NyseCalendar;
 use crate::curate::fill_template;
 use crate::error::{Error, Result};
 use crate::query::{AsOf, QueryEngine};
+use crate::reference::corporate_actions::SplitHistory;
 use crate::table::{Lake, SnapshotSpec};
 
 const LABELS_SQL: &str = include_str!("labels.sql");
@@ -21,6 +22,26 @@ const LABELS_SQL: &str = include_str!("labels.sql");
 pub fn read_range(set: &LabelSet, start: NaiveDate, end: NaiveDate) -> (NaiveDate, NaiveDate) {
     let ahead = set.targets.iter().filter_map(|t| if let Horizon::Sessions(n) = t.horizon { Some(n) } else { None }).max().unwrap_or(0);
     (NyseCalendar.add_sessions(start, -(i64::from(set.beta_sessions) + 1)), NyseCalendar.add_sessions(end, i64::from(ahead)))
+}
+
+/// Each (symbol, session) of `from..=to` whose prices a later split in the range changes, with the
+/// factor that puts them on the share basis of `to`: the split-adjustment `labels.sql` applies to
+/// returns across sessions (1.0, and so no row, elsewhere).
+pub fn split_factors(splits: &SplitHistory, from: NaiveDate, to: NaiveDate) -> Vec<(String, NaiveDate, f64)> {
+    let sessions = NyseCalendar.sessions(from, to);
+    let mut symbols: Vec<&str> = splits.splits().filter(|(_, ex, _)| *ex > from && *ex <= to).map(|(s, _, _)| s).collect();
+    symbols.sort_unstable();
+    symbols.dedup();
+    let mut out = Vec::new();
+    for symbol in symbols {
+        for s in &sessions {
+            let factor = splits.price_ratio_between(symbol, s.date, to);
+            if factor != 1.0 {
+                out.push((symbol.to_string(), s.date, factor));
+            }
+        }
+    }
+    out
 }
 
 /// Computes `set`'s labels for the sessions `start..=end` from its input at `input_snapshot`.

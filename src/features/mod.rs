@@ -35,6 +35,7 @@ pub use definition::{Feature, FeatureSet, Horizon, LabelSet, SetDefinition, Targ
 use crate::calendar::{NyseCalendar, Session};
 use crate::dq::{metrics, SessionMetrics};
 use crate::error::{Error, Result};
+use crate::reference::corporate_actions::SplitHistory;
 use crate::table::layout::PartitionKey;
 use crate::table::operations::write::WriteMode;
 use crate::table::manifest::TableState;
@@ -130,12 +131,20 @@ pub async fn compute_features(lake: &Lake, request: &FeaturesRequest) -> Result<
             SetDefinition::Labels(l) => {
                 let input = lake.dataset(&l.input)?;
                 let state = input.latest_in(&view).await?;
-                // Split factors come from corporate actions; none recorded means none applied.
-                let factors = Vec::new();
+                // Returns across sessions use split-adjusted prices (reference_corporate_actions).
+                let actions = lake.dataset(crate::reference::corporate_actions::DATASET)?;
+                let actions_state = actions.latest_in(&view).await?;
+                let splits = SplitHistory::load(lake, None, &crate::query::AsOf::default()).await?;
+                let (read_start, read_end) = labels::read_range(l, request.start, request.end);
+                let factors = labels::split_factors(&splits, read_start, read_end);
                 let batches = labels::compute(lake, l, request.start, request.end, state.snapshot_id, &factors).await?;
+                // A split imported later changes the labels around it: the corporate actions' version is
+                // an input of every label partition (coarse: any import makes them stale).
                 let reads = |d: NaiveDate| {
                     let (from, to) = labels::read_range(l, d, d);
-                    inputs::read_inputs(&input, &state, from, to)
+                    let mut read = inputs::read_inputs(&input, &state, from, to);
+                    read.extend(inputs::read_inputs(&actions, &actions_state, from, from));
+                    read
                 };
                 read.push((l.name.clone(), sessions.iter().map(|s| (s.date, reads(s.date))).collect()));
                 ((l.input.clone(), state.snapshot_id), batches, "labels", l.version, l.definition_sha256.clone())

@@ -17,6 +17,7 @@ use super::drift::{judge_session, PredictionQualitySettings, SessionQuality};
 use super::registry::ModelArtifact;
 use crate::calendar::NyseCalendar;
 use crate::contract::DatasetContract;
+use crate::dq::annotations::{list_annotations, span_of_dates};
 use crate::dq::{DatasetHealth, HealthSettings, PartitionHealth};
 use crate::error::{Error, Result};
 use crate::quality::{Check, Status};
@@ -271,6 +272,7 @@ pub async fn predictions_health(lake: &Lake, as_of_date: Option<NaiveDate>, heal
             partition: PartitionKey::for_date(crate::contract::Partitioning::Date, q.date).to_string(),
             status: Status::Green,
             checks: Vec::new(),
+            annotations: Vec::new(),
         });
         p.status = p.status.max(q.status);
         let model = q.model_id.as_deref().map(|m| format!(" (model {m})")).unwrap_or_default();
@@ -290,7 +292,13 @@ pub async fn predictions_health(lake: &Lake, as_of_date: Option<NaiveDate>, heal
             Check { name: "freshness".into(), status, detail: format!("latest scored session {d}, {lag} session(s) behind {reference}") }
         }
     };
-    let partitions: Vec<PartitionHealth> = partitions.into_values().collect();
+    let mut partitions: Vec<PartitionHealth> = partitions.into_values().collect();
+    // Annotations of `predictions` (an outage, an accepted problem) beside the sessions they touch.
+    let (first, last) = span_of_dates(window_start, reference);
+    let notes = list_annotations(lake, Some(PREDICTIONS), first, last).await?;
+    for p in &mut partitions {
+        p.annotations = notes.iter().filter(|a| a.touches_partition(&p.partition)).cloned().collect();
+    }
     let status = partitions.iter().map(|p| p.status).chain([freshness.status]).max().unwrap_or(Status::Green);
     let no_new_data = latest.is_none_or(|d| d < NyseCalendar.previous_session(reference));
     let missing = partitions.iter().any(|p| p.checks.iter().any(|c| c.name == "rows" && c.status == Status::Red));

@@ -256,6 +256,7 @@ pub async fn train(lake: &Lake, request: &TrainRequest, fallback: crate::sets::F
         as_of_snapshot: request.as_of_snapshot.clone(),
         embargo: None,
         fallback,
+        fundamentals: Vec::new(),
     };
     let set = crate::sets::get_features_for_training(lake, &set_request).await?;
     let lineage = serde_json::to_value(&set.lineage)?;

@@ -29,7 +29,9 @@ pub struct Lineage {
     pub created_at: DateTime<Utc>,
     pub feature_set: String,
     pub feature_set_version: u32,
+    /// The feature set's columns, then the fundamentals items.
     pub feature_columns: Vec<String>,
+    pub fundamentals: Vec<String>,
     pub label_set: String,
     pub label_set_version: u32,
     /// The definition of the target used.
@@ -127,6 +129,8 @@ pub struct LeakageCheck {
     pub min_label_start_gap_us: Option<i64>,
     /// min(label end - decision_time).
     pub min_label_end_gap_us: Option<i64>,
+    /// max(fundamentals filing date - decision date), days: must be < 0 (with fundamentals only).
+    pub max_filing_lead_days: Option<i64>,
     pub passed: bool,
 }
 

@@ -74,6 +74,9 @@ pub struct TrainingRequest {
     /// Rows whose label ends within this much of the range's end are left out too.
     pub embargo: Option<chrono::Duration>,
     pub fallback: FallbackSettings,
+    /// Columns of `fundamentals` to add (e.g. `revenues`), from each symbol's latest filing dated
+    /// strictly before the decision date.
+    pub fundamentals: Vec<String>,
 }
 
 /// A training set: rows `symbol, ts, decision_time, feature_ts, available_at, label_end, <features>,
@@ -202,6 +205,7 @@ fn leakage_check(engine: &QueryEngine, set: &FeatureSet, has_labels: bool) -> Re
         max_feature_lead_us: int(1),
         min_label_start_gap_us: int(2),
         min_label_end_gap_us: int(3),
+        max_filing_lead_days: None,
         passed: true,
     };
     let mut problems = Vec::new();
@@ -237,7 +241,13 @@ pub async fn get_features_for_training(lake: &Lake, request: &TrainingRequest) -
     if embargo < chrono::Duration::zero() {
         return Err(Error::invalid("embargo must not be negative"));
     }
-    let (snapshots, lake_seq) = pin(lake, &[&set.name, &labels.name, &set.input], request.as_of_snapshot.as_deref()).await?;
+    let items = fundamental_items(lake, &request.fundamentals)?;
+    let fundamentals = crate::reference::fundamentals::DATASET;
+    let mut read = vec![set.name.as_str(), labels.name.as_str(), set.input.as_str()];
+    if !items.is_empty() {
+        read.push(fundamentals);
+    }
+    let (snapshots, lake_seq) = pin(lake, &read, request.as_of_snapshot.as_deref()).await?;
     for name in [&set.name, &labels.name] {
         if snapshots[name.as_str()] == 0 {
             return Err(Error::invalid(format!("'{name}' has no data at that snapshot (run `quantlake features`)")));
@@ -287,7 +297,7 @@ pub async fn get_features_for_training(lake: &Lake, request: &TrainingRequest) -
     let mut setup = vec![
         "CREATE TEMP TABLE unusable (id VARCHAR, symbol VARCHAR, start_ts TIMESTAMPTZ, end_ts TIMESTAMPTZ);".to_string(),
         format!(
-            "CREATE TEMP TABLE candidates AS SELECT symbol, ts, decision_time, {target} AS target, {end_column} AS label_end \
+            "CREATE TEMP TABLE candidates AS SELECT symbol, ts, CAST(date AS DATE) AS decision_date, decision_time, {target} AS target, {end_column} AS label_end \
              FROM {labels} WHERE date BETWEEN DATE '{start}' AND DATE '{end}'{filter};",
             labels = labels.name,
             start = request.start,
@@ -299,14 +309,17 @@ pub async fn get_features_for_training(lake: &Lake, request: &TrainingRequest) -
              c.label_end > TIMESTAMPTZ '{}' AS purged FROM candidates c;",
             cutoff.format("%Y-%m-%dT%H:%M:%S%.6fZ")
         ),
-        "CREATE TEMP TABLE entities AS SELECT symbol, ts, decision_time, target, label_end FROM marked WHERE target IS NOT NULL AND NOT purged AND NOT unusable;".to_string(),
+        "CREATE TEMP TABLE entities AS SELECT symbol, ts, decision_date, decision_time, target, label_end FROM marked WHERE target IS NOT NULL AND NOT purged AND NOT unusable;".to_string(),
     ];
     if !unusable_rows.is_empty() {
         setup.insert(1, format!("INSERT INTO unusable VALUES {};", unusable_rows.join(", ")));
     }
-    let engine = QueryEngine::open_for_sql(lake, &as_of, &format!("{} {} {}", set.name, labels.name, set.input)).await?;
+    let engine = QueryEngine::open_for_sql(lake, &as_of, &read.join(" ")).await?;
     let read_start = NyseCalendar.add_sessions(request.start, -1);
-    let leakage = tokio::task::block_in_place(|| join_features(&engine, &set, &setup, read_start, request.end, true))?;
+    let mut leakage = tokio::task::block_in_place(|| join_features(&engine, &set, &setup, read_start, request.end, true))?;
+    if !items.is_empty() {
+        leakage.max_filing_lead_days = tokio::task::block_in_place(|| join_fundamentals(&engine, &set, &items))?;
+    }
 
     let counts = tokio::task::block_in_place(|| {
         engine.query(
@@ -326,9 +339,12 @@ pub async fn get_features_for_training(lake: &Lake, request: &TrainingRequest) -
             excluded_by.insert(b.column(0).as_string::<i32>().value(i).to_string(), b.column(1).as_primitive::<Int64Type>().value(i) as u64);
         }
     }
-    let features: String = set.features.iter().map(|f| format!(", {}", f.name)).collect();
+    let mut feature_columns = set.columns();
+    feature_columns.extend(items.iter().cloned());
+    let features: String = feature_columns.iter().map(|f| format!(", {f}")).collect();
+    let filing = if items.is_empty() { "" } else { ", fundamentals_filing_date" };
     let batches = tokio::task::block_in_place(|| {
-        engine.query(&format!("SELECT symbol, ts, decision_time, feature_ts, available_at, label_end{features}, target FROM joined WHERE feature_ts IS NOT NULL ORDER BY symbol, decision_time"))
+        engine.query(&format!("SELECT symbol, ts, decision_time, feature_ts, available_at, label_end{filing}{features}, target FROM joined WHERE feature_ts IS NOT NULL ORDER BY symbol, decision_time"))
     })?;
     let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
 
@@ -338,7 +354,8 @@ pub async fn get_features_for_training(lake: &Lake, request: &TrainingRequest) -
         created_at: Utc::now(),
         feature_set: set.name.clone(),
         feature_set_version: set.version,
-        feature_columns: set.columns(),
+        feature_columns: feature_columns.clone(),
+        fundamentals: items.clone(),
         label_set: labels.name.clone(),
         label_set_version: labels.version,
         label_definition: labels.target(&target).cloned(),
@@ -366,7 +383,47 @@ pub async fn get_features_for_training(lake: &Lake, request: &TrainingRequest) -
     };
     lineage::record(lake, &lineage, &labels.name, coverage.end).await?;
     tracing::info!(id = lineage.id, rows, target, "training set built");
-    Ok(TrainingSet { batches, feature_columns: set.columns(), target, lineage })
+    Ok(TrainingSet { batches, feature_columns, target, lineage })
+}
+
+/// The requested `fundamentals` columns, checked against its contract (float64 items only).
+fn fundamental_items(lake: &Lake, items: &[String]) -> Result<Vec<String>> {
+    if items.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ds = lake.dataset(crate::reference::fundamentals::DATASET)?;
+    let known: Vec<&str> = ds.contract().columns.iter().filter(|c| c.data_type == "float64").map(|c| c.name.as_str()).collect();
+    for item in items {
+        if !known.contains(&item.as_str()) {
+            return Err(Error::invalid(format!("fundamentals has no item column '{item}' (known: {})", known.join(", "))));
+        }
+    }
+    Ok(items.to_vec())
+}
+
+/// Adds to `joined` each row's symbol's latest filing dated strictly before its decision date (on a
+/// day with several filings, the one of the latest period), and checks that none is later: returns the
+/// largest filing date minus decision date, in days (negative when the check holds).
+fn join_fundamentals(engine: &QueryEngine, set: &FeatureSet, items: &[String]) -> Result<Option<i64>> {
+    let columns: String = items.iter().map(|i| format!(", {i}")).collect();
+    engine.connection().execute_batch(&format!(
+        "CREATE TEMP TABLE joined_fundamentals AS SELECT j.*, fu.filing_date AS fundamentals_filing_date{picked} FROM joined j \
+         ASOF LEFT JOIN (SELECT symbol, filing_date{columns} FROM {table} \
+           QUALIFY row_number() OVER (PARTITION BY symbol, filing_date ORDER BY period_end DESC, period_start ASC NULLS LAST) = 1) fu \
+         ON fu.symbol = j.symbol AND j.decision_date > fu.filing_date; \
+         DROP TABLE joined; ALTER TABLE joined_fundamentals RENAME TO joined;",
+        picked = items.iter().map(|i| format!(", fu.{i}")).collect::<String>(),
+        table = crate::reference::fundamentals::DATASET,
+    ))?;
+    let lead = engine.query("SELECT max(fundamentals_filing_date - decision_date) FROM joined")?;
+    let lead = lead.first().and_then(|b| {
+        let c = b.column(0);
+        (!c.is_null(0)).then(|| arrow::compute::cast(c, &arrow::datatypes::DataType::Int64).ok()).flatten().map(|c| c.as_primitive::<Int64Type>().value(0))
+    });
+    if let Some(days) = lead.filter(|d| *d >= 0) {
+        return Err(Error::Leakage { set: set.name.clone(), detail: format!("a filing dated on or after a row's decision date ({days} day(s) after) was joined to it: filings must be dated before it") });
+    }
+    Ok(lead)
 }
 
 impl TrainingRequest {

@@ -103,19 +103,24 @@ fn header(name: &'static str, secret: Option<&Secret>, env: &str) -> Result<(Hea
     Ok((HeaderName::from_static(name), value))
 }
 
+/// The key headers of `settings` (marked sensitive: never logged).
+pub(crate) fn auth_headers(settings: &AlpacaSettings) -> Result<HeaderMap> {
+    let mut headers = HeaderMap::new();
+    for (name, value) in [
+        header("apca-api-key-id", settings.key_id.as_ref(), "APCA_API_KEY_ID")?,
+        header("apca-api-secret-key", settings.secret_key.as_ref(), "APCA_API_SECRET_KEY")?,
+    ] {
+        headers.insert(name, value);
+    }
+    Ok(headers)
+}
+
 impl AlpacaSource {
     pub fn new(settings: &AlpacaSettings) -> Result<Self> {
-        let mut headers = HeaderMap::new();
-        for (name, value) in [
-            header("apca-api-key-id", settings.key_id.as_ref(), "APCA_API_KEY_ID")?,
-            header("apca-api-secret-key", settings.secret_key.as_ref(), "APCA_API_SECRET_KEY")?,
-        ] {
-            headers.insert(name, value);
-        }
         Ok(Self {
             http: RestClient::new("alpaca", &settings.http)?,
             base: base_url("alpaca", &settings.base_url)?,
-            headers,
+            headers: auth_headers(settings)?,
             feed: settings.feed.clone(),
             adjustment: settings.adjustment.clone(),
             symbols_per_request: settings.symbols_per_request.max(1),

@@ -8,7 +8,7 @@
 
 pub mod alpaca;
 pub mod file;
-mod http;
+pub(crate) mod http;
 pub mod polygon;
 pub mod synthetic;
 pub mod tws;

@@ -76,19 +76,10 @@ struct AggBar {
 
 impl PolygonSource {
     pub fn new(settings: &PolygonSettings) -> Result<Self> {
-        let key = settings
-            .api_key
-            .as_ref()
-            .ok_or_else(|| Error::Config("polygon: no API key; set POLYGON_API_KEY or [polygon] api_key".into()))?;
-        let mut auth = HeaderValue::from_str(&format!("Bearer {}", key.expose()))
-            .map_err(|_| Error::Config("polygon: the API key has characters a header cannot carry".into()))?;
-        auth.set_sensitive(true);
-        let mut headers = HeaderMap::new();
-        headers.insert(AUTHORIZATION, auth);
         Ok(Self {
             http: RestClient::new("polygon", &settings.http)?,
             base: base_url("polygon", &settings.base_url)?,
-            headers,
+            headers: auth_headers(settings)?,
             adjusted: settings.adjusted,
             concurrency: settings.concurrency.max(1),
         })
@@ -141,12 +132,31 @@ impl PolygonSource {
     /// `next_url` on our base: only its path and query are kept, so an overridden base (a proxy, a
     /// test server) stays in use, and the auth header is attached again by `get`.
     fn rebase(&self, next: &str, what: &str) -> Result<Url> {
-        let next = Url::parse(next).map_err(|e| self.http.error(what, format!("bad next_url '{next}': {e}")))?;
-        let mut url = self.base.clone();
-        url.set_path(next.path());
-        url.set_query(next.query());
-        Ok(url)
+        rebase(&self.http, &self.base, next, what)
     }
+}
+
+/// The `Authorization: Bearer` header of `settings`' key (marked sensitive: never logged).
+pub(crate) fn auth_headers(settings: &PolygonSettings) -> Result<HeaderMap> {
+    let key = settings
+        .api_key
+        .as_ref()
+        .ok_or_else(|| Error::Config("polygon: no API key; set POLYGON_API_KEY or [polygon] api_key".into()))?;
+    let mut auth = HeaderValue::from_str(&format!("Bearer {}", key.expose()))
+        .map_err(|_| Error::Config("polygon: the API key has characters a header cannot carry".into()))?;
+    auth.set_sensitive(true);
+    let mut headers = HeaderMap::new();
+    headers.insert(AUTHORIZATION, auth);
+    Ok(headers)
+}
+
+/// A `next_url` on `base`: only its path and query are kept (see [`PolygonSource::rebase`]).
+pub(crate) fn rebase(http: &RestClient, base: &Url, next: &str, what: &str) -> Result<Url> {
+    let next = Url::parse(next).map_err(|e| http.error(what, format!("bad next_url '{next}': {e}")))?;
+    let mut url = base.clone();
+    url.set_path(next.path());
+    url.set_query(next.query());
+    Ok(url)
 }
 
 /// Parses a configured base URL, naming the setting when it is not one.

@@ -66,6 +66,15 @@ async fn lake_with_schemas(t: &TestLake, schemas: &[(&str, String)]) -> (Lake, t
     (lake, dir)
 }
 
+/// `labels_fwd_ret_v1` against the symbol MKT, with a 3-session beta from at least 2: for short series.
+fn test_label_set() -> String {
+    include_str!("../../schemas/labels_fwd_ret_v1.toml")
+        .replace("name = \"labels_fwd_ret_v1\"", "name = \"labels_test_v1\"")
+        .replace("market = \"equal_weight\"", "market = \"MKT\"")
+        .replace("beta_sessions = 60", "beta_sessions = 3")
+        .replace("beta_min_sessions = 20", "beta_min_sessions = 2")
+}
+
 /// The market's log price at minute `m` of session `d`.
 fn market_log_price(d: usize, m: usize) -> f64 {
     (100.0f64).ln() + 0.02 * ((d as f64) * 1.3).sin() + 0.0004 * (m as f64) * if d % 2 == 0 { 1.0 } else { -0.7 } + 0.001 * ((m as f64) * 0.21).cos()
@@ -114,12 +123,7 @@ async fn query(lake: &Lake, sql: &str) -> RecordBatch {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn labels_checked_by_hand() {
     let t = TestLake::new(Backend::Local);
-    let labels = include_str!("../../schemas/labels_fwd_ret_v1.toml")
-        .replace("name = \"labels_fwd_ret_v1\"", "name = \"labels_test_v1\"")
-        .replace("market = \"equal_weight\"", "market = \"MKT\"")
-        .replace("beta_sessions = 60", "beta_sessions = 3")
-        .replace("beta_min_sessions = 20", "beta_min_sessions = 2");
-    let (lake, _schemas) = lake_with_schemas(&t, &[("labels_test_v1", labels)]).await;
+    let (lake, _schemas) = lake_with_schemas(&t, &[("labels_test_v1", test_label_set())]).await;
     let sessions = NyseCalendar.sessions(day("2024-03-04"), day("2024-03-12"));
     assert_eq!(sessions.len(), 7);
     let files = tempfile::tempdir().unwrap();
@@ -157,6 +161,57 @@ async fn labels_checked_by_hand() {
     assert!(f64_at(&b, "fwd_ret_resid_1d", row(6, 50)).is_none());
 }
 
+/// A 1-for-2 split of AAA on session 4: its raw prices before are twice what they would be. Once the
+/// split is imported, returns across it are continuous: the 1-session label over the ex-date, the daily
+/// returns beta is fitted on, and so the residual, are what they are without a split.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn labels_across_a_split_are_split_adjusted() {
+    let t = TestLake::new(Backend::Local);
+    let (lake, _schemas) = lake_with_schemas(&t, &[("labels_test_v1", test_label_set())]).await;
+    let sessions = NyseCalendar.sessions(day("2024-03-04"), day("2024-03-12"));
+    let files = tempfile::tempdir().unwrap();
+    let file = beta_two_file(files.path(), &sessions);
+    // Unadjusted, as vendors deliver: AAA's prices before the ex-date (session 4) doubled.
+    let ex = sessions[4].date;
+    let text = std::fs::read_to_string(&file).unwrap();
+    let mut raw = String::new();
+    for line in text.lines() {
+        let cols: Vec<&str> = line.split(',').collect();
+        let before = cols[0] == "AAA" && DateTime::parse_from_rfc3339(cols[1]).map(|t| NyseCalendar.trading_date(t.with_timezone(&Utc)) < ex).unwrap_or(false);
+        if before {
+            let p: f64 = cols[2].parse::<f64>().unwrap() * 2.0;
+            writeln!(raw, "{},{},{p},{p},{p},{p},{}", cols[0], cols[1], cols[6]).unwrap();
+        } else {
+            writeln!(raw, "{line}").unwrap();
+        }
+    }
+    std::fs::write(&file, raw).unwrap();
+    import_and_curate(&lake, &file, sessions[0].date, sessions[6].date).await;
+    let actions = files.path().join("splits.csv");
+    std::fs::write(&actions, format!("symbol,ex_date,split_from,split_to\nAAA,{ex},1,2\n")).unwrap();
+    let settings = quantlake::reference::corporate_actions::CorporateActionSettings::default();
+    let (polygon, alpaca) = (Default::default(), Default::default());
+    let vendors = quantlake::reference::corporate_actions::Vendors { polygon: &polygon, alpaca: &alpaca };
+    let request = quantlake::reference::corporate_actions::ImportRequest { source: quantlake::reference::corporate_actions::ActionSource::Csv, path: Some(actions), symbols: None, start: None, end: None };
+    quantlake::reference::corporate_actions::import(&lake, &settings, vendors, &request).await.unwrap();
+    compute_features(&lake, &FeaturesRequest { sets: vec!["labels_test_v1".into()], start: sessions[0].date, end: sessions[6].date, job_id: None }).await.unwrap();
+
+    let b = query(&lake, "SELECT * FROM labels_test_v1 WHERE symbol = 'AAA' ORDER BY ts").await;
+    let close = |d: usize, m: usize| (2.0 * market_log_price(d, m) - (100.0f64).ln()).exp();
+    let row = |d: usize, m: usize| d * 390 + m;
+    let want = (close(4, 10) / close(3, 10)).ln();
+    let got = f64_at(&b, "fwd_ret_1d", row(3, 10)).unwrap();
+    assert!((got - want).abs() < 1e-12, "across the ex-date: {got}, unadjusted it would be {}", want - 2f64.ln());
+    for d in 3..7 {
+        let beta = f64_at(&b, "beta", row(d, 50)).unwrap();
+        assert!((beta - 2.0).abs() < 1e-9, "session {d}: beta {beta}: the split is not a return");
+    }
+    assert!(f64_at(&b, "fwd_ret_resid_1d", row(3, 50)).unwrap().abs() < 1e-9);
+    // The curated layer stays as delivered.
+    let stored = query(&lake, &format!("SELECT close FROM curated_1m_bars WHERE symbol = 'AAA' AND date = DATE '{}' AND minute_idx = 10", sessions[3].date)).await;
+    assert!((f64_at(&stored, "close", 0).unwrap() - 2.0 * close(3, 10)).abs() < 1e-9);
+}
+
 /// A synthetic lake with 25 sessions of 4 symbols, curated, with features and labels.
 async fn research_lake(t: &TestLake, extra: &[(&str, String)]) -> (Lake, tempfile::TempDir) {
     let (lake, schemas) = lake_with_schemas(t, extra).await;
@@ -178,6 +233,7 @@ fn training(label: &str, threshold: f64) -> TrainingRequest {
         as_of_snapshot: None,
         embargo: None,
         fallback: FallbackSettings { min_target_coverage: threshold, days_back: 25 },
+        fundamentals: Vec::new(),
     }
 }
 
@@ -306,4 +362,90 @@ async fn stale_partitions_follow_their_inputs() {
     for set in &sets {
         assert!(quantlake::features::inputs::stale_sessions(&lake, set).await.unwrap().is_empty(), "{set} is fresh again");
     }
+}
+
+/// Fundamentals join a training set point in time: a row sees the latest filing dated strictly before
+/// its decision date, never one filed that day.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn training_sets_see_filings_dated_before_the_decision() {
+    let t = TestLake::new(Backend::Local);
+    let (lake, _schemas) = research_lake(&t, &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("filings.csv");
+    std::fs::write(
+        &csv,
+        "symbol,fiscal_year,fiscal_period,period_end,filing_date,revenues\n\
+         AAA,2023,Q3,2023-09-30,2023-11-02,100\n\
+         AAA,2023,Q4,2023-12-31,2024-01-31,200\n\
+         BBB,2023,Q4,2023-12-31,2024-02-05,300\n",
+    )
+    .unwrap();
+    quantlake::reference::fundamentals::upsert_from_file(&lake, &csv, None, None).await.unwrap();
+    let mut request = training("fwd_ret_15m", 0.6);
+    request.fundamentals = vec!["revenues".into()];
+    let set = get_features_for_training(&lake, &request).await.unwrap();
+    assert!(set.feature_columns.ends_with(&["revenues".to_string()]));
+    assert_eq!(set.lineage.fundamentals, ["revenues"]);
+    assert!(set.lineage.inputs["fundamentals"] > 0);
+    assert!(set.lineage.leakage_check.max_filing_lead_days.unwrap() < 0);
+    let b = arrow::compute::concat_batches(&set.batches[0].schema(), &set.batches).unwrap();
+    let symbol = b.column_by_name("symbol").unwrap().as_string::<i32>();
+    let revenues = |s: &str, d: &str| -> Vec<Option<f64>> {
+        let mut seen: Vec<Option<f64>> = (0..b.num_rows())
+            .filter(|&i| symbol.value(i) == s && ts_at(&b, "ts", i).is_some_and(|t| NyseCalendar.trading_date(t) == day(d)))
+            .map(|i| f64_at(&b, "revenues", i))
+            .collect();
+        seen.dedup();
+        seen
+    };
+    assert_eq!(revenues("AAA", "2024-01-31"), [Some(100.0)], "Q4 was filed that day: not yet");
+    assert_eq!(revenues("AAA", "2024-02-01"), [Some(200.0)]);
+    assert_eq!(revenues("BBB", "2024-02-02"), [None], "BBB's first filing is later");
+    assert_eq!(revenues("BBB", "2024-02-06"), [Some(300.0)]);
+    request.fundamentals = vec!["no_such_item".into()];
+    assert!(get_features_for_training(&lake, &request).await.unwrap_err().to_string().contains("no item column 'no_such_item'"));
+}
+
+/// The commands on a short demo lake: the residual target has no coverage yet (beta needs 20 sessions),
+/// so `debug target-coverage` exits 2 and a training set falls back, saying so in the runbook's words.
+#[test]
+fn commands_report_coverage_and_fall_back() {
+    let t = TestLake::new(Backend::Local);
+    let ok = |args: &[&str]| {
+        let out = t.run(args);
+        assert!(out.status.success(), "{args:?}: {}", crate::support::stderr(&out));
+        out
+    };
+    ok(&["init"]);
+    ok(&["ingest", "--source", "synthetic", "--symbols", "3", "--start", "2024-01-02", "--end", "2024-01-10"]);
+    ok(&["curate", "--start", "2024-01-02", "--end", "2024-01-10"]);
+    let report = t.json(&["features", "--start", "2024-01-02", "--end", "2024-01-10"]);
+    assert_eq!(report["sets"].as_array().unwrap().len(), 2);
+    assert_eq!(report["sets"][0]["rows"], 3 * 7 * 390);
+
+    let coverage = t.run(&["--json", "debug", "target-coverage", "--end", "2024-01-10", "--days-back", "7"]);
+    assert_eq!(coverage.status.code(), Some(2), "a target below MIN_TARGET_COVERAGE is critical");
+    let coverage: serde_json::Value = serde_json::from_slice(&coverage.stdout).unwrap();
+    let resid = coverage["targets"].as_array().unwrap().iter().find(|t| t["target"] == "fwd_ret_resid_15m").unwrap();
+    assert_eq!(resid["coverage"], 0.0);
+    assert_eq!(coverage["days"].as_array().unwrap().len(), 7 * 4, "per session and target");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("train.arrow");
+    let out = t.cli().env("RUST_LOG", "warn").env("DAYS_BACK", "7").args(["--json", "training-set", "--label", "fwd_ret_resid_15m", "--start", "2024-01-02", "--end", "2024-01-10", "--output"]).arg(&file).output().unwrap();
+    assert!(out.status.success(), "{}", crate::support::stderr(&out));
+    let lineage: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(lineage["target"], "fwd_ret_15m");
+    assert_eq!(lineage["fallback"]["days_back"], 7, "DAYS_BACK sets the window");
+    assert!(crate::support::stderr(&out).contains("falling back to fwd_ret_15m (fwd_ret_resid_15m coverage 0.0000 < 0.6)"), "{}", crate::support::stderr(&out));
+    let reader = arrow::ipc::reader::FileReader::try_new(std::fs::File::open(&file).unwrap(), None).unwrap();
+    let rows: usize = reader.map(|b| b.unwrap().num_rows()).sum();
+    assert_eq!(rows as u64, lineage["rows"].as_u64().unwrap());
+
+    let inference = t.json(&["inference-set", "--as-of", "2024-01-10T15:00:00Z"]);
+    assert_eq!(inference.as_array().unwrap().len(), 3, "one row per symbol");
+    assert_eq!(inference[0]["feature_ts"], "2024-01-10T14:59:00Z", "the last bar complete at 15:00");
+    let bad = t.run(&["training-set", "--label", "fwd_ret_2h", "--start", "2024-01-02", "--end", "2024-01-10", "--output", "x.parquet"]);
+    assert_eq!(bad.status.code(), Some(3));
+    assert!(crate::support::stderr(&bad).contains("no label set has a target 'fwd_ret_2h'"));
 }

@@ -5,13 +5,16 @@ mod support;
 
 mod fake_tws;
 
+mod annotations;
 mod cli;
 mod concurrency;
+mod corporate_actions;
 mod crash;
 mod curate;
 mod engine;
 mod features;
 mod file_import;
+mod fundamentals;
 mod integrity;
 mod interop;
 mod models;

@@ -1,0 +1,6 @@
+//! Reference data beside the bars: corporate actions ([`corporate_actions`]), and the adjustment
+//! factors read-time adjustment derives from them; [`fundamentals`] (company filings, point in time by
+//! filing date).
+
+pub mod corporate_actions;
+pub mod fundamentals;
