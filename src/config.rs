@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::ingest::IngestSettings;
 use crate::adv::AdvSettings;
 use crate::reference::corporate_actions::CorporateActionSettings;
+use crate::models::ModelSettings;
 use crate::ops::backfill::BackfillSettings;
 pub use crate::sources::Secret;
 use crate::sources::alpaca::AlpacaSettings;
@@ -51,6 +52,7 @@ pub struct Config {
     pub features: FeaturesSettings,
     pub corporate_actions: CorporateActionSettings,
     pub adv: AdvSettings,
+    pub models: ModelSettings,
 }
 
 /// Environment variables the runbooks already use, and the setting each overrides. They rank with

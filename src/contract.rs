@@ -47,6 +47,8 @@ const BUILTIN: &[(&str, &str)] = &[
     ("schemas/target_fallbacks.toml", include_str!("../schemas/target_fallbacks.toml")),
     ("schemas/reference_corporate_actions.toml", include_str!("../schemas/reference_corporate_actions.toml")),
     ("schemas/features_adv.toml", include_str!("../schemas/features_adv.toml")),
+    ("schemas/models.toml", include_str!("../schemas/models.toml")),
+    ("schemas/predictions.toml", include_str!("../schemas/predictions.toml")),
 ];
 
 /// How deep `extends` chains may go.

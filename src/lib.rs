@@ -11,7 +11,7 @@
 //! ## Modules, from the bottom up
 //! Each module imports only modules listed before it (`tests/lake/modules.rs` fails on any import
 //! circle). The data flows **sources -> ingest -> curate -> features -> sets/models -> ops -> serve**;
-//! models, serve and most of ops are planned and not created until they have code (see the README's
+//! serve and most of ops are planned and not created until they have code (see the README's
 //! "Layout of the code").
 //! - [`error`], [`outcome`] (the exit-code contract), [`names`] (enums with one spelling),
 //!   [`progress`] (the [`progress::Progress`] trait long work reports to), [`bars`] (`Bar`, `BarSize`,
@@ -47,6 +47,9 @@
 //! - [`sets`]: point-in-time training, inference and scoring sets with the leakage check and the target
 //!   fallback ([`sets::get_features_for_training`], [`sets::get_features_for_inference`]), and their
 //!   lineage records.
+//! - [`models`]: a baseline ridge model trained on a training set (`quantlake train`), stored in the
+//!   lake with its lineage (`_models/<id>/model.json` and the `models` registry), and batch scoring
+//!   into `predictions` with null-rate and distribution-shift checks (`quantlake score`).
 //! - [`bench`]: the peer benchmark's job through the pipeline's stages.
 //! - [`ops`]: operations over the stages: [`ops::backfill`], the adaptive historical backfill.
 //! - [`config`]: the config file and environment, gathering each module's settings type.
@@ -103,6 +106,7 @@ pub mod error;
 pub mod features;
 pub mod ingest;
 pub mod maintenance;
+pub mod models;
 pub mod names;
 pub mod ops;
 pub mod outcome;

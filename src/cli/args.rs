@@ -72,6 +72,7 @@ pub enum Command {
     /// the last sessions' partitions, freshness, symbol breadth, coverage rate and key symbols
     /// (health.key_symbols); GREEN / YELLOW / RED with a severity.
     Health {
+        /// Any dataset with [quality] rules, or `predictions` (null rate and distribution shift).
         #[arg(long, default_value = "curated_1m_bars")]
         dataset: String,
         /// Judge as of this date (default: the last completed session).
@@ -200,6 +201,19 @@ pub enum Command {
         #[arg(long)]
         end: NaiveDate,
     },
+    /// Fit the baseline ridge model on a training set (the library's get_features_for_training):
+    /// --window-years of sessions ending at --end, metrics on a time-ordered holdout (the last
+    /// --holdout-fraction of the sessions, after an embargo), then a refit on every row. The model is
+    /// stored under _models/<model_id>/model.json with its lineage and registered in `models`; its id
+    /// is the hash of its content, so the same data and settings give the same id.
+    Train(TrainArgs),
+    /// The model registry (`models`), newest first: id, feature set and version, target, alpha,
+    /// window, rows and holdout metrics.
+    Models,
+    /// Score sessions with a model (default: the latest) into `predictions`, one row per feature row,
+    /// replacing exactly those sessions' partitions; judges each session's null rate and shift against
+    /// a trailing window and exits by that verdict (0 GREEN, 1 YELLOW, 2 RED).
+    Score(ScoreArgs),
     /// The README's walk-through: ingest synthetic bars, overwrite some partitions, list snapshots,
     /// time-travel, verify, and print how to read the files with DuckDB and pandas.
     Demo,
@@ -668,4 +682,61 @@ pub enum BenchCommand {
     /// curate, compute features_price_1m_v1 and labels_fwd_ret_v1, and write the harness's layout to
     /// OUT_DIR (date=YYYY-MM-DD/part.parquet); prints one line with the time of each stage.
     PeerJob { raw_dir: PathBuf, out_dir: PathBuf },
+}
+
+// `train`'s flags.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Feature set to train on (default: models.feature_set).
+    #[arg(long)]
+    pub feature_set: Option<String>,
+    /// Label (default: models.label); the training set falls back to fwd_ret under low coverage.
+    #[arg(long)]
+    pub label: Option<String>,
+    /// Comma-separated symbols (default: all).
+    #[arg(long)]
+    pub symbols: Option<String>,
+    /// Only these of the feature set's columns, comma-separated (default: all), e.g. to leave out
+    /// vwap_30 for bars without volume.
+    #[arg(long)]
+    pub features: Option<String>,
+    /// Years of sessions in the window, ending at --end (default: models.window_years).
+    #[arg(long)]
+    pub window_years: Option<u32>,
+    /// Last session of the window (default: the last completed session).
+    #[arg(long)]
+    pub end: Option<NaiveDate>,
+    /// Ridge penalty on the standardized weights, per row (default: models.alpha).
+    #[arg(long)]
+    pub alpha: Option<f64>,
+    /// Share of the window's sessions, the last ones, held out for the metrics; 0 = none (default:
+    /// models.holdout_fraction).
+    #[arg(long)]
+    pub holdout_fraction: Option<f64>,
+    /// Sessions left out between the training part and the holdout (default: models.embargo_sessions).
+    #[arg(long)]
+    pub embargo_sessions: Option<usize>,
+    /// Read the training set at a lake tag or a time (default: the latest snapshots).
+    #[arg(long = "as-of")]
+    pub as_of: Option<String>,
+}
+
+// `score`'s flags.
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
+    /// The session to score.
+    #[arg(long, conflicts_with_all = ["start", "end"], required_unless_present = "start")]
+    pub date: Option<NaiveDate>,
+    /// First session of a range to (re-)score, e.g. after a backfill.
+    #[arg(long, requires = "end")]
+    pub start: Option<NaiveDate>,
+    /// Last session of the range, inclusive.
+    #[arg(long, requires = "start")]
+    pub end: Option<NaiveDate>,
+    /// Model id (see `quantlake models`; default: the latest trained).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Comma-separated symbols (default: all); the scored partitions then hold only these symbols.
+    #[arg(long)]
+    pub symbols: Option<String>,
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use chrono::NaiveDate;
 
-use super::args::{AnnotateArgs, BackfillArgs, BarsArgs, CurateArgs, FeaturesArgs, Format, FundamentalsSourceName, InferenceSetArgs, IngestArgs, ReadArgs, SnapshotCommand, SourceName, TrainingSetArgs};
+use super::args::{AnnotateArgs, BackfillArgs, BarsArgs, CurateArgs, FeaturesArgs, Format, FundamentalsSourceName, InferenceSetArgs, IngestArgs, ReadArgs, ScoreArgs, SnapshotCommand, SourceName, TrainArgs, TrainingSetArgs};
 use super::output::Output;
 use super::Context;
 use crate::calendar::NyseCalendar;
@@ -18,6 +18,7 @@ use crate::sets::{self, FallbackSettings, TrainingRequest};
 use crate::error::{Error, Result};
 use crate::ingest::{ingest, ingest_file, progress, IngestOptions};
 use crate::maintenance;
+use crate::models::{self, ScoreRequest, TrainOptions};
 use crate::ops::backfill::{backfill_history, BackfillOptions};
 use crate::outcome::Outcome;
 use crate::progress::Progress;
@@ -110,18 +111,26 @@ pub async fn curate(ctx: &Context, args: CurateArgs, out: &Output) -> Result<Out
 /// `health`: a dataset's health, checks and partitions. The report is the result: exit 0 whatever
 /// the status (`health-check` exits by it).
 pub async fn health(ctx: &Context, dataset: &str, as_of_date: Option<NaiveDate>, out: &Output) -> Result<Outcome> {
-    let lake = ctx.open().await?;
-    let health = dq::get_dataset_health(&lake, dataset, as_of_date, &ctx.config.health, &ctx.config.universe).await?;
+    let health = dataset_health(ctx, dataset, as_of_date).await?;
     out.health(&health);
     Ok(Outcome::Ok)
 }
 
 /// `health-check`: one line, and the status as the outcome (GREEN 0, YELLOW 1, RED 2).
 pub async fn health_check(ctx: &Context, dataset: &str, as_of_date: Option<NaiveDate>, out: &Output) -> Result<Outcome> {
-    let lake = ctx.open().await?;
-    let health = dq::get_dataset_health(&lake, dataset, as_of_date, &ctx.config.health, &ctx.config.universe).await?;
+    let health = dataset_health(ctx, dataset, as_of_date).await?;
     out.health_line(&health);
     Ok(health.status.into())
+}
+
+/// A dataset's health: `predictions` by its own checks (null rate, distribution shift), any other
+/// dataset by its contract's [quality] rules.
+async fn dataset_health(ctx: &Context, dataset: &str, as_of_date: Option<NaiveDate>) -> Result<dq::DatasetHealth> {
+    let lake = ctx.open().await?;
+    if dataset == models::PREDICTIONS {
+        return models::predictions_health(&lake, as_of_date, &ctx.config.health, &ctx.config.models.quality).await;
+    }
+    dq::get_dataset_health(&lake, dataset, as_of_date, &ctx.config.health, &ctx.config.universe).await
 }
 
 /// `validate`: every check across the lake; the worst status is the outcome.
@@ -414,7 +423,10 @@ pub async fn features(ctx: &Context, args: FeaturesArgs, out: &Output) -> Result
     let lake = ctx.open().await?;
     let sets = if args.sets.is_empty() { ctx.config.features.sets.clone() } else { args.sets };
     if args.stale {
-        out.stale(&features::refresh_stale(&lake, &sets).await?);
+        // Features and labels first: predictions are scored from the features.
+        let derived = features::refresh_stale(&lake, &sets).await?;
+        let predictions = models::score::refresh_stale_predictions(&lake, &ctx.config.models.quality).await?;
+        out.stale(&derived, &predictions);
         return Ok(Outcome::Ok);
     }
     let start = args.start.unwrap_or_else(|| NyseCalendar.last_completed_session(chrono::Utc::now()));
@@ -491,6 +503,47 @@ pub fn calendar(start: NaiveDate, end: NaiveDate, out: &Output) -> Result<Outcom
     }
     out.calendar(&NyseCalendar.sessions(start, end));
     Ok(Outcome::Ok)
+}
+
+/// `train`: fits, stores and registers the baseline model.
+pub async fn train(ctx: &Context, args: TrainArgs, out: &Output) -> Result<Outcome> {
+    let lake = ctx.open().await?;
+    let options = TrainOptions {
+        feature_set: args.feature_set,
+        label: args.label,
+        symbols: args.symbols.as_deref().map(split_symbols).unwrap_or_default(),
+        features: args.features.as_deref().map(split_symbols).unwrap_or_default(),
+        end: args.end,
+        window_years: args.window_years,
+        alpha: args.alpha,
+        holdout_fraction: args.holdout_fraction,
+        embargo_sessions: args.embargo_sessions,
+        as_of_snapshot: args.as_of,
+    };
+    let request = options.resolve(&ctx.config.models, chrono::Utc::now())?;
+    out.train(&models::train::train(&lake, &request, crate::sets::FallbackSettings::from(&ctx.config.health)).await?);
+    Ok(Outcome::Ok)
+}
+
+/// `models`: the registry, newest first.
+pub async fn models(ctx: &Context, out: &Output) -> Result<Outcome> {
+    let lake = ctx.open().await?;
+    out.models(&models::list_models(&lake).await?);
+    Ok(Outcome::Ok)
+}
+
+/// `score`: predictions for a session or a range; the outcome is their data-quality verdict.
+pub async fn score(ctx: &Context, args: ScoreArgs, out: &Output) -> Result<Outcome> {
+    let lake = ctx.open().await?;
+    let (start, end) = match (args.date, args.start, args.end) {
+        (Some(d), None, None) => (d, d),
+        (None, Some(s), Some(e)) => (s, e),
+        _ => return Err(Error::invalid("give --date D, or --start D --end D")),
+    };
+    let request = ScoreRequest { start, end, model: args.model, symbols: args.symbols.as_deref().map(split_symbols).unwrap_or_default() };
+    let report = models::score::score(&lake, &request, &ctx.config.models.quality).await?;
+    out.score(&report);
+    Ok(report.outcome())
 }
 
 /// `demo`: the README's walk-through; `Critical` when its verify step finds a problem.

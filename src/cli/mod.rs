@@ -132,6 +132,9 @@ async fn run(cli: Cli, out: &Output) -> Result<Outcome> {
         Command::CorporateActions(CorporateActionsCommand::Show { symbols, as_of }) => commands::corporate_actions_show(&ctx, symbols, as_of, out).await,
         Command::RecomputeAdv { date } => commands::recompute_adv(&ctx, date, out).await,
         Command::Calendar { start, end } => commands::calendar(start, end, out),
+        Command::Train(args) => commands::train(&ctx, args, out).await,
+        Command::Models => commands::models(&ctx, out).await,
+        Command::Score(args) => commands::score(&ctx, args, out).await,
         Command::Demo => commands::demo(&ctx, out).await,
     }
 }

@@ -13,6 +13,9 @@ use crate::features::FeaturesReport;
 use crate::sets::Lineage;
 use crate::error::{Error, Result};
 use crate::ingest::{FileIngestReport, IngestReport};
+use crate::models::eval::Metrics;
+use crate::models::registry::SessionRange;
+use crate::models::{ModelEntry, ScoreReport, TrainReport};
 use crate::ops::backfill::BackfillReport;
 use crate::reference::fundamentals::UpsertReport;
 use crate::table::operations::history::{DiffReport, SnapshotInfo};
@@ -145,17 +148,19 @@ impl Output {
         });
     }
 
-    pub fn stale(&self, r: &crate::features::StaleReport) {
-        self.print(r, || {
-            if r.stale.is_empty() {
+    pub fn stale(&self, r: &crate::features::StaleReport, p: &crate::models::score::StalePredictions) {
+        let both = serde_json::json!({ "features": r, "predictions": p });
+        self.print(&both, || {
+            if r.stale.is_empty() && p.stale.is_empty() {
                 return "nothing stale: every derived partition was computed from its inputs' current versions".into();
             }
-            let mut t = table(&["set", "session", "changed inputs"]);
-            for p in &r.stale {
-                let shown: Vec<&str> = p.changed.iter().take(3).map(String::as_str).collect();
-                t.add_row([p.dataset.clone(), p.date.to_string(), format!("{}{}", shown.join(", "), if p.changed.len() > 3 { ", ..." } else { "" })]);
+            let mut t = table(&["dataset", "session", "changed inputs"]);
+            for s in r.stale.iter().chain(&p.stale) {
+                let shown: Vec<&str> = s.changed.iter().take(3).map(String::as_str).collect();
+                t.add_row([s.dataset.clone(), s.date.to_string(), format!("{}{}", shown.join(", "), if s.changed.len() > 3 { ", ..." } else { "" })]);
             }
-            let runs: Vec<String> = r.runs.iter().map(|x| format!("{} {}..{} (lake snapshot {})", x.sets.iter().map(|s| s.set.as_str()).collect::<Vec<_>>().join(","), x.start, x.end, x.lake_seq)).collect();
+            let mut runs: Vec<String> = r.runs.iter().map(|x| format!("{} {}..{} (lake snapshot {})", x.sets.iter().map(|s| s.set.as_str()).collect::<Vec<_>>().join(","), x.start, x.end, x.lake_seq)).collect();
+            runs.extend(p.runs.iter().map(|x| format!("predictions of model {} {}..{} (snapshot {})", x.model_id, x.start, x.end, x.snapshot_id)));
             format!("{t}\nrecomputed: {}", runs.join("; "))
         });
     }
@@ -308,6 +313,108 @@ impl Output {
                 s += &format!("\nskipped {} {}: {}", k.symbol, k.filing, k.reason);
             }
             s
+        });
+    }
+
+    pub fn train(&self, r: &TrainReport) {
+        self.print(r, || {
+            let range = |s: &SessionRange| match (s.first, s.last) {
+                (Some(a), Some(b)) => format!("{} session(s) {a}..{b}", s.sessions),
+                _ => "none".into(),
+            };
+            let target = if r.fallback { format!("{} (fallback from {})", r.target, r.label) } else { r.target.clone() };
+            let mut metrics = table(&["fit", "rows", "R²", "MSE", "IC", "rank IC"]);
+            let opt = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.6}"));
+            let mut add = |name: &str, m: &Metrics| {
+                metrics.add_row([name.to_string(), m.rows.to_string(), opt(m.r2), m.mse.map_or("-".into(), |v| format!("{v:.4e}")), opt(m.ic), opt(m.rank_ic)]);
+            };
+            if let Some(h) = &r.metrics.holdout {
+                add("holdout (train-part fit)", h);
+            }
+            add("train part (in sample)", &r.metrics.train);
+            add("final fit, all rows (in sample)", &r.metrics.in_sample);
+            let mut weights = table(&["feature", "mean", "std", "weight (standardized)", "coefficient"]);
+            for f in &r.features {
+                let w = if f.constant { "0 (constant)".into() } else { format!("{:.4e}", f.weight) };
+                weights.add_row([f.name.clone(), format!("{:.4e}", f.mean), format!("{:.4e}", f.std), w, format!("{:.4e}", f.coefficient)]);
+            }
+            format!(
+                "model {} ({}): ridge, alpha {}, on {} v{} -> target {target}\n\
+                 window {}..{}: train {}, embargo {}, holdout {}\n\
+                 rows: {} read, {} used ({} with a null feature, {} with a null target); train {}, embargo {}, holdout {}\n\
+                 {metrics}\n{weights}\nintercept (target mean) {:.6e}; artifact {}; registry snapshot {}; training set {}",
+                r.model_id,
+                if r.new_artifact { "new" } else { "already stored: same data and settings" },
+                r.alpha,
+                r.feature_set,
+                r.feature_set_version,
+                r.start,
+                r.end,
+                range(&r.train_sessions),
+                range(&r.embargo_sessions),
+                range(&r.holdout_sessions),
+                r.rows.read,
+                r.rows.used,
+                r.rows.skipped_null_feature,
+                r.rows.skipped_null_target,
+                r.rows.train,
+                r.rows.embargo,
+                r.rows.holdout,
+                r.intercept,
+                r.artifact,
+                r.registry_snapshot,
+                r.training_set_id.as_deref().unwrap_or("-"),
+            )
+        });
+    }
+
+    pub fn models(&self, list: &[ModelEntry]) {
+        self.print(list, || {
+            let mut t = table(&["model", "trained at (UTC)", "feature set", "target", "alpha", "window", "rows", "holdout R²", "holdout IC", "holdout rank IC"]);
+            let opt = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.4}"));
+            for m in list {
+                t.add_row(vec![
+                    m.model_id.clone(),
+                    m.trained_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                    format!("{} v{}", m.feature_set, m.feature_set_version),
+                    if m.target == m.label { m.target.clone() } else { format!("{} (asked {})", m.target, m.label) },
+                    m.alpha.to_string(),
+                    format!("{}..{}", m.window_start, m.window_end),
+                    m.rows.to_string(),
+                    opt(m.holdout_r2),
+                    opt(m.holdout_ic),
+                    opt(m.holdout_rank_ic),
+                ]);
+            }
+            format!("{t}\n{} model(s)", list.len())
+        });
+    }
+
+    pub fn score(&self, r: &ScoreReport) {
+        self.print(r, || {
+            let opt = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.4}"));
+            let mut t = table(&["session", "rows", "null", "mean", "std", "window", "PSI", "mean shift", "status", "problems"]);
+            for q in &r.quality {
+                let bad: Vec<String> = q.checks.iter().filter(|c| c.status != crate::dq::Status::Green).map(|c| format!("{} {}", c.name, c.detail)).collect();
+                t.add_row(vec![
+                    q.date.to_string(),
+                    q.rows.to_string(),
+                    q.null_predictions.to_string(),
+                    q.mean.map_or("-".into(), |v| format!("{v:.3e}")),
+                    q.std.map_or("-".into(), |v| format!("{v:.3e}")),
+                    format!("{} session(s), {} rows", q.reference_sessions, q.reference_rows),
+                    opt(q.psi),
+                    opt(q.mean_shift),
+                    q.status.to_string(),
+                    if bad.is_empty() { q.checks.iter().find(|c| c.name == "shift").map_or("ok".into(), |c| c.detail.clone()) } else { bad.join("; ") },
+                ]);
+            }
+            format!(
+                "scored {}..{} ({} session(s), {} with feature rows) with model {} ({} v{}, target {}): {} row(s), {} null prediction(s)\n\
+                 predictions snapshot {}: {} partition(s) replaced; quality {}\n{t}",
+                r.start, r.end, r.sessions, r.sessions_scored, r.model_id, r.feature_set, r.feature_set_version, r.target,
+                r.rows, r.null_predictions, r.snapshot_id, r.partitions, r.status
+            )
         });
     }
 

@@ -354,6 +354,25 @@ async fn stale_partitions_follow_their_inputs() {
     let want: Vec<NaiveDate> = NyseCalendar.sessions(day("2024-01-29"), day("2024-02-06")).iter().map(|s| s.date).collect();
     assert_eq!(labels.iter().map(|p| p.date).collect::<Vec<_>>(), want);
 
+    // Predictions scored from the features: a model trained before, three sessions scored.
+    let train = quantlake::models::TrainRequest {
+        feature_set: "features_price_1m_v1".into(),
+        label: "fwd_ret_15m".into(),
+        symbols: Vec::new(),
+        features: vec!["ret_1".into(), "ret_5".into(), "ret_15".into()],
+        start: day("2024-01-02"),
+        end: day("2024-01-26"),
+        window_years: 1,
+        alpha: 1.0,
+        holdout_fraction: 0.2,
+        embargo_sessions: 1,
+        as_of_snapshot: None,
+    };
+    let model = quantlake::models::train::train(&lake, &train, FallbackSettings::default()).await.unwrap();
+    let quality = quantlake::models::PredictionQualitySettings::default();
+    let score = |start: &str, end: &str| quantlake::models::ScoreRequest { start: day(start), end: day(end), model: None, symbols: Vec::new() };
+    quantlake::models::score::score(&lake, &score("2024-01-29", "2024-01-31"), &quality).await.unwrap();
+
     let sets = ["features_price_1m_v1".to_string(), "labels_fwd_ret_v1".to_string()];
     let report = quantlake::features::refresh_stale(&lake, &sets).await.unwrap();
     assert_eq!(report.runs.len(), 2, "one run per set: each set's stale sessions are consecutive");
@@ -362,6 +381,13 @@ async fn stale_partitions_follow_their_inputs() {
     for set in &sets {
         assert!(quantlake::features::inputs::stale_sessions(&lake, set).await.unwrap().is_empty(), "{set} is fresh again");
     }
+    // Then the predictions of the recomputed feature partition, and only those, with their model.
+    let predictions = quantlake::models::score::refresh_stale_predictions(&lake, &quality).await.unwrap();
+    assert_eq!(predictions.stale.iter().map(|p| p.date).collect::<Vec<_>>(), [day("2024-01-30")]);
+    assert_eq!(predictions.runs.len(), 1);
+    assert_eq!((predictions.runs[0].start, predictions.runs[0].end), (day("2024-01-30"), day("2024-01-30")));
+    assert_eq!(predictions.runs[0].model_id, model.model_id);
+    assert!(quantlake::features::inputs::stale_sessions(&lake, "predictions").await.unwrap().is_empty());
 }
 
 /// Fundamentals join a training set point in time: a row sees the latest filing dated strictly before

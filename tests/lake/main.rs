@@ -17,6 +17,7 @@ mod file_import;
 mod fundamentals;
 mod integrity;
 mod interop;
+mod models;
 mod modules;
 mod resume;
 mod stages;
