@@ -3,8 +3,6 @@
 //! target below `MIN_TARGET_COVERAGE` makes training fall back to the plain forward return, and is a
 //! critical finding of the label set's health.
 
-use std::collections::BTreeMap;
-
 use arrow::array::AsArray;
 use arrow::datatypes::{Date32Type, Int64Type};
 use chrono::NaiveDate;
@@ -81,7 +79,8 @@ pub async fn target_coverage(lake: &Lake, dataset: &str, end: NaiveDate, days_ba
     );
     let engine = QueryEngine::open_for_sql(lake, as_of, &sql).await?;
     let batches = tokio::task::block_in_place(|| engine.query(&sql))?;
-    let mut totals: BTreeMap<&str, (u64, u64)> = targets.iter().map(|t| (t.as_str(), (0, 0))).collect();
+    // (rows, covered) per target, in the order of `targets`.
+    let mut totals: Vec<(u64, u64)> = vec![(0, 0); targets.len()];
     let mut days = Vec::new();
     for b in &batches {
         let date = b.column(0).as_primitive_opt::<Date32Type>().ok_or_else(|| Error::invalid("target coverage: date is not a date"))?;
@@ -91,7 +90,7 @@ pub async fn target_coverage(lake: &Lake, dataset: &str, end: NaiveDate, days_ba
             let n = rows.value(i) as u64;
             for (j, t) in targets.iter().enumerate() {
                 let covered = b.column(2 + j).as_primitive::<Int64Type>().value(i) as u64;
-                let e = totals.get_mut(t.as_str()).expect("every target has a total");
+                let e = &mut totals[j];
                 (e.0, e.1) = (e.0 + n, e.1 + covered);
                 days.push(DayCoverage { date: d, target: t.clone(), rows: n, covered, coverage: ratio(covered, n) });
             }
@@ -99,8 +98,8 @@ pub async fn target_coverage(lake: &Lake, dataset: &str, end: NaiveDate, days_ba
     }
     let rows: Vec<TargetCoverageRow> = targets
         .iter()
-        .map(|t| {
-            let (n, covered) = totals[t.as_str()];
+        .zip(&totals)
+        .map(|(t, &(n, covered))| {
             let coverage = ratio(covered, n);
             TargetCoverageRow { target: t.clone(), rows: n, covered, coverage, below_threshold: coverage < threshold }
         })

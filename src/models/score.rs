@@ -310,18 +310,11 @@ pub async fn refresh_stale_predictions(lake: &Lake, settings: &PredictionQuality
     Ok(StalePredictions { stale, runs })
 }
 
-/// The last completed session on or before `as_of_date` (default: now).
-fn reference_session(as_of_date: Option<NaiveDate>) -> NaiveDate {
-    match as_of_date {
-        Some(d) => NyseCalendar.previous_session(d.succ_opt().unwrap_or(d)),
-        None => NyseCalendar.last_completed_session(Utc::now()),
-    }
-}
 
 /// `health --dataset predictions`: the last `health.window_sessions` sessions' partitions judged like
 /// `score` judges them (present, null rate, shift against the trailing window), and freshness.
 pub async fn predictions_health(lake: &Lake, as_of_date: Option<NaiveDate>, health: &HealthSettings, settings: &PredictionQualitySettings) -> Result<DatasetHealth> {
-    let reference = reference_session(as_of_date);
+    let reference = crate::dq::reference_session(as_of_date);
     let window_start = NyseCalendar.add_sessions(reference, 1 - health.window_sessions.max(1) as i64);
     let mut by_day = ByDay::new();
     let snapshot_id = read_stored(lake, NyseCalendar.add_sessions(window_start, -(settings.shift_window as i64)), reference, &mut by_day).await?;

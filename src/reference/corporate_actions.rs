@@ -23,7 +23,6 @@ use std::sync::Arc;
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, Date32Type, Float64Type, Int64Type};
 use chrono::{Duration, NaiveDate, Utc};
-use reqwest::header::HeaderMap;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -556,13 +555,6 @@ fn from_batches(batches: &[RecordBatch]) -> Result<Vec<CorporateAction>> {
 const POLYGON_LIMIT: u32 = 1000;
 
 #[derive(Deserialize)]
-struct PolygonPage<T> {
-    status: Option<String>,
-    results: Option<Vec<T>>,
-    next_url: Option<String>,
-}
-
-#[derive(Deserialize)]
 struct PolygonSplit {
     id: Option<String>,
     ticker: String,
@@ -608,14 +600,14 @@ pub async fn fetch_polygon(settings: &PolygonSettings, symbols: &[String], start
             }
             Ok(url)
         };
-        let splits: Vec<PolygonSplit> = polygon_pages(&http, &base, &headers, url("splits", "execution_date")?, &format!("{symbol} splits")).await?;
+        let splits: Vec<PolygonSplit> = crate::sources::polygon::get_pages(&http, &base, &headers, url("splits", "execution_date")?, &format!("{symbol} splits")).await?;
         for s in splits {
             let mut a = CorporateAction::split(&s.ticker, s.execution_date, ActionSource::Polygon, s.split_from, s.split_to);
             a.vendor_id = s.id;
             a.check(&format!("polygon split of {} on {}", s.ticker, s.execution_date))?;
             out.push(a);
         }
-        let dividends: Vec<PolygonDividend> = polygon_pages(&http, &base, &headers, url("dividends", "ex_dividend_date")?, &format!("{symbol} dividends")).await?;
+        let dividends: Vec<PolygonDividend> = crate::sources::polygon::get_pages(&http, &base, &headers, url("dividends", "ex_dividend_date")?, &format!("{symbol} dividends")).await?;
         for d in dividends {
             let mut a = CorporateAction::dividend(&d.ticker, d.ex_dividend_date, ActionSource::Polygon, d.cash_amount);
             a.check(&format!("polygon dividend of {} on {}", d.ticker, d.ex_dividend_date))?;
@@ -630,32 +622,6 @@ pub async fn fetch_polygon(settings: &PolygonSettings, symbols: &[String], start
         }
     }
     Ok((out, base.to_string()))
-}
-
-/// Every page of a Polygon `/v3/reference` listing, following `next_url` on our base URL.
-async fn polygon_pages<T: serde::de::DeserializeOwned>(http: &RestClient, base: &Url, headers: &HeaderMap, mut url: Url, what: &str) -> Result<Vec<T>> {
-    let mut out = Vec::new();
-    let mut seen = HashSet::from([url.to_string()]);
-    for page_no in 1.. {
-        let page_what = format!("{what} (page {page_no})");
-        let body = http.get(&url, headers, &page_what).await?;
-        let page: PolygonPage<T> = parse_json(http, &page_what, &body)?;
-        if let Some(status) = page.status.as_deref().filter(|s| !matches!(*s, "OK" | "DELAYED")) {
-            return Err(http.error(&page_what, format!("status {status}")));
-        }
-        out.extend(page.results.unwrap_or_default());
-        match page.next_url {
-            Some(next) => {
-                let next = crate::sources::polygon::rebase(http, base, &next, &page_what)?;
-                if !seen.insert(next.to_string()) {
-                    return Err(http.error(&page_what, "next_url repeats an earlier page's; stopping".into()));
-                }
-                url = next;
-            }
-            None => break,
-        }
-    }
-    Ok(out)
 }
 
 /// Alpaca rows per page, the most the endpoint allows.

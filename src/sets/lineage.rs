@@ -154,7 +154,8 @@ pub async fn record(lake: &Lake, lineage: &Lineage, label_set: &str, coverage_en
     let fallbacks = lake.dataset(FALLBACKS)?;
     let mut stage = lake.stage("training_set").parameter("lineage", &lineage.id).write(ds.write(vec![row]).mode(WriteMode::Append).operation("lineage").parameter("id", &lineage.id));
     if let Some(f) = &lineage.fallback {
-        let date = (coverage_end - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32;
+        // Days since 1970-01-01 (NaiveDate's default), what date32 holds.
+        let date = coverage_end.signed_duration_since(NaiveDate::default()).num_days() as i32;
         let row = fallbacks.contract().batch_from(|name| -> Option<ArrayRef> {
             Some(match name {
                 "created_at" => Arc::new(TimestampMicrosecondArray::from(vec![now]).with_timezone("UTC")),

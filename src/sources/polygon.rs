@@ -53,11 +53,12 @@ pub struct PolygonSource {
 /// Page size Polygon allows at most.
 const PAGE_LIMIT: u32 = 50_000;
 
+/// One page of a Polygon list endpoint (aggregates, splits, dividends, financials).
 #[derive(Deserialize)]
-struct AggsPage {
+struct Page<T> {
     status: Option<String>,
-    /// Omitted or `null` when there is nothing (holiday, no trades).
-    results: Option<Vec<AggBar>>,
+    /// Omitted or `null` when there is nothing (a holiday, no trades).
+    results: Option<Vec<T>>,
     next_url: Option<String>,
 }
 
@@ -101,39 +102,13 @@ impl PolygonSource {
             .append_pair("sort", "asc")
             .append_pair("limit", &PAGE_LIMIT.to_string());
         let mut bars = Vec::new();
-        let mut seen = std::collections::HashSet::from([url.to_string()]);
-        for page_no in 1.. {
-            let page_what = format!("{what} (page {page_no})");
-            let body = self.http.get(&url, &self.headers, &page_what).await?;
-            let page: AggsPage = parse_json(&self.http, &page_what, &body)?;
-            if let Some(status) = page.status.as_deref().filter(|s| !matches!(*s, "OK" | "DELAYED")) {
-                return Err(self.http.error(&page_what, format!("status {status}")));
-            }
-            for b in page.results.unwrap_or_default() {
-                let ts = DateTime::<Utc>::from_timestamp_millis(b.t)
-                    .ok_or_else(|| self.http.error(&page_what, format!("bar time {} is out of range", b.t)))?;
-                bars.push(Bar { ts, open: b.o, high: b.h, low: b.l, close: b.c, volume: b.v, vwap: b.vw, trade_count: b.n.map(|n| n as i64) });
-            }
-            match page.next_url {
-                Some(next) => {
-                    let next = self.rebase(&next, &page_what)?;
-                    // A cursor that comes back would loop for ever.
-                    if !seen.insert(next.to_string()) {
-                        return Err(self.http.error(&page_what, "next_url repeats an earlier page's; stopping".into()));
-                    }
-                    url = next;
-                }
-                None => break,
-            }
+        for b in get_pages::<AggBar>(&self.http, &self.base, &self.headers, url, &what).await? {
+            let ts = DateTime::<Utc>::from_timestamp_millis(b.t).ok_or_else(|| self.http.error(&what, format!("bar time {} is out of range", b.t)))?;
+            bars.push(Bar { ts, open: b.o, high: b.h, low: b.l, close: b.c, volume: b.v, vwap: b.vw, trade_count: b.n.map(|n| n as i64) });
         }
         Ok(bars)
     }
 
-    /// `next_url` on our base: only its path and query are kept, so an overridden base (a proxy, a
-    /// test server) stays in use, and the auth header is attached again by `get`.
-    fn rebase(&self, next: &str, what: &str) -> Result<Url> {
-        rebase(&self.http, &self.base, next, what)
-    }
 }
 
 /// The `Authorization: Bearer` header of `settings`' key (marked sensitive: never logged).
@@ -150,7 +125,35 @@ pub(crate) fn auth_headers(settings: &PolygonSettings) -> Result<HeaderMap> {
     Ok(headers)
 }
 
-/// A `next_url` on `base`: only its path and query are kept (see [`PolygonSource::rebase`]).
+/// Every page's results of a Polygon list request, from `url` on: each page's `next_url` is followed
+/// on `base` ([`rebase`]), and a cursor that comes back is an error, not an endless loop.
+pub(crate) async fn get_pages<T: serde::de::DeserializeOwned>(http: &RestClient, base: &Url, headers: &HeaderMap, mut url: Url, what: &str) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    let mut seen = std::collections::HashSet::from([url.to_string()]);
+    for page_no in 1.. {
+        let page_what = format!("{what} (page {page_no})");
+        let body = http.get(&url, headers, &page_what).await?;
+        let page: Page<T> = parse_json(http, &page_what, &body)?;
+        if let Some(status) = page.status.as_deref().filter(|s| !matches!(*s, "OK" | "DELAYED")) {
+            return Err(http.error(&page_what, format!("status {status}")));
+        }
+        out.extend(page.results.unwrap_or_default());
+        match page.next_url {
+            Some(next) => {
+                let next = rebase(http, base, &next, &page_what)?;
+                if !seen.insert(next.to_string()) {
+                    return Err(http.error(&page_what, "next_url repeats an earlier page's; stopping".into()));
+                }
+                url = next;
+            }
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
+/// A `next_url` on `base`: only its path and query are kept, so an overridden base (a proxy, a test
+/// server) stays in use, and the auth header is attached again by `get`.
 pub(crate) fn rebase(http: &RestClient, base: &Url, next: &str, what: &str) -> Result<Url> {
     let next = Url::parse(next).map_err(|e| http.error(what, format!("bad next_url '{next}': {e}")))?;
     let mut url = base.clone();

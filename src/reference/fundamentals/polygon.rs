@@ -11,18 +11,11 @@ use url::Url;
 
 use super::{currency_of, Filing, Item, SkippedFiling, Statements};
 use crate::error::Result;
-use crate::sources::http::{parse_json, RestClient};
-use crate::sources::polygon::{auth_headers, base_url, rebase, PolygonSettings};
+use crate::sources::http::RestClient;
+use crate::sources::polygon::{auth_headers, base_url, get_pages, PolygonSettings};
 
 /// Results per page: Polygon's maximum for this endpoint.
 const PAGE_LIMIT: u32 = 100;
-
-#[derive(Deserialize)]
-struct Page {
-    status: Option<String>,
-    results: Option<Vec<FinancialsResult>>,
-    next_url: Option<String>,
-}
 
 #[derive(Deserialize)]
 struct FinancialsResult {
@@ -82,28 +75,7 @@ impl Client {
             .append_pair("limit", &PAGE_LIMIT.to_string())
             .append_pair("sort", "filing_date")
             .append_pair("order", "asc");
-        let mut results = Vec::new();
-        let mut seen = std::collections::HashSet::from([url.to_string()]);
-        for page_no in 1.. {
-            let page_what = format!("{what} (page {page_no})");
-            let body = self.http.get(&url, &self.headers, &page_what).await?;
-            let page: Page = parse_json(&self.http, &page_what, &body)?;
-            if let Some(status) = page.status.as_deref().filter(|s| !matches!(*s, "OK" | "DELAYED")) {
-                return Err(self.http.error(&page_what, format!("status {status}")));
-            }
-            results.extend(page.results.unwrap_or_default());
-            match page.next_url {
-                Some(next) => {
-                    let next = rebase(&self.http, &self.base, &next, &page_what)?;
-                    if !seen.insert(next.to_string()) {
-                        return Err(self.http.error(&page_what, "next_url repeats an earlier page's; stopping".into()));
-                    }
-                    url = next;
-                }
-                None => break,
-            }
-        }
-        Ok(results)
+        get_pages(&self.http, &self.base, &self.headers, url, &what).await
     }
 }
 
