@@ -1143,7 +1143,7 @@ mod tests {
     #[test]
     fn vendor_shapes_parse() {
         let body = r#"{"results":[{"execution_date":"2022-07-18","split_from":1,"split_to":20,"ticker":"GOOGL","id":"E1"}],"status":"OK","next_url":"https://api.polygon.io/v3/reference/splits?cursor=X"}"#;
-        let page: PolygonPage<PolygonSplit> = serde_json::from_str(body).unwrap();
+        let page: crate::sources::polygon::Page<PolygonSplit> = serde_json::from_str(body).unwrap();
         let split = &page.results.unwrap()[0];
         assert_eq!((split.split_from, split.split_to, split.id.as_deref(), split.execution_date), (1.0, 20.0, Some("E1"), d("2022-07-18")));
         assert!(page.next_url.is_some());

@@ -55,11 +55,11 @@ const PAGE_LIMIT: u32 = 50_000;
 
 /// One page of a Polygon list endpoint (aggregates, splits, dividends, financials).
 #[derive(Deserialize)]
-struct Page<T> {
-    status: Option<String>,
+pub(crate) struct Page<T> {
+    pub status: Option<String>,
     /// Omitted or `null` when there is nothing (a holiday, no trades).
-    results: Option<Vec<T>>,
-    next_url: Option<String>,
+    pub results: Option<Vec<T>>,
+    pub next_url: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -201,12 +201,12 @@ mod tests {
     #[test]
     fn empty_shapes_parse_as_no_bars() {
         for body in [r#"{"status":"OK","resultsCount":0}"#, r#"{"status":"OK","results":null}"#, r#"{"status":"OK","results":[]}"#] {
-            let page: AggsPage = serde_json::from_str(body).unwrap();
+            let page: Page<AggBar> = serde_json::from_str(body).unwrap();
             assert!(page.results.unwrap_or_default().is_empty(), "{body}");
             assert!(page.next_url.is_none());
         }
         // Fractional volume and an absent vw / n are accepted.
-        let page: AggsPage = serde_json::from_str(r#"{"results":[{"t":1,"o":1,"h":1,"l":1,"c":1,"v":0.5}],"next_url":"https://x/y?cursor=c"}"#).unwrap();
+        let page: Page<AggBar> = serde_json::from_str(r#"{"results":[{"t":1,"o":1,"h":1,"l":1,"c":1,"v":0.5}],"next_url":"https://x/y?cursor=c"}"#).unwrap();
         let bar = &page.results.unwrap()[0];
         assert_eq!((bar.v, bar.vw, bar.n), (0.5, None, None));
     }
@@ -215,7 +215,7 @@ mod tests {
     fn next_url_is_followed_on_the_configured_base() {
         let settings = PolygonSettings { api_key: Some(Secret::new("k")), base_url: "http://127.0.0.1:9/".into(), ..Default::default() };
         let source = PolygonSource::new(&settings).unwrap();
-        let next = source.rebase("https://api.massive.com/v2/aggs/ticker/AAPL/range/1/day/1/2?cursor=AB%3D", "t").unwrap();
+        let next = rebase(&source.http, &source.base, "https://api.massive.com/v2/aggs/ticker/AAPL/range/1/day/1/2?cursor=AB%3D", "t").unwrap();
         assert_eq!(next.as_str(), "http://127.0.0.1:9/v2/aggs/ticker/AAPL/range/1/day/1/2?cursor=AB%3D");
         assert!(PolygonSource::new(&PolygonSettings::default()).is_err(), "no key");
         assert!(PolygonSource::new(&PolygonSettings { base_url: "ftp://x".into(), ..settings }).is_err());

@@ -143,7 +143,7 @@ mod tests {
              "financials":{"income_statement":{"revenues":{"label":"Revenues","value":3.136e9,"unit":"USD","order":100},"nothing":{"label":"x","unit":"USD"}}}},
             {"end_date":"2022-04-03","fiscal_period":"Q1","fiscal_year":"2022","financials":{}},
             {"end_date":"2022-04-03","filing_date":"2022-05-03","fiscal_period":"TTM","fiscal_year":2022}]}"#;
-        let page: Page = serde_json::from_str(body).unwrap();
+        let page: crate::sources::polygon::Page<FinancialsResult> = serde_json::from_str(body).unwrap();
         let mut results = page.results.unwrap().into_iter();
         let f = to_filing("NXPI", results.next().unwrap(), Utc::now()).unwrap();
         assert_eq!((f.fiscal_year, f.fiscal_period.as_str(), f.filing_id.as_deref(), f.currency.as_deref()), (2022, "Q1", Some("0001413447-22-000014"), Some("USD")));
