@@ -81,8 +81,8 @@ impl SetDefinition {
         let table = contract.definition.clone().ok_or_else(|| Error::invalid(format!("dataset '{}' is not a feature or label set (its contract has no [definition])", contract.name)))?;
         let hash = definition_hash(&table);
         let raw: RawDefinition = table.try_into().map_err(|e: toml::de::Error| bad(format!("[definition]: {e}")))?;
-        if raw.bar_minutes == 0 {
-            return Err(bad("[definition] bar_minutes must be positive".into()));
+        if raw.bar_minutes == 0 || raw.bar_minutes > 1440 {
+            return Err(bad("[definition] bar_minutes must be 1 to 1440".into()));
         }
         let column_type = |name: &str| contract.columns.iter().find(|c| c.name == name).map(|c| c.data_type.as_str());
         match raw.kind.as_str() {

@@ -45,6 +45,13 @@ impl Kernel {
     /// Checks the parameters, naming the feature.
     pub fn check(&self, feature: &str) -> Result<(), String> {
         let bad = |what: &str| Err(format!("feature '{feature}': {what}"));
+        let reach = match *self {
+            Kernel::LogReturn { lag } => lag.unsigned_abs() as usize,
+            Kernel::ReturnStd { window } | Kernel::ReturnOutlier { window, .. } | Kernel::Vwap { window } | Kernel::Rsi { window } => window,
+        };
+        if reach > MAX_REACH {
+            return bad(&format!("a lag or window of {reach} bars is more than a session holds ({MAX_REACH})"));
+        }
         match self {
             Kernel::LogReturn { lag: 0 } => bad("lag must not be 0"),
             Kernel::ReturnStd { window } | Kernel::Vwap { window } if *window < 2 => bad("window must be at least 2"),
@@ -54,6 +61,10 @@ impl Kernel {
         }
     }
 }
+
+/// The longest lag or window a kernel may have: a whole day of one-minute bars (a window never
+/// crosses its session, so a longer one could never be whole).
+pub const MAX_REACH: usize = 1440;
 
 /// One symbol-session on its minute grid, and the one-minute returns every return kernel shares.
 pub struct Grid<'a> {
@@ -213,5 +224,7 @@ mod tests {
         assert_eq!(g.value(&k, 30), 0.0, "not before window + 1");
         assert!(Kernel::ReturnOutlier { window: 30, k: 0.0 }.check("x").is_err());
         assert!(Kernel::LogReturn { lag: 0 }.check("x").unwrap_err().contains("'x'"));
+        assert!(Kernel::LogReturn { lag: i32::MIN }.check("x").unwrap_err().contains("more than a session holds"));
+        assert!(Kernel::Vwap { window: 100_000 }.check("x").is_err());
     }
 }

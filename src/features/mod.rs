@@ -134,7 +134,11 @@ pub async fn compute_features(lake: &Lake, request: &FeaturesRequest) -> Result<
                 // Returns across sessions use split-adjusted prices (reference_corporate_actions).
                 let actions = lake.dataset(crate::reference::corporate_actions::DATASET)?;
                 let actions_state = actions.latest_in(&view).await?;
-                let splits = SplitHistory::load(lake, None, &crate::query::AsOf::default()).await?;
+                // The splits of the snapshot recorded as the labels' input.
+                let splits = match actions_state.snapshot_id {
+                    0 => SplitHistory::default(),
+                    id => SplitHistory::load(lake, None, &crate::query::AsOf { all: None, per_dataset: BTreeMap::from([(actions.name().to_string(), crate::table::SnapshotSpec::Id(id))]) }).await?,
+                };
                 let (read_start, read_end) = labels::read_range(l, request.start, request.end);
                 let factors = labels::split_factors(&splits, read_start, read_end);
                 let batches = labels::compute(lake, l, request.start, request.end, state.snapshot_id, &factors).await?;

@@ -160,8 +160,9 @@ fn symbol_filter(symbols: &[String]) -> Result<String> {
 
 /// Runs the point-in-time join of `entities` (a temp table the caller's `setup` statements create)
 /// with `set`'s rows from `read_start..=read_end` into the temp table `joined`, and checks it.
-/// `labelled`: the entity rows carry a label (`ts`, `label_end`) whose window the check covers too.
-fn join_features(engine: &QueryEngine, set: &FeatureSet, setup: &[String], read_start: NaiveDate, read_end: NaiveDate, labelled: bool) -> Result<LeakageCheck> {
+/// `label_bar_us`: the entity rows carry a label (`ts`, `label_end`) of bars this long, whose window
+/// the check covers too.
+fn join_features(engine: &QueryEngine, set: &FeatureSet, setup: &[String], read_start: NaiveDate, read_end: NaiveDate, label_bar_us: Option<i64>) -> Result<LeakageCheck> {
     let conn = engine.connection();
     for statement in setup {
         conn.execute_batch(statement)?;
@@ -178,14 +179,14 @@ fn join_features(engine: &QueryEngine, set: &FeatureSet, setup: &[String], read_
         ],
     )?;
     conn.execute_batch(&format!("CREATE TEMP TABLE joined AS {sql};"))?;
-    leakage_check(engine, set, labelled)
+    leakage_check(engine, set, label_bar_us)
 }
 
 /// The leakage check over `joined`: every feature row known by its decision time; every label window
 /// (when the rows have one) opening at or after it and ending after it.
-fn leakage_check(engine: &QueryEngine, set: &FeatureSet, has_labels: bool) -> Result<LeakageCheck> {
-    let bar_us = i64::from(set.bar_minutes) * 60_000_000;
-    let labels = if has_labels {
+fn leakage_check(engine: &QueryEngine, set: &FeatureSet, label_bar_us: Option<i64>) -> Result<LeakageCheck> {
+    // A label's first bar after its decision bar starts one label bar after the decision bar's start.
+    let labels = if let Some(bar_us) = label_bar_us {
         format!("min(epoch_us(ts::TIMESTAMP) + {bar_us} - epoch_us(decision_time::TIMESTAMP)), min(epoch_us(label_end::TIMESTAMP) - epoch_us(decision_time::TIMESTAMP))")
     } else {
         "NULL::BIGINT, NULL::BIGINT".into()
@@ -316,7 +317,7 @@ pub async fn get_features_for_training(lake: &Lake, request: &TrainingRequest) -
     }
     let engine = QueryEngine::open_for_sql(lake, &as_of, &read.join(" ")).await?;
     let read_start = NyseCalendar.add_sessions(request.start, -1);
-    let mut leakage = tokio::task::block_in_place(|| join_features(&engine, &set, &setup, read_start, request.end, true))?;
+    let mut leakage = tokio::task::block_in_place(|| join_features(&engine, &set, &setup, read_start, request.end, Some(i64::from(labels.bar_minutes) * 60_000_000)))?;
     if !items.is_empty() {
         leakage.max_filing_lead_days = tokio::task::block_in_place(|| join_fundamentals(&engine, &set, &items))?;
     }
@@ -448,7 +449,7 @@ pub async fn get_features_for_inference(lake: &Lake, feature_set: &str, symbols:
     };
     let engine = QueryEngine::open_for_sql(lake, &pinned_as_of(&snapshots), &set.name).await?;
     tokio::task::block_in_place(|| {
-        join_features(&engine, &set, &[entities], read_start, day, false)?;
+        join_features(&engine, &set, &[entities], read_start, day, None)?;
         let features: String = set.features.iter().map(|f| format!(", {}", f.name)).collect();
         engine.query(&format!("SELECT symbol, decision_time, feature_ts, available_at{features} FROM joined ORDER BY symbol"))
     })
@@ -470,7 +471,7 @@ pub async fn get_features_for_sessions(lake: &Lake, feature_set: &str, symbols: 
     );
     let engine = QueryEngine::open_for_sql(lake, &pinned_as_of(&snapshots), &set.name).await?;
     tokio::task::block_in_place(|| {
-        join_features(&engine, &set, &[entities], start, end, false)?;
+        join_features(&engine, &set, &[entities], start, end, None)?;
         let features: String = set.features.iter().map(|f| format!(", {}", f.name)).collect();
         engine.query(&format!("SELECT symbol, ts, decision_time, feature_ts, available_at{features} FROM joined ORDER BY symbol, decision_time"))
     })
