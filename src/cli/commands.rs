@@ -423,10 +423,7 @@ pub async fn features(ctx: &Context, args: FeaturesArgs, out: &Output) -> Result
     let lake = ctx.open().await?;
     let sets = if args.sets.is_empty() { ctx.config.features.sets.clone() } else { args.sets };
     if args.stale {
-        // Features and labels first: predictions are scored from the features.
-        let derived = features::refresh_stale(&lake, &sets).await?;
-        let predictions = models::score::refresh_stale_predictions(&lake, &ctx.config.models.quality).await?;
-        out.stale(&derived, &predictions);
+        out.stale(&crate::ops::stale::refresh_stale(&lake, &sets, &ctx.config.models.quality).await?);
         return Ok(Outcome::Ok);
     }
     let start = args.start.unwrap_or_else(|| NyseCalendar.last_completed_session(chrono::Utc::now()));

@@ -148,9 +148,9 @@ impl Output {
         });
     }
 
-    pub fn stale(&self, r: &crate::features::StaleReport, p: &crate::models::score::StalePredictions) {
-        let both = serde_json::json!({ "features": r, "predictions": p });
-        self.print(&both, || {
+    pub fn stale(&self, report: &crate::ops::stale::RefreshReport) {
+        let (r, p) = (&report.features, &report.predictions);
+        self.print(report, || {
             if r.stale.is_empty() && p.stale.is_empty() {
                 return "nothing stale: every derived partition was computed from its inputs' current versions".into();
             }
