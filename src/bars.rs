@@ -48,6 +48,58 @@ pub struct Bar {
     pub trade_count: Option<i64>,
 }
 
+/// Bars as columns, one row per bar: what a file import builds without a [`Bar`] per row, and what
+/// the raw datasets' rows are made of (`ingest::raw_batch`).
+#[derive(Debug, Default)]
+pub struct BarColumns {
+    pub symbol: arrow::array::StringBuilder,
+    /// Bar start, µs since the epoch (UTC).
+    pub ts: Vec<i64>,
+    pub open: Vec<f64>,
+    pub high: Vec<f64>,
+    pub low: Vec<f64>,
+    pub close: Vec<f64>,
+    pub volume: Vec<f64>,
+    pub vwap: Vec<Option<f64>>,
+    pub trade_count: Vec<Option<i64>>,
+}
+
+impl BarColumns {
+    pub fn with_capacity(rows: usize) -> Self {
+        Self {
+            symbol: arrow::array::StringBuilder::with_capacity(rows, rows * 4),
+            ts: Vec::with_capacity(rows),
+            open: Vec::with_capacity(rows),
+            high: Vec::with_capacity(rows),
+            low: Vec::with_capacity(rows),
+            close: Vec::with_capacity(rows),
+            volume: Vec::with_capacity(rows),
+            vwap: Vec::with_capacity(rows),
+            trade_count: Vec::with_capacity(rows),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.ts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ts.is_empty()
+    }
+
+    pub fn push(&mut self, symbol: &str, bar: &Bar) {
+        self.symbol.append_value(symbol);
+        self.ts.push(bar.ts.timestamp_micros());
+        self.open.push(bar.open);
+        self.high.push(bar.high);
+        self.low.push(bar.low);
+        self.close.push(bar.close);
+        self.volume.push(bar.volume);
+        self.vwap.push(bar.vwap);
+        self.trade_count.push(bar.trade_count);
+    }
+}
+
 /// Bar length of curated bars as read (`get_curated_bars`): 1m, or resampled within sessions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Frequency {

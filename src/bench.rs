@@ -1,12 +1,20 @@
 //! Benchmark jobs (`quantlake bench`): the peer benchmark's curate + features job
 //! (`../shared/bench/peers/README.md`) run through the pipeline's own stages, so its timing is the
-//! pipeline's: the file import, [`crate::curate::curate`] and [`crate::features::compute_features`]
-//! committing to a scratch lake through the manifest, then the harness's output layout.
+//! pipeline's: the file import of the directory in one call, [`crate::curate::curate`] and
+//! [`crate::features::compute_features`] committing to a scratch lake through the manifest, then the
+//! harness's output layout.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, TimestampMicrosecondArray, UInt32Array};
+use arrow::compute::concat_batches;
+use arrow::datatypes::TimestampMicrosecondType;
 use chrono::NaiveDate;
+use futures::{StreamExt, TryStreamExt};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
 use serde::Serialize;
 
 use crate::bars::BarSize;
@@ -14,9 +22,8 @@ use crate::config::Config;
 use crate::curate::{curate, CurateRequest};
 use crate::error::{Error, Result};
 use crate::features::{compute_features, FeaturesRequest};
-use crate::ingest::ingest_file;
-use crate::query::{AsOf, QueryEngine};
-use crate::sources::file::FileImport;
+use crate::ingest::ingest_files;
+use crate::sources::file::{FileFormat, FileImport};
 use crate::table::{Lake, LakeOptions};
 
 /// What the peer job did, stage by stage.
@@ -61,11 +68,8 @@ pub async fn peer_job(raw_dir: &Path, out_dir: &Path, config: &Config) -> Result
     let lake = Lake::init(&scratch.path().display().to_string(), LakeOptions { settings: config.lake.engine.clone(), ..LakeOptions::default() }).await?;
 
     let t = Instant::now();
-    let mut raw_rows = 0;
-    for (_, path) in &files {
-        let import = FileImport { path: path.clone(), format: None, columns: Vec::new(), timezone: chrono_tz::America::New_York, bar_size: BarSize::Minute, symbol: None };
-        raw_rows += ingest_file(&lake, &import, config.ingest.chunk_sessions, None).await?.rows;
-    }
+    let import = FileImport { path: raw_dir.to_path_buf(), format: Some(FileFormat::Parquet), columns: Vec::new(), timezone: chrono_tz::America::New_York, bar_size: BarSize::Minute, symbol: None };
+    let raw_rows = ingest_files(&lake, &import, config.ingest.chunk_sessions, None).await?.rows;
     let import_seconds = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
@@ -111,18 +115,98 @@ fn raw_files(raw_dir: &Path) -> Result<Vec<(NaiveDate, PathBuf)>> {
     Ok(out)
 }
 
-/// The harness's layout: regular-session rows of curated bars with the features and the 15-minute
-/// forward return, `date=YYYY-MM-DD/*.parquet`.
+/// The harness's layout, `date=YYYY-MM-DD/part.parquet`: each partition's regular-session curated
+/// rows with their features and 15-minute forward return. The three datasets are sorted by (symbol,
+/// ts), so each partition is one merge (an inner join with the features, a left join with the
+/// labels), partitions in parallel.
 async fn export(lake: &Lake, out_dir: &Path) -> Result<u64> {
-    let target = out_dir.display().to_string().replace('\'', "''");
-    let sql = format!(
-        "COPY (SELECT c.symbol, c.ts, c.date, c.open, c.high, c.low, c.close, c.volume, c.is_filled AS is_gap, f.is_outlier, \
-         f.ret_1, f.ret_5, f.ret_15, f.ret_60, f.vol_30, f.vwap_30, f.rsi_14, l.fwd_ret_15m AS fwd_ret_15 \
-         FROM curated_1m_bars c JOIN features_price_1m_v1 f ON f.symbol = c.symbol AND f.ts = c.ts \
-         LEFT JOIN labels_fwd_ret_v1 l ON l.symbol = c.symbol AND l.ts = c.ts WHERE c.is_rth) \
-         TO '{target}' (FORMAT parquet, PARTITION_BY (date), COMPRESSION zstd, OVERWRITE_OR_IGNORE true)"
-    );
-    let engine = QueryEngine::open_for_sql(lake, &AsOf::default(), &sql).await?;
-    let n = tokio::task::block_in_place(|| engine.connection().execute(&sql, []))?;
-    Ok(n as u64)
+    let datasets = ["curated_1m_bars", "features_price_1m_v1", "labels_fwd_ret_v1"].map(|n| lake.dataset(n));
+    let [curated, features, labels] = datasets;
+    let (curated, features, labels) = (curated?, features?, labels?);
+    let (c_state, f_state, l_state) = (curated.latest().await?, features.latest().await?, labels.latest().await?);
+    let none = std::collections::BTreeSet::new();
+    let rows = futures::stream::iter(c_state.partitions.values().map(|entry| {
+        let (features, labels, none, out_dir) = (&features, &labels, &none, out_dir.to_path_buf());
+        let (f_entry, l_entry) = (f_state.partitions.get(&entry.partition), l_state.partitions.get(&entry.partition));
+        let curated = &curated;
+        async move {
+            let c = curated.read_partition(entry, none).await?;
+            let f = match f_entry {
+                Some(e) => features.read_partition(e, none).await?,
+                None => Vec::new(),
+            };
+            let l = match l_entry {
+                Some(e) => labels.read_partition(e, none).await?,
+                None => Vec::new(),
+            };
+            let partition = entry.partition.clone();
+            tokio::task::spawn_blocking(move || write_partition(&out_dir.join(partition), &c, &f, &l)).await.map_err(|e| Error::Io(std::io::Error::other(e)))?
+        }
+    }))
+    .buffer_unordered(2)
+    .try_fold(0u64, |n, rows| async move { Ok(n + rows) })
+    .await?;
+    Ok(rows)
+}
+
+/// One partition's merged rows to `dir/part.parquet`; returns the rows written.
+fn write_partition(dir: &Path, curated: &[RecordBatch], features: &[RecordBatch], labels: &[RecordBatch]) -> Result<u64> {
+    let concat = |b: &[RecordBatch]| -> Result<Option<RecordBatch>> { Ok(b.first().map(|f| concat_batches(&f.schema(), b)).transpose()?) };
+    let (Some(c), Some(f)) = (concat(curated)?, concat(features)?) else { return Ok(0) };
+    let l = concat(labels)?;
+    let key = |b: &RecordBatch| -> Result<(StringArray, TimestampMicrosecondArray)> {
+        let symbol = b.column_by_name("symbol").and_then(|c| c.as_string_opt::<i32>()).ok_or_else(|| Error::invalid("export: no symbol column"))?;
+        let ts = b.column_by_name("ts").and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>()).ok_or_else(|| Error::invalid("export: no ts column"))?;
+        Ok((symbol.clone(), ts.clone()))
+    };
+    let rth = c.column_by_name("is_rth").and_then(|c| c.as_boolean_opt()).ok_or_else(|| Error::invalid("export: no is_rth column"))?.clone();
+    let (c_key, f_key) = (key(&c)?, key(&f)?);
+    let l_key = l.as_ref().map(key).transpose()?;
+    let cmp = |a: &(StringArray, TimestampMicrosecondArray), i: usize, b: &(StringArray, TimestampMicrosecondArray), j: usize| {
+        a.0.value(i).cmp(b.0.value(j)).then(a.1.value(i).cmp(&b.1.value(j)))
+    };
+    let (mut ci, mut fi, mut li) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut j, mut k) = (0, 0);
+    for i in (0..c.num_rows()).filter(|i| rth.value(*i)) {
+        while j < f.num_rows() && cmp(&f_key, j, &c_key, i).is_lt() {
+            j += 1;
+        }
+        if j == f.num_rows() || cmp(&f_key, j, &c_key, i).is_ne() {
+            continue;
+        }
+        ci.push(i as u32);
+        fi.push(j as u32);
+        li.push(l_key.as_ref().and_then(|lk| {
+            while k < lk.0.len() && cmp(lk, k, &c_key, i).is_lt() {
+                k += 1;
+            }
+            (k < lk.0.len() && cmp(lk, k, &c_key, i).is_eq()).then_some(k as u32)
+        }));
+    }
+    let (ci, fi, li) = (UInt32Array::from(ci), UInt32Array::from(fi), UInt32Array::from(li));
+    let take = |b: &RecordBatch, name: &str, idx: &UInt32Array| -> Result<(String, ArrayRef)> {
+        let col = b.column_by_name(name).ok_or_else(|| Error::invalid(format!("export: no {name} column")))?;
+        Ok((name.to_string(), arrow::compute::take(col, idx, None)?))
+    };
+    let mut columns = Vec::new();
+    for name in ["symbol", "ts", "open", "high", "low", "close", "volume"] {
+        columns.push(take(&c, name, &ci)?);
+    }
+    columns.push(("is_gap".into(), take(&c, "is_filled", &ci)?.1));
+    for name in ["is_outlier", "ret_1", "ret_5", "ret_15", "ret_60", "vol_30", "vwap_30", "rsi_14"] {
+        columns.push(take(&f, name, &fi)?);
+    }
+    let fwd = match &l {
+        Some(l) => take(l, "fwd_ret_15m", &li)?.1,
+        None => arrow::array::new_null_array(&arrow::datatypes::DataType::Float64, ci.len()),
+    };
+    columns.push(("fwd_ret_15".into(), fwd));
+    let batch = RecordBatch::try_from_iter(columns)?;
+    std::fs::create_dir_all(dir)?;
+    let file = std::fs::File::create(dir.join("part.parquet"))?;
+    let props = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build();
+    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props))?;
+    writer.write(&batch)?;
+    writer.close()?;
+    Ok(batch.num_rows() as u64)
 }

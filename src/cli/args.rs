@@ -322,7 +322,8 @@ pub struct IngestArgs {
     /// Synthetic: probability of a bad tick.
     #[arg(long)]
     pub outlier_rate: Option<f64>,
-    /// File: the CSV or Parquet file to import.
+    /// File: a CSV or Parquet file, a directory of them (read recursively), or a quoted glob pattern
+    /// ('raw/date=*/*.parquet'); all of them are imported in one call.
     #[arg(long)]
     pub path: Option<std::path::PathBuf>,
     /// File: format (default: from the extension).

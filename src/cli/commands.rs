@@ -16,7 +16,7 @@ use crate::curate::{self, BarsRequest, CurateRequest};
 use crate::features::{self, FeaturesRequest};
 use crate::sets::{self, FallbackSettings, TrainingRequest};
 use crate::error::{Error, Result};
-use crate::ingest::{ingest, ingest_file, progress, IngestOptions};
+use crate::ingest::{ingest, ingest_files, progress, IngestOptions};
 use crate::maintenance;
 use crate::models::{self, ScoreRequest, TrainOptions};
 use crate::ops::backfill::{backfill_history, BackfillOptions};
@@ -45,7 +45,7 @@ pub async fn ingest_bars(ctx: &Context, args: IngestArgs, out: &Output) -> Resul
     if args.source == SourceName::File {
         let import = file_import(&args)?;
         let chunk = ctx.config.ingest.chunk(args.range.chunk_sessions);
-        let report = ingest_file(&lake, &import, chunk, args.range.job_id.clone()).await?;
+        let report = ingest_files(&lake, &import, chunk, args.range.job_id.clone()).await?;
         out.file_ingest(&report);
         return Ok(Outcome::Ok);
     }
@@ -587,9 +587,9 @@ fn config_with_synthetic_flags(config: &Config, args: &IngestArgs) -> Config {
 
 /// The file import the `--source file` flags describe.
 fn file_import(args: &IngestArgs) -> Result<FileImport> {
-    let path = args.path.clone().ok_or_else(|| Error::invalid("--source file needs --path FILE"))?;
+    let path = args.path.clone().ok_or_else(|| Error::invalid("--source file needs --path FILE|DIR|PATTERN"))?;
     if args.range.symbols.is_some() || args.start.is_some() || args.end.is_some() || args.resume {
-        return Err(Error::invalid("--source file imports the whole file: use --symbol for its symbol, not --symbols/--start/--end/--resume"));
+        return Err(Error::invalid("--source file imports whole files: use --symbol for their symbol, not --symbols/--start/--end/--resume"));
     }
     let timezone = args.timezone.parse().map_err(|_| Error::invalid(format!("--timezone: unknown time zone '{}'", args.timezone)))?;
     Ok(FileImport {

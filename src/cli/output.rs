@@ -491,13 +491,14 @@ impl Output {
     pub fn file_ingest(&self, r: &FileIngestReport) {
         self.print(r, || {
             let mut s = format!(
-                "imported {} of {} rows ({} symbol(s), {} partition(s)) from {} into {} in {} commit(s) (snapshots {:?}), {:.0} rows/s",
-                r.rows, r.rows_read, r.symbols, r.partitions, r.file, r.dataset, r.snapshots.len(), r.snapshots, r.rows_per_second
+                "imported {} of {} rows ({} symbol(s), {} partition(s)) from {} ({} file(s), {} bytes) into {} in {} commit(s) (snapshots {:?}), {:.0} rows/s, {} bytes written",
+                r.rows, r.rows_read, r.symbols, r.partitions, r.file, r.files, r.bytes_read, r.dataset, r.snapshots.len(), r.snapshots, r.rows_per_second, r.bytes_written
             );
             if r.rejected > 0 {
                 s += &format!("\n{} row(s) rejected and kept in quarantine_rows (job {}):", r.rejected, r.job_id);
-                for row in &r.rejected_sample {
-                    s += &format!("\n  line {}: {}", row.line, row.reason);
+                for sample in &r.rejected_sample {
+                    let file = if r.files > 1 { format!("{} ", sample.file) } else { String::new() };
+                    s += &format!("\n  {file}line {}: {}", sample.row.line, sample.row.reason);
                 }
                 if r.rejected as usize > r.rejected_sample.len() {
                     s += &format!("\n  ... (quantlake query \"SELECT line, reason FROM quarantine_rows WHERE job_id = '{}'\")", r.job_id);

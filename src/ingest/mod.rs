@@ -18,12 +18,12 @@ use arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray,
 use chrono::{NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use file::{ingest_file, FileIngestReport};
+pub use file::{ingest_files, FileIngestReport, RejectedSample};
 
 use crate::calendar::{NyseCalendar, Session};
 use crate::contract::DatasetContract;
 use crate::error::{Error, Result};
-use crate::bars::{Bar, BarSize};
+use crate::bars::{Bar, BarColumns, BarSize};
 use crate::outcome::Outcome;
 use crate::progress::Progress;
 use crate::sources::{BarSource, SymbolFailure};
@@ -318,35 +318,45 @@ async fn ingest_unit<S: BarSource>(
 
 /// Arrow rows in the contract's schema from `(symbol, bar)` pairs.
 fn to_batch(contract: &DatasetContract, source: &str, job_id: &str, ingested_at: i64, rows: &[(&str, &Bar)]) -> Result<RecordBatch> {
-    let n = rows.len();
-    let f64s = |get: fn(&Bar) -> f64| -> ArrayRef { Arc::new(Float64Array::from_iter_values(rows.iter().map(|(_, b)| get(b)))) };
-    let columns: Vec<ArrayRef> = contract
-        .columns
-        .iter()
-        .map(|c| -> Result<ArrayRef> {
-            Ok(match c.name.as_str() {
-                "symbol" => Arc::new(StringArray::from_iter_values(rows.iter().map(|(s, _)| *s))),
-                "ts" => Arc::new(TimestampMicrosecondArray::from_iter_values(rows.iter().map(|(_, b)| b.ts.timestamp_micros())).with_timezone("UTC")),
-                "open" => f64s(|b| b.open),
-                "high" => f64s(|b| b.high),
-                "low" => f64s(|b| b.low),
-                "close" => f64s(|b| b.close),
-                "volume" => volume(contract, c, rows)?,
-                "vwap" => Arc::new(Float64Array::from_iter(rows.iter().map(|(_, b)| b.vwap))),
-                "trade_count" => Arc::new(Int64Array::from_iter(rows.iter().map(|(_, b)| b.trade_count))),
-                "source" => Arc::new(StringArray::from(vec![source; n])),
-                "ingested_at" => Arc::new(TimestampMicrosecondArray::from(vec![ingested_at; n]).with_timezone("UTC")),
-                "job_id" => Arc::new(StringArray::from(vec![job_id; n])),
-                _ if c.nullable => arrow::array::new_null_array(&crate::contract::parse_type(&c.data_type).unwrap_or(arrow::datatypes::DataType::Null), n),
-                other => {
-                    return Err(Error::SchemaMismatch {
-                        dataset: contract.name.clone(),
-                        detail: format!("the ingest pipeline has no value for required column '{other}'"),
-                    })
-                }
-            })
-        })
-        .collect::<Result<_>>()?;
+    let mut columns = BarColumns::with_capacity(rows.len());
+    for (symbol, bar) in rows {
+        columns.push(symbol, bar);
+    }
+    raw_batch(contract, source, job_id, ingested_at, columns)
+}
+
+/// A raw dataset's rows (in its contract's schema) from bars as columns, stamped with the source, the
+/// job and the ingest time.
+pub(crate) fn raw_batch(contract: &DatasetContract, source: &str, job_id: &str, ingested_at: i64, mut bars: BarColumns) -> Result<RecordBatch> {
+    let n = bars.len();
+    let symbols = bars.symbol.finish();
+    let volume_spec = contract.columns.iter().find(|c| c.name == "volume");
+    let volumes = volume_spec.map(|c| volume(contract, c, &symbols, &bars.ts, &bars.volume)).transpose()?;
+    let f64s = |v: &mut Vec<f64>| -> ArrayRef { Arc::new(Float64Array::from(std::mem::take(v))) };
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(contract.columns.len());
+    for c in &contract.columns {
+        columns.push(match c.name.as_str() {
+            "symbol" => Arc::new(symbols.clone()),
+            "ts" => Arc::new(TimestampMicrosecondArray::from(std::mem::take(&mut bars.ts)).with_timezone("UTC")),
+            "open" => f64s(&mut bars.open),
+            "high" => f64s(&mut bars.high),
+            "low" => f64s(&mut bars.low),
+            "close" => f64s(&mut bars.close),
+            "volume" => volumes.clone().unwrap_or_else(|| f64s(&mut bars.volume)),
+            "vwap" => Arc::new(Float64Array::from(std::mem::take(&mut bars.vwap))),
+            "trade_count" => Arc::new(Int64Array::from(std::mem::take(&mut bars.trade_count))),
+            "source" => Arc::new(StringArray::from(vec![source; n])),
+            "ingested_at" => Arc::new(TimestampMicrosecondArray::from(vec![ingested_at; n]).with_timezone("UTC")),
+            "job_id" => Arc::new(StringArray::from(vec![job_id; n])),
+            _ if c.nullable => arrow::array::new_null_array(&crate::contract::parse_type(&c.data_type).unwrap_or(arrow::datatypes::DataType::Null), n),
+            other => {
+                return Err(Error::SchemaMismatch {
+                    dataset: contract.name.clone(),
+                    detail: format!("the ingest pipeline has no value for required column '{other}'"),
+                })
+            }
+        });
+    }
     Ok(RecordBatch::try_new(contract.arrow_schema(), columns)?)
 }
 
@@ -364,17 +374,22 @@ fn local_days(contract: &DatasetContract, first: NaiveDate, last: NaiveDate) -> 
 }
 
 /// The volume column in the contract's type: float64 as is, int64 only from whole numbers.
-fn volume(contract: &DatasetContract, column: &crate::contract::ColumnSpec, rows: &[(&str, &Bar)]) -> Result<ArrayRef> {
+fn volume(contract: &DatasetContract, column: &crate::contract::ColumnSpec, symbols: &StringArray, ts: &[i64], volume: &[f64]) -> Result<ArrayRef> {
     if column.data_type == "float64" {
-        return Ok(Arc::new(Float64Array::from_iter_values(rows.iter().map(|(_, b)| b.volume))));
+        return Ok(Arc::new(Float64Array::from(volume.to_vec())));
     }
-    if let Some((symbol, bar)) = rows.iter().find(|(_, b)| b.volume.fract() != 0.0 || !b.volume.is_finite()) {
+    if let Some(i) = volume.iter().position(|v| v.fract() != 0.0 || !v.is_finite()) {
         return Err(Error::SchemaMismatch {
             dataset: contract.name.clone(),
-            detail: format!("{symbol} at {}: volume {} is not a whole number, and the contract's volume is int64", bar.ts, bar.volume),
+            detail: format!(
+                "{} at {}: volume {} is not a whole number, and the contract's volume is int64",
+                symbols.value(i),
+                chrono::DateTime::from_timestamp_micros(ts[i]).map_or_else(|| format!("{}us", ts[i]), |t| t.to_rfc3339()),
+                volume[i]
+            ),
         });
     }
-    Ok(Arc::new(Int64Array::from_iter_values(rows.iter().map(|(_, b)| b.volume as i64))))
+    Ok(Arc::new(Int64Array::from_iter_values(volume.iter().map(|v| *v as i64))))
 }
 
 #[cfg(test)]

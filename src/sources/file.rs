@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use arrow::array::{Array, AsArray};
+use arrow::array::{Array, ArrayRef, AsArray, Float64Array, RecordBatch};
 use arrow::datatypes::DataType;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -17,7 +17,7 @@ use serde::Serialize;
 use crate::calendar::NyseCalendar;
 use crate::error::{Error, Result};
 use crate::names::{named_display_and_from_str, Named};
-use crate::bars::{Bar, BarSize};
+use crate::bars::{Bar, BarColumns, BarSize};
 use crate::table::layout::validate_symbol;
 
 /// File format; by default taken from the extension.
@@ -78,10 +78,12 @@ pub struct RejectedRow {
     pub raw: String,
 }
 
-/// What a file held.
+/// What a file held: its readable bars as columns (file order), and the rows that were not.
 #[derive(Debug, Default)]
 pub struct ParsedFile {
-    pub bars: Vec<(String, Bar)>,
+    pub bars: BarColumns,
+    /// The distinct symbols of `bars`.
+    pub symbols: std::collections::HashSet<String>,
     pub rejected: Vec<RejectedRow>,
 }
 
@@ -108,7 +110,7 @@ impl FileImport {
         if let Some(f) = self.format {
             return Ok(f);
         }
-        match self.path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        match extension(&self.path).as_deref() {
             Some("csv") | Some("txt") => Ok(FileFormat::Csv),
             Some("parquet") | Some("pq") => Ok(FileFormat::Parquet),
             _ => Err(Error::invalid(format!("cannot tell the format of {}; pass --format csv|parquet", self.path.display()))),
@@ -144,6 +146,78 @@ impl FileImport {
             validate_symbol(s)?;
         }
         Ok(out)
+    }
+
+    /// The files `path` names: itself, every CSV/Parquet file under a directory (recursively), or the
+    /// files a glob pattern (`raw/*/part.parquet`, `**` for any depth) matches; sorted.
+    pub fn files(&self) -> Result<Vec<PathBuf>> {
+        let path = &self.path;
+        let importable = |p: &std::path::Path| match self.format {
+            Some(FileFormat::Csv) => matches!(extension(p).as_deref(), Some("csv" | "txt")),
+            Some(FileFormat::Parquet) => matches!(extension(p).as_deref(), Some("parquet" | "pq")),
+            None => matches!(extension(p).as_deref(), Some("csv" | "txt" | "parquet" | "pq")),
+        };
+        let mut files = if path.is_dir() {
+            let mut out = Vec::new();
+            let mut dirs = vec![path.clone()];
+            while let Some(dir) = dirs.pop() {
+                for entry in std::fs::read_dir(&dir).map_err(|source| Error::ReadFile { path: dir.clone(), source })? {
+                    let p = entry?.path();
+                    if p.is_dir() {
+                        dirs.push(p);
+                    } else if importable(&p) {
+                        out.push(p);
+                    }
+                }
+            }
+            out
+        } else if path.exists() {
+            vec![path.clone()]
+        } else {
+            let pattern = path.to_str().ok_or_else(|| Error::invalid(format!("{}: the path is not UTF-8", path.display())))?;
+            if !pattern.contains(['*', '?', '[']) {
+                return Err(Error::ReadFile { path: path.clone(), source: std::io::Error::from(std::io::ErrorKind::NotFound) });
+            }
+            let matches = glob::glob(pattern).map_err(|e| Error::invalid(format!("--path {pattern}: {e}")))?;
+            matches.filter_map(|m| m.ok()).filter(|p| p.is_file()).collect()
+        };
+        if files.is_empty() {
+            return Err(Error::invalid(format!("{}: no CSV or Parquet files there", path.display())));
+        }
+        files.sort();
+        Ok(files)
+    }
+
+    /// This import for one of its files.
+    pub fn for_file(&self, path: PathBuf) -> FileImport {
+        FileImport { path, ..self.clone() }
+    }
+
+    /// The UTC µs range of a Parquet file's bars from its footer's statistics, without reading its
+    /// rows; `None` when the footer cannot tell (CSV, naive timestamps, no statistics, daily bars).
+    pub fn time_range(&self) -> Result<Option<(i64, i64)>> {
+        use parquet::arrow::arrow_reader::statistics::StatisticsConverter;
+        if self.bar_size != BarSize::Minute || self.format()? != FileFormat::Parquet {
+            return Ok(None);
+        }
+        let file = std::fs::File::open(&self.path).map_err(|source| Error::ReadFile { path: self.path.clone(), source })?;
+        let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)?;
+        let headers: Vec<String> = builder.schema().fields().iter().map(|f| f.name().clone()).collect();
+        let Some(ts) = self.resolve(&headers)?[0] else { return Ok(None) };
+        let field = builder.schema().field(ts);
+        if !matches!(field.data_type(), DataType::Timestamp(_, Some(_))) {
+            return Ok(None);
+        }
+        let converter = StatisticsConverter::try_new(field.name(), builder.schema(), builder.parquet_schema())?;
+        let groups = builder.metadata().row_groups();
+        let (mins, maxes) = (converter.row_group_mins(groups.iter())?, converter.row_group_maxes(groups.iter())?);
+        let (Some(mins), Some(maxes)) = (micros_utc(&mins), micros_utc(&maxes)) else { return Ok(None) };
+        // Every row group must have both statistics, or the range could miss rows.
+        let (mins, maxes): (Option<Vec<i64>>, Option<Vec<i64>>) = (mins.into_iter().collect(), maxes.into_iter().collect());
+        Ok(match (mins, maxes) {
+            (Some(mins), Some(maxes)) => mins.into_iter().min().zip(maxes.into_iter().max()),
+            _ => None,
+        })
     }
 
     /// Reads the whole file.
@@ -185,37 +259,131 @@ impl FileImport {
     }
 
     fn read_parquet(&self) -> Result<ParsedFile> {
-        let bytes = std::fs::read(&self.path).map_err(|source| Error::ReadFile { path: self.path.clone(), source })?;
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))?.build()?;
-        let mut out = ParsedFile::default();
-        let mut columns: Option<Vec<Option<usize>>> = None;
+        let file = std::fs::File::open(&self.path).map_err(|source| Error::ReadFile { path: self.path.clone(), source })?;
+        let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)?;
+        let rows = usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0);
+        let headers: Vec<String> = builder.schema().fields().iter().map(|f| f.name().clone()).collect();
+        let columns = self.resolve(&headers)?;
+        let reader = builder.with_batch_size(65_536).build()?;
+        let mut out = ParsedFile { bars: BarColumns::with_capacity(rows), ..ParsedFile::default() };
         let mut row = 0u64;
         for batch in reader {
             let batch = batch?;
-            let headers: Vec<String> = batch.schema().fields().iter().map(|f| f.name().clone()).collect();
-            if columns.is_none() {
-                columns = Some(self.resolve(&headers)?);
+            if !self.append_typed(&mut out, &batch, &columns, row)? {
+                self.append_as_text(&mut out, &batch, &columns, row)?;
             }
-            let cols = columns.as_deref().unwrap_or_default();
-            // Every column as text, so both formats go through one row parser (timestamps print as ISO 8601).
-            let text: Vec<arrow::array::StringArray> = batch
-                .columns()
-                .iter()
-                .map(|c| arrow::compute::cast(c, &DataType::Utf8).map(|a| a.as_string::<i32>().clone()))
-                .collect::<std::result::Result<_, _>>()?;
-            for i in 0..batch.num_rows() {
-                row += 1;
-                let fields: Vec<&str> = text.iter().map(|a| if a.is_null(i) { "" } else { a.value(i) }).collect();
-                self.accept(&mut out, row, &fields, cols);
-            }
+            row += batch.num_rows() as u64;
         }
         Ok(out)
+    }
+
+    /// Every column as text, through the one row parser both formats share (timestamps print as ISO
+    /// 8601). The general path: any column types, naive timestamps, daily bars.
+    fn append_as_text(&self, out: &mut ParsedFile, batch: &RecordBatch, columns: &[Option<usize>], first_row: u64) -> Result<()> {
+        let text: Vec<arrow::array::StringArray> = batch
+            .columns()
+            .iter()
+            .map(|c| arrow::compute::cast(c, &DataType::Utf8).map(|a| a.as_string::<i32>().clone()))
+            .collect::<std::result::Result<_, _>>()?;
+        for i in 0..batch.num_rows() {
+            let fields: Vec<&str> = text.iter().map(|a| if a.is_null(i) { "" } else { a.value(i) }).collect();
+            self.accept(out, first_row + i as u64 + 1, &fields, columns);
+        }
+        Ok(())
+    }
+
+    /// The fast path for typed columns (zoned timestamps, integer or float64 numbers, string symbols;
+    /// minute bars): whole columns checked at once, with exactly the row parser's rules. Rows that fail
+    /// a check go through the row parser for their reason. `false` when the batch's types need the text
+    /// path.
+    fn append_typed(&self, out: &mut ParsedFile, batch: &RecordBatch, columns: &[Option<usize>], first_row: u64) -> Result<bool> {
+        if self.bar_size != BarSize::Minute {
+            return Ok(false);
+        }
+        let column = |k: usize| columns[k].map(|i| batch.column(i));
+        let Some(ts) = column(0).and_then(|c| micros_utc(c)) else { return Ok(false) };
+        let numbers = |k: usize| -> Option<Option<Float64Array>> { column(k).map(|c| exact_f64(c)).map_or(Some(None), |a| a.map(Some)) };
+        let (Some(Some(open)), Some(Some(high)), Some(Some(low)), Some(Some(close))) = (numbers(1), numbers(2), numbers(3), numbers(4)) else { return Ok(false) };
+        let (Some(volume), Some(vwap), Some(trades)) = (numbers(5), numbers(7), numbers(8)) else { return Ok(false) };
+        let symbols = match column(6) {
+            None => None,
+            Some(c) => match c.data_type() {
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(_, _) => {
+                    let cast = arrow::compute::cast(c, &DataType::Utf8).ok().filter(|a| matches!(a.data_type(), DataType::Utf8));
+                    match cast {
+                        Some(a) => Some(a.as_string::<i32>().clone()),
+                        None => return Ok(false),
+                    }
+                }
+                _ => return Ok(false),
+            },
+        };
+        let mut last_valid: Option<String> = None;
+        let mut failed: Vec<usize> = Vec::new();
+        for i in 0..batch.num_rows() {
+            let price = |a: &Float64Array| a.is_valid(i) && a.value(i).is_finite() && a.value(i) > 0.0;
+            let (Some(t), true, true, true, true) = (ts[i], price(&open), price(&high), price(&low), price(&close)) else {
+                failed.push(i);
+                continue;
+            };
+            let volume = match &volume {
+                Some(v) if v.is_valid(i) => {
+                    let x = v.value(i);
+                    if !(x.is_finite() && x >= 0.0 && (x - x.round()).abs() < 1e-6 && x < 9.0e18) {
+                        failed.push(i);
+                        continue;
+                    }
+                    x.round()
+                }
+                _ => 0.0,
+            };
+            let symbol = match &symbols {
+                Some(s) if s.is_valid(i) && !s.value(i).is_empty() => s.value(i),
+                _ => match &self.symbol {
+                    Some(s) => s.as_str(),
+                    None => {
+                        failed.push(i);
+                        continue;
+                    }
+                },
+            };
+            // Symbols come in runs (or from a small set): validate each distinct one once.
+            if last_valid.as_deref() != Some(symbol) {
+                if !out.symbols.contains(symbol) {
+                    if validate_symbol(symbol).is_err() {
+                        failed.push(i);
+                        continue;
+                    }
+                    out.symbols.insert(symbol.to_string());
+                }
+                last_valid = Some(symbol.to_string());
+            }
+            let optional = |a: &Option<Float64Array>| a.as_ref().filter(|a| a.is_valid(i)).map(|a| a.value(i)).filter(|x| x.is_finite());
+            out.bars.symbol.append_value(symbol);
+            out.bars.ts.push(t);
+            out.bars.open.push(open.value(i));
+            out.bars.high.push(high.value(i));
+            out.bars.low.push(low.value(i));
+            out.bars.close.push(close.value(i));
+            out.bars.volume.push(volume);
+            out.bars.vwap.push(optional(&vwap));
+            out.bars.trade_count.push(optional(&trades).map(|x| x.round() as i64));
+        }
+        for i in failed {
+            self.append_as_text(out, &batch.slice(i, 1), columns, first_row + i as u64)?;
+        }
+        Ok(true)
     }
 
     /// Parses one row into `out.bars`, or records why not in `out.rejected`.
     fn accept(&self, out: &mut ParsedFile, line: u64, fields: &[&str], columns: &[Option<usize>]) {
         match self.parse_row(fields, columns) {
-            Ok(bar) => out.bars.push(bar),
+            Ok((symbol, bar)) => {
+                out.bars.push(&symbol, &bar);
+                if !out.symbols.contains(&symbol) {
+                    out.symbols.insert(symbol);
+                }
+            }
             Err(reason) => out.rejected.push(RejectedRow { line, reason, raw: fields.join(",") }),
         }
     }
@@ -261,6 +429,39 @@ impl FileImport {
         let vwap = optional_f64(7)?;
         let trade_count = optional_f64(8)?.map(|x| x.round() as i64);
         Ok((symbol, Bar { ts, open, high, low, close, volume, vwap, trade_count }))
+    }
+}
+
+fn extension(path: &std::path::Path) -> Option<String> {
+    path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase)
+}
+
+/// A zoned timestamp column as UTC µs per row (`None` for nulls and values out of range), as the text
+/// path would read it; `None` for other types (naive timestamps are local times: the text path).
+fn micros_utc(array: &ArrayRef) -> Option<Vec<Option<i64>>> {
+    use arrow::datatypes::{TimeUnit, TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType};
+    let DataType::Timestamp(unit, Some(_)) = array.data_type() else { return None };
+    let convert = |values: Vec<Option<i64>>, f: &dyn Fn(i64) -> Option<i64>| values.into_iter().map(|v| v.and_then(f)).collect();
+    // Whole seconds and milliseconds scale exactly; nanoseconds round down to the microsecond, as
+    // chrono does when the text path reads them.
+    Some(match unit {
+        TimeUnit::Second => convert(array.as_primitive::<TimestampSecondType>().iter().collect(), &|s| s.checked_mul(1_000_000)),
+        TimeUnit::Millisecond => convert(array.as_primitive::<TimestampMillisecondType>().iter().collect(), &|ms| ms.checked_mul(1_000)),
+        TimeUnit::Microsecond => array.as_primitive::<TimestampMicrosecondType>().iter().collect(),
+        TimeUnit::Nanosecond => convert(array.as_primitive::<TimestampNanosecondType>().iter().collect(), &|ns| Some(ns.div_euclid(1_000))),
+    })
+    .map(|v: Vec<Option<i64>>| v.into_iter().map(|t| t.filter(|t| DateTime::from_timestamp_micros(*t).is_some())).collect())
+}
+
+/// A numeric column as float64 when the conversion gives what parsing its text would (float64 and
+/// integers; not float32, whose shortest text is a different float64), else `None`.
+fn exact_f64(array: &ArrayRef) -> Option<Float64Array> {
+    match array.data_type() {
+        DataType::Float64 => Some(array.as_primitive::<arrow::datatypes::Float64Type>().clone()),
+        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 | DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => {
+            arrow::compute::cast(array, &DataType::Float64).ok().map(|a| a.as_primitive::<arrow::datatypes::Float64Type>().clone())
+        }
+        _ => None,
     }
 }
 
@@ -317,6 +518,47 @@ mod tests {
         assert_eq!(parse_timestamp("2024-03-10 02:30", ny), None);
         for bad in ["", "yesterday", "13/45/2019 9:30", "2019-11-05 25:00"] {
             assert_eq!(parse_timestamp(bad, ny), None, "{bad}");
+        }
+    }
+
+    /// The typed Parquet path accepts and refuses exactly the rows the text path does, with the same
+    /// values and reasons.
+    #[test]
+    fn the_typed_path_reads_what_the_text_path_reads() {
+        use arrow::array::{Float64Array, Int64Array, StringArray, TimestampMillisecondArray};
+        use std::sync::Arc;
+        let t0 = 1_704_205_800_000i64; // 2024-01-02 14:30 UTC, in ms
+        let ts = TimestampMillisecondArray::from(vec![Some(t0), Some(t0 + 60_000), None, Some(t0 + 120_000), Some(t0 + 180_000), Some(t0 + 240_000), Some(t0 + 300_000), Some(t0 + 360_000)]).with_timezone("America/New_York");
+        let price = |bad: Option<f64>, at: usize| Float64Array::from((0..8).map(|i| if i == at { bad } else { Some(100.25 + i as f64 / 3.0) }).collect::<Vec<_>>());
+        let batch = RecordBatch::try_from_iter([
+            ("ts", Arc::new(ts) as ArrayRef),
+            ("symbol", Arc::new(StringArray::from(vec![Some("AAPL"), Some(""), Some("AAPL"), None, Some("../x"), Some("MSFT"), Some("MSFT"), Some("BRK.B")])) as ArrayRef),
+            ("open", Arc::new(price(Some(-1.0), 3)) as ArrayRef),
+            ("high", Arc::new(price(None, 6)) as ArrayRef),
+            ("low", Arc::new(price(Some(f64::NAN), 7)) as ArrayRef),
+            ("close", Arc::new(price(Some(f64::INFINITY), 1)) as ArrayRef),
+            ("volume", Arc::new(Int64Array::from(vec![Some(100), None, Some(1), Some(2), Some(3), Some(-5), Some(7), Some(8)])) as ArrayRef),
+            ("vwap", Arc::new(Float64Array::from(vec![Some(1.5), Some(f64::NAN), None, Some(2.0), None, None, None, Some(0.1)])) as ArrayRef),
+            ("trades", Arc::new(Float64Array::from(vec![Some(1.6), None, None, None, None, None, None, Some(2.4)])) as ArrayRef),
+        ])
+        .unwrap();
+        for symbol in [None, Some("DEF".to_string())] {
+            let import = FileImport { path: "x.parquet".into(), format: None, columns: Vec::new(), timezone: crate::calendar::NEW_YORK, bar_size: BarSize::Minute, symbol };
+            let headers: Vec<String> = batch.schema().fields().iter().map(|f| f.name().clone()).collect();
+            let columns = import.resolve(&headers).unwrap();
+            let (mut typed, mut text) = (ParsedFile::default(), ParsedFile::default());
+            assert!(import.append_typed(&mut typed, &batch, &columns, 10).unwrap());
+            import.append_as_text(&mut text, &batch, &columns, 10).unwrap();
+            let show = |p: &mut ParsedFile| {
+                let b = &mut p.bars;
+                let symbols: Vec<Option<String>> = b.symbol.finish_cloned().iter().map(|s| s.map(str::to_string)).collect();
+                let rejected: Vec<(u64, String)> = p.rejected.iter().map(|r| (r.line, r.reason.clone())).collect();
+                let distinct: std::collections::BTreeSet<&String> = p.symbols.iter().collect();
+                format!("{distinct:?} {symbols:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {rejected:?}", b.ts, b.open, b.high, b.low, b.close, b.volume, b.vwap, b.trade_count)
+            };
+            let (typed, text) = (show(&mut typed), show(&mut text));
+            assert_eq!(typed, text);
+            assert!(text.contains("(13, \"ts is not a timestamp: ''\")") && text.contains("../x"), "{text}");
         }
     }
 

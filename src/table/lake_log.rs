@@ -228,6 +228,11 @@ impl LakeLog {
         if let Some(d) = self.known.decisions.lock().unwrap_or_else(|p| p.into_inner()).get(&mark.id) {
             return Ok((d.seq <= upto).then(|| d.clone()));
         }
+        // A view pinned before the stage began cannot hold its decision (and an empty range must
+        // not reach `BTreeMap::range`, which panics when start > end).
+        if upto <= mark.lake_base {
+            return Ok(None);
+        }
         let missing: Vec<u64> = {
             let entries = self.lock_entries();
             (mark.lake_base + 1..=upto).filter(|s| !entries.contains_key(s)).collect()
@@ -487,6 +492,22 @@ mod tests {
         assert!(!before.admits(2) && after.admits(2) && recovery.lazy_view().admits(u64::MAX));
         assert_eq!(recovery.head_at(Utc::now()).await.unwrap(), 2);
         assert_eq!(recovery.list(10).await.unwrap().iter().map(|e| e.seq).collect::<Vec<_>>(), vec![2, 1]);
+    }
+
+    #[tokio::test]
+    async fn a_stage_begun_after_the_view_was_pinned_is_pending_to_it() {
+        // A reader pins its view, then meets the entry of a stage that started at that same head
+        // (lake_base == the view's head): nothing after the base is in view, so it is pending.
+        let dir = tempfile::tempdir().unwrap();
+        let store = LakeStore::open(dir.path().to_str().unwrap(), &Vec::new(), true).unwrap();
+        let log = LakeLog::new(store.clone());
+        log.decide(decision("s1", StageOutcome::Committed)).await.unwrap();
+        let view = log.pinned_view().await.unwrap();
+        let later = StageMark { lake_base: 1, ..mark("s2") };
+        assert_eq!(view.visibility(&later).await.unwrap(), Visibility::Pending);
+        log.decide(Decision { lake_base: 1, ..decision("s2", StageOutcome::Committed) }).await.unwrap();
+        assert_eq!(view.visibility(&later).await.unwrap(), Visibility::Pending, "decided after the view was pinned");
+        assert_eq!(log.pinned_view().await.unwrap().visibility(&later).await.unwrap(), Visibility::Visible { seq: 2 });
     }
 
     #[tokio::test]

@@ -15,7 +15,7 @@ use quantlake::calendar::NyseCalendar;
 use quantlake::curate::{curate, CurateRequest, CurateSettings};
 use quantlake::dq::annotations::{annotate, NewAnnotation};
 use quantlake::features::{compute_features, FeaturesRequest};
-use quantlake::ingest::ingest_file;
+use quantlake::ingest::ingest_files;
 use quantlake::query::AsOf;
 use quantlake::sets::{get_features_for_inference, get_features_for_training, FallbackSettings, TrainingRequest};
 use quantlake::sources::file::FileImport;
@@ -99,7 +99,7 @@ fn beta_two_file(dir: &Path, sessions: &[quantlake::calendar::Session]) -> std::
 
 async fn import_and_curate(lake: &Lake, file: &Path, start: NaiveDate, end: NaiveDate) {
     let import = FileImport { path: file.into(), format: None, columns: Vec::new(), timezone: chrono_tz::America::New_York, bar_size: BarSize::Minute, symbol: None };
-    ingest_file(lake, &import, 10, None).await.unwrap();
+    ingest_files(lake, &import, 10, None).await.unwrap();
     curate(lake, &CurateSettings::default(), &CurateRequest { start, end, job_id: None, bar_size: BarSize::Minute }).await.unwrap();
 }
 

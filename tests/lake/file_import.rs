@@ -102,3 +102,51 @@ fn parquet_files_import_with_their_symbol_column() {
     ]);
     assert_eq!(same[0]["n"], 3 * 390);
 }
+
+#[test]
+fn directories_and_patterns_import_in_one_call() {
+    let t = TestLake::new(Backend::Local);
+    assert!(t.run(&["init"]).status.success());
+    assert!(t.run(&["ingest", "--source", "synthetic", "--symbols", "4", "--start", "2024-01-02", "--end", "2024-01-04", "--quiet"]).status.success());
+    // Three daily Parquet files (the lake's own live files) and a CSV that adds a symbol to the middle
+    // day, with one bad row.
+    let dir = tempfile::tempdir().unwrap();
+    for day in ["2024-01-02", "2024-01-03", "2024-01-04"] {
+        let live = t.local_root().unwrap().join(format!("raw/raw_synthetic_bars/date={day}/part.parquet"));
+        std::fs::create_dir_all(dir.path().join("nested")).unwrap();
+        let to = if day == "2024-01-04" { dir.path().join("nested").join(format!("{day}.parquet")) } else { dir.path().join(format!("{day}.parquet")) };
+        std::fs::copy(live, to).unwrap();
+    }
+    std::fs::write(dir.path().join("extra.csv"), "ts,symbol,open,high,low,close,volume\n2024-01-03 10:00,ZZZ,1,2,0.5,1.5,10\n2024-01-03 10:01,ZZZ,1,2,0.5,1.5,10\n2024-01-03 10:02,ZZZ,1,-2,0.5,1.5,10\n").unwrap();
+    std::fs::write(dir.path().join("notes.txt.bak"), "not a bar file").unwrap();
+
+    let path = dir.path().display().to_string();
+    let r = t.json(&["ingest", "--source", "file", "--path", &path, "--chunk-sessions", "2"]);
+    let bars = 4 * 390 * 3;
+    assert_eq!((r["files"].as_u64(), r["rows"].as_u64(), r["rejected"].as_u64(), r["partitions"].as_u64(), r["symbols"].as_u64()), (Some(4), Some(bars + 2), Some(1), Some(3), Some(5)), "{r}");
+    // Two chunks of whole partitions: each partition is written once, by one commit.
+    assert_eq!(r["snapshots"].as_array().unwrap().len(), 2, "{r}");
+    assert!(r["rejected_sample"][0]["file"].as_str().unwrap().ends_with("extra.csv"), "{r}");
+    assert_eq!(r["rejected_sample"][0]["line"], 4);
+    let same = t.json(&[
+        "query",
+        "SELECT count(*) AS n FROM raw_file_bars f JOIN raw_synthetic_bars s USING (symbol, ts) WHERE f.open = s.open AND f.close = s.close AND f.volume = s.volume",
+    ]);
+    assert_eq!(same[0]["n"], bars);
+    let q = t.json(&["query", "SELECT file, line FROM quarantine_rows"]);
+    assert!(q[0]["file"].as_str().unwrap().ends_with("extra.csv") && q[0]["line"] == 4, "{q}");
+
+    // A quoted pattern: the Parquet files only. Their symbols' rows are replaced; ZZZ, which only the
+    // CSV holds, stays.
+    let pattern = format!("{path}/**/*.parquet");
+    let again = t.json(&["ingest", "--source", "file", "--path", &pattern]);
+    assert_eq!((again["files"].as_u64(), again["rows"].as_u64(), again["snapshots"].as_array().unwrap().len()), (Some(3), Some(bars), 1), "{again}");
+    let counts = t.json(&["query", "SELECT count(*) AS n, count(*) FILTER (WHERE symbol = 'ZZZ') AS zzz FROM raw_file_bars"]);
+    assert_eq!((counts[0]["n"].as_u64(), counts[0]["zzz"].as_u64()), (Some(bars + 2), Some(2)));
+    // Bytes written per byte read stay near one: the raw files are the input plus constant columns.
+    let ratio = again["bytes_written"].as_f64().unwrap() / again["bytes_read"].as_f64().unwrap();
+    assert!(ratio < 1.5, "{ratio}: {again}");
+
+    let none = t.run(&["ingest", "--source", "file", "--path", &format!("{path}/*.nothing")]);
+    assert!(stderr(&none).contains("no CSV or Parquet files"), "{}", stderr(&none));
+}

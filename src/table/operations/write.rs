@@ -9,7 +9,7 @@
 //! # Ok(()) }
 //! ```
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch, UInt32Array};
@@ -58,6 +58,7 @@ pub struct WriteBuilder<'a> {
     parameters: BTreeMap<String, serde_json::Value>,
     empty_partitions: Vec<PartitionKey>,
     symbols: Option<HashSet<String>>,
+    symbols_per_partition: Option<HashMap<String, HashSet<String>>>,
     scope: Option<(String, String)>,
     window: Option<(i64, i64)>,
     predicate: Option<RowPredicate>,
@@ -87,6 +88,7 @@ impl Dataset {
             parameters: BTreeMap::new(),
             empty_partitions: Vec::new(),
             symbols: None,
+            symbols_per_partition: None,
             scope: None,
             window: None,
             predicate: None,
@@ -124,6 +126,14 @@ impl<'a> WriteBuilder<'a> {
     /// symbol asked for that has no new rows loses its old rows in the covered partitions.
     pub fn replacing_symbols(mut self, symbols: impl IntoIterator<Item = String>) -> Self {
         self.symbols = Some(symbols.into_iter().collect());
+        self
+    }
+
+    /// With `ReplaceSymbols`: the symbols whose rows are replaced, per partition (a multi-file import:
+    /// each partition loses the old rows of the symbols of the files that feed it). Partitions not in
+    /// the map use the symbols of [`Self::replacing_symbols`] or of the new rows.
+    pub fn replacing_symbols_per_partition(mut self, symbols: HashMap<PartitionKey, HashSet<String>>) -> Self {
+        self.symbols_per_partition = Some(symbols.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
         self
     }
 
@@ -175,7 +185,8 @@ impl<'a> WriteBuilder<'a> {
         if by_partition.is_empty() {
             return Err(Error::invalid(format!("nothing to write to '{}': no rows and no partitions", ds.name())));
         }
-        let mut symbols = data_file::symbols_in(&self.batches);
+        // Per-partition symbol sets, when given, are the whole story: no need to scan the rows.
+        let mut symbols = if self.symbols_per_partition.is_some() { HashSet::new() } else { data_file::symbols_in(&self.batches) };
         symbols.extend(self.symbols.iter().flatten().cloned());
         if !self.quality.is_empty() && self.mode != WriteMode::Overwrite {
             return Err(Error::invalid("a partition's quality verdict can only be committed with an Overwrite of it"));
@@ -185,6 +196,7 @@ impl<'a> WriteBuilder<'a> {
         }
         let removal = Arc::new(Removal {
             symbols,
+            symbols_per_partition: self.symbols_per_partition.unwrap_or_default(),
             scope: self.scope.clone(),
             window: self.window.map(|(start, end)| (contract.partition_column.clone(), start, end)),
             predicate: self.predicate.clone(),
@@ -358,6 +370,8 @@ struct Removal {
     /// `ReplaceSymbols`: rows of these symbols, whose `scope` column holds the value (if set), and
     /// whose partition column falls in the `window` (if set).
     symbols: HashSet<String>,
+    /// `ReplaceSymbols`: these partitions' own symbol sets, instead of `symbols`.
+    symbols_per_partition: HashMap<String, HashSet<String>>,
     scope: Option<(String, String)>,
     window: Option<(String, i64, i64)>,
     /// `RemoveWhere`: rows matching this.
@@ -365,14 +379,15 @@ struct Removal {
 }
 
 impl Removal {
-    /// The rows of `batch` that stay.
-    fn keep(&self, mode: WriteMode, batch: &RecordBatch) -> Result<RecordBatch> {
+    /// The rows of `batch`, old content of `partition`, that stay.
+    fn keep(&self, mode: WriteMode, partition: &str, batch: &RecordBatch) -> Result<RecordBatch> {
         let remove: arrow::array::BooleanArray = match (mode, &self.predicate) {
             (WriteMode::Append | WriteMode::Overwrite, _) => return Ok(batch.clone()),
             (WriteMode::RemoveWhere, Some(p)) => p(batch)?,
             (WriteMode::RemoveWhere, None) => return Ok(batch.clone()),
             (WriteMode::ReplaceSymbols, _) => {
                 let Some(symbols) = batch.column_by_name("symbol").and_then(|c| c.as_string_opt::<i32>()) else { return Ok(batch.clone()) };
+                let replaced = self.symbols_per_partition.get(partition).unwrap_or(&self.symbols);
                 let column = |name: &str| batch.column_by_name(name).ok_or_else(|| Error::invalid(format!("replacement column '{name}' is missing")));
                 let scope = match &self.scope {
                     Some((name, value)) => {
@@ -387,7 +402,7 @@ impl Removal {
                 };
                 (0..batch.num_rows())
                     .map(|i| {
-                        let symbol = symbols.is_valid(i) && self.symbols.contains(symbols.value(i));
+                        let symbol = symbols.is_valid(i) && replaced.contains(symbols.value(i));
                         let scoped = scope.is_none_or(|(c, v)| c.is_valid(i) && c.value(i) == v);
                         let inside = window.is_none_or(|(c, start, end)| (start..end).contains(&c.value(i)));
                         Some(symbol && scoped && inside)
@@ -431,13 +446,14 @@ async fn build(
     };
     let contract = ds.contract.clone();
     let (new_rows, removal, parts) = (new_rows.clone(), removal.clone(), partitions.to_vec());
+    let started = std::time::Instant::now();
     let encoded: Vec<(String, Option<EncodedFile>)> = tokio::task::spawn_blocking(move || {
         parts
             .par_iter()
             .map(|p| {
                 let mut batches: Vec<RecordBatch> = Vec::new();
                 for b in old.get(p).into_iter().flatten() {
-                    batches.push(removal.keep(mode, b)?);
+                    batches.push(removal.keep(mode, p, b)?);
                 }
                 batches.extend(new_rows.get(p).into_iter().flatten().cloned());
                 let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
@@ -448,8 +464,9 @@ async fn build(
     })
     .await
     .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+    let encode_seconds = started.elapsed().as_secs_f64();
     let version = ds.contract.schema_version;
-    futures::stream::iter(encoded.into_iter().map(|(p, file)| async move {
+    let staged = futures::stream::iter(encoded.into_iter().map(|(p, file)| async move {
         match file {
             None => Ok((p.clone(), (Action::Remove { partition: p }, 0))),
             Some(file) => {
@@ -463,7 +480,9 @@ async fn build(
     }))
     .buffer_unordered(IO_CONCURRENCY)
     .try_collect()
-    .await
+    .await;
+    tracing::debug!(dataset = ds.name(), partitions = partitions.len(), encode_seconds, stage_seconds = started.elapsed().as_secs_f64() - encode_seconds, "built partitions");
+    staged
 }
 
 /// Deletes a staged version file that will never be committed.
