@@ -345,9 +345,9 @@ pub(crate) fn raw_batch(contract: &DatasetContract, source: &str, job_id: &str, 
             "volume" => volumes.clone().unwrap_or_else(|| f64s(&mut bars.volume)),
             "vwap" => Arc::new(Float64Array::from(std::mem::take(&mut bars.vwap))),
             "trade_count" => Arc::new(Int64Array::from(std::mem::take(&mut bars.trade_count))),
-            "source" => Arc::new(StringArray::from(vec![source; n])),
+            "source" => Arc::new(StringArray::new_repeated(source, n)),
             "ingested_at" => Arc::new(TimestampMicrosecondArray::from(vec![ingested_at; n]).with_timezone("UTC")),
-            "job_id" => Arc::new(StringArray::from(vec![job_id; n])),
+            "job_id" => Arc::new(StringArray::new_repeated(job_id, n)),
             _ if c.nullable => arrow::array::new_null_array(&crate::contract::parse_type(&c.data_type).unwrap_or(arrow::datatypes::DataType::Null), n),
             other => {
                 return Err(Error::SchemaMismatch {

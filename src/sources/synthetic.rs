@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{Duration, NaiveDate};
 use rand::{RngExt, SeedableRng};
+use rayon::prelude::*;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -192,18 +193,25 @@ impl BarSource for SyntheticSource {
     }
 
     async fn fetch(&self, symbols: &[String], sessions: &[Session], size: BarSize) -> Result<Fetched> {
-        let series = symbols
-            .iter()
-            .flat_map(|symbol| sessions.iter().map(move |session| (symbol, session)))
-            .map(|(symbol, session)| {
-                let minute = self.bars(symbol, session);
-                let bars = match size {
-                    BarSize::Minute => minute,
-                    BarSize::Day => daily(session, &minute).into_iter().collect(),
-                };
-                SymbolSession { symbol: symbol.clone(), session: *session, bars }
-            })
-            .collect();
+        // Each symbol-session is seeded on its own, so they are generated in parallel (off the async
+        // runtime), in order.
+        let (source, symbols, sessions) = (self.clone(), symbols.to_vec(), sessions.to_vec());
+        let series = tokio::task::spawn_blocking(move || {
+            let pairs: Vec<(&String, &Session)> = symbols.iter().flat_map(|symbol| sessions.iter().map(move |session| (symbol, session))).collect();
+            pairs
+                .par_iter()
+                .map(|(symbol, session)| {
+                    let minute = source.bars(symbol, session);
+                    let bars = match size {
+                        BarSize::Minute => minute,
+                        BarSize::Day => daily(session, &minute).into_iter().collect(),
+                    };
+                    SymbolSession { symbol: (*symbol).clone(), session: **session, bars }
+                })
+                .collect()
+        })
+        .await
+        .map_err(|e| crate::error::Error::Io(std::io::Error::other(e)))?;
         Ok(Fetched { series, ..Fetched::default() })
     }
 }
