@@ -153,6 +153,15 @@ impl LakeStore {
         }
     }
 
+    /// Reads byte ranges of an object (ranged GETs on S3, merged when close); `Ok(None)` if it does not exist.
+    pub async fn get_ranges(&self, path: &Path, ranges: &[std::ops::Range<u64>]) -> Result<Option<Vec<Bytes>>> {
+        match self.inner.get_ranges(path, ranges).await {
+            Ok(r) => Ok(Some(r)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     pub async fn head(&self, path: &Path) -> Result<Option<ObjectMeta>> {
         match self.inner.head(path).await {
             Ok(m) => Ok(Some(m)),

@@ -14,6 +14,7 @@ use futures::{StreamExt, TryStreamExt};
 use crate::contract::DatasetContract;
 use crate::error::{Error, Result};
 use crate::table::manifest::{encode_table, TableState};
+use crate::table::lake_log::LakeView;
 use crate::table::{Dataset, Lake, SnapshotSpec};
 
 /// Which snapshot each dataset is read at.
@@ -43,6 +44,26 @@ impl AsOf {
     fn spec_for(&self, dataset: &str) -> SnapshotSpec {
         self.per_dataset.get(dataset).or(self.all.as_ref()).cloned().unwrap_or(SnapshotSpec::Latest)
     }
+
+    /// Fails if a `dataset@SPEC` names no dataset (checked before anything is read).
+    pub(crate) fn check_datasets(&self, lake: &Lake) -> Result<()> {
+        for name in self.per_dataset.keys() {
+            lake.dataset(name)?;
+        }
+        Ok(())
+    }
+
+    /// The state of `ds` this as-of reads through `view`: what every reader of the lake (SQL views,
+    /// the native bars read) resolves, so they see the same snapshot.
+    pub(crate) async fn state_in(&self, ds: &Dataset, view: &LakeView) -> Result<TableState> {
+        let explicit = self.per_dataset.contains_key(ds.name());
+        match ds.snapshot_in(&self.spec_for(ds.name()), view).await {
+            Ok(s) => Ok(s),
+            // A lake-wide spec (a tag, a time) need not exist in a dataset that was never written.
+            Err(Error::SnapshotNotFound { .. }) if !explicit && ds.latest_in(view).await?.snapshot_id == 0 => Ok(TableState::empty(ds.name())),
+            Err(e) => Err(e),
+        }
+    }
 }
 
 /// A DuckDB connection with the lake's datasets registered as views.
@@ -67,9 +88,7 @@ impl QueryEngine {
     }
 
     async fn open_for(lake: &Lake, as_of: &AsOf, sql: Option<&str>) -> Result<Self> {
-        for name in as_of.per_dataset.keys() {
-            lake.dataset(name)?;
-        }
+        as_of.check_datasets(lake)?;
         let workdir = tempfile::Builder::new().prefix("quantlake-query-").tempdir()?;
         let conn = duckdb::Connection::open_in_memory()?;
         let mut snapshots = BTreeMap::new();
@@ -83,14 +102,7 @@ impl QueryEngine {
             if !wants_all && !sql.is_some_and(named) {
                 continue;
             }
-            let spec = as_of.spec_for(ds.name());
-            let explicit = as_of.per_dataset.contains_key(ds.name());
-            let state = match ds.snapshot_in(&spec, &view).await {
-                Ok(s) => s,
-                // A lake-wide spec (a tag, a time) need not exist in a dataset that was never written.
-                Err(Error::SnapshotNotFound { .. }) if !explicit && ds.latest_in(&view).await?.snapshot_id == 0 => TableState::empty(ds.name()),
-                Err(e) => return Err(e),
-            };
+            let state = as_of.state_in(&ds, &view).await?;
             let files = local_files(&ds, &state, workdir.path()).await?;
             conn.execute_batch(&view_sql(ds.contract(), &files))?;
             for alias in &ds.contract().aliases {

@@ -21,6 +21,7 @@ pub mod lake_log;
 pub mod layout;
 pub mod manifest;
 pub mod operations;
+pub mod pruned;
 pub mod transaction;
 
 use std::collections::BTreeSet;
