@@ -124,12 +124,17 @@ pub async fn ingest_files(lake: &Lake, import: &FileImport, chunk_partitions: us
             continue;
         }
         report.partitions += read.partitions.len();
-        let replaced: HashMap<PartitionKey, HashSet<String>> = read.partitions.iter().map(|(k, p)| (*k, p.symbols.clone())).collect();
-        symbols.extend(replaced.values().flatten().cloned());
+        let mut batches = Vec::new();
+        let mut replaced: HashMap<PartitionKey, HashSet<String>> = HashMap::new();
+        for (key, p) in read.partitions {
+            symbols.extend(p.symbols.iter().cloned());
+            batches.extend(p.batches);
+            replaced.insert(key, p.symbols);
+        }
         let files: Vec<String> = read.files.iter().map(|f| f.display().to_string()).collect();
         let write_started = Instant::now();
         let done = dataset
-            .write(read.partitions.into_values().flat_map(|p| p.batches).collect())
+            .write(batches)
             .mode(WriteMode::ReplaceSymbols)
             .replacing_symbols_per_partition(replaced)
             .operation("ingest")

@@ -318,7 +318,8 @@ impl FileImport {
                 _ => return Ok(false),
             },
         };
-        let mut last_valid: Option<String> = None;
+        // The last symbol seen valid, borrowed: rows in arrival order change symbol on every row.
+        let mut last_valid: Option<&str> = None;
         let mut failed: Vec<usize> = Vec::new();
         for i in 0..batch.num_rows() {
             let price = |a: &Float64Array| a.is_valid(i) && a.value(i).is_finite() && a.value(i) > 0.0;
@@ -348,7 +349,7 @@ impl FileImport {
                 },
             };
             // Symbols come in runs (or from a small set): validate each distinct one once.
-            if last_valid.as_deref() != Some(symbol) {
+            if last_valid != Some(symbol) {
                 if !out.symbols.contains(symbol) {
                     if validate_symbol(symbol).is_err() {
                         failed.push(i);
@@ -356,7 +357,7 @@ impl FileImport {
                     }
                     out.symbols.insert(symbol.to_string());
                 }
-                last_valid = Some(symbol.to_string());
+                last_valid = Some(symbol);
             }
             let optional = |a: &Option<Float64Array>| a.as_ref().filter(|a| a.is_valid(i)).map(|a| a.value(i)).filter(|x| x.is_finite());
             out.bars.symbol.append_value(symbol);
