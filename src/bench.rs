@@ -124,19 +124,18 @@ async fn export(lake: &Lake, out_dir: &Path) -> Result<u64> {
     let [curated, features, labels] = datasets;
     let (curated, features, labels) = (curated?, features?, labels?);
     let (c_state, f_state, l_state) = (curated.latest().await?, features.latest().await?, labels.latest().await?);
-    let none = std::collections::BTreeSet::new();
     let rows = futures::stream::iter(c_state.partitions.values().map(|entry| {
-        let (features, labels, none, out_dir) = (&features, &labels, &none, out_dir.to_path_buf());
+        let (features, labels, out_dir) = (&features, &labels, out_dir.to_path_buf());
         let (f_entry, l_entry) = (f_state.partitions.get(&entry.partition), l_state.partitions.get(&entry.partition));
         let curated = &curated;
         async move {
-            let c = curated.read_partition(entry, none).await?;
+            let c = curated.read_partition_columns(entry, &CURATED_COLUMNS).await?;
             let f = match f_entry {
-                Some(e) => features.read_partition(e, none).await?,
+                Some(e) => features.read_partition_columns(e, &FEATURE_COLUMNS).await?,
                 None => Vec::new(),
             };
             let l = match l_entry {
-                Some(e) => labels.read_partition(e, none).await?,
+                Some(e) => labels.read_partition_columns(e, &["symbol", "ts", "fwd_ret_15m"]).await?,
                 None => Vec::new(),
             };
             let partition = entry.partition.clone();
@@ -148,6 +147,10 @@ async fn export(lake: &Lake, out_dir: &Path) -> Result<u64> {
     .await?;
     Ok(rows)
 }
+
+/// The columns the export reads from each dataset.
+const CURATED_COLUMNS: [&str; 9] = ["symbol", "ts", "open", "high", "low", "close", "volume", "is_filled", "is_rth"];
+const FEATURE_COLUMNS: [&str; 10] = ["symbol", "ts", "is_outlier", "ret_1", "ret_5", "ret_15", "ret_60", "vol_30", "vwap_30", "rsi_14"];
 
 /// One partition's merged rows to `dir/part.parquet`; returns the rows written.
 fn write_partition(dir: &Path, curated: &[RecordBatch], features: &[RecordBatch], labels: &[RecordBatch]) -> Result<u64> {

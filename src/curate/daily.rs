@@ -8,7 +8,7 @@ use arrow::array::AsArray;
 use arrow::datatypes::Date32Type;
 use chrono::{Datelike, NaiveDate, Utc};
 
-use super::{count_true, fill_template, metrics, raw_union, CurateReport, CurateRequest, CurateSettings, Outputs, StageCounts, DAILY_DATASET};
+use super::{count_true, fill_template, metrics, raw_union, CurateReport, CuratedRows, CurateRequest, CurateSettings, Outputs, StageCounts, DAILY_DATASET};
 use crate::calendar::NyseCalendar;
 use crate::error::{Error, Result};
 use crate::query::{AsOf, QueryEngine};
@@ -92,7 +92,7 @@ pub(super) async fn curate(lake: &Lake, settings: &CurateSettings, request: &Cur
         lake,
         dataset: DAILY_DATASET,
         partitions: (start.year()..=end.year()).map(PartitionKey::Year).collect(),
-        curated,
+        curated: CuratedRows::Batches(curated),
         rejects,
         raw_datasets,
         sessions: &sessions,

@@ -1,6 +1,6 @@
--- A raw bar's validity, shared by the curation stages (curate_1m.sql, curate_1d.sql): a CASE
--- expression giving the first failed check's reason, or NULL for a valid bar. It reads the bar's
--- columns and `is_session` (its date is an NYSE session).
+-- A raw bar's validity for daily curation (curate_1d.sql): a CASE expression giving the first failed
+-- check's reason, or NULL for a valid bar. It reads the bar's columns and `is_session` (its date is an
+-- NYSE session). Minute curation checks the same in Rust (validity.rs); a test holds the two equal.
 CASE
     WHEN NOT is_session THEN 'not an NYSE session'
     WHEN open IS NULL OR high IS NULL OR low IS NULL OR close IS NULL THEN 'missing price'

@@ -21,7 +21,7 @@ use arrow::array::{
 use arrow::compute::{concat_batches, take};
 use arrow::datatypes::{Float64Type, Int32Type, TimestampMicrosecondType};
 use chrono::NaiveDate;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -37,9 +37,9 @@ use crate::dq::{metrics, SessionMetrics};
 use crate::error::{Error, Result};
 use crate::reference::corporate_actions::SplitHistory;
 use crate::table::layout::PartitionKey;
-use crate::table::operations::write::WriteMode;
+use crate::table::operations::write::{StagedPartition, WriteMode};
 use crate::table::manifest::TableState;
-use crate::table::{Lake, ReadFilter};
+use crate::table::{Dataset, Lake, ReadFilter};
 
 /// `[features]` settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -109,24 +109,42 @@ pub async fn compute_features(lake: &Lake, request: &FeaturesRequest) -> Result<
         return Err(Error::invalid("no feature or label set to compute"));
     }
     let job_id = request.job_id.clone().unwrap_or_else(|| format!("features-{}", uuid::Uuid::now_v7().simple()));
-    let view = lake.view().await?;
     let mut outputs: Vec<Computed> = Vec::new();
     let mut all_metrics: Vec<(String, Vec<SessionMetrics>)> = Vec::new();
     let mut read: Vec<(String, BTreeMap<NaiveDate, inputs::Inputs>)> = Vec::new();
+    if let Err(e) = compute_sets(lake, request, &sessions, &mut outputs, &mut all_metrics, &mut read).await {
+        for out in &outputs {
+            lake.dataset(&out.name)?.discard_staged(&out.staged).await;
+        }
+        return Err(e);
+    }
+    commit_sets(lake, request, &sessions, job_id, outputs, all_metrics, read, started).await
+}
+
+/// Computes each set of `request` over `sessions`, staging its partitions as they are computed, into
+/// `outputs` (with the feature sets' metrics and every set's input records).
+async fn compute_sets(
+    lake: &Lake,
+    request: &FeaturesRequest,
+    sessions: &[Session],
+    outputs: &mut Vec<Computed>,
+    all_metrics: &mut Vec<(String, Vec<SessionMetrics>)>,
+    read: &mut Vec<(String, BTreeMap<NaiveDate, inputs::Inputs>)>,
+) -> Result<()> {
+    let view = lake.view().await?;
     for name in &request.sets {
         let ds = lake.dataset(name)?;
         let set = SetDefinition::from_contract(ds.contract())?;
         let t0 = std::time::Instant::now();
-        let (inputs, batches, kind, version, hash) = match &set {
+        let (inputs, staged, kind, version, hash) = match &set {
             SetDefinition::Features(f) => {
                 let input = lake.dataset(&f.input)?;
                 let state = input.latest_in(&view).await?;
-                let per_session = feature_rows(&input, &state, f, &sessions).await?;
-                let expected = expected_symbol_sessions(lake, &view, &f.input, request.start, request.end).await?;
-                all_metrics.push((f.name.clone(), feature_metrics(&per_session, &sessions, &expected)));
-                let batches = per_session.into_iter().map(|(_, b)| b).collect();
+                let expected = Arc::new(expected_symbol_sessions(lake, &view, &f.input, request.start, request.end).await?);
+                let (staged, metrics) = stage_features(&input, &state, f, sessions, expected, &ds).await?;
+                all_metrics.push((f.name.clone(), metrics));
                 read.push((f.name.clone(), sessions.iter().map(|s| (s.date, inputs::read_inputs(&input, &state, s.date, s.date))).collect()));
-                (BTreeMap::from([(f.input.clone(), state.snapshot_id)]), batches, "features", f.version, f.definition_sha256.clone())
+                (BTreeMap::from([(f.input.clone(), state.snapshot_id)]), staged, "features", f.version, f.definition_sha256.clone())
             }
             SetDefinition::Labels(l) => {
                 let input = lake.dataset(&l.input)?;
@@ -142,6 +160,7 @@ pub async fn compute_features(lake: &Lake, request: &FeaturesRequest) -> Result<
                 let (read_start, read_end) = labels::read_range(l, request.start, request.end);
                 let factors = labels::split_factors(&splits, read_start, read_end);
                 let batches = labels::compute(lake, l, request.start, request.end, state.snapshot_id, &factors).await?;
+                let staged = stage_by_partition(&ds, batches).await?;
                 // A split imported later changes the labels around it: the corporate actions' version is
                 // an input of every label partition (coarse: any import makes them stale).
                 let reads = |d: NaiveDate| {
@@ -152,28 +171,43 @@ pub async fn compute_features(lake: &Lake, request: &FeaturesRequest) -> Result<
                 };
                 read.push((l.name.clone(), sessions.iter().map(|s| (s.date, reads(s.date))).collect()));
                 let inputs = BTreeMap::from([(l.input.clone(), state.snapshot_id), (actions.name().to_string(), actions_state.snapshot_id)]);
-                (inputs, batches, "labels", l.version, l.definition_sha256.clone())
+                (inputs, staged, "labels", l.version, l.definition_sha256.clone())
             }
         };
+        let rows = staged.iter().map(StagedPartition::rows).sum();
+        outputs.push(Computed { name: name.clone(), kind, version, hash, inputs, staged, seconds: t0.elapsed().as_secs_f64(), rows });
+        let out = &outputs[outputs.len() - 1];
         let input = set_input(&set);
-        if inputs.get(input).is_none_or(|s| *s == 0) {
+        if out.inputs.get(input).is_none_or(|s| *s == 0) {
             return Err(Error::invalid(format!("set '{name}': its input '{input}' has no data yet (run `quantlake curate`)")));
         }
-        let rows = batches.iter().map(|b| b.num_rows() as u64).sum();
-        let seconds = t0.elapsed().as_secs_f64();
-        tracing::info!(set = name, rows, seconds, "computed");
-        outputs.push(Computed { name: name.clone(), kind, version, hash, inputs, batches, seconds, rows });
+        tracing::info!(set = name, rows, seconds = out.seconds, "computed");
     }
+    Ok(())
+}
 
+/// Commits the staged sets with their metrics and input records as one stage.
+#[allow(clippy::too_many_arguments)]
+async fn commit_sets(
+    lake: &Lake,
+    request: &FeaturesRequest,
+    sessions: &[Session],
+    job_id: String,
+    outputs: Vec<Computed>,
+    all_metrics: Vec<(String, Vec<SessionMetrics>)>,
+    read: Vec<(String, BTreeMap<NaiveDate, inputs::Inputs>)>,
+    started: std::time::Instant,
+) -> Result<FeaturesReport> {
     let dq_ds = lake.dataset(crate::dq::DATASET)?;
     let records = lake.dataset(inputs::DATASET)?;
     let datasets: Vec<_> = outputs.iter().map(|o| lake.dataset(&o.name)).collect::<Result<_>>()?;
     let mut stage = lake.stage("features").parameter("job_id", &job_id).parameter("start", request.start).parameter("end", request.end);
     for (ds, out) in datasets.iter().zip(&outputs) {
         let contract = ds.contract();
-        let batches: Vec<RecordBatch> = out.batches.iter().filter(|b| b.num_rows() > 0).map(|b| contract.conform_batch(b)).collect::<Result<_>>()?;
-        let mut write = ds
-            .write(batches)
+        // The partitions carry their verdicts (feature sets): staged with them.
+        let write = ds
+            .write(Vec::new())
+            .prebuilt(out.staged.clone())
             .mode(WriteMode::Overwrite)
             .covering(sessions.iter().map(|s| PartitionKey::for_date(contract.partitioning, s.date)))
             .operation("features")
@@ -184,16 +218,13 @@ pub async fn compute_features(lake: &Lake, request: &FeaturesRequest) -> Result<
             .parameter("inputs", &out.inputs)
             .parameter("start", request.start)
             .parameter("end", request.end);
-        if let Some((_, m)) = all_metrics.iter().find(|(n, _)| *n == out.name) {
-            write = write.quality(metrics::partition_quality(contract, m)?);
-        }
         stage = stage.write(write);
     }
     let with_metrics: Vec<(&str, &[SessionMetrics])> = all_metrics.iter().map(|(n, m)| (n.as_str(), m.as_slice())).collect();
     if !with_metrics.is_empty() {
-        stage = stage.write(crate::dq::metrics_write_many(&dq_ds, &with_metrics, &sessions, &job_id)?);
+        stage = stage.write(crate::dq::metrics_write_many(&dq_ds, &with_metrics, sessions, &job_id)?);
     }
-    stage = stage.write(inputs::inputs_write(&records, &read, &sessions, &job_id)?);
+    stage = stage.write(inputs::inputs_write(&records, &read, sessions, &job_id)?);
     let result = stage.commit().await?;
     let sets = outputs
         .iter()
@@ -234,7 +265,8 @@ struct Computed {
     version: u32,
     hash: String,
     inputs: BTreeMap<String, u64>,
-    batches: Vec<RecordBatch>,
+    /// Its partitions, staged as they were computed.
+    staged: Vec<StagedPartition>,
     seconds: f64,
     rows: u64,
 }
@@ -276,34 +308,89 @@ pub async fn refresh_stale(lake: &Lake, sets: &[String]) -> Result<StaleReport> 
 /// these, not by the range.
 const PARTITIONS_IN_FLIGHT: usize = 2;
 
-/// The feature set's rows for each of `sessions` that `input` has a partition for, from `input` at `state`.
-async fn feature_rows(input: &crate::table::Dataset, state: &TableState, set: &FeatureSet, sessions: &[Session]) -> Result<Vec<(NaiveDate, RecordBatch)>> {
-    let entries: Vec<(Session, crate::table::manifest::PartitionEntry)> = sessions
-        .iter()
-        .filter_map(|s| state.partitions.get(&PartitionKey::for_date(input.contract().partitioning, s.date).to_string()).map(|e| (s.clone(), e.clone())))
-        .collect();
+/// Computes the feature set on each of `sessions` that `input` (at `state`) has a partition for, a
+/// few partitions at a time, and stages each partition of `out` as soon as it is computed, judged by
+/// its metrics: memory holds the partitions in flight, not the range. Returns the staged partitions
+/// and every session's metrics (against the symbol-sessions curation `expected`).
+async fn stage_features(
+    input: &Dataset,
+    state: &TableState,
+    set: &FeatureSet,
+    sessions: &[Session],
+    expected: Arc<BTreeMap<NaiveDate, Vec<(String, u64)>>>,
+    out: &Dataset,
+) -> Result<(Vec<StagedPartition>, Vec<SessionMetrics>)> {
     if input.contract().partitioning != crate::contract::Partitioning::Date {
         return Err(Error::invalid(format!("feature set '{}': input '{}' must be date-partitioned", set.name, input.name())));
     }
+    let (with_input, without): (Vec<&Session>, Vec<&Session>) =
+        sessions.iter().partition(|s| state.partitions.contains_key(&PartitionKey::for_date(input.contract().partitioning, s.date).to_string()));
     let set = Arc::new(set.clone());
-    let none = BTreeSet::new();
-    futures::stream::iter(entries.into_iter().map(|(session, entry)| {
-        let set = set.clone();
-        let none = &none;
+    let mut computed = futures::stream::iter(with_input.into_iter().map(|session| {
+        let (set, expected, session) = (set.clone(), expected.clone(), session.clone());
+        let key = PartitionKey::for_date(out.contract().partitioning, session.date);
+        let entry = &state.partitions[&PartitionKey::for_date(input.contract().partitioning, session.date).to_string()];
         async move {
-            let batches = input.read_partition(&entry, none).await?;
-            let date = session.date;
-            let rows = tokio::task::spawn_blocking(move || session_features(&batches, &session, &set)).await.map_err(|e| Error::Io(std::io::Error::other(e)))??;
-            Ok::<_, Error>((date, rows))
+            let batches = input.read_partition_columns(entry, &FEATURE_INPUT_COLUMNS).await?;
+            let contract = out.contract().clone();
+            let (rows, metrics, quality) = tokio::task::spawn_blocking(move || -> Result<_> {
+                let rows = session_features(&batches, &session, &set)?;
+                let metrics = feature_metrics(&[(session.date, rows.clone())], std::slice::from_ref(&session), &expected);
+                let quality = metrics::partition_quality(&contract, &metrics)?.remove(&key);
+                Ok((contract.conform_batch(&rows)?, metrics, quality))
+            })
+            .await
+            .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+            let staged = if rows.num_rows() > 0 { Some(out.stage_partition(key, vec![rows], quality).await?) } else { None };
+            Ok::<_, Error>((staged, metrics))
         }
     }))
-    .buffered(PARTITIONS_IN_FLIGHT)
-    .try_collect()
-    .await
+    .buffered(PARTITIONS_IN_FLIGHT);
+    let (mut staged, mut all) = (Vec::new(), Vec::new());
+    while let Some(next) = computed.next().await {
+        match next {
+            Ok((s, m)) => {
+                staged.extend(s);
+                all.extend(m);
+            }
+            Err(e) => {
+                drop(computed);
+                out.discard_staged(&staged).await;
+                return Err(e);
+            }
+        }
+    }
+    let without: Vec<Session> = without.into_iter().cloned().collect();
+    all.extend(feature_metrics(&[], &without, &expected));
+    all.sort_by(|a, b| (a.date, &a.symbol).cmp(&(b.date, &b.symbol)));
+    Ok((staged, all))
+}
+
+/// Stages `batches` (a set's rows, in its contract's columns) one partition at a time, in parallel.
+async fn stage_by_partition(out: &Dataset, batches: Vec<RecordBatch>) -> Result<Vec<StagedPartition>> {
+    let batches: Vec<RecordBatch> = batches.iter().filter(|b| b.num_rows() > 0).map(|b| out.contract().conform_batch(b)).collect::<Result<_>>()?;
+    let parts = crate::table::operations::write::split_by_partition(out.contract(), &batches)?;
+    drop(batches);
+    let mut staged = Vec::new();
+    let mut stream = futures::stream::iter(parts.into_iter().map(|(key, rows)| out.stage_partition(key, rows, None))).buffer_unordered(PARTITIONS_IN_FLIGHT);
+    while let Some(next) = stream.next().await {
+        match next {
+            Ok(s) => staged.push(s),
+            Err(e) => {
+                drop(stream);
+                out.discard_staged(&staged).await;
+                return Err(e);
+            }
+        }
+    }
+    Ok(staged)
 }
 
 /// Symbols per rayon task.
 const SYMBOLS_PER_TASK: usize = 16;
+
+/// The input columns the feature kernels read.
+const FEATURE_INPUT_COLUMNS: [&str; 6] = ["symbol", "ts", "close", "volume", "minute_idx", "is_rth"];
 
 /// The features of one session's bars (rows ordered by symbol, ts, as the curated layer stores them).
 pub fn session_features(batches: &[RecordBatch], session: &Session, set: &FeatureSet) -> Result<RecordBatch> {

@@ -101,6 +101,37 @@ pub fn decode(bytes: Bytes) -> Result<Vec<RecordBatch>> {
     Ok(reader.collect::<std::result::Result<Vec<_>, _>>()?)
 }
 
+/// Decodes the named columns of a partition file, each as the contract's column (in its current
+/// type; all null if the file predates it), in the order asked.
+pub fn decode_columns(contract: &DatasetContract, bytes: Bytes, columns: &[&str]) -> Result<Vec<RecordBatch>> {
+    let wanted = contract.arrow_schema();
+    let fields = columns
+        .iter()
+        .map(|c| wanted.field_with_name(c).cloned().map_err(|_| crate::error::Error::invalid(format!("{} has no column '{c}'", contract.name))))
+        .collect::<Result<Vec<_>>>()?;
+    let schema = Arc::new(arrow::datatypes::Schema::new(fields));
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
+    let in_file = builder.schema().clone();
+    let roots: Vec<usize> = columns.iter().filter_map(|c| in_file.index_of(c).ok()).collect();
+    let mask = parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), roots);
+    let reader = builder.with_projection(mask).with_batch_size(65_536).build()?;
+    let mut out = Vec::new();
+    for batch in reader {
+        let batch = batch?;
+        let columns: Vec<ArrayRef> = schema
+            .fields()
+            .iter()
+            .map(|f| match batch.column_by_name(f.name()) {
+                Some(c) if c.data_type() == f.data_type() => Ok(c.clone()),
+                Some(c) => Ok(arrow::compute::cast(c, f.data_type())?),
+                None => Ok(arrow::array::new_null_array(f.data_type(), batch.num_rows())),
+            })
+            .collect::<Result<_>>()?;
+        out.push(RecordBatch::try_new_with_options(schema.clone(), columns, &arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())))?);
+    }
+    Ok(out)
+}
+
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }

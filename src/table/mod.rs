@@ -439,6 +439,24 @@ impl Dataset {
         .map_err(|e| Error::Io(std::io::Error::other(e)))?
     }
 
+    /// Reads some columns of one partition version (see [`data_file::decode_columns`]): a stage that
+    /// needs a few of many columns decodes only those.
+    pub async fn read_partition_columns(&self, e: &PartitionEntry, columns: &[&str]) -> Result<Vec<RecordBatch>> {
+        let path = self.paths.version_file(&e.partition, &e.file_id);
+        let bytes = self.store.get(&path).await?.ok_or_else(|| Error::Integrity {
+            dataset: self.name().to_string(),
+            reason: format!("data file {path} of partition {} is missing (run `quantlake verify`)", e.partition),
+        })?;
+        let contract = self.contract.clone();
+        let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
+        tokio::task::spawn_blocking(move || {
+            let names: Vec<&str> = columns.iter().map(String::as_str).collect();
+            data_file::decode_columns(&contract, bytes, &names)
+        })
+        .await
+        .map_err(|e| Error::Io(std::io::Error::other(e)))?
+    }
+
     /// Finishes any interrupted commit (see [`transaction`]), deciding a stage whose writer stopped
     /// (see [`lake_log`]); `full` checks every partition.
     pub async fn recover(&self, full: bool) -> Result<RecoveryReport> {

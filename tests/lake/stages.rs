@@ -111,6 +111,28 @@ async fn killed_stage_is_all_or_nothing(backend: Backend) {
 }
 both_backends!(killed_stage, killed_stage_is_all_or_nothing);
 
+/// Curation stages each partition's file as soon as it computes it, before its stage begins: a run
+/// killed there leaves readers the previous run and no stage to decide; its orphan files are not part
+/// of any snapshot, and the next run commits as usual.
+async fn killed_while_staging_partitions(backend: Backend) {
+    let t = TestLake::new(backend);
+    t.json(&["init"]);
+    ingest(&t, 1);
+    assert!(curate(&t, "run-a").output().unwrap().status.success());
+    ingest(&t, 2);
+    let crashed = curate(&t, "run-b").env("QUANTLAKE_FAILPOINT", "commit.after_stage:2").output().unwrap();
+    assert!(!crashed.status.success() && stderr(&crashed).contains("failpoint commit.after_stage"), "{}", stderr(&crashed));
+    assert_eq!(runs(&t), (vec!["run-a".to_string()], vec!["run-a".to_string()]));
+    assert_eq!(stage_problems(&t), Vec::<String>::new(), "no stage began");
+    assert!(t.json(&["verify", "--history"]).as_array().unwrap().iter().all(|r| r["problems"] == json!([])));
+    let parts = t.json(&["partitions", "curated_1m_bars"]);
+    assert_eq!(parts["partitions"].as_array().unwrap().len(), 4, "{parts}");
+    let again = curate(&t, "run-c").output().unwrap();
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(runs(&t), (vec!["run-c".to_string()], vec!["run-c".to_string()]));
+}
+both_backends!(killed_staging, killed_while_staging_partitions);
+
 /// A stage killed without recovery is decided by the next writer that meets it (its process is gone).
 async fn next_writer_undoes_a_dead_stage(backend: Backend) {
     let t = TestLake::new(backend);

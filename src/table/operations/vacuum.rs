@@ -17,8 +17,10 @@ use crate::table::operations::tag;
 use crate::table::transaction::{self, Removal};
 use crate::table::Dataset;
 
-/// Version files no commit references are kept this long (an in-flight commit may own them).
-const GRACE: Duration = Duration::from_secs(3600);
+/// Version files no commit references are kept this long: an in-flight commit may own them, and a
+/// long stage stages its partitions as it computes them ([`Dataset::stage_partition`]), hours before
+/// its commit.
+const GRACE: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Debug, Clone, Serialize)]
 pub struct VacuumReport {

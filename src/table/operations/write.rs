@@ -63,6 +63,29 @@ pub struct WriteBuilder<'a> {
     window: Option<(i64, i64)>,
     predicate: Option<RowPredicate>,
     quality: Arc<BTreeMap<String, PartitionQuality>>,
+    prebuilt: Vec<StagedPartition>,
+}
+
+/// A partition's new version file, encoded and stored ahead of the commit that adds it
+/// ([`Dataset::stage_partition`], [`WriteBuilder::prebuilt`]).
+#[derive(Debug, Clone)]
+pub struct StagedPartition {
+    key: PartitionKey,
+    entry: PartitionEntry,
+}
+
+impl StagedPartition {
+    pub fn key(&self) -> PartitionKey {
+        self.key
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.entry.rows
+    }
+
+    pub fn bytes(&self) -> u64 {
+        self.entry.bytes
+    }
 }
 
 /// What a write did.
@@ -93,6 +116,42 @@ impl Dataset {
             window: None,
             predicate: None,
             quality: Arc::default(),
+            prebuilt: Vec::new(),
+        }
+    }
+
+    /// Encodes `batches`, the whole new content of partition `key` (in the contract's schema), and
+    /// stores its version file now, with its data-quality verdict. A stage that produces many
+    /// partitions writes each as soon as it is computed and holds none of them until its commit
+    /// ([`WriteBuilder::prebuilt`]). The file is invisible until that commit; if none will come,
+    /// [`Dataset::discard_staged`] deletes it (else vacuum does, a day after, as any unreferenced file).
+    pub async fn stage_partition(&self, key: PartitionKey, batches: Vec<RecordBatch>, quality: Option<PartitionQuality>) -> Result<StagedPartition> {
+        for b in &batches {
+            self.contract.check_schema(&b.schema())?;
+        }
+        let contract = self.contract.clone();
+        let file = tokio::task::spawn_blocking(move || -> Result<EncodedFile> {
+            let parts = split_by_partition(&contract, &batches)?;
+            if let Some(other) = parts.keys().find(|k| **k != key) {
+                return Err(Error::invalid(format!("rows staged for partition {key} of '{}' fall in {other}", contract.name)));
+            }
+            if parts.is_empty() {
+                return Err(Error::invalid(format!("nothing to stage for partition {key} of '{}': no rows", contract.name)));
+            }
+            data_file::encode(&contract, &batches)
+        })
+        .await
+        .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+        let mut entry = transaction::stage(self, &key.to_string(), file, self.contract.schema_version).await?;
+        entry.quality = quality.map(Box::new);
+        failpoint("commit.after_stage");
+        Ok(StagedPartition { key, entry })
+    }
+
+    /// Deletes staged partitions that will not be committed.
+    pub async fn discard_staged(&self, staged: &[StagedPartition]) {
+        for s in staged {
+            discard(self, &s.entry).await;
         }
     }
 }
@@ -165,6 +224,13 @@ impl<'a> WriteBuilder<'a> {
         self
     }
 
+    /// With `Overwrite`: partitions whose new content is already staged ([`Dataset::stage_partition`]).
+    /// The write's rows must not fall in them.
+    pub fn prebuilt(mut self, staged: impl IntoIterator<Item = StagedPartition>) -> Self {
+        self.prebuilt.extend(staged);
+        self
+    }
+
     /// Commits the write on its own (one snapshot of this dataset), rebuilding and retrying what a
     /// concurrent commit to the same partitions made stale.
     pub async fn execute(self) -> Result<WriteResult> {
@@ -181,6 +247,15 @@ impl<'a> WriteBuilder<'a> {
         let mut by_partition = split_by_partition(&contract, &self.batches)?;
         for k in &self.empty_partitions {
             by_partition.entry(*k).or_default();
+        }
+        if !self.prebuilt.is_empty() && self.mode != WriteMode::Overwrite {
+            return Err(Error::invalid("prebuilt partitions can only be committed with an Overwrite of them"));
+        }
+        for s in &self.prebuilt {
+            if by_partition.get(&s.key).is_some_and(|rows| !rows.is_empty()) {
+                return Err(Error::invalid(format!("partition {} of '{}' is both prebuilt and written", s.key, ds.name())));
+            }
+            by_partition.entry(s.key).or_default();
         }
         if by_partition.is_empty() {
             return Err(Error::invalid(format!("nothing to write to '{}': no rows and no partitions", ds.name())));
@@ -207,7 +282,13 @@ impl<'a> WriteBuilder<'a> {
             mode: self.mode,
             quality: self.quality,
         };
-        Ok(PreparedWrite::new(ds, change, self.operation, self.parameters))
+        let mut prepared = PreparedWrite::new(ds, change, self.operation, self.parameters);
+        // An overwrite's staged file does not depend on the snapshot it lands on: it is never rebuilt.
+        for s in self.prebuilt {
+            prepared.bytes_written += s.entry.bytes;
+            prepared.staged.insert(s.key.to_string(), (0, Action::Add(s.entry)));
+        }
+        Ok(prepared)
     }
 }
 
