@@ -3,10 +3,11 @@
 //! A **feature set** (`schemas/features_*.toml`) lists features with their kernel and parameters in
 //! its contract's `[definition]`; [`kernels`] compute them in Rust on rayon, per symbol-session over
 //! the regular-session minute grid (no SQL, no per-row allocation). A **label set**
-//! (`schemas/labels_*.toml`) lists forward targets; [`labels`] computes them in DuckDB SQL
-//! (`labels.sql`). [`compute_features`] computes the requested sets for a range of sessions and
-//! commits them as one stage with their data-quality metrics, recording the input snapshot each set
-//! read, its version and the hash of its definition and code.
+//! (`schemas/labels_*.toml`) lists forward targets; [`labels`] computes them natively too, a session
+//! partition at a time on rayon, with trailing betas from daily closes. [`compute_features`] computes
+//! the requested sets for a range of sessions and commits them as one stage with their data-quality
+//! metrics, recording the input snapshot each set read, its version and the hash of its definition and
+//! code.
 //!
 //! Features never read a bar after their row's: a row stamped `ts` (the bar's start) is available at
 //! `available_at` = ts + one bar. Labels never read outside their horizon, and start after the
@@ -141,7 +142,7 @@ pub async fn compute_features(lake: &Lake, request: &FeaturesRequest) -> Result<
                 };
                 let (read_start, read_end) = labels::read_range(l, request.start, request.end);
                 let factors = labels::split_factors(&splits, read_start, read_end);
-                let batches = labels::compute(lake, l, request.start, request.end, state.snapshot_id, &factors).await?;
+                let batches = labels::compute(&input, &state, l, request.start, request.end, &factors).await?;
                 // A split imported later changes the labels around it: the corporate actions' version is
                 // an input of every label partition (coarse: any import makes them stale).
                 let reads = |d: NaiveDate| {

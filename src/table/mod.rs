@@ -439,6 +439,23 @@ impl Dataset {
         .map_err(|e| Error::Io(std::io::Error::other(e)))?
     }
 
+    /// Reads some columns of one partition version (see [`data_file::decode_columns`]), named as in
+    /// the contract and returned in the order given.
+    pub async fn read_partition_columns(&self, e: &PartitionEntry, columns: &[&str]) -> Result<Vec<RecordBatch>> {
+        let full = self.contract.arrow_schema();
+        let fields = columns
+            .iter()
+            .map(|c| full.field_with_name(c).cloned().map_err(|_| Error::invalid(format!("{} has no column '{c}'", self.name()))))
+            .collect::<Result<Vec<_>>>()?;
+        let schema = Arc::new(arrow::datatypes::Schema::new(fields));
+        let path = self.paths.version_file(&e.partition, &e.file_id);
+        let bytes = self.store.get(&path).await?.ok_or_else(|| Error::Integrity {
+            dataset: self.name().to_string(),
+            reason: format!("data file {path} of partition {} is missing (run `quantlake verify`)", e.partition),
+        })?;
+        tokio::task::spawn_blocking(move || data_file::decode_columns(bytes, &schema)).await.map_err(|e| Error::Io(std::io::Error::other(e)))?
+    }
+
     /// Finishes any interrupted commit (see [`transaction`]), deciding a stage whose writer stopped
     /// (see [`lake_log`]); `full` checks every partition.
     pub async fn recover(&self, full: bool) -> Result<RecoveryReport> {
