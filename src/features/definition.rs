@@ -27,7 +27,7 @@ pub struct Feature {
     pub kernel: Kernel,
 }
 
-/// A label set: forward targets computed in `labels.sql`.
+/// A label set: forward targets computed by [`super::labels`].
 #[derive(Debug, Clone, Serialize)]
 pub struct LabelSet {
     pub name: String,
@@ -201,7 +201,9 @@ fn definition_hash(table: &toml::Table) -> String {
     let mut h = Sha256::new();
     h.update(toml::to_string(table).unwrap_or_default().as_bytes());
     h.update(include_str!("kernels.rs").as_bytes());
-    h.update(include_str!("labels.sql").as_bytes());
+    for code in [include_str!("labels.rs"), include_str!("labels/bars.rs"), include_str!("labels/daily.rs"), include_str!("labels/forward.rs")] {
+        h.update(code.as_bytes());
+    }
     hex::encode(h.finalize())
 }
 

@@ -3,10 +3,11 @@
 //! A **feature set** (`schemas/features_*.toml`) lists features with their kernel and parameters in
 //! its contract's `[definition]`; [`kernels`] compute them in Rust on rayon, per symbol-session over
 //! the regular-session minute grid (no SQL, no per-row allocation). A **label set**
-//! (`schemas/labels_*.toml`) lists forward targets; [`labels`] computes them in DuckDB SQL
-//! (`labels.sql`). [`compute_features`] computes the requested sets for a range of sessions and
-//! commits them as one stage with their data-quality metrics, recording the input snapshot each set
-//! read, its version and the hash of its definition and code.
+//! (`schemas/labels_*.toml`) lists forward targets; [`labels`] computes them natively too, a session
+//! partition at a time on rayon, with trailing betas from daily closes. [`compute_features`] computes
+//! the requested sets for a range of sessions and commits them as one stage with their data-quality
+//! metrics, recording the input snapshot each set read, its version and the hash of its definition and
+//! code.
 //!
 //! Features never read a bar after their row's: a row stamped `ts` (the bar's start) is available at
 //! `available_at` = ts + one bar. Labels never read outside their horizon, and start after the
@@ -159,8 +160,7 @@ async fn compute_sets(
                 };
                 let (read_start, read_end) = labels::read_range(l, request.start, request.end);
                 let factors = labels::split_factors(&splits, read_start, read_end);
-                let batches = labels::compute(lake, l, request.start, request.end, state.snapshot_id, &factors).await?;
-                let staged = stage_by_partition(&ds, batches).await?;
+                let staged = labels::compute(&input, &state, l, request.start, request.end, &factors, &ds).await?;
                 // A split imported later changes the labels around it: the corporate actions' version is
                 // an input of every label partition (coarse: any import makes them stale).
                 let reads = |d: NaiveDate| {
@@ -364,26 +364,6 @@ async fn stage_features(
     all.extend(feature_metrics(&[], &without, &expected));
     all.sort_by(|a, b| (a.date, &a.symbol).cmp(&(b.date, &b.symbol)));
     Ok((staged, all))
-}
-
-/// Stages `batches` (a set's rows, in its contract's columns) one partition at a time, in parallel.
-async fn stage_by_partition(out: &Dataset, batches: Vec<RecordBatch>) -> Result<Vec<StagedPartition>> {
-    let batches: Vec<RecordBatch> = batches.iter().filter(|b| b.num_rows() > 0).map(|b| out.contract().conform_batch(b)).collect::<Result<_>>()?;
-    let parts = crate::table::operations::write::split_by_partition(out.contract(), &batches)?;
-    drop(batches);
-    let mut staged = Vec::new();
-    let mut stream = futures::stream::iter(parts.into_iter().map(|(key, rows)| out.stage_partition(key, rows, None))).buffer_unordered(PARTITIONS_IN_FLIGHT);
-    while let Some(next) = stream.next().await {
-        match next {
-            Ok(s) => staged.push(s),
-            Err(e) => {
-                drop(stream);
-                out.discard_staged(&staged).await;
-                return Err(e);
-            }
-        }
-    }
-    Ok(staged)
 }
 
 /// Symbols per rayon task.

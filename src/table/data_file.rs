@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use arrow::compute::{concat_batches, lexsort_to_indices, take_record_batch, SortColumn};
-use arrow::datatypes::{DataType, TimestampMicrosecondType};
+use arrow::datatypes::{DataType, SchemaRef, TimestampMicrosecondType};
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::ArrowWriter;
+use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -101,24 +101,23 @@ pub fn decode(bytes: Bytes) -> Result<Vec<RecordBatch>> {
     Ok(reader.collect::<std::result::Result<Vec<_>, _>>()?)
 }
 
-/// Decodes the named columns of a partition file, each as the contract's column (in its current
-/// type; all null if the file predates it), in the order asked.
-pub fn decode_columns(contract: &DatasetContract, bytes: Bytes, columns: &[&str]) -> Result<Vec<RecordBatch>> {
-    let wanted = contract.arrow_schema();
-    let fields = columns
-        .iter()
-        .map(|c| wanted.field_with_name(c).cloned().map_err(|_| crate::error::Error::invalid(format!("{} has no column '{c}'", contract.name))))
-        .collect::<Result<Vec<_>>>()?;
-    let schema = Arc::new(arrow::datatypes::Schema::new(fields));
+/// Decodes only the columns of `schema` (in its order, cast to its types; a column the file lacks, as
+/// an older schema version's file may, comes back null): a reader that needs few columns skips the
+/// pages of the others.
+pub fn decode_columns(bytes: Bytes, schema: &SchemaRef) -> Result<Vec<RecordBatch>> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
-    let in_file = builder.schema().clone();
-    let roots: Vec<usize> = columns.iter().filter_map(|c| in_file.index_of(c).ok()).collect();
-    let mask = parquet::arrow::ProjectionMask::roots(builder.parquet_schema(), roots);
+    let parquet_schema = builder.parquet_schema();
+    let leaves: Vec<usize> = schema
+        .fields()
+        .iter()
+        .filter_map(|f| parquet_schema.columns().iter().position(|c| matches!(c.path().parts(), [only] if only == f.name())))
+        .collect();
+    let mask = ProjectionMask::leaves(parquet_schema, leaves);
     let reader = builder.with_projection(mask).with_batch_size(65_536).build()?;
     let mut out = Vec::new();
     for batch in reader {
         let batch = batch?;
-        let columns: Vec<ArrayRef> = schema
+        let columns = schema
             .fields()
             .iter()
             .map(|f| match batch.column_by_name(f.name()) {
@@ -126,8 +125,9 @@ pub fn decode_columns(contract: &DatasetContract, bytes: Bytes, columns: &[&str]
                 Some(c) => Ok(arrow::compute::cast(c, f.data_type())?),
                 None => Ok(arrow::array::new_null_array(f.data_type(), batch.num_rows())),
             })
-            .collect::<Result<_>>()?;
-        out.push(RecordBatch::try_new_with_options(schema.clone(), columns, &arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())))?);
+            .collect::<Result<Vec<ArrayRef>>>()?;
+        let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+        out.push(RecordBatch::try_new_with_options(schema.clone(), columns, &options)?);
     }
     Ok(out)
 }
@@ -335,5 +335,24 @@ mod tests {
         assert_eq!(sym.value(29_999), "ZZZ");
         assert!(ts.value(0) < ts.value(1), "ts ascending within a symbol");
         assert_eq!(batch.schema().field(1).data_type(), &DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, Some("UTC".into())));
+    }
+
+    #[test]
+    fn some_columns_decode_in_the_order_asked() {
+        use arrow::datatypes::{Field, Schema};
+        let contract = Contracts::builtin().get("raw_synthetic_bars").unwrap();
+        let file = encode(&contract, &[bars(&contract, &["MSFT", "AAPL"], 100)]).unwrap();
+        let full = contract.arrow_schema();
+        let schema: SchemaRef = Arc::new(Schema::new(vec![
+            full.field_with_name("close").unwrap().clone(),
+            full.field_with_name("symbol").unwrap().clone(),
+            Field::new("added_later", DataType::Int32, true),
+        ]));
+        let back = decode_columns(file.bytes, &schema).unwrap();
+        let batch = concat_batches(&schema, &back).unwrap();
+        assert_eq!(batch.num_rows(), 200);
+        assert_eq!(batch.column(1).as_string::<i32>().value(0), "AAPL");
+        assert_eq!(batch.column(0).as_primitive::<arrow::datatypes::Float64Type>().value(0), 1.5);
+        assert_eq!(batch.column(2).null_count(), 200, "a column the file lacks comes back null");
     }
 }

@@ -439,22 +439,21 @@ impl Dataset {
         .map_err(|e| Error::Io(std::io::Error::other(e)))?
     }
 
-    /// Reads some columns of one partition version (see [`data_file::decode_columns`]): a stage that
-    /// needs a few of many columns decodes only those.
+    /// Reads some columns of one partition version (see [`data_file::decode_columns`]), named as in
+    /// the contract and returned in the order given.
     pub async fn read_partition_columns(&self, e: &PartitionEntry, columns: &[&str]) -> Result<Vec<RecordBatch>> {
+        let full = self.contract.arrow_schema();
+        let fields = columns
+            .iter()
+            .map(|c| full.field_with_name(c).cloned().map_err(|_| Error::invalid(format!("{} has no column '{c}'", self.name()))))
+            .collect::<Result<Vec<_>>>()?;
+        let schema = Arc::new(arrow::datatypes::Schema::new(fields));
         let path = self.paths.version_file(&e.partition, &e.file_id);
         let bytes = self.store.get(&path).await?.ok_or_else(|| Error::Integrity {
             dataset: self.name().to_string(),
             reason: format!("data file {path} of partition {} is missing (run `quantlake verify`)", e.partition),
         })?;
-        let contract = self.contract.clone();
-        let columns: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
-        tokio::task::spawn_blocking(move || {
-            let names: Vec<&str> = columns.iter().map(String::as_str).collect();
-            data_file::decode_columns(&contract, bytes, &names)
-        })
-        .await
-        .map_err(|e| Error::Io(std::io::Error::other(e)))?
+        tokio::task::spawn_blocking(move || data_file::decode_columns(bytes, &schema)).await.map_err(|e| Error::Io(std::io::Error::other(e)))?
     }
 
     /// Finishes any interrupted commit (see [`transaction`]), deciding a stage whose writer stopped
