@@ -4,8 +4,8 @@
 //! at a time; each is merged ([`super::merge`]) and filled and flagged ([`super::kernels`]) on rayon.
 //! Between the two, closes are carried from each session to the next in date order, which is the one
 //! sequential step (a small map per partition). Each curated partition is judged and its file staged
-//! as soon as it is computed, so memory holds the partitions in flight, not the range; the stage
-//! commits them with the rejects and metrics at the end.
+//! in the background as soon as it is computed, so memory holds the partitions in flight, not the
+//! range; the stage commits them with the rejects and metrics at the end.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -23,7 +23,7 @@ use super::{count_true, metrics, raw_datasets, CurateReport, CurateRequest, Cura
 use crate::contract::DatasetContract;
 use crate::dq::SessionMetrics;
 use crate::quality::PartitionQuality;
-use crate::table::operations::write::StagedPartition;
+use crate::table::operations::write::{StagedPartition, Stager};
 use crate::bars::BarSize;
 use crate::calendar::NyseCalendar;
 use crate::error::{Error, Result};
@@ -74,10 +74,12 @@ pub(super) async fn curate(lake: &Lake, settings: &CurateSettings, request: &Cur
     let universe = crate::universe::active_symbols(lake).await?;
     let run = Run { request, params: &params, universe: &universe, contract: ds.contract() };
     let mut produced = Produced::default();
-    if let Err(e) = run.produce(&ds, &raw, &dates, &mut produced, started).await {
-        ds.discard_staged(&produced.staged).await;
+    let mut stager = Stager::new(&ds, (rayon::current_num_threads() * 2).max(2));
+    if let Err(e) = run.produce(&mut stager, &raw, &dates, &mut produced, started).await {
+        stager.abandon().await;
         return Err(e);
     }
+    produced.staged = stager.finish().await?;
     // Sessions no source has a partition for: every expected symbol is a gap there.
     let missing: Vec<(String, NaiveDate)> = sessions.iter().filter(|s| !produced.dates.contains(&s.date)).flat_map(|s| universe.iter().map(|u| (u.clone(), s.date))).collect();
     let minutes = sessions.iter().map(|s| (s.date, u64::from(s.minutes()))).collect();
@@ -162,8 +164,9 @@ struct Finished {
 }
 
 impl Run<'_> {
-    /// Reads, curates and stages `dates` in order, a few partitions at a time, into `out`.
-    async fn produce(&self, ds: &Dataset, raw: &[(Dataset, TableState)], dates: &[NaiveDate], out: &mut Produced, started: Instant) -> Result<()> {
+    /// Reads and curates `dates` in order, a few partitions at a time, into `out`, staging each curated
+    /// partition with `stager` (in the background, while the next ones are computed).
+    async fn produce(&self, stager: &mut Stager, raw: &[(Dataset, TableState)], dates: &[NaiveDate], out: &mut Produced, started: Instant) -> Result<()> {
         // Partitions in flight: enough to keep every core busy, few enough to bound memory.
         let in_flight = (rayon::current_num_threads() * 2).max(2);
         let mut carries = Carries::new();
@@ -188,18 +191,15 @@ impl Run<'_> {
                     .map(|((p, s), seeds)| self.finish(p, s, seeds))
                     .collect()
             })?;
-            let mut to_stage = Vec::new();
             for f in finished {
                 out.dates.insert(f.key.date_range().0);
                 out.rejects.push(f.rejects);
                 out.metrics.extend(f.metrics);
                 out.totals.add(&f.totals);
                 if let Some(rows) = f.rows {
-                    to_stage.push(ds.stage_partition(f.key, vec![rows], f.quality));
+                    stager.stage(f.key, vec![rows], f.quality).await?;
                 }
             }
-            let staged: Vec<StagedPartition> = futures::stream::iter(to_stage).buffer_unordered(in_flight).try_collect().await?;
-            out.staged.extend(staged);
             tracing::debug!(first = %chunk[0], partitions = chunk.len(), seconds = started.elapsed().as_secs_f64(), "curated partitions");
         }
         Ok(())

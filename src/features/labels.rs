@@ -35,7 +35,7 @@ use crate::error::{Error, Result};
 use crate::reference::corporate_actions::SplitHistory;
 use crate::table::layout::PartitionKey;
 use crate::table::manifest::TableState;
-use crate::table::operations::write::StagedPartition;
+use crate::table::operations::write::{StagedPartition, Stager};
 use crate::table::Dataset;
 
 /// The sessions a label set reads to label `start..=end`: the trailing beta window before, and the
@@ -111,7 +111,7 @@ pub async fn compute(
 
     let consume = async {
         let mut labeller = Labeller::new(set, targets, start..=end);
-        let mut staged = Vec::new();
+        let mut stager = Stager::new(out, PARTITIONS_IN_FLIGHT);
         let mut labelled = Ok(());
         // A session is labelled when the sessions its horizons reach are in, the last ones at the end.
         loop {
@@ -121,7 +121,7 @@ pub async fn compute(
                 None => labeller.label_oldest().await,
             };
             let done = match next {
-                Ok(Some((date, rows))) => stage_session(out, date, rows).await.map(|s| staged.extend(s)),
+                Ok(Some((date, rows))) => stage_session(&mut stager, out, date, rows).await,
                 Ok(None) => Ok(()),
                 Err(e) => Err(e),
             };
@@ -130,15 +130,16 @@ pub async fn compute(
                 break; // dropping the receiver stops the reads
             }
         }
-        (labelled, staged, labeller.seconds)
+        (labelled, stager, labeller.seconds)
     };
     let started = std::time::Instant::now();
     // Both run to their end, so that whatever was staged is known and can be discarded on a failure.
-    let (read, (labelled, staged, label_seconds)) = futures::join!(produce, consume);
+    let (read, (labelled, stager, label_seconds)) = futures::join!(produce, consume);
     if let Err(e) = labelled.and(read) {
-        out.discard_staged(&staged).await;
+        stager.abandon().await;
         return Err(e);
     }
+    let staged = stager.finish().await?;
     tracing::debug!(set = %set.name, sessions = sessions.len(), seconds = started.elapsed().as_secs_f64(), label_seconds, "labels computed");
     Ok(staged)
 }
@@ -146,13 +147,13 @@ pub async fn compute(
 /// One labelled session's rows.
 type Labelled = (NaiveDate, Vec<RecordBatch>);
 
-/// Stages a labelled session's rows as its partition of `out`.
-async fn stage_session(out: &Dataset, date: NaiveDate, rows: Vec<RecordBatch>) -> Result<Option<StagedPartition>> {
+/// Stages a labelled session's rows as its partition of `out` (in the background).
+async fn stage_session(stager: &mut Stager, out: &Dataset, date: NaiveDate, rows: Vec<RecordBatch>) -> Result<()> {
     let rows: Vec<RecordBatch> = rows.iter().filter(|b| b.num_rows() > 0).map(|b| out.contract().conform_batch(b)).collect::<Result<_>>()?;
     if rows.is_empty() {
-        return Ok(None);
+        return Ok(());
     }
-    Ok(Some(out.stage_partition(PartitionKey::for_date(out.contract().partitioning, date), rows, None).await?))
+    stager.stage(PartitionKey::for_date(out.contract().partitioning, date), rows, None).await
 }
 
 /// Labels sessions as they come in, in order.

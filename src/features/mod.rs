@@ -38,7 +38,7 @@ use crate::dq::{metrics, SessionMetrics};
 use crate::error::{Error, Result};
 use crate::reference::corporate_actions::SplitHistory;
 use crate::table::layout::PartitionKey;
-use crate::table::operations::write::{StagedPartition, WriteMode};
+use crate::table::operations::write::{StagedPartition, Stager, WriteMode};
 use crate::table::manifest::TableState;
 use crate::table::{Dataset, Lake, ReadFilter};
 
@@ -309,8 +309,8 @@ pub async fn refresh_stale(lake: &Lake, sets: &[String]) -> Result<StaleReport> 
 const PARTITIONS_IN_FLIGHT: usize = 2;
 
 /// Computes the feature set on each of `sessions` that `input` (at `state`) has a partition for, a
-/// few partitions at a time, and stages each partition of `out` as soon as it is computed, judged by
-/// its metrics: memory holds the partitions in flight, not the range. Returns the staged partitions
+/// few partitions at a time, and stages each partition of `out` in the background as soon as it is
+/// computed, judged by its metrics: memory holds the partitions in flight, not the range. Returns the staged partitions
 /// and every session's metrics (against the symbol-sessions curation `expected`).
 async fn stage_features(
     input: &Dataset,
@@ -333,33 +333,35 @@ async fn stage_features(
         async move {
             let batches = input.read_partition_columns(entry, &FEATURE_INPUT_COLUMNS).await?;
             let contract = out.contract().clone();
-            let (rows, metrics, quality) = tokio::task::spawn_blocking(move || -> Result<_> {
+            tokio::task::spawn_blocking(move || -> Result<_> {
                 let rows = session_features(&batches, &session, &set)?;
                 let metrics = feature_metrics(&[(session.date, rows.clone())], std::slice::from_ref(&session), &expected);
                 let quality = metrics::partition_quality(&contract, &metrics)?.remove(&key);
-                Ok((contract.conform_batch(&rows)?, metrics, quality))
+                Ok((key, contract.conform_batch(&rows)?, metrics, quality))
             })
             .await
-            .map_err(|e| Error::Io(std::io::Error::other(e)))??;
-            let staged = if rows.num_rows() > 0 { Some(out.stage_partition(key, vec![rows], quality).await?) } else { None };
-            Ok::<_, Error>((staged, metrics))
+            .map_err(|e| Error::Io(std::io::Error::other(e)))?
         }
     }))
     .buffered(PARTITIONS_IN_FLIGHT);
-    let (mut staged, mut all) = (Vec::new(), Vec::new());
+    // Each partition is staged in the background while the next ones are computed.
+    let mut stager = Stager::new(out, PARTITIONS_IN_FLIGHT);
+    let mut all = Vec::new();
     while let Some(next) = computed.next().await {
-        match next {
-            Ok((s, m)) => {
-                staged.extend(s);
-                all.extend(m);
+        let staged = match next {
+            Ok((key, rows, metrics, quality)) => {
+                all.extend(metrics);
+                if rows.num_rows() > 0 { stager.stage(key, vec![rows], quality).await } else { Ok(()) }
             }
-            Err(e) => {
-                drop(computed);
-                out.discard_staged(&staged).await;
-                return Err(e);
-            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = staged {
+            drop(computed);
+            stager.abandon().await;
+            return Err(e);
         }
     }
+    let staged = stager.finish().await?;
     let without: Vec<Session> = without.into_iter().cloned().collect();
     all.extend(feature_metrics(&[], &without, &expected));
     all.sort_by(|a, b| (a.date, &a.symbol).cmp(&(b.date, &b.symbol)));

@@ -88,6 +88,62 @@ impl StagedPartition {
     }
 }
 
+/// Stages partitions in the background ([`Dataset::stage_partition`]) while its owner computes the
+/// next ones: encoding a partition is one thread's work, so a producer that staged inline would
+/// leave the other cores idle. At most `limit` stagings run at once; the producer waits for the oldest
+/// beyond that, which bounds the memory they hold.
+pub struct Stager {
+    dataset: Dataset,
+    limit: usize,
+    running: std::collections::VecDeque<tokio::task::JoinHandle<Result<StagedPartition>>>,
+    staged: Vec<StagedPartition>,
+}
+
+impl Stager {
+    pub fn new(dataset: &Dataset, limit: usize) -> Self {
+        Self { dataset: dataset.clone(), limit: limit.max(1), running: Default::default(), staged: Vec::new() }
+    }
+
+    /// Starts staging `batches` as partition `key`, first waiting for the oldest staging if `limit`
+    /// are running. On an error, call [`Stager::abandon`].
+    pub async fn stage(&mut self, key: PartitionKey, batches: Vec<RecordBatch>, quality: Option<PartitionQuality>) -> Result<()> {
+        while self.running.len() >= self.limit {
+            self.wait_oldest().await?;
+        }
+        let dataset = self.dataset.clone();
+        self.running.push_back(tokio::spawn(async move { dataset.stage_partition(key, batches, quality).await }));
+        Ok(())
+    }
+
+    async fn wait_oldest(&mut self) -> Result<()> {
+        if let Some(task) = self.running.pop_front() {
+            self.staged.push(task.await.map_err(|e| Error::Io(std::io::Error::other(e)))??);
+        }
+        Ok(())
+    }
+
+    /// Waits for every staging; the staged partitions, or the first error (having discarded them all).
+    pub async fn finish(mut self) -> Result<Vec<StagedPartition>> {
+        while !self.running.is_empty() {
+            if let Err(e) = self.wait_oldest().await {
+                self.abandon().await;
+                return Err(e);
+            }
+        }
+        Ok(self.staged)
+    }
+
+    /// Waits for the stagings still running and deletes every staged file: nothing will commit them.
+    pub async fn abandon(mut self) {
+        while let Some(task) = self.running.pop_front() {
+            if let Ok(Ok(s)) = task.await {
+                self.staged.push(s);
+            }
+        }
+        self.dataset.discard_staged(&self.staged).await;
+    }
+}
+
 /// What a write did.
 #[derive(Debug, Clone, Serialize)]
 pub struct WriteResult {
