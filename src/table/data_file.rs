@@ -114,22 +114,23 @@ pub fn decode_columns(bytes: Bytes, schema: &SchemaRef) -> Result<Vec<RecordBatc
         .collect();
     let mask = ProjectionMask::leaves(parquet_schema, leaves);
     let reader = builder.with_projection(mask).with_batch_size(65_536).build()?;
-    let mut out = Vec::new();
-    for batch in reader {
-        let batch = batch?;
-        let columns = schema
-            .fields()
-            .iter()
-            .map(|f| match batch.column_by_name(f.name()) {
-                Some(c) if c.data_type() == f.data_type() => Ok(c.clone()),
-                Some(c) => Ok(arrow::compute::cast(c, f.data_type())?),
-                None => Ok(arrow::array::new_null_array(f.data_type(), batch.num_rows())),
-            })
-            .collect::<Result<Vec<ArrayRef>>>()?;
-        let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-        out.push(RecordBatch::try_new_with_options(schema.clone(), columns, &options)?);
-    }
-    Ok(out)
+    reader.map(|batch| project(&batch?, schema)).collect()
+}
+
+/// `batch`'s columns of `schema`, in its order and types; a column the batch lacks (a file of an older
+/// schema version) comes back null.
+pub fn project(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| match batch.column_by_name(f.name()) {
+            Some(c) if c.data_type() == f.data_type() => Ok(c.clone()),
+            Some(c) => Ok(arrow::compute::cast(c, f.data_type())?),
+            None => Ok(arrow::array::new_null_array(f.data_type(), batch.num_rows())),
+        })
+        .collect::<Result<Vec<ArrayRef>>>()?;
+    let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    Ok(RecordBatch::try_new_with_options(schema.clone(), columns, &options)?)
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {

@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::ops::Range;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch};
+use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
 use arrow::array::builder::BooleanBufferBuilder;
 use arrow::datatypes::{Schema, SchemaRef};
 use bytes::{Buf, Bytes};
@@ -352,17 +352,7 @@ fn keep_wanted(batch: &RecordBatch, want: &Want) -> Result<RecordBatch> {
         }
         None => batch.clone(),
     };
-    let columns = want
-        .schema
-        .fields()
-        .iter()
-        .map(|f| match batch.column_by_name(f.name()) {
-            Some(c) if c.data_type() == f.data_type() => Ok(c.clone()),
-            Some(c) => Ok(arrow::compute::cast(c, f.data_type())?),
-            None => Ok(arrow::array::new_null_array(f.data_type(), batch.num_rows())),
-        })
-        .collect::<Result<Vec<ArrayRef>>>()?;
-    Ok(RecordBatch::try_new_with_options(want.schema.clone(), columns, &arrow::array::RecordBatchOptions::new().with_row_count(Some(batch.num_rows())))?)
+    super::data_file::project(&batch, &want.schema)
 }
 
 /// Some byte ranges of a file, as a [`ChunkReader`]: the decoder asks only for pages the plan fetched.
