@@ -74,7 +74,7 @@ pub(super) async fn curate(lake: &Lake, settings: &CurateSettings, request: &Cur
     let universe = crate::universe::active_symbols(lake).await?;
     let run = Run { request, params: &params, universe: &universe, contract: ds.contract() };
     let mut produced = Produced::default();
-    let mut stager = Stager::new(&ds, (rayon::current_num_threads() * 2).max(2));
+    let mut stager = Stager::new(&ds, partitions_in_flight());
     if let Err(e) = run.produce(&mut stager, &raw, &dates, &mut produced, started).await {
         stager.abandon().await;
         return Err(e);
@@ -167,8 +167,7 @@ impl Run<'_> {
     /// Reads and curates `dates` in order, a few partitions at a time, into `out`, staging each curated
     /// partition with `stager` (in the background, while the next ones are computed).
     async fn produce(&self, stager: &mut Stager, raw: &[(Dataset, TableState)], dates: &[NaiveDate], out: &mut Produced, started: Instant) -> Result<()> {
-        // Partitions in flight: enough to keep every core busy, few enough to bound memory.
-        let in_flight = (rayon::current_num_threads() * 2).max(2);
+        let in_flight = partitions_in_flight();
         let mut carries = Carries::new();
         for chunk in dates.chunks(in_flight) {
             let read: Vec<Vec<SourceRows>> = futures::stream::iter(chunk.iter().map(|d| read_sources(raw, *d))).buffered(in_flight).try_collect().await?;
@@ -241,6 +240,11 @@ impl Totals {
         self.rth += o.rth;
         self.outliers += o.outliers;
     }
+}
+
+/// Partitions computed, and staged, at once: enough to keep every core busy, few enough to bound memory.
+fn partitions_in_flight() -> usize {
+    (rayon::current_num_threads() * 2).max(2)
 }
 
 /// `date`'s rows of each raw dataset that has that partition, in precedence order.
