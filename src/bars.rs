@@ -2,13 +2,13 @@
 //! datasets it goes to), and the [`Frequency`] curated bars are read at. Nothing here knows the lake.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::names::{named_display_and_from_str, Named};
 
 /// Bar length of stored bars: `1m` (`raw_<source>_bars`, `curated_1m_bars`) or `1d`
 /// (`raw_<source>_daily_bars`, `curated_1d_bars`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum BarSize {
     #[serde(rename = "1m")]
     Minute,

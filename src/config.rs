@@ -23,6 +23,9 @@ use crate::adv::AdvSettings;
 use crate::reference::corporate_actions::CorporateActionSettings;
 use crate::models::ModelSettings;
 use crate::ops::backfill::BackfillSettings;
+use crate::ops::jobs::JobSettings;
+use crate::ops::run::{PipelineSettings, RunSettings};
+use crate::ops::schedule::ScheduleSettings;
 pub use crate::sources::Secret;
 use crate::sources::alpaca::AlpacaSettings;
 use crate::sources::polygon::PolygonSettings;
@@ -53,6 +56,27 @@ pub struct Config {
     pub corporate_actions: CorporateActionSettings,
     pub adv: AdvSettings,
     pub models: ModelSettings,
+    pub run: RunSettings,
+    pub schedule: ScheduleSettings,
+    pub jobs: JobSettings,
+    pub logging: LoggingSettings,
+}
+
+/// `[logging]`: where every command appends its log lines (besides stderr), so the runbooks' `grep`
+/// patterns work on one file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LoggingSettings {
+    /// The log file, relative to the working directory; empty: none. `--log-file` overrides it.
+    pub file: String,
+    /// The file's level filter (`RUST_LOG` syntax); stderr follows `RUST_LOG` (default warn).
+    pub level: String,
+}
+
+impl Default for LoggingSettings {
+    fn default() -> Self {
+        Self { file: "logs/app.log".into(), level: "info".into() }
+    }
 }
 
 /// Environment variables the runbooks already use, and the setting each overrides. They rank with
@@ -140,6 +164,23 @@ impl Config {
             }
         }
         Ok(config)
+    }
+
+    /// The sections the daily pipeline's stages read.
+    pub fn pipeline(&self) -> PipelineSettings<'_> {
+        PipelineSettings {
+            run: &self.run,
+            jobs: &self.jobs,
+            backfill: &self.backfill,
+            adv: &self.adv,
+            ingest: &self.ingest,
+            sources: self.sources(),
+            curate: &self.curate,
+            features: &self.features,
+            health: &self.health,
+            universe: &self.universe,
+            models: &self.models,
+        }
     }
 
     /// The bar sources' sections, for [`crate::sources::AnySource::open`].

@@ -59,6 +59,10 @@ pub enum Error {
     #[error("{source_name}: {request}: {message}")]
     Source { source_name: String, request: String, message: String },
 
+    /// A job cannot do what was asked: cancelled, taken over, or in the wrong state.
+    #[error("job {id}: {reason}")]
+    Job { id: String, reason: String },
+
     #[error("configuration: {0}")]
     Config(String),
 

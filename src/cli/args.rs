@@ -35,6 +35,11 @@ pub struct Global {
     /// No progress bars.
     #[arg(long, short, global = true)]
     pub quiet: bool,
+
+    /// Append log lines to this file too (default: logging.file, logs/app.log; "" for none). Its level
+    /// is logging.level (info); stderr's is RUST_LOG (warn).
+    #[arg(long, global = true, env = "QUANTLAKE_LOG_FILE")]
+    pub log_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -51,6 +56,57 @@ pub enum Command {
     /// partitions): best source per symbol-session, dedupe, OHLC checks (rejects in curation_rejects),
     /// the session's minute grid with fills, regular-hours and outlier flags.
     Curate(CurateArgs),
+    /// The daily pipeline for one session: ingest ([run] source and symbols) -> curate -> features ->
+    /// data quality -> scoring (when a model is registered). Each stage is a job record (`jobs`). A
+    /// stage whose input partition is RED is blocked unless --force; a failed stage skips those after
+    /// it that need its output. Exits 0, 1 or 2 by the worst stage or health status.
+    Run(RunArgs),
+    /// Job records: every run stage, backfill and queued task (default: list them).
+    Jobs(JobsArgs),
+    /// Repair or re-derive a scope across layers (the library's trigger_backfill): plan, a lake-wide
+    /// tag before writing, re-ingest, re-curate, features, data quality and an impact report; status
+    /// and resume of a backfill job.
+    #[command(subcommand)]
+    Backfill(BackfillCommand),
+    /// The scheduler: queues the daily run at run.at (New York) on every session, the weekly checks
+    /// and the monthly maintenance, once per lake however many schedulers run, and runs them with
+    /// its own worker (unless --no-worker). Default: until Ctrl-C; --once: fire what is due and stop
+    /// (for cron or a systemd timer).
+    Schedule(ScheduleArgs),
+    /// A new lake in the robustness guide's order: universe -> historical backfill -> fundamentals ->
+    /// curation -> ADV -> features -> training -> validation, one job with a checkpoint per step; run it
+    /// again to resume a killed bootstrap.
+    Bootstrap {
+        /// The bar source (default: run.source).
+        #[arg(long, value_enum)]
+        source: Option<crate::sources::SourceKind>,
+        /// Fundamentals from this CSV or Parquet file (default: Polygon, when POLYGON_API_KEY is set).
+        #[arg(long)]
+        fundamentals: Option<PathBuf>,
+        /// Leave out training.
+        #[arg(long)]
+        skip_training: bool,
+    },
+    /// Queue a task for `quantlake worker` (the robustness guide's dispatch_task).
+    #[command(subcommand)]
+    Dispatch(DispatchCommand),
+    /// Run queued jobs, oldest first, until Ctrl-C (or, with --once, until the queue is empty).
+    /// Several workers may share a lake (local or S3): each job runs once; a dead worker's job is
+    /// taken over when its lease expires.
+    Worker {
+        /// Stop when the queue is empty.
+        #[arg(long)]
+        once: bool,
+        /// Wait between looks at an empty queue.
+        #[arg(long, default_value = "10s")]
+        poll: String,
+        /// Only these tasks (comma-separated; default all).
+        #[arg(long)]
+        tasks: Option<String>,
+        /// Stop after this many jobs.
+        #[arg(long)]
+        max_jobs: Option<usize>,
+    },
     /// Compute feature and label sets from curated bars (default: features.sets) for a range of
     /// sessions, replacing exactly those partitions, as one commit with their data-quality metrics.
     Features(FeaturesArgs),
@@ -483,6 +539,172 @@ pub enum CorporateActionsCommand {
         #[arg(long = "as-of")]
         as_of: Option<String>,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The session (default: the last completed one). A weekend or holiday is skipped with a message.
+    #[arg(long)]
+    pub date: Option<NaiveDate>,
+    /// Run stages whose input partitions are RED.
+    #[arg(long)]
+    pub force: bool,
+    /// The bar source (default: run.source).
+    #[arg(long, value_enum)]
+    pub source: Option<crate::sources::SourceKind>,
+    /// Comma-separated symbols (default: run.symbols, else the universe's active symbols).
+    #[arg(long)]
+    pub symbols: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct JobsArgs {
+    #[command(subcommand)]
+    pub command: Option<JobsCommand>,
+    /// Jobs created since this long ago (e.g. 24h, 7d) or this date (YYYY-MM-DD).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only jobs of this kind (daily_run, ingest, curate, features, data_quality, score, backfill, ...).
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// Counts per kind and status, durations and lag, instead of one line per job.
+    #[arg(long)]
+    pub summary: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// One job: its record, progress, children and log.
+    Show { id: String },
+    /// Stop a job: a queued or abandoned one at once, a running one at its next step.
+    Cancel {
+        id: String,
+        /// Why, recorded with the job.
+        #[arg(long, default_value = "cancelled by request")]
+        reason: String,
+    },
+    /// Remove finished job records older than --older-than (default: jobs.retention, 90d).
+    Clean {
+        #[arg(long)]
+        older_than: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ScheduleArgs {
+    #[command(subcommand)]
+    pub command: Option<ScheduleCommand>,
+    /// Fire what is due (within schedule.catch_up) and stop.
+    #[arg(long)]
+    pub once: bool,
+    /// With --once: as if it were this time (RFC 3339), e.g. to replay a missed day.
+    #[arg(long, requires = "once")]
+    pub at: Option<String>,
+    /// Only queue; leave running to `quantlake worker` processes.
+    #[arg(long)]
+    pub no_worker: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// Stop events from firing (they are recorded as skipped) until `schedule resume`.
+    Pause {
+        #[arg(long, default_value = "paused by an operator")]
+        reason: String,
+    },
+    /// Let events fire again (from now on).
+    Resume,
+    /// Paused or not, and the next events.
+    Status,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DispatchCommand {
+    /// The daily pipeline for one session (default: the last completed one).
+    #[command(name = "daily_run", visible_alias = "daily-run")]
+    DailyRun {
+        #[arg(long)]
+        date: Option<NaiveDate>,
+        #[arg(long)]
+        force: bool,
+    },
+    /// `backfill-history` from run.source (or --source) for the universe (or --symbols).
+    #[command(name = "historical_backfill", visible_alias = "historical-backfill")]
+    HistoricalBackfill {
+        #[arg(long, value_enum)]
+        source: Option<crate::sources::SourceKind>,
+        #[arg(long)]
+        symbols: Option<String>,
+        #[arg(long, value_enum, default_value = "1m")]
+        frequency: BarSize,
+    },
+    /// `validate` (--full: every retained snapshot and every session).
+    #[command(name = "run_validation", visible_alias = "run-validation")]
+    RunValidation {
+        #[arg(long)]
+        full: bool,
+    },
+    /// Fundamentals refresh, ADV recompute, full validation, old progress and job records removed.
+    #[command(name = "monthly_maintenance", visible_alias = "monthly-maintenance")]
+    MonthlyMaintenance,
+    /// A backfill, planned now and queued (`backfill trigger` with --not-before, default now).
+    Backfill(BackfillTriggerArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackfillCommand {
+    /// Plan and run a backfill of DATASET (raw, curated or a feature set) for some symbols and
+    /// sessions. Raw cells are fetched again only where ingest_progress has none (all with
+    /// --reingest); curated and feature backfills re-derive from the current raw snapshot. --json
+    /// prints the plan (--dry-run) or the job's status.
+    Trigger(BackfillTriggerArgs),
+    /// A backfill's state, progress per step, ETA and, once done, its impact (the library's
+    /// get_backfill_job_status).
+    Status { id: String },
+    /// Take over a killed (abandoned) or queued backfill and run what is left; committed chunks are
+    /// not redone.
+    Resume { id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct BackfillTriggerArgs {
+    /// The dataset: raw_<source>_bars, curated_1m_bars, curated_1d_bars, or a feature or label set.
+    pub dataset: String,
+    /// `all`, or comma-separated symbols.
+    #[arg(long)]
+    pub symbols: String,
+    /// First session (YYYY-MM-DD).
+    #[arg(long)]
+    pub start: NaiveDate,
+    /// Last session (YYYY-MM-DD, inclusive).
+    #[arg(long)]
+    pub end: NaiveDate,
+    /// Re-curate the scope's sessions (implied for a curated dataset).
+    #[arg(long)]
+    pub overwrite_curated: bool,
+    /// Recompute the configured feature and label sets over the scope (implied for a feature set).
+    #[arg(long)]
+    pub overwrite_features: bool,
+    /// Print the plan (partitions, source requests and their time under pacing, bytes, annotations)
+    /// and stop.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Name of the lake-wide tag taken before writing (default: pre-<job id>).
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Fetch every raw cell of the scope again, not only the missing ones.
+    #[arg(long)]
+    pub reingest: bool,
+    /// Queue it for a worker (`quantlake worker`) to start at or after this time: RFC 3339, or HH:MM
+    /// for the next such time in New York.
+    #[arg(long)]
+    pub not_before: Option<String>,
+    /// Allow more than backfill.max_untested_sessions sessions without a smaller completed backfill
+    /// of this scope first.
+    #[arg(long)]
+    pub force_large: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,6 +3,8 @@
 //! the library's (its request builders); flag consistency (which flags go with which source) is
 //! checked here, because it is about the flags.
 
+mod operations;
+
 use std::path::PathBuf;
 
 use chrono::NaiveDate;
@@ -31,6 +33,8 @@ use crate::table::{Lake, SnapshotSpec};
 use crate::dq::annotations;
 use crate::reference::fundamentals;
 use crate::{dq, universe};
+
+pub use operations::{backfill_job, bootstrap, dispatch, jobs, run, schedule, worker};
 
 /// `init`: creates the lake (idempotent).
 pub async fn init(ctx: &Context, out: &Output) -> Result<Outcome> {

@@ -15,6 +15,7 @@ use clap::{CommandFactory, FromArgMatches};
 use crate::config::Config;
 use crate::error::Result;
 use crate::outcome::{Outcome, EXIT_CODES_HELP};
+use crate::ops::jobs::log::JobLogLayer;
 use crate::table::Lake;
 use args::{BenchCommand, Cli, Command, CorporateActionsCommand, DebugCommand, DqCommand, FundamentalsCommand, ProgressCommand, UniverseCommand};
 use output::Output;
@@ -32,7 +33,18 @@ pub fn main() -> ExitCode {
             return exit(outcome);
         }
     };
-    init_logging();
+    let out = Output::new(cli.global.json);
+    let explicit_config = cli.global.config.as_os_str() != crate::config::DEFAULT_PATH;
+    let config = match Config::load(&cli.global.config, explicit_config) {
+        Ok(c) => c,
+        Err(e) => {
+            init_logging(None);
+            out.error(&e);
+            return exit(Outcome::from(&e));
+        }
+    };
+    let log_file = cli.global.log_file.clone().unwrap_or_else(|| config.logging.file.clone().into());
+    init_logging((!log_file.as_os_str().is_empty()).then_some((log_file.as_path(), config.logging.level.as_str())));
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -40,17 +52,22 @@ pub fn main() -> ExitCode {
             return exit(Outcome::Unknown);
         }
     };
-    let out = Output::new(cli.global.json);
     // A panic is an internal error: the command could not run (the panic hook has printed it).
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.block_on(run(cli, &out))));
-    match result {
-        Ok(Ok(outcome)) => exit(outcome),
+    // The command line and how it ended, for the log file (stderr has them already).
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    tracing::info!(target: COMMAND_TARGET, "quantlake {}", args.join(" "));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.block_on(run(cli, config, &out))));
+    let outcome = match result {
+        Ok(Ok(outcome)) => outcome,
         Ok(Err(e)) => {
+            tracing::error!(target: COMMAND_TARGET, "error: {e}");
             out.error(&e);
-            exit(Outcome::from(&e))
+            Outcome::from(&e)
         }
-        Err(_) => exit(Outcome::Unknown),
-    }
+        Err(_) => Outcome::Unknown,
+    };
+    tracing::info!(target: COMMAND_TARGET, "exit {} ({outcome:?})", outcome.exit_code());
+    exit(outcome)
 }
 
 /// The flags, with the exit-code contract under every command's `--help`.
@@ -66,9 +83,33 @@ fn exit(outcome: Outcome) -> ExitCode {
     ExitCode::from(outcome.exit_code())
 }
 
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+/// The target of the log file's command and exit lines, which stderr leaves out by default.
+const COMMAND_TARGET: &str = "quantlake::command";
+
+/// Logging: stderr at `RUST_LOG` (default warn); the log file, when there is one, at its own level
+/// (default info) and without colours; and every job's own log ([`JobLogLayer`]). A log file that
+/// cannot be opened is reported and skipped: logging never stops a command.
+fn init_logging(file: Option<(&std::path::Path, &str)>) {
+    use tracing_subscriber::{fmt, prelude::*, EnvFilter};
+    let stderr_filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("warn,{COMMAND_TARGET}=off")));
+    let stderr = fmt::layer().with_writer(std::io::stderr).with_filter(stderr_filter);
+    let level = file.map_or("info", |(_, level)| level);
+    let file_layer = file.and_then(|(path, level)| match open_log_file(path) {
+        Ok(f) => Some(fmt::layer().with_ansi(false).with_writer(std::sync::Mutex::new(f)).with_filter(EnvFilter::new(level))),
+        Err(e) => {
+            eprintln!("warning: cannot open the log file {}: {e}; logging to stderr only", path.display());
+            None
+        }
+    });
+    let job_logs = JobLogLayer.with_filter(EnvFilter::new(level));
+    tracing_subscriber::registry().with(stderr).with(file_layer).with(job_logs).init();
+}
+
+fn open_log_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::OpenOptions::new().create(true).append(true).open(path)
 }
 
 /// What every command gets: the config, the lake URL, whether to draw progress.
@@ -90,10 +131,8 @@ impl Context {
     }
 }
 
-/// Loads the config and runs the command.
-async fn run(cli: Cli, out: &Output) -> Result<Outcome> {
-    let explicit_config = cli.global.config.as_os_str() != crate::config::DEFAULT_PATH;
-    let config = Config::load(&cli.global.config, explicit_config)?;
+/// Runs the command.
+async fn run(cli: Cli, config: Config, out: &Output) -> Result<Outcome> {
     let lake_url = cli.global.lake.clone().unwrap_or_else(|| config.lake.root.clone());
     let ctx = Context { quiet: cli.global.quiet || cli.global.json, config, lake_url };
     match cli.command {
@@ -106,6 +145,13 @@ async fn run(cli: Cli, out: &Output) -> Result<Outcome> {
         Command::HealthCheck { dataset, as_of_date } => commands::health_check(&ctx, &dataset, as_of_date, out).await,
         Command::Validate { full, as_of_date } => commands::validate(&ctx, full, as_of_date, out).await,
         Command::Features(args) => commands::features(&ctx, args, out).await,
+        Command::Run(args) => commands::run(&ctx, args, out).await,
+        Command::Jobs(args) => commands::jobs(&ctx, args, out).await,
+        Command::Backfill(cmd) => commands::backfill_job(&ctx, cmd, out).await,
+        Command::Dispatch(cmd) => commands::dispatch(&ctx, cmd, out).await,
+        Command::Schedule(args) => commands::schedule(&ctx, args, out).await,
+        Command::Bootstrap { source, fundamentals, skip_training } => commands::bootstrap(&ctx, source, fundamentals, skip_training, out).await,
+        Command::Worker { once, poll, tasks, max_jobs } => commands::worker(&ctx, once, &poll, tasks.as_deref(), max_jobs, out).await,
         Command::TrainingSet(args) => commands::training_set(&ctx, args, out).await,
         Command::InferenceSet(args) => commands::inference_set(&ctx, args, out).await,
         Command::Debug(DebugCommand::TargetCoverage { dataset, end, days_back }) => commands::target_coverage(&ctx, &dataset, end, days_back, out).await,

@@ -30,6 +30,8 @@ use crate::reference::corporate_actions::{CorporateAction, ImportReport};
 
 use super::args::Format;
 
+mod jobs;
+
 pub struct Output {
     pub json: bool,
 }

@@ -48,6 +48,14 @@ use crate::table::{Dataset, Lake};
 pub const DATASET: &str = "curated_1m_bars";
 /// The curated daily dataset.
 pub const DAILY_DATASET: &str = "curated_1d_bars";
+/// The curated dataset of a bar size.
+pub fn dataset_for(bar_size: BarSize) -> &'static str {
+    match bar_size {
+        BarSize::Minute => DATASET,
+        BarSize::Day => DAILY_DATASET,
+    }
+}
+
 /// Where invalid raw bars go.
 pub const REJECTS: &str = "curation_rejects";
 

@@ -1,6 +1,17 @@
-//! Operations: work that runs the stages below it over a lake, rather than a stage itself. Today the
-//! adaptive historical [`backfill`] and [`stale`] (recomputing what a backfill made stale); jobs, the worker queue and the schedule are planned here (see the
-//! README's architecture section).
+//! Operations: work that runs the stages below it over a lake, rather than a stage itself.
+//! - [`jobs`]: job records in the lake (`_jobs/`), claimed with leases; every operation below is one.
+//! - [`run`]: the daily pipeline, one job per stage.
+//! - [`backfill`]: `backfill-history` (the raw layer over time) and `backfill trigger` (one scope
+//!   across layers).
+//! - [`stale`]: recomputing what a backfill or a restore made stale.
+//! - [`worker`]: the task queue: `dispatch` queues, `worker` runs.
+//! - [`schedule`]: the daily run, weekly checks and monthly maintenance at their times.
+//! - [`bootstrap`]: a new lake in the guide's order, resumable.
 
 pub mod backfill;
+pub mod bootstrap;
+pub mod jobs;
+pub mod run;
+pub mod schedule;
 pub mod stale;
+pub mod worker;

@@ -35,7 +35,7 @@ pub struct SymbolSession {
 }
 
 /// A symbol the source refused for good (unknown contract, no permission): the other symbols go on.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct SymbolFailure {
     pub symbol: String,
     pub error: String,

@@ -19,6 +19,7 @@ mod integrity;
 mod interop;
 mod models;
 mod modules;
+mod operations;
 mod resume;
 mod stages;
 mod tws;

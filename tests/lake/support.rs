@@ -135,8 +135,16 @@ impl TestLake {
             c.env_remove(k);
         }
         // Through the environment, so a test can still pass --lake (the flag wins).
-        c.env("QUANTLAKE_LAKE", &self.url).envs(self.env()).stdin(Stdio::null());
+        c.env("QUANTLAKE_LAKE", &self.url).env("QUANTLAKE_LOG_FILE", self.log_file()).envs(self.env()).stdin(Stdio::null());
         c
+    }
+
+    /// Where the CLI run by [`Self::cli`] appends its log lines (`logs/app.log` outside tests).
+    pub fn log_file(&self) -> PathBuf {
+        match &self.dir {
+            Some(dir) => dir.path().join("app.log"),
+            None => std::env::temp_dir().join(format!("quantlake-test-{}.log", self.url.rsplit('/').next().unwrap_or("s3"))),
+        }
     }
 
     /// Runs the CLI and returns its output (any exit status).

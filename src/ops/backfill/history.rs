@@ -1,4 +1,4 @@
-//! Adaptive historical backfill (`quantlake backfill-history`): fills `target_days` back from the last
+//! The adaptive historical backfill (`quantlake backfill-history`): fills `target_days` back from the last
 //! completed session, newest first, in steps that grow while they finish quickly and shrink when one
 //! takes longer than `slow_threshold`. Every step is an [`ingest`] with `resume`, so what progress
 //! records as finished is skipped and an interrupted backfill continues where it stopped.
@@ -35,11 +35,14 @@ pub struct BackfillSettings {
     /// Share of the target's symbol-sessions that must be finished for the backfill to count as
     /// complete (`MIN_TARGET_COVERAGE`).
     pub min_target_coverage: f64,
+    /// `backfill trigger` over more sessions than this refuses to run unless a smaller window of the
+    /// same scope has completed, or `--force-large` (runbook 5.3: test on a smaller window first).
+    pub max_untested_sessions: usize,
 }
 
 impl Default for BackfillSettings {
     fn default() -> Self {
-        Self { target_days: 420, min_step: 5, max_step: 60, slow_threshold: 30.0, sleep_between_sec: 0.0, min_target_coverage: 0.95 }
+        Self { target_days: 420, min_step: 5, max_step: 60, slow_threshold: 30.0, sleep_between_sec: 0.0, min_target_coverage: 0.95, max_untested_sessions: 20 }
     }
 }
 
