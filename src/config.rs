@@ -22,6 +22,7 @@ use crate::ingest::IngestSettings;
 use crate::adv::AdvSettings;
 use crate::reference::corporate_actions::CorporateActionSettings;
 use crate::models::ModelSettings;
+use crate::ops::alerts::AlertSettings;
 use crate::ops::backfill::BackfillSettings;
 use crate::ops::jobs::JobSettings;
 use crate::ops::run::{PipelineSettings, RunSettings};
@@ -60,6 +61,7 @@ pub struct Config {
     pub schedule: ScheduleSettings,
     pub jobs: JobSettings,
     pub logging: LoggingSettings,
+    pub alerts: AlertSettings,
 }
 
 /// `[logging]`: where every command appends its log lines (besides stderr), so the runbooks' `grep`
@@ -173,6 +175,7 @@ impl Config {
             jobs: &self.jobs,
             backfill: &self.backfill,
             adv: &self.adv,
+            alerts: &self.alerts,
             ingest: &self.ingest,
             sources: self.sources(),
             curate: &self.curate,

@@ -135,13 +135,17 @@ pub enum Command {
         #[arg(long)]
         as_of_date: Option<NaiveDate>,
     },
-    /// Exit 0, 1 or 2 for GREEN, YELLOW or RED (for Docker HEALTHCHECK and cron; 3 if it cannot run);
-    /// prints one line.
+    /// Exit 0, 1 or 2 for GREEN, YELLOW or RED (for cron and monitoring agents; 3 if it cannot run);
+    /// prints one line. With --docker, Docker's HEALTHCHECK contract instead.
     HealthCheck {
         #[arg(long, default_value = "curated_1m_bars")]
         dataset: String,
         #[arg(long)]
         as_of_date: Option<NaiveDate>,
+        /// Docker's exit contract: 0 healthy (GREEN or YELLOW), 1 unhealthy (RED, which covers SEV-1,
+        /// or the check cannot run); never 2, which Docker reserves. A YELLOW lake keeps its container.
+        #[arg(long)]
+        docker: bool,
     },
     /// Every check across the lake: each dataset's files against its manifest, and the health of each
     /// dataset with [quality] rules. Exits 0, 1 or 2 for GREEN, YELLOW or RED.
@@ -153,6 +157,14 @@ pub enum Command {
         #[arg(long)]
         as_of_date: Option<NaiveDate>,
     },
+    /// Alerts: the lake's conditions (RED health, symbol breadth, target and feature coverage, the lag
+    /// of the raw, curated and feature layers) and the jobs' outcomes, one alert per state change to
+    /// the log and the [alerts] webhook.
+    #[command(subcommand)]
+    Alerts(AlertsCommand),
+    /// The robustness guide's checks as commands; exit 0 OK, 1 warning, 2 critical, 3 cannot run.
+    #[command(subcommand)]
+    Check(CheckCommand),
     /// Record an outage or an accepted upstream problem in a dataset, for some symbols (or all) over
     /// a time range (runbook 4.1, 4.3, 4.4); health and dq summary show it beside the sessions it
     /// touches, and --unusable keeps its cells out of training sets. `annotate --remove ID` deletes one.
@@ -887,16 +899,58 @@ pub struct InferenceSetArgs {
 pub enum DebugCommand {
     /// Target coverage analysis: each target's coverage over the last DAYS_BACK sessions, per target
     /// and per session, against MIN_TARGET_COVERAGE (exit 2 when one is below).
-    TargetCoverage {
-        #[arg(long, default_value = "labels_fwd_ret_v1")]
-        dataset: String,
-        /// Last session of the window (default: the last completed session).
+    TargetCoverage(TargetCoverageArgs),
+}
+
+/// The target coverage analysis' flags: `debug target-coverage` and `check coverage`.
+#[derive(Debug, Args)]
+pub struct TargetCoverageArgs {
+    /// The label set.
+    #[arg(long, default_value = "labels_fwd_ret_v1")]
+    pub dataset: String,
+    /// Last session of the window (default: the last completed session).
+    #[arg(long)]
+    pub end: Option<NaiveDate>,
+    /// Sessions in the window (default: DAYS_BACK / health.target_days_back).
+    #[arg(long)]
+    pub days_back: Option<u32>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// Judge every lake condition as of a date, record the state changes under _alerts/ and send
+    /// their alerts (log; webhook when [alerts] webhook_url is set; an unchanged bad state again after
+    /// [alerts] repeat_after); print the conditions and the alerts sent. Exits by the worst
+    /// condition: 0 OK, 1 warning, 2 critical.
+    Check {
+        /// Judge as of this date (default: the last completed session).
         #[arg(long)]
-        end: Option<NaiveDate>,
-        /// Sessions in the window (default: DAYS_BACK / health.target_days_back).
-        #[arg(long)]
-        days_back: Option<u32>,
+        as_of_date: Option<NaiveDate>,
     },
+    /// The alert history, newest first.
+    List {
+        /// How many alerts to show.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CheckCommand {
+    /// The guide's feature_breadth_check: symbols with features in the latest session against
+    /// FEATURE_BREADTH_MIN_SYMBOLS (critical) and FEATURE_BREADTH_WARN_SYMBOLS (warning), and the
+    /// coverage rate within the features (below 90%: warning). Prints `Symbol breadth`.
+    Breadth {
+        /// The feature set.
+        #[arg(long, default_value = "features_price_1m_v1")]
+        dataset: String,
+        /// Judge as of this date (default: the last completed session).
+        #[arg(long)]
+        as_of_date: Option<NaiveDate>,
+    },
+    /// The guide's debug_target_coverage (the same as `debug target-coverage`): each target's
+    /// coverage over the last DAYS_BACK sessions against MIN_TARGET_COVERAGE (exit 2 when one is below).
+    Coverage(TargetCoverageArgs),
 }
 
 #[derive(Debug, Subcommand)]

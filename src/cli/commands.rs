@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::ingest::{ingest, ingest_files, progress, IngestOptions};
 use crate::maintenance;
 use crate::models::{self, ScoreRequest, TrainOptions};
+use crate::ops::alerts;
 use crate::ops::backfill::{backfill_history, BackfillOptions};
 use crate::outcome::Outcome;
 use crate::progress::Progress;
@@ -125,6 +126,40 @@ pub async fn health_check(ctx: &Context, dataset: &str, as_of_date: Option<Naive
     let health = dataset_health(ctx, dataset, as_of_date).await?;
     out.health_line(&health);
     Ok(health.status.into())
+}
+
+/// `health-check --docker`: Docker's HEALTHCHECK contract. GREEN and YELLOW are healthy (exit 0); RED
+/// is unhealthy (exit 1, [`Outcome::Warning`]'s code); never 2, which Docker reserves. So a YELLOW lake
+/// does not get its container restarted. A check that cannot run exits 1 too (`cli::main` maps it).
+pub async fn health_check_docker(ctx: &Context, dataset: &str, as_of_date: Option<NaiveDate>, out: &Output) -> Result<Outcome> {
+    let health = dataset_health(ctx, dataset, as_of_date).await?;
+    out.health_line(&health);
+    Ok(if health.status == dq::Status::Red { Outcome::Warning } else { Outcome::Ok })
+}
+
+/// `check breadth`: a feature set's symbol breadth and coverage rate; exits by the worse of them.
+pub async fn check_breadth(ctx: &Context, dataset: &str, as_of_date: Option<NaiveDate>, out: &Output) -> Result<Outcome> {
+    let lake = ctx.open().await?;
+    let report = crate::ops::breadth::check_breadth(&lake, dataset, as_of_date, &ctx.config.health, &ctx.config.universe).await?;
+    out.breadth(&report);
+    Ok(report.status.into())
+}
+
+/// `alerts check`: judges the lake's conditions, sends the alerts their changes cause; exits by the
+/// worst condition.
+pub async fn alerts_check(ctx: &Context, as_of_date: Option<NaiveDate>, out: &Output) -> Result<Outcome> {
+    let lake = ctx.open().await?;
+    let c = &ctx.config;
+    let report = alerts::check_lake(&lake, as_of_date, &c.health, &c.universe, &c.alerts).await?;
+    out.alerts_check(&report);
+    Ok(report.severity.into())
+}
+
+/// `alerts list`: the alert history, newest first.
+pub async fn alerts_list(ctx: &Context, limit: usize, out: &Output) -> Result<Outcome> {
+    let lake = ctx.open().await?;
+    out.alerts(&alerts::list_alerts(&lake, limit).await?);
+    Ok(Outcome::Ok)
 }
 
 /// A dataset's health: `predictions` by its own checks (null rate, distribution shift), any other

@@ -17,7 +17,7 @@ use crate::error::Result;
 use crate::outcome::{Outcome, EXIT_CODES_HELP};
 use crate::ops::jobs::log::JobLogLayer;
 use crate::table::Lake;
-use args::{BenchCommand, Cli, Command, CorporateActionsCommand, DebugCommand, DqCommand, FundamentalsCommand, ProgressCommand, UniverseCommand};
+use args::{AlertsCommand, BenchCommand, CheckCommand, Cli, Command, CorporateActionsCommand, DebugCommand, DqCommand, FundamentalsCommand, ProgressCommand, UniverseCommand};
 use output::Output;
 use progress_bar::Bar;
 
@@ -33,6 +33,9 @@ pub fn main() -> ExitCode {
             return exit(outcome);
         }
     };
+    // `health-check --docker` speaks Docker's contract: a check that cannot run is unhealthy (1), never 3.
+    let docker = matches!(cli.command, Command::HealthCheck { docker: true, .. });
+    let exit = |outcome: Outcome| exit(if docker && outcome == Outcome::Unknown { Outcome::Warning } else { outcome });
     let out = Output::new(cli.global.json);
     let explicit_config = cli.global.config.as_os_str() != crate::config::DEFAULT_PATH;
     let config = match Config::load(&cli.global.config, explicit_config) {
@@ -142,7 +145,8 @@ async fn run(cli: Cli, config: Config, out: &Output) -> Result<Outcome> {
         Command::Progress(ProgressCommand::Clean { older_than }) => commands::progress_clean(&ctx, &older_than, out).await,
         Command::Curate(args) => commands::curate(&ctx, args, out).await,
         Command::Health { dataset, as_of_date } => commands::health(&ctx, &dataset, as_of_date, out).await,
-        Command::HealthCheck { dataset, as_of_date } => commands::health_check(&ctx, &dataset, as_of_date, out).await,
+        Command::HealthCheck { dataset, as_of_date, docker: false } => commands::health_check(&ctx, &dataset, as_of_date, out).await,
+        Command::HealthCheck { dataset, as_of_date, docker: true } => commands::health_check_docker(&ctx, &dataset, as_of_date, out).await,
         Command::Validate { full, as_of_date } => commands::validate(&ctx, full, as_of_date, out).await,
         Command::Features(args) => commands::features(&ctx, args, out).await,
         Command::Run(args) => commands::run(&ctx, args, out).await,
@@ -154,7 +158,10 @@ async fn run(cli: Cli, config: Config, out: &Output) -> Result<Outcome> {
         Command::Worker { once, poll, tasks, max_jobs } => commands::worker(&ctx, once, &poll, tasks.as_deref(), max_jobs, out).await,
         Command::TrainingSet(args) => commands::training_set(&ctx, args, out).await,
         Command::InferenceSet(args) => commands::inference_set(&ctx, args, out).await,
-        Command::Debug(DebugCommand::TargetCoverage { dataset, end, days_back }) => commands::target_coverage(&ctx, &dataset, end, days_back, out).await,
+        Command::Debug(DebugCommand::TargetCoverage(args)) | Command::Check(CheckCommand::Coverage(args)) => commands::target_coverage(&ctx, &args.dataset, args.end, args.days_back, out).await,
+        Command::Check(CheckCommand::Breadth { dataset, as_of_date }) => commands::check_breadth(&ctx, &dataset, as_of_date, out).await,
+        Command::Alerts(AlertsCommand::Check { as_of_date }) => commands::alerts_check(&ctx, as_of_date, out).await,
+        Command::Alerts(AlertsCommand::List { limit }) => commands::alerts_list(&ctx, limit, out).await,
         Command::Bench(BenchCommand::PeerJob { raw_dir, out_dir }) => commands::peer_job(&ctx, &raw_dir, &out_dir, out).await,
         Command::Dq(DqCommand::Summary { dataset, start, end }) => commands::dq_summary(&ctx, &dataset, start, end, out).await,
         Command::Annotate(args) => commands::annotate(&ctx, args, out).await,

@@ -16,7 +16,10 @@ use crate::ingest::{FileIngestReport, IngestReport};
 use crate::models::eval::Metrics;
 use crate::models::registry::SessionRange;
 use crate::models::{ModelEntry, ScoreReport, TrainReport};
+use crate::ops::alerts::{AlertCheckReport, AlertEvent};
 use crate::ops::backfill::BackfillReport;
+use crate::ops::breadth::BreadthReport;
+use crate::quality::Status;
 use crate::reference::fundamentals::UpsertReport;
 use crate::table::operations::history::{DiffReport, SnapshotInfo};
 use crate::table::operations::vacuum::VacuumReport;
@@ -279,6 +282,47 @@ impl Output {
             h.reference_session,
             h.latest_session.map_or("none".into(), |d| d.to_string())
         )
+    }
+
+    /// `check breadth`: the guide's `Symbol breadth` line, its threshold phrases, the coverage rates.
+    pub fn breadth(&self, r: &BreadthReport) {
+        self.print(r, || {
+            let on = r.latest_session.map_or("no session".into(), |d| d.to_string());
+            let mut s = format!(
+                "Symbol breadth: {} symbols with features in {} on {on} (critical below {}, warning below {}): {}",
+                r.symbols, r.dataset, r.breadth_min_symbols, r.breadth_warn_symbols, r.breadth
+            );
+            match r.breadth {
+                Status::Red => s += &format!("\nSymbol count {} below critical threshold {}", r.symbols, r.breadth_min_symbols),
+                Status::Yellow => s += &format!("\nSymbol count {} below warning threshold {}", r.symbols, r.breadth_warn_symbols),
+                Status::Green => {}
+            }
+            let mut t = table(&["partition", "coverage rate", "status"]);
+            for c in &r.coverage {
+                if c.status != Status::Green {
+                    s += &format!("\nCoverage rate {} low in {}: {}", c.rate.map_or("-".into(), |v| format!("{:.2}%", v * 100.0)), c.partition, c.detail);
+                }
+                t.add_row([c.partition.clone(), c.rate.map_or("-".into(), |v| format!("{:.2}%", v * 100.0)), c.status.to_string()]);
+            }
+            format!("{s}\n{t}\n{} {} (snapshot {}, reference session {})", r.dataset, r.status, r.snapshot_id, r.reference_session)
+        });
+    }
+
+    /// `alerts check`: every condition, then the alerts sent.
+    pub fn alerts_check(&self, r: &AlertCheckReport) {
+        self.print(r, || {
+            let mut t = table(&["condition", "severity", "summary"]);
+            for c in &r.conditions {
+                t.add_row([c.key.clone(), c.severity.to_string(), c.summary.clone()]);
+            }
+            let sent = if r.alerts.is_empty() { "no alerts: no condition changed".to_string() } else { format!("{} alert(s):\n{}", r.alerts.len(), alert_table(&r.alerts)) };
+            format!("conditions as of {}: {}\n{t}\n{sent}", r.reference_session, r.severity)
+        });
+    }
+
+    /// `alerts list`: the history, newest first.
+    pub fn alerts(&self, events: &[AlertEvent]) {
+        self.print(events, || format!("{}\n{} alert(s)", alert_table(events), events.len()));
     }
 
     /// Annotations, oldest first.
@@ -839,6 +883,19 @@ impl Output {
             s
         });
     }
+}
+
+fn alert_table(events: &[AlertEvent]) -> Table {
+    let mut t = table(&["at (UTC)", "kind", "condition", "severity", "summary", "webhook"]);
+    for e in events {
+        let webhook = match &e.webhook {
+            None => String::new(),
+            Some(d) if d.delivered => format!("delivered ({} attempt(s))", d.attempts),
+            Some(d) => format!("failed after {} attempt(s): {}", d.attempts, d.error.as_deref().unwrap_or("")),
+        };
+        t.add_row([e.at.format("%Y-%m-%d %H:%M:%S").to_string(), e.kind.to_string(), e.key.clone(), e.severity.to_string(), e.summary.clone(), webhook]);
+    }
+    t
 }
 
 fn breadth_line(breadth: Breadth, active: usize, min: usize, warn: usize) -> String {

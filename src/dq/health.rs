@@ -143,7 +143,7 @@ fn partition_health(partition: &str, entry: Option<&PartitionEntry>, rules: &Qua
 }
 
 /// The New York date of a partition's last row, capped at `reference`; `None` if it starts after it.
-fn last_session_in(e: &PartitionEntry, reference: NaiveDate) -> Option<NaiveDate> {
+pub(crate) fn last_session_in(e: &PartitionEntry, reference: NaiveDate) -> Option<NaiveDate> {
     let (first, last) = (NyseCalendar.trading_date(e.min_ts?), NyseCalendar.trading_date(e.max_ts?));
     (first <= reference).then(|| NyseCalendar.previous_session(last.min(reference).succ_opt().unwrap_or(last)))
 }

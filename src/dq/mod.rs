@@ -12,7 +12,7 @@ mod validate;
 
 pub use annotations::{list_annotations, Annotation};
 pub use health::{get_dataset_health, DatasetHealth, HealthSettings, KeySymbol, PartitionHealth};
-pub(crate) use health::reference_session;
+pub(crate) use health::{last_session_in, reference_session};
 pub use crate::quality::{Check, PartitionQuality, QualityTotals, Status};
 pub use target_coverage::{target_coverage, TargetCoverage};
 pub use validate::{validate, ValidationCheck, ValidationReport};

@@ -7,9 +7,13 @@
 //! - [`worker`]: the task queue: `dispatch` queues, `worker` runs.
 //! - [`schedule`]: the daily run, weekly checks and monthly maintenance at their times.
 //! - [`bootstrap`]: a new lake in the guide's order, resumable.
+//! - [`alerts`]: the lake's and the jobs' conditions, one alert per state change (log, webhook).
+//! - [`breadth`]: the guide's symbol breadth check of a feature set.
 
+pub mod alerts;
 pub mod backfill;
 pub mod bootstrap;
+pub mod breadth;
 pub mod jobs;
 pub mod run;
 pub mod schedule;

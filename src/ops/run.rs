@@ -81,6 +81,7 @@ pub struct PipelineSettings<'a> {
     pub jobs: &'a JobSettings,
     pub backfill: &'a crate::ops::backfill::BackfillSettings,
     pub adv: &'a crate::adv::AdvSettings,
+    pub alerts: &'a crate::ops::alerts::AlertSettings,
     pub ingest: &'a IngestSettings,
     pub sources: SourceSettings<'a>,
     pub curate: &'a CurateSettings,
@@ -227,7 +228,8 @@ pub async fn run_claimed(lake: &Lake, settings: PipelineSettings<'_>, job: JobHa
         Ok(r) => r,
         Err(e) => {
             let status = if job.cancel_requested() { JobStatus::Cancelled } else { JobStatus::Failed };
-            job.finish(Finish { error: Some(e.to_string()), ..Finish::with_status(status) }).await?;
+            let record = job.finish(Finish { error: Some(e.to_string()), ..Finish::with_status(status) }).await?;
+            alert_job(lake, settings, &record).await;
             return Err(e);
         }
     };
@@ -254,6 +256,7 @@ pub async fn run_claimed(lake: &Lake, settings: PipelineSettings<'_>, job: JobHa
         report: serde_json::to_value(&report)?,
     };
     let record = job.finish(finish).await?;
+    alert_job(lake, settings, &record).await;
     report.lag_seconds = record.lag_seconds;
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
@@ -393,6 +396,19 @@ async fn stages(
         }
     }
     Ok((stages, health))
+}
+
+/// A finished job's outcome as the `job:<kind>` alert condition: a failure alerts once, the next
+/// success resolves it. An alert that cannot be recorded is logged; it never fails the job.
+pub async fn alert_job(lake: &Lake, settings: PipelineSettings<'_>, record: &JobRecord) {
+    let summary = match &record.error {
+        Some(e) => format!("job {} {}: {e}", record.id, record.status),
+        None => format!("job {} {}", record.id, record.status),
+    };
+    let condition = crate::ops::alerts::Condition::job(&record.kind, record.status.outcome(), summary).with_details(json!({ "job_id": record.id }));
+    if let Err(e) = crate::ops::alerts::observe(lake, settings.alerts, &[condition]).await {
+        tracing::warn!("job {}: could not record its alert condition: {e}", record.id);
+    }
 }
 
 /// A stage that did not run because one before it failed or was blocked.

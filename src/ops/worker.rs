@@ -107,7 +107,9 @@ pub async fn run_job(lake: &Lake, settings: PipelineSettings<'_>, job: JobHandle
         HISTORICAL_BACKFILL | RUN_VALIDATION | MONTHLY_MAINTENANCE => {
             let span = job.span();
             let result = task(lake, settings, &job).instrument(span).await;
-            job.finish_with(result).await.map(|_| ())
+            let record = job.finish_with(result).await?;
+            run::alert_job(lake, settings, &record).await;
+            Ok(())
         }
         kind => {
             let reason = format!("no worker task '{kind}'");

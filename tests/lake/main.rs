@@ -5,6 +5,7 @@ mod support;
 
 mod fake_tws;
 
+mod alerts;
 mod annotations;
 mod cli;
 mod concurrency;

@@ -3,9 +3,10 @@
 Usage: vendor_server.py SCENARIO.json. The scenario is
   {"fixtures": DIR, "log": FILE, "routes": [{"path": P, "query": {k: v}, "responses": [R, ...]}]}
 where each response R is {"status": 200, "body_file": NAME | "body": TEXT, "headers": {...}}. A route matches
-a GET whose path is P and whose query holds every k=v given; its responses are served in order and the
-last one repeats. Unmatched requests get 404. Every request is appended to the log as a JSON line
-(path, query, headers). Prints the port once listening, then serves until stdin closes.
+a GET (or a POST: a webhook) whose path is P and whose query holds every k=v given; its responses are
+served in order and the last one repeats. Unmatched requests get 404. Every request is appended to the log
+as a JSON line (method, path, query, headers, and a POST's body). Prints the port once listening, then
+serves until stdin closes.
 """
 import json
 import sys
@@ -28,9 +29,12 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802 (http.server's naming)
         url = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        entry = {"method": self.command, "path": url.path, "query": query, "headers": {k.lower(): v for k, v in self.headers.items()}}
+        if self.command == "POST":
+            entry["body"] = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
         with lock:
             with log_path.open("a") as log:
-                log.write(json.dumps({"path": url.path, "query": query, "headers": {k.lower(): v for k, v in self.headers.items()}}) + "\n")
+                log.write(json.dumps(entry) + "\n")
             for i, route in enumerate(routes):
                 if route["path"] == url.path and all(query.get(k) == v for k, v in route.get("query", {}).items()):
                     responses = route["responses"]
@@ -50,6 +54,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    do_POST = do_GET  # noqa: N815
 
     def log_message(self, *args):
         pass

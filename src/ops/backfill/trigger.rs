@@ -538,6 +538,7 @@ pub(crate) async fn run_claimed(lake: &Lake, settings: PipelineSettings<'_>, job
         }
         Err(e) => job.finish_with(Err(e)).await?,
     };
+    crate::ops::run::alert_job(lake, settings, &record).await;
     status_of(&JobStore::new(lake, settings.jobs.clone()), record).await
 }
 
