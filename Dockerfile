@@ -18,8 +18,8 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --create-home --home-dir /home/quantlake quantlake \
-    && mkdir -p /lake /app/config \
-    && chown quantlake:quantlake /lake
+    && mkdir -p /lake /app/config /app/logs \
+    && chown quantlake:quantlake /lake /app/logs
 COPY --from=build /src/target/release/quantlake /usr/local/bin/quantlake
 COPY config/quantlake.toml /app/config/quantlake.toml
 WORKDIR /app
@@ -33,6 +33,9 @@ ENV BACKFILL_TARGET_DAYS=730
 ENV MIN_TARGET_COVERAGE=0.6
 ENV FEATURE_BREADTH_MIN_SYMBOLS=100
 ENV FEATURE_BREADTH_WARN_SYMBOLS=200
+
+# The dashboard: `quantlake serve --bind 0.0.0.0` (any address but loopback needs QUANTLAKE_TOKEN).
+EXPOSE 8080
 
 USER quantlake
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite, with all set-up, on a fresh machine: a project venv with the S3 server (moto)
-# and the readers the interop tests use, then every Rust test in the one release profile.
+# The whole test suite, with all set-up, on a fresh machine: a project venv with the S3 server (moto),
+# the readers the interop tests use and selenium; Debian's chromium and chromedriver for the
+# dashboard's browser tests; then every Rust test in the one release profile.
 # Extra arguments go to `cargo test` (e.g. `scripts/test.sh --test lake crash`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,14 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; 
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/python/requirements.txt
   echo "$want" > "$stamp"
+fi
+
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  echo "installing chromium and chromium-driver (the dashboard's browser tests)..." >&2
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo=sudo; fi
+  $sudo apt-get update -q >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q chromium chromium-driver >&2
 fi
 
 cargo test --release --locked "$@"

@@ -10,9 +10,7 @@
 //!
 //! ## Modules, from the bottom up
 //! Each module imports only modules listed before it (`tests/lake/modules.rs` fails on any import
-//! circle). The data flows **sources -> ingest -> curate -> features -> sets/models -> ops -> serve**;
-//! serve and most of ops are planned and not created until they have code (see the README's
-//! "Layout of the code").
+//! circle). The data flows **sources -> ingest -> curate -> features -> sets/models -> ops -> serve**.
 //! - [`error`], [`outcome`] (the exit-code contract), [`names`] (enums with one spelling),
 //!   [`progress`] (the [`progress::Progress`] trait long work reports to), [`bars`] (`Bar`, `BarSize`,
 //!   `Frequency`), [`calendar`] (the NYSE calendar), [`quality`] (`[quality]` rules and the verdicts
@@ -51,8 +49,11 @@
 //!   lake with its lineage (`_models/<id>/model.json` and the `models` registry), and batch scoring
 //!   into `predictions` with null-rate and distribution-shift checks (`quantlake score`).
 //! - [`bench`]: the peer benchmark's job through the pipeline's stages.
-//! - [`ops`]: operations over the stages: [`ops::backfill`], the adaptive historical backfill.
+//! - [`ops`]: operations over the stages, each a job ([`ops::jobs`]): the daily run, backfills
+//!   ([`ops::backfill`]), the worker queue, the schedule, bootstrap, alerts.
 //! - [`config`]: the config file and environment, gathering each module's settings type.
+//! - [`serve`]: the dashboard and its JSON API (`quantlake serve`): every page's figures come from the
+//!   endpoint that documents them.
 //! - [`demo`], [`cli`]: the walk-through and the command line (the only user of `clap` and `indicatif`).
 //!
 //! ## Exit codes
@@ -114,6 +115,7 @@ pub mod progress;
 pub mod quality;
 pub mod query;
 pub mod reference;
+pub mod serve;
 pub mod sets;
 pub mod sources;
 pub mod storage;

@@ -107,6 +107,25 @@ pub enum Command {
         #[arg(long)]
         max_jobs: Option<usize>,
     },
+    /// The dashboard and its JSON API (see the README's "Dashboard"): health, data quality,
+    /// coverage, jobs and backfills, snapshots, bars, lineage, validation and alerts. Serves until
+    /// Ctrl-C; prints the address it listens on.
+    Serve {
+        /// Port to listen on (0: any free port).
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Address to listen on. Any address other than loopback needs an access token.
+        #[arg(long, default_value = "127.0.0.1")]
+        bind: std::net::IpAddr,
+        /// Access token every client must send (bearer header or login form). Prefer the
+        /// environment variable: a flag shows in the process list.
+        #[arg(long, env = "QUANTLAKE_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Leave backfills triggered from the dashboard in the queue for `quantlake worker` instead of
+        /// running them in this process.
+        #[arg(long)]
+        no_jobs: bool,
+    },
     /// Compute feature and label sets from curated bars (default: features.sets) for a range of
     /// sessions, replacing exactly those partitions, as one commit with their data-quality metrics.
     Features(FeaturesArgs),

@@ -37,6 +37,13 @@ use crate::{dq, universe};
 
 pub use operations::{backfill_job, bootstrap, dispatch, jobs, run, schedule, worker};
 
+/// `serve`: the dashboard, until Ctrl-C.
+pub async fn serve(ctx: &Context, options: crate::serve::ServeOptions) -> Result<Outcome> {
+    let lake = ctx.open().await?;
+    crate::serve::serve(lake, ctx.config.clone(), options).await?;
+    Ok(Outcome::Ok)
+}
+
 /// `init`: creates the lake (idempotent).
 pub async fn init(ctx: &Context, out: &Output) -> Result<Outcome> {
     let lake = Lake::init(&ctx.lake_url, ctx.config.lake.options()).await?;

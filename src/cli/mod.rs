@@ -57,7 +57,7 @@ pub fn main() -> ExitCode {
     };
     // A panic is an internal error: the command could not run (the panic hook has printed it).
     // The command line and how it ended, for the log file (stderr has them already).
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args = redact_secrets(std::env::args().skip(1));
     tracing::info!(target: COMMAND_TARGET, "quantlake {}", args.join(" "));
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.block_on(run(cli, config, &out))));
     let outcome = match result {
@@ -80,6 +80,24 @@ fn parse() -> std::result::Result<Cli, clap::Error> {
     }
     let matches = with_exit_codes(Cli::command()).try_get_matches()?;
     Cli::from_arg_matches(&matches)
+}
+
+/// The command line as the log file shows it: the values of the flags that carry secrets hidden.
+fn redact_secrets(args: impl Iterator<Item = String>) -> Vec<String> {
+    const SECRET_FLAGS: &[&str] = &["--token"];
+    let mut hide_next = false;
+    args.map(|a| {
+        let shown = if hide_next {
+            "***".to_string()
+        } else if let Some((flag, _)) = a.split_once('=').filter(|(f, _)| SECRET_FLAGS.contains(f)) {
+            format!("{flag}=***")
+        } else {
+            a.clone()
+        };
+        hide_next = SECRET_FLAGS.contains(&a.as_str());
+        shown
+    })
+    .collect()
 }
 
 fn exit(outcome: Outcome) -> ExitCode {
@@ -189,5 +207,15 @@ async fn run(cli: Cli, config: Config, out: &Output) -> Result<Outcome> {
         Command::Models => commands::models(&ctx, out).await,
         Command::Score(args) => commands::score(&ctx, args, out).await,
         Command::Demo => commands::demo(&ctx, out).await,
+        Command::Serve { port, bind, token, no_jobs } => commands::serve(&ctx, crate::serve::ServeOptions { bind, port, token, run_jobs: !no_jobs }).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn secrets_are_hidden_from_the_logged_command_line() {
+        let args = ["serve", "--token", "s3cret", "--port", "1", "--token=other"].map(String::from);
+        assert_eq!(super::redact_secrets(args.into_iter()), ["serve", "--token", "***", "--port", "1", "--token=***"]);
     }
 }

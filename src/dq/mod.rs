@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
-use arrow::datatypes::{Int64Type, TimestampMicrosecondType};
+use arrow::datatypes::{Float64Type, Int64Type, TimestampMicrosecondType};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
@@ -97,6 +97,9 @@ pub fn metrics_write_many<'a>(dq: &'a Dataset, datasets: &[(&str, &[SessionMetri
             "superseded_rows" => int(|m| m.superseded_rows),
             "outlier_count" => int(|m| m.outlier_count),
             "extended_hours_bars" => int(|m| m.extended_hours_bars),
+            "delivered_bars" => int(|m| m.delivered_bars),
+            "null_vwap" => int(|m| m.null_vwap),
+            "null_trade_count" => int(|m| m.null_trade_count),
             "null_rate_vwap" => rate(|m| m.null_vwap),
             "null_rate_trade_count" => rate(|m| m.null_trade_count),
             "coverage" => Arc::new(Float64Array::from_iter_values(rows.iter().map(|(_, m)| m.coverage()))),
@@ -247,6 +250,19 @@ pub async fn symbol_metrics(lake: &Lake, view: &LakeView, dataset: &str, symbols
     Ok(out)
 }
 
+/// `dataset`'s metrics rows between two dates, of every symbol or of one.
+pub async fn metrics_between(lake: &Lake, view: &LakeView, dataset: &str, start: NaiveDate, end: NaiveDate, symbol: Option<&str>) -> Result<Vec<SessionMetrics>> {
+    let ds = lake.dataset(DATASET)?;
+    let state = ds.latest_in(view).await?;
+    let symbols = symbol.map(|s| std::collections::BTreeSet::from([s.to_string()])).unwrap_or_default();
+    let filter = ReadFilter { start: Some(start), end: Some(end), symbols };
+    let mut out = Vec::new();
+    for b in ds.read(&state, &filter).await? {
+        out.extend(metrics_of(&b, dataset)?.into_iter().filter(|m| symbol.is_none_or(|s| m.symbol == s) && (start..=end).contains(&m.date)));
+    }
+    Ok(out)
+}
+
 /// Whether a partition's rows fall (partly) between two New York dates.
 fn partition_overlaps(e: &crate::table::manifest::PartitionEntry, start: NaiveDate, end: NaiveDate) -> bool {
     let date = |t: Option<DateTime<Utc>>| t.map(|t| NyseCalendar.trading_date(t));
@@ -267,6 +283,11 @@ fn metrics_of(b: &RecordBatch, dataset: &str) -> Result<Vec<SessionMetrics>> {
         .into_iter()
         .map(int)
         .collect::<Result<_>>()?;
+    // The counts behind the null rates (schema version 2); rows written before have the rates only.
+    let optional = |n: &str| b.column_by_name(n).and_then(|c| c.as_primitive_opt::<Int64Type>());
+    let (delivered, null_vwap, null_trades) = (optional("delivered_bars"), optional("null_vwap"), optional("null_trade_count"));
+    let rate = |n: &str| b.column_by_name(n).and_then(|c| c.as_primitive_opt::<Float64Type>());
+    let (rate_vwap, rate_trades) = (rate("null_rate_vwap"), rate("null_rate_trade_count"));
     let mut out = Vec::new();
     for i in 0..b.num_rows() {
         if names.value(i) != dataset {
@@ -274,7 +295,15 @@ fn metrics_of(b: &RecordBatch, dataset: &str) -> Result<Vec<SessionMetrics>> {
         }
         let Some(date) = DateTime::<Utc>::from_timestamp_micros(open.value(i)).map(|t| NyseCalendar.trading_date(t)) else { continue };
         let v = |k: usize| counts[k].value(i).max(0) as u64;
+        let stored = |c: Option<&Int64Array>| c.filter(|c| c.is_valid(i)).map(|c| c.value(i).max(0) as u64);
+        // An older row: delivered estimated as the valid regular and extended-hours bars, the null
+        // counts from the stored rates.
+        let delivered_bars = stored(delivered).unwrap_or(v(1) + v(7));
+        let from_rate = |r: Option<&Float64Array>| r.filter(|r| r.is_valid(i)).map_or(0, |r| (r.value(i) * delivered_bars as f64).round() as u64);
         out.push(SessionMetrics {
+            delivered_bars,
+            null_vwap: stored(null_vwap).unwrap_or_else(|| from_rate(rate_vwap)),
+            null_trade_count: stored(null_trades).unwrap_or_else(|| from_rate(rate_trades)),
             symbol: symbols.value(i).to_string(),
             date,
             source: sources.is_valid(i).then(|| sources.value(i).to_string()),
@@ -290,4 +319,45 @@ fn metrics_of(b: &RecordBatch, dataset: &str) -> Result<Vec<SessionMetrics>> {
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `dq_metrics` batch of one row, with (schema 2) or without (schema 1) the null counts.
+    fn row(with_counts: bool) -> RecordBatch {
+        let int = |v: i64| -> ArrayRef { Arc::new(Int64Array::from(vec![v])) };
+        let mut columns: Vec<(&str, ArrayRef)> = vec![
+            ("dataset", Arc::new(StringArray::from(vec!["curated_1m_bars"]))),
+            ("symbol", Arc::new(StringArray::from(vec!["AAPL"]))),
+            ("source", Arc::new(StringArray::from(vec!["synthetic"]))),
+            ("session_open", Arc::new(TimestampMicrosecondArray::from(vec![1_704_205_800_000_000]).with_timezone("UTC"))),
+            ("expected_bars", int(390)),
+            ("present_bars", int(380)),
+            ("filled_bars", int(10)),
+            ("invalid_rows", int(0)),
+            ("duplicates_removed", int(0)),
+            ("superseded_rows", int(0)),
+            ("outlier_count", int(1)),
+            ("extended_hours_bars", int(20)),
+            ("null_rate_vwap", Arc::new(Float64Array::from(vec![0.05]))),
+            ("null_rate_trade_count", Arc::new(Float64Array::from(vec![0.0]))),
+        ];
+        if with_counts {
+            columns.extend([("delivered_bars", int(401)), ("null_vwap", int(21)), ("null_trade_count", int(0))]);
+        }
+        RecordBatch::try_from_iter(columns).unwrap()
+    }
+
+    #[test]
+    fn null_counts_are_read_back_and_estimated_for_older_rows() {
+        let new = &metrics_of(&row(true), "curated_1m_bars").unwrap()[0];
+        assert_eq!((new.delivered_bars, new.null_vwap, new.null_trade_count), (401, 21, 0));
+        assert_eq!(new.date, NaiveDate::from_ymd_opt(2024, 1, 2).unwrap());
+        // Schema 1: delivered = valid regular + extended-hours bars; nulls from the stored rate.
+        let old = &metrics_of(&row(false), "curated_1m_bars").unwrap()[0];
+        assert_eq!((old.delivered_bars, old.null_vwap, old.null_trade_count), (400, 20, 0));
+        assert!(metrics_of(&row(true), "other_dataset").unwrap().is_empty());
+    }
 }

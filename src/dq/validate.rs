@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 
 use chrono::NaiveDate;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::health::key_symbol_checks;
 use super::{get_dataset_health, HealthSettings, Status};
@@ -21,7 +21,7 @@ use crate::table::{Dataset, Lake, ReadFilter};
 use crate::universe::UniverseSettings;
 
 /// One line of the report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ValidationCheck {
     pub dataset: String,
     pub check: String,
@@ -29,7 +29,7 @@ pub struct ValidationCheck {
     pub detail: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ValidationReport {
     pub status: Status,
     pub full: bool,

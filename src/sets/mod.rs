@@ -21,7 +21,7 @@ use arrow::datatypes::Int64Type;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
-mod lineage;
+pub mod lineage;
 
 pub use lineage::{CodeVersion, Exclusion, Fallback, LeakageCheck, Lineage};
 

@@ -12,6 +12,7 @@ mod concurrency;
 mod corporate_actions;
 mod crash;
 mod curate;
+mod dashboard;
 mod engine;
 mod features;
 mod file_import;
