@@ -253,6 +253,11 @@ impl BarsParams {
         if end < start {
             return Err(Error::invalid(format!("end {end} is before start {start}")));
         }
+        // One answer is one JSON document: a year of minutes, or ten of resampled bars.
+        let max_days = if frequency == crate::bars::Frequency::M1 { 366 } else { 3660 };
+        if (end - start).num_days() > max_days {
+            return Err(Error::invalid(format!("{start}..{end} is too long for one answer at {}: at most {max_days} days", crate::names::Named::name(frequency))));
+        }
         let as_of = AsOf::parse(self.as_of.as_slice())?;
         Ok((BarsRequest { symbols, start, end, frequency, extended_hours: self.extended_hours, adjust }, as_of))
     }
@@ -273,10 +278,13 @@ async fn jobs(State(state): State<AppState>, Query(q): Query<JobsQuery>) -> ApiR
     Ok(Json(state.run(move |s| async move { data::jobs(s.lake(), s.config(), &q).await }).await?))
 }
 
-/// The unfinished jobs as one `jobs` event every 2 seconds (what the jobs page updates from); a
-/// `finished` event names a job that was running in the previous tick and no longer is.
+/// The unfinished jobs as one `jobs` event at once and then every 2 seconds (what the jobs page
+/// updates from); `finished` names the jobs that were running in the previous event and no longer are.
 async fn jobs_stream(State(state): State<AppState>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let stream = futures::stream::unfold((state, Vec::<String>::new()), |(state, before)| async move {
+    let stream = futures::stream::unfold((state, Vec::<String>::new(), true), |(state, before, first)| async move {
+        if !first {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
         let list = state.run(|s| async move { data::jobs(s.lake(), s.config(), &JobsQuery { limit: Some(500), ..Default::default() }).await }).await;
         let (event, now) = match list {
             Ok(list) => {
@@ -288,8 +296,7 @@ async fn jobs_stream(State(state): State<AppState>) -> Sse<impl Stream<Item = Re
             }
             Err(e) => (Event::default().event("error").data(e.to_string().replace('\r', " ")), before),
         };
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        Some((Ok(event), (state, now)))
+        Some((Ok(event), (state, now, false)))
     });
     Sse::new(stream).keep_alive(KeepAlive::default())
 }

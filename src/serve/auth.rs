@@ -53,9 +53,16 @@ pub async fn require_token(State(state): State<AppState>, request: Request, next
     if request.method() != axum::http::Method::GET && request.method() != axum::http::Method::HEAD && !same_origin(request.headers()) {
         return ApiError::new(StatusCode::FORBIDDEN, "a request from another site's page; post from the dashboard itself").into_response();
     }
-    let Some(token) = state.token() else { return next.run(request).await };
+    let Some(token) = state.token() else {
+        // Without a token, only requests addressed to the loopback names: a site whose name
+        // re-resolves to 127.0.0.1 (DNS rebinding) would otherwise be "same origin".
+        if loopback_host(request.headers()) {
+            return next.run(request).await;
+        }
+        return ApiError::new(StatusCode::FORBIDDEN, "without an access token the dashboard answers only at 127.0.0.1, localhost or [::1]").into_response();
+    };
     let path = request.uri().path();
-    if path == "/login" || path.starts_with("/assets/") || authorized(token, request.headers()) {
+    if path == "/login" || path == "/logout" || path.starts_with("/assets/") || authorized(token, request.headers()) {
         return next.run(request).await;
     }
     if path.starts_with("/api/") {
@@ -75,8 +82,20 @@ fn same_origin(headers: &HeaderMap) -> bool {
     !host.is_empty() && origin_host.eq_ignore_ascii_case(host)
 }
 
+/// `Host` names this machine's loopback (any port).
+fn loopback_host(headers: &HeaderMap) -> bool {
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let name = if host.starts_with('[') { host.split(']').next().map(|h| format!("{h}]")).unwrap_or_default() } else { host.split(':').next().unwrap_or_default().to_string() };
+    matches!(name.to_ascii_lowercase().as_str(), "127.0.0.1" | "localhost" | "[::1]")
+}
+
 fn authorized(token: &Token, headers: &HeaderMap) -> bool {
-    let bearer = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, value)| value);
     if bearer.is_some_and(|b| token.matches(b.trim())) {
         return true;
     }
@@ -126,7 +145,7 @@ async fn logout() -> Response {
 /// Only a path on this server: never an open redirect to another site.
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') && !n.chars().any(|c| c.is_control() || c.is_whitespace()) => n.to_string(),
         _ => "/".into(),
     }
 }
@@ -167,6 +186,23 @@ mod tests {
         assert_eq!(safe_next(Some("/jobs?x=1")), "/jobs?x=1");
         assert_eq!(safe_next(Some("//evil.example/")), "/");
         assert_eq!(safe_next(Some("https://evil.example/")), "/");
+        assert_eq!(safe_next(Some("/\t/evil.example")), "/", "browsers drop the tab: //evil.example");
         assert_eq!(safe_next(None), "/");
+    }
+
+    #[test]
+    fn only_loopback_names_without_a_token() {
+        let host = |h: &str| {
+            let mut m = HeaderMap::new();
+            m.insert(header::HOST, h.parse().unwrap());
+            m
+        };
+        for ok in ["127.0.0.1:8080", "localhost:8080", "LOCALHOST", "[::1]:8080"] {
+            assert!(loopback_host(&host(ok)), "{ok}");
+        }
+        for bad in ["evil.example:8080", "127.0.0.1.evil.example", "[::2]:8080"] {
+            assert!(!loopback_host(&host(bad)), "{bad}");
+        }
+        assert!(!loopback_host(&HeaderMap::new()));
     }
 }

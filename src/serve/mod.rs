@@ -85,7 +85,7 @@ struct Inner {
 
 impl AppState {
     pub fn new(lake: Lake, config: Config, options: &ServeOptions) -> Self {
-        let token = options.token.as_deref().filter(|t| !t.is_empty()).map(auth::Token::new);
+        let token = options.token.as_deref().map(str::trim).filter(|t| !t.is_empty()).map(auth::Token::new);
         Self { inner: Arc::new(Inner { lake, config, token, run_jobs: options.run_jobs }) }
     }
 
@@ -118,7 +118,8 @@ impl AppState {
     {
         let state = self.clone();
         let runtime = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || runtime.block_on(work(state))).await.map_err(|e| Error::invalid(format!("the request's work stopped: {e}")))?
+        // A panic in the work is an internal error (500), not the caller's.
+        tokio::task::spawn_blocking(move || runtime.block_on(work(state))).await.map_err(|e| Error::Io(std::io::Error::other(format!("the request's work stopped: {e}"))))?
     }
 
     /// Starts `work` like [`Self::run`], without waiting: a job the dashboard triggered.
@@ -146,7 +147,7 @@ pub fn router(state: AppState) -> Router {
 
 /// Serves the dashboard until the process is stopped (Ctrl-C or SIGTERM).
 pub async fn serve(lake: Lake, config: Config, options: ServeOptions) -> Result<()> {
-    if !options.bind.is_loopback() && options.token.as_deref().is_none_or(str::is_empty) {
+    if !options.bind.is_loopback() && options.token.as_deref().is_none_or(|t| t.trim().is_empty()) {
         return Err(Error::invalid(format!(
             "--bind {} makes the dashboard reachable from other machines: set an access token in QUANTLAKE_TOKEN (or --token)",
             options.bind
@@ -159,7 +160,28 @@ pub async fn serve(lake: Lake, config: Config, options: ServeOptions) -> Result<
     // The line tests and scripts wait for; the port is the real one when --port 0 asked for any.
     println!("quantlake dashboard on http://{local}/");
     tracing::info!("serving the dashboard on http://{local}/");
-    axum::serve(listener, app).with_graceful_shutdown(shutdown()).await.map_err(|e| Error::invalid(format!("the dashboard server stopped: {e}")))
+    // On Ctrl-C or SIGTERM: stop accepting, let requests finish, and give open connections (a jobs
+    // page's event stream never ends by itself) a few seconds before leaving.
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown().await;
+        let _ = stop.send(true);
+    });
+    let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stopped| *stopped).await;
+    };
+    let server = axum::serve(listener, app).with_graceful_shutdown(until_stopped(stopping.clone()));
+    let grace = async {
+        until_stopped(stopping).await;
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    };
+    tokio::select! {
+        served = server => served.map_err(|e| Error::Io(std::io::Error::other(format!("the dashboard server stopped: {e}")))),
+        _ = grace => {
+            tracing::info!("dashboard stopped; connections still open were closed");
+            Ok(())
+        }
+    }
 }
 
 async fn shutdown() {

@@ -33,7 +33,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let form = req.headers().get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
         if form {
-            axum::Form::<T>::from_request(req, state).await.map(|f| Body(f.0)).map_err(|e| ApiError::bad_request(e.body_text()))
+            axum::Form::<T>::from_request(req, state).await.map(|f| Body(f.0)).map_err(|e| ApiError::new(e.status(), e.body_text()))
         } else {
             axum::Json::<T>::from_request(req, state).await.map(|j| Body(j.0)).map_err(|e| ApiError::new(e.status(), e.body_text()))
         }
@@ -56,11 +56,17 @@ where
     }
 }
 
-/// An optional date, `YYYY-MM-DD`.
+/// An optional date, `YYYY-MM-DD`, between the years 1900 and 2200 (the calendar's range, with room;
+/// a year like +262143 would make every range computation huge).
 pub fn date<'de, D: Deserializer<'de>>(d: D) -> Result<Option<NaiveDate>, D::Error> {
+    use chrono::Datelike;
     match text(d)? {
         None => Ok(None),
-        Some(s) => NaiveDate::parse_from_str(&s, "%Y-%m-%d").map(Some).map_err(|_| serde::de::Error::custom(format!("'{s}' is not a date (YYYY-MM-DD)"))),
+        Some(s) => match NaiveDate::parse_from_str(&s, "%Y-%m-%d") {
+            Ok(date) if (1900..=2200).contains(&date.year()) => Ok(Some(date)),
+            Ok(_) => Err(serde::de::Error::custom(format!("'{s}' is outside the years 1900 to 2200"))),
+            Err(_) => Err(serde::de::Error::custom(format!("'{s}' is not a date (YYYY-MM-DD)"))),
+        },
     }
 }
 

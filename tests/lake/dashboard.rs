@@ -266,6 +266,16 @@ async fn bad_input_gets_a_clear_4xx() {
     let (status, page) = get(&s, "/dq?dataset=nope").await;
     assert_eq!(status, 404);
     assert!(page.as_str().unwrap().contains("unknown dataset &#39;nope&#39;") || page.as_str().unwrap().contains("unknown dataset 'nope'"), "{page}");
+    // A page's bad parameter: the page with the reason, not JSON.
+    let (status, page) = get(&s, "/coverage?start=2024-13-01").await;
+    assert_eq!(status, 400);
+    let page = page.as_str().unwrap();
+    assert!(page.contains("<html") && page.contains("data-error") && page.contains("is not a date"), "{page}");
+    let (status, body) = get(&s, "/api/health?as_of_date=+262143-12-31").await;
+    assert_eq!(status, 400, "{body}");
+    // A site whose name re-resolves to 127.0.0.1 (DNS rebinding) gets nothing without a token.
+    let r = client().get(format!("{}/api/health", s.base)).header("host", "evil.example:8080").send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 403);
     // Another site's page cannot post through the browser.
     let r = client().post(format!("{}/api/validation", s.base)).header("origin", "https://evil.example").header("content-type", "application/json").body("{}").send().await.unwrap();
     assert_eq!(r.status().as_u16(), 403);

@@ -17,15 +17,25 @@ function followJobs() {
         if (status) { status.textContent = job.status; status.className = "badge " + job.status; }
         const p = job.progress;
         const bar = el.querySelector("[data-field=progress] > div");
-        if (bar && p && p.total > 0) bar.style.width = Math.round((100 * p.done) / p.total) + "%";
+        if (bar && p && p.total > 0) bar.style.width = Math.min(100, Math.round((100 * p.done) / p.total)) + "%";
         const stage = el.querySelector("[data-field=stage]");
         if (stage && p) stage.textContent = `${p.stage} ${p.done}/${p.total}`;
         const eta = el.querySelector("[data-field=eta]");
-        if (eta) eta.textContent = job.eta_seconds == null ? "" : Math.round(job.eta_seconds) + " s";
+        if (eta) eta.textContent = job.eta_seconds == null ? "" : seconds(job.eta_seconds);
       }
     }
-    if (update.finished.some((id) => ids.has(id))) { source.close(); window.location.reload(); }
+    // A job this page shows as unfinished is no longer running (it may have ended before the
+    // first event): reload to show how it ended.
+    const running = new Set(update.running.map((job) => job.id));
+    if (Array.from(ids).some((id) => !running.has(id))) { source.close(); window.location.reload(); }
   });
+}
+
+// As the server writes durations (pages/mod.rs `seconds`).
+function seconds(s) {
+  if (s < 90) return s.toFixed(1) + " s";
+  if (s < 5400) return (s / 60).toFixed(1) + " min";
+  return (s / 3600).toFixed(1) + " h";
 }
 
 // Forms with data-confirm ask first; the text says what will happen.

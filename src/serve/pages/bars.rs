@@ -5,18 +5,17 @@ use axum::extract::State;
 use maud::{html, Markup};
 use serde_json::Value;
 
-use super::{render, svg, PageError};
+use super::{render, svg, PageError, PageQuery};
 use crate::serve::api::BarsParams;
 use crate::serve::charts::{self, PricePoint};
 use crate::serve::data;
-use crate::serve::params::Query;
 use crate::serve::AppState;
 
 /// At most this many points are drawn; longer series are thinned evenly, keeping every gap and
 /// outlier bar.
 const MAX_POINTS: usize = 4000;
 
-pub async fn page(State(state): State<AppState>, Query(p): Query<BarsParams>) -> Result<Markup, PageError> {
+pub async fn page(State(state): State<AppState>, PageQuery(p): PageQuery<BarsParams>) -> Result<Markup, PageError> {
     render(&state, "/bars", "Bars", move |state| async move {
         let form = html! {
             form.inline method="get" {

@@ -4,10 +4,9 @@
 use axum::extract::State;
 use maud::{display, html, Markup};
 
-use super::{pct, query, render, PageError};
+use super::{pct, query, render, PageError, PageQuery};
 use crate::serve::api::RangeParams;
 use crate::serve::data;
-use crate::serve::params::Query;
 use crate::serve::AppState;
 
 /// Green when complete, through yellow to red as bars go missing; grey-red when nothing arrived.
@@ -22,7 +21,7 @@ fn colour(cell: Option<f64>) -> &'static str {
     }
 }
 
-pub async fn page(State(state): State<AppState>, Query(p): Query<RangeParams>) -> Result<Markup, PageError> {
+pub async fn page(State(state): State<AppState>, PageQuery(p): PageQuery<RangeParams>) -> Result<Markup, PageError> {
     render(&state, "/coverage", "Coverage", move |state| async move {
         let dataset = p.dataset().to_string();
         let (start, end) = p.range(&state).await?;

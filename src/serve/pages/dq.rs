@@ -5,12 +5,11 @@
 use axum::extract::State;
 use maud::{display, html, Markup};
 
-use super::{pct, query, render, svg, PageError};
+use super::{pct, query, render, svg, PageError, PageQuery};
 use crate::dq::{self, QualityTotals, SessionMetrics};
 use crate::serve::api::RangeParams;
 use crate::serve::charts::{self, Scale, Series};
 use crate::serve::data;
-use crate::serve::params::Query;
 use crate::serve::AppState;
 
 /// `session` narrows to one session's symbols.
@@ -31,7 +30,7 @@ fn gap_rate(t: &QualityTotals) -> f64 {
     rate(t.gap_count, t.expected_bars)
 }
 
-pub async fn page(State(state): State<AppState>, Query(p): Query<DqParams>) -> Result<Markup, PageError> {
+pub async fn page(State(state): State<AppState>, PageQuery(p): PageQuery<DqParams>) -> Result<Markup, PageError> {
     render(&state, "/dq", "Data quality", move |state| async move {
         let dataset = p.range.dataset().to_string();
         let (start, end) = p.range.range(&state).await?;

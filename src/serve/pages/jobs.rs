@@ -7,12 +7,12 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{display, html, Markup};
 
-use super::{name_of, query, render, seconds, time, PageError};
+use super::{name_of, query, render, seconds, time, PageError, PageQuery};
 use crate::ops::backfill::trigger::BackfillPlan;
 use crate::ops::jobs::JobRecord;
 use crate::serve::actions::{self, BackfillAnswer, BackfillRequest};
 use crate::serve::data::{self, JobsQuery};
-use crate::serve::params::{Body, Query};
+use crate::serve::params::Body;
 use crate::serve::AppState;
 
 /// The jobs table: the overview and `/jobs` show it; unfinished rows update live.
@@ -55,7 +55,7 @@ fn percent(done: u64, total: u64) -> u64 {
     if total == 0 { 0 } else { (100 * done / total).min(100) }
 }
 
-pub async fn list(State(state): State<AppState>, Query(q): Query<JobsQuery>) -> Result<Markup, PageError> {
+pub async fn list(State(state): State<AppState>, PageQuery(q): PageQuery<JobsQuery>) -> Result<Markup, PageError> {
     render(&state, "/jobs", "Jobs & backfills", move |state| async move {
         let jobs = data::jobs(state.lake(), state.config(), &q).await?;
         let running = jobs.iter().filter(|j| !j.status.is_finished()).count();
@@ -162,7 +162,7 @@ pub fn plan_view(p: &BackfillPlan) -> Markup {
 }
 
 /// `/backfill`: the form; with a scope, its dry-run plan and the confirmed trigger.
-pub async fn backfill_plan(State(state): State<AppState>, Query(request): Query<PlanQuery>) -> Result<Markup, PageError> {
+pub async fn backfill_plan(State(state): State<AppState>, PageQuery(request): PageQuery<PlanQuery>) -> Result<Markup, PageError> {
     render(&state, "/jobs", "Backfill", move |state| async move {
         let form = html! {
             form.inline method="get" action="/backfill" {

@@ -5,10 +5,9 @@ use axum::extract::State;
 use maud::{display, html, Markup};
 use serde_json::Value;
 
-use super::{render, time, PageError};
+use super::{render, time, PageError, PageQuery};
 use crate::serve::api::HealthParams;
 use crate::serve::data;
-use crate::serve::params::Query;
 use crate::serve::AppState;
 
 fn text(v: &Value) -> String {
@@ -19,7 +18,7 @@ fn text(v: &Value) -> String {
     }
 }
 
-pub async fn page(State(state): State<AppState>, Query(p): Query<HealthParams>) -> Result<Markup, PageError> {
+pub async fn page(State(state): State<AppState>, PageQuery(p): PageQuery<HealthParams>) -> Result<Markup, PageError> {
     render(&state, "/lineage", "Training sets and models", move |state| async move {
         let l = data::lineage(state.lake(), p.limit.unwrap_or(50)).await?;
         Ok(html! {

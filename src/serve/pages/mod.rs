@@ -10,6 +10,7 @@ mod overview;
 mod snapshots;
 mod validation;
 
+use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -96,6 +97,19 @@ impl PageError {
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         (self.status, self.page).into_response()
+    }
+}
+
+/// The query of a page: a bad parameter gets the page's frame with the reason (and the status the
+/// API gives it), not the API's JSON.
+pub struct PageQuery<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned> FromRequestParts<AppState> for PageQuery<T> {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &AppState) -> Result<Self, PageError> {
+        let path = parts.uri.path().to_string();
+        super::params::Query::<T>::from_request_parts(parts, state).await.map(|q| PageQuery(q.0)).map_err(|e| PageError::new(state, &path, "Bad request", e))
     }
 }
 

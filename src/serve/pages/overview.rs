@@ -4,13 +4,12 @@
 use axum::extract::State;
 use maud::{display, html, Markup};
 
-use super::{badge, jobs::job_rows, name_of, query, render, time, PageError};
+use super::{badge, jobs::job_rows, name_of, query, render, time, PageError, PageQuery};
 use crate::serve::api::HealthParams;
 use crate::serve::data;
-use crate::serve::params::Query;
 use crate::serve::AppState;
 
-pub async fn page(State(state): State<AppState>, Query(p): Query<HealthParams>) -> Result<Markup, PageError> {
+pub async fn page(State(state): State<AppState>, PageQuery(p): PageQuery<HealthParams>) -> Result<Markup, PageError> {
     render(&state, "/", "Overview", move |state| async move {
         let o = data::health(state.lake(), state.config(), p.as_of_date).await?;
         let judged: Vec<_> = o.datasets.iter().filter(|d| d.status.is_some()).collect();

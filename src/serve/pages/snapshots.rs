@@ -5,10 +5,10 @@
 use axum::extract::State;
 use maud::{html, Markup};
 
-use super::{render, time, PageError};
+use super::{render, time, PageError, PageQuery};
 use crate::serve::actions::{self, RestoreRequest};
 use crate::serve::data;
-use crate::serve::params::{Body, Query};
+use crate::serve::params::Body;
 use crate::serve::AppState;
 
 #[derive(Debug, Clone, Default, serde::Deserialize)]
@@ -23,7 +23,7 @@ pub struct SnapshotsParams {
     pub limit: Option<usize>,
 }
 
-pub async fn page(State(state): State<AppState>, Query(p): Query<SnapshotsParams>) -> Result<Markup, PageError> {
+pub async fn page(State(state): State<AppState>, PageQuery(p): PageQuery<SnapshotsParams>) -> Result<Markup, PageError> {
     view(&state, p, None).await
 }
 

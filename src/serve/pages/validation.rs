@@ -6,11 +6,11 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{display, html, Markup};
 
-use super::{badge, name_of, render, time, PageError};
+use super::{badge, name_of, query, render, time, PageError, PageQuery};
 use crate::serve::actions::{self, ValidationRequest};
 use crate::serve::api::HealthParams;
 use crate::serve::data;
-use crate::serve::params::{Body, Query};
+use crate::serve::params::Body;
 use crate::serve::AppState;
 
 #[derive(Debug, Clone, Default, serde::Deserialize)]
@@ -21,7 +21,7 @@ pub struct ValidationParams {
     pub status: Option<String>,
 }
 
-pub async fn page(State(state): State<AppState>, Query(p): Query<ValidationParams>) -> Result<Markup, PageError> {
+pub async fn page(State(state): State<AppState>, PageQuery(p): PageQuery<ValidationParams>) -> Result<Markup, PageError> {
     render(&state, "/validation", "Validation", move |state| async move {
         let v = data::validation(state.lake(), state.config()).await?;
         let run_form = html! {
@@ -69,7 +69,7 @@ pub async fn page(State(state): State<AppState>, Query(p): Query<ValidationParam
                 tbody {
                     @for c in &shown {
                         tr data-status=(c.status.to_string()) {
-                            td { a href={ "/dq?dataset=" (c.dataset) } { (c.dataset) } }
+                            td { a href={ "/dq?" (query(&[("dataset", c.dataset.as_str())])) } { (c.dataset) } }
                             td { (c.check) }
                             td { (badge(c.status)) }
                             td { details { summary { (c.detail.chars().take(80).collect::<String>()) } (c.detail) } }
@@ -89,7 +89,7 @@ pub async fn run(State(state): State<AppState>, Body(request): Body<ValidationRe
     }
 }
 
-pub async fn alerts(State(state): State<AppState>, Query(p): Query<HealthParams>) -> Result<Markup, PageError> {
+pub async fn alerts(State(state): State<AppState>, PageQuery(p): PageQuery<HealthParams>) -> Result<Markup, PageError> {
     render(&state, "/alerts", "Alerts", move |state| async move {
         let a = data::alerts(state.lake(), state.config(), p.as_of_date, p.limit.unwrap_or(100)).await?;
         Ok(html! {
