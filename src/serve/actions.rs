@@ -13,6 +13,7 @@ use crate::ops::jobs::{Finish, JobRecord, JobSpec, JobStore};
 use crate::ops::worker::RUN_VALIDATION;
 use crate::sources::split_symbols;
 use crate::table::operations::restore;
+use crate::table::layout::validate_symbol;
 use crate::table::SnapshotSpec;
 
 /// `POST /api/backfills`: `trigger_backfill`'s parameters and options, by their library names.
@@ -48,9 +49,7 @@ impl BackfillRequest {
             None | Some("all") | Some("ALL") => Ok(None),
             Some(list) => {
                 let symbols = split_symbols(list);
-                if let Some(bad) = symbols.iter().find(|s| !s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))) {
-                    return Err(Error::invalid(format!("'{bad}' is not a symbol (letters, digits, '.', '-', '_')")));
-                }
+                symbols.iter().try_for_each(|s| validate_symbol(s))?;
                 Ok(Some(symbols))
             }
         }

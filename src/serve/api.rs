@@ -231,9 +231,7 @@ impl BarsParams {
         if symbols.is_empty() {
             return Err(Error::invalid("bars needs symbols, e.g. symbols=AAPL"));
         }
-        if let Some(bad) = symbols.iter().find(|s| !s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))) {
-            return Err(Error::invalid(format!("'{bad}' is not a symbol (letters, digits, '.', '-', '_')")));
-        }
+        symbols.iter().try_for_each(|s| crate::table::layout::validate_symbol(s))?;
         let frequency = match self.frequency.as_deref() {
             Some(f) => <crate::bars::Frequency as crate::names::Named>::parse_name(f)?,
             None => crate::bars::Frequency::M1,

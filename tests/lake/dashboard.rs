@@ -245,7 +245,7 @@ async fn bad_input_gets_a_clear_4xx() {
         ("/api/health?as_of_date=yesterday", 400, "as_of_date"),
         ("/api/jobs/..%2F..%2Fetc%2Fpasswd", 400, "is not a job id"),
         ("/api/jobs/no-such-job", 400, "no job 'no-such-job'"),
-        ("/api/bars?symbols=../x&start=2024-01-02", 400, "is not a symbol"),
+        ("/api/bars?symbols=../x&start=2024-01-02", 400, "invalid symbol '../x'"),
         ("/api/bars?symbols=AAPL&start=2024-01-02&frequency=7m", 400, "frequency"),
         ("/api/snapshots?dataset=a/b", 400, "'a/b'"),
         ("/api/snapshots/diff?dataset=curated_1m_bars", 400, "diff needs from"),

@@ -7,27 +7,16 @@ use maud::{html, Markup};
 
 use super::{render, time, PageError, PageQuery};
 use crate::serve::actions::{self, RestoreRequest};
+use crate::serve::api::SnapshotParams;
 use crate::serve::data;
 use crate::serve::params::Body;
 use crate::serve::AppState;
 
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-pub struct SnapshotsParams {
-    #[serde(default, deserialize_with = "crate::serve::params::text")]
-    pub dataset: Option<String>,
-    #[serde(default, deserialize_with = "crate::serve::params::text")]
-    pub from: Option<String>,
-    #[serde(default, deserialize_with = "crate::serve::params::text")]
-    pub to: Option<String>,
-    #[serde(default, deserialize_with = "crate::serve::params::parsed")]
-    pub limit: Option<usize>,
-}
-
-pub async fn page(State(state): State<AppState>, PageQuery(p): PageQuery<SnapshotsParams>) -> Result<Markup, PageError> {
+pub async fn page(State(state): State<AppState>, PageQuery(p): PageQuery<SnapshotParams>) -> Result<Markup, PageError> {
     view(&state, p, None).await
 }
 
-async fn view(state: &AppState, p: SnapshotsParams, notice: Option<String>) -> Result<Markup, PageError> {
+async fn view(state: &AppState, p: SnapshotParams, notice: Option<String>) -> Result<Markup, PageError> {
     render(state, "/snapshots", "Snapshots", move |state| async move {
         let lake = state.lake();
         let s = data::snapshots(lake, p.dataset.as_deref(), p.limit.unwrap_or(50)).await?;
@@ -110,5 +99,5 @@ async fn view(state: &AppState, p: SnapshotsParams, notice: Option<String>) -> R
 pub async fn restore(State(state): State<AppState>, Body(request): Body<RestoreRequest>) -> Result<Markup, PageError> {
     let dataset = request.dataset.clone().filter(|d| !d.is_empty());
     let answer = state.run(move |s| async move { actions::restore(&s, &request).await }).await.map_err(|e| PageError::new(&state, "/snapshots", "Snapshots", e))?;
-    view(&state, SnapshotsParams { dataset, ..Default::default() }, Some(answer.message)).await
+    view(&state, SnapshotParams { dataset, ..Default::default() }, Some(answer.message)).await
 }
