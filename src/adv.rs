@@ -24,7 +24,6 @@ use crate::calendar::NyseCalendar;
 use crate::error::{Error, Result};
 use crate::query::{AsOf, QueryEngine};
 use crate::reference::corporate_actions::{SplitHistory, DATASET as ACTIONS};
-use crate::table::layout::PartitionKey;
 use crate::table::operations::write::WriteMode;
 use crate::table::Lake;
 
@@ -172,7 +171,7 @@ pub async fn recompute_adv(lake: &Lake, settings: &AdvSettings, date: Option<Nai
     let done = ds
         .write(vec![batch])
         .mode(WriteMode::Overwrite)
-        .covering([PartitionKey::for_date(ds.contract().partitioning, date)])
+        .covering_dates([date])
         .operation("recompute_adv")
         .parameter("date", date)
         .parameter("window", settings.window)

@@ -52,6 +52,12 @@ pub enum Error {
     #[error("dataset '{dataset}' has no snapshot matching '{spec}': {reason}")]
     SnapshotNotFound { dataset: String, spec: String, reason: String },
 
+    #[error(
+        "dataset '{dataset}' is stored in {found} partitions but its contract now asks for {expected}: \
+         run `quantlake compact {dataset}` once to regroup it (one commit; earlier snapshots stay readable)"
+    )]
+    LayoutMigration { dataset: String, found: String, expected: String },
+
     #[error("dataset '{dataset}': {reason}")]
     Integrity { dataset: String, reason: String },
 

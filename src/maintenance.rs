@@ -6,7 +6,9 @@
 //!   skips the datasets never written (nothing to check);
 //! - `recover` also decides undecided stages: it waits for a stage in progress, and undoes one whose
 //!   process is gone or whose lease expired;
-//! - `vacuum` keeps what `retention` asks, `lake.history_retention` when no retention is given.
+//! - `vacuum` keeps what `retention` asks, `lake.history_retention` when no retention is given;
+//! - `compact` skips the datasets never written; [`regroup_layouts`] is the part of it the daily run
+//!   does first, so that a lake written by an older quantlake keeps working after an upgrade.
 
 use std::time::Duration;
 
@@ -14,6 +16,8 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::outcome::Outcome;
+use crate::table::layout;
+use crate::table::operations::compact::{self, CompactReport};
 use crate::table::operations::vacuum::{self, VacuumReport};
 use crate::table::operations::verify::{self, VerifyReport};
 use crate::table::{Dataset, Lake, RecoveryReport};
@@ -80,6 +84,32 @@ pub async fn vacuum(lake: &Lake, names: &[String], retention: Duration, dry_run:
     let mut reports = Vec::new();
     for ds in datasets(lake, names)? {
         reports.push(vacuum::vacuum(&ds, retention, dry_run).await?);
+    }
+    Ok(reports)
+}
+
+/// Compacts `names` (see [`compact`]): regroups datasets stored in another partitioning than their
+/// contract's, rewrites files not written as the contract writes them now, checkpoints the manifest.
+pub async fn compact(lake: &Lake, names: &[String], dry_run: bool) -> Result<Vec<CompactReport>> {
+    let mut reports = Vec::new();
+    for ds in datasets(lake, names)? {
+        if names.is_empty() && ds.latest().await?.snapshot_id == 0 {
+            continue; // never written: nothing to compact
+        }
+        reports.push(compact::compact(&ds, dry_run).await?);
+    }
+    Ok(reports)
+}
+
+/// Regroups every dataset whose partitions are not in its contract's partitioning (an older
+/// quantlake kept per-session records in `date=` folders); the others are not touched.
+pub async fn regroup_layouts(lake: &Lake) -> Result<Vec<CompactReport>> {
+    let mut reports = Vec::new();
+    for ds in lake.all_datasets() {
+        let found = layout::layout_of(ds.latest().await?.partitions.keys());
+        if found.is_some_and(|l| l != ds.contract().partitioning) {
+            reports.push(compact::compact(&ds, false).await?);
+        }
     }
     Ok(reports)
 }

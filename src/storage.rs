@@ -178,6 +178,17 @@ impl LakeStore {
         }
     }
 
+    /// Deletes a live file; on a local lake also its partition folder when that is left empty, so a
+    /// removed (or regrouped) partition leaves no empty folder behind for directory-walking readers.
+    pub async fn delete_live(&self, path: &Path) -> Result<()> {
+        self.delete(path).await?;
+        if let Some(dir) = self.local_path(path).as_deref().and_then(std::path::Path::parent) {
+            // Fails (and is ignored) when the folder is not empty: a writer linked a file meanwhile.
+            let _ = tokio::fs::remove_dir(dir).await;
+        }
+        Ok(())
+    }
+
     /// Every object under `prefix`, recursively.
     pub async fn list(&self, prefix: &Path) -> Result<Vec<ObjectMeta>> {
         collect_listing(self.inner.list(Some(prefix))).await
@@ -223,13 +234,17 @@ async fn collect_listing(stream: futures::stream::BoxStream<'static, object_stor
 /// fsync, `rename()` over the live file, fsync the folder. Dot-files are skipped by every glob reader.
 fn local_replace(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
     let dir = to.parent().ok_or_else(|| std::io::Error::other(format!("{} has no parent", to.display())))?;
-    std::fs::create_dir_all(dir)?;
     let mut attempt = 0;
     loop {
         attempt += 1;
+        // Inside the loop: a removal of the partition's last file prunes its empty folder.
+        std::fs::create_dir_all(dir)?;
         let tmp = dir.join(live_temp_name());
         if std::fs::hard_link(from, &tmp).is_err() {
-            std::fs::copy(from, &tmp)?;
+            match std::fs::copy(from, &tmp) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && from.exists() && attempt < 3 => continue,
+                r => r?,
+            };
             std::fs::File::open(&tmp)?.sync_all()?;
         }
         let renamed = std::fs::rename(&tmp, to);

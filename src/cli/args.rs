@@ -261,6 +261,16 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Compact datasets (default: every written one) in one commit each: regroup a dataset stored in
+    /// another partitioning than its contract's (per-session records from date= into month= files),
+    /// re-encode files whose row groups or schema version are not what the contract writes now, and
+    /// checkpoint the manifest. Rows never change; earlier snapshots stay readable.
+    Compact {
+        datasets: Vec<String>,
+        /// Report what would be regrouped and rewritten without writing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Run SQL (DuckDB) over the lake; every dataset is a view, `_partitions` the partition tables.
     Query {
         sql: String,

@@ -399,6 +399,13 @@ pub async fn vacuum(ctx: &Context, datasets: &[String], retention: Option<&str>,
     Ok(Outcome::Ok)
 }
 
+/// `compact`: regroups, rewrites and checkpoints (see [`crate::table::operations::compact`]).
+pub async fn compact(ctx: &Context, datasets: &[String], dry_run: bool, out: &Output) -> Result<Outcome> {
+    let lake = ctx.open().await?;
+    out.compact(&maintenance::compact(&lake, datasets, dry_run).await?);
+    Ok(Outcome::Ok)
+}
+
 /// `query`: DuckDB SQL over the lake at a snapshot.
 pub async fn query(ctx: &Context, sql: &str, read: ReadArgs, out: &Output) -> Result<Outcome> {
     let lake = ctx.open().await?;

@@ -195,6 +195,7 @@ async fn run(cli: Cli, config: Config, out: &Output) -> Result<Outcome> {
         Command::Verify { datasets, history } => commands::verify(&ctx, &datasets, history, out).await,
         Command::Recover { datasets, full } => commands::recover(&ctx, &datasets, full, out).await,
         Command::Vacuum { datasets, retention, dry_run } => commands::vacuum(&ctx, &datasets, retention.as_deref(), dry_run, out).await,
+        Command::Compact { datasets, dry_run } => commands::compact(&ctx, &datasets, dry_run, out).await,
         Command::Query { sql, read } => commands::query(&ctx, &sql, read, out).await,
         Command::Bars(args) => commands::bars(&ctx, args, out).await,
         Command::CorporateActions(CorporateActionsCommand::Import { source, path, symbols, start, end }) => {

@@ -22,6 +22,7 @@ use crate::ops::breadth::BreadthReport;
 use crate::quality::Status;
 use crate::reference::fundamentals::UpsertReport;
 use crate::table::operations::history::{DiffReport, SnapshotInfo};
+use crate::table::operations::compact::CompactReport;
 use crate::table::operations::vacuum::VacuumReport;
 use crate::table::operations::verify::VerifyReport;
 use crate::table::manifest::{PartitionEntry, TableState};
@@ -774,6 +775,36 @@ impl Output {
                 })
                 .collect::<Vec<_>>()
                 .join("\n")
+        });
+    }
+
+    pub fn compact(&self, reports: &[CompactReport]) {
+        self.print(reports, || {
+            let mut lines = Vec::new();
+            for r in reports {
+                let prefix = if r.dry_run { "[dry run] " } else { "" };
+                let verb = |done: &str, would: &str| if r.dry_run { would.to_string() } else { done.to_string() };
+                let mut line = match &r.regrouped_from {
+                    Some(from) => format!("{prefix}{}: {} {} {from} partitions into {} {} ones", r.dataset, verb("regrouped", "would regroup"), r.partitions_before, r.partitions_after, r.layout),
+                    None if r.rewritten.is_empty() => format!("{prefix}{}: {} {} partitions, as the contract writes them", r.dataset, r.partitions_before, r.layout),
+                    None => format!("{prefix}{}: {} {} of {} partitions", r.dataset, verb("rewrote", "would rewrite"), r.rewritten.len(), r.partitions_before),
+                };
+                line += &format!(", {} rows, {} -> {}", r.rows, bytes(r.bytes_before), bytes(r.bytes_after));
+                if let Some(s) = r.snapshot_id {
+                    line += &format!(", snapshot {s}");
+                }
+                if let Some(c) = r.checkpoint {
+                    line += &format!(", checkpoint at {c}");
+                }
+                lines.push(line);
+                for w in r.rewritten.iter().take(5) {
+                    lines.push(format!("  {}: {}", w.partition, w.reason));
+                }
+                if r.rewritten.len() > 5 {
+                    lines.push(format!("  ... and {} more (--json lists them)", r.rewritten.len() - 5));
+                }
+            }
+            lines.join("\n")
         });
     }
 

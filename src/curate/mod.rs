@@ -327,8 +327,8 @@ impl Outputs<'_> {
             let col = b.column_by_name("dataset").and_then(|c| c.as_string_opt::<i32>()).ok_or_else(|| Error::invalid("curation_rejects has no dataset column"))?;
             Ok(col.iter().map(|v| Some(v.is_some_and(|v| raw.iter().any(|r| r == v)))).collect())
         };
-        let days = self.request.start.iter_days().take_while(|d| *d <= self.request.end).map(|d| PartitionKey::for_date(contract.partitioning, d));
-        let rejects_write = rejects_ds.write(rejects).removing_where(Arc::new(of_these)).covering(days).operation("curate").parameter("job_id", &self.job_id);
+        let days = self.request.start.iter_days().take_while(|d| *d <= self.request.end);
+        let rejects_write = rejects_ds.write(rejects).removing_where(Arc::new(of_these)).covering_dates(days).operation("curate").parameter("job_id", &self.job_id);
         let dq_ds = lake.dataset(crate::dq::DATASET)?;
         let metrics_write = crate::dq::metrics_write(&dq_ds, self.dataset, self.sessions, &self.metrics, &self.job_id)?;
         let stage = lake

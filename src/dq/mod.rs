@@ -27,7 +27,6 @@ use serde::Serialize;
 
 use crate::calendar::{NyseCalendar, Session};
 use crate::error::{Error, Result};
-use crate::table::layout::PartitionKey;
 use crate::table::lake_log::LakeView;
 use crate::table::operations::write::WriteBuilder;
 use crate::table::{Dataset, Lake, ReadFilter};
@@ -117,7 +116,7 @@ pub fn metrics_write_many<'a>(dq: &'a Dataset, datasets: &[(&str, &[SessionMetri
     Ok(dq
         .write(vec![batch])
         .removing_where(Arc::new(of_these))
-        .covering(sessions.iter().map(|s| PartitionKey::for_date(contract.partitioning, s.date)))
+        .covering_dates(sessions.iter().map(|s| s.date))
         .operation("dq_metrics")
         .parameter("dataset", label)
         .parameter("job_id", job_id))

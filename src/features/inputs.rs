@@ -72,7 +72,7 @@ pub fn inputs_write<'a>(records: &'a Dataset, derived: &[(String, BTreeMap<Naive
     Ok(records
         .write(vec![batch])
         .removing_where(Arc::new(of_these))
-        .covering(sessions.iter().map(|s| PartitionKey::for_date(contract.partitioning, s.date)))
+        .covering_dates(sessions.iter().map(|s| s.date))
         .operation("partition_inputs")
         .parameter("job_id", job_id))
 }

@@ -83,7 +83,7 @@ pub async fn record(lake: &Lake, dataset: &str, source: &str, job_id: &str, snap
         .mode(WriteMode::ReplaceSymbols)
         .replacing_symbols(symbols)
         .replacing_where("dataset", dataset)
-        .covering(sessions.into_iter().map(|d| PartitionKey::for_date(contract.partitioning, d)))
+        .covering_dates(sessions)
         .operation("progress")
         .parameter("dataset", dataset)
         .parameter("job_id", job_id)

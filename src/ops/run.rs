@@ -219,6 +219,11 @@ pub async fn run_claimed(lake: &Lake, settings: PipelineSettings<'_>, job: JobHa
             return Ok((Vec::new(), Vec::new(), Some(why)));
         }
         tracing::info!("daily run for {date} starting ({} source)", source.name());
+        // A lake written by an older quantlake may keep per-session records in another layout than
+        // the contracts' now: regroup those first (one commit each), or every stage's write refuses.
+        for r in crate::maintenance::regroup_layouts(lake).await? {
+            tracing::info!(dataset = r.dataset, "regrouped {} into {} partitions ({} -> {} partitions)", r.regrouped_from.as_deref().unwrap_or("?"), r.layout, r.partitions_before, r.partitions_after);
+        }
         let (stages, health) = stages(lake, &jobs, &job, settings, request, date, source, due).await?;
         Ok::<_, Error>((stages, health, None))
     }

@@ -36,7 +36,8 @@ pub struct ScheduleSettings {
     /// The monthly maintenance runs this long after the daily run of the month's first session.
     #[serde(with = "crate::ops::jobs::humantime_serde_compat")]
     pub monthly_after: Duration,
-    /// Events that came due this long ago still fire (a scheduler that was down catches up).
+    /// Events that came due this long ago still fire (a scheduler that was down catches up). Keep it
+    /// shorter than `jobs.retention`: `jobs clean` removes fired events' markers older than that.
     #[serde(with = "crate::ops::jobs::humantime_serde_compat")]
     pub catch_up: Duration,
     /// How often the scheduler looks for due events.

@@ -11,7 +11,7 @@
 //! | `backfill_chunk` | one chunk of a backfill's step |
 //! | `historical_backfill` | `backfill-history` from `[run] source` |
 //! | `run_validation` | `validate` (`{"type": "full"}` for the full one) |
-//! | `monthly_maintenance` | fundamentals refresh (Polygon, when a key is configured), ADV recompute, full validation, progress and job records older than `jobs.retention` removed |
+//! | `monthly_maintenance` | fundamentals refresh (Polygon, when a key is configured), ADV recompute, full validation, progress and job records older than `jobs.retention` removed, compaction |
 
 use std::time::Duration;
 
@@ -167,7 +167,7 @@ async fn monthly_maintenance(lake: &Lake, settings: PipelineSettings<'_>, job: &
             steps.push(json!({ "step": name, "status": "failed", "error": e.to_string() }));
         }
     };
-    job.progress("fundamentals", 0, 5, None);
+    job.progress("fundamentals", 0, 6, None);
     if settings.sources.polygon.api_key.is_none() {
         tracing::info!("monthly maintenance: fundamentals refresh skipped: no Polygon key (POLYGON_API_KEY)");
         step("fundamentals", Ok(json!({ "skipped": "no POLYGON_API_KEY" })));
@@ -180,10 +180,10 @@ async fn monthly_maintenance(lake: &Lake, settings: PipelineSettings<'_>, job: &
         step("fundamentals", refreshed.await);
     }
     job.check()?;
-    job.progress("adv", 1, 5, None);
+    job.progress("adv", 1, 6, None);
     step("adv", crate::adv::recompute_adv(lake, settings.adv, None).await.and_then(|r| Ok(serde_json::to_value(r)?)));
     job.check()?;
-    job.progress("validate", 2, 5, None);
+    job.progress("validate", 2, 6, None);
     let validation = crate::dq::validate(lake, true, None, settings.health, settings.universe).await;
     if let Ok(v) = &validation {
         log_status("monthly maintenance: full validation", v.status);
@@ -191,10 +191,13 @@ async fn monthly_maintenance(lake: &Lake, settings: PipelineSettings<'_>, job: &
     step("validate_full", validation.and_then(|r| Ok(serde_json::to_value(r)?)));
     job.check()?;
     let retention = humantime::parse_duration(&settings.jobs.retention).map_err(|e| Error::Config(format!("jobs.retention '{}': {e}", settings.jobs.retention)))?;
-    job.progress("progress_clean", 3, 5, None);
+    job.progress("progress_clean", 3, 6, None);
     step("progress_clean", crate::ingest::progress::clean_older_than(lake, retention).await.and_then(|r| Ok(serde_json::to_value(r)?)));
-    job.progress("jobs_clean", 4, 5, None);
+    job.progress("jobs_clean", 4, 6, None);
     step("jobs_clean", JobStore::new(lake, settings.jobs.clone()).clean_older_than(retention).await.and_then(|r| Ok(serde_json::to_value(r)?)));
+    job.check()?;
+    job.progress("compact", 5, 6, None);
+    step("compact", crate::maintenance::compact(lake, &[], false).await.and_then(|r| Ok(serde_json::to_value(r)?)));
     let status = if failed.is_empty() { JobStatus::Succeeded } else { JobStatus::Failed };
     Ok(Finish { error: (!failed.is_empty()).then(|| failed.join("; ")), ..Finish::with_status(status) }.report(&steps))
 }

@@ -46,6 +46,30 @@ impl PartitionKey {
         }
     }
 
+    /// The partitioning this key belongs to.
+    pub fn partitioning(&self) -> Partitioning {
+        match self {
+            PartitionKey::Date(_) => Partitioning::Date,
+            PartitionKey::Month { .. } => Partitioning::Month,
+            PartitionKey::Year(_) => Partitioning::Year,
+            PartitionKey::All => Partitioning::None,
+        }
+    }
+
+    /// The partitions of `partitioning` this partition's days fall in (a year has twelve months).
+    pub fn regrouped(&self, partitioning: Partitioning) -> Vec<PartitionKey> {
+        let (mut day, last) = self.date_range();
+        let mut out = Vec::new();
+        loop {
+            let key = PartitionKey::for_date(partitioning, day);
+            out.push(key);
+            match key.date_range().1.succ_opt() {
+                Some(next) if next <= last => day = next,
+                _ => return out,
+            }
+        }
+    }
+
     /// First and last calendar day the partition covers.
     pub fn date_range(&self) -> (NaiveDate, NaiveDate) {
         let ymd = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap_or(NaiveDate::MIN);
@@ -92,6 +116,20 @@ impl fmt::Display for PartitionKey {
             PartitionKey::All => f.write_str("all"),
         }
     }
+}
+
+/// The partitioning of a snapshot's partitions (`None` when it has none). A commit never mixes
+/// partitionings: a dataset changes layout only in one commit that regroups all of it (compaction).
+pub fn layout_of<'a>(partitions: impl IntoIterator<Item = &'a String>) -> Option<Partitioning> {
+    partitions.into_iter().find_map(|p| PartitionKey::parse(p).ok()).map(|k| k.partitioning())
+}
+
+/// UTC bounds `[start, end)` in µs of calendar day `date` in `tz` (a partition's local day).
+pub fn day_bounds_micros(tz: chrono_tz::Tz, date: NaiveDate) -> Option<(i64, i64)> {
+    use chrono::TimeZone;
+    // DST never moves midnight in New York; `earliest` covers zones where it does.
+    let midnight = |d: NaiveDate| tz.from_local_datetime(&d.and_time(chrono::NaiveTime::MIN)).earliest().map(|x| x.timestamp_micros());
+    Some((midnight(date)?, midnight(date.succ_opt()?)?))
 }
 
 /// Tag names appear in object keys too.

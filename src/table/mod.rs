@@ -249,7 +249,8 @@ impl std::fmt::Display for SnapshotSpec {
 /// Which rows [`Dataset::read`] returns.
 #[derive(Debug, Clone, Default)]
 pub struct ReadFilter {
-    /// Only partitions overlapping these dates (inclusive).
+    /// Only rows whose partition column's local date falls between these dates (inclusive): the
+    /// partitions overlapping them, and of a month or year partition only those days' rows.
     pub start: Option<NaiveDate>,
     pub end: Option<NaiveDate>,
     /// Only these symbols (empty = all).
@@ -400,21 +401,31 @@ impl Dataset {
     /// Reads a snapshot's rows from its immutable version files (never from the live tree, which a
     /// concurrent commit may be changing).
     pub async fn read(&self, state: &TableState, filter: &ReadFilter) -> Result<Vec<RecordBatch>> {
-        let wanted: Vec<&PartitionEntry> = state
+        // (partition, whether some of its days fall outside the filter's)
+        let wanted: Vec<(&PartitionEntry, bool)> = state
             .partitions
             .values()
-            .filter(|e| match PartitionKey::parse(&e.partition) {
+            .filter_map(|e| match PartitionKey::parse(&e.partition) {
+                Ok(PartitionKey::All) | Err(_) => Some((e, false)),
                 Ok(k) => {
                     let (first, last) = k.date_range();
-                    filter.start.is_none_or(|s| last >= s) && filter.end.is_none_or(|e| first <= e)
+                    let overlaps = filter.start.is_none_or(|s| last >= s) && filter.end.is_none_or(|e| first <= e);
+                    let wider = filter.start.is_some_and(|s| first < s) || filter.end.is_some_and(|e| last > e);
+                    overlaps.then_some((e, wider))
                 }
-                Err(_) => true,
             })
             .collect();
-        let files: Vec<Vec<RecordBatch>> = futures::stream::iter(wanted.into_iter().map(|e| self.read_partition(e, &filter.symbols)))
-            .buffered(transaction::IO_CONCURRENCY)
-            .try_collect()
-            .await?;
+        // Rows of a month or year partition outside the filter's days are left out, as if the dataset
+        // were kept in day partitions.
+        let bounds = |d: NaiveDate| layout::day_bounds_micros(self.contract.partition_timezone, d).map(|(start, _)| start);
+        let window = (filter.start.and_then(bounds).unwrap_or(i64::MIN), filter.end.and_then(|e| e.succ_opt()).and_then(bounds).unwrap_or(i64::MAX));
+        let files: Vec<Vec<RecordBatch>> = futures::stream::iter(wanted.into_iter().map(|(e, wider)| async move {
+            let batches = self.read_partition(e, &filter.symbols).await?;
+            if wider { batches.iter().map(|b| keep_between(b, &self.contract.partition_column, window)).collect() } else { Ok(batches) }
+        }))
+        .buffered(transaction::IO_CONCURRENCY)
+        .try_collect()
+        .await?;
         Ok(files.into_iter().flatten().filter(|b| b.num_rows() > 0).collect())
     }
 
@@ -495,6 +506,15 @@ impl Dataset {
         }
         Ok(n)
     }
+}
+
+/// The rows whose timestamp `column` falls in `[start, end)` (µs).
+fn keep_between(batch: &RecordBatch, column: &str, (start, end): (i64, i64)) -> Result<RecordBatch> {
+    use arrow::array::{AsArray, BooleanArray};
+    use arrow::datatypes::TimestampMicrosecondType;
+    let Some(ts) = batch.column_by_name(column).and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>()) else { return Ok(batch.clone()) };
+    let keep: BooleanArray = ts.values().iter().map(|t| Some((start..end).contains(t))).collect();
+    Ok(arrow::compute::filter_record_batch(batch, &keep)?)
 }
 
 fn keep_symbols(batch: &RecordBatch, symbols: &BTreeSet<String>) -> Result<RecordBatch> {

@@ -207,13 +207,18 @@ impl Transaction<'_> {
     pub(crate) async fn apply(&self, reserved: &Reserved, own: Visibility) -> Result<u64> {
         let ds = self.dataset;
         let (commit, skipped) = (&reserved.commit, &reserved.skipped);
-        futures::stream::iter(commit.actions.iter().map(|a| apply_action(ds, a)))
-            .buffer_unordered(IO_CONCURRENCY)
-            .try_for_each(|()| async {
-                failpoint("commit.apply");
-                Ok(())
-            })
-            .await?;
+        // Removals first: a glob reader of a commit that regroups partitions (compaction) sees rows
+        // missing for a moment, never the old and the new partition side by side.
+        let (removes, adds): (Vec<&Action>, Vec<&Action>) = commit.actions.iter().partition(|a| matches!(a, Action::Remove { .. }));
+        for phase in [removes, adds] {
+            futures::stream::iter(phase.into_iter().map(|a| apply_action(ds, a)))
+                .buffer_unordered(IO_CONCURRENCY)
+                .try_for_each(|()| async {
+                    failpoint("commit.apply");
+                    Ok(())
+                })
+                .await?;
+        }
         failpoint("commit.after_apply");
 
         // Commits we rebased over may belong to a writer that crashed before applying them.
@@ -259,7 +264,7 @@ pub(crate) async fn catch_up_deciding(ds: &Dataset, state: &mut TableState) -> R
 async fn apply_action(ds: &Dataset, action: &Action) -> Result<()> {
     match action {
         Action::Add(e) => ds.store.replace_live(&ds.paths.version_file(&e.partition, &e.file_id), &ds.paths.live_file(&e.partition)).await,
-        Action::Remove { partition } => ds.store.delete(&ds.paths.live_file(partition)).await,
+        Action::Remove { partition } => ds.store.delete_live(&ds.paths.live_file(partition)).await,
     }
 }
 
@@ -305,7 +310,7 @@ pub(crate) async fn settle(ds: &Dataset, mut state: TableState, decide_stages: b
     Ok((written, state))
 }
 
-async fn write_table(ds: &Dataset, path: &object_store::path::Path, state: &TableState) -> Result<u64> {
+pub(crate) async fn write_table(ds: &Dataset, path: &object_store::path::Path, state: &TableState) -> Result<u64> {
     let bytes = crate::table::manifest::encode_table(state, &ds.paths)?;
     let n = bytes.len() as u64;
     ds.store.put(path, bytes).await?;

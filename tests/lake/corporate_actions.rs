@@ -414,6 +414,11 @@ fn daily_returns_and_adv_cross_a_split_on_one_basis() {
     // A rerun replaces the date's partition; a non-session is refused with the session before it.
     t.json(&["recompute-adv", "--date", "2014-06-20"]);
     assert_eq!(q(&t, "SELECT count(*) AS n FROM features_adv"), json!([{ "n": 4 }]));
+    // Another date of the same month file leaves the first date's rows as they were.
+    t.json(&["recompute-adv", "--date", "2014-06-19"]);
+    let by_date = q(&t, "SELECT strftime(ts, '%Y-%m-%d') AS d, count(*) AS n, sum(adv_shares) AS s FROM features_adv GROUP BY 1 ORDER BY 1");
+    assert_eq!(by_date.as_array().unwrap().iter().map(|r| (r["d"].clone(), r["n"].clone())).collect::<Vec<_>>(), [(json!("2014-06-19"), json!(4)), (json!("2014-06-20"), json!(4))]);
+    assert!((by_date[1]["s"].as_f64().unwrap() - rows.as_array().unwrap().iter().map(|r| r["s"].as_f64().unwrap()).sum::<f64>()).abs() < 1e-6, "{by_date}");
     let out = t.run(&["recompute-adv", "--date", "2014-06-21"]);
     assert!(stderr(&out).contains("2014-06-21 is not an NYSE session (the one before is 2014-06-20)"), "{}", stderr(&out));
 }

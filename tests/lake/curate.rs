@@ -121,7 +121,7 @@ fn curation_counts_every_defect_exactly() {
     assert_eq!(parts["partitions"][0]["null_counts"], json!({ "minute_idx": 2, "trade_count": 392, "vwap": 392 }));
 
     // Data quality per symbol-session, stored in dq_metrics and summarized per session.
-    let dq = q(&t, "SELECT symbol, CAST(date AS VARCHAR) AS d, source, expected_bars AS e, present_bars AS p, gap_count AS g, filled_bars AS f, \
+    let dq = q(&t, "SELECT symbol, strftime(session_open, '%Y-%m-%d') AS d, source, expected_bars AS e, present_bars AS p, gap_count AS g, filled_bars AS f, \
         invalid_rows AS i, duplicates_removed AS dup, superseded_rows AS sup, outlier_count AS o, extended_hours_bars AS x, null_rate_vwap AS nv \
         FROM dq_metrics WHERE dataset = 'curated_1m_bars' ORDER BY 1, 2");
     assert_eq!(dq, json!([
@@ -206,7 +206,7 @@ fn curation_counts_every_defect_exactly() {
     // Without fills, the gaps stay gaps (and are counted); that session's metrics are replaced, the others stay.
     let r = t.json(&["curate", "--start", "2024-03-08", "--end", "2024-03-08", "--fill", "none"]);
     assert_eq!((r["filled_rows"].as_u64(), r["unfilled_gaps"].as_u64(), r["rows"].as_u64()), (Some(0), Some(5), Some(387)));
-    let metrics = q(&t, "SELECT CAST(date AS VARCHAR) AS d, count(*) AS n, sum(filled_bars) AS f, sum(gap_count) AS g FROM dq_metrics GROUP BY 1 ORDER BY 1");
+    let metrics = q(&t, "SELECT strftime(session_open, '%Y-%m-%d') AS d, count(*) AS n, sum(filled_bars) AS f, sum(gap_count) AS g FROM dq_metrics GROUP BY 1 ORDER BY 1");
     assert_eq!(metrics, json!([{ "d": "2024-03-08", "n": 1, "f": 0, "g": 5 }, { "d": "2024-03-11", "n": 2, "f": 2, "g": 2 }, { "d": "2024-11-29", "n": 1, "f": 1, "g": 1 }]));
     // Re-curating one session replaced exactly its partition, and the earlier result is still readable.
     let diff = t.json(&["snapshot", "diff", "curated_1m_bars", "1"]);

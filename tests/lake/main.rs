@@ -8,6 +8,7 @@ mod fake_tws;
 mod alerts;
 mod annotations;
 mod cli;
+mod compaction;
 mod concurrency;
 mod corporate_actions;
 mod crash;

@@ -382,6 +382,10 @@ async fn the_schedule_fires_each_event_once_and_pauses() {
     assert_eq!(jobs.as_array().unwrap().iter().filter(|j| j["status"] == "QUEUED").count(), 5);
     let out = t.run(&["dispatch", "no_such_task"]);
     assert_eq!(out.status.code(), Some(3));
+
+    // `jobs clean` removes the markers of events fired before its cutoff, with old job records.
+    assert_eq!(t.json(&["jobs", "clean", "--older-than", "1h"])["schedule_markers_removed"], 0);
+    assert_eq!(t.json(&["jobs", "clean", "--older-than", "0s"])["schedule_markers_removed"], 7, "5 daily runs (one skipped), a weekly and a monthly event");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -66,7 +66,7 @@ pub async fn jobs(ctx: &Context, args: JobsArgs, out: &Output) -> Result<Outcome
             let age_text = older_than.unwrap_or_else(|| ctx.config.jobs.retention.clone());
             let age = humantime::parse_duration(&age_text).map_err(|e| Error::invalid(format!("--older-than '{age_text}': {e}")))?;
             let report = store.clean_older_than(age).await?;
-            out.message(&report, &format!("removed {} job record(s) older than {age_text} ({} objects); {} kept", report.jobs_removed, report.objects_removed, report.jobs_kept));
+            out.message(&report, &format!("removed {} job record(s) older than {age_text} ({} objects) and {} fired schedule marker(s); {} kept", report.jobs_removed, report.objects_removed, report.schedule_markers_removed, report.jobs_kept));
         }
     }
     Ok(Outcome::Ok)

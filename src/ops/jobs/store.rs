@@ -68,6 +68,8 @@ pub struct CleanReport {
     pub jobs_removed: usize,
     pub objects_removed: usize,
     pub jobs_kept: usize,
+    /// The scheduler's markers of events fired before the cutoff (`_jobs/_schedule/fired/`).
+    pub schedule_markers_removed: usize,
 }
 
 impl JobStore {
@@ -284,7 +286,16 @@ impl JobStore {
                 objects_removed += 1;
             }
         }
-        Ok(CleanReport { jobs_removed: old.len(), objects_removed, jobs_kept: kept.len() })
+        // A fired event's marker only matters while the event can come due again: within
+        // `schedule.catch_up` (hours), far less than any retention.
+        let mut schedule_markers_removed = 0;
+        for meta in self.store.list(&Path::from_iter([ROOT, "_schedule", "fired"])).await? {
+            if meta.last_modified < cutoff {
+                self.store.delete(&meta.location).await?;
+                schedule_markers_removed += 1;
+            }
+        }
+        Ok(CleanReport { jobs_removed: old.len(), objects_removed, jobs_kept: kept.len(), schedule_markers_removed })
     }
 
     async fn put_log(&self, id: &str, attempt: u32, lines: &[String]) -> Result<()> {

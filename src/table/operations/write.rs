@@ -9,13 +9,13 @@
 //! # Ok(()) }
 //! ```
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch, UInt32Array};
 use arrow::compute::take_record_batch;
 use arrow::datatypes::TimestampMicrosecondType;
-use chrono::DateTime;
+use chrono::{DateTime, NaiveDate};
 use futures::{StreamExt, TryStreamExt};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -25,7 +25,7 @@ use crate::quality::PartitionQuality;
 use crate::error::{Error, Result};
 use crate::table::data_file::{self, EncodedFile};
 use crate::table::lake_log::StageMark;
-use crate::table::layout::PartitionKey;
+use crate::table::layout::{self, PartitionKey, Partitioning};
 use crate::table::manifest::{Action, PartitionEntry, TableState};
 use crate::table::transaction::{self, failpoint, CommitError, Transaction, IO_CONCURRENCY};
 use crate::table::Dataset;
@@ -57,6 +57,7 @@ pub struct WriteBuilder<'a> {
     operation: String,
     parameters: BTreeMap<String, serde_json::Value>,
     empty_partitions: Vec<PartitionKey>,
+    dates: Option<BTreeSet<NaiveDate>>,
     symbols: Option<HashSet<String>>,
     symbols_per_partition: Option<HashMap<String, HashSet<String>>>,
     scope: Option<(String, String)>,
@@ -166,6 +167,7 @@ impl Dataset {
             operation: "write".into(),
             parameters: BTreeMap::new(),
             empty_partitions: Vec::new(),
+            dates: None,
             symbols: None,
             symbols_per_partition: None,
             scope: None,
@@ -237,6 +239,16 @@ impl<'a> WriteBuilder<'a> {
         self
     }
 
+    /// Days this write covers, whatever the dataset's partitioning: their partitions are covered as
+    /// with [`Self::covering`], and in partitions longer than a day (`month=`, `year=`) the mode's
+    /// removal (an overwrite's too) applies only to rows of these days and of the days the new rows
+    /// fall in: the partition's other days stay. Writers of per-session records use this, so that
+    /// their datasets can be kept in month files.
+    pub fn covering_dates(mut self, dates: impl IntoIterator<Item = NaiveDate>) -> Self {
+        self.dates.get_or_insert_with(BTreeSet::new).extend(dates);
+        self
+    }
+
     /// With `ReplaceSymbols`: the symbols whose rows are replaced (default: those in the new rows). A
     /// symbol asked for that has no new rows loses its old rows in the covered partitions.
     pub fn replacing_symbols(mut self, symbols: impl IntoIterator<Item = String>) -> Self {
@@ -304,6 +316,20 @@ impl<'a> WriteBuilder<'a> {
         for k in &self.empty_partitions {
             by_partition.entry(*k).or_default();
         }
+        let mut days = None;
+        if let Some(dates) = &self.dates {
+            for d in dates {
+                by_partition.entry(PartitionKey::for_date(contract.partitioning, *d)).or_default();
+            }
+            if matches!(contract.partitioning, Partitioning::Month | Partitioning::Year) {
+                if !self.quality.is_empty() || !self.prebuilt.is_empty() {
+                    return Err(Error::invalid(format!("'{}' keeps several days per partition: a write of some days cannot replace whole partitions (quality verdicts, prebuilt files)", ds.name())));
+                }
+                let mut all = dates.clone();
+                all.extend(row_days(&contract, &self.batches)?);
+                days = Some(DayScope::new(&contract, &all)?);
+            }
+        }
         if !self.prebuilt.is_empty() && self.mode != WriteMode::Overwrite {
             return Err(Error::invalid("prebuilt partitions can only be committed with an Overwrite of them"));
         }
@@ -331,6 +357,7 @@ impl<'a> WriteBuilder<'a> {
             scope: self.scope.clone(),
             window: self.window.map(|(start, end)| (contract.partition_column.clone(), start, end)),
             predicate: self.predicate.clone(),
+            days,
         });
         let change = Change::Rows {
             new_rows: Arc::new(by_partition.into_iter().map(|(k, v)| (k.to_string(), v)).collect()),
@@ -354,6 +381,9 @@ enum Change {
     Rows { new_rows: Arc<BTreeMap<String, Vec<RecordBatch>>>, removal: Arc<Removal>, mode: WriteMode, quality: Arc<BTreeMap<String, PartitionQuality>> },
     /// Every partition back to its version in an earlier snapshot (no data is written).
     Restore { target: TableState },
+    /// Partitions' rows regrouped into the contract's partitioning and re-encoded (compaction): these
+    /// partitions, or all of them (`None`); built afresh on every attempt.
+    Regroup { partitions: Option<BTreeSet<String>> },
 }
 
 /// A write whose rows are split by partition: built on a snapshot ([`PreparedWrite::build`]), then
@@ -378,6 +408,12 @@ impl<'a> PreparedWrite<'a> {
     /// A restore of `dataset` to `target` (see [`crate::table::operations::restore`]).
     pub(crate) fn restore(dataset: &'a Dataset, target: TableState, parameters: BTreeMap<String, serde_json::Value>) -> Self {
         Self::new(dataset, Change::Restore { target }, "restore".into(), parameters)
+    }
+
+    /// A regroup of `partitions` (all when `None`) into the contract's partitioning, with re-encoded
+    /// files (see [`crate::table::operations::compact`]).
+    pub(crate) fn regroup(dataset: &'a Dataset, partitions: Option<BTreeSet<String>>, parameters: BTreeMap<String, serde_json::Value>) -> Self {
+        Self::new(dataset, Change::Regroup { partitions }, "compact".into(), parameters)
     }
 
     pub(crate) async fn commit_alone(mut self) -> Result<WriteResult> {
@@ -428,7 +464,24 @@ impl<'a> PreparedWrite<'a> {
                 self.staged = staged;
                 return Ok(());
             }
+            Change::Regroup { partitions } => {
+                self.schema = schema_change(&ds.contract, read)?;
+                let built = regroup(ds, read, partitions.as_ref()).await?;
+                for (_, a) in std::mem::take(&mut self.staged).into_values() {
+                    if let Action::Add(old) = a {
+                        discard(ds, &old).await;
+                    }
+                }
+                for (p, (action, bytes)) in built {
+                    self.bytes_written += bytes;
+                    self.staged.insert(p, (0, action));
+                }
+                return Ok(());
+            }
         };
+        if let Some(found) = layout::layout_of(read.partitions.keys()).filter(|l| *l != ds.contract.partitioning) {
+            return Err(Error::LayoutMigration { dataset: ds.name().to_string(), found: layout_name(found).into(), expected: layout_name(ds.contract.partitioning).into() });
+        }
         self.schema = schema_change(&ds.contract, read)?;
         let stale: Vec<String> = new_rows
             .keys()
@@ -436,7 +489,7 @@ impl<'a> PreparedWrite<'a> {
                 let current = read.partitions.get(*p).map_or(0, |e| e.snapshot_id);
                 match self.staged.get(*p) {
                     None => true,
-                    Some((built_on, _)) => mode != WriteMode::Overwrite && *built_on != current,
+                    Some((built_on, _)) => (mode != WriteMode::Overwrite || removal.days.is_some()) && *built_on != current,
                 }
             })
             .cloned()
@@ -464,6 +517,15 @@ impl<'a> PreparedWrite<'a> {
         let covers = match &self.change {
             Change::Rows { new_rows, .. } => new_rows.keys().cloned().collect(),
             Change::Restore { target } => target.partitions.keys().cloned().collect(),
+            // Every partition it read or writes: a concurrent change to any of them makes it rebuild.
+            Change::Regroup { partitions } => {
+                let mut covers: BTreeSet<String> = self.staged.keys().cloned().collect();
+                covers.extend(match partitions {
+                    Some(p) => p.iter().cloned().collect::<Vec<_>>(),
+                    None => read.partitions.keys().cloned().collect(),
+                });
+                covers
+            }
         };
         (!actions.is_empty()).then(|| Transaction {
             dataset: self.dataset,
@@ -480,7 +542,7 @@ impl<'a> PreparedWrite<'a> {
     /// Rows a commit of these actions writes (a restore writes none: it points at existing files).
     pub(crate) fn rows_written(&self, actions: &[Action]) -> u64 {
         match self.change {
-            Change::Rows { .. } => actions.iter().map(|a| if let Action::Add(e) = a { e.rows } else { 0 }).sum(),
+            Change::Rows { .. } | Change::Regroup { .. } => actions.iter().map(|a| if let Action::Add(e) = a { e.rows } else { 0 }).sum(),
             Change::Restore { .. } => 0,
         }
     }
@@ -513,13 +575,17 @@ struct Removal {
     window: Option<(String, i64, i64)>,
     /// `RemoveWhere`: rows matching this.
     predicate: Option<RowPredicate>,
+    /// In partitions longer than a day: only rows of these days are removed ([`WriteBuilder::covering_dates`]).
+    days: Option<DayScope>,
 }
 
 impl Removal {
     /// The rows of `batch`, old content of `partition`, that stay.
     fn keep(&self, mode: WriteMode, partition: &str, batch: &RecordBatch) -> Result<RecordBatch> {
         let remove: arrow::array::BooleanArray = match (mode, &self.predicate) {
-            (WriteMode::Append | WriteMode::Overwrite, _) => return Ok(batch.clone()),
+            (WriteMode::Append, _) => return Ok(batch.clone()),
+            (WriteMode::Overwrite, _) if self.days.is_none() => return Ok(batch.clone()),
+            (WriteMode::Overwrite, _) => arrow::array::BooleanArray::from(vec![true; batch.num_rows()]),
             (WriteMode::RemoveWhere, Some(p)) => p(batch)?,
             (WriteMode::RemoveWhere, None) => return Ok(batch.clone()),
             (WriteMode::ReplaceSymbols, _) => {
@@ -547,6 +613,10 @@ impl Removal {
                     .collect()
             }
         };
+        let remove = match &self.days {
+            Some(days) => arrow::compute::and(&remove, &days.contains(batch)?)?,
+            None => remove,
+        };
         Ok(arrow::compute::filter_record_batch(batch, &arrow::compute::not(&remove)?)?)
     }
 }
@@ -571,7 +641,7 @@ async fn build(
     quality: &BTreeMap<String, PartitionQuality>,
 ) -> Result<BTreeMap<String, (Action, u64)>> {
     // Old content, for partitions whose other rows must be kept.
-    let old: BTreeMap<String, Vec<RecordBatch>> = if mode != WriteMode::Overwrite {
+    let old: BTreeMap<String, Vec<RecordBatch>> = if mode != WriteMode::Overwrite || removal.days.is_some() {
         futures::stream::iter(partitions.iter().filter_map(|p| read.partitions.get(p)).map(|e| async move {
             Ok::<_, Error>((e.partition.clone(), ds.read_partition(e, &Default::default()).await?))
         }))
@@ -641,11 +711,7 @@ pub fn split_by_partition(contract: &DatasetContract, batches: &[RecordBatch]) -
         return Ok(out);
     }
     for batch in batches.iter().filter(|b| b.num_rows() > 0) {
-        let col = batch.column_by_name(&contract.partition_column).ok_or_else(|| Error::SchemaMismatch {
-            dataset: contract.name.clone(),
-            detail: format!("partition column '{}' is missing", contract.partition_column),
-        })?;
-        let ts = col.as_primitive::<TimestampMicrosecondType>();
+        let ts = partition_times(contract, batch)?;
         let mut rows: BTreeMap<PartitionKey, Vec<u32>> = BTreeMap::new();
         // Rows come in runs of one day: remember the current day's UTC bounds instead of converting each row.
         let mut day: Option<(i64, i64, PartitionKey)> = None;
@@ -670,15 +736,133 @@ pub fn split_by_partition(contract: &DatasetContract, batches: &[RecordBatch]) -
 
 /// The partition of instant `t` (µs), and the UTC bounds of its local calendar day.
 fn local_day(contract: &DatasetContract, t: i64) -> Result<(i64, i64, PartitionKey)> {
-    use chrono::TimeZone;
-    let tz = contract.partition_timezone;
+    let (start, end, date) = local_date(contract, t)?;
+    Ok((start, end, PartitionKey::for_date(contract.partitioning, date)))
+}
+
+/// The local calendar day of instant `t` (µs) in the contract's partition time zone, with its UTC bounds.
+fn local_date(contract: &DatasetContract, t: i64) -> Result<(i64, i64, NaiveDate)> {
     let utc = DateTime::from_timestamp_micros(t).ok_or_else(|| Error::invalid(format!("timestamp {t}us is out of range")))?;
-    let date = utc.with_timezone(&tz).date_naive();
-    let midnight = |d: chrono::NaiveDate| {
-        // DST never moves midnight in New York; `earliest` covers zones where it does.
-        tz.from_local_datetime(&d.and_time(chrono::NaiveTime::MIN)).earliest().map(|x| x.timestamp_micros())
-    };
-    let start = midnight(date).unwrap_or(t);
-    let end = date.succ_opt().and_then(midnight).unwrap_or(t + 1);
-    Ok((start, end.max(t + 1), PartitionKey::for_date(contract.partitioning, date)))
+    let date = utc.with_timezone(&contract.partition_timezone).date_naive();
+    let (start, end) = layout::day_bounds_micros(contract.partition_timezone, date).unwrap_or((t, t + 1));
+    Ok((start, end.max(t + 1), date))
+}
+
+/// The local days the rows' partition column falls in.
+fn row_days(contract: &DatasetContract, batches: &[RecordBatch]) -> Result<BTreeSet<NaiveDate>> {
+    let mut days = BTreeSet::new();
+    for batch in batches.iter().filter(|b| b.num_rows() > 0) {
+        let ts = partition_times(contract, batch)?;
+        let mut day: Option<(i64, i64)> = None;
+        for t in ts.values().iter() {
+            if !day.is_some_and(|(start, end)| (start..end).contains(t)) {
+                let (start, end, date) = local_date(contract, *t)?;
+                days.insert(date);
+                day = Some((start, end));
+            }
+        }
+    }
+    Ok(days)
+}
+
+fn partition_times<'b>(contract: &DatasetContract, batch: &'b RecordBatch) -> Result<&'b arrow::array::TimestampMicrosecondArray> {
+    let col = batch.column_by_name(&contract.partition_column).ok_or_else(|| Error::SchemaMismatch {
+        dataset: contract.name.clone(),
+        detail: format!("partition column '{}' is missing", contract.partition_column),
+    })?;
+    col.as_primitive_opt::<TimestampMicrosecondType>().ok_or_else(|| Error::SchemaMismatch {
+        dataset: contract.name.clone(),
+        detail: format!("partition column '{}' is not a timestamp", contract.partition_column),
+    })
+}
+
+/// Some local days, as sorted UTC ranges of the partition column.
+struct DayScope {
+    contract: Arc<DatasetContract>,
+    ranges: Vec<(i64, i64)>,
+}
+
+impl DayScope {
+    fn new(contract: &Arc<DatasetContract>, days: &BTreeSet<NaiveDate>) -> Result<Self> {
+        let ranges = days
+            .iter()
+            .map(|d| layout::day_bounds_micros(contract.partition_timezone, *d).ok_or_else(|| Error::invalid(format!("date {d} is out of range"))))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self { contract: contract.clone(), ranges })
+    }
+
+    /// Which rows fall in one of the days.
+    fn contains(&self, batch: &RecordBatch) -> Result<arrow::array::BooleanArray> {
+        let ts = partition_times(&self.contract, batch)?;
+        Ok(ts
+            .values()
+            .iter()
+            .map(|t| {
+                let i = self.ranges.partition_point(|(start, _)| start <= t);
+                Some(i > 0 && *t < self.ranges[i - 1].1)
+            })
+            .collect())
+    }
+}
+
+/// How a partitioning is named in messages (its folders' key).
+pub(crate) fn layout_name(p: Partitioning) -> &'static str {
+    match p {
+        Partitioning::Date => "date=",
+        Partitioning::Month => "month=",
+        Partitioning::Year => "year=",
+        Partitioning::None => "all",
+    }
+}
+
+/// Builds a regroup on `read`: the rows of `partitions` (all when `None`) split into the contract's
+/// partitioning, each target partition encoded once from every source partition overlapping it; the
+/// sources that are no target are removed. One target's sources are held at a time (a few targets
+/// are built at once).
+async fn regroup(ds: &Dataset, read: &TableState, partitions: Option<&BTreeSet<String>>) -> Result<BTreeMap<String, (Action, u64)>> {
+    let contract = ds.contract.clone();
+    let sources: Vec<&PartitionEntry> = read.partitions.values().filter(|e| partitions.is_none_or(|p| p.contains(&e.partition))).collect();
+    let mut targets: BTreeMap<PartitionKey, Vec<&PartitionEntry>> = BTreeMap::new();
+    for e in &sources {
+        for key in PartitionKey::parse(&e.partition)?.regrouped(contract.partitioning) {
+            targets.entry(key).or_default().push(e);
+        }
+    }
+    let version = contract.schema_version;
+    let built: Vec<(String, Option<(Action, u64)>)> = futures::stream::iter(targets.into_iter().map(|(key, from)| {
+        let contract = contract.clone();
+        async move {
+            let mut batches = Vec::new();
+            for e in &from {
+                batches.extend(ds.read_partition(e, &Default::default()).await?);
+            }
+            let single = (from.len() == 1 && from[0].partition == key.to_string()).then(|| from[0].quality.clone()).flatten();
+            let file = tokio::task::spawn_blocking(move || -> Result<Option<EncodedFile>> {
+                let mut parts = split_by_partition(&contract, &batches)?;
+                match parts.remove(&key) {
+                    Some(rows) if rows.iter().any(|b| b.num_rows() > 0) => Ok(Some(data_file::encode(&contract, &rows)?)),
+                    _ => Ok(None),
+                }
+            })
+            .await
+            .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+            let Some(file) = file else { return Ok::<_, Error>((key.to_string(), None)) };
+            let mut entry = transaction::stage(ds, &key.to_string(), file, version).await?;
+            // A partition rewritten in place keeps its verdict: its rows did not change.
+            entry.quality = single;
+            failpoint("commit.after_stage");
+            let bytes = entry.bytes;
+            Ok((key.to_string(), Some((Action::Add(entry), bytes))))
+        }
+    }))
+    .buffer_unordered(IO_CONCURRENCY)
+    .try_collect()
+    .await?;
+    let mut out: BTreeMap<String, (Action, u64)> = built.into_iter().filter_map(|(p, a)| a.map(|a| (p, a))).collect();
+    for e in sources {
+        if !out.contains_key(&e.partition) {
+            out.insert(e.partition.clone(), (Action::Remove { partition: e.partition.clone() }, 0));
+        }
+    }
+    Ok(out)
 }
