@@ -421,12 +421,25 @@ impl Dataset {
         let window = (filter.start.and_then(bounds).unwrap_or(i64::MIN), filter.end.and_then(|e| e.succ_opt()).and_then(bounds).unwrap_or(i64::MAX));
         let files: Vec<Vec<RecordBatch>> = futures::stream::iter(wanted.into_iter().map(|(e, wider)| async move {
             let batches = self.read_partition(e, &filter.symbols).await?;
-            if wider { batches.iter().map(|b| keep_between(b, &self.contract.partition_column, window)).collect() } else { Ok(batches) }
+            if wider { batches.iter().map(|b| self.keep_between(b, window)).collect() } else { Ok(batches) }
         }))
         .buffered(transaction::IO_CONCURRENCY)
         .try_collect()
         .await?;
         Ok(files.into_iter().flatten().filter(|b| b.num_rows() > 0).collect())
+    }
+
+    /// The rows of `batch` whose partition column falls in `[start, end)` (µs).
+    fn keep_between(&self, batch: &RecordBatch, (start, end): (i64, i64)) -> Result<RecordBatch> {
+        use arrow::array::{AsArray, BooleanArray};
+        use arrow::datatypes::TimestampMicrosecondType;
+        let column = &self.contract.partition_column;
+        let ts = batch.column_by_name(column).and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>()).ok_or_else(|| Error::SchemaMismatch {
+            dataset: self.name().to_string(),
+            detail: format!("partition column '{column}' is missing or not a timestamp"),
+        })?;
+        let keep: BooleanArray = ts.values().iter().map(|t| Some((start..end).contains(t))).collect();
+        Ok(arrow::compute::filter_record_batch(batch, &keep)?)
     }
 
     /// Reads one partition version, conformed to the contract's current schema, optionally only some symbols.
@@ -508,14 +521,6 @@ impl Dataset {
     }
 }
 
-/// The rows whose timestamp `column` falls in `[start, end)` (µs).
-fn keep_between(batch: &RecordBatch, column: &str, (start, end): (i64, i64)) -> Result<RecordBatch> {
-    use arrow::array::{AsArray, BooleanArray};
-    use arrow::datatypes::TimestampMicrosecondType;
-    let Some(ts) = batch.column_by_name(column).and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>()) else { return Ok(batch.clone()) };
-    let keep: BooleanArray = ts.values().iter().map(|t| Some((start..end).contains(t))).collect();
-    Ok(arrow::compute::filter_record_batch(batch, &keep)?)
-}
 
 fn keep_symbols(batch: &RecordBatch, symbols: &BTreeSet<String>) -> Result<RecordBatch> {
     use arrow::array::{AsArray, BooleanArray};
