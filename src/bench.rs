@@ -9,12 +9,13 @@ use std::time::Instant;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, TimestampMicrosecondArray, UInt32Array};
 use arrow::compute::concat_batches;
-use arrow::datatypes::TimestampMicrosecondType;
+use arrow::datatypes::{DataType, TimestampMicrosecondType};
 use chrono::NaiveDate;
 use futures::{StreamExt, TryStreamExt};
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
+use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 use serde::Serialize;
 
 use crate::bars::BarSize;
@@ -201,13 +202,24 @@ fn write_partition(dir: &Path, curated: &[RecordBatch], features: &[RecordBatch]
     }
     let fwd = match &l {
         Some(l) => take(l, "fwd_ret_15m", &li)?.1,
-        None => arrow::array::new_null_array(&arrow::datatypes::DataType::Float64, ci.len()),
+        None => arrow::array::new_null_array(&DataType::Float64, ci.len()),
     };
     columns.push(("fwd_ret_15".into(), fwd));
     let batch = RecordBatch::try_from_iter(columns)?;
     std::fs::create_dir_all(dir)?;
     let file = std::fs::File::create(dir.join("part.parquet"))?;
-    let props = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build();
+    // As the lake writes its own files: a dictionary only for symbols (interning every float until
+    // the dictionary overflows cost more than the write), floats split by byte for zstd.
+    let mut props = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).set_dictionary_enabled(false);
+    for field in batch.schema().fields() {
+        let path = ColumnPath::from(field.name().as_str());
+        props = match field.data_type() {
+            DataType::Utf8 => props.set_column_dictionary_enabled(path, true),
+            DataType::Float64 => props.set_column_encoding(path, Encoding::BYTE_STREAM_SPLIT),
+            _ => props,
+        };
+    }
+    let props = props.build();
     let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(props))?;
     writer.write(&batch)?;
     writer.close()?;
