@@ -160,30 +160,55 @@ fn sort(contract: &DatasetContract, batch: &RecordBatch) -> Result<RecordBatch> 
 }
 
 /// The sort order for the lake's usual key, a non-null utf8 symbol then a timestamp, without a
-/// generic comparator per pair: each symbol is ranked once, then (rank, ts, row) integers are sorted.
-/// About ten times faster than `lexsort_to_indices` on a raw partition in arrival order.
+/// generic comparator per pair: each symbol is ranked once, rows are bucketed by rank in one stable
+/// pass, and only a symbol whose rows are not already in time order is sorted by (ts, row). Input in
+/// arrival order (time, then symbol) needs no sort at all. Ties keep row order, so duplicate bars
+/// always come out the same way.
 fn symbol_ts_order(columns: &[SortColumn]) -> Option<arrow::array::UInt32Array> {
     let [symbol, ts] = columns else { return None };
     let symbol = symbol.values.as_string_opt::<i32>().filter(|s| s.null_count() == 0)?;
     let ts = ts.values.as_primitive_opt::<TimestampMicrosecondType>().filter(|t| t.null_count() == 0)?;
+    let ts = ts.values();
+    // Row numbers are u32 take indices.
+    u32::try_from(symbol.len()).ok()?;
     // One lookup per row: ids in order of first appearance, then mapped to ranks.
     let mut ids: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
-    let mut keys: Vec<(u32, i64, u32)> = Vec::with_capacity(symbol.len());
-    for (i, (s, t)) in symbol.iter().flatten().zip(ts.values().iter()).enumerate() {
-        let next = ids.len() as u32;
-        keys.push((*ids.entry(s).or_insert(next), *t, u32::try_from(i).ok()?));
-    }
+    let row_ids: Vec<u32> = symbol
+        .iter()
+        .flatten()
+        .map(|s| {
+            let next = ids.len() as u32;
+            *ids.entry(s).or_insert(next)
+        })
+        .collect();
     let mut names: Vec<(&str, u32)> = ids.into_iter().collect();
     names.sort_unstable();
     let mut rank = vec![0u32; names.len()];
     for (r, (_, id)) in names.iter().enumerate() {
         rank[*id as usize] = r as u32;
     }
-    for k in &mut keys {
-        k.0 = rank[k.0 as usize];
+    // Where each rank's rows start, then a stable scatter of the rows into their buckets.
+    let mut next = vec![0usize; names.len() + 1];
+    for id in &row_ids {
+        next[rank[*id as usize] as usize + 1] += 1;
     }
-    keys.sort_unstable();
-    Some(keys.into_iter().map(|k| k.2).collect())
+    for r in 1..next.len() {
+        next[r] += next[r - 1];
+    }
+    let bounds = next.clone();
+    let mut order = vec![0u32; row_ids.len()];
+    for (row, id) in row_ids.iter().enumerate() {
+        let slot = &mut next[rank[*id as usize] as usize];
+        order[*slot] = row as u32;
+        *slot += 1;
+    }
+    for w in bounds.windows(2) {
+        let run = &mut order[w[0]..w[1]];
+        if !run.windows(2).all(|p| ts[p[0] as usize] <= ts[p[1] as usize]) {
+            run.sort_unstable_by_key(|&row| (ts[row as usize], row));
+        }
+    }
+    Some(order.into())
 }
 
 /// Whether the rows are in ascending order of `columns` (nulls first, as `lexsort_to_indices` sorts).
@@ -311,6 +336,26 @@ mod tests {
         assert_eq!(fast_keys, slow_keys);
         // Ties keep row order, so equal keys (duplicate bars) always come out the same way.
         assert!(fast.values().windows(2).all(|w| key(w[0]) != key(w[1]) || w[0] < w[1]));
+    }
+
+    #[test]
+    fn arrival_order_is_bucketed_without_a_sort() {
+        use arrow::array::{StringArray, TimestampMicrosecondArray};
+        // Minute by minute, every symbol (a vendor's arrival order), with a duplicate bar; then one
+        // late bar of AAPL, which makes AAPL's rows out of time order.
+        let names = ["MSFT", "AAPL", "BRK.B", "A"];
+        let mut rows: Vec<(&str, i64)> = (0..300).flat_map(|m| names.iter().map(move |s| (*s, m * 60_000_000))).collect();
+        rows.insert(9, rows[8]);
+        rows.push(("AAPL", 150 * 60_000_000 + 1));
+        let columns = [
+            SortColumn { values: Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))), options: None },
+            SortColumn { values: Arc::new(TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| r.1)).with_timezone("UTC")), options: None },
+        ];
+        let order = symbol_ts_order(&columns).unwrap();
+        let key = |i: u32| rows[i as usize];
+        let mut expected: Vec<u32> = (0..rows.len() as u32).collect();
+        expected.sort_by_key(|i| (key(*i), *i));
+        assert_eq!(order.values().to_vec(), expected);
     }
 
     #[test]
