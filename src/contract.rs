@@ -92,6 +92,8 @@ struct ContractFile {
     sort_key: Vec<String>,
     #[serde(default = "default_row_group_rows")]
     row_group_rows: usize,
+    #[serde(default = "default_compression")]
+    compression: String,
     columns: Vec<ColumnSpec>,
     #[serde(default)]
     quality: Option<QualityRules>,
@@ -114,6 +116,22 @@ fn default_row_group_rows() -> usize {
     // About 40 symbols of a day of minute bars: a one-symbol query reads one row group in a dozen.
     16_384
 }
+fn default_compression() -> String {
+    "zstd(3)".into()
+}
+
+/// The codecs a contract may name: the ones this build has and every reader of the lake's files
+/// (DuckDB, pyarrow, polars, Spark 3.5) decodes.
+const COMPRESSIONS: &str = "zstd(1..=22), lz4_raw, snappy, uncompressed";
+
+/// A contract's `compression` as a Parquet codec.
+fn parse_compression(text: &str) -> Option<parquet::basic::Compression> {
+    use parquet::basic::Compression;
+    match text.parse::<Compression>().ok()? {
+        c @ (Compression::ZSTD(_) | Compression::LZ4_RAW | Compression::SNAPPY | Compression::UNCOMPRESSED) => Some(c),
+        _ => None,
+    }
+}
 
 /// A loaded, checked dataset contract.
 #[derive(Debug, Clone)]
@@ -129,6 +147,9 @@ pub struct DatasetContract {
     pub partition_timezone: Tz,
     pub sort_key: Vec<String>,
     pub row_group_rows: usize,
+    /// The Parquet codec of the dataset's files (`compression`, default `zstd(3)`): zstd where bytes
+    /// count, lz4_raw where a layer is written far more than it is read.
+    pub compression: parquet::basic::Compression,
     /// Data-quality rules, for datasets that have metrics.
     pub quality: Option<QualityRules>,
     /// Other names the dataset answers to (the runbooks' names), in the library and in SQL.
@@ -195,6 +216,8 @@ impl DatasetContract {
         if file.row_group_rows == 0 {
             return Err(bad("row_group_rows must be positive".into()));
         }
+        let compression = parse_compression(&file.compression)
+            .ok_or_else(|| bad(format!("unknown compression '{}' (known: {COMPRESSIONS})", file.compression)))?;
         Ok(Self {
             name: file.name,
             layer: file.layer,
@@ -206,6 +229,7 @@ impl DatasetContract {
             partition_timezone: tz,
             sort_key: file.sort_key,
             row_group_rows: file.row_group_rows,
+            compression,
             quality: file.quality,
             aliases: file.aliases,
             definition: file.definition,
@@ -553,6 +577,23 @@ mod tests {
         let dropped = contract(2, "");
         assert!(dropped.check_evolution(&rec).unwrap_err().to_string().contains("'x' was removed"));
         assert!(v1.check_evolution(&v2.schema_record()).is_err(), "a newer lake schema is refused");
+    }
+
+    #[test]
+    fn compression_defaults_to_zstd_and_refuses_codecs_readers_lack() {
+        use parquet::basic::{Compression, ZstdLevel};
+        let with = |line: &str| DatasetContract::parse("c.toml", &format!("name = \"t\"\nlayer = \"raw\"\nschema_version = 1\nsort_key = []\n{line}\ncolumns = [{{ name = \"ts\", type = \"timestamp[us, UTC]\" }}]\n"));
+        assert_eq!(with("").unwrap().compression, Compression::ZSTD(ZstdLevel::try_new(3).unwrap()));
+        assert_eq!(with("compression = \"lz4_raw\"").unwrap().compression, Compression::LZ4_RAW);
+        assert_eq!(with("compression = \"zstd(1)\"").unwrap().compression, Compression::ZSTD(ZstdLevel::try_new(1).unwrap()));
+        for refused in ["lz4", "brotli(3)", "zstd(40)", "zstd", "fast"] {
+            let err = with(&format!("compression = \"{refused}\"")).unwrap_err().to_string();
+            assert!(err.contains("c.toml") && err.contains(&format!("unknown compression '{refused}'")) && err.contains("lz4_raw"), "{err}");
+        }
+        // Raw minute bars are written far more than read; the layers researchers read stay zstd.
+        let builtin = Contracts::builtin();
+        assert_eq!(builtin.get("raw_polygon_bars").unwrap().compression, Compression::LZ4_RAW, "inherited through extends");
+        assert!(matches!(builtin.get("curated_1m_bars").unwrap().compression, Compression::ZSTD(_)));
     }
 
     #[test]

@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use chrono::{NaiveDate, Utc};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 pub use file::{ingest_files, FileIngestReport, RejectedSample};
@@ -23,10 +24,10 @@ pub use file::{ingest_files, FileIngestReport, RejectedSample};
 use crate::calendar::{NyseCalendar, Session};
 use crate::contract::DatasetContract;
 use crate::error::{Error, Result};
-use crate::bars::{Bar, BarColumns, BarSize};
+use crate::bars::{BarColumns, BarSize};
 use crate::outcome::Outcome;
 use crate::progress::Progress;
-use crate::sources::{BarSource, SymbolFailure};
+use crate::sources::{BarSource, SymbolFailure, SymbolSession};
 use crate::table::layout::{validate_symbol, PartitionKey};
 use crate::table::operations::write::WriteMode;
 use crate::table::Lake;
@@ -257,24 +258,19 @@ async fn ingest_unit<S: BarSource>(
     }
     report.outside_sessions += fetched.outside_sessions;
     let ingested_at = Utc::now().timestamp_micros();
-    let rows: Vec<(&str, &Bar)> = fetched
-        .series
-        .iter()
-        .filter(|s| !failed.contains(s.symbol.as_str()))
-        .flat_map(|f| f.bars.iter().map(move |b| (f.symbol.as_str(), b)))
-        .collect();
+    let kept: Vec<&SymbolSession> = fetched.series.iter().filter(|s| !failed.contains(s.symbol.as_str())).collect();
     let replacing: Vec<String> = unit.symbols.iter().filter(|s| !failed.contains(s.as_str())).cloned().collect();
     let (first, last) = (unit.sessions[0].date, unit.sessions[unit.sessions.len() - 1].date);
     let mut snapshot_id = None;
     if !replacing.is_empty() {
-        let batch = to_batch(contract, source.name(), job_id, ingested_at, &rows)?;
-        report.rows += batch.num_rows() as u64;
-        report.bytes_ingested += batch.get_array_memory_size() as u64;
+        let batches = to_batches(contract, source.name(), job_id, ingested_at, &kept)?;
+        report.rows += batches.iter().map(|b| b.num_rows() as u64).sum::<u64>();
+        report.bytes_ingested += batches.iter().map(|b| b.get_array_memory_size() as u64).sum::<u64>();
         let partitions: BTreeSet<PartitionKey> = unit.sessions.iter().map(|s| PartitionKey::for_date(contract.partitioning, s.date)).collect();
         // Only these sessions' rows: a daily dataset's yearly partition keeps its other days.
         let (from, to) = local_days(contract, first, last)?;
         let done = dataset
-            .write(vec![batch])
+            .write(batches)
             .mode(WriteMode::ReplaceSymbols)
             .replacing_symbols(replacing)
             .replacing_between(from, to)
@@ -316,13 +312,28 @@ async fn ingest_unit<S: BarSource>(
     Ok(())
 }
 
-/// Arrow rows in the contract's schema from `(symbol, bar)` pairs.
-fn to_batch(contract: &DatasetContract, source: &str, job_id: &str, ingested_at: i64, rows: &[(&str, &Bar)]) -> Result<RecordBatch> {
-    let mut columns = BarColumns::with_capacity(rows.len());
-    for (symbol, bar) in rows {
-        columns.push(symbol, bar);
+/// Arrow rows in the contract's schema, one batch per partition, each in sort-key order when the source
+/// keeps a session's bars in time order. The batches are built in parallel, and the write slices
+/// nothing and sorts nothing.
+fn to_batches(contract: &DatasetContract, source: &str, job_id: &str, ingested_at: i64, series: &[&SymbolSession]) -> Result<Vec<RecordBatch>> {
+    let mut by_partition: BTreeMap<PartitionKey, Vec<&SymbolSession>> = BTreeMap::new();
+    for s in series {
+        by_partition.entry(PartitionKey::for_date(contract.partitioning, s.session.date)).or_default().push(s);
     }
-    raw_batch(contract, source, job_id, ingested_at, columns)
+    by_partition
+        .into_par_iter()
+        .map(|(_, mut series)| {
+            series.sort_by(|a, b| (a.symbol.as_str(), a.session.date).cmp(&(b.symbol.as_str(), b.session.date)));
+            let mut columns = BarColumns::with_capacity(series.iter().map(|s| s.bars.len()).sum());
+            for s in series {
+                for bar in &s.bars {
+                    columns.push(&s.symbol, bar);
+                }
+            }
+            raw_batch(contract, source, job_id, ingested_at, columns)
+        })
+        .filter(|b| !matches!(b, Ok(b) if b.num_rows() == 0))
+        .collect()
 }
 
 /// A raw dataset's rows (in its contract's schema) from bars as columns, stamped with the source, the
@@ -395,6 +406,7 @@ fn volume(contract: &DatasetContract, column: &crate::contract::ColumnSpec, symb
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bars::Bar;
 
     #[test]
     fn units_ask_only_for_missing_sessions() {
@@ -414,6 +426,41 @@ mod tests {
         assert!(shape.contains(&(vec!["C".into()], 5, chunk[0].date)));
         assert!(shape.contains(&(vec!["B".into()], 2, chunk[0].date)));
         assert!(shape.contains(&(vec!["B".into()], 2, chunk[3].date)));
+    }
+
+    /// `n` one-minute bars from the session's open.
+    fn series(symbol: &str, session: Session, n: i64) -> SymbolSession {
+        let bars = (0..n)
+            .map(|i| Bar { ts: session.open + chrono::Duration::minutes(i), open: 1.0, high: 1.0, low: 1.0, close: 1.0, volume: 100.0, vwap: None, trade_count: None })
+            .collect();
+        SymbolSession { symbol: symbol.into(), session, bars }
+    }
+
+    #[test]
+    fn batches_are_one_per_partition_in_sort_key_order() {
+        use arrow::array::AsArray;
+        use arrow::datatypes::TimestampMicrosecondType;
+        let contract = crate::contract::Contracts::builtin().get("raw_synthetic_bars").unwrap();
+        let sessions = NyseCalendar.sessions(NaiveDate::from_ymd_opt(2024, 1, 2).unwrap(), NaiveDate::from_ymd_opt(2024, 1, 3).unwrap());
+        // In the order a source might return them: symbol-major, symbols not sorted, an empty series.
+        let all = [series("MSFT", sessions[0], 3), series("MSFT", sessions[1], 2), series("AAPL", sessions[1], 4), series("AAPL", sessions[0], 0)];
+        let refs: Vec<&SymbolSession> = all.iter().collect();
+        let batches = to_batches(&contract, "synthetic", "job", 0, &refs).unwrap();
+        let rows: Vec<Vec<(String, i64)>> = batches
+            .iter()
+            .map(|b| {
+                let (symbol, ts) = (b.column(0).as_string::<i32>(), b.column(1).as_primitive::<TimestampMicrosecondType>());
+                (0..b.num_rows()).map(|i| (symbol.value(i).to_string(), ts.value(i))).collect()
+            })
+            .collect();
+        let at = |s: usize, i: i64| (sessions[s].open + chrono::Duration::minutes(i)).timestamp_micros();
+        assert_eq!(rows.len(), 2, "one batch per date partition");
+        assert_eq!(rows[0], (0..3).map(|i| ("MSFT".to_string(), at(0, i))).collect::<Vec<_>>());
+        let second: Vec<(String, i64)> = (0..4).map(|i| ("AAPL".to_string(), at(1, i))).chain((0..2).map(|i| ("MSFT".to_string(), at(1, i)))).collect();
+        assert_eq!(rows[1], second);
+        // The write finds each batch in one partition and in order: nothing to slice or sort.
+        let split = crate::table::operations::write::split_by_partition(&contract, &batches).unwrap();
+        assert_eq!(split.values().map(|b| b.iter().map(|b| b.num_rows()).collect::<Vec<_>>()).collect::<Vec<_>>(), [vec![3], vec![6]]);
     }
 
     #[test]

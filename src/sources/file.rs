@@ -318,8 +318,10 @@ impl FileImport {
                 _ => return Ok(false),
             },
         };
-        // The last symbol seen valid, borrowed: rows in arrival order change symbol on every row.
+        // The last symbol seen valid, and all of them, borrowed: rows in arrival order change symbol on
+        // every row, so this set is looked up per row (foldhash: a fast hash for short keys).
         let mut last_valid: Option<&str> = None;
+        let mut valid: foldhash::HashSet<&str> = foldhash::HashSet::default();
         let mut failed: Vec<usize> = Vec::new();
         for i in 0..batch.num_rows() {
             let price = |a: &Float64Array| a.is_valid(i) && a.value(i).is_finite() && a.value(i) > 0.0;
@@ -350,12 +352,15 @@ impl FileImport {
             };
             // Symbols come in runs (or from a small set): validate each distinct one once.
             if last_valid != Some(symbol) {
-                if !out.symbols.contains(symbol) {
+                if !valid.contains(symbol) {
                     if validate_symbol(symbol).is_err() {
                         failed.push(i);
                         continue;
                     }
-                    out.symbols.insert(symbol.to_string());
+                    if !out.symbols.contains(symbol) {
+                        out.symbols.insert(symbol.to_string());
+                    }
+                    valid.insert(symbol);
                 }
                 last_valid = Some(symbol);
             }

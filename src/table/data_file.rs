@@ -13,7 +13,7 @@ use arrow::datatypes::{DataType, SchemaRef, TimestampMicrosecondType};
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::{ArrowWriter, ProjectionMask};
-use parquet::basic::{Compression, Encoding, ZstdLevel};
+use parquet::basic::Encoding;
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
@@ -42,7 +42,7 @@ const PAGE_ROWS: usize = 2_048;
 
 fn writer_properties(contract: &DatasetContract) -> WriterProperties {
     let mut props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
+        .set_compression(contract.compression)
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(contract.row_group_rows))
         .set_data_page_row_count_limit(PAGE_ROWS)
@@ -172,7 +172,7 @@ fn symbol_ts_order(columns: &[SortColumn]) -> Option<arrow::array::UInt32Array> 
     // Row numbers are u32 take indices.
     u32::try_from(symbol.len()).ok()?;
     // One lookup per row: ids in order of first appearance, then mapped to ranks.
-    let mut ids: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
+    let mut ids: foldhash::HashMap<&str, u32> = foldhash::HashMap::default();
     let row_ids: Vec<u32> = symbol
         .iter()
         .flatten()
@@ -248,7 +248,14 @@ pub fn symbols_in(batches: &[RecordBatch]) -> HashSet<String> {
     let mut out = HashSet::new();
     for b in batches {
         if let Some(col) = b.column_by_name("symbol") {
-            out.extend(col.as_string::<i32>().iter().flatten().map(str::to_string));
+            // Rows come in runs of a symbol: look up each run once, and allocate only new symbols.
+            let mut last = None;
+            for s in col.as_string::<i32>().iter().flatten() {
+                if last != Some(s) && !out.contains(s) {
+                    out.insert(s.to_string());
+                }
+                last = Some(s);
+            }
         }
     }
     out
@@ -359,7 +366,7 @@ mod tests {
     }
 
     #[test]
-    fn files_are_sorted_zstd_with_page_index_and_small_row_groups() {
+    fn files_are_sorted_in_the_contracts_codec_with_page_index_and_small_row_groups() {
         let contract = Contracts::builtin().get("raw_synthetic_bars").unwrap();
         let batch = bars(&contract, &["MSFT", "AAPL", "ZZZ"], 10_000);
         let file = encode(&contract, &[batch]).unwrap();
@@ -371,7 +378,7 @@ mod tests {
         let meta = reader.metadata();
         assert_eq!(meta.num_row_groups(), 2, "16384-row groups");
         let rg = meta.row_group(0);
-        assert!(matches!(rg.column(0).compression(), Compression::ZSTD(_)), "zstd");
+        assert!(rg.columns().iter().all(|c| c.compression() == contract.compression), "the contract's codec");
         assert!(rg.column(0).column_index_offset().is_some(), "page index written");
         let back = decode(file.bytes).unwrap();
         let batch = concat_batches(&back[0].schema(), &back).unwrap();

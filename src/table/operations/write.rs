@@ -712,22 +712,31 @@ pub fn split_by_partition(contract: &DatasetContract, batches: &[RecordBatch]) -
     }
     for batch in batches.iter().filter(|b| b.num_rows() > 0) {
         let ts = partition_times(contract, batch)?;
-        let mut rows: BTreeMap<PartitionKey, Vec<u32>> = BTreeMap::new();
-        // Rows come in runs of one day: remember the current day's UTC bounds instead of converting each row.
-        let mut day: Option<(i64, i64, PartitionKey)> = None;
+        // Rows come in runs of one day: remember the current day's UTC bounds instead of converting
+        // each row, and note runs, not rows.
+        let mut runs: BTreeMap<PartitionKey, Vec<std::ops::Range<usize>>> = BTreeMap::new();
+        let mut day: Option<(i64, i64, PartitionKey, usize)> = None;
         for (i, t) in ts.values().iter().enumerate() {
-            let key = match day {
-                Some((start, end, k)) if *t >= start && *t < end => k,
+            match day {
+                Some((start, end, _, _)) if *t >= start && *t < end => {}
                 _ => {
+                    if let Some((_, _, k, from)) = day {
+                        runs.entry(k).or_default().push(from..i);
+                    }
                     let (start, end, k) = local_day(contract, *t)?;
-                    day = Some((start, end, k));
-                    k
+                    day = Some((start, end, k, i));
                 }
-            };
-            rows.entry(key).or_default().push(i as u32);
+            }
         }
-        for (k, idx) in rows {
-            let part = if idx.len() == batch.num_rows() { batch.clone() } else { take_record_batch(batch, &UInt32Array::from(idx))? };
+        if let Some((_, _, k, from)) = day {
+            runs.entry(k).or_default().push(from..batch.num_rows());
+        }
+        for (k, ranges) in runs {
+            // A partition's rows in one run are a slice of the batch (no copy); scattered rows are gathered.
+            let part = match ranges.as_slice() {
+                [one] => batch.slice(one.start, one.len()),
+                _ => take_record_batch(batch, &UInt32Array::from_iter_values(ranges.into_iter().flatten().map(|i| i as u32)))?,
+            };
             out.entry(k).or_default().push(part);
         }
     }
@@ -865,4 +874,47 @@ async fn regroup(ds: &Dataset, read: &TableState, partitions: Option<&BTreeSet<S
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{ArrayRef, AsArray, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray};
+    use arrow::datatypes::TimestampMicrosecondType;
+
+    #[test]
+    fn rows_split_by_local_day_in_runs() {
+        let contract = crate::contract::Contracts::builtin().get("raw_synthetic_bars").unwrap();
+        // 2024-01-02 and 2024-01-03 in New York; 03:00 UTC on the 3rd is still the 2nd there.
+        let utc = |d: u32, h: u32| chrono::NaiveDate::from_ymd_opt(2024, 1, d).unwrap().and_hms_opt(h, 0, 0).unwrap().and_utc().timestamp_micros();
+        let ts = vec![utc(2, 15), utc(2, 16), utc(3, 15), utc(3, 3), utc(3, 16), utc(4, 15)];
+        let n = ts.len();
+        let columns: Vec<ArrayRef> = contract
+            .columns
+            .iter()
+            .map(|c| -> ArrayRef {
+                match c.data_type.as_str() {
+                    "utf8" => Arc::new(StringArray::from_iter_values((0..n).map(|i| format!("S{i}")))),
+                    "float64" => Arc::new(Float64Array::from_iter_values((0..n).map(|i| i as f64))),
+                    "int64" => Arc::new(Int64Array::from_iter_values(0..n as i64)),
+                    _ if c.name == "ts" => Arc::new(TimestampMicrosecondArray::from(ts.clone()).with_timezone("UTC")),
+                    _ => Arc::new(TimestampMicrosecondArray::from(vec![0; n]).with_timezone("UTC")),
+                }
+            })
+            .collect();
+        let batch = RecordBatch::try_new(contract.arrow_schema(), columns).unwrap();
+        let split = split_by_partition(&contract, std::slice::from_ref(&batch)).unwrap();
+        let rows = |key: &str| -> Vec<String> {
+            let parts = &split[&PartitionKey::parse(key).unwrap()];
+            parts.iter().flat_map(|b| (0..b.num_rows()).map(move |i| b.column(0).as_string::<i32>().value(i).to_string())).collect()
+        };
+        assert_eq!(split.len(), 3);
+        // Two runs of the 2nd, gathered in row order; one run each of the 3rd and the 4th, sliced.
+        assert_eq!(rows("date=2024-01-02"), ["S0", "S1", "S3"]);
+        assert_eq!(rows("date=2024-01-03"), ["S2", "S4"]);
+        let third = &split[&PartitionKey::parse("date=2024-01-04").unwrap()][0];
+        let (sliced, whole) = (third.column(1).as_primitive::<TimestampMicrosecondType>(), batch.column(1).as_primitive::<TimestampMicrosecondType>());
+        assert_eq!(sliced.values().to_vec(), [utc(4, 15)]);
+        assert!(std::ptr::eq(&sliced.values()[0], &whole.values()[5]), "a one-run partition is a view of the batch, not a copy");
+    }
 }
