@@ -1,14 +1,14 @@
 //! Partition data files: how a partition's rows become one Parquet file, and back.
 //!
 //! Files are what glob readers see, so their shape is part of the interface: rows sorted by the
-//! contract's sort key (symbol, ts), zstd, page-level statistics with the page index, row groups small
+//! contract's sort key (symbol, ts), the contract's codec, page-level statistics with the page index, row groups small
 //! enough that a one-symbol query skips most of them, dictionary encoding only where it pays (strings).
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
-use arrow::compute::{concat_batches, lexsort_to_indices, take_record_batch, SortColumn};
+use arrow::compute::{concat_batches, lexsort_to_indices, take, SortColumn};
 use arrow::datatypes::{DataType, SchemaRef, TimestampMicrosecondType};
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -156,7 +156,43 @@ fn sort(contract: &DatasetContract, batch: &RecordBatch) -> Result<RecordBatch> 
         Some(indices) => indices,
         None => lexsort_to_indices(&columns, None)?,
     };
-    Ok(take_record_batch(batch, &indices)?)
+    // A column holding one value in every row (a raw file's `source`, `job_id`, `ingested_at`) reads the
+    // same in any order: kept as it is instead of gathered row by row.
+    let columns = batch
+        .columns()
+        .iter()
+        .map(|c| if is_constant(c.as_ref()) { Ok(c.clone()) } else { take(c.as_ref(), &indices, None) })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(RecordBatch::try_new(batch.schema(), columns)?)
+}
+
+/// Whether every row of `array` holds the same non-null value (checked for strings and 64-bit
+/// numbers, the types of constant columns; `false` for others). Stops at the first difference.
+fn is_constant(array: &dyn Array) -> bool {
+    if array.len() < 2 || array.null_count() > 0 {
+        return false;
+    }
+    if let Some(s) = array.as_string_opt::<i32>() {
+        let offsets = s.value_offsets();
+        let width = offsets[1] - offsets[0];
+        if !offsets.windows(2).all(|w| w[1] - w[0] == width) {
+            return false;
+        }
+        // Equal-width values are all equal exactly when the bytes repeat with that period.
+        let bytes = &s.value_data()[offsets[0] as usize..offsets[offsets.len() - 1] as usize];
+        let width = width as usize;
+        return bytes[width..] == bytes[..bytes.len() - width];
+    }
+    match array.data_type() {
+        DataType::Int64 | DataType::Timestamp(_, _) | DataType::Float64 => {
+            // Compared as bits (a float value, NaN included, is one bit pattern). A valid 64-bit
+            // primitive array's buffer is 8-byte aligned, so it reads as u64s.
+            let data = array.to_data();
+            let values = &data.buffer::<u64>(0)[..array.len()];
+            values.iter().all(|v| *v == values[0])
+        }
+        _ => false,
+    }
 }
 
 /// The sort order for the lake's usual key, a non-null utf8 symbol then a timestamp, without a
@@ -282,6 +318,7 @@ pub fn conform(contract: &DatasetContract, batch: &RecordBatch) -> Result<Record
 mod tests {
     use super::*;
     use crate::contract::Contracts;
+    use arrow::compute::take_record_batch;
     use parquet::file::reader::{FileReader, SerializedFileReader};
 
     fn bars(contract: &DatasetContract, symbols: &[&str], n: usize) -> RecordBatch {
@@ -363,6 +400,36 @@ mod tests {
         let mut expected: Vec<u32> = (0..rows.len() as u32).collect();
         expected.sort_by_key(|i| (key(*i), *i));
         assert_eq!(order.values().to_vec(), expected);
+    }
+
+    #[test]
+    fn constant_columns_are_recognized_and_kept_through_the_sort() {
+        use arrow::array::{Float64Array, Int64Array, StringArray, TimestampMicrosecondArray};
+        let strings = |v: &[&str]| StringArray::from(v.to_vec());
+        assert!(is_constant(&strings(&["job-1", "job-1", "job-1"])));
+        assert!(is_constant(&strings(&["", "", ""])));
+        assert!(!is_constant(&strings(&["job-1", "job-1", "job-2"])));
+        assert!(!is_constant(&strings(&["ab", "ab", "a"])));
+        // Same bytes overall, different cuts.
+        assert!(!is_constant(&strings(&["aa", "a", "a"])));
+        assert!(!is_constant(&StringArray::from(vec![Some("x"), None, Some("x")])));
+        assert!(is_constant(&strings(&["y", "x", "x", "x", "z"]).slice(1, 3)));
+        assert!(!is_constant(&strings(&["x"])));
+        assert!(is_constant(&TimestampMicrosecondArray::from(vec![7; 5]).with_timezone("UTC")));
+        assert!(!is_constant(&Int64Array::from(vec![7, 7, 7, 8])));
+        assert!(is_constant(&Int64Array::from(vec![1, 7, 7, 7, 2]).slice(1, 3)));
+        assert!(!is_constant(&Int64Array::from(vec![1, 7, 7, 7, 2]).slice(1, 4)));
+        assert!(is_constant(&Float64Array::from(vec![f64::NAN; 3])));
+        assert!(!is_constant(&Float64Array::from(vec![0.0, -0.0])));
+
+        // Arrival order (time, then symbol) with constant columns: the sorted file holds the rows of
+        // a full gather.
+        let contract = Contracts::builtin().get("raw_synthetic_bars").unwrap();
+        let batch = bars(&contract, &["MSFT", "AAPL", "ZZZ"], 50);
+        let arrival = take_record_batch(&batch, &arrow::array::UInt32Array::from_iter_values((0..50).flat_map(|i| [i, 50 + i, 100 + i]))).unwrap();
+        let sorted = sort(&contract, &arrival).unwrap();
+        let gathered = take_record_batch(&arrival, &lexsort_to_indices(&[SortColumn { values: arrival.column(0).clone(), options: None }, SortColumn { values: arrival.column(1).clone(), options: None }], None).unwrap()).unwrap();
+        assert_eq!(sorted, gathered);
     }
 
     #[test]
