@@ -1,8 +1,9 @@
 //! Partition data files: how a partition's rows become one Parquet file, and back.
 //!
 //! Files are what glob readers see, so their shape is part of the interface: rows sorted by the
-//! contract's sort key (symbol, ts), the contract's codec, page-level statistics with the page index, row groups small
-//! enough that a one-symbol query skips most of them, dictionary encoding only where it pays (strings).
+//! contract's sort key (symbol, ts), the contract's codec, page-level statistics with the page index,
+//! row groups small enough that a one-symbol query skips most of them, dictionary encoding only where
+//! it pays (strings).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -72,7 +73,9 @@ pub fn encode(contract: &DatasetContract, batches: &[RecordBatch]) -> Result<Enc
     let schema = contract.arrow_schema();
     let batch = concat_batches(&schema, batches)?;
     let batch = sort(contract, &batch)?;
-    let mut buf = Vec::with_capacity(batch.get_array_memory_size() / 4 + 1024);
+    // About a quarter of 8 bytes per value, from the rows (a sliced or kept column's memory size would
+    // count its whole parent buffer).
+    let mut buf = Vec::with_capacity(batch.num_rows() * batch.num_columns() * 2 + 1024);
     let mut writer = ArrowWriter::try_new(&mut buf, schema, Some(writer_properties(contract)))?;
     writer.write(&batch)?;
     writer.close()?;
