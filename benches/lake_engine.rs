@@ -16,9 +16,9 @@ use std::time::Instant;
 use arrow::array::RecordBatch;
 use chrono::NaiveDate;
 use quantlake::calendar::NyseCalendar;
-use quantlake::ingest::{ingest, IngestRequest};
-use quantlake::sources::synthetic::{SyntheticSettings, SyntheticSource};
+use quantlake::ingest::{IngestRequest, ingest};
 use quantlake::sources::BarSize;
+use quantlake::sources::synthetic::{SyntheticSettings, SyntheticSource};
 use quantlake::table::operations::write::WriteMode;
 use quantlake::table::{Lake, LakeOptions};
 
@@ -33,7 +33,15 @@ async fn rows(n: usize) -> Vec<RecordBatch> {
     let sessions = NyseCalendar.sessions(day("2001-01-02"), day("2030-12-31"));
     let end = sessions[n - 1].date;
     let source = SyntheticSource::new(SyntheticSettings::default()).expect("source");
-    let req = IngestRequest { symbols: vec!["AAPL".into()], start: day("2001-01-02"), end, bar_size: BarSize::Minute, chunk_sessions: n, job_id: None, resume: false };
+    let req = IngestRequest {
+        symbols: vec!["AAPL".into()],
+        start: day("2001-01-02"),
+        end,
+        bar_size: BarSize::Minute,
+        chunk_sessions: n,
+        job_id: None,
+        resume: false,
+    };
     ingest(&lake, &source, &req, &quantlake::progress::NoProgress).await.expect("ingest");
     let ds = lake.dataset("raw_synthetic_bars").expect("dataset");
     ds.read(&ds.latest().await.expect("state"), &Default::default()).await.expect("read")
@@ -63,7 +71,9 @@ fn first_sessions(batches: &[RecordBatch], k: usize) -> Vec<RecordBatch> {
     batches
         .iter()
         .filter_map(|b| {
-            let ts = arrow::array::AsArray::as_primitive::<arrow::datatypes::TimestampMicrosecondType>(b.column_by_name("ts").expect("ts"));
+            let ts = arrow::array::AsArray::as_primitive::<arrow::datatypes::TimestampMicrosecondType>(
+                b.column_by_name("ts").expect("ts"),
+            );
             let keep: arrow::array::BooleanArray = ts.iter().map(|t| t.map(|t| t < cutoff)).collect();
             let f = arrow::compute::filter_record_batch(b, &keep).expect("filter");
             (f.num_rows() > 0).then_some(f)
@@ -83,7 +93,13 @@ async fn stage_latency(label: &str, url: &str, options: &LakeOptions, batches: &
             let started = Instant::now();
             for name in STAGE_DATASETS {
                 let ds = lake.dataset(name).expect("dataset");
-                ds.write(subset.clone()).mode(WriteMode::Overwrite).operation("bench").parameter("round", round).execute().await.expect("write");
+                ds.write(subset.clone())
+                    .mode(WriteMode::Overwrite)
+                    .operation("bench")
+                    .parameter("round", round)
+                    .execute()
+                    .await
+                    .expect("write");
             }
             separate.push(started.elapsed().as_secs_f64());
             let datasets: Vec<_> = STAGE_DATASETS.iter().map(|n| lake.dataset(n).expect("dataset")).collect();
@@ -142,7 +158,11 @@ async fn open_time(commits: u64, batches: &[RecordBatch]) {
 
 /// moto on 127.0.0.1 from the test venv, or None.
 fn start_moto() -> Option<(std::process::Child, u16)> {
-    let root = std::env::var_os("CARGO_MANIFEST_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    // The workspace root, two folders above the cli crate that builds the benches.
+    let root = std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into()),
+    )
+    .join("../..");
     let python = root.join(".venv/bin/python");
     if !python.exists() {
         println!("S3: skipped (no .venv; scripts/test.sh creates it)");

@@ -19,11 +19,11 @@ use std::time::Instant;
 use arrow::array::RecordBatch;
 use chrono::NaiveDate;
 use quantlake::calendar::NyseCalendar;
-use quantlake::curate::{curate, get_curated_bars, Adjustment, BarsRequest, CurateRequest, CurateSettings, Frequency};
-use quantlake::ingest::{ingest, IngestRequest};
-use quantlake::query::AsOf;
-use quantlake::sources::synthetic::{symbol_names, SyntheticSettings, SyntheticSource};
+use quantlake::curate::{Adjustment, BarsRequest, CurateRequest, CurateSettings, Frequency, curate, get_curated_bars};
+use quantlake::ingest::{IngestRequest, ingest};
 use quantlake::sources::BarSize;
+use quantlake::sources::synthetic::{SyntheticSettings, SyntheticSource, symbol_names};
+use quantlake::table::AsOf;
 use quantlake::table::{Lake, LakeOptions};
 
 const SYMBOLS: usize = 500;
@@ -56,7 +56,15 @@ async fn lake(root: &std::path::Path) -> Lake {
     let started = Instant::now();
     for chunk in days.chunks(CHUNK) {
         let (start, end) = (chunk[0], chunk[chunk.len() - 1]);
-        let req = IngestRequest { symbols: symbols.clone(), start, end, bar_size: BarSize::Minute, chunk_sessions: CHUNK, job_id: None, resume: false };
+        let req = IngestRequest {
+            symbols: symbols.clone(),
+            start,
+            end,
+            bar_size: BarSize::Minute,
+            chunk_sessions: CHUNK,
+            job_id: None,
+            resume: false,
+        };
         ingest(&lake, &source, &req, &quantlake::progress::NoProgress).await.expect("ingest");
         let req = CurateRequest { start, end, job_id: None, bar_size: BarSize::Minute };
         curate(&lake, &CurateSettings::default(), &req).await.expect("curate");
@@ -99,9 +107,14 @@ async fn main() {
     ];
     let glob = root.join("lake/curated/curated_1m_bars/*/*.parquet").display().to_string();
     let duck = duckdb::Connection::open_in_memory().expect("duckdb");
-    let as_of = AsOf::default();
+    let as_of = AsOf::latest();
 
-    println!("lake: {} ({} symbols x {} sessions of curated_1m_bars); median of {runs} runs, in-process", root.join("lake").display(), SYMBOLS, days.len());
+    println!(
+        "lake: {} ({} symbols x {} sessions of curated_1m_bars); median of {runs} runs, in-process",
+        root.join("lake").display(),
+        SYMBOLS,
+        days.len()
+    );
     println!("| read | rows | quantlake native | quantlake via DuckDB SQL | DuckDB glob | glob / native |");
     println!("|---|---:|---:|---:|---:|---:|");
     for case in &cases {
@@ -133,7 +146,10 @@ async fn main() {
             let b = request.read_with_sql(&lake, &as_of).await.expect("sql");
             let tb = t.elapsed().as_secs_f64();
             let t = Instant::now();
-            let c: Vec<RecordBatch> = tokio::task::block_in_place(|| duck.prepare(&sql).and_then(|mut s| s.query_arrow([]).map(|r| r.collect()))).expect("glob");
+            let c: Vec<RecordBatch> = tokio::task::block_in_place(|| {
+                duck.prepare(&sql).and_then(|mut s| s.query_arrow([]).map(|r| r.collect()))
+            })
+            .expect("glob");
             let tc = t.elapsed().as_secs_f64();
             counts = (rows(&a), rows(&b), rows(&c));
             if i >= 3 {

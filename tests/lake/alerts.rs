@@ -5,9 +5,9 @@
 
 use std::process::Output;
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
-use crate::support::{stderr, Backend, TestLake, VendorServer};
+use crate::support::{Backend, TestLake, VendorServer, stderr};
 
 const URL_TOKEN: &str = "tok-SECRET-path";
 const QUERY_TOKEN: &str = "tok-SECRET-query";
@@ -18,7 +18,18 @@ fn curated_lake(backend: Backend) -> TestLake {
     let t = TestLake::new(backend);
     for args in [
         &["init"][..],
-        &["ingest", "--source", "synthetic", "--symbols", "3", "--start", "2024-01-02", "--end", "2024-01-05", "--quiet"],
+        &[
+            "ingest",
+            "--source",
+            "synthetic",
+            "--symbols",
+            "3",
+            "--start",
+            "2024-01-02",
+            "--end",
+            "2024-01-05",
+            "--quiet",
+        ],
         &["curate", "--start", "2024-01-02", "--end", "2024-01-05"],
     ] {
         let out = t.run(args);
@@ -55,7 +66,12 @@ fn alerts_check(t: &TestLake, date: &str, url: Option<&str>) -> (Option<i32>, Va
 }
 
 fn severities(report: &Value) -> Vec<(String, String)> {
-    report["conditions"].as_array().unwrap().iter().map(|c| (c["key"].as_str().unwrap().to_string(), c["severity"].as_str().unwrap().to_string())).collect()
+    report["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["key"].as_str().unwrap().to_string(), c["severity"].as_str().unwrap().to_string()))
+        .collect()
 }
 
 fn alerts(report: &Value) -> Vec<(String, String, String)> {
@@ -63,7 +79,13 @@ fn alerts(report: &Value) -> Vec<(String, String, String)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|a| (a["key"].as_str().unwrap().to_string(), a["kind"].as_str().unwrap().to_string(), a["severity"].as_str().unwrap().to_string()))
+        .map(|a| {
+            (
+                a["key"].as_str().unwrap().to_string(),
+                a["kind"].as_str().unwrap().to_string(),
+                a["severity"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
     v.sort();
     v
@@ -75,7 +97,11 @@ fn posts(server: &VendorServer) -> Vec<(String, String)> {
         .requests()
         .iter()
         .map(|r| {
-            assert_eq!((r["method"].as_str(), r["headers"]["x-alert-token"].as_str()), (Some("POST"), Some(HEADER_TOKEN)), "{r}");
+            assert_eq!(
+                (r["method"].as_str(), r["headers"]["x-alert-token"].as_str()),
+                (Some("POST"), Some(HEADER_TOKEN)),
+                "{r}"
+            );
             assert_eq!(r["headers"]["content-type"], "application/json");
             let body: Value = serde_json::from_str(r["body"].as_str().unwrap()).unwrap();
             (body["id"].as_str().unwrap().to_string(), body["text"].as_str().unwrap().to_string())
@@ -87,19 +113,23 @@ fn alerts_reach_the_webhook_once_per_change(backend: Backend) {
     let t = curated_lake(backend);
     let path = format!("/hook/{URL_TOKEN}");
     // The first POST fails twice with a 500, then every POST is taken.
-    let responses = json!([{ "status": 500, "body": "busy" }, { "status": 500, "body": "busy" }, { "status": 200, "body": "{}" }]);
+    let responses =
+        json!([{ "status": 500, "body": "busy" }, { "status": 500, "body": "busy" }, { "status": 200, "body": "{}" }]);
     let server = VendorServer::start("webhook", json!([{ "path": path, "responses": responses }]));
     let url = format!("{}{path}?key={QUERY_TOKEN}", server.url);
 
     // Fine as of 2024-01-05: nothing to send.
     let (code, report, _) = alerts_check(&t, "2024-01-05", Some(&url));
     assert_eq!(code, Some(0), "{report}");
-    assert_eq!(severities(&report), [
-        ("health:curated_1m_bars".into(), "OK".into()),
-        ("lag:raw".into(), "OK".into()),
-        ("lag:curated".into(), "OK".into()),
-        ("lag:features".into(), "OK".into()),
-    ]);
+    assert_eq!(
+        severities(&report),
+        [
+            ("health:curated_1m_bars".into(), "OK".into()),
+            ("lag:raw".into(), "OK".into()),
+            ("lag:curated".into(), "OK".into()),
+            ("lag:features".into(), "OK".into()),
+        ]
+    );
     assert!(report["alerts"].as_array().unwrap().is_empty() && server.requests().is_empty());
 
     // A week later nothing new came: health RED (the session's partition is missing), both layers 5
@@ -112,7 +142,12 @@ fn alerts_reach_the_webhook_once_per_change(backend: Backend) {
         ("lag:raw".into(), "triggered".into(), "WARNING".into()),
     ];
     assert_eq!(alerts(&report), triggered);
-    let delivered: Vec<(bool, u64)> = report["alerts"].as_array().unwrap().iter().map(|a| (a["webhook"]["delivered"].as_bool().unwrap(), a["webhook"]["attempts"].as_u64().unwrap())).collect();
+    let delivered: Vec<(bool, u64)> = report["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["webhook"]["delivered"].as_bool().unwrap(), a["webhook"]["attempts"].as_u64().unwrap()))
+        .collect();
     assert_eq!(delivered, [(true, 3), (true, 1), (true, 1)], "the first alert was retried through two 500s");
     let sent = posts(&server);
     assert_eq!(sent.len(), 5, "{sent:?}");
@@ -129,7 +164,8 @@ fn alerts_reach_the_webhook_once_per_change(backend: Backend) {
     // Back to 2024-01-05: each one resolves, once.
     let (code, report, out) = alerts_check(&t, "2024-01-05", Some(&url));
     assert_eq!(code, Some(0));
-    let resolved: Vec<(String, String, String)> = triggered.iter().map(|(k, _, _)| (k.clone(), "resolved".into(), "OK".into())).collect();
+    let resolved: Vec<(String, String, String)> =
+        triggered.iter().map(|(k, _, _)| (k.clone(), "resolved".into(), "OK".into())).collect();
     assert_eq!(alerts(&report), resolved);
     let sent = posts(&server);
     assert_eq!(sent.len(), 8);
@@ -142,19 +178,52 @@ fn alerts_reach_the_webhook_once_per_change(backend: Backend) {
     drop(closed);
     let (code, report, out) = alerts_check(&t, "2024-01-12", Some(&down));
     assert_eq!(code, Some(2), "{}", stderr(&out));
-    let failed: Vec<(bool, u64)> = report["alerts"].as_array().unwrap().iter().map(|a| (a["webhook"]["delivered"].as_bool().unwrap(), a["webhook"]["attempts"].as_u64().unwrap())).collect();
+    let failed: Vec<(bool, u64)> = report["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["webhook"]["delivered"].as_bool().unwrap(), a["webhook"]["attempts"].as_u64().unwrap()))
+        .collect();
     assert_eq!(failed, [(false, 4); 3], "1 + 3 retries each");
-    assert!(stderr(&out).contains("Failed to deliver alert health:curated_1m_bars to webhook http://127.0.0.1:"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Failed to deliver alert health:curated_1m_bars to webhook http://127.0.0.1:"),
+        "{}",
+        stderr(&out)
+    );
     assert!(stderr(&out).contains("ALERT CRITICAL health:curated_1m_bars: "), "the log sink always: {}", stderr(&out));
 
     // The history, newest first: three triggered, three resolved, three triggered.
     let history = t.json(&["alerts", "list", "--limit", "100"]);
     let kinds: Vec<&str> = history.as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["triggered", "triggered", "triggered", "resolved", "resolved", "resolved", "triggered", "triggered", "triggered"]);
-    let times: Vec<chrono::DateTime<chrono::FixedOffset>> = history.as_array().unwrap().iter().map(|e| chrono::DateTime::parse_from_rfc3339(e["at"].as_str().unwrap()).unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "triggered",
+            "triggered",
+            "triggered",
+            "resolved",
+            "resolved",
+            "resolved",
+            "triggered",
+            "triggered",
+            "triggered"
+        ]
+    );
+    let times: Vec<chrono::DateTime<chrono::FixedOffset>> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| chrono::DateTime::parse_from_rfc3339(e["at"].as_str().unwrap()).unwrap())
+        .collect();
     assert!(times.windows(2).all(|w| w[0] >= w[1]), "{times:?}");
     assert_eq!(history[0]["webhook"]["delivered"], false, "the history records the delivery");
-    let health_seqs: Vec<u64> = history.as_array().unwrap().iter().filter(|e| e["key"] == "health:curated_1m_bars").map(|e| e["seq"].as_u64().unwrap()).collect();
+    let health_seqs: Vec<u64> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["key"] == "health:curated_1m_bars")
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
     assert_eq!(health_seqs, [3, 2, 1]);
     assert_eq!(t.json(&["alerts", "list", "--limit", "2"]).as_array().unwrap().len(), 2);
 }
@@ -176,7 +245,18 @@ fn guide_checks_exit_by_severity() {
     let t = TestLake::new(Backend::Local);
     for args in [
         &["init"][..],
-        &["ingest", "--source", "synthetic", "--symbols", "3", "--start", "2024-01-02", "--end", "2024-01-10", "--quiet"],
+        &[
+            "ingest",
+            "--source",
+            "synthetic",
+            "--symbols",
+            "3",
+            "--start",
+            "2024-01-02",
+            "--end",
+            "2024-01-10",
+            "--quiet",
+        ],
         &["curate", "--start", "2024-01-02", "--end", "2024-01-10"],
         &["features", "--start", "2024-01-02", "--end", "2024-01-10"],
     ] {
@@ -188,7 +268,12 @@ fn guide_checks_exit_by_severity() {
         assert!(!stderr(&out).contains("panicked"), "{args:?}: {}", stderr(&out));
         (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), stderr(&out))
     };
-    let breadth = |min: &str, warn: &str| run(&[("FEATURE_BREADTH_MIN_SYMBOLS", min), ("FEATURE_BREADTH_WARN_SYMBOLS", warn)], &["check", "breadth", "--as-of-date", "2024-01-10"]);
+    let breadth = |min: &str, warn: &str| {
+        run(
+            &[("FEATURE_BREADTH_MIN_SYMBOLS", min), ("FEATURE_BREADTH_WARN_SYMBOLS", warn)],
+            &["check", "breadth", "--as-of-date", "2024-01-10"],
+        )
+    };
 
     let (code, stdout, _) = breadth("1", "1");
     assert_eq!(code, Some(0), "{stdout}");
@@ -198,21 +283,36 @@ fn guide_checks_exit_by_severity() {
     assert!(stdout.contains("Symbol count 3 below warning threshold 5"), "{stdout}");
     let (code, stdout, stderr) = breadth("5", "10");
     assert_eq!(code, Some(2), "{stdout}");
-    assert!(stdout.contains("Symbol count 3 below critical threshold 5") && stderr.contains("Symbol count 3 below critical threshold 5"), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("Symbol count 3 below critical threshold 5")
+            && stderr.contains("Symbol count 3 below critical threshold 5"),
+        "{stdout}\n{stderr}"
+    );
     assert_eq!(run(&[], &["check", "breadth", "--dataset", "no_such_set"]).0, Some(3), "cannot run");
 
     // The synthetic lake has no market series: the residual target is never covered.
     let (code, stdout, _) = run(&[], &["check", "coverage", "--end", "2024-01-10", "--days-back", "7"]);
     assert_eq!(code, Some(2));
     assert!(stdout.contains("Target coverage analysis: labels_fwd_ret_v1 over 7 sessions"), "{stdout}");
-    assert_eq!(run(&[("MIN_TARGET_COVERAGE", "0")], &["check", "coverage", "--end", "2024-01-10", "--days-back", "7"]).0, Some(0));
+    assert_eq!(
+        run(&[("MIN_TARGET_COVERAGE", "0")], &["check", "coverage", "--end", "2024-01-10", "--days-back", "7"]).0,
+        Some(0)
+    );
 
     // The same findings as alert conditions.
-    let (code, stdout, _) = run(&[("FEATURE_BREADTH_MIN_SYMBOLS", "1"), ("FEATURE_BREADTH_WARN_SYMBOLS", "5")], &["--json", "alerts", "check", "--as-of-date", "2024-01-10"]);
+    let (code, stdout, _) = run(
+        &[("FEATURE_BREADTH_MIN_SYMBOLS", "1"), ("FEATURE_BREADTH_WARN_SYMBOLS", "5")],
+        &["--json", "alerts", "check", "--as-of-date", "2024-01-10"],
+    );
     let report: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(code, Some(2), "{report}");
     let found = severities(&report);
-    for expected in [("breadth:features_price_1m_v1", "WARNING"), ("feature_coverage:features_price_1m_v1", "OK"), ("target_coverage:labels_fwd_ret_v1", "CRITICAL"), ("lag:features", "OK")] {
+    for expected in [
+        ("breadth:features_price_1m_v1", "WARNING"),
+        ("feature_coverage:features_price_1m_v1", "OK"),
+        ("target_coverage:labels_fwd_ret_v1", "CRITICAL"),
+        ("lag:features", "OK"),
+    ] {
         assert!(found.contains(&(expected.0.to_string(), expected.1.to_string())), "{expected:?} in {found:?}");
     }
 
@@ -220,7 +320,14 @@ fn guide_checks_exit_by_severity() {
     let health = |min: &str, docker: bool| {
         let mut args = vec!["health-check", "--as-of-date", "2024-01-10"];
         args.extend(docker.then_some("--docker"));
-        run(&[("FEATURE_BREADTH_MIN_SYMBOLS", min), ("FEATURE_BREADTH_WARN_SYMBOLS", "5"), ("QUANTLAKE_HEALTH__WINDOW_SESSIONS", "1")], &args)
+        run(
+            &[
+                ("FEATURE_BREADTH_MIN_SYMBOLS", min),
+                ("FEATURE_BREADTH_WARN_SYMBOLS", "5"),
+                ("QUANTLAKE_HEALTH__WINDOW_SESSIONS", "1"),
+            ],
+            &args,
+        )
     };
     let (code, stdout, _) = health("1", true);
     assert_eq!(code, Some(0), "YELLOW: {stdout}");
@@ -230,6 +337,10 @@ fn guide_checks_exit_by_severity() {
     assert_eq!(code, Some(1), "RED: {stdout}");
     assert!(stdout.contains("RED"), "{stdout}");
     assert_eq!(health("5", false).0, Some(2));
-    assert_eq!(run(&[], &["--lake", "/nonexistent/lake", "health-check", "--docker"]).0, Some(1), "no lake: unhealthy, not 3");
+    assert_eq!(
+        run(&[], &["--lake", "/nonexistent/lake", "health-check", "--docker"]).0,
+        Some(1),
+        "no lake: unhealthy, not 3"
+    );
     assert_eq!(run(&[], &["--lake", "/nonexistent/lake", "health-check"]).0, Some(3));
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 
 use crate::both_backends;
-use crate::support::{stderr, Backend, TestLake};
+use crate::support::{Backend, TestLake, stderr};
 
 async fn demo_runs_on_a_fresh_lake(backend: Backend) {
     let t = TestLake::new(backend);
@@ -18,10 +18,18 @@ async fn demo_runs_on_a_fresh_lake(backend: Backend) {
     assert_ne!(again["before"], again["after"], "the correction changed AAPL on 2024-01-09");
     // Curated: 20 symbols x 9 full sessions; the injected gaps filled, the duplicates gone.
     assert_eq!(again["curate"]["rows"], 20 * 9 * 390);
-    assert!(again["curate"]["filled_rows"].as_u64().unwrap() > 0 && again["curate"]["duplicates_removed"].as_u64().unwrap() > 0, "{}", again["curate"]);
+    assert!(
+        again["curate"]["filled_rows"].as_u64().unwrap() > 0
+            && again["curate"]["duplicates_removed"].as_u64().unwrap() > 0,
+        "{}",
+        again["curate"]
+    );
     assert_eq!(again["quality"]["sessions_with_data"], 9);
     // 20 symbols is below the guide's critical breadth of 100.
-    assert_eq!((again["health"]["status"].clone(), again["health"]["severity"].clone()), (serde_json::json!("RED"), serde_json::json!("SEV-2")));
+    assert_eq!(
+        (again["health"]["status"].clone(), again["health"]["severity"].clone()),
+        (serde_json::json!("RED"), serde_json::json!("SEV-2"))
+    );
     assert!(text.contains("7. curated 9 sessions") && text.contains("9. health"), "{text}");
     let datasets = t.json(&["datasets"]);
     let bars = datasets.as_array().unwrap().iter().find(|d| d["dataset"] == "raw_synthetic_bars").unwrap();
@@ -33,7 +41,21 @@ both_backends!(demo_test, demo_runs_on_a_fresh_lake);
 fn snapshot_commands_round_trip() {
     let t = TestLake::new(Backend::Local);
     assert!(t.run(&["init"]).status.success());
-    let ingest = |seed: &str, syms: &str| t.json(&["ingest", "--source", "synthetic", "--symbols", syms, "--start", "2024-02-01", "--end", "2024-02-02", "--seed", seed]);
+    let ingest = |seed: &str, syms: &str| {
+        t.json(&[
+            "ingest",
+            "--source",
+            "synthetic",
+            "--symbols",
+            syms,
+            "--start",
+            "2024-02-01",
+            "--end",
+            "2024-02-02",
+            "--seed",
+            seed,
+        ])
+    };
     let first = ingest("1", "AAPL,MSFT");
     assert_eq!(first["rows"], 2 * 2 * 390);
     t.json(&["snapshot", "tag", "raw_synthetic_bars", "good"]);
@@ -43,7 +65,12 @@ fn snapshot_commands_round_trip() {
     let restored = t.json(&["snapshot", "restore", "raw_synthetic_bars", "good"]);
     assert_eq!(restored["snapshot_id"], 3);
     assert_eq!(t.json(&["snapshot", "diff", "raw_synthetic_bars", "good"])["changes"], serde_json::json!([]));
-    let csv = t.run(&["query", "--format", "csv", "SELECT symbol, count(*) AS n FROM raw_synthetic_bars GROUP BY 1 ORDER BY 1"]);
+    let csv = t.run(&[
+        "query",
+        "--format",
+        "csv",
+        "SELECT symbol, count(*) AS n FROM raw_synthetic_bars GROUP BY 1 ORDER BY 1",
+    ]);
     assert_eq!(String::from_utf8_lossy(&csv.stdout), "symbol,n\nAAPL,780\nMSFT,780\n");
     let tags = t.json(&["snapshot", "tags", "raw_synthetic_bars"]);
     assert_eq!(tags[0]["name"], "good");
@@ -90,14 +117,41 @@ fn bad_input_is_refused_by_name() {
     let t = TestLake::new(Backend::Local);
     refused(&t, &["datasets"], "no lake at");
     assert!(t.run(&["init"]).status.success());
-    assert!(t.run(&["ingest", "--source", "synthetic", "--symbols", "AAPL", "--start", "2024-01-02", "--end", "2024-01-02", "--quiet"]).status.success());
+    assert!(
+        t.run(&[
+            "ingest",
+            "--source",
+            "synthetic",
+            "--symbols",
+            "AAPL",
+            "--start",
+            "2024-01-02",
+            "--end",
+            "2024-01-02",
+            "--quiet"
+        ])
+        .status
+        .success()
+    );
     refused(&t, &["snapshots", "nope"], "unknown dataset 'nope'");
     refused(&t, &["snapshots", "../x"], "invalid dataset name '../x'");
     refused(&t, &["snapshots", "/"], "invalid dataset name '/'");
     refused(&t, &["snapshots", "a\u{1}b"], "invalid dataset name");
-    refused(&t, &["ingest", "--source", "synthetic", "--symbols", "AAPL,../x", "--start", "2024-01-02", "--end", "2024-01-02"], "invalid symbol '../x'");
-    refused(&t, &["ingest", "--source", "synthetic", "--symbols", "A/B", "--start", "2024-01-02", "--end", "2024-01-02"], "invalid symbol 'A/B'");
-    refused(&t, &["ingest", "--source", "synthetic", "--symbols", "AAPL", "--start", "2024-01-05", "--end", "2024-01-02"], "before start");
+    refused(
+        &t,
+        &["ingest", "--source", "synthetic", "--symbols", "AAPL,../x", "--start", "2024-01-02", "--end", "2024-01-02"],
+        "invalid symbol '../x'",
+    );
+    refused(
+        &t,
+        &["ingest", "--source", "synthetic", "--symbols", "A/B", "--start", "2024-01-02", "--end", "2024-01-02"],
+        "invalid symbol 'A/B'",
+    );
+    refused(
+        &t,
+        &["ingest", "--source", "synthetic", "--symbols", "AAPL", "--start", "2024-01-05", "--end", "2024-01-02"],
+        "before start",
+    );
     refused(&t, &["snapshot", "tag", "raw_synthetic_bars", "../v1"], "invalid tag '../v1'");
     refused(&t, &["query", "--as-of", "7", "SELECT count(*) FROM raw_synthetic_bars"], "no snapshot matching '7'");
     refused(&t, &["query", "SELECT * FROM nope"], "nope");
@@ -106,12 +160,18 @@ fn bad_input_is_refused_by_name() {
     let log = t.local_root().unwrap().join("_manifest/raw_synthetic_bars/log/00000000000000000002.json");
     std::fs::write(&log, br#"{"format_version": 3, "dataset": "raw_synthetic_bars", "snapshot_id": 2}"#).unwrap();
     refused(&t, &["datasets"], "format version 3, newer than this quantlake supports (2)");
-    refused(&t, &["ingest", "--source", "synthetic", "--symbols", "AAPL", "--start", "2024-01-03", "--end", "2024-01-03"], "format version 3");
+    refused(
+        &t,
+        &["ingest", "--source", "synthetic", "--symbols", "AAPL", "--start", "2024-01-03", "--end", "2024-01-03"],
+        "format version 3",
+    );
     std::fs::remove_file(&log).unwrap();
 
     // A lake URL that cannot be reached (nothing listens on port 9).
     let mut c = t.cli();
-    c.args(["--lake", "s3://bucket/prefix", "datasets"]).env("AWS_ENDPOINT_URL", "http://127.0.0.1:9").env("AWS_ALLOW_HTTP", "true");
+    c.args(["--lake", "s3://bucket/prefix", "datasets"])
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("AWS_ALLOW_HTTP", "true");
     c.env("AWS_ACCESS_KEY_ID", "k").env("AWS_SECRET_ACCESS_KEY", "s").env("AWS_REGION", "us-east-1");
     let out = c.output().unwrap();
     assert!(!out.status.success());
@@ -131,8 +191,12 @@ fn calendar_lists_sessions_with_early_closes_and_dst() {
     assert_eq!(week[3]["close_new_york"], "2024-11-29T13:00:00-05:00");
     // The DST change: 14:30 UTC before, 13:30 UTC after.
     let dst = t.json(&["calendar", "--start", "2024-03-08", "--end", "2024-03-11"]);
-    assert_eq!((dst[0]["open"].as_str(), dst[1]["open"].as_str()), (Some("2024-03-08T14:30:00Z"), Some("2024-03-11T13:30:00Z")));
-    let text = String::from_utf8_lossy(&t.run(&["calendar", "--start", "2025-01-06", "--end", "2025-01-10"]).stdout).into_owned();
+    assert_eq!(
+        (dst[0]["open"].as_str(), dst[1]["open"].as_str()),
+        (Some("2024-03-08T14:30:00Z"), Some("2024-03-11T13:30:00Z"))
+    );
+    let text = String::from_utf8_lossy(&t.run(&["calendar", "--start", "2025-01-06", "--end", "2025-01-10"]).stdout)
+        .into_owned();
     assert!(text.contains("4 session(s)") && !text.contains("2025-01-09"), "Carter day of mourning: {text}");
     assert!(!t.run(&["calendar", "--start", "2024-02-01", "--end", "2024-01-01"]).status.success());
 }
@@ -163,13 +227,35 @@ fn exit_codes_follow_the_contract() {
         assert!(text.contains("Exit codes") && text.contains("3  UNKNOWN"), "{help:?}: {text}");
     }
     assert_eq!(code(&["snapshots", "nope"]), Some(3), "an unknown dataset");
-    assert_eq!(code(&["ingest", "--source", "synthetic", "--symbols", "3", "--start", "2024-01-02", "--end", "2024-01-03", "--quiet"]), Some(0));
-    assert_eq!(code(&["ingest", "--source", "synthetic", "--symbols", "3", "--start", "2024-01-05", "--end", "2024-01-02"]), Some(3), "end before start");
+    assert_eq!(
+        code(&[
+            "ingest",
+            "--source",
+            "synthetic",
+            "--symbols",
+            "3",
+            "--start",
+            "2024-01-02",
+            "--end",
+            "2024-01-03",
+            "--quiet"
+        ]),
+        Some(0)
+    );
+    assert_eq!(
+        code(&["ingest", "--source", "synthetic", "--symbols", "3", "--start", "2024-01-05", "--end", "2024-01-02"]),
+        Some(3),
+        "end before start"
+    );
     assert_eq!(code(&["verify"]), Some(0));
     // 2 CRITICAL: health RED (3 symbols is below the default breadth of 100), and a damaged live file.
     assert_eq!(code(&["curate", "--start", "2024-01-02", "--end", "2024-01-03"]), Some(0));
     assert_eq!(code(&["health-check", "--as-of-date", "2024-01-03"]), Some(2));
-    assert_eq!(code(&["health", "--as-of-date", "2024-01-03"]), Some(0), "health prints the report; health-check exits by it");
+    assert_eq!(
+        code(&["health", "--as-of-date", "2024-01-03"]),
+        Some(0),
+        "health prints the report; health-check exits by it"
+    );
     let live = t.local_root().unwrap().join("raw/raw_synthetic_bars/date=2024-01-02/part.parquet");
     let mut bytes = std::fs::read(&live).unwrap();
     let mid = bytes.len() / 2;

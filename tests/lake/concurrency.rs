@@ -2,14 +2,33 @@
 //! land; commits to the same partitions (different symbols) are rebuilt and retried, never lost.
 
 use crate::both_backends;
-use crate::support::{stderr, Backend, TestLake};
+use crate::support::{Backend, TestLake, stderr};
 
 /// Runs `rounds` ingests of `symbols` over `[start, end]` in one thread, one process each.
-fn writer(t: &TestLake, symbols: &'static str, start: &'static str, end: &'static str, rounds: u64) -> Vec<std::process::Output> {
+fn writer(
+    t: &TestLake,
+    symbols: &'static str,
+    start: &'static str,
+    end: &'static str,
+    rounds: u64,
+) -> Vec<std::process::Output> {
     (1..=rounds)
         .map(|seed| {
             t.cli()
-                .args(["ingest", "--source", "synthetic", "--quiet", "--chunk-sessions", "1", "--symbols", symbols, "--start", start, "--end", end])
+                .args([
+                    "ingest",
+                    "--source",
+                    "synthetic",
+                    "--quiet",
+                    "--chunk-sessions",
+                    "1",
+                    "--symbols",
+                    symbols,
+                    "--start",
+                    start,
+                    "--end",
+                    end,
+                ])
                 .args(["--seed", &seed.to_string()])
                 .output()
                 .unwrap()

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::support::{repo, stderr, Backend, TestLake, VendorServer};
+use crate::support::{Backend, TestLake, VendorServer, repo, stderr};
 
 const POLYGON_KEY: &str = "pk-ca-secret";
 const ALPACA_ID: &str = "ak-ca-id";
@@ -47,13 +47,16 @@ fn q(t: &TestLake, sql: &str) -> serde_json::Value {
 fn without_nulls(v: serde_json::Value) -> serde_json::Value {
     match v {
         serde_json::Value::Array(a) => a.into_iter().map(without_nulls).collect(),
-        serde_json::Value::Object(o) => serde_json::Value::Object(o.into_iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k, without_nulls(v))).collect()),
+        serde_json::Value::Object(o) => serde_json::Value::Object(
+            o.into_iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| (k, without_nulls(v))).collect(),
+        ),
         v => v,
     }
 }
 
 fn counts(r: &serde_json::Value) -> [u64; 5] {
-    ["rows", "inserted", "replaced", "splits", "dividends"].map(|k| r[k].as_u64().unwrap_or_else(|| panic!("{k} in {r}")))
+    ["rows", "inserted", "replaced", "splits", "dividends"]
+        .map(|k| r[k].as_u64().unwrap_or_else(|| panic!("{k} in {r}")))
 }
 
 #[test]
@@ -72,7 +75,16 @@ fn polygon_splits_and_dividends_upsert_without_duplicates() {
             { "path": "/v3/reference/dividends", "responses": [{ "status": 200, "body_file": "dividends_v3.fixture.json" }] },
         ]),
     );
-    let args = ["corporate-actions", "import", "--source", "polygon", "--symbols", "TSLA,GOOGL,SHOP,CSSEN,AIRTP", "--start", "2020-01-01"];
+    let args = [
+        "corporate-actions",
+        "import",
+        "--source",
+        "polygon",
+        "--symbols",
+        "TSLA,GOOGL,SHOP,CSSEN,AIRTP",
+        "--start",
+        "2020-01-01",
+    ];
     let first = vendor_cli(&t, &server, &args);
     // TSLA 1, GOOGL 1, SHOP 2 splits; CSSEN 8 and AIRTP 2 dividends. Each symbol's request returned
     // the whole listing: other listed symbols' rows merged, unlisted ones (GOOG, CTO, ...) skipped.
@@ -88,20 +100,50 @@ fn polygon_splits_and_dividends_upsert_without_duplicates() {
     assert_eq!(tsla["query"]["execution_date.gte"], "2020-01-01");
     let again = vendor_cli(&t, &server, &args);
     assert_eq!(counts(&again), [14, 0, 14, 4, 10], "the same rows again replace themselves: {again}");
-    let stored = q(&t, "SELECT kind, count(*) AS n, count(DISTINCT (symbol, ex_date, kind, source)) AS keys FROM reference_corporate_actions GROUP BY kind ORDER BY kind");
-    assert_eq!(stored, json!([{ "kind": "cash_dividend", "n": 10, "keys": 10 }, { "kind": "split", "n": 4, "keys": 4 }]));
+    let stored = q(
+        &t,
+        "SELECT kind, count(*) AS n, count(DISTINCT (symbol, ex_date, kind, source)) AS keys FROM reference_corporate_actions GROUP BY kind ORDER BY kind",
+    );
+    assert_eq!(
+        stored,
+        json!([{ "kind": "cash_dividend", "n": 10, "keys": 10 }, { "kind": "split", "n": 4, "keys": 4 }])
+    );
     let shop = t.json(&["corporate-actions", "show", "--symbols", "SHOP,AIRTP"]);
-    let got: Vec<(String, String, String)> =
-        shop.as_array().unwrap().iter().map(|a| (a["symbol"].as_str().unwrap().into(), a["ex_date"].as_str().unwrap().into(), a["kind"].as_str().unwrap().into())).collect();
-    assert_eq!(got, [
-        ("AIRTP".into(), "2023-08-11".into(), "cash_dividend".into()),
-        ("AIRTP".into(), "2023-11-13".into(), "cash_dividend".into()),
-        ("SHOP".into(), "2022-06-22".into(), "split".into()),
-        ("SHOP".into(), "2022-06-29".into(), "split".into()),
-    ]);
+    let got: Vec<(String, String, String)> = shop
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["symbol"].as_str().unwrap().into(),
+                a["ex_date"].as_str().unwrap().into(),
+                a["kind"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("AIRTP".into(), "2023-08-11".into(), "cash_dividend".into()),
+            ("AIRTP".into(), "2023-11-13".into(), "cash_dividend".into()),
+            ("SHOP".into(), "2022-06-22".into(), "split".into()),
+            ("SHOP".into(), "2022-06-29".into(), "split".into()),
+        ]
+    );
     let airtp = &shop[0];
-    assert_eq!((airtp["cash_amount"].as_f64(), airtp["pay_date"].as_str(), airtp["record_date"].as_str(), airtp["declaration_date"].as_str()), (Some(0.5), Some("2023-08-15"), Some("2023-08-14"), Some("2022-02-10")));
-    assert_eq!((airtp["dividend_type"].as_str(), airtp["frequency"].as_i64(), airtp["source"].as_str()), (Some("CD"), Some(4), Some("polygon")));
+    assert_eq!(
+        (
+            airtp["cash_amount"].as_f64(),
+            airtp["pay_date"].as_str(),
+            airtp["record_date"].as_str(),
+            airtp["declaration_date"].as_str()
+        ),
+        (Some(0.5), Some("2023-08-15"), Some("2023-08-14"), Some("2022-02-10"))
+    );
+    assert_eq!(
+        (airtp["dividend_type"].as_str(), airtp["frequency"].as_i64(), airtp["source"].as_str()),
+        (Some("CD"), Some(4), Some("polygon"))
+    );
     let tsla = q(&t, "SELECT split_from, split_to, vendor_id FROM reference_corporate_actions WHERE symbol = 'TSLA'");
     assert_eq!(tsla, json!([{ "split_from": 1.0, "split_to": 3.0, "vendor_id": "E-TSLA" }]));
     // Two commits, each recording the precedence the reads will use.
@@ -153,7 +195,18 @@ fn alpaca_splits_and_dividends_upsert_without_duplicates() {
             { "path": "/v1beta1/corporate-actions", "responses": [{ "status": 200, "body": page1 }] },
         ]),
     );
-    let args = ["corporate-actions", "import", "--source", "alpaca", "--symbols", "AAPL,GE,MSFT", "--start", "2020-01-01", "--end", "2023-12-31"];
+    let args = [
+        "corporate-actions",
+        "import",
+        "--source",
+        "alpaca",
+        "--symbols",
+        "AAPL,GE,MSFT",
+        "--start",
+        "2020-01-01",
+        "--end",
+        "2023-12-31",
+    ];
     let first = vendor_cli(&t, &server, &args);
     assert_eq!(counts(&first), [5, 5, 0, 2, 3], "{first}");
     assert_eq!(first["skipped"]["no ex_date"], 1);
@@ -161,20 +214,29 @@ fn alpaca_splits_and_dividends_upsert_without_duplicates() {
     assert_eq!(requests.len(), 2);
     assert_eq!(requests[0]["query"]["symbols"], "AAPL,GE,MSFT");
     assert_eq!(requests[0]["query"]["types"], "forward_split,reverse_split,cash_dividend");
-    assert_eq!((requests[0]["query"]["start"].as_str(), requests[0]["query"]["end"].as_str()), (Some("2020-01-01"), Some("2023-12-31")));
+    assert_eq!(
+        (requests[0]["query"]["start"].as_str(), requests[0]["query"]["end"].as_str()),
+        (Some("2020-01-01"), Some("2023-12-31"))
+    );
     assert_eq!(requests[1]["query"]["page_token"], "NEXT-1");
     assert_eq!(requests[0]["headers"]["apca-api-key-id"], ALPACA_ID);
     let again = vendor_cli(&t, &server, &args);
     assert_eq!(counts(&again), [5, 0, 5, 2, 3], "{again}");
-    let rows = q(&t, "SELECT symbol, CAST(ex_date AS VARCHAR) AS ex, kind, split_from, split_to, cash_amount, dividend_type, CAST(pay_date AS VARCHAR) AS pay \
-                      FROM reference_corporate_actions ORDER BY symbol, ex_date");
-    assert_eq!(rows, without_nulls(json!([
-        { "symbol": "AAPL", "ex": "2020-08-31", "kind": "split", "split_from": 1.0, "split_to": 4.0, "cash_amount": null, "dividend_type": null, "pay": "2020-08-28" },
-        { "symbol": "AAPL", "ex": "2023-08-11", "kind": "cash_dividend", "split_from": null, "split_to": null, "cash_amount": 0.24, "dividend_type": "CD", "pay": "2023-08-17" },
-        { "symbol": "GE", "ex": "2021-08-02", "kind": "split", "split_from": 8.0, "split_to": 1.0, "cash_amount": null, "dividend_type": null, "pay": "2021-07-30" },
-        { "symbol": "MSFT", "ex": "2023-08-16", "kind": "cash_dividend", "split_from": null, "split_to": null, "cash_amount": 0.68, "dividend_type": "CD", "pay": "2023-09-14" },
-        { "symbol": "MSFT", "ex": "2023-11-15", "kind": "cash_dividend", "split_from": null, "split_to": null, "cash_amount": 3.0, "dividend_type": "SC", "pay": "2023-12-14" },
-    ])));
+    let rows = q(
+        &t,
+        "SELECT symbol, CAST(ex_date AS VARCHAR) AS ex, kind, split_from, split_to, cash_amount, dividend_type, CAST(pay_date AS VARCHAR) AS pay \
+                      FROM reference_corporate_actions ORDER BY symbol, ex_date",
+    );
+    assert_eq!(
+        rows,
+        without_nulls(json!([
+            { "symbol": "AAPL", "ex": "2020-08-31", "kind": "split", "split_from": 1.0, "split_to": 4.0, "cash_amount": null, "dividend_type": null, "pay": "2020-08-28" },
+            { "symbol": "AAPL", "ex": "2023-08-11", "kind": "cash_dividend", "split_from": null, "split_to": null, "cash_amount": 0.24, "dividend_type": "CD", "pay": "2023-08-17" },
+            { "symbol": "GE", "ex": "2021-08-02", "kind": "split", "split_from": 8.0, "split_to": 1.0, "cash_amount": null, "dividend_type": null, "pay": "2021-07-30" },
+            { "symbol": "MSFT", "ex": "2023-08-16", "kind": "cash_dividend", "split_from": null, "split_to": null, "cash_amount": 0.68, "dividend_type": "CD", "pay": "2023-09-14" },
+            { "symbol": "MSFT", "ex": "2023-11-15", "kind": "cash_dividend", "split_from": null, "split_to": null, "cash_amount": 3.0, "dividend_type": "SC", "pay": "2023-12-14" },
+        ]))
+    );
 }
 
 #[test]
@@ -191,12 +253,18 @@ fn csv_imports_upsert_and_bad_rows_name_line_and_column() {
     std::fs::write(&path, "symbol,ex_date,cash_amount\nAAPL,2014-05-08,3.30\n").unwrap();
     let second = t.json(&["corporate-actions", "import", "--source", "csv", "--path", p]);
     assert_eq!(counts(&second), [1, 0, 1, 0, 1], "{second}");
-    let stored = q(&t, "SELECT symbol, kind, cash_amount, CAST(pay_date AS VARCHAR) AS pay FROM reference_corporate_actions ORDER BY symbol, ex_date");
-    assert_eq!(stored, without_nulls(json!([
-        { "symbol": "AAPL", "kind": "cash_dividend", "cash_amount": 3.3, "pay": null },
-        { "symbol": "AAPL", "kind": "split", "cash_amount": null, "pay": null },
-        { "symbol": "GE", "kind": "split", "cash_amount": null, "pay": null },
-    ])));
+    let stored = q(
+        &t,
+        "SELECT symbol, kind, cash_amount, CAST(pay_date AS VARCHAR) AS pay FROM reference_corporate_actions ORDER BY symbol, ex_date",
+    );
+    assert_eq!(
+        stored,
+        without_nulls(json!([
+            { "symbol": "AAPL", "kind": "cash_dividend", "cash_amount": 3.3, "pay": null },
+            { "symbol": "AAPL", "kind": "split", "cash_amount": null, "pay": null },
+            { "symbol": "GE", "kind": "split", "cash_amount": null, "pay": null },
+        ]))
+    );
     // --symbols filters a file's rows, and says so.
     std::fs::write(&path, "symbol,ex_date,split_from,split_to\nNVDA,2024-06-10,1,10\nGE,2021-08-02,8,1\n").unwrap();
     let filtered = t.json(&["corporate-actions", "import", "--source", "csv", "--path", p, "--symbols", "NVDA"]);
@@ -232,7 +300,9 @@ fn split_minutes(dir: &Path) -> std::path::PathBuf {
     let mut csv = String::from("symbol,ts,open,high,low,close,volume\n");
     for (open, price, volume, skip_first) in [(DAY1, 700.0, 100.0, false), (DAY2, 101.0, 700.0, true)] {
         for i in usize::from(skip_first)..390 {
-            let ts = chrono::DateTime::from_timestamp(open + 60 * i as i64, 0).unwrap().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            let ts = chrono::DateTime::from_timestamp(open + 60 * i as i64, 0)
+                .unwrap()
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
             writeln!(csv, "SPLT,{ts},{price},{price},{price},{price},{volume}").unwrap();
         }
     }
@@ -274,7 +344,21 @@ fn a_split_is_adjusted_at_read_time_and_the_curated_files_stay() {
     let curated = Path::new(&t.url).join("curated");
     let before = file_hashes(&curated);
     assert!(!before.is_empty());
-    let daily = |adjust: &str| t.json(&["bars", "--symbols", "SPLT", "--start", "2024-03-07", "--end", "2024-03-08", "--frequency", "1d", "--adjust", adjust]);
+    let daily = |adjust: &str| {
+        t.json(&[
+            "bars",
+            "--symbols",
+            "SPLT",
+            "--start",
+            "2024-03-07",
+            "--end",
+            "2024-03-08",
+            "--frequency",
+            "1d",
+            "--adjust",
+            adjust,
+        ])
+    };
     // No split known yet: the fill carried 700 into the ex-date's first minute.
     let first_minute = "SELECT close, is_filled FROM curated_1m_bars WHERE symbol = 'SPLT' AND date = DATE '2024-03-08' AND minute_idx = 0";
     assert_eq!(q(&t, first_minute), json!([{ "close": 700.0, "is_filled": true }]));
@@ -294,9 +378,13 @@ fn a_split_is_adjusted_at_read_time_and_the_curated_files_stay() {
     assert!(((c[1] / c[0]).ln() - 0.00995).abs() < 5e-6, "{c:?}");
     assert_eq!(adjusted[0]["volume"].as_f64(), Some(390.0 * 100.0 * 7.0), "volume scaled by the inverse");
     assert_eq!(adjusted[1]["volume"].as_f64(), Some(389.0 * 700.0));
-    let minutes = t.json(&["bars", "--symbols", "SPLT", "--start", "2024-03-07", "--end", "2024-03-07", "--adjust", "all"]);
+    let minutes =
+        t.json(&["bars", "--symbols", "SPLT", "--start", "2024-03-07", "--end", "2024-03-07", "--adjust", "all"]);
     let m = &minutes[389];
-    assert!((m["open"].as_f64().unwrap() - 100.0).abs() < 1e-9 && (m["low"].as_f64().unwrap() - 100.0).abs() < 1e-9, "1m bars too: {m}");
+    assert!(
+        (m["open"].as_f64().unwrap() - 100.0).abs() < 1e-9 && (m["low"].as_f64().unwrap() - 100.0).abs() < 1e-9,
+        "1m bars too: {m}"
+    );
     assert_eq!(m["volume"].as_f64(), Some(700.0));
     assert_eq!(file_hashes(&curated), before, "reading adjusted bars rewrites nothing either");
 
@@ -305,12 +393,21 @@ fn a_split_is_adjusted_at_read_time_and_the_curated_files_stay() {
     assert_eq!(r["inputs"]["reference_corporate_actions"], 1, "the actions snapshot is part of the lineage: {r}");
     let seed = q(&t, first_minute);
     assert!((seed[0]["close"].as_f64().unwrap() - 100.0).abs() < 1e-9, "{seed}");
-    assert_eq!(q(&t, "SELECT close FROM curated_1m_bars WHERE symbol = 'SPLT' AND date = DATE '2024-03-07' AND minute_idx = 389"), json!([{ "close": 700.0 }]), "stored prices stay raw");
+    assert_eq!(
+        q(
+            &t,
+            "SELECT close FROM curated_1m_bars WHERE symbol = 'SPLT' AND date = DATE '2024-03-07' AND minute_idx = 389"
+        ),
+        json!([{ "close": 700.0 }]),
+        "stored prices stay raw"
+    );
 }
 
 /// Yahoo's AAPL daily bars for 2014 up to July (split-adjusted by Yahoo), as (date, open, high, low, close, volume).
 fn yahoo_aapl() -> Vec<(String, [f64; 5])> {
-    let text = std::fs::read_to_string(repo().join("../shared/fixtures/bars/mplfinance_yahoofinance-AAPL-20040819-20180120.csv")).unwrap();
+    let text =
+        std::fs::read_to_string(repo().join("tests/fixtures/bars/mplfinance_yahoofinance-AAPL-20040819-20180120.csv"))
+            .unwrap();
     text.lines()
         .skip(1)
         .filter(|l| l.starts_with("2014-0") && l.as_bytes()[6] <= b'7')
@@ -350,12 +447,23 @@ fn daily_returns_and_adv_cross_a_split_on_one_basis() {
     t.json(&["init"]);
     let dir = tempfile::tempdir().unwrap();
     let yahoo = yahoo_aapl();
-    t.json(&["ingest", "--source", "file", "--path", daily_file(dir.path(), &yahoo).to_str().unwrap(), "--frequency", "1d"]);
+    t.json(&[
+        "ingest",
+        "--source",
+        "file",
+        "--path",
+        daily_file(dir.path(), &yahoo).to_str().unwrap(),
+        "--frequency",
+        "1d",
+    ]);
     t.json(&["universe", "rebuild", "--symbols", "AAPL,NEW,SHORT,GHOST"]);
     t.json(&["curate", "--frequency", "1d", "--start", "2014-01-02", "--end", "2014-07-31"]);
     let flagged = "SELECT strftime(ts, '%Y-%m-%d') AS d FROM curated_1d_bars WHERE symbol = 'AAPL' AND is_outlier";
     let outliers = q(&t, flagged);
-    assert!(outliers.as_array().unwrap().iter().any(|r| r["d"] == EX_DATE), "unknown split: a -85% day is an outlier: {outliers}");
+    assert!(
+        outliers.as_array().unwrap().iter().any(|r| r["d"] == EX_DATE),
+        "unknown split: a -85% day is an outlier: {outliers}"
+    );
 
     let actions = dir.path().join("split.csv");
     std::fs::write(&actions, format!("symbol,ex_date,split_from,split_to\nAAPL,{EX_DATE},1,7\n")).unwrap();
@@ -363,7 +471,8 @@ fn daily_returns_and_adv_cross_a_split_on_one_basis() {
     t.json(&["curate", "--frequency", "1d", "--start", "2014-01-02", "--end", "2014-07-31"]);
     let outliers = q(&t, flagged);
     assert!(!outliers.as_array().unwrap().iter().any(|r| r["d"] == EX_DATE), "a known split is no outlier: {outliers}");
-    let raw = q(&t, "SELECT close FROM curated_1d_bars WHERE symbol = 'AAPL' AND strftime(ts, '%Y-%m-%d') = '2014-06-06'");
+    let raw =
+        q(&t, "SELECT close FROM curated_1d_bars WHERE symbol = 'AAPL' AND strftime(ts, '%Y-%m-%d') = '2014-06-06'");
     assert!((raw[0]["close"].as_f64().unwrap() - 92.224289 * 7.0).abs() < 1e-6, "stored as delivered: {raw}");
 
     // Split-adjusted closes (the library's factors) are Yahoo's adjusted series again: continuous returns.
@@ -371,7 +480,7 @@ fn daily_returns_and_adv_cross_a_split_on_one_basis() {
     rt.block_on(async {
         use quantlake::reference::corporate_actions::{Adjustment, AdjustmentFactors};
         let lake = quantlake::table::Lake::open(&t.url, t.options()).await.unwrap();
-        let factors = AdjustmentFactors::load(&lake, &["AAPL".to_string()], &quantlake::query::AsOf::default()).await.unwrap();
+        let factors = AdjustmentFactors::load(&lake, &["AAPL".to_string()], &quantlake::table::AsOf::latest()).await.unwrap();
         let stored = q(&t, "SELECT strftime(ts, '%Y-%m-%d') AS d, close, volume FROM curated_1d_bars WHERE symbol = 'AAPL' ORDER BY ts");
         let stored = stored.as_array().unwrap();
         assert_eq!(stored.len(), yahoo.len());
@@ -394,7 +503,10 @@ fn daily_returns_and_adv_cross_a_split_on_one_basis() {
     assert!(window[0].0.as_str() < EX_DATE);
     let shares: f64 = window.iter().map(|(_, b)| b[4]).sum::<f64>() / 20.0;
     let dollars: f64 = window.iter().map(|(_, b)| b[3] * b[4]).sum::<f64>() / 20.0;
-    let rows = q(&t, "SELECT symbol, adv_shares AS s, adv_dollars AS d, sessions_used AS n, method, window_sessions AS w FROM features_adv ORDER BY symbol");
+    let rows = q(
+        &t,
+        "SELECT symbol, adv_shares AS s, adv_dollars AS d, sessions_used AS n, method, window_sessions AS w FROM features_adv ORDER BY symbol",
+    );
     let row = |s: &str| rows.as_array().unwrap().iter().find(|r| r["symbol"] == s).unwrap().clone();
     let aapl = row("AAPL");
     assert_eq!((aapl["method"].as_str(), aapl["n"].as_u64(), aapl["w"].as_u64()), (Some("full"), Some(20), Some(20)));
@@ -402,7 +514,10 @@ fn daily_returns_and_adv_cross_a_split_on_one_basis() {
     assert!((aapl["d"].as_f64().unwrap() - dollars).abs() < 1e-9 * dollars, "{aapl} vs {dollars}");
     let new = row("NEW");
     let new_shares = (0..8).map(|i| 1000.0 + 100.0 * i as f64).sum::<f64>() / 8.0;
-    assert_eq!((new["method"].as_str(), new["n"].as_u64(), new["s"].as_f64(), new["d"].as_f64()), (Some("short_window"), Some(8), Some(new_shares), Some(new_shares * 10.0)));
+    assert_eq!(
+        (new["method"].as_str(), new["n"].as_u64(), new["s"].as_f64(), new["d"].as_f64()),
+        (Some("short_window"), Some(8), Some(new_shares), Some(new_shares * 10.0))
+    );
     for s in ["GHOST", "SHORT"] {
         let r = row(s);
         assert_eq!((r["method"].as_str(), r["n"].as_u64()), (Some("universe_median"), Some(0)), "{r}");
@@ -416,9 +531,25 @@ fn daily_returns_and_adv_cross_a_split_on_one_basis() {
     assert_eq!(q(&t, "SELECT count(*) AS n FROM features_adv"), json!([{ "n": 4 }]));
     // Another date of the same month file leaves the first date's rows as they were.
     t.json(&["recompute-adv", "--date", "2014-06-19"]);
-    let by_date = q(&t, "SELECT strftime(ts, '%Y-%m-%d') AS d, count(*) AS n, sum(adv_shares) AS s FROM features_adv GROUP BY 1 ORDER BY 1");
-    assert_eq!(by_date.as_array().unwrap().iter().map(|r| (r["d"].clone(), r["n"].clone())).collect::<Vec<_>>(), [(json!("2014-06-19"), json!(4)), (json!("2014-06-20"), json!(4))]);
-    assert!((by_date[1]["s"].as_f64().unwrap() - rows.as_array().unwrap().iter().map(|r| r["s"].as_f64().unwrap()).sum::<f64>()).abs() < 1e-6, "{by_date}");
+    let by_date = q(
+        &t,
+        "SELECT strftime(ts, '%Y-%m-%d') AS d, count(*) AS n, sum(adv_shares) AS s FROM features_adv GROUP BY 1 ORDER BY 1",
+    );
+    assert_eq!(
+        by_date.as_array().unwrap().iter().map(|r| (r["d"].clone(), r["n"].clone())).collect::<Vec<_>>(),
+        [(json!("2014-06-19"), json!(4)), (json!("2014-06-20"), json!(4))]
+    );
+    assert!(
+        (by_date[1]["s"].as_f64().unwrap()
+            - rows.as_array().unwrap().iter().map(|r| r["s"].as_f64().unwrap()).sum::<f64>())
+        .abs()
+            < 1e-6,
+        "{by_date}"
+    );
     let out = t.run(&["recompute-adv", "--date", "2014-06-21"]);
-    assert!(stderr(&out).contains("2014-06-21 is not an NYSE session (the one before is 2014-06-20)"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("2014-06-21 is not an NYSE session (the one before is 2014-06-20)"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -3,11 +3,11 @@
 
 use std::collections::BTreeSet;
 
-use quantlake::table::data_file::{decode, sha256_hex};
 use quantlake::table::Lake;
+use quantlake::table::data_file::{decode, sha256_hex};
 
 use crate::both_backends;
-use crate::support::{stderr, Backend, TestLake};
+use crate::support::{Backend, TestLake, stderr};
 
 /// Each failpoint, and whether the interrupted commit is already committed when it fires.
 const FAILPOINTS: &[(&str, bool)] = &[
@@ -20,7 +20,18 @@ const FAILPOINTS: &[(&str, bool)] = &[
     ("commit.before_table", true),
 ];
 
-const INGEST: &[&str] = &["ingest", "--source", "synthetic", "--symbols", "AAPL,MSFT,NVDA,TSLA", "--start", "2024-01-02", "--end", "2024-01-04", "--quiet"];
+const INGEST: &[&str] = &[
+    "ingest",
+    "--source",
+    "synthetic",
+    "--symbols",
+    "AAPL,MSFT,NVDA,TSLA",
+    "--start",
+    "2024-01-02",
+    "--end",
+    "2024-01-04",
+    "--quiet",
+];
 
 fn totals(t: &TestLake) -> serde_json::Value {
     t.json(&["query", "SELECT symbol, count(*) AS n, CAST(sum(round(close * 100)) AS BIGINT) AS cents FROM raw_synthetic_bars GROUP BY symbol ORDER BY symbol"])
@@ -55,9 +66,14 @@ async fn crash_at_every_step(backend: Backend) {
         assert!(first.status.success(), "{}", stderr(&first));
         let old = totals(&t);
 
-        let crashed = t.cli().args([INGEST, &["--seed", "2"]].concat()).env("QUANTLAKE_FAILPOINT", failpoint).output().unwrap();
+        let crashed =
+            t.cli().args([INGEST, &["--seed", "2"]].concat()).env("QUANTLAKE_FAILPOINT", failpoint).output().unwrap();
         assert!(!crashed.status.success(), "{failpoint}: the process must die");
-        assert!(stderr(&crashed).contains(&format!("failpoint {}", failpoint.split(':').next().unwrap())), "{failpoint}: {}", stderr(&crashed));
+        assert!(
+            stderr(&crashed).contains(&format!("failpoint {}", failpoint.split(':').next().unwrap())),
+            "{failpoint}: {}",
+            stderr(&crashed)
+        );
 
         // Before anyone recovers: glob readers see whole partitions (I1), manifest readers a whole snapshot (I2).
         let lake = Lake::open(&t.url, t.options()).await.unwrap();

@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
-use crate::support::{python, repo, stderr, Backend, TestLake};
+use crate::support::{Backend, TestLake, python, repo, stderr};
 
 const SYMBOLS: &str = "AAPL,MSFT,SPY";
 const START: &str = "2024-01-02";
@@ -23,7 +23,8 @@ const END: &str = "2024-01-10";
 fn demo_lake(noisy: bool) -> TestLake {
     let t = TestLake::new(Backend::Local);
     let env = [("FEATURE_BREADTH_MIN_SYMBOLS", "1"), ("FEATURE_BREADTH_WARN_SYMBOLS", "1"), ("DAYS_BACK", "5")];
-    let mut first: Vec<&str> = vec!["ingest", "--source", "synthetic", "--symbols", "AAPL,SPY", "--start", START, "--end", END, "--quiet"];
+    let mut first: Vec<&str> =
+        vec!["ingest", "--source", "synthetic", "--symbols", "AAPL,SPY", "--start", START, "--end", END, "--quiet"];
     if noisy {
         first.extend(["--gap-rate", "0.01", "--duplicate-rate", "0.005", "--outlier-rate", "0.002"]);
     }
@@ -32,7 +33,20 @@ fn demo_lake(noisy: bool) -> TestLake {
         &first,
         &["ingest", "--source", "synthetic", "--symbols", "MSFT", "--start", START, "--end", "2024-01-04", "--quiet"],
         &["ingest", "--source", "synthetic", "--symbols", "MSFT", "--start", "2024-01-08", "--end", END, "--quiet"],
-        &["ingest", "--source", "synthetic", "--frequency", "1d", "--symbols", SYMBOLS, "--start", START, "--end", END, "--quiet"],
+        &[
+            "ingest",
+            "--source",
+            "synthetic",
+            "--frequency",
+            "1d",
+            "--symbols",
+            SYMBOLS,
+            "--start",
+            START,
+            "--end",
+            END,
+            "--quiet",
+        ],
         &["curate", "--start", START, "--end", END],
         &["curate", "--frequency", "1d", "--start", START, "--end", END],
         &["features", "--start", START, "--end", END],
@@ -47,7 +61,13 @@ fn demo_lake(noisy: bool) -> TestLake {
     let set = t.dir.as_ref().expect("local lake").path().join("train.parquet");
     let labels: &[&str] = if noisy { &["fwd_ret_15m", "fwd_ret_resid_15m"] } else { &["fwd_ret_15m"] };
     for label in labels {
-        let out = t.cli().envs(env).args(["training-set", "--label", label, "--start", START, "--end", END, "--output"]).arg(&set).output().unwrap();
+        let out = t
+            .cli()
+            .envs(env)
+            .args(["training-set", "--label", label, "--start", START, "--end", END, "--output"])
+            .arg(&set)
+            .output()
+            .unwrap();
         assert!(out.status.success(), "training-set {label}: {}", stderr(&out));
     }
     t
@@ -108,7 +128,13 @@ async fn get_ok(s: &Server, path: &str) -> Value {
 }
 
 async fn post(s: &Server, path: &str, body: &Value) -> (u16, Value) {
-    let r = client().post(format!("{}{path}", s.base)).header("content-type", "application/json").body(body.to_string()).send().await.unwrap();
+    let r = client()
+        .post(format!("{}{path}", s.base))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
     let status = r.status().as_u16();
     let text = r.text().await.unwrap();
     (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
@@ -134,7 +160,12 @@ async fn the_api_serves_the_library_over_http() {
     // Health: every dataset, judged as of the lake's last session; one dataset in full.
     let o = get_ok(&s, &format!("/api/health?as_of_date={END}")).await;
     assert_eq!(o["reference_session"], END, "{o}");
-    let curated = o["datasets"].as_array().unwrap().iter().find(|d| d["dataset"] == "curated_1m_bars").expect("curated_1m_bars listed");
+    let curated = o["datasets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["dataset"] == "curated_1m_bars")
+        .expect("curated_1m_bars listed");
     assert_eq!(curated["latest_session"], END);
     assert_eq!(curated["lag_sessions"], 0);
     assert!(["GREEN", "YELLOW", "RED"].contains(&curated["status"].as_str().unwrap()), "{curated}");
@@ -151,7 +182,12 @@ async fn the_api_serves_the_library_over_http() {
     // The default range ends at the dataset's latest session.
     assert_eq!(get_ok(&s, "/api/dq/summary").await["end"], END);
     let msft = get_ok(&s, &format!("/api/dq/metrics?symbol=MSFT&start={START}&end={END}")).await;
-    let delivered = msft.as_array().unwrap().iter().filter(|m| m["symbol"] == "MSFT" && m["present_bars"].as_u64() > Some(0)).count();
+    let delivered = msft
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["symbol"] == "MSFT" && m["present_bars"].as_u64() > Some(0))
+        .count();
     assert_eq!(delivered, 6, "MSFT has bars in 6 of the 7 sessions: {msft}");
 
     let nulls = get_ok(&s, &format!("/api/dq/null_rates?start={START}&end={END}")).await;
@@ -185,7 +221,8 @@ async fn the_api_serves_the_library_over_http() {
 
     // Backfills: a dry run is the plan, the real one a job that runs in the server and can be read
     // back with get_backfill_job_status.
-    let scope = json!({ "dataset_name": "curated_1m_bars", "symbols": "MSFT", "start": "2024-01-05", "end": "2024-01-05" });
+    let scope =
+        json!({ "dataset_name": "curated_1m_bars", "symbols": "MSFT", "start": "2024-01-05", "end": "2024-01-05" });
     let mut dry = scope.clone();
     dry["dry_run"] = json!(true);
     let (status, plan) = post(&s, "/api/backfills", &dry).await;
@@ -215,7 +252,11 @@ async fn the_api_serves_the_library_over_http() {
     assert!(refused["error"].as_str().unwrap().contains("confirm with 'lake'"), "{refused}");
     let (status, restored) = post(&s, "/api/snapshots/restore", &json!({ "to": tag, "confirm": "lake" })).await;
     assert_eq!(status, 200, "{restored}");
-    assert_eq!(get_ok(&s, &format!("/api/coverage?start={START}&end={END}")).await["holes"], 1, "the restore undid the backfill");
+    assert_eq!(
+        get_ok(&s, &format!("/api/coverage?start={START}&end={END}")).await["holes"],
+        1,
+        "the restore undid the backfill"
+    );
 
     // Lineage, alerts, validation.
     let l = get_ok(&s, "/api/lineage").await;
@@ -257,15 +298,25 @@ async fn bad_input_gets_a_clear_4xx() {
         let message = body["error"].as_str().unwrap_or_else(|| panic!("{path}: no error message: {body}"));
         assert!(message.contains(says), "{path}: {message:?} does not say {says:?}");
     }
-    let (status, body) = post(&s, "/api/backfills", &json!({ "dataset_name": "curated_1m_bars", "start": "2024-01-02" })).await;
+    let (status, body) =
+        post(&s, "/api/backfills", &json!({ "dataset_name": "curated_1m_bars", "start": "2024-01-02" })).await;
     assert_eq!(status, 422, "{body}");
     assert!(body["error"].as_str().unwrap().contains("end"), "{body}");
-    let (status, body) = post(&s, "/api/backfills", &json!({ "dataset_name": "nope", "start": "2024-01-02", "end": "2024-01-02", "dry_run": true })).await;
+    let (status, body) = post(
+        &s,
+        "/api/backfills",
+        &json!({ "dataset_name": "nope", "start": "2024-01-02", "end": "2024-01-02", "dry_run": true }),
+    )
+    .await;
     assert_eq!(status, 404, "{body}");
     // A page with bad input says why, with the same status.
     let (status, page) = get(&s, "/dq?dataset=nope").await;
     assert_eq!(status, 404);
-    assert!(page.as_str().unwrap().contains("unknown dataset &#39;nope&#39;") || page.as_str().unwrap().contains("unknown dataset 'nope'"), "{page}");
+    assert!(
+        page.as_str().unwrap().contains("unknown dataset &#39;nope&#39;")
+            || page.as_str().unwrap().contains("unknown dataset 'nope'"),
+        "{page}"
+    );
     // A page's bad parameter: the page with the reason, not JSON.
     let (status, page) = get(&s, "/coverage?start=2024-13-01").await;
     assert_eq!(status, 400);
@@ -277,7 +328,14 @@ async fn bad_input_gets_a_clear_4xx() {
     let r = client().get(format!("{}/api/health", s.base)).header("host", "evil.example:8080").send().await.unwrap();
     assert_eq!(r.status().as_u16(), 403);
     // Another site's page cannot post through the browser.
-    let r = client().post(format!("{}/api/validation", s.base)).header("origin", "https://evil.example").header("content-type", "application/json").body("{}").send().await.unwrap();
+    let r = client()
+        .post(format!("{}/api/validation", s.base))
+        .header("origin", "https://evil.example")
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 403);
 }
 
@@ -299,17 +357,30 @@ async fn another_address_needs_the_token() {
     let r = client().get(format!("{}/api/health", s.base)).bearer_auth("wrong").send().await.unwrap();
     assert_eq!(r.status().as_u16(), 401);
     // People: the login form sets a session cookie that is not the token.
-    let no_redirects = reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let no_redirects =
+        reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let r = no_redirects.get(format!("{}/jobs", s.base)).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 303);
     assert_eq!(r.headers()["location"], "/login?next=%2Fjobs");
-    let r = no_redirects.post(format!("{}/login", s.base)).header("content-type", "application/x-www-form-urlencoded").body(format!("token={token}&next=%2Fjobs")).send().await.unwrap();
+    let r = no_redirects
+        .post(format!("{}/login", s.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={token}&next=%2Fjobs"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 303);
     let cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
     assert!(!cookie.contains(token), "{cookie}");
     let r = no_redirects.get(format!("{}/jobs", s.base)).header("cookie", &cookie).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    let r = no_redirects.post(format!("{}/login", s.base)).header("content-type", "application/x-www-form-urlencoded").body("token=guess&next=%2F").send().await.unwrap();
+    let r = no_redirects
+        .post(format!("{}/login", s.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("token=guess&next=%2F")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 401);
     // The token never shows in the log file.
     let log = std::fs::read_to_string(t.log_file()).unwrap_or_default();
@@ -324,7 +395,10 @@ fn screenshots() -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_page_in_headless_chromium() {
     for tool in ["/usr/bin/chromium", "/usr/bin/chromedriver"] {
-        assert!(std::path::Path::new(tool).exists(), "{tool} is missing: scripts/test.sh installs Debian's chromium and chromium-driver");
+        assert!(
+            std::path::Path::new(tool).exists(),
+            "{tool} is missing: scripts/test.sh installs Debian's chromium and chromium-driver"
+        );
     }
     let t = demo_lake(true);
     let s = Server::start(&t, &[], &[]);
@@ -338,7 +412,9 @@ async fn every_page_in_headless_chromium() {
         .expect("run the browser test");
     let log = format!("{}\n{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
     assert!(out.status.success(), "browser test failed:\n{log}");
-    for page in ["overview", "dq", "coverage", "jobs", "backfill-plan", "snapshots", "bars", "lineage", "validation", "alerts"] {
+    for page in
+        ["overview", "dq", "coverage", "jobs", "backfill-plan", "snapshots", "bars", "lineage", "validation", "alerts"]
+    {
         let png = dir.join(format!("{page}.png"));
         let size = std::fs::metadata(&png).map(|m| m.len()).unwrap_or(0);
         assert!(size > 10_000, "{} is missing or blank ({size} bytes)\n{log}", png.display());

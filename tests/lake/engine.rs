@@ -5,11 +5,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::Float64Type;
-use quantlake::query::{AsOf, QueryEngine};
+use quantlake::Error;
+use quantlake::query::QueryEngine;
+use quantlake::table::AsOf;
 use quantlake::table::data_file::{decode, sha256_hex};
 use quantlake::table::operations::{history, restore, tag, vacuum, verify};
 use quantlake::table::{Lake, LakeOptions, SnapshotSpec};
-use quantlake::Error;
 
 use crate::support::{Backend, TestLake};
 use crate::{both_backends, ingest_synthetic};
@@ -36,14 +37,20 @@ async fn replace_only_written_symbols(backend: Backend) {
     assert_eq!((r.rows, r.snapshots.clone()), (3 * 3 * 390, vec![1]));
     let ds = lake.dataset("raw_synthetic_bars").unwrap();
     let v1 = ds.latest().await.unwrap();
-    assert_eq!(v1.partitions.keys().cloned().collect::<Vec<_>>(), ["date=2024-01-02", "date=2024-01-03", "date=2024-01-04"]);
+    assert_eq!(
+        v1.partitions.keys().cloned().collect::<Vec<_>>(),
+        ["date=2024-01-02", "date=2024-01-03", "date=2024-01-04"]
+    );
     let before = by_symbol(&ds.read(&v1, &Default::default()).await.unwrap());
 
     ingest_synthetic(&lake, &["MSFT"], "2024-01-03", "2024-01-03", 2).await;
     let v2 = ds.latest().await.unwrap();
     assert_eq!(v2.snapshot_id, 2);
     assert_eq!(v2.rows(), v1.rows());
-    assert_eq!(v2.partitions["date=2024-01-02"], v1.partitions["date=2024-01-02"], "untouched partition keeps its version");
+    assert_eq!(
+        v2.partitions["date=2024-01-02"], v1.partitions["date=2024-01-02"],
+        "untouched partition keeps its version"
+    );
     let after = by_symbol(&ds.read(&v2, &Default::default()).await.unwrap());
     assert_eq!(after["AAPL"], before["AAPL"]);
     assert_eq!(after["NVDA"], before["NVDA"]);
@@ -128,7 +135,11 @@ async fn vacuum_keeps_what_is_retained(backend: Backend) {
     assert!(matches!(ds.snapshot(&SnapshotSpec::Id(2)).await, Err(Error::SnapshotNotFound { .. })));
     // A time when snapshot 2 was current is no longer resolvable either (not silently snapshot 1).
     let at2 = SnapshotSpec::AsOf(s2_time + chrono::Duration::microseconds(1));
-    assert!(matches!(ds.snapshot(&at2).await, Err(Error::SnapshotNotFound { .. })), "{:?}", ds.snapshot(&at2).await.map(|s| s.snapshot_id));
+    assert!(
+        matches!(ds.snapshot(&at2).await, Err(Error::SnapshotNotFound { .. })),
+        "{:?}",
+        ds.snapshot(&at2).await.map(|s| s.snapshot_id)
+    );
     assert!(verify::verify(&ds, true).await.unwrap().is_clean());
     // A long retention keeps everything that is left.
     let again = vacuum::vacuum(&ds, std::time::Duration::from_secs(86_400), false).await.unwrap();
@@ -138,7 +149,11 @@ async fn vacuum_keeps_what_is_retained(backend: Backend) {
 
     // A slow writer may put back a partition table older than the vacuumed log: opening must not
     // stop there (and then reuse snapshot numbers), but start from the newer checkpoint.
-    let stale = quantlake::table::manifest::encode_table(&ds.snapshot(&SnapshotSpec::Tag("first".into())).await.unwrap(), ds.paths()).unwrap();
+    let stale = quantlake::table::manifest::encode_table(
+        &ds.snapshot(&SnapshotSpec::Tag("first".into())).await.unwrap(),
+        ds.paths(),
+    )
+    .unwrap();
     lake.store().put(&ds.paths().partition_table(), stale).await.unwrap();
     assert_eq!(ds.latest().await.unwrap().snapshot_id, 3);
     let next = ingest_synthetic(&lake, &["AAPL"], "2024-01-04", "2024-01-04", 9).await;
@@ -189,21 +204,34 @@ async fn schema_evolution_allows_only_new_nullable_columns() {
     ingest_synthetic(&lake, &["AAPL"], "2024-01-02", "2024-01-02", 1).await;
 
     let evolved = contract_dir(r#"{ name = "exchange", type = "utf8", nullable = true },"#, 2);
-    let lake2 = Lake::open(&t.url, LakeOptions { schemas_dir: Some(evolved.path().into()), ..Default::default() }).await.unwrap();
+    let lake2 = Lake::open(&t.url, LakeOptions { schemas_dir: Some(evolved.path().into()), ..Default::default() })
+        .await
+        .unwrap();
     ingest_synthetic(&lake2, &["AAPL"], "2024-01-03", "2024-01-03", 1).await;
     let ds2 = lake2.dataset("raw_synthetic_bars").unwrap();
     let state = ds2.latest().await.unwrap();
     assert_eq!(state.schema.as_ref().unwrap().version, 2);
     let rows = ds2.read(&state, &Default::default()).await.unwrap();
     assert!(rows.iter().all(|b| b.column_by_name("exchange").is_some()), "old files read with the new nullable column");
-    let engine = QueryEngine::open(&lake2, &AsOf::default()).await.unwrap();
-    let n: i64 = engine.connection().query_row("SELECT count(*) FROM raw_synthetic_bars WHERE exchange IS NULL", [], |r| r.get(0)).unwrap();
+    let engine = QueryEngine::open(&lake2, &AsOf::latest()).await.unwrap();
+    let n: i64 = engine
+        .connection()
+        .query_row("SELECT count(*) FROM raw_synthetic_bars WHERE exchange IS NULL", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(n, 780);
 
     // Changing a column's type, or adding a NOT NULL column, is refused and writes nothing.
-    for (col, v) in [(r#"{ name = "exchange", type = "int64", nullable = true },"#, 3), (r#"{ name = "exchange", type = "utf8", nullable = true },{ name = "x", type = "int64", nullable = false },"#, 3)] {
+    for (col, v) in [
+        (r#"{ name = "exchange", type = "int64", nullable = true },"#, 3),
+        (
+            r#"{ name = "exchange", type = "utf8", nullable = true },{ name = "x", type = "int64", nullable = false },"#,
+            3,
+        ),
+    ] {
         let dir = contract_dir(col, v);
-        let lake3 = Lake::open(&t.url, LakeOptions { schemas_dir: Some(dir.path().into()), ..Default::default() }).await.unwrap();
+        let lake3 = Lake::open(&t.url, LakeOptions { schemas_dir: Some(dir.path().into()), ..Default::default() })
+            .await
+            .unwrap();
         let source = quantlake::sources::synthetic::SyntheticSource::new(Default::default()).unwrap();
         let req = quantlake::ingest::IngestRequest {
             symbols: vec!["AAPL".into()],
@@ -232,11 +260,19 @@ async fn batches_that_break_the_contract_are_refused_by_column() {
     let t = TestLake::new(Backend::Local);
     let lake = t.init().await;
     let ds = lake.dataset("raw_synthetic_bars").unwrap();
-    let schema = Arc::new(Schema::new(vec![Field::new("symbol", DataType::Utf8, false), Field::new("ts", DataType::Int64, false)]));
-    let batch = RecordBatch::try_new(schema, vec![Arc::new(StringArray::from(vec!["A"])) as ArrayRef, Arc::new(Int64Array::from(vec![1]))]).unwrap();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("symbol", DataType::Utf8, false),
+        Field::new("ts", DataType::Int64, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![Arc::new(StringArray::from(vec!["A"])) as ArrayRef, Arc::new(Int64Array::from(vec![1]))],
+    )
+    .unwrap();
     let err = ds.write(vec![batch]).execute().await.unwrap_err().to_string();
     assert!(err.contains("schema mismatch for dataset 'raw_synthetic_bars'") && err.contains("'ts'"), "{err}");
     assert_eq!(ds.latest().await.unwrap().snapshot_id, 0);
-    let names: BTreeSet<String> = lake.store().list(&"".into()).await.unwrap().into_iter().map(|m| m.location.to_string()).collect();
+    let names: BTreeSet<String> =
+        lake.store().list(&"".into()).await.unwrap().into_iter().map(|m| m.location.to_string()).collect();
     assert_eq!(names, BTreeSet::from(["_lake.json".to_string()]), "nothing written");
 }

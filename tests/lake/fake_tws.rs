@@ -393,7 +393,10 @@ pub struct FakeTws {
 /// per-contract window, 2 s -> 100 ms: at 10 ms, a few ms of scheduling delay on a loaded 2-core
 /// machine between the client's sends and the fake's receipts bunched paced requests into a violation.
 pub fn test_pacing() -> quantlake::sources::tws::PacingRules {
-    quantlake::sources::tws::PacingRules { per_contract_window: Duration::from_millis(100), ..quantlake::sources::tws::PacingRules::default().scaled(0.005) }
+    quantlake::sources::tws::PacingRules {
+        per_contract_window: Duration::from_millis(100),
+        ..quantlake::sources::tws::PacingRules::default().scaled(0.005)
+    }
 }
 
 /// Default slack the fake grants when measuring pacing, for scheduling jitter
@@ -535,8 +538,11 @@ async fn serve(inner: Arc<Inner>, conn: usize, stream: TcpStream) -> std::io::Re
         }
     }
     w.write_all(&frame(OUT_NEXT_VALID_ID, &wire::NextValidId { order_id: Some(1) }.encode_to_vec())).await?;
-    w.write_all(&frame(OUT_MANAGED_ACCOUNTS, &wire::ManagedAccounts { accounts_list: Some("DU1234567".into()) }.encode_to_vec()))
-        .await?;
+    w.write_all(&frame(
+        OUT_MANAGED_ACCOUNTS,
+        &wire::ManagedAccounts { accounts_list: Some("DU1234567".into()) }.encode_to_vec(),
+    ))
+    .await?;
 
     let (tx, rx) = mpsc::unbounded_channel();
     let closed = Arc::new(Notify::new());
@@ -586,7 +592,8 @@ fn check_pacing(inner: &Inner, state: &State, now: Instant, contract: &str, iden
     let shrink = |w: Duration| w.saturating_sub(inner.tolerance.min(w / 2));
     let within = |at: Instant, w: Duration| now.saturating_duration_since(at) < shrink(w);
     if !rules.identical_gap.is_zero()
-        && let Some(prev) = state.sent.iter().rev().find(|s| s.identical == identical && within(s.at, rules.identical_gap))
+        && let Some(prev) =
+            state.sent.iter().rev().find(|s| s.identical == identical && within(s.at, rules.identical_gap))
     {
         return Some(format!(
             "identical request {identical} within {:?} (previous {:?} ago)",
@@ -682,7 +689,12 @@ fn on_historical(inner: &Arc<Inner>, conn: usize, tx: &mpsc::UnboundedSender<Out
     apply(Arc::clone(inner), conn, tx.clone(), req_id, end, reply);
 }
 
-fn on_head_timestamp(inner: &Arc<Inner>, conn: usize, tx: &mpsc::UnboundedSender<Out>, req: wire::HeadTimestampRequest) {
+fn on_head_timestamp(
+    inner: &Arc<Inner>,
+    conn: usize,
+    tx: &mpsc::UnboundedSender<Out>,
+    req: wire::HeadTimestampRequest,
+) {
     let req_id = req.req_id.unwrap_or_default();
     let symbol = req.contract.and_then(|c| c.symbol).unwrap_or_default();
     let mut state = inner.state.lock().unwrap();

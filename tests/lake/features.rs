@@ -10,19 +10,19 @@ use std::process::Command;
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Float64Type, TimestampMicrosecondType};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
+use quantlake::Error;
 use quantlake::bars::BarSize;
 use quantlake::calendar::NyseCalendar;
-use quantlake::curate::{curate, CurateRequest, CurateSettings};
-use quantlake::dq::annotations::{annotate, NewAnnotation};
-use quantlake::features::{compute_features, FeaturesRequest};
+use quantlake::curate::{CurateRequest, CurateSettings, curate};
+use quantlake::dq::annotations::{NewAnnotation, annotate};
+use quantlake::features::{FeaturesRequest, compute_features};
 use quantlake::ingest::ingest_files;
-use quantlake::query::AsOf;
-use quantlake::sets::{get_features_for_inference, get_features_for_training, FallbackSettings, TrainingRequest};
+use quantlake::sets::{FallbackSettings, TrainingRequest, get_features_for_inference, get_features_for_training};
 use quantlake::sources::file::FileImport;
+use quantlake::table::AsOf;
 use quantlake::table::{Lake, LakeOptions};
-use quantlake::Error;
 
-use crate::support::{python, repo, Backend, TestLake};
+use crate::support::{Backend, TestLake, python, repo};
 use crate::{day, ingest_synthetic};
 
 /// The peer benchmark's DuckDB job and `quantlake bench peer-job` on the same generated input agree:
@@ -30,19 +30,40 @@ use crate::{day, ingest_synthetic};
 #[test]
 fn peer_job_equals_the_duckdb_peer() {
     let dir = tempfile::tempdir().unwrap();
-    let peers = repo().join("../shared/bench/peers");
+    let peers = repo().join("tests/python/peer");
     let run = |c: &mut Command| {
         let out = c.output().expect("run");
-        assert!(out.status.success(), "{c:?} failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{c:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         out
     };
-    run(Command::new(python()).arg(peers.join("gen_bars.py")).arg(dir.path().join("raw")).current_dir(dir.path()).env("N_SYM", "6").env("N_DAYS", "4").env("OUTLIERS", "12"));
-    run(Command::new(python()).arg(peers.join("job_duckdb.py")).arg(dir.path().join("raw")).arg(dir.path().join("out_duckdb")));
+    run(Command::new(python())
+        .arg(peers.join("gen_bars.py"))
+        .arg(dir.path().join("raw"))
+        .current_dir(dir.path())
+        .env("N_SYM", "6")
+        .env("N_DAYS", "4")
+        .env("OUTLIERS", "12"));
+    run(Command::new(python())
+        .arg(peers.join("job_duckdb.py"))
+        .arg(dir.path().join("raw"))
+        .arg(dir.path().join("out_duckdb")));
     let t = TestLake::new(Backend::Local);
-    let out = run(t.cli().args(["bench", "peer-job"]).arg(dir.path().join("raw")).arg(dir.path().join("out_quantlake")));
+    let out =
+        run(t.cli().args(["bench", "peer-job"]).arg(dir.path().join("raw")).arg(dir.path().join("out_quantlake")));
     let line = String::from_utf8_lossy(&out.stdout);
-    assert!(line.trim_end().lines().last().unwrap().starts_with("ENGINE=quantlake-"), "the harness's last line: {line}");
-    let cmp = run(Command::new(python()).arg(repo().join("tests/python/compare_peer.py")).arg(dir.path().join("out_duckdb")).arg(dir.path().join("out_quantlake")));
+    assert!(
+        line.trim_end().lines().last().unwrap().starts_with("ENGINE=quantlake-"),
+        "the harness's last line: {line}"
+    );
+    let cmp = run(Command::new(python())
+        .arg(repo().join("tests/python/compare_peer.py"))
+        .arg(dir.path().join("out_duckdb"))
+        .arg(dir.path().join("out_quantlake")));
     let r: serde_json::Value = serde_json::from_slice(&cmp.stdout).unwrap();
     assert_eq!(r["peer_rows"], 6 * 4 * 390, "{r}");
     assert_eq!(r["quantlake_rows"], r["peer_rows"], "{r}");
@@ -62,7 +83,8 @@ async fn lake_with_schemas(t: &TestLake, schemas: &[(&str, String)]) -> (Lake, t
     for (name, text) in schemas {
         std::fs::write(dir.path().join(format!("{name}.toml")), text).unwrap();
     }
-    let lake = Lake::init(&t.url, LakeOptions { schemas_dir: Some(dir.path().to_path_buf()), ..t.options() }).await.unwrap();
+    let lake =
+        Lake::init(&t.url, LakeOptions { schemas_dir: Some(dir.path().to_path_buf()), ..t.options() }).await.unwrap();
     (lake, dir)
 }
 
@@ -77,7 +99,10 @@ fn test_label_set() -> String {
 
 /// The market's log price at minute `m` of session `d`.
 fn market_log_price(d: usize, m: usize) -> f64 {
-    (100.0f64).ln() + 0.02 * ((d as f64) * 1.3).sin() + 0.0004 * (m as f64) * if d % 2 == 0 { 1.0 } else { -0.7 } + 0.001 * ((m as f64) * 0.21).cos()
+    (100.0f64).ln()
+        + 0.02 * ((d as f64) * 1.3).sin()
+        + 0.0004 * (m as f64) * if d.is_multiple_of(2) { 1.0 } else { -0.7 }
+        + 0.001 * ((m as f64) * 0.21).cos()
 }
 
 /// MKT, and AAA whose log price is twice the market's (so its beta is exactly 2), over `sessions`.
@@ -98,9 +123,18 @@ fn beta_two_file(dir: &Path, sessions: &[quantlake::calendar::Session]) -> std::
 }
 
 async fn import_and_curate(lake: &Lake, file: &Path, start: NaiveDate, end: NaiveDate) {
-    let import = FileImport { path: file.into(), format: None, columns: Vec::new(), timezone: chrono_tz::America::New_York, bar_size: BarSize::Minute, symbol: None };
+    let import = FileImport {
+        path: file.into(),
+        format: None,
+        columns: Vec::new(),
+        timezone: chrono_tz::America::New_York,
+        bar_size: BarSize::Minute,
+        symbol: None,
+    };
     ingest_files(lake, &import, 10, None).await.unwrap();
-    curate(lake, &CurateSettings::default(), &CurateRequest { start, end, job_id: None, bar_size: BarSize::Minute }).await.unwrap();
+    curate(lake, &CurateSettings::default(), &CurateRequest { start, end, job_id: None, bar_size: BarSize::Minute })
+        .await
+        .unwrap();
 }
 
 fn f64_at(b: &RecordBatch, col: &str, i: usize) -> Option<f64> {
@@ -115,7 +149,7 @@ fn ts_at(b: &RecordBatch, col: &str, i: usize) -> Option<DateTime<Utc>> {
 
 /// A query's rows, in one batch.
 async fn query(lake: &Lake, sql: &str) -> RecordBatch {
-    let engine = quantlake::query::QueryEngine::open_for_sql(lake, &AsOf::default(), sql).await.unwrap();
+    let engine = quantlake::query::QueryEngine::open_for_sql(lake, &AsOf::latest(), sql).await.unwrap();
     let batches = tokio::task::block_in_place(|| engine.query(sql)).unwrap();
     arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
 }
@@ -128,7 +162,17 @@ async fn labels_checked_by_hand() {
     assert_eq!(sessions.len(), 7);
     let files = tempfile::tempdir().unwrap();
     import_and_curate(&lake, &beta_two_file(files.path(), &sessions), sessions[0].date, sessions[6].date).await;
-    let report = compute_features(&lake, &FeaturesRequest { sets: vec!["labels_test_v1".into()], start: sessions[0].date, end: sessions[6].date, job_id: None }).await.unwrap();
+    let report = compute_features(
+        &lake,
+        &FeaturesRequest {
+            sets: vec!["labels_test_v1".into()],
+            start: sessions[0].date,
+            end: sessions[6].date,
+            job_id: None,
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(report.sets[0].rows, 2 * 7 * 390);
 
     let b = query(&lake, "SELECT * FROM labels_test_v1 WHERE symbol = 'AAA' ORDER BY ts").await;
@@ -138,8 +182,16 @@ async fn labels_checked_by_hand() {
     let i = row(2, 100);
     let want = (close(2, 115) / close(2, 100)).ln();
     assert!((f64_at(&b, "fwd_ret_15m", i).unwrap() - want).abs() < 1e-12);
-    assert_eq!(ts_at(&b, "decision_time", i).unwrap(), sessions[2].open + Duration::minutes(101), "known when the bar ends");
-    assert_eq!(ts_at(&b, "fwd_ret_15m_end", i).unwrap(), sessions[2].open + Duration::minutes(116), "known when bar 115 ends");
+    assert_eq!(
+        ts_at(&b, "decision_time", i).unwrap(),
+        sessions[2].open + Duration::minutes(101),
+        "known when the bar ends"
+    );
+    assert_eq!(
+        ts_at(&b, "fwd_ret_15m_end", i).unwrap(),
+        sessions[2].open + Duration::minutes(116),
+        "known when bar 115 ends"
+    );
     // Never past the session: the last 15 minutes have none.
     assert!(f64_at(&b, "fwd_ret_15m", row(2, 375)).is_none());
     assert!(f64_at(&b, "fwd_ret_15m", row(2, 374)).is_some());
@@ -177,7 +229,10 @@ async fn labels_across_a_split_are_split_adjusted() {
     let mut raw = String::new();
     for line in text.lines() {
         let cols: Vec<&str> = line.split(',').collect();
-        let before = cols[0] == "AAA" && DateTime::parse_from_rfc3339(cols[1]).map(|t| NyseCalendar.trading_date(t.with_timezone(&Utc)) < ex).unwrap_or(false);
+        let before = cols[0] == "AAA"
+            && DateTime::parse_from_rfc3339(cols[1])
+                .map(|t| NyseCalendar.trading_date(t.with_timezone(&Utc)) < ex)
+                .unwrap_or(false);
         if before {
             let p: f64 = cols[2].parse::<f64>().unwrap() * 2.0;
             writeln!(raw, "{},{},{p},{p},{p},{p},{}", cols[0], cols[1], cols[6]).unwrap();
@@ -192,9 +247,25 @@ async fn labels_across_a_split_are_split_adjusted() {
     let settings = quantlake::reference::corporate_actions::CorporateActionSettings::default();
     let (polygon, alpaca) = (Default::default(), Default::default());
     let vendors = quantlake::reference::corporate_actions::Vendors { polygon: &polygon, alpaca: &alpaca };
-    let request = quantlake::reference::corporate_actions::ImportRequest { source: quantlake::reference::corporate_actions::ActionSource::Csv, path: Some(actions), symbols: None, start: None, end: None };
+    let request = quantlake::reference::corporate_actions::ImportRequest {
+        source: quantlake::reference::corporate_actions::ActionSource::Csv,
+        path: Some(actions),
+        symbols: None,
+        start: None,
+        end: None,
+    };
     quantlake::reference::corporate_actions::import(&lake, &settings, vendors, &request).await.unwrap();
-    compute_features(&lake, &FeaturesRequest { sets: vec!["labels_test_v1".into()], start: sessions[0].date, end: sessions[6].date, job_id: None }).await.unwrap();
+    compute_features(
+        &lake,
+        &FeaturesRequest {
+            sets: vec!["labels_test_v1".into()],
+            start: sessions[0].date,
+            end: sessions[6].date,
+            job_id: None,
+        },
+    )
+    .await
+    .unwrap();
 
     let b = query(&lake, "SELECT * FROM labels_test_v1 WHERE symbol = 'AAA' ORDER BY ts").await;
     let close = |d: usize, m: usize| (2.0 * market_log_price(d, m) - (100.0f64).ln()).exp();
@@ -208,7 +279,14 @@ async fn labels_across_a_split_are_split_adjusted() {
     }
     assert!(f64_at(&b, "fwd_ret_resid_1d", row(3, 50)).unwrap().abs() < 1e-9);
     // The curated layer stays as delivered.
-    let stored = query(&lake, &format!("SELECT close FROM curated_1m_bars WHERE symbol = 'AAA' AND date = DATE '{}' AND minute_idx = 10", sessions[3].date)).await;
+    let stored = query(
+        &lake,
+        &format!(
+            "SELECT close FROM curated_1m_bars WHERE symbol = 'AAA' AND date = DATE '{}' AND minute_idx = 10",
+            sessions[3].date
+        ),
+    )
+    .await;
     assert!((f64_at(&stored, "close", 0).unwrap() - 2.0 * close(3, 10)).abs() < 1e-9);
 }
 
@@ -216,10 +294,18 @@ async fn labels_across_a_split_are_split_adjusted() {
 async fn research_lake(t: &TestLake, extra: &[(&str, String)]) -> (Lake, tempfile::TempDir) {
     let (lake, schemas) = lake_with_schemas(t, extra).await;
     ingest_synthetic(&lake, &["AAA", "BBB", "CCC", "DDD"], "2024-01-02", "2024-02-06", 7).await;
-    curate(&lake, &CurateSettings::default(), &CurateRequest { start: day("2024-01-02"), end: day("2024-02-06"), job_id: None, bar_size: BarSize::Minute }).await.unwrap();
+    curate(
+        &lake,
+        &CurateSettings::default(),
+        &CurateRequest { start: day("2024-01-02"), end: day("2024-02-06"), job_id: None, bar_size: BarSize::Minute },
+    )
+    .await
+    .unwrap();
     let mut sets = vec!["features_price_1m_v1".to_string(), "labels_fwd_ret_v1".to_string()];
     sets.extend(extra.iter().map(|(n, _)| n.to_string()));
-    compute_features(&lake, &FeaturesRequest { sets, start: day("2024-01-02"), end: day("2024-02-06"), job_id: None }).await.unwrap();
+    compute_features(&lake, &FeaturesRequest { sets, start: day("2024-01-02"), end: day("2024-02-06"), job_id: None })
+        .await
+        .unwrap();
     (lake, schemas)
 }
 
@@ -230,7 +316,7 @@ fn training(label: &str, threshold: f64) -> TrainingRequest {
         symbols: Vec::new(),
         start: day("2024-01-29"),
         end: day("2024-02-06"),
-        as_of_snapshot: None,
+        as_of: AsOf::latest(),
         embargo: None,
         fallback: FallbackSettings { min_target_coverage: threshold, days_back: 25 },
         fundamentals: Vec::new(),
@@ -242,17 +328,25 @@ async fn training_sets_are_point_in_time_with_lineage() {
     let t = TestLake::new(Backend::Local);
     let trap = include_str!("../../schemas/features_price_1m_v1.toml")
         .replace("name = \"features_price_1m_v1\"", "name = \"features_trap_v1\"")
-        .replace("{ name = \"ret_5\",      kernel = \"log_return\", lag = 5 }", "{ name = \"ret_5\",      kernel = \"log_return\", lag = -1 }");
+        .replace(
+            "{ name = \"ret_5\",      kernel = \"log_return\", lag = 5 }",
+            "{ name = \"ret_5\",      kernel = \"log_return\", lag = -1 }",
+        );
     let (lake, _schemas) = research_lake(&t, &[("features_trap_v1", trap)]).await;
 
     // The fallback, exactly at its threshold: coverage C is enough at C, not at the next float up.
-    let coverage = quantlake::dq::target_coverage(&lake, "labels_fwd_ret_v1", day("2024-02-06"), 25, 0.6, &AsOf::default()).await.unwrap();
+    let coverage =
+        quantlake::dq::target_coverage(&lake, "labels_fwd_ret_v1", day("2024-02-06"), 25, 0.6, &AsOf::latest())
+            .await
+            .unwrap();
     let c = coverage.target("fwd_ret_resid_15m").unwrap().coverage;
     assert!(c > 0.0 && c < 1.0, "beta needs 20 sessions of history, so the residual is partly covered: {c}");
     let at = get_features_for_training(&lake, &training("fwd_ret_resid_15m", c)).await.unwrap();
     assert_eq!(at.target, "fwd_ret_resid_15m");
     assert!(at.lineage.fallback.is_none());
-    let above = get_features_for_training(&lake, &training("fwd_ret_resid_15m", f64::from_bits(c.to_bits() + 1))).await.unwrap();
+    let above = get_features_for_training(&lake, &training("fwd_ret_resid_15m", f64::from_bits(c.to_bits() + 1)))
+        .await
+        .unwrap();
     assert_eq!(above.target, "fwd_ret_15m", "below the threshold: the plain forward return");
     let fb = above.lineage.fallback.as_ref().unwrap();
     assert_eq!((fb.coverage, fb.days_back), (c, 25));
@@ -288,12 +382,23 @@ async fn training_sets_are_point_in_time_with_lineage() {
     for i in [0, set.num_rows() / 3, set.num_rows() - 1] {
         let symbol = set.column_by_name("symbol").unwrap().as_string::<i32>().value(i).to_string();
         let decision = ts_at(&set, "decision_time", i).unwrap();
-        let inf = get_features_for_inference(&lake, "features_price_1m_v1", std::slice::from_ref(&symbol), decision).await.unwrap();
+        let inf = get_features_for_inference(
+            &lake,
+            "features_price_1m_v1",
+            std::slice::from_ref(&symbol),
+            decision,
+            &AsOf::latest(),
+        )
+        .await
+        .unwrap();
         let inf = &inf[0];
         assert_eq!(ts_at(inf, "feature_ts", 0), ts_at(&set, "feature_ts", i));
         for f in &above.feature_columns {
             if f == "is_outlier" {
-                assert_eq!(inf.column_by_name(f).unwrap().as_boolean().value(0), set.column_by_name(f).unwrap().as_boolean().value(i));
+                assert_eq!(
+                    inf.column_by_name(f).unwrap().as_boolean().value(0),
+                    set.column_by_name(f).unwrap().as_boolean().value(i)
+                );
             } else {
                 assert_eq!(f64_at(inf, f, 0), f64_at(&set, f, i), "{f} of {symbol} at {decision}");
             }
@@ -301,8 +406,13 @@ async fn training_sets_are_point_in_time_with_lineage() {
     }
     // At a time between bars, inference has the last complete bar, never the one in progress.
     let mid = NyseCalendar.session(day("2024-02-06")).unwrap().open + Duration::seconds(10 * 60 + 30);
-    let inf = get_features_for_inference(&lake, "features_price_1m_v1", &["AAA".into()], mid).await.unwrap();
-    assert_eq!(ts_at(&inf[0], "feature_ts", 0).unwrap(), mid - Duration::seconds(90), "the bar stamped 09:39 ends at 09:40");
+    let inf =
+        get_features_for_inference(&lake, "features_price_1m_v1", &["AAA".into()], mid, &AsOf::latest()).await.unwrap();
+    assert_eq!(
+        ts_at(&inf[0], "feature_ts", 0).unwrap(),
+        mid - Duration::seconds(90),
+        "the bar stamped 09:39 ends at 09:40"
+    );
 
     // A feature that peeks one bar ahead is caught, in training and in inference.
     let mut trap = training("fwd_ret_15m", 0.6);
@@ -310,7 +420,8 @@ async fn training_sets_are_point_in_time_with_lineage() {
     let err = get_features_for_training(&lake, &trap).await.unwrap_err();
     assert!(matches!(err, Error::Leakage { .. }), "{err}");
     assert!(err.to_string().contains("lookahead 1"), "{err}");
-    let err = get_features_for_inference(&lake, "features_trap_v1", &["AAA".into()], mid).await.unwrap_err();
+    let err =
+        get_features_for_inference(&lake, "features_trap_v1", &["AAA".into()], mid, &AsOf::latest()).await.unwrap_err();
     assert!(matches!(err, Error::Leakage { .. }), "{err}");
 }
 
@@ -321,9 +432,33 @@ async fn unusable_cells_are_left_out_and_listed() {
     let before = get_features_for_training(&lake, &training("fwd_ret_15m", 0.6)).await.unwrap();
     let session = NyseCalendar.session(day("2024-02-01")).unwrap();
     let (start, end) = (session.open + Duration::minutes(60), session.open + Duration::minutes(119));
-    let note = annotate(&lake, NewAnnotation { dataset: "curated_1m_bars".into(), symbols: Some(vec!["BBB".into()]), start, end, reason: "vendor outage".into(), unusable: true }).await.unwrap();
+    let note = annotate(
+        &lake,
+        NewAnnotation {
+            dataset: "curated_1m_bars".into(),
+            symbols: Some(vec!["BBB".into()]),
+            start,
+            end,
+            reason: "vendor outage".into(),
+            unusable: true,
+        },
+    )
+    .await
+    .unwrap();
     // A note that is not `unusable` changes nothing.
-    annotate(&lake, NewAnnotation { dataset: "curated_1m_bars".into(), symbols: None, start, end, reason: "accepted upstream quirk".into(), unusable: false }).await.unwrap();
+    annotate(
+        &lake,
+        NewAnnotation {
+            dataset: "curated_1m_bars".into(),
+            symbols: None,
+            start,
+            end,
+            reason: "accepted upstream quirk".into(),
+            unusable: false,
+        },
+    )
+    .await
+    .unwrap();
     let after = get_features_for_training(&lake, &training("fwd_ret_15m", 0.6)).await.unwrap();
     let l = &after.lineage;
     assert_eq!(l.excluded.len(), 1);
@@ -334,7 +469,9 @@ async fn unusable_cells_are_left_out_and_listed() {
     assert_eq!(l.rows, before.lineage.rows - 75);
     let set = arrow::compute::concat_batches(&after.batches[0].schema(), &after.batches).unwrap();
     let symbol = set.column_by_name("symbol").unwrap().as_string::<i32>();
-    let inside = (0..set.num_rows()).filter(|&i| symbol.value(i) == "BBB" && ts_at(&set, "ts", i).is_some_and(|ts| ts >= start && ts <= end)).count();
+    let inside = (0..set.num_rows())
+        .filter(|&i| symbol.value(i) == "BBB" && ts_at(&set, "ts", i).is_some_and(|ts| ts >= start && ts <= end))
+        .count();
     assert_eq!(inside, 0, "no BBB row inside the outage");
 }
 
@@ -346,12 +483,19 @@ async fn stale_partitions_follow_their_inputs() {
     let t = TestLake::new(Backend::Local);
     let (lake, _schemas) = research_lake(&t, &[]).await;
     assert!(quantlake::features::inputs::stale_sessions(&lake, "features_price_1m_v1").await.unwrap().is_empty());
-    curate(&lake, &CurateSettings::default(), &CurateRequest { start: day("2024-01-30"), end: day("2024-01-30"), job_id: None, bar_size: BarSize::Minute }).await.unwrap();
+    curate(
+        &lake,
+        &CurateSettings::default(),
+        &CurateRequest { start: day("2024-01-30"), end: day("2024-01-30"), job_id: None, bar_size: BarSize::Minute },
+    )
+    .await
+    .unwrap();
     let features = quantlake::features::inputs::stale_sessions(&lake, "features_price_1m_v1").await.unwrap();
     assert_eq!(features.iter().map(|p| p.date).collect::<Vec<_>>(), [day("2024-01-30")]);
     assert_eq!(features[0].changed, ["curated_1m_bars/date=2024-01-30"]);
     let labels = quantlake::features::inputs::stale_sessions(&lake, "labels_fwd_ret_v1").await.unwrap();
-    let want: Vec<NaiveDate> = NyseCalendar.sessions(day("2024-01-29"), day("2024-02-06")).iter().map(|s| s.date).collect();
+    let want: Vec<NaiveDate> =
+        NyseCalendar.sessions(day("2024-01-29"), day("2024-02-06")).iter().map(|s| s.date).collect();
     assert_eq!(labels.iter().map(|p| p.date).collect::<Vec<_>>(), want);
 
     // Predictions scored from the features: a model trained before, three sessions scored.
@@ -366,11 +510,16 @@ async fn stale_partitions_follow_their_inputs() {
         alpha: 1.0,
         holdout_fraction: 0.2,
         embargo_sessions: 1,
-        as_of_snapshot: None,
+        as_of: AsOf::latest(),
     };
     let model = quantlake::models::train::train(&lake, &train, FallbackSettings::default()).await.unwrap();
     let quality = quantlake::models::PredictionQualitySettings::default();
-    let score = |start: &str, end: &str| quantlake::models::ScoreRequest { start: day(start), end: day(end), model: None, symbols: Vec::new() };
+    let score = |start: &str, end: &str| quantlake::models::ScoreRequest {
+        start: day(start),
+        end: day(end),
+        model: None,
+        symbols: Vec::new(),
+    };
     quantlake::models::score::score(&lake, &score("2024-01-29", "2024-01-31"), &quality).await.unwrap();
 
     let sets = ["features_price_1m_v1".to_string(), "labels_fwd_ret_v1".to_string()];
@@ -379,7 +528,10 @@ async fn stale_partitions_follow_their_inputs() {
     assert_eq!((report.runs[0].start, report.runs[0].end), (day("2024-01-30"), day("2024-01-30")));
     assert_eq!((report.runs[1].start, report.runs[1].end), (day("2024-01-29"), day("2024-02-06")));
     for set in &sets {
-        assert!(quantlake::features::inputs::stale_sessions(&lake, set).await.unwrap().is_empty(), "{set} is fresh again");
+        assert!(
+            quantlake::features::inputs::stale_sessions(&lake, set).await.unwrap().is_empty(),
+            "{set} is fresh again"
+        );
     }
     // Then the predictions of the recomputed feature partition, and only those, with their model.
     let predictions = quantlake::models::score::refresh_stale_predictions(&lake, &quality).await.unwrap();
@@ -418,7 +570,9 @@ async fn training_sets_see_filings_dated_before_the_decision() {
     let symbol = b.column_by_name("symbol").unwrap().as_string::<i32>();
     let revenues = |s: &str, d: &str| -> Vec<Option<f64>> {
         let mut seen: Vec<Option<f64>> = (0..b.num_rows())
-            .filter(|&i| symbol.value(i) == s && ts_at(&b, "ts", i).is_some_and(|t| NyseCalendar.trading_date(t) == day(d)))
+            .filter(|&i| {
+                symbol.value(i) == s && ts_at(&b, "ts", i).is_some_and(|t| NyseCalendar.trading_date(t) == day(d))
+            })
             .map(|i| f64_at(&b, "revenues", i))
             .collect();
         seen.dedup();
@@ -429,7 +583,13 @@ async fn training_sets_see_filings_dated_before_the_decision() {
     assert_eq!(revenues("BBB", "2024-02-02"), [None], "BBB's first filing is later");
     assert_eq!(revenues("BBB", "2024-02-06"), [Some(300.0)]);
     request.fundamentals = vec!["no_such_item".into()];
-    assert!(get_features_for_training(&lake, &request).await.unwrap_err().to_string().contains("no item column 'no_such_item'"));
+    assert!(
+        get_features_for_training(&lake, &request)
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("no item column 'no_such_item'")
+    );
 }
 
 /// The commands on a short demo lake: the residual target has no coverage yet (beta needs 20 sessions),
@@ -458,20 +618,58 @@ fn commands_report_coverage_and_fall_back() {
 
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("train.arrow");
-    let out = t.cli().env("RUST_LOG", "warn").env("DAYS_BACK", "7").args(["--json", "training-set", "--label", "fwd_ret_resid_15m", "--start", "2024-01-02", "--end", "2024-01-10", "--output"]).arg(&file).output().unwrap();
+    let out = t
+        .cli()
+        .env("RUST_LOG", "warn")
+        .env("DAYS_BACK", "7")
+        .args([
+            "--json",
+            "training-set",
+            "--label",
+            "fwd_ret_resid_15m",
+            "--start",
+            "2024-01-02",
+            "--end",
+            "2024-01-10",
+            "--output",
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", crate::support::stderr(&out));
     let lineage: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(lineage["target"], "fwd_ret_15m");
     assert_eq!(lineage["fallback"]["days_back"], 7, "DAYS_BACK sets the window");
-    assert!(crate::support::stderr(&out).contains("falling back to fwd_ret_15m (fwd_ret_resid_15m coverage 0.0000 < 0.6)"), "{}", crate::support::stderr(&out));
+    assert!(
+        crate::support::stderr(&out).contains("falling back to fwd_ret_15m (fwd_ret_resid_15m coverage 0.0000 < 0.6)"),
+        "{}",
+        crate::support::stderr(&out)
+    );
     let reader = arrow::ipc::reader::FileReader::try_new(std::fs::File::open(&file).unwrap(), None).unwrap();
     let rows: usize = reader.map(|b| b.unwrap().num_rows()).sum();
     assert_eq!(rows as u64, lineage["rows"].as_u64().unwrap());
 
-    let inference = t.json(&["inference-set", "--as-of", "2024-01-10T15:00:00Z"]);
+    let inference = t.json(&["inference-set", "--at", "2024-01-10T15:00:00Z"]);
     assert_eq!(inference.as_array().unwrap().len(), 3, "one row per symbol");
     assert_eq!(inference[0]["feature_ts"], "2024-01-10T14:59:00Z", "the last bar complete at 15:00");
-    let bad = t.run(&["training-set", "--label", "fwd_ret_2h", "--start", "2024-01-02", "--end", "2024-01-10", "--output", "x.parquet"]);
+    // `--at` is the decision time, `--as-of` the lake state: before the features' first commit the
+    // same decision time has no rows, and an unknown tag is refused by name.
+    let before = t.json(&["inference-set", "--at", "2024-01-10T15:00:00Z", "--as-of", "features_price_1m_v1@0"]);
+    assert_eq!(before.as_array().unwrap().len(), 0, "{before}");
+    let unknown = t.run(&["inference-set", "--at", "2024-01-10T15:00:00Z", "--as-of", "no-such-tag"]);
+    assert_eq!(unknown.status.code(), Some(3));
+    assert!(crate::support::stderr(&unknown).contains("no-such-tag"), "{}", crate::support::stderr(&unknown));
+    let bad = t.run(&[
+        "training-set",
+        "--label",
+        "fwd_ret_2h",
+        "--start",
+        "2024-01-02",
+        "--end",
+        "2024-01-10",
+        "--output",
+        "x.parquet",
+    ]);
     assert_eq!(bad.status.code(), Some(3));
     assert!(crate::support::stderr(&bad).contains("no label set has a target 'fwd_ret_2h'"));
 }

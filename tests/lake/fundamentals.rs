@@ -8,16 +8,16 @@ use std::sync::Arc;
 use arrow::array::{Date32Array, Float64Array, Int32Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use chrono::NaiveDate;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
-use crate::support::{repo, stderr, Backend, TestLake, VendorServer};
-use quantlake::query::AsOf;
+use crate::support::{Backend, TestLake, VendorServer, repo, stderr};
 use quantlake::reference::fundamentals::{fundamentals_as_of, read_filings, upsert_from_file};
+use quantlake::table::AsOf;
 
 const POLYGON_KEY: &str = "pk-fund-secret-42";
 
 fn fixture() -> Value {
-    let path = repo().join("../shared/fixtures/vendor/polygon/financials_vX.fixture.json");
+    let path = repo().join("tests/fixtures/vendor/polygon/financials_vX.fixture.json");
     serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("fixture JSON")
 }
 
@@ -57,9 +57,13 @@ fn ok_json(out: std::process::Output) -> Value {
 /// Page 1: NXPI FY 2021 (filed 2022-02-24), a result without a filing date and a TTM sum, then a
 /// `next_url` (on api.massive.com: only its path and query are followed) to page 2, the fixture.
 fn two_page_server() -> VendorServer {
-    let fy = result_with(json!({ "fiscal_period": "FY", "fiscal_year": "2021", "start_date": "2021-01-01", "end_date": "2021-12-31", "filing_date": "2022-02-24",
-        "source_filing_url": "https://api.massive.com/v1/reference/sec/filings/0001413447-22-000003" }));
-    let undated = result_with(json!({ "fiscal_period": "Q4", "fiscal_year": "2021", "start_date": "2021-10-04", "end_date": "2021-12-31", "filing_date": null }));
+    let fy = result_with(
+        json!({ "fiscal_period": "FY", "fiscal_year": "2021", "start_date": "2021-01-01", "end_date": "2021-12-31", "filing_date": "2022-02-24",
+        "source_filing_url": "https://api.massive.com/v1/reference/sec/filings/0001413447-22-000003" }),
+    );
+    let undated = result_with(
+        json!({ "fiscal_period": "Q4", "fiscal_year": "2021", "start_date": "2021-10-04", "end_date": "2021-12-31", "filing_date": null }),
+    );
     let ttm = result_with(json!({ "fiscal_period": "TTM", "fiscal_year": "2022", "filing_date": "2022-05-03" }));
     let page1 = json!({ "status": "OK", "results": [fy, undated, ttm], "next_url": "https://api.massive.com/vX/reference/financials?cursor=PAGE2" });
     VendorServer::start(
@@ -80,15 +84,24 @@ fn polygon_financials_upsert_without_duplicates_and_point_in_time() {
     let t = TestLake::new(Backend::Local);
     t.json(&["init"]);
     let server = two_page_server();
-    let first = ok_json(cli(&t, &server, &["--json", "fundamentals", "upsert", "--source", "polygon", "--symbols", "NXPI"]));
-    assert_eq!((first["filings_read"].as_u64(), first["inserted"].as_u64(), first["rows"].as_u64()), (Some(4), Some(2), Some(2)), "{first}");
-    let reasons: Vec<&str> = first["skipped"].as_array().unwrap().iter().map(|s| s["reason"].as_str().unwrap()).collect();
+    let first =
+        ok_json(cli(&t, &server, &["--json", "fundamentals", "upsert", "--source", "polygon", "--symbols", "NXPI"]));
+    assert_eq!(
+        (first["filings_read"].as_u64(), first["inserted"].as_u64(), first["rows"].as_u64()),
+        (Some(4), Some(2), Some(2)),
+        "{first}"
+    );
+    let reasons: Vec<&str> =
+        first["skipped"].as_array().unwrap().iter().map(|s| s["reason"].as_str().unwrap()).collect();
     assert_eq!(reasons.len(), 2, "{first}");
     assert!(reasons[0].contains("no filing_date") && reasons[1].contains("TTM"), "{reasons:?}");
     assert!(first["snapshot_id"].as_u64().is_some());
     let requests = server.requests();
     assert_eq!(requests.len(), 2, "two pages: {requests:?}");
-    assert_eq!((requests[0]["query"]["ticker"].as_str(), requests[0]["query"]["sort"].as_str()), (Some("NXPI"), Some("filing_date")));
+    assert_eq!(
+        (requests[0]["query"]["ticker"].as_str(), requests[0]["query"]["sort"].as_str()),
+        (Some("NXPI"), Some("filing_date"))
+    );
     assert_eq!(requests[1]["query"], json!({ "cursor": "PAGE2" }));
     for r in &requests {
         assert_eq!(r["headers"]["authorization"], format!("Bearer {POLYGON_KEY}"));
@@ -116,22 +129,33 @@ fn polygon_financials_upsert_without_duplicates_and_point_in_time() {
 
     // The same upsert again: nothing duplicated, nothing committed.
     let snapshots_before = t.json(&["snapshots", "fundamentals"]).as_array().unwrap().len();
-    let again = ok_json(cli(&t, &server, &["--json", "fundamentals", "upsert", "--source", "polygon", "--symbols", "NXPI"]));
-    assert_eq!((again["inserted"].as_u64(), again["replaced"].as_u64(), again["unchanged"].as_u64()), (Some(0), Some(0), Some(2)), "{again}");
+    let again =
+        ok_json(cli(&t, &server, &["--json", "fundamentals", "upsert", "--source", "polygon", "--symbols", "NXPI"]));
+    assert_eq!(
+        (again["inserted"].as_u64(), again["replaced"].as_u64(), again["unchanged"].as_u64()),
+        (Some(0), Some(0), Some(2)),
+        "{again}"
+    );
     assert_eq!(again["snapshot_id"], Value::Null);
     assert_eq!(t.json(&["snapshots", "fundamentals"]).as_array().unwrap().len(), snapshots_before);
     assert_eq!(t.json(&["query", "SELECT count(*) AS n FROM fundamentals"]), json!([{ "n": 2 }]));
 
     // A corrected value for the same filing replaces its row; a restatement (filed later) is a new row.
-    let corrected = result_with(json!({ "financials": { "income_statement": { "revenues": { "value": 3.2e9, "unit": "USD" } } } }));
+    let corrected =
+        result_with(json!({ "financials": { "income_statement": { "revenues": { "value": 3.2e9, "unit": "USD" } } } }));
     let restated = result_with(json!({ "filing_date": "2022-08-01", "source_filing_url": null,
         "financials": { "income_statement": { "revenues": { "value": 3.3e9, "unit": "USD" } } } }));
     let server = VendorServer::start(
         "polygon",
         json!([{ "path": "/vX/reference/financials", "query": { "ticker": "NXPI" }, "responses": [ { "status": 200, "body": json!({ "status": "OK", "results": [corrected, restated] }).to_string() } ] }]),
     );
-    let third = ok_json(cli(&t, &server, &["--json", "fundamentals", "upsert", "--source", "polygon", "--symbols", "NXPI"]));
-    assert_eq!((third["inserted"].as_u64(), third["replaced"].as_u64(), third["rows"].as_u64()), (Some(1), Some(1), Some(3)), "{third}");
+    let third =
+        ok_json(cli(&t, &server, &["--json", "fundamentals", "upsert", "--source", "polygon", "--symbols", "NXPI"]));
+    assert_eq!(
+        (third["inserted"].as_u64(), third["replaced"].as_u64(), third["rows"].as_u64()),
+        (Some(1), Some(1), Some(3)),
+        "{third}"
+    );
     let rows = t.json(&["query", "SELECT fiscal_period, strftime(filing_date, '%Y-%m-%d') AS f, revenues, gross_profit FROM fundamentals ORDER BY filing_date"]);
     assert_eq!(
         rows,
@@ -144,7 +168,12 @@ fn polygon_financials_upsert_without_duplicates_and_point_in_time() {
 
     // Point in time: never a filing dated on or after the decision date.
     let pick = |date: &str| -> Vec<(String, String)> {
-        show(&t, &["--as-of-date", date]).as_array().unwrap().iter().map(|r| (r["fiscal_period"].as_str().unwrap().to_string(), r["filing_date"].as_str().unwrap().to_string())).collect()
+        show(&t, &["--as-of-date", date])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["fiscal_period"].as_str().unwrap().to_string(), r["filing_date"].as_str().unwrap().to_string()))
+            .collect()
     };
     assert_eq!(pick("2022-02-24"), vec![]);
     assert_eq!(pick("2022-02-25"), vec![("FY".to_string(), "2022-02-24".to_string())]);
@@ -159,8 +188,17 @@ fn polygon_financials_upsert_without_duplicates_and_point_in_time() {
     assert_eq!(show(&t, &[]).as_array().unwrap().len(), 3);
     let table = t.run(&["fundamentals", "show", "--as-of-date", "2022-08-02"]);
     let text = String::from_utf8_lossy(&table.stdout);
-    assert!(table.status.success() && text.contains("2022-08-01") && text.contains("NXPI") && !text.contains("income_statement"), "{text}");
-    assert!(text.contains("revenues") && !text.contains("long_term_debt") && !text.contains("filing_id"), "columns empty in every row shown are left out: {text}");
+    assert!(
+        table.status.success()
+            && text.contains("2022-08-01")
+            && text.contains("NXPI")
+            && !text.contains("income_statement"),
+        "{text}"
+    );
+    assert!(
+        text.contains("revenues") && !text.contains("long_term_debt") && !text.contains("filing_id"),
+        "columns empty in every row shown are left out: {text}"
+    );
 }
 
 #[test]
@@ -175,7 +213,10 @@ fn polygon_errors_and_default_symbols() {
             { "path": "/vX/reference/financials", "query": { "ticker": "SPY" }, "responses": [ { "status": 200, "body": "{\"status\":\"OK\"}" } ] },
         ]),
     );
-    for (symbol, expect) in [("AAPL", "polygon: AAPL financials (page 1): HTTP 403 Forbidden: You are not entitled"), ("MSFT", "polygon: MSFT financials (page 1): malformed response body")] {
+    for (symbol, expect) in [
+        ("AAPL", "polygon: AAPL financials (page 1): HTTP 403 Forbidden: You are not entitled"),
+        ("MSFT", "polygon: MSFT financials (page 1): malformed response body"),
+    ] {
         let out = cli(&t, &server, &["fundamentals", "upsert", "--source", "polygon", "--symbols", symbol]);
         assert_eq!(out.status.code(), Some(3));
         assert!(stderr(&out).contains(expect), "{symbol}: {}", stderr(&out));
@@ -185,8 +226,12 @@ fn polygon_errors_and_default_symbols() {
     assert!(!out.status.success() && stderr(&out).contains("no symbols"), "{}", stderr(&out));
     t.json(&["universe", "rebuild", "--symbols", "SPY"]);
     let report = ok_json(cli(&t, &server, &["--json", "fundamentals", "upsert", "--source", "polygon"]));
-    assert_eq!((report["symbols"].clone(), report["filings_read"].as_u64(), report["snapshot_id"].clone()), (json!(["SPY"]), Some(0), Value::Null));
-    let out = cli(&t, &server, &["fundamentals", "upsert", "--source", "polygon", "--symbols", "SPY", "--path", "x.csv"]);
+    assert_eq!(
+        (report["symbols"].clone(), report["filings_read"].as_u64(), report["snapshot_id"].clone()),
+        (json!(["SPY"]), Some(0), Value::Null)
+    );
+    let out =
+        cli(&t, &server, &["fundamentals", "upsert", "--source", "polygon", "--symbols", "SPY", "--path", "x.csv"]);
     assert!(!out.status.success() && stderr(&out).contains("--path and --format are for --source file"));
     let out = t.run(&["fundamentals", "upsert", "--source", "polygon", "--symbols", "SPY"]);
     assert!(!out.status.success() && stderr(&out).contains("POLYGON_API_KEY"), "{}", stderr(&out));
@@ -243,37 +288,85 @@ fn csv_and_parquet_imports_and_their_errors() {
     let dir = tempfile::tempdir().unwrap();
     let csv = write(dir.path(), "f.csv", CSV);
     let only = t.json(&["fundamentals", "upsert", "--source", "file", "--path", &csv, "--symbols", "MSFT"]);
-    assert_eq!((only["inserted"].as_u64(), only["not_selected"].as_u64(), only["symbols"].clone()), (Some(1), Some(2), json!(["MSFT"])), "{only}");
+    assert_eq!(
+        (only["inserted"].as_u64(), only["not_selected"].as_u64(), only["symbols"].clone()),
+        (Some(1), Some(2), json!(["MSFT"])),
+        "{only}"
+    );
     let all = t.json(&["fundamentals", "upsert", "--source", "file", "--path", &csv]);
-    assert_eq!((all["inserted"].as_u64(), all["unchanged"].as_u64(), all["rows"].as_u64()), (Some(2), Some(1), Some(3)), "{all}");
+    assert_eq!(
+        (all["inserted"].as_u64(), all["unchanged"].as_u64(), all["rows"].as_u64()),
+        (Some(2), Some(1), Some(3)),
+        "{all}"
+    );
     let got = t.json(&["query", "SELECT symbol, fiscal_period, revenues, diluted_earnings_per_share AS eps, currency, source, \
         CAST(json_extract(items, '$.income_statement.research_and_development.value') AS DOUBLE) AS rnd, json_extract_string(items, '$.income_statement.diluted_earnings_per_share.unit') AS eps_unit \
         FROM fundamentals ORDER BY symbol, filing_date"]);
-    assert_eq!(got[0], json!({ "symbol": "AAPL", "fiscal_period": "Q4", "revenues": 8.9498e10, "eps": 1.46, "currency": "USD", "source": "file", "rnd": 7.307e9, "eps_unit": "USD / shares" }));
+    assert_eq!(
+        got[0],
+        json!({ "symbol": "AAPL", "fiscal_period": "Q4", "revenues": 8.9498e10, "eps": 1.46, "currency": "USD", "source": "file", "rnd": 7.307e9, "eps_unit": "USD / shares" })
+    );
     assert_eq!(got[2]["rnd"], Value::Null, "an empty cell is no item");
 
     // Parquet: typed columns (date32, int32, float64), a restatement of MSFT's Q2 and a new quarter.
     let parquet_path = dir.path().join("f.parquet");
-    msft_parquet(&parquet_path, &["Q2", "q3"], &["2023-12-31", "2024-03-31"], &["2024-06-01", "2024-04-25"], vec![Some(62.1e9), None]);
+    msft_parquet(
+        &parquet_path,
+        &["Q2", "q3"],
+        &["2023-12-31", "2024-03-31"],
+        &["2024-06-01", "2024-04-25"],
+        vec![Some(62.1e9), None],
+    );
     let pq = t.json(&["fundamentals", "upsert", "--source", "file", "--path", parquet_path.to_str().unwrap()]);
     assert_eq!((pq["inserted"].as_u64(), pq["rows"].as_u64()), (Some(2), Some(5)), "{pq}");
     let msft = t.json(&["query", "SELECT fiscal_period, strftime(filing_date, '%Y-%m-%d') AS f, revenues FROM fundamentals WHERE symbol = 'MSFT' ORDER BY filing_date"]);
-    assert_eq!(msft, json!([{ "fiscal_period": "Q2", "f": "2024-01-30", "revenues": 6.202e10 }, { "fiscal_period": "Q3", "f": "2024-04-25" }, { "fiscal_period": "Q2", "f": "2024-06-01", "revenues": 6.21e10 }]));
+    assert_eq!(
+        msft,
+        json!([{ "fiscal_period": "Q2", "f": "2024-01-30", "revenues": 6.202e10 }, { "fiscal_period": "Q3", "f": "2024-04-25" }, { "fiscal_period": "Q2", "f": "2024-06-01", "revenues": 6.21e10 }])
+    );
 
     // Errors name the line or row and the column; nothing is committed.
     let head = "symbol,fiscal_year,fiscal_period,period_end,filing_date,revenues\n";
     for (name, body, expect) in [
-        ("bad_date.csv", format!("{head}AAPL,2024,Q1,2023-12-30,2024-02-02,1\nAAPL,2024,Q2,2024-03-30,2024-13-01,2\n"), "line 3, column 'filing_date': '2024-13-01' is not a date (YYYY-MM-DD)"),
-        ("bad_number.csv", format!("{head}AAPL,2024,Q1,2023-12-30,2024-02-02,12abc\n"), "line 2, column 'revenues': '12abc' is not a number"),
-        ("bad_period.csv", format!("{head}AAPL,2024,Q9,2023-12-30,2024-02-02,1\n"), "line 2: fiscal_period 'Q9' is not one of Q1, Q2, Q3, Q4, H1, H2, FY"),
-        ("early.csv", format!("{head}AAPL,2024,Q1,2023-12-30,2023-12-01,1\n"), "line 2: filing_date 2023-12-01 is before period_end 2023-12-30"),
-        ("twice.csv", format!("{head}AAPL,2024,Q1,2023-12-30,2024-02-02,1\nAAPL,2024,Q1,2023-12-30,2024-02-02,2\n"), "line 3: AAPL 2024 Q1 filed 2024-02-02 is also on line 2"),
-        ("empty.csv", format!("{head}AAPL,,Q1,2023-12-30,2024-02-02,1\n"), "line 2, column 'fiscal_year': empty (required)"),
+        (
+            "bad_date.csv",
+            format!("{head}AAPL,2024,Q1,2023-12-30,2024-02-02,1\nAAPL,2024,Q2,2024-03-30,2024-13-01,2\n"),
+            "line 3, column 'filing_date': '2024-13-01' is not a date (YYYY-MM-DD)",
+        ),
+        (
+            "bad_number.csv",
+            format!("{head}AAPL,2024,Q1,2023-12-30,2024-02-02,12abc\n"),
+            "line 2, column 'revenues': '12abc' is not a number",
+        ),
+        (
+            "bad_period.csv",
+            format!("{head}AAPL,2024,Q9,2023-12-30,2024-02-02,1\n"),
+            "line 2: fiscal_period 'Q9' is not one of Q1, Q2, Q3, Q4, H1, H2, FY",
+        ),
+        (
+            "early.csv",
+            format!("{head}AAPL,2024,Q1,2023-12-30,2023-12-01,1\n"),
+            "line 2: filing_date 2023-12-01 is before period_end 2023-12-30",
+        ),
+        (
+            "twice.csv",
+            format!("{head}AAPL,2024,Q1,2023-12-30,2024-02-02,1\nAAPL,2024,Q1,2023-12-30,2024-02-02,2\n"),
+            "line 3: AAPL 2024 Q1 filed 2024-02-02 is also on line 2",
+        ),
+        (
+            "empty.csv",
+            format!("{head}AAPL,,Q1,2023-12-30,2024-02-02,1\n"),
+            "line 2, column 'fiscal_year': empty (required)",
+        ),
         ("symbol.csv", format!("{head}A/B,2024,Q1,2023-12-30,2024-02-02,1\n"), "line 2: invalid symbol 'A/B'"),
-        ("unknown.csv", "symbol,fiscal_year,fiscal_period,period_end,filing_date,Revenue Growth\n".to_string(), "column 'Revenue Growth' is not a fundamentals column"),
+        (
+            "unknown.csv",
+            "symbol,fiscal_year,fiscal_period,period_end,filing_date,Revenue Growth\n".to_string(),
+            "column 'Revenue Growth' is not a fundamentals column",
+        ),
         ("missing.csv", "symbol,fiscal_year,period_end\n".to_string(), "missing column(s) fiscal_period, filing_date"),
         ("short.csv", format!("{head}AAPL,2024,Q1\n"), "line 2: unreadable row"),
-        ("noext", format!("{head}"), "cannot tell the format"),
+        ("noext", head.to_string(), "cannot tell the format"),
     ] {
         let path = write(dir.path(), name, &body);
         let out = t.run(&["fundamentals", "upsert", "--source", "file", "--path", &path]);
@@ -281,10 +374,24 @@ fn csv_and_parquet_imports_and_their_errors() {
         assert!(stderr(&out).contains(expect), "{name}: {}", stderr(&out));
     }
     let bad_path = dir.path().join("bad.parquet");
-    msft_parquet(&bad_path, &["Q4", "Q4"], &["2024-06-30", "2024-06-30"], &["2024-07-30", "2024-05-30"], vec![Some(1.0), Some(f64::NAN)]);
+    msft_parquet(
+        &bad_path,
+        &["Q4", "Q4"],
+        &["2024-06-30", "2024-06-30"],
+        &["2024-07-30", "2024-05-30"],
+        vec![Some(1.0), Some(f64::NAN)],
+    );
     let out = t.run(&["fundamentals", "upsert", "--source", "file", "--path", bad_path.to_str().unwrap()]);
-    assert!(!out.status.success() && stderr(&out).contains("row 2, column 'revenues': 'NaN' is not a number"), "{}", stderr(&out));
-    assert_eq!(t.json(&["query", "SELECT count(*) AS n FROM fundamentals"]), json!([{ "n": 5 }]), "nothing committed by the failed imports");
+    assert!(
+        !out.status.success() && stderr(&out).contains("row 2, column 'revenues': 'NaN' is not a number"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        t.json(&["query", "SELECT count(*) AS n FROM fundamentals"]),
+        json!([{ "n": 5 }]),
+        "nothing committed by the failed imports"
+    );
     assert_eq!(t.json(&["snapshots", "fundamentals"]).as_array().unwrap().len(), 3);
 }
 
@@ -297,12 +404,12 @@ async fn fundamentals_as_of_never_looks_ahead() {
     let dir = tempfile::tempdir().unwrap();
     let csv = write(dir.path(), "f.csv", CSV);
     upsert_from_file(&lake, std::path::Path::new(&csv), None, None).await.unwrap();
-    let filings = read_filings(&lake, &[], &AsOf::default()).await.unwrap();
+    let filings = read_filings(&lake, &[], &AsOf::latest()).await.unwrap();
     assert_eq!(filings.len(), 3);
     let symbols = vec!["AAPL".to_string(), "MSFT".to_string()];
     let mut d = NaiveDate::from_ymd_opt(2023, 6, 1).unwrap();
     while d < NaiveDate::from_ymd_opt(2024, 6, 1).unwrap() {
-        let batches = fundamentals_as_of(&lake, &symbols, d, &AsOf::default()).await.unwrap();
+        let batches = fundamentals_as_of(&lake, &symbols, d, &AsOf::latest()).await.unwrap();
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
         let mut got = Vec::new();
         for b in &batches {
@@ -314,7 +421,14 @@ async fn fundamentals_as_of_never_looks_ahead() {
         }
         let want: Vec<(String, NaiveDate)> = symbols
             .iter()
-            .filter_map(|s| filings.iter().filter(|f| &f.symbol == s && f.filing_date < d).map(|f| f.filing_date).max().map(|fd| (s.clone(), fd)))
+            .filter_map(|s| {
+                filings
+                    .iter()
+                    .filter(|f| &f.symbol == s && f.filing_date < d)
+                    .map(|f| f.filing_date)
+                    .max()
+                    .map(|fd| (s.clone(), fd))
+            })
             .collect();
         assert_eq!(got, want, "decision date {d}");
         assert!(got.iter().all(|(_, fd)| *fd < d));
@@ -322,7 +436,14 @@ async fn fundamentals_as_of_never_looks_ahead() {
         d = d.succ_opt().unwrap();
     }
     // Only the symbols asked for; a bad symbol is an error, not an empty answer.
-    let one = fundamentals_as_of(&lake, &["MSFT".to_string()], NaiveDate::from_ymd_opt(2024, 2, 1).unwrap(), &AsOf::default()).await.unwrap();
+    let one =
+        fundamentals_as_of(&lake, &["MSFT".to_string()], NaiveDate::from_ymd_opt(2024, 2, 1).unwrap(), &AsOf::latest())
+            .await
+            .unwrap();
     assert_eq!(one.iter().map(RecordBatch::num_rows).sum::<usize>(), 1);
-    assert!(fundamentals_as_of(&lake, &["A/B".to_string()], NaiveDate::from_ymd_opt(2024, 2, 1).unwrap(), &AsOf::default()).await.is_err());
+    assert!(
+        fundamentals_as_of(&lake, &["A/B".to_string()], NaiveDate::from_ymd_opt(2024, 2, 1).unwrap(), &AsOf::latest())
+            .await
+            .is_err()
+    );
 }

@@ -9,7 +9,22 @@ use crate::support::{Backend, TestLake};
 async fn verify_names_damaged_files(backend: Backend) {
     let t = TestLake::new(backend);
     assert!(t.run(&["init"]).status.success());
-    assert!(t.run(&["ingest", "--source", "synthetic", "--symbols", "3", "--start", "2024-01-02", "--end", "2024-01-05", "--quiet"]).status.success());
+    assert!(
+        t.run(&[
+            "ingest",
+            "--source",
+            "synthetic",
+            "--symbols",
+            "3",
+            "--start",
+            "2024-01-02",
+            "--end",
+            "2024-01-05",
+            "--quiet"
+        ])
+        .status
+        .success()
+    );
     assert_eq!(t.json(&["verify", "--history"])[0]["problems"], serde_json::json!([]));
 
     let lake = Lake::open(&t.url, t.options()).await.unwrap();

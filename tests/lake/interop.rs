@@ -4,20 +4,39 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::both_backends;
-use crate::support::{stderr, Backend, TestLake};
+use crate::support::{Backend, TestLake, stderr};
 
 const FOLDER: &str = "raw/raw_synthetic_bars";
 
 async fn readers_see_the_manifest(backend: Backend) {
     let t = TestLake::new(backend);
     assert!(t.run(&["init"]).status.success());
-    assert!(t.run(&["ingest", "--source", "synthetic", "--symbols", "5", "--start", "2024-01-02", "--end", "2024-01-04", "--quiet", "--duplicate-rate", "0.01"]).status.success());
+    assert!(
+        t.run(&[
+            "ingest",
+            "--source",
+            "synthetic",
+            "--symbols",
+            "5",
+            "--start",
+            "2024-01-02",
+            "--end",
+            "2024-01-04",
+            "--quiet",
+            "--duplicate-rate",
+            "0.01"
+        ])
+        .status
+        .success()
+    );
     let out = t.python_read(FOLDER, &[]);
     assert!(out.status.success(), "{}", stderr(&out));
     let seen: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let manifest = t.json(&["query", "SELECT replace(partition, 'date=', '') AS d, rows FROM _partitions WHERE dataset = 'raw_synthetic_bars' ORDER BY d"]);
     let total: u64 = manifest.as_array().unwrap().iter().map(|r| r["rows"].as_u64().unwrap()).sum();
-    let distinct = t.json(&["query", "SELECT count(DISTINCT (symbol, ts)) AS n FROM raw_synthetic_bars"])[0]["n"].as_u64().unwrap();
+    let distinct = t.json(&["query", "SELECT count(DISTINCT (symbol, ts)) AS n FROM raw_synthetic_bars"])[0]["n"]
+        .as_u64()
+        .unwrap();
     assert!(distinct < total, "the raw layer keeps injected duplicates");
     for reader in ["duckdb", "pandas", "polars"] {
         assert_eq!(seen[reader]["rows"].as_u64(), Some(total), "{reader}: {seen}");
@@ -37,7 +56,18 @@ async fn glob_readers_during_overwrites() {
     assert!(t.run(&["init"]).status.success());
     let ingest = |seed: u64| {
         t.cli()
-            .args(["ingest", "--source", "synthetic", "--symbols", "4", "--start", "2024-01-02", "--end", "2024-01-05", "--quiet"])
+            .args([
+                "ingest",
+                "--source",
+                "synthetic",
+                "--symbols",
+                "4",
+                "--start",
+                "2024-01-02",
+                "--end",
+                "2024-01-05",
+                "--quiet",
+            ])
             .args(["--seed", &seed.to_string()])
             .output()
             .unwrap()
@@ -61,6 +91,11 @@ async fn glob_readers_during_overwrites() {
         done.store(true, Ordering::SeqCst);
         out
     });
-    assert!(reader.status.success(), "a glob reader saw a missing or duplicated row: {} {}", String::from_utf8_lossy(&reader.stdout), stderr(&reader));
+    assert!(
+        reader.status.success(),
+        "a glob reader saw a missing or duplicated row: {} {}",
+        String::from_utf8_lossy(&reader.stdout),
+        stderr(&reader)
+    );
     assert!(commits.load(Ordering::SeqCst) >= 3, "the writer committed while the readers read");
 }

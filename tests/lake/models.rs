@@ -6,18 +6,20 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, BooleanArray, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::array::{
+    ArrayRef, AsArray, BooleanArray, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
 use chrono::{NaiveDate, Utc};
 use quantlake::calendar::NyseCalendar;
-use quantlake::models::score::{score_batches, ScoreRequest};
-use quantlake::models::train::{train_on, TrainingInput};
-use quantlake::models::{registry, ModelSettings, TrainOptions};
+use quantlake::models::score::{ScoreRequest, score_batches};
+use quantlake::models::train::{TrainingInput, train_on};
+use quantlake::models::{ModelSettings, TrainOptions, registry};
 use quantlake::table::Lake;
 use serde_json::json;
 
 use crate::both_backends;
 use crate::day;
-use crate::support::{stderr, Backend, TestLake};
+use crate::support::{Backend, TestLake, stderr};
 
 const SYMBOLS: [&str; 4] = ["AAA", "BBB", "CCC", "DDD"];
 
@@ -35,8 +37,8 @@ fn rows(sessions: &[NaiveDate], shift: f64, with_target: bool) -> Vec<RecordBatc
                 let r = ((k * 7919) % 1009) as f64 / 1009.0 - 0.5 + shift;
                 sym.push(s);
                 ts.push(open + m * 60_000_000);
-                x.push(if k % 23 == 0 { None } else { Some(r) });
-                flag.push(Some(k % 5 == 0));
+                x.push(if k.is_multiple_of(23) { None } else { Some(r) });
+                flag.push(Some(k.is_multiple_of(5)));
                 y.push(Some(0.4 * r + ((k * 104729) % 97) as f64 / 9700.0));
             }
         }
@@ -84,7 +86,12 @@ async fn prediction_rows(lake: &Lake, date: &str) -> Vec<(String, i64, Option<f6
         let p = b.column_by_name("prediction").unwrap().as_primitive::<arrow::datatypes::Float64Type>();
         let m = b.column_by_name("model_id").unwrap().as_string::<i32>();
         for i in 0..b.num_rows() {
-            out.push((sym.value(i).to_string(), ts.value(i), (!arrow::array::Array::is_null(p, i)).then(|| p.value(i)), m.value(i).to_string()));
+            out.push((
+                sym.value(i).to_string(),
+                ts.value(i),
+                (!arrow::array::Array::is_null(p, i)).then(|| p.value(i)),
+                m.value(i).to_string(),
+            ));
         }
     }
     out
@@ -94,7 +101,8 @@ async fn train_store_score_rescore(backend: Backend) {
     let t = TestLake::new(backend);
     let lake = t.init().await;
     let settings = ModelSettings { holdout_fraction: 0.25, ..Default::default() };
-    let request = TrainOptions { end: Some(day("2024-02-29")), ..Default::default() }.resolve(&settings, Utc::now()).unwrap();
+    let request =
+        TrainOptions { end: Some(day("2024-02-29")), ..Default::default() }.resolve(&settings, Utc::now()).unwrap();
     let train_days = sessions("2024-02-01", "2024-02-29");
 
     // Trained twice on the same rows (cut into other batches): one id, one artifact, one registry row.
@@ -102,7 +110,10 @@ async fn train_store_score_rescore(backend: Backend) {
     assert!(first.new_artifact);
     let key = format!("_models/{}/model.json", first.model_id);
     let stored = lake.store().get(&key.as_str().into()).await.unwrap().expect("artifact stored");
-    let recut = vec![arrow::compute::concat_batches(&rows(&train_days, 0.0, true)[0].schema(), &rows(&train_days, 0.0, true)).unwrap()];
+    let recut = vec![
+        arrow::compute::concat_batches(&rows(&train_days, 0.0, true)[0].schema(), &rows(&train_days, 0.0, true))
+            .unwrap(),
+    ];
     let second = train_on(&lake, &request, &input(recut)).await.unwrap();
     assert_eq!(second.model_id, first.model_id);
     assert!(!second.new_artifact, "the same content is already stored");
@@ -118,7 +129,11 @@ async fn train_store_score_rescore(backend: Backend) {
     assert_eq!(artifact.rows.train + artifact.rows.embargo + artifact.rows.holdout, artifact.rows.used);
     assert!(artifact.rows.skipped_null_feature > 0, "null features are skipped and counted");
     assert!(artifact.metrics.holdout.as_ref().unwrap().ic.unwrap() > 0.9);
-    assert_eq!(artifact.training_set["id"].as_str(), first.training_set_id.as_deref(), "the first training set's lineage stays with the model");
+    assert_eq!(
+        artifact.training_set["id"].as_str(),
+        first.training_set_id.as_deref(),
+        "the first training set's lineage stays with the model"
+    );
     assert_eq!(second.training_set_id, first.training_set_id);
     assert_eq!(listed[0].training_set_id, first.training_set_id);
 
@@ -140,7 +155,10 @@ async fn train_store_score_rescore(backend: Backend) {
     let r0 = &features[0];
     let x0 = r0.column_by_name("ret_1").unwrap().as_primitive::<arrow::datatypes::Float64Type>().value(0);
     let f0 = r0.column_by_name("is_outlier").unwrap().as_boolean().value(0);
-    let stored0 = day1.iter().find(|r| r.0 == "AAA" && r.1 == NyseCalendar.session(day("2024-03-01")).unwrap().open.timestamp_micros()).unwrap();
+    let stored0 = day1
+        .iter()
+        .find(|r| r.0 == "AAA" && r.1 == NyseCalendar.session(day("2024-03-01")).unwrap().open.timestamp_micros())
+        .unwrap();
     assert_eq!(stored0.2, Some(fit.predict_row(&[x0, if f0 { 1.0 } else { 0.0 }])));
 
     // A re-score of the range replaces its partitions: the same rows, not twice as many.
@@ -152,11 +170,22 @@ async fn train_store_score_rescore(backend: Backend) {
     let two: Vec<RecordBatch> = rows(&sessions("2024-03-04", "2024-03-04"), 0.0, false)
         .iter()
         .map(|b| {
-            let keep: BooleanArray = b.column_by_name("symbol").unwrap().as_string::<i32>().iter().map(|s| Some(matches!(s, Some("AAA" | "BBB")))).collect();
+            let keep: BooleanArray = b
+                .column_by_name("symbol")
+                .unwrap()
+                .as_string::<i32>()
+                .iter()
+                .map(|s| Some(matches!(s, Some("AAA" | "BBB"))))
+                .collect();
             arrow::compute::filter_record_batch(b, &keep).unwrap()
         })
         .collect();
-    let one = ScoreRequest { start: day("2024-03-04"), end: day("2024-03-04"), model: None, symbols: vec!["AAA".into(), "BBB".into()] };
+    let one = ScoreRequest {
+        start: day("2024-03-04"),
+        end: day("2024-03-04"),
+        model: None,
+        symbols: vec!["AAA".into(), "BBB".into()],
+    };
     score_batches(&lake, &one, &artifact, &two, &q).await.unwrap();
     assert_eq!(prediction_rows(&lake, "2024-03-04").await.len(), 60);
     assert_eq!(prediction_rows(&lake, "2024-03-01").await, day1, "other sessions untouched");
@@ -164,15 +193,28 @@ async fn train_store_score_rescore(backend: Backend) {
     // A session whose features moved: the shift check turns RED (against the 3 earlier sessions).
     let shifted = rows(&sessions("2024-03-06", "2024-03-06"), 3.0, false);
     let q_small = quantlake::models::PredictionQualitySettings { min_reference_rows: 50, ..q.clone() };
-    let moved = score_batches(&lake, &ScoreRequest { start: day("2024-03-06"), end: day("2024-03-06"), model: None, symbols: vec![] }, &artifact, &shifted, &q_small).await.unwrap();
+    let moved = score_batches(
+        &lake,
+        &ScoreRequest { start: day("2024-03-06"), end: day("2024-03-06"), model: None, symbols: vec![] },
+        &artifact,
+        &shifted,
+        &q_small,
+    )
+    .await
+    .unwrap();
     assert_eq!(moved.status, quantlake::dq::Status::Red, "{:?}", moved.quality);
     assert_eq!(moved.quality[0].reference_sessions, 3);
     assert!(moved.quality[0].mean_shift.unwrap() > 1.0);
-    let health = quantlake::models::predictions_health(&lake, Some(day("2024-03-06")), &Default::default(), &q_small).await.unwrap();
+    let health = quantlake::models::predictions_health(&lake, Some(day("2024-03-06")), &Default::default(), &q_small)
+        .await
+        .unwrap();
     assert_eq!(health.status, quantlake::dq::Status::Red);
     let last = health.partitions.last().unwrap();
     assert_eq!((last.partition.as_str(), last.status), ("date=2024-03-06", quantlake::dq::Status::Red));
-    assert!(health.partitions.iter().any(|p| p.partition == "date=2024-02-29" && p.checks.iter().any(|c| c.name == "rows")), "an unscored session is reported");
+    assert!(
+        health.partitions.iter().any(|p| p.partition == "date=2024-02-29" && p.checks.iter().any(|c| c.name == "rows")),
+        "an unscored session is reported"
+    );
 
     // Rows outside the asked sessions are refused, a bad model id is named.
     let err = score_batches(&lake, &one, &artifact, &features, &q).await.unwrap_err().to_string();
@@ -185,8 +227,17 @@ both_backends!(train_store_score_rescore_test, train_store_score_rescore);
 fn run_json(t: &TestLake, args: &[&str]) -> (i32, serde_json::Value) {
     let out = t.cli().arg("--json").args(args).output().expect("run quantlake");
     let code = out.status.code().unwrap_or(-1);
-    assert!(code < 3, "quantlake {args:?} could not run ({code}):\n{}\n{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
-    (code, serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("quantlake {args:?}: bad JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))))
+    assert!(
+        code < 3,
+        "quantlake {args:?} could not run ({code}):\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        stderr(&out)
+    );
+    (
+        code,
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("quantlake {args:?}: bad JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))),
+    )
 }
 
 /// A synthetic lake through every stage: ingest, curate, features, train (twice: one model), models,
@@ -220,17 +271,35 @@ fn demo_lake_end_to_end() {
     assert_eq!(listed[0]["feature_set_version"], "1");
     let artifact = std::fs::read(t.local_root().unwrap().join(format!("_models/{id}/model.json"))).unwrap();
     let artifact: serde_json::Value = serde_json::from_slice(&artifact).unwrap();
-    assert_eq!(artifact["training_set"]["id"], first["training_set_id"], "the lineage of the training set is in the artifact");
+    assert_eq!(
+        artifact["training_set"]["id"], first["training_set_id"],
+        "the lineage of the training set is in the artifact"
+    );
     assert_eq!(artifact["features"].as_array().unwrap().len(), 8);
 
-    let feature_rows = |d: &str| t.json(&["query", &format!("SELECT count(*) AS n FROM features_price_1m_v1 WHERE date = DATE '{d}'")])[0]["n"].as_u64().unwrap();
-    let prediction_rows = |d: &str| t.json(&["query", &format!("SELECT count(*) AS n, count(DISTINCT model_id) AS models, min(model_id) AS model FROM predictions WHERE date = DATE '{d}'")]);
+    let feature_rows = |d: &str| {
+        t.json(&["query", &format!("SELECT count(*) AS n FROM features_price_1m_v1 WHERE date = DATE '{d}'")])[0]["n"]
+            .as_u64()
+            .unwrap()
+    };
+    let prediction_rows = |d: &str| {
+        t.json(&["query", &format!("SELECT count(*) AS n, count(DISTINCT model_id) AS models, min(model_id) AS model FROM predictions WHERE date = DATE '{d}'")])
+    };
     let (code, scored) = run_json(&t, &["score", "--date", "2024-01-12"]);
     assert_eq!(scored["model_id"], id.as_str());
     assert_eq!(scored["rows"].as_u64(), Some(feature_rows("2024-01-12")));
-    assert_eq!(code, scored["status"].as_str().map(|s| ["GREEN", "YELLOW", "RED"].iter().position(|x| *x == s).unwrap() as i32).unwrap());
+    assert_eq!(
+        code,
+        scored["status"]
+            .as_str()
+            .map(|s| ["GREEN", "YELLOW", "RED"].iter().position(|x| *x == s).unwrap() as i32)
+            .unwrap()
+    );
     let p = prediction_rows("2024-01-12");
-    assert_eq!((p[0]["n"].as_u64(), p[0]["models"].as_u64(), p[0]["model"].as_str()), (Some(feature_rows("2024-01-12")), Some(1), Some(id.as_str())));
+    assert_eq!(
+        (p[0]["n"].as_u64(), p[0]["models"].as_u64(), p[0]["model"].as_str()),
+        (Some(feature_rows("2024-01-12")), Some(1), Some(id.as_str()))
+    );
 
     // Re-scoring a range (as after a backfill) replaces its partitions: one row per feature row.
     let (_, rescored) = run_json(&t, &["score", "--start", "2024-01-10", "--end", "2024-01-12", "--model", &id]);
@@ -243,7 +312,14 @@ fn demo_lake_end_to_end() {
     let (_, health) = run_json(&t, &["health", "--dataset", "predictions", "--as-of-date", "2024-01-12"]);
     assert_eq!(health["dataset"], "predictions");
     assert_eq!(health["latest_session"], "2024-01-12");
-    assert!(health["partitions"].as_array().unwrap().iter().any(|p| p["partition"] == "date=2024-01-09" && p["status"] == "RED"), "an unscored session: {health}");
+    assert!(
+        health["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["partition"] == "date=2024-01-09" && p["status"] == "RED"),
+        "an unscored session: {health}"
+    );
     let bad = t.run(&["score", "--date", "2024-01-12", "--model", "0123456789abcdef"]);
     assert_eq!(bad.status.code(), Some(3));
     assert!(stderr(&bad).contains("no model '0123456789abcdef'"), "{}", stderr(&bad));

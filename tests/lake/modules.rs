@@ -1,15 +1,19 @@
-//! The crate's top-level modules (`src/<module>.rs`, `src/<module>/...`) depend on each other in one
-//! direction only: no import circle. The graph is read from the source: every `crate::<module>` path
-//! (in `use` lines and in code, including `use crate::{a::X, b}` groups) and every `super::` path that
-//! climbs out of a top-level module, with comments, strings and character literals skipped.
+//! Each crate's top-level modules (`src/<module>.rs`, `src/<module>/...`) stand on floors: the crate
+//! root documents them bottom up in a paragraph that starts "Floors, from the bottom up", and a module
+//! may import only modules on a lower floor of its own crate (the crates themselves are layered by
+//! cargo: the engine cannot name the library, the library cannot name the command line). The graph is
+//! read from the source: every `crate::<module>` path (in `use` lines and in code, including
+//! `use crate::{a::X, b}` groups) and every `super::` path that climbs out of a top-level module, with
+//! comments, strings and character literals skipped. Paths to modules a crate re-exports from a crate
+//! below it (`quantlake::table` is the engine's) are below every floor.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// Edges allowed to close a circle, each with its reason (none now: the engine's layout takes the
-/// layer and dataset-name rules from `contract` and the live-file names from `storage`, below it). The
-/// test fails once a listed edge no longer exists, so the list only shrinks.
-const PENDING_ENGINE_EDGES: &[(&str, &str)] = &[];
+use crate::support::repo;
+
+/// The workspace's crates, bottom up.
+const CRATES: &[&str] = &["crates/engine", "crates/quantlake", "crates/cli"];
 
 /// Where an edge comes from: file and line.
 type Evidence = BTreeMap<(String, String), Vec<String>>;
@@ -83,7 +87,13 @@ fn code_only(text: &str) -> String {
 
 /// The length of a raw string literal (`r"..."`, `r#"..."#`, `br#"..."#`) starting here.
 fn raw_string_len(s: &[u8]) -> Option<usize> {
-    let start = if s.starts_with(b"br") { 2 } else if s.starts_with(b"r") { 1 } else { return None };
+    let start = if s.starts_with(b"br") {
+        2
+    } else if s.starts_with(b"r") {
+        1
+    } else {
+        return None;
+    };
     let hashes = s[start..].iter().take_while(|&&c| c == b'#').count();
     if s.get(start + hashes) != Some(&b'"') {
         return None;
@@ -204,7 +214,10 @@ fn module_graph(src: &Path) -> (BTreeMap<String, BTreeSet<String>>, Evidence) {
         for (target, line) in referenced(&code, &path) {
             if target != path[0] && modules.contains(&target) {
                 graph.get_mut(&path[0]).unwrap().insert(target.clone());
-                evidence.entry((path[0].clone(), target)).or_default().push(format!("src/{}:{line}", relative.display()));
+                evidence
+                    .entry((path[0].clone(), target))
+                    .or_default()
+                    .push(format!("src/{}:{line}", relative.display()));
             }
         }
     }
@@ -213,14 +226,21 @@ fn module_graph(src: &Path) -> (BTreeMap<String, BTreeSet<String>>, Evidence) {
 
 /// One cycle of `graph`, as the modules along it (the first repeated at the end), if there is any.
 fn find_cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
-    fn visit<'a>(n: &'a str, g: &'a BTreeMap<String, BTreeSet<String>>, state: &mut BTreeMap<&'a str, u8>, stack: &mut Vec<&'a str>) -> Option<Vec<String>> {
+    fn visit<'a>(
+        n: &'a str,
+        g: &'a BTreeMap<String, BTreeSet<String>>,
+        state: &mut BTreeMap<&'a str, u8>,
+        stack: &mut Vec<&'a str>,
+    ) -> Option<Vec<String>> {
         state.insert(n, 1);
         stack.push(n);
         for next in g.get(n).into_iter().flatten() {
             match state.get(next.as_str()) {
                 Some(1) => {
                     let from = stack.iter().position(|s| s == next).unwrap();
-                    return Some(stack[from..].iter().chain(std::iter::once(&next.as_str())).map(|s| s.to_string()).collect());
+                    return Some(
+                        stack[from..].iter().chain(std::iter::once(&next.as_str())).map(|s| s.to_string()).collect(),
+                    );
                 }
                 Some(_) => {}
                 None => {
@@ -235,34 +255,95 @@ fn find_cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>>
         None
     }
     let mut state = BTreeMap::new();
-    graph.keys().find_map(|n| if state.contains_key(n.as_str()) { None } else { visit(n, graph, &mut state, &mut Vec::new()) })
+    graph
+        .keys()
+        .find_map(|n| if state.contains_key(n.as_str()) { None } else { visit(n, graph, &mut state, &mut Vec::new()) })
 }
 
 fn describe(cycle: &[String], evidence: &Evidence) -> String {
     let edges: Vec<String> = cycle
         .windows(2)
         .map(|w| {
-            let at = evidence.get(&(w[0].clone(), w[1].clone())).map(|v| v.iter().take(3).cloned().collect::<Vec<_>>().join(", ")).unwrap_or_default();
+            let at = evidence
+                .get(&(w[0].clone(), w[1].clone()))
+                .map(|v| v.iter().take(3).cloned().collect::<Vec<_>>().join(", "))
+                .unwrap_or_default();
             format!("  {} -> {} ({at})", w[0], w[1])
         })
         .collect();
     format!("import circle: {}\n{}", cycle.join(" -> "), edges.join("\n"))
 }
 
-/// The source tree checked: `src/` of this crate, or `QUANTLAKE_MODULE_GRAPH_SRC` (to try the check on
+/// The source trees checked: each crate's `src/`, or `QUANTLAKE_MODULE_GRAPH_SRC` (to try the check on
 /// another tree, e.g. an older commit's).
-fn source_root() -> PathBuf {
-    std::env::var_os("QUANTLAKE_MODULE_GRAPH_SRC").map(PathBuf::from).unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("src"))
+fn source_roots() -> Vec<PathBuf> {
+    match std::env::var_os("QUANTLAKE_MODULE_GRAPH_SRC") {
+        Some(src) => vec![PathBuf::from(src)],
+        None => CRATES.iter().map(|c| repo().join(c).join("src")).collect(),
+    }
+}
+
+/// The floors a crate root documents: the backquoted names of its doc sentence that starts with
+/// "Floors, from the bottom up", in order (up to the sentence's full stop).
+fn documented_floors(lib_rs: &str) -> Option<Vec<String>> {
+    let docs: Vec<&str> = lib_rs.lines().filter_map(|l| l.trim_start().strip_prefix("//!")).map(str::trim).collect();
+    let start = docs.iter().position(|l| l.starts_with("Floors, from the bottom up"))?;
+    let paragraph = docs[start..].iter().take_while(|l| !l.is_empty()).copied().collect::<Vec<_>>().join(" ");
+    // Outside the quotes (even pieces) the sentence ends at its first full stop.
+    let mut names = Vec::new();
+    for (i, piece) in paragraph.split('`').enumerate() {
+        match i % 2 {
+            1 => names.push(piece.to_string()),
+            _ if i > 0 && piece.contains('.') => break,
+            _ => {}
+        }
+    }
+    Some(names)
+}
+
+/// Each import that does not go to a lower floor, and each module missing from the floors or floor
+/// without a module, as one line each.
+fn floor_violations(graph: &BTreeMap<String, BTreeSet<String>>, evidence: &Evidence, floors: &[String]) -> Vec<String> {
+    let floor = |m: &str| floors.iter().position(|f| f == m);
+    let mut out: Vec<String> =
+        graph.keys().filter(|m| floor(m).is_none()).map(|m| format!("module {m} is on no documented floor")).collect();
+    out.extend(floors.iter().filter(|f| !graph.contains_key(*f)).map(|f| format!("floor {f} names no module")));
+    for (from, targets) in graph {
+        for to in targets {
+            if let (Some(a), Some(b)) = (floor(from), floor(to))
+                && b >= a
+            {
+                let at = evidence
+                    .get(&(from.clone(), to.clone()))
+                    .map(|v| v.iter().take(3).cloned().collect::<Vec<_>>().join(", "))
+                    .unwrap_or_default();
+                out.push(format!("{from} (floor {a}) imports {to} (floor {b}): {at}"));
+            }
+        }
+    }
+    out
 }
 
 #[test]
 fn no_import_circle_between_top_level_modules() {
-    let (mut graph, evidence) = module_graph(&source_root());
-    for (from, to) in PENDING_ENGINE_EDGES {
-        assert!(graph.get_mut(*from).is_some_and(|t| t.remove(*to)), "{from} -> {to} is gone: remove it from PENDING_ENGINE_EDGES");
+    for src in source_roots() {
+        let (graph, evidence) = module_graph(&src);
+        if let Some(cycle) = find_cycle(&graph) {
+            panic!("{}: {}", src.display(), describe(&cycle, &evidence));
+        }
     }
-    if let Some(cycle) = find_cycle(&graph) {
-        panic!("{}", describe(&cycle, &evidence));
+}
+
+#[test]
+fn every_module_imports_only_lower_floors_of_its_crate() {
+    for src in source_roots() {
+        let lib = std::fs::read_to_string(src.join("lib.rs")).unwrap();
+        let floors = documented_floors(&lib).unwrap_or_else(|| {
+            panic!("{}/lib.rs documents no \"Floors, from the bottom up\" paragraph", src.display())
+        });
+        let (graph, evidence) = module_graph(&src);
+        let violations = floor_violations(&graph, &evidence, &floors);
+        assert!(violations.is_empty(), "{}: floors {}:\n{}", src.display(), floors.join(" < "), violations.join("\n"));
     }
 }
 
@@ -275,16 +356,36 @@ fn the_graph_reader_finds_circles_and_skips_comments_and_strings() {
         std::fs::write(p, text).unwrap();
     };
     write("lib.rs", "pub mod a; pub mod b; pub mod c;");
-    write("a/mod.rs", "mod inner;\n// use crate::c;\nconst S: &str = \"crate::c\";\nconst R: &str = r#\"crate::c\"#;\nfn f<'x>(_: &'x str) -> char { '\"' }\n");
+    write(
+        "a/mod.rs",
+        "mod inner;\n// use crate::c;\nconst S: &str = \"crate::c\";\nconst R: &str = r#\"crate::c\"#;\nfn f<'x>(_: &'x str) -> char { '\"' }\n",
+    );
     write("a/inner.rs", "use crate::{error::Result, b::{X, Y}};\n");
     write("b.rs", "/* crate::a /* nested */ crate::a */ pub fn g() { crate::c::h(); }\n");
     write("c/d/mod.rs", "fn k() { super::super::a::f(\"x\"); }\n");
     let (graph, evidence) = module_graph(dir.path());
     let edges = |m: &str| graph[m].iter().cloned().collect::<Vec<_>>();
-    assert_eq!((edges("a"), edges("b"), edges("c")), (vec!["b".to_string()], vec!["c".to_string()], vec!["a".to_string()]));
+    assert_eq!(
+        (edges("a"), edges("b"), edges("c")),
+        (vec!["b".to_string()], vec!["c".to_string()], vec!["a".to_string()])
+    );
     let cycle = find_cycle(&graph).expect("a -> b -> c -> a");
     assert_eq!(cycle, ["a", "b", "c", "a"]);
     assert!(describe(&cycle, &evidence).contains("src/c/d/mod.rs:1"), "{}", describe(&cycle, &evidence));
     write("c/d/mod.rs", "fn k() {}\n");
-    assert_eq!(find_cycle(&module_graph(dir.path()).0), None);
+    let (graph, evidence) = module_graph(dir.path());
+    assert_eq!(find_cycle(&graph), None);
+
+    // a -> b and b -> c: floors c < b < a hold, a < b < c does not.
+    let floors = documented_floors(
+        "//! Intro.\n//!\n//! Floors, from the bottom up: `c`,\n//! `b`, `a`. Checked by `t.rs`.\n//!\n//! Not `x`.\n",
+    )
+    .unwrap();
+    assert_eq!(floors, ["c", "b", "a"]);
+    assert!(floor_violations(&graph, &evidence, &floors).is_empty());
+    let upside_down = floor_violations(&graph, &evidence, &["a".into(), "b".into(), "c".into()]);
+    assert_eq!(upside_down.len(), 2, "{upside_down:?}");
+    assert!(upside_down[0].starts_with("a (floor 0) imports b (floor 1): src/a/inner.rs:1"), "{upside_down:?}");
+    let missing = floor_violations(&graph, &evidence, &["c".into(), "b".into(), "z".into()]);
+    assert_eq!(missing, ["module a is on no documented floor", "floor z names no module"]);
 }

@@ -5,16 +5,17 @@
 use std::process::Output;
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use quantlake::ops::jobs::{Finish, JobSettings, JobSpec, JobStatus, JobStore};
 
 use crate::both_backends;
-use crate::fake_tws::{test_pacing, FakeTws, Script};
-use crate::support::{stderr, Backend, TestLake};
+use crate::fake_tws::{FakeTws, Script, test_pacing};
+use crate::support::{Backend, TestLake, stderr};
 
 fn json_of(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("bad JSON ({e}):\n{}\n{}", String::from_utf8_lossy(&out.stdout), stderr(out)))
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("bad JSON ({e}):\n{}\n{}", String::from_utf8_lossy(&out.stdout), stderr(out)))
 }
 
 /// Breadth thresholds for a three-symbol lake (the defaults expect hundreds of symbols).
@@ -32,7 +33,10 @@ fn run(t: &TestLake, args: &[&str], env: &[(&str, &str)]) -> Output {
 }
 
 fn stage<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["stages"].as_array().and_then(|s| s.iter().find(|s| s["stage"] == name)).unwrap_or_else(|| panic!("no stage {name} in {report}"))
+    report["stages"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["stage"] == name))
+        .unwrap_or_else(|| panic!("no stage {name} in {report}"))
 }
 
 /// The exit code the contract gives a run report: the worst of its stages and its health.
@@ -81,7 +85,11 @@ async fn the_daily_run_records_a_job_per_stage() {
     let log = shown["log"]["1"].as_str().unwrap();
     assert!(log.contains("daily run for 2024-03-05 starting"), "{log}");
     let file = std::fs::read_to_string(t.log_file()).unwrap();
-    assert!(file.contains("--json run --date 2024-03-05 --symbols AAPL,MSFT,SPY") && file.contains(&format!("job{{job_id={run_id}")), "{file}");
+    assert!(
+        file.contains("--json run --date 2024-03-05 --symbols AAPL,MSFT,SPY")
+            && file.contains(&format!("job{{job_id={run_id}")),
+        "{file}"
+    );
     assert!(t.json(&["jobs", "--since", "1h", "--kind", "features"]).as_array().unwrap().len() == 1);
 
     // A holiday is skipped, with its name.
@@ -116,7 +124,8 @@ async fn a_red_input_partition_blocks_its_stage_unless_forced() {
 async fn claims_and_leases(backend: Backend) {
     let t = TestLake::new(backend);
     let lake = t.init().await;
-    let settings = JobSettings { lease: Duration::from_secs(2), heartbeat: Duration::from_millis(500), ..Default::default() };
+    let settings =
+        JobSettings { lease: Duration::from_secs(2), heartbeat: Duration::from_millis(500), ..Default::default() };
     let jobs = JobStore::new(&lake, settings);
     let queued = jobs.enqueue(JobSpec::new("run_validation", json!({}))).await.unwrap();
     assert_eq!(queued.status, JobStatus::Queued);
@@ -146,7 +155,10 @@ async fn claims_and_leases(backend: Backend) {
     assert!(record.cancel_requested && record.status == JobStatus::Running);
     job.save_progress().await.unwrap();
     assert!(job.cancel_requested() && job.check().is_err());
-    let done = job.finish_with(Err(quantlake::error::Error::Job { id: queued.id.clone(), reason: "stopped".into() })).await.unwrap();
+    let done = job
+        .finish_with(Err(quantlake::error::Error::Job { id: queued.id.clone(), reason: "stopped".into() }))
+        .await
+        .unwrap();
     assert_eq!((done.status, done.attempts), (JobStatus::Cancelled, 2));
     assert!(jobs.cancel(&queued.id, "again").await.is_err(), "a finished job cannot be cancelled");
 
@@ -173,7 +185,20 @@ fn prepared(backend: Backend) -> TestLake {
     let t = TestLake::new(backend);
     for args in [
         &["init"][..],
-        &["ingest", "--source", "synthetic", "--seed", "1", "--quiet", "--symbols", "AAPL,MSFT", "--start", "2024-03-04", "--end", "2024-03-15"][..],
+        &[
+            "ingest",
+            "--source",
+            "synthetic",
+            "--seed",
+            "1",
+            "--quiet",
+            "--symbols",
+            "AAPL,MSFT",
+            "--start",
+            "2024-03-04",
+            "--end",
+            "2024-03-15",
+        ][..],
         &["curate", "--start", "2024-03-04", "--end", "2024-03-15"][..],
         &["features", "--start", "2024-03-04", "--end", "2024-03-15"][..],
     ] {
@@ -193,7 +218,11 @@ fn totals(t: &TestLake) -> (Value, Value) {
 /// and features, four chunks of three sessions per step.
 fn backfill(t: &TestLake, failpoint: Option<&str>, args: &[&str]) -> Output {
     let mut cmd = t.cli();
-    small_universe(&mut cmd).env("QUANTLAKE_SYNTHETIC__SEED", "2").env("QUANTLAKE_INGEST__CHUNK_SESSIONS", "3").arg("--json").args(args);
+    small_universe(&mut cmd)
+        .env("QUANTLAKE_SYNTHETIC__SEED", "2")
+        .env("QUANTLAKE_INGEST__CHUNK_SESSIONS", "3")
+        .arg("--json")
+        .args(args);
     if let Some(f) = failpoint {
         cmd.env("QUANTLAKE_FAILPOINT", f);
     }
@@ -252,7 +281,10 @@ async fn killed_backfill_resumes(backend: Backend) {
 
     // The impact report, and the status command.
     let impact = &result["impact"];
-    assert_eq!(impact["partitions"].as_array().unwrap().iter().filter(|p| p["dataset"] == "curated_1m_bars").count(), 10);
+    assert_eq!(
+        impact["partitions"].as_array().unwrap().iter().filter(|p| p["dataset"] == "curated_1m_bars").count(),
+        10
+    );
     assert!(impact["largest_price_change"]["relative"].as_f64().unwrap() > 0.0);
     assert_eq!(impact["feature_partitions_refreshed"]["features_price_1m_v1"], 10);
     assert_eq!(t.json(&["backfill", "status", &id])["job"]["status"], "SUCCEEDED");
@@ -279,16 +311,39 @@ async fn a_backfill_plans_before_it_runs() {
     assert!(plan["bytes_to_write"].as_u64().unwrap() > 0);
     assert!(t.json(&["jobs"]).as_array().unwrap().is_empty(), "a dry run creates no job");
     // Without --reingest only missing raw cells are fetched: none here.
-    let plan = json_of(&backfill(&t, None, &[&["backfill", "trigger", "curated_1m_bars", "--dry-run"][..], SCOPE].concat()));
+    let plan =
+        json_of(&backfill(&t, None, &[&["backfill", "trigger", "curated_1m_bars", "--dry-run"][..], SCOPE].concat()));
     assert_eq!(plan["cells_to_fetch"], 0);
     // An annotation on the scope is in the plan.
-    let out = t.run(&["annotate", "curated_1m_bars", "--symbols", "AAPL", "--start", "2024-03-05", "--end", "2024-03-05", "--reason", "TWS outage"]);
+    let out = t.run(&[
+        "annotate",
+        "curated_1m_bars",
+        "--symbols",
+        "AAPL",
+        "--start",
+        "2024-03-05",
+        "--end",
+        "2024-03-05",
+        "--reason",
+        "TWS outage",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let plan = json_of(&backfill(&t, None, &[&["backfill", "trigger", "curated_1m_bars", "--dry-run"][..], SCOPE].concat()));
+    let plan =
+        json_of(&backfill(&t, None, &[&["backfill", "trigger", "curated_1m_bars", "--dry-run"][..], SCOPE].concat()));
     assert!(plan["annotations"].to_string().contains("TWS outage"), "{plan}");
 
     // Runbook 5.3: a long span is refused until a smaller window of the scope has completed.
-    let long = ["backfill", "trigger", "curated_1m_bars", "--symbols", "AAPL,MSFT", "--start", "2024-02-01", "--end", "2024-03-15"];
+    let long = [
+        "backfill",
+        "trigger",
+        "curated_1m_bars",
+        "--symbols",
+        "AAPL,MSFT",
+        "--start",
+        "2024-02-01",
+        "--end",
+        "2024-03-15",
+    ];
     let out = backfill(&t, None, &long);
     assert_eq!(out.status.code(), Some(3));
     assert!(stderr(&out).contains("--force-large"), "{}", stderr(&out));
@@ -298,7 +353,11 @@ async fn a_backfill_plans_before_it_runs() {
     assert!(plan["tested_by"].is_string() && plan["refused"].is_null(), "{plan}");
 
     // --not-before queues it; a worker leaves it until then.
-    let queued = json_of(&backfill(&t, None, &[&["backfill", "trigger", "curated_1m_bars"][..], SCOPE, &["--not-before", "2099-01-01T00:00:00Z"]].concat()));
+    let queued = json_of(&backfill(
+        &t,
+        None,
+        &[&["backfill", "trigger", "curated_1m_bars"][..], SCOPE, &["--not-before", "2099-01-01T00:00:00Z"]].concat(),
+    ));
     assert_eq!(queued["job"]["status"], "QUEUED", "{queued}");
     let worked = t.json(&["worker", "--once"]);
     assert_eq!(worked.as_array().unwrap().len(), 0, "not due yet");
@@ -306,7 +365,11 @@ async fn a_backfill_plans_before_it_runs() {
 
 async fn a_dead_workers_job_is_taken_over(backend: Backend) {
     let t = prepared(backend);
-    let queued = json_of(&backfill(&t, None, &[&["dispatch", "backfill", "curated_1m_bars"][..], SCOPE, &["--overwrite-features"]].concat()));
+    let queued = json_of(&backfill(
+        &t,
+        None,
+        &[&["dispatch", "backfill", "curated_1m_bars"][..], SCOPE, &["--overwrite-features"]].concat(),
+    ));
     let id = queued["id"].as_str().unwrap().to_string();
     assert_eq!(queued["status"], "QUEUED");
     // The first worker dies holding the job (kill -9 after its second chunk).
@@ -337,7 +400,19 @@ async fn a_symbol_the_source_refuses_makes_the_backfill_partial() {
         .env("QUANTLAKE_TWS__PACING__IDENTICAL_GAP", "75ms")
         .env("QUANTLAKE_TWS__PACING__PER_CONTRACT_WINDOW", "100ms")
         .env("QUANTLAKE_TWS__PACING__WINDOW", "3s")
-        .args(["--json", "backfill", "trigger", "raw_tws_bars", "--symbols", "AAPL,ZZZZ,MSFT", "--start", "2024-01-02", "--end", "2024-01-04", "--overwrite-curated"]);
+        .args([
+            "--json",
+            "backfill",
+            "trigger",
+            "raw_tws_bars",
+            "--symbols",
+            "AAPL,ZZZZ,MSFT",
+            "--start",
+            "2024-01-02",
+            "--end",
+            "2024-01-04",
+            "--overwrite-curated",
+        ]);
     let out = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
     assert_eq!(out.status.code(), Some(1), "PARTIAL is a warning: {}", stderr(&out));
     let status = json_of(&out);
@@ -353,7 +428,14 @@ async fn the_schedule_fires_each_event_once_and_pauses() {
     let t = TestLake::new(Backend::Local);
     assert!(t.run(&["init"]).status.success());
     let tick = |at: &str| t.json(&["schedule", "--once", "--no-worker", "--at", at])[0].clone();
-    let queued = |tick: &Value| tick["queued"].as_array().unwrap().iter().map(|j| format!("{} {}", j["kind"].as_str().unwrap(), j["params"]["date"].as_str().unwrap_or("-"))).collect::<Vec<_>>();
+    let queued = |tick: &Value| {
+        tick["queued"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| format!("{} {}", j["kind"].as_str().unwrap(), j["params"]["date"].as_str().unwrap_or("-")))
+            .collect::<Vec<_>>()
+    };
     // 17:30 New York on Tuesday 2024-03-05 is 22:30 UTC.
     let first = tick("2024-03-05T22:31:00Z");
     assert_eq!(queued(&first), ["daily_run 2024-03-05"]);
@@ -385,7 +467,11 @@ async fn the_schedule_fires_each_event_once_and_pauses() {
 
     // `jobs clean` removes the markers of events fired before its cutoff, with old job records.
     assert_eq!(t.json(&["jobs", "clean", "--older-than", "1h"])["schedule_markers_removed"], 0);
-    assert_eq!(t.json(&["jobs", "clean", "--older-than", "0s"])["schedule_markers_removed"], 7, "5 daily runs (one skipped), a weekly and a monthly event");
+    assert_eq!(
+        t.json(&["jobs", "clean", "--older-than", "0s"])["schedule_markers_removed"],
+        7,
+        "5 daily runs (one skipped), a weekly and a monthly event"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -425,11 +511,18 @@ async fn three_workers_share_a_backfill_on_s3() {
     let expected = totals(&reference);
 
     let t = prepared(Backend::S3);
-    let queued = json_of(&backfill(&t, None, &[&["dispatch", "backfill", "curated_1m_bars"][..], SCOPE, &["--reingest", "--overwrite-features"]].concat()));
+    let queued = json_of(&backfill(
+        &t,
+        None,
+        &[&["dispatch", "backfill", "curated_1m_bars"][..], SCOPE, &["--reingest", "--overwrite-features"]].concat(),
+    ));
     let id = queued["id"].as_str().unwrap().to_string();
     let spawn = |failpoint: Option<&str>| {
         let mut cmd = t.cli();
-        small_universe(&mut cmd).env("QUANTLAKE_SYNTHETIC__SEED", "2").env("QUANTLAKE_INGEST__CHUNK_SESSIONS", "3").args(["--json", "worker", "--once", "--poll", "200ms"]);
+        small_universe(&mut cmd)
+            .env("QUANTLAKE_SYNTHETIC__SEED", "2")
+            .env("QUANTLAKE_INGEST__CHUNK_SESSIONS", "3")
+            .args(["--json", "worker", "--once", "--poll", "200ms"]);
         if let Some(f) = failpoint {
             cmd.env("QUANTLAKE_FAILPOINT", f);
         }
@@ -446,7 +539,11 @@ async fn three_workers_share_a_backfill_on_s3() {
     let b = spawn(Some("backfill.after_chunk:1"));
     let c = spawn(None);
     let (a, b, c) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap(), c.wait_with_output().unwrap());
-    assert!(!b.status.success() && stderr(&b).contains("failpoint"), "the second worker dies after its first chunk: {}", stderr(&b));
+    assert!(
+        !b.status.success() && stderr(&b).contains("failpoint"),
+        "the second worker dies after its first chunk: {}",
+        stderr(&b)
+    );
     for w in [&a, &c] {
         assert!(w.status.code().is_some_and(|c| c <= 1), "{}", stderr(w));
     }
@@ -459,7 +556,8 @@ async fn three_workers_share_a_backfill_on_s3() {
     assert!(chunks.iter().all(|c| c["status"] == "SUCCEEDED" && c["parent"] == id.as_str()), "{chunks:?}");
     let attempts: u64 = chunks.iter().map(|c| c["attempts"].as_u64().unwrap()).sum();
     assert_eq!(attempts, 13, "the dead worker's chunk was claimed once more, every other chunk once");
-    let pids: std::collections::BTreeSet<&str> = chunks.iter().filter_map(|c| c["worker"].as_str()).filter_map(|w| w.split(':').nth(1)).collect();
+    let pids: std::collections::BTreeSet<&str> =
+        chunks.iter().filter_map(|c| c["worker"].as_str()).filter_map(|w| w.split(':').nth(1)).collect();
     assert!(pids.len() >= 2, "the chunks were shared: {pids:?}");
     assert_eq!(totals(&t), expected);
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::support::{stderr, Backend, TestLake};
+use crate::support::{Backend, TestLake, stderr};
 
 /// Every bar of the raw synthetic dataset, in order, without the per-run columns (ingested_at, job_id).
 fn content(t: &TestLake) -> serde_json::Value {
@@ -16,7 +16,8 @@ fn content(t: &TestLake) -> serde_json::Value {
     ])
 }
 
-const BACKFILL: &[&str] = &["backfill-history", "--source", "synthetic", "--symbols", "AAPL,MSFT,NVDA,TSLA,AMZN", "--end", "2024-03-28"];
+const BACKFILL: &[&str] =
+    &["backfill-history", "--source", "synthetic", "--symbols", "AAPL,MSFT,NVDA,TSLA,AMZN", "--end", "2024-03-28"];
 
 fn backfill_env(cmd: &mut std::process::Command, sleep: &str) {
     cmd.env("BACKFILL_TARGET_DAYS", "45")
@@ -80,7 +81,8 @@ fn backfill_killed_then_rerun_equals_an_uninterrupted_run() {
     // A third run has nothing to do.
     let mut cmd = t.cli();
     backfill_env(&mut cmd, "0");
-    let again: serde_json::Value = serde_json::from_slice(&cmd.arg("--json").args(BACKFILL).output().unwrap().stdout).unwrap();
+    let again: serde_json::Value =
+        serde_json::from_slice(&cmd.arg("--json").args(BACKFILL).output().unwrap().stdout).unwrap();
     assert_eq!((again["rows"].as_u64(), again["skipped"].as_u64()), (Some(0), Some(33 * 5)));
 }
 
@@ -88,20 +90,50 @@ fn backfill_killed_then_rerun_equals_an_uninterrupted_run() {
 fn ingest_resume_skips_finished_sessions_and_clean_forgets_them() {
     let t = TestLake::new(Backend::Local);
     assert!(t.run(&["init"]).status.success());
-    let ingest = ["ingest", "--source", "synthetic", "--symbols", "AAPL,MSFT", "--start", "2024-01-02", "--end", "2024-01-05"];
+    let ingest =
+        ["ingest", "--source", "synthetic", "--symbols", "AAPL,MSFT", "--start", "2024-01-02", "--end", "2024-01-05"];
     let first = t.json(&ingest);
     assert_eq!((first["rows"].as_u64(), first["skipped"].as_u64()), (Some(2 * 4 * 390), Some(0)));
     // One more symbol and one more session, resumed: only the missing symbol-sessions are fetched.
-    let more = ["ingest", "--source", "synthetic", "--symbols", "AAPL,MSFT,NVDA", "--start", "2024-01-02", "--end", "2024-01-08", "--resume"];
+    let more = [
+        "ingest",
+        "--source",
+        "synthetic",
+        "--symbols",
+        "AAPL,MSFT,NVDA",
+        "--start",
+        "2024-01-02",
+        "--end",
+        "2024-01-08",
+        "--resume",
+    ];
     let second = t.json(&more);
     assert_eq!(second["skipped"], 8);
     assert_eq!(second["rows"], (3 * 5 - 8) * 390);
     let got = t.json(&["query", "SELECT symbol, count(*) AS n FROM raw_synthetic_bars GROUP BY 1 ORDER BY 1"]);
-    assert_eq!(got, json!([{ "symbol": "AAPL", "n": 1950 }, { "symbol": "MSFT", "n": 1950 }, { "symbol": "NVDA", "n": 1950 }]));
+    assert_eq!(
+        got,
+        json!([{ "symbol": "AAPL", "n": 1950 }, { "symbol": "MSFT", "n": 1950 }, { "symbol": "NVDA", "n": 1950 }])
+    );
     // Daily bars of the same symbols and sessions: their own progress rows, the minute ones untouched.
-    t.json(&["ingest", "--source", "synthetic", "--symbols", "AAPL,MSFT,NVDA", "--start", "2024-01-02", "--end", "2024-01-08", "--frequency", "1d"]);
+    t.json(&[
+        "ingest",
+        "--source",
+        "synthetic",
+        "--symbols",
+        "AAPL,MSFT,NVDA",
+        "--start",
+        "2024-01-02",
+        "--end",
+        "2024-01-08",
+        "--frequency",
+        "1d",
+    ]);
     let by_dataset = t.json(&["query", "SELECT dataset, count(*) AS n FROM ingest_progress GROUP BY 1 ORDER BY 1"]);
-    assert_eq!(by_dataset, json!([{ "dataset": "raw_synthetic_bars", "n": 15 }, { "dataset": "raw_synthetic_daily_bars", "n": 15 }]));
+    assert_eq!(
+        by_dataset,
+        json!([{ "dataset": "raw_synthetic_bars", "n": 15 }, { "dataset": "raw_synthetic_daily_bars", "n": 15 }])
+    );
 
     // Records younger than 90 days stay; --older-than 0s forgets them all, so resume fetches again.
     assert_eq!(t.json(&["progress", "clean", "--older-than", "90d"])["rows_removed"], 0);
@@ -117,13 +149,42 @@ fn daily_chunks_inside_one_yearly_partition_keep_each_other() {
     let t = TestLake::new(Backend::Local);
     assert!(t.run(&["init"]).status.success());
     // Nine sessions, two per commit, all in the partition year=2024.
-    let first = t.json(&["ingest", "--source", "synthetic", "--symbols", "AAPL,MSFT", "--start", "2024-01-02", "--end", "2024-01-12", "--frequency", "1d", "--chunk-sessions", "2"]);
+    let first = t.json(&[
+        "ingest",
+        "--source",
+        "synthetic",
+        "--symbols",
+        "AAPL,MSFT",
+        "--start",
+        "2024-01-02",
+        "--end",
+        "2024-01-12",
+        "--frequency",
+        "1d",
+        "--chunk-sessions",
+        "2",
+    ]);
     assert_eq!(first["chunks"], 5);
-    let count = || t.json(&["query", "SELECT symbol, count(*) AS n FROM raw_synthetic_daily_bars GROUP BY 1 ORDER BY 1"]);
+    let count =
+        || t.json(&["query", "SELECT symbol, count(*) AS n FROM raw_synthetic_daily_bars GROUP BY 1 ORDER BY 1"]);
     assert_eq!(count(), json!([{ "symbol": "AAPL", "n": 9 }, { "symbol": "MSFT", "n": 9 }]));
     // Re-ingesting one day of one symbol replaces that bar only.
     let before = t.json(&["query", "SELECT symbol, ts, close FROM raw_synthetic_daily_bars ORDER BY ALL"]);
-    t.json(&["ingest", "--source", "synthetic", "--symbols", "AAPL", "--start", "2024-01-05", "--end", "2024-01-05", "--frequency", "1d", "--seed", "9"]);
+    t.json(&[
+        "ingest",
+        "--source",
+        "synthetic",
+        "--symbols",
+        "AAPL",
+        "--start",
+        "2024-01-05",
+        "--end",
+        "2024-01-05",
+        "--frequency",
+        "1d",
+        "--seed",
+        "9",
+    ]);
     let after = t.json(&["query", "SELECT symbol, ts, close FROM raw_synthetic_daily_bars ORDER BY ALL"]);
     let changed = before.as_array().unwrap().iter().zip(after.as_array().unwrap()).filter(|(a, b)| a != b).count();
     assert_eq!((changed, after.as_array().unwrap().len()), (1, 18));
@@ -133,10 +194,45 @@ fn daily_chunks_inside_one_yearly_partition_keep_each_other() {
 fn targeted_reingest_replaces_only_the_asked_symbols_and_sessions() {
     let t = TestLake::new(Backend::Local);
     assert!(t.run(&["init"]).status.success());
-    t.json(&["ingest", "--source", "synthetic", "--symbols", "AAPL,MSFT", "--start", "2024-01-02", "--end", "2024-01-05"]);
-    let before = t.json(&["query", "SELECT symbol, CAST(date AS VARCHAR) AS d, sum(close) AS c FROM raw_synthetic_bars GROUP BY ALL ORDER BY ALL"]);
-    t.json(&["ingest", "--source", "synthetic", "--symbols", "AAPL", "--start", "2024-01-03", "--end", "2024-01-03", "--seed", "9"]);
-    let after = t.json(&["query", "SELECT symbol, CAST(date AS VARCHAR) AS d, sum(close) AS c FROM raw_synthetic_bars GROUP BY ALL ORDER BY ALL"]);
-    let changed: Vec<_> = before.as_array().unwrap().iter().zip(after.as_array().unwrap()).filter(|(a, b)| a != b).map(|(a, _)| (a["symbol"].clone(), a["d"].clone())).collect();
+    t.json(&[
+        "ingest",
+        "--source",
+        "synthetic",
+        "--symbols",
+        "AAPL,MSFT",
+        "--start",
+        "2024-01-02",
+        "--end",
+        "2024-01-05",
+    ]);
+    let before = t.json(&[
+        "query",
+        "SELECT symbol, CAST(date AS VARCHAR) AS d, sum(close) AS c FROM raw_synthetic_bars GROUP BY ALL ORDER BY ALL",
+    ]);
+    t.json(&[
+        "ingest",
+        "--source",
+        "synthetic",
+        "--symbols",
+        "AAPL",
+        "--start",
+        "2024-01-03",
+        "--end",
+        "2024-01-03",
+        "--seed",
+        "9",
+    ]);
+    let after = t.json(&[
+        "query",
+        "SELECT symbol, CAST(date AS VARCHAR) AS d, sum(close) AS c FROM raw_synthetic_bars GROUP BY ALL ORDER BY ALL",
+    ]);
+    let changed: Vec<_> = before
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(after.as_array().unwrap())
+        .filter(|(a, b)| a != b)
+        .map(|(a, _)| (a["symbol"].clone(), a["d"].clone()))
+        .collect();
     assert_eq!(changed, vec![(json!("AAPL"), json!("2024-01-03"))]);
 }

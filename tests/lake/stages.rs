@@ -6,17 +6,30 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::support::{stderr, Backend, TestLake};
+use crate::support::{Backend, TestLake, stderr};
 
 const SYMBOLS: &str = "AAPL,MSFT,NVDA";
 const START: &str = "2024-01-02";
 const END: &str = "2024-01-05";
 
 fn ingest(t: &TestLake, seed: u64) {
-    let out = t.run(&["ingest", "--source", "synthetic", "--symbols", SYMBOLS, "--start", START, "--end", END, "--quiet", "--seed", &seed.to_string()]);
+    let out = t.run(&[
+        "ingest",
+        "--source",
+        "synthetic",
+        "--symbols",
+        SYMBOLS,
+        "--start",
+        START,
+        "--end",
+        END,
+        "--quiet",
+        "--seed",
+        &seed.to_string(),
+    ]);
     assert!(out.status.success(), "ingest: {}", stderr(&out));
 }
 
@@ -33,7 +46,9 @@ fn runs(t: &TestLake) -> (Vec<String>, Vec<String>) {
         "SELECT (SELECT list(DISTINCT job_id ORDER BY job_id) FROM curated_1m_bars) AS bars, \
                 (SELECT list(DISTINCT job_id ORDER BY job_id) FROM dq_metrics WHERE dataset = 'curated_1m_bars') AS metrics",
     ]);
-    let list = |k: &str| v[0][k].as_array().map(|a| a.iter().map(|x| x.as_str().unwrap().to_string()).collect()).unwrap_or_default();
+    let list = |k: &str| {
+        v[0][k].as_array().map(|a| a.iter().map(|x| x.as_str().unwrap().to_string()).collect()).unwrap_or_default()
+    };
     (list("bars"), list("metrics"))
 }
 
@@ -45,7 +60,14 @@ fn validate(t: &TestLake) -> Vec<(String, String, String, String)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| (c["dataset"].as_str().unwrap().into(), c["check"].as_str().unwrap().into(), c["status"].as_str().unwrap().into(), c["detail"].as_str().unwrap().into()))
+        .map(|c| {
+            (
+                c["dataset"].as_str().unwrap().into(),
+                c["check"].as_str().unwrap().into(),
+                c["status"].as_str().unwrap().into(),
+                c["detail"].as_str().unwrap().into(),
+            )
+        })
         .collect()
 }
 
@@ -53,7 +75,9 @@ fn validate(t: &TestLake) -> Vec<(String, String, String, String)> {
 fn stage_problems(t: &TestLake) -> Vec<String> {
     validate(t)
         .into_iter()
-        .filter(|(_, check, status, _)| (check.starts_with("integrity") || check == "stage outputs") && status != "GREEN")
+        .filter(|(_, check, status, _)| {
+            (check.starts_with("integrity") || check == "stage outputs") && status != "GREEN"
+        })
         .map(|(d, c, s, detail)| format!("{d} {c} {s}: {detail}"))
         .collect()
 }
@@ -89,19 +113,38 @@ async fn killed_stage_is_all_or_nothing(backend: Backend) {
         assert_eq!(runs(&t), (vec![want.to_string()], vec![want.to_string()]), "{failpoint}");
         let problems = stage_problems(&t);
         if committed {
-            assert_eq!(problems, Vec::<String>::new(), "{failpoint}: a committed stage's apply is finished by any opener");
+            assert_eq!(
+                problems,
+                Vec::<String>::new(),
+                "{failpoint}: a committed stage's apply is finished by any opener"
+            );
         } else {
-            assert!(!problems.is_empty() && problems.iter().all(|p| p.contains("not committed")), "{failpoint}: validate must flag the unfinished stage: {problems:?}");
+            assert!(
+                !problems.is_empty() && problems.iter().all(|p| p.contains("not committed")),
+                "{failpoint}: validate must flag the unfinished stage: {problems:?}"
+            );
         }
 
         let recovered = t.json(&["recover"]);
-        let decided: Vec<&Value> = recovered.as_array().unwrap().iter().flat_map(|r| r["stages"].as_array().unwrap()).collect();
+        let decided: Vec<&Value> =
+            recovered.as_array().unwrap().iter().flat_map(|r| r["stages"].as_array().unwrap()).collect();
         if !committed {
-            assert!(!decided.is_empty() && decided.iter().all(|d| d["outcome"] == "aborted" && d["decided_by"] == "recovery"), "{failpoint}: {recovered}");
+            assert!(
+                !decided.is_empty()
+                    && decided.iter().all(|d| d["outcome"] == "aborted" && d["decided_by"] == "recovery"),
+                "{failpoint}: {recovered}"
+            );
         }
         assert_eq!(stage_problems(&t), Vec::<String>::new(), "{failpoint}: clean after recover");
-        assert_eq!(runs(&t), (vec![want.to_string()], vec![want.to_string()]), "{failpoint}: recover changes nothing readers saw");
-        assert!(t.json(&["verify", "--history"]).as_array().unwrap().iter().all(|r| r["problems"] == json!([])), "{failpoint}");
+        assert_eq!(
+            runs(&t),
+            (vec![want.to_string()], vec![want.to_string()]),
+            "{failpoint}: recover changes nothing readers saw"
+        );
+        assert!(
+            t.json(&["verify", "--history"]).as_array().unwrap().iter().all(|r| r["problems"] == json!([])),
+            "{failpoint}"
+        );
 
         // The lake takes the next run as usual.
         let again = curate(&t, "run-c").output().unwrap();
@@ -121,7 +164,11 @@ async fn killed_while_staging_partitions(backend: Backend) {
     assert!(curate(&t, "run-a").output().unwrap().status.success());
     ingest(&t, 2);
     let crashed = curate(&t, "run-b").env("QUANTLAKE_FAILPOINT", "commit.after_stage:2").output().unwrap();
-    assert!(!crashed.status.success() && stderr(&crashed).contains("failpoint commit.after_stage"), "{}", stderr(&crashed));
+    assert!(
+        !crashed.status.success() && stderr(&crashed).contains("failpoint commit.after_stage"),
+        "{}",
+        stderr(&crashed)
+    );
     assert_eq!(runs(&t), (vec!["run-a".to_string()], vec!["run-a".to_string()]));
     assert_eq!(stage_problems(&t), Vec::<String>::new(), "no stage began");
     assert!(t.json(&["verify", "--history"]).as_array().unwrap().iter().all(|r| r["problems"] == json!([])));
@@ -147,8 +194,17 @@ async fn next_writer_undoes_a_dead_stage(backend: Backend) {
     assert!(started.elapsed() < Duration::from_secs(50), "a dead holder is noticed at once, not after the 60 s lease");
     assert_eq!(runs(&t), (vec!["run-c".to_string()], vec!["run-c".to_string()]));
     let lake_log = t.json(&["snapshots", "--all"]);
-    let outcomes: Vec<(&str, &str)> = lake_log.as_array().unwrap().iter().map(|e| (e["stage_id"].as_str().unwrap(), e["outcome"].as_str().unwrap())).collect();
-    assert_eq!(outcomes.iter().map(|o| o.1).collect::<Vec<_>>(), vec!["committed", "aborted", "committed"], "newest first: run-c, run-b undone, run-a: {lake_log}");
+    let outcomes: Vec<(&str, &str)> = lake_log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["stage_id"].as_str().unwrap(), e["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        outcomes.iter().map(|o| o.1).collect::<Vec<_>>(),
+        vec!["committed", "aborted", "committed"],
+        "newest first: run-c, run-b undone, run-a: {lake_log}"
+    );
     assert_eq!(lake_log[1]["decided_by"], "recovery");
 }
 both_backends!(dead_stage, next_writer_undoes_a_dead_stage);
@@ -212,7 +268,9 @@ fn concurrent_stages() {
     ingest(&t, 1);
     // Two curate processes at once, over (job, start, end) each; both must succeed.
     let pair = |x: [&str; 3], y: [&str; 3]| {
-        let run = |[job, start, end]: [&str; 3]| t.cli().args(["curate", "--start", start, "--end", end, "--job-id", job, "--quiet"]).output().unwrap();
+        let run = |[job, start, end]: [&str; 3]| {
+            t.cli().args(["curate", "--start", start, "--end", end, "--job-id", job, "--quiet"]).output().unwrap()
+        };
         let (a, b) = std::thread::scope(|s| {
             let a = s.spawn(|| run(x));
             let b = s.spawn(|| run(y));
@@ -221,7 +279,10 @@ fn concurrent_stages() {
         assert!(a.status.success() && b.status.success(), "{} {}", stderr(&a), stderr(&b));
     };
     pair(["left", "2024-01-02", "2024-01-03"], ["right", "2024-01-04", "2024-01-05"]);
-    assert_eq!(runs(&t), (vec!["left".to_string(), "right".to_string()], vec!["left".to_string(), "right".to_string()]));
+    assert_eq!(
+        runs(&t),
+        (vec!["left".to_string(), "right".to_string()], vec!["left".to_string(), "right".to_string()])
+    );
     pair(["one", START, END], ["two", START, END]);
     let (bars, metrics) = runs(&t);
     assert_eq!(bars.len(), 1, "{bars:?}");
@@ -234,7 +295,8 @@ fn fingerprint(t: &TestLake, datasets: &[&str]) -> Value {
     let mut out = serde_json::Map::new();
     for d in datasets {
         let p = t.json(&["partitions", d]);
-        let parts: Vec<Value> = p["partitions"].as_array().unwrap().iter().map(|e| json!([e["partition"], e["sha256"]])).collect();
+        let parts: Vec<Value> =
+            p["partitions"].as_array().unwrap().iter().map(|e| json!([e["partition"], e["sha256"]])).collect();
         out.insert(d.to_string(), Value::Array(parts));
     }
     Value::Object(out)
@@ -250,7 +312,10 @@ async fn lake_tag_and_restore_round_trip(backend: Backend) {
     let tag = t.json(&["snapshot", "tag", "--all", "before", "--message", "before the re-run"]);
     assert_eq!(tag["name"], "before");
     assert!(tag["datasets"]["curated_1m_bars"].as_u64().unwrap() > 0);
-    assert!(t.run(&["snapshot", "tag", "--all", "before"]).status.code() != Some(0), "an existing lake tag is not moved without --force");
+    assert!(
+        t.run(&["snapshot", "tag", "--all", "before"]).status.code() != Some(0),
+        "an existing lake tag is not moved without --force"
+    );
 
     ingest(&t, 2);
     assert!(curate(&t, "run-b").output().unwrap().status.success());
@@ -265,8 +330,12 @@ async fn lake_tag_and_restore_round_trip(backend: Backend) {
     assert_eq!(runs(&t), (vec!["run-a".to_string()], vec!["run-a".to_string()]));
     let lake_log = t.json(&["snapshots", "--all", "--limit", "1"]);
     assert_eq!(lake_log[0]["operation"], "restore");
-    let restored_sets: BTreeSet<&str> = lake_log[0]["datasets"].as_object().unwrap().keys().map(String::as_str).collect();
-    assert!(datasets.iter().all(|d| restored_sets.contains(d)), "the restore is one commit over every changed dataset: {lake_log}");
+    let restored_sets: BTreeSet<&str> =
+        lake_log[0]["datasets"].as_object().unwrap().keys().map(String::as_str).collect();
+    assert!(
+        datasets.iter().all(|d| restored_sets.contains(d)),
+        "the restore is one commit over every changed dataset: {lake_log}"
+    );
     // The live files match the manifest (glob readers see the restored state too).
     assert!(t.json(&["verify"]).as_array().unwrap().iter().all(|r| r["problems"] == json!([])));
     let tags = t.json(&["snapshot", "tags", "--all"]);
@@ -284,5 +353,10 @@ fn validate_flags_bars_without_metrics() {
     assert_eq!(stage_problems(&t), Vec::<String>::new());
     t.json(&["snapshot", "restore", "dq_metrics", "0"]);
     let problems = stage_problems(&t);
-    assert!(problems.iter().any(|p| p.contains("curated_1m_bars stage outputs RED") && p.contains("4 partition(s) without metrics")), "{problems:?}");
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("curated_1m_bars stage outputs RED") && p.contains("4 partition(s) without metrics")),
+        "{problems:?}"
+    );
 }

@@ -34,15 +34,22 @@ macro_rules! both_backends {
     };
 }
 
-/// The checkout under test. Read at run time (cargo sets it for test binaries): with a target
-/// directory shared between checkouts, a compile-time path could name another checkout.
+/// The checkout under test: the workspace root, two folders above the cli crate that builds these
+/// tests. Read at run time (cargo sets it for test binaries): with a target directory shared between
+/// checkouts, a compile-time path could name another checkout.
 pub fn repo() -> PathBuf {
-    std::env::var_os("CARGO_MANIFEST_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+    let cli = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    cli.join("../..").canonicalize().expect("the workspace root")
 }
 
 /// The project venv's python (created by scripts/test.sh).
 pub fn python() -> PathBuf {
-    let p = std::env::var_os("QUANTLAKE_VENV").map(PathBuf::from).unwrap_or_else(|| repo().join(".venv")).join("bin/python");
+    let p = std::env::var_os("QUANTLAKE_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".venv"))
+        .join("bin/python");
     assert!(p.exists(), "{} is missing: run scripts/test.sh, which creates the test venv", p.display());
     p
 }
@@ -129,13 +136,17 @@ impl TestLake {
         c.arg("--config").arg(repo().join("tests/python/empty.toml"));
         let inherited = |k: &str| {
             ["AWS_", "QUANTLAKE_", "POLYGON_", "APCA_", "BACKFILL_"].iter().any(|p| k.starts_with(p))
-                || ["MIN_TARGET_COVERAGE", "DAYS_BACK", "FEATURE_BREADTH_MIN_SYMBOLS", "FEATURE_BREADTH_WARN_SYMBOLS"].contains(&k)
+                || ["MIN_TARGET_COVERAGE", "DAYS_BACK", "FEATURE_BREADTH_MIN_SYMBOLS", "FEATURE_BREADTH_WARN_SYMBOLS"]
+                    .contains(&k)
         };
         for (k, _) in std::env::vars().filter(|(k, _)| inherited(k)) {
             c.env_remove(k);
         }
         // Through the environment, so a test can still pass --lake (the flag wins).
-        c.env("QUANTLAKE_LAKE", &self.url).env("QUANTLAKE_LOG_FILE", self.log_file()).envs(self.env()).stdin(Stdio::null());
+        c.env("QUANTLAKE_LAKE", &self.url)
+            .env("QUANTLAKE_LOG_FILE", self.log_file())
+            .envs(self.env())
+            .stdin(Stdio::null());
         c
     }
 
@@ -143,7 +154,9 @@ impl TestLake {
     pub fn log_file(&self) -> PathBuf {
         match &self.dir {
             Some(dir) => dir.path().join("app.log"),
-            None => std::env::temp_dir().join(format!("quantlake-test-{}.log", self.url.rsplit('/').next().unwrap_or("s3"))),
+            None => {
+                std::env::temp_dir().join(format!("quantlake-test-{}.log", self.url.rsplit('/').next().unwrap_or("s3")))
+            }
         }
     }
 
@@ -161,7 +174,8 @@ impl TestLake {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("quantlake {args:?}: bad JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("quantlake {args:?}: bad JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
     }
 
     /// Root and folder for the Python readers.
@@ -190,7 +204,7 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// tests/python/vendor_server.py replaying `routes` (see its docstring) from ../shared/fixtures/vendor/<vendor>.
+/// tests/python/vendor_server.py replaying `routes` (see its docstring) from tests/fixtures/vendor/<vendor>.
 pub struct VendorServer {
     pub url: String,
     log: PathBuf,
@@ -204,7 +218,7 @@ impl VendorServer {
         let log = dir.path().join("requests.jsonl");
         std::fs::write(&log, "").expect("log");
         let scenario = serde_json::json!({
-            "fixtures": repo().join("../shared/fixtures/vendor").join(vendor),
+            "fixtures": repo().join("tests/fixtures/vendor").join(vendor),
             "log": log,
             "routes": routes,
         });
@@ -226,7 +240,11 @@ impl VendorServer {
 
     /// Every request served so far: `{"path", "query", "headers"}`.
     pub fn requests(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(&self.log).expect("log").lines().map(|l| serde_json::from_str(l).expect("log line")).collect()
+        std::fs::read_to_string(&self.log)
+            .expect("log")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("log line"))
+            .collect()
     }
 }
 

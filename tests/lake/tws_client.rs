@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{NaiveDate, TimeZone, Utc};
-use quantlake::sources::tws::{Pacer, PacingRules, TwsClient, TwsConfig, TwsError};
 use quantlake::sources::BarSize;
+use quantlake::sources::tws::{Pacer, PacingRules, TwsClient, TwsConfig, TwsError};
 
-use crate::fake_tws::{test_pacing, FakeBar, FakeTws, Reply, Script, session_close_utc};
+use crate::fake_tws::{FakeBar, FakeTws, Reply, Script, session_close_utc, test_pacing};
 
 const SCALE: f64 = 0.01; // identical gap 150 ms, per-contract 20 ms, window 6 s
 
@@ -43,8 +43,26 @@ fn day(d: u32) -> NaiveDate {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scripted_and_default_bars_come_back_exactly() {
     let scripted = vec![
-        FakeBar { time: 1_704_205_800, open: 185.5, high: 186.25, low: 185.0, close: 186.0, volume: 12345.0, wap: Some(185.7), count: Some(321) },
-        FakeBar { time: 1_704_205_860, open: 186.0, high: 186.5, low: 185.75, close: 186.125, volume: 0.5, wap: None, count: None },
+        FakeBar {
+            time: 1_704_205_800,
+            open: 185.5,
+            high: 186.25,
+            low: 185.0,
+            close: 186.0,
+            volume: 12345.0,
+            wap: Some(185.7),
+            count: Some(321),
+        },
+        FakeBar {
+            time: 1_704_205_860,
+            open: 186.0,
+            high: 186.5,
+            low: 185.75,
+            close: 186.125,
+            volume: 0.5,
+            wap: None,
+            count: None,
+        },
     ];
     let mut script = Script::new();
     script.push("AAPL", "2024-01-02", Reply::Bars(scripted.clone()));
@@ -66,7 +84,10 @@ async fn scripted_and_default_bars_come_back_exactly() {
     assert_eq!(got.bars.len(), 390);
     for (g, s) in got.bars.iter().zip(&expected) {
         assert_eq!(g.ts.timestamp(), s.time);
-        assert_eq!((g.open, g.close, g.volume, g.vwap, g.trade_count), (s.open, s.close, s.volume, s.wap, s.count.map(i64::from)));
+        assert_eq!(
+            (g.open, g.close, g.volume, g.vwap, g.trade_count),
+            (s.open, s.close, s.volume, s.wap, s.count.map(i64::from))
+        );
     }
     assert_eq!(got.bars[0].ts, Utc.with_ymd_and_hms(2024, 1, 3, 14, 30, 0).unwrap());
 
@@ -74,7 +95,15 @@ async fn scripted_and_default_bars_come_back_exactly() {
     assert_eq!(reqs.len(), 2);
     let r = &reqs[0];
     assert_eq!(
-        (r.symbol.as_str(), r.exchange.as_str(), r.end_date_time.as_str(), r.bar_size.as_str(), r.duration.as_str(), r.use_rth, r.what_to_show.as_str()),
+        (
+            r.symbol.as_str(),
+            r.exchange.as_str(),
+            r.end_date_time.as_str(),
+            r.bar_size.as_str(),
+            r.duration.as_str(),
+            r.use_rth,
+            r.what_to_show.as_str()
+        ),
         ("AAPL", "SMART", "20240102 21:00:00 UTC", "1 min", "1 D", true, "TRADES")
     );
     assert!(fake.violations().is_empty());
@@ -83,7 +112,9 @@ async fn scripted_and_default_bars_come_back_exactly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn extended_hours_flag_is_sent() {
     let fake = FakeTws::start(Script::new(), rules()).await;
-    let client = TwsClient::connect(TwsConfig { regular_hours: false, ..cfg(&fake) }, Arc::new(Pacer::new(rules()))).await.unwrap();
+    let client = TwsClient::connect(TwsConfig { regular_hours: false, ..cfg(&fake) }, Arc::new(Pacer::new(rules())))
+        .await
+        .unwrap();
     let got = client.day_bars("SPY", None, session_close_utc(day(4)), BarSize::Minute).await.unwrap();
     assert_eq!(got.bars.len(), 960);
     assert!(!fake.requests()[0].use_rth);
@@ -112,7 +143,8 @@ async fn pacing_retries_are_bounded() {
         script.push("AAPL", "2024-01-02", Reply::pacing());
     }
     let fake = FakeTws::start(script, rules()).await;
-    let client = TwsClient::connect(TwsConfig { max_retries: 2, ..cfg(&fake) }, Arc::new(Pacer::new(rules()))).await.unwrap();
+    let client =
+        TwsClient::connect(TwsConfig { max_retries: 2, ..cfg(&fake) }, Arc::new(Pacer::new(rules()))).await.unwrap();
     let err = client.day_bars("AAPL", None, session_close_utc(day(2)), BarSize::Minute).await.unwrap_err();
     assert!(matches!(err, TwsError::Other { .. }), "{err:?}");
     assert_eq!(fake.requests().len(), 3);
@@ -122,7 +154,11 @@ async fn pacing_retries_are_bounded() {
 async fn no_data_162_and_weekend_give_empty_days() {
     let mut script = Script::new();
     script.push("AAPL", "2024-01-02", Reply::no_data());
-    script.push("AAPL", "2024-01-03", Reply::error(165, "Historical Market Data Service query message:no items retrieved"));
+    script.push(
+        "AAPL",
+        "2024-01-03",
+        Reply::error(165, "Historical Market Data Service query message:no items retrieved"),
+    );
     let (fake, client) = setup(script).await;
     let got = client.day_bars("AAPL", None, session_close_utc(day(2)), BarSize::Minute).await.unwrap();
     assert!(got.no_data && got.bars.is_empty());
@@ -151,7 +187,11 @@ async fn invalid_and_permission_errors_fail_fast() {
     let mut script = Script::new();
     script.push("AAPL", "2024-01-02", Reply::error(321, "Error validating request.-'bP' : cause - Invalid bar size"));
     script.push("AAPL", "2024-01-03", Reply::error(354, "Requested market data is not subscribed."));
-    script.push("AAPL", "2024-01-04", Reply::error(162, "Historical Market Data Service error message:No market data permissions for NYSE STK"));
+    script.push(
+        "AAPL",
+        "2024-01-04",
+        Reply::error(162, "Historical Market Data Service error message:No market data permissions for NYSE STK"),
+    );
     let (fake, client) = setup(script).await;
     let e = client.day_bars("AAPL", None, session_close_utc(day(2)), BarSize::Minute).await.unwrap_err();
     assert!(matches!(e, TwsError::Invalid { .. }), "{e:?}");
@@ -186,7 +226,9 @@ async fn disconnect_with_server_gone_is_a_clear_error() {
     let mut script = Script::new();
     script.push("AAPL", "2024-01-02", Reply::Disconnect);
     let fake = FakeTws::start(script, rules()).await;
-    let client = TwsClient::connect(TwsConfig { reconnect_attempts: 2, ..cfg(&fake) }, Arc::new(Pacer::new(rules()))).await.unwrap();
+    let client = TwsClient::connect(TwsConfig { reconnect_attempts: 2, ..cfg(&fake) }, Arc::new(Pacer::new(rules())))
+        .await
+        .unwrap();
     // stop accepting: the listener goes away with the accept task
     let port = fake.addr.port();
     let fetch = client.day_bars("AAPL", None, session_close_utc(day(2)), BarSize::Minute);
@@ -212,7 +254,9 @@ async fn silent_server_times_out() {
     script.push("AAPL", "2024-01-02", Reply::Silent);
     let fake = FakeTws::start(script, rules()).await;
     let timeout = Duration::from_millis(300);
-    let client = TwsClient::connect(TwsConfig { timeout, max_retries: 1, ..cfg(&fake) }, Arc::new(Pacer::new(rules()))).await.unwrap();
+    let client = TwsClient::connect(TwsConfig { timeout, max_retries: 1, ..cfg(&fake) }, Arc::new(Pacer::new(rules())))
+        .await
+        .unwrap();
     let t0 = Instant::now();
     let err = client.day_bars("AAPL", None, session_close_utc(day(2)), BarSize::Minute).await.unwrap_err();
     let took = t0.elapsed();
@@ -221,25 +265,35 @@ async fn silent_server_times_out() {
     assert!(took >= 2 * timeout && took < Duration::from_millis(1500), "{took:?}");
     assert_eq!(fake.requests().len(), 2);
     // the session is still usable afterwards
-    assert_eq!(client.day_bars("AAPL", None, session_close_utc(day(3)), BarSize::Minute).await.unwrap().bars.len(), 390);
+    assert_eq!(
+        client.day_bars("AAPL", None, session_close_utc(day(3)), BarSize::Minute).await.unwrap().bars.len(),
+        390
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connectivity_notices_do_not_break_fetching() {
     let (fake, client) = setup(Script::new()).await;
-    assert_eq!(client.day_bars("AAPL", None, session_close_utc(day(2)), BarSize::Minute).await.unwrap().bars.len(), 390);
+    assert_eq!(
+        client.day_bars("AAPL", None, session_close_utc(day(2)), BarSize::Minute).await.unwrap().bars.len(),
+        390
+    );
     fake.send_notice(1100, "Connectivity between IB and Trader Workstation has been lost.").await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let client = Arc::new(client);
     let c2 = Arc::clone(&client);
-    let pending = tokio::spawn(async move { c2.day_bars("AAPL", None, session_close_utc(day(3)), BarSize::Minute).await });
+    let pending =
+        tokio::spawn(async move { c2.day_bars("AAPL", None, session_close_utc(day(3)), BarSize::Minute).await });
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(fake.requests().len(), 1, "new requests are held while IB is unreachable");
     fake.send_notice(1101, "Connectivity between IB and Trader Workstation has been restored - data lost.").await;
     let got = pending.await.unwrap().unwrap();
     assert_eq!(got.bars.len(), 390);
     fake.send_notice(2104, "Market data farm connection is OK:usfarm").await;
-    assert_eq!(client.day_bars("AAPL", None, session_close_utc(day(4)), BarSize::Minute).await.unwrap().bars.len(), 390);
+    assert_eq!(
+        client.day_bars("AAPL", None, session_close_utc(day(4)), BarSize::Minute).await.unwrap().bars.len(),
+        390
+    );
     assert_eq!(fake.connections(), 1);
 }
 
@@ -258,7 +312,10 @@ async fn closed_port_gives_connect_error_quickly() {
     assert!(t0.elapsed() < Duration::from_secs(3));
     let msg = err.to_string();
     assert!(matches!(err, TwsError::Connect { .. }));
-    assert!(msg.starts_with(&format!("cannot connect to TWS/IB Gateway at 127.0.0.1:{port}; is the API enabled?")), "{msg}");
+    assert!(
+        msg.starts_with(&format!("cannot connect to TWS/IB Gateway at 127.0.0.1:{port}; is the API enabled?")),
+        "{msg}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -320,7 +377,11 @@ async fn run(fake: &FakeTws, pacer_rules: PacingRules, days: usize) -> Vec<Resul
         for d in weekdays(days) {
             let client = Arc::clone(&client);
             set.spawn(async move {
-                client.day_bars(sym, None, session_close_utc(d), BarSize::Minute).await.map(|b| b.bars.len()).map_err(|e| e.to_string())
+                client
+                    .day_bars(sym, None, session_close_utc(d), BarSize::Minute)
+                    .await
+                    .map(|b| b.bars.len())
+                    .map_err(|e| e.to_string())
             });
         }
     }
@@ -339,8 +400,18 @@ async fn paced_fetch_of_8_symbols_by_10_days_has_no_violations() {
     let results = run(&fake, rules.clone(), 10).await;
     let took = t0.elapsed();
     assert_eq!(results.len(), 80);
-    assert!(results.iter().all(|r| r == &Ok(390)), "violations {:?}; first-burst receive spread {:?}", fake.violations(), fake.requests().iter().take(60).map(|r| r.received.duration_since(fake.requests()[0].received)).max());
-    assert_eq!(fake.violations(), Vec::<String>::new(), "first-burst receive spread: {:?}", fake.requests().iter().take(60).map(|r| r.received.duration_since(fake.requests()[0].received)).max());
+    assert!(
+        results.iter().all(|r| r == &Ok(390)),
+        "violations {:?}; first-burst receive spread {:?}",
+        fake.violations(),
+        fake.requests().iter().take(60).map(|r| r.received.duration_since(fake.requests()[0].received)).max()
+    );
+    assert_eq!(
+        fake.violations(),
+        Vec::<String>::new(),
+        "first-burst receive spread: {:?}",
+        fake.requests().iter().take(60).map(|r| r.received.duration_since(fake.requests()[0].received)).max()
+    );
     assert_eq!(fake.requests().len(), 80);
     // 80 > 60 requests: the window rule must have held the last 20 for a full window
     assert!(took >= rules.window, "{took:?}");

@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use crate::both_backends;
-use crate::support::{stderr, Backend, TestLake};
+use crate::support::{Backend, TestLake, stderr};
 
 async fn rebuilds_keep_history_and_known_ids(backend: Backend) {
     let t = TestLake::new(backend);
@@ -15,7 +15,11 @@ async fn rebuilds_keep_history_and_known_ids(backend: Backend) {
 
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("universe.csv");
-    std::fs::write(&csv, "Ticker,ConId,Name,Primary_Exchange\nAAPL,265598,Apple Inc,NASDAQ\nNVDA,4815747,NVIDIA,NASDAQ\n").unwrap();
+    std::fs::write(
+        &csv,
+        "Ticker,ConId,Name,Primary_Exchange\nAAPL,265598,Apple Inc,NASDAQ\nNVDA,4815747,NVIDIA,NASDAQ\n",
+    )
+    .unwrap();
     let second = t.json(&["universe", "rebuild", "--csv", csv.to_str().unwrap()]);
     assert_eq!((second["added"].clone(), second["deactivated"].clone()), (json!(["NVDA"]), json!(["MSFT"])));
     assert_eq!((second["active"].as_u64(), second["inactive"].as_u64()), (Some(2), Some(1)));
@@ -26,12 +30,20 @@ async fn rebuilds_keep_history_and_known_ids(backend: Backend) {
     let shown = t.json(&["universe", "show"]);
     let members = shown["members"].as_array().unwrap();
     let row = |s: &str| members.iter().find(|m| m["symbol"] == s).unwrap().clone();
-    assert_eq!((row("AAPL")["con_id"].clone(), row("AAPL")["name"].clone(), row("AAPL")["exchange"].clone()), (json!(265598), json!("Apple Inc"), json!("SMART")));
+    assert_eq!(
+        (row("AAPL")["con_id"].clone(), row("AAPL")["name"].clone(), row("AAPL")["exchange"].clone()),
+        (json!(265598), json!("Apple Inc"), json!("SMART"))
+    );
     assert_eq!((row("NVDA")["active"].clone(), row("MSFT")["active"].clone()), (json!(false), json!(true)));
     assert!(row("AAPL")["first_seen"].as_i64() < row("AAPL")["last_seen"].as_i64(), "first_seen survives rebuilds");
 
     // One unpartitioned table, each rebuild a snapshot: time travel shows the CSV's universe.
-    let at_second = t.json(&["query", "--as-of", "reference_universe@2", "SELECT symbol FROM reference_universe WHERE active ORDER BY 1"]);
+    let at_second = t.json(&[
+        "query",
+        "--as-of",
+        "reference_universe@2",
+        "SELECT symbol FROM reference_universe WHERE active ORDER BY 1",
+    ]);
     assert_eq!(at_second, json!([{ "symbol": "AAPL" }, { "symbol": "NVDA" }]));
     let datasets = t.json(&["datasets"]);
     let universe = datasets.as_array().unwrap().iter().find(|d| d["dataset"] == "reference_universe").unwrap();
@@ -46,7 +58,10 @@ fn the_files_read_with_a_plain_glob() {
     t.json(&["init"]);
     t.json(&["universe", "rebuild", "--symbols", "SPY,QQQ"]);
     let root = t.local_root().unwrap();
-    let files: Vec<_> = std::fs::read_dir(root.join("reference/reference_universe/all")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let files: Vec<_> = std::fs::read_dir(root.join("reference/reference_universe/all"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(files, vec![std::ffi::OsString::from("part.parquet")]);
     // DuckDB, pandas and polars, each the way a user would point it at the folder.
     let script = "import sys, duckdb, pandas as pd, polars as pl\n\
@@ -66,22 +81,44 @@ fn bad_input_and_breadth_thresholds() {
     let no_symbol = dir.path().join("a.csv");
     std::fs::write(&no_symbol, "name,exchange\nApple,SMART\n").unwrap();
     let out = t.run(&["universe", "rebuild", "--csv", no_symbol.to_str().unwrap()]);
-    assert!(!out.status.success() && stderr(&out).contains("no 'symbol' or 'ticker' column (columns: name, exchange)"), "{}", stderr(&out));
+    assert!(
+        !out.status.success() && stderr(&out).contains("no 'symbol' or 'ticker' column (columns: name, exchange)"),
+        "{}",
+        stderr(&out)
+    );
     let bad_id = dir.path().join("b.csv");
     std::fs::write(&bad_id, "symbol,con_id\nAAPL,1\nMSFT,x1\n").unwrap();
     let out = t.run(&["universe", "rebuild", "--csv", bad_id.to_str().unwrap()]);
-    assert!(!out.status.success() && stderr(&out).contains("line 3: con_id 'x1' is not an integer"), "{}", stderr(&out));
+    assert!(
+        !out.status.success() && stderr(&out).contains("line 3: con_id 'x1' is not an integer"),
+        "{}",
+        stderr(&out)
+    );
     let out = t.run(&["universe", "rebuild", "--symbols", "AAPL,../x"]);
     assert!(!out.status.success() && stderr(&out).contains("invalid symbol '../x'"), "{}", stderr(&out));
     let out = t.run(&["universe", "rebuild"]);
     assert!(!out.status.success() && stderr(&out).contains("no symbols"), "{}", stderr(&out));
-    assert_eq!(t.json(&["datasets"]).as_array().unwrap().iter().map(|d| d["rows"].as_u64().unwrap()).sum::<u64>(), 0, "nothing committed");
+    assert_eq!(
+        t.json(&["datasets"]).as_array().unwrap().iter().map(|d| d["rows"].as_u64().unwrap()).sum::<u64>(),
+        0,
+        "nothing committed"
+    );
 
     let mut cmd = t.cli();
-    let out = cmd.env("FEATURE_BREADTH_MIN_SYMBOLS", "2").env("FEATURE_BREADTH_WARN_SYMBOLS", "4").args(["--json", "universe", "rebuild", "--symbols", "A,B,C"]).output().unwrap();
+    let out = cmd
+        .env("FEATURE_BREADTH_MIN_SYMBOLS", "2")
+        .env("FEATURE_BREADTH_WARN_SYMBOLS", "4")
+        .args(["--json", "universe", "rebuild", "--symbols", "A,B,C"])
+        .output()
+        .unwrap();
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!((report["breadth"].clone(), report["breadth_min_symbols"].clone()), (json!("warn"), json!(2)));
-    let human = t.cli().env("FEATURE_BREADTH_MIN_SYMBOLS", "5").args(["universe", "rebuild", "--symbols", "A,B,C"]).output().unwrap();
+    let human = t
+        .cli()
+        .env("FEATURE_BREADTH_MIN_SYMBOLS", "5")
+        .args(["universe", "rebuild", "--symbols", "A,B,C"])
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&human.stdout).contains("below FEATURE_BREADTH_MIN_SYMBOLS (5)"));
 }
 
@@ -94,7 +131,12 @@ fn backfill_defaults_to_the_active_universe() {
     t.json(&["universe", "rebuild", "--symbols", "AAPL,MSFT,NVDA"]);
     t.json(&["universe", "rebuild", "--symbols", "AAPL,MSFT"]);
     let report: serde_json::Value = {
-        let out = t.cli().env("BACKFILL_TARGET_DAYS", "3").args(["--json", "backfill-history", "--end", "2024-03-28"]).output().unwrap();
+        let out = t
+            .cli()
+            .env("BACKFILL_TARGET_DAYS", "3")
+            .args(["--json", "backfill-history", "--end", "2024-03-28"])
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
         serde_json::from_slice(&out.stdout).unwrap()
     };

@@ -1,0 +1,50 @@
+//! The command line's possible values of the library's [`Named`] enums: their names, aliases and
+//! help lines, so `clap` stays out of the library. A flag of such a type takes
+//! `#[arg(value_parser = named::<T>())]`.
+
+use std::ffi::OsStr;
+use std::marker::PhantomData;
+
+use clap::builder::{PossibleValue, TypedValueParser};
+use clap::error::ErrorKind;
+
+use quantlake::names::Named;
+
+fn possible_value<T: Named>(value: T) -> PossibleValue {
+    let p = PossibleValue::new(value.name()).aliases(value.aliases().iter().copied());
+    match value.help() {
+        Some(help) => p.help(help),
+        None => p,
+    }
+}
+
+/// Parses a flag's value with [`Named::parse_name`] and lists [`Named::ALL`] in help and errors.
+pub struct NamedParser<T>(PhantomData<fn() -> T>);
+
+impl<T> Clone for NamedParser<T> {
+    fn clone(&self) -> Self {
+        Self(PhantomData)
+    }
+}
+
+/// The value parser of a [`Named`] enum's flag.
+pub fn named<T: Named + Send + Sync>() -> NamedParser<T> {
+    NamedParser(PhantomData)
+}
+
+impl<T: Named + Clone + Send + Sync> TypedValueParser for NamedParser<T> {
+    type Value = T;
+
+    fn parse_ref(&self, cmd: &clap::Command, arg: Option<&clap::Arg>, value: &OsStr) -> Result<T, clap::Error> {
+        let flag = arg.map(|a| a.to_string()).unwrap_or_else(|| "value".into());
+        let text = value
+            .to_str()
+            .ok_or_else(|| clap::Error::raw(ErrorKind::InvalidUtf8, format!("{flag}: not UTF-8\n")).with_cmd(cmd))?;
+        T::parse_name(text)
+            .map_err(|e| clap::Error::raw(ErrorKind::InvalidValue, format!("{flag}: {e}\n")).with_cmd(cmd))
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        Some(Box::new(T::ALL.iter().map(|v| possible_value(*v))))
+    }
+}

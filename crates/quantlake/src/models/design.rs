@@ -1,0 +1,274 @@
+//! Rows of a training or feature set as a design matrix: the feature columns as `f64` (booleans 0/1,
+//! integers widened), in a fixed row order whatever the batches' layout, with the rows a fit cannot
+//! use counted by reason.
+
+use std::collections::BTreeMap;
+
+use arrow::array::{Array, AsArray, Float64Array, RecordBatch};
+use arrow::datatypes::{DataType, TimeUnit, TimestampMicrosecondType};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// Rows left out of a fit, by reason. A row with a null (or non-finite) feature and a null target
+/// counts once, as a null feature.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Skipped {
+    pub null_feature: u64,
+    pub null_target: u64,
+    /// Per feature column: rows where it was null or not finite.
+    pub by_feature: BTreeMap<String, u64>,
+}
+
+/// The usable rows of a set, sorted by (decision time, symbol, ts).
+#[derive(Debug, Clone, Default)]
+pub struct Design {
+    pub features: Vec<String>,
+    /// Distinct symbols in name order; `symbol[i]` indexes it.
+    pub symbol_names: Vec<String>,
+    pub symbol: Vec<u32>,
+    pub ts: Vec<i64>,
+    pub decision_time: Vec<i64>,
+    /// Row-major, `features.len()` values a row.
+    pub x: Vec<f64>,
+    pub y: Vec<f64>,
+    /// Rows in the batches, and those left out.
+    pub rows_read: u64,
+    pub skipped: Skipped,
+}
+
+impl Design {
+    pub fn rows(&self) -> usize {
+        self.y.len()
+    }
+
+    pub fn p(&self) -> usize {
+        self.features.len()
+    }
+
+    pub fn row(&self, i: usize) -> &[f64] {
+        &self.x[i * self.p()..(i + 1) * self.p()]
+    }
+
+    /// The rows at `idx` (in that order), as a design of their own.
+    pub fn subset(&self, idx: &[usize]) -> Design {
+        let p = self.p();
+        let mut x = Vec::with_capacity(idx.len() * p);
+        for &i in idx {
+            x.extend_from_slice(self.row(i));
+        }
+        Design {
+            features: self.features.clone(),
+            symbol_names: self.symbol_names.clone(),
+            symbol: idx.iter().map(|&i| self.symbol[i]).collect(),
+            ts: idx.iter().map(|&i| self.ts[i]).collect(),
+            decision_time: idx.iter().map(|&i| self.decision_time[i]).collect(),
+            x,
+            y: idx.iter().map(|&i| self.y[i]).collect(),
+            rows_read: idx.len() as u64,
+            skipped: Skipped::default(),
+        }
+    }
+
+    /// Builds the design of a training set: rows with every feature and the target present and
+    /// finite, sorted by (decision_time, symbol, ts) and then by their values, so the same rows give
+    /// the same design however they were split into batches.
+    pub fn training(batches: &[RecordBatch], features: &[String], target: &str) -> Result<Design> {
+        let mut symbol_names: Vec<String> = Vec::new();
+        for b in batches {
+            let s = text(b, "symbol")?;
+            symbol_names.extend(s.iter().flatten().map(str::to_string));
+        }
+        symbol_names.sort();
+        symbol_names.dedup();
+        let index =
+            |s: &str| symbol_names.binary_search_by(|n| n.as_str().cmp(s)).map(|i| i as u32).unwrap_or(u32::MAX);
+        let p = features.len();
+        let mut d = Design { features: features.to_vec(), ..Default::default() };
+        let mut row = vec![0.0; p];
+        for b in batches {
+            let (symbols, ts, decision) = (text(b, "symbol")?, timestamps(b, "ts")?, timestamps(b, "decision_time")?);
+            let values: Vec<Float64Array> = features.iter().map(|f| numeric(b, f)).collect::<Result<_>>()?;
+            let y = numeric(b, target)?;
+            for i in 0..b.num_rows() {
+                d.rows_read += 1;
+                let mut complete = true;
+                for (j, v) in values.iter().enumerate() {
+                    if v.is_null(i) || !v.value(i).is_finite() {
+                        complete = false;
+                        *d.skipped.by_feature.entry(features[j].clone()).or_default() += 1;
+                    } else {
+                        row[j] = v.value(i);
+                    }
+                }
+                if !complete {
+                    d.skipped.null_feature += 1;
+                    continue;
+                }
+                if y.is_null(i) || !y.value(i).is_finite() {
+                    d.skipped.null_target += 1;
+                    continue;
+                }
+                if symbols.is_null(i) || ts.is_null(i) || decision.is_null(i) {
+                    return Err(Error::invalid(format!(
+                        "training set row {} has a null symbol, ts or decision_time",
+                        d.rows_read
+                    )));
+                }
+                d.symbol.push(index(symbols.value(i)));
+                d.ts.push(ts.value(i));
+                d.decision_time.push(decision.value(i));
+                d.x.extend_from_slice(&row);
+                d.y.push(y.value(i));
+            }
+        }
+        d.symbol_names = symbol_names;
+        Ok(d.sorted())
+    }
+
+    /// The same rows in (decision_time, symbol, ts, values) order.
+    fn sorted(self) -> Design {
+        let mut order: Vec<usize> = (0..self.rows()).collect();
+        order.sort_by(|&a, &b| {
+            (self.decision_time[a], self.symbol[a], self.ts[a])
+                .cmp(&(self.decision_time[b], self.symbol[b], self.ts[b]))
+                .then_with(|| {
+                    let bits = |i: usize| {
+                        self.row(i).iter().map(|v| v.to_bits()).chain([self.y[i].to_bits()]).collect::<Vec<u64>>()
+                    };
+                    bits(a).cmp(&bits(b))
+                })
+        });
+        if order.windows(2).all(|w| w[0] < w[1]) {
+            return self;
+        }
+        let mut d = self.subset(&order);
+        d.rows_read = self.rows_read;
+        d.skipped = self.skipped;
+        d
+    }
+}
+
+/// A string column (utf8, or large/view/dictionary strings cast to utf8).
+pub(crate) fn text(b: &RecordBatch, name: &str) -> Result<arrow::array::StringArray> {
+    let c = b
+        .column_by_name(name)
+        .ok_or_else(|| Error::invalid(format!("column '{name}' is missing (columns: {})", column_names(b))))?;
+    let cast = arrow::compute::cast(c, &DataType::Utf8)
+        .map_err(|_| Error::invalid(format!("column '{name}' is {}, not text", c.data_type())))?;
+    Ok(cast.as_string::<i32>().clone())
+}
+
+/// A timestamp column as µs since the epoch.
+pub(crate) fn timestamps(b: &RecordBatch, name: &str) -> Result<arrow::array::TimestampMicrosecondArray> {
+    let c = b
+        .column_by_name(name)
+        .ok_or_else(|| Error::invalid(format!("column '{name}' is missing (columns: {})", column_names(b))))?;
+    if !matches!(c.data_type(), DataType::Timestamp(_, _)) {
+        return Err(Error::invalid(format!("column '{name}' is {}, not a timestamp", c.data_type())));
+    }
+    let cast = arrow::compute::cast(c, &DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())))?;
+    Ok(cast.as_primitive::<TimestampMicrosecondType>().clone())
+}
+
+/// A numeric or boolean column as `f64` (booleans 1/0); any other type is refused, naming the column.
+pub(crate) fn numeric(b: &RecordBatch, name: &str) -> Result<Float64Array> {
+    let c = b
+        .column_by_name(name)
+        .ok_or_else(|| Error::invalid(format!("column '{name}' is missing (columns: {})", column_names(b))))?;
+    if !(c.data_type().is_numeric() || c.data_type() == &DataType::Boolean) {
+        return Err(Error::invalid(format!(
+            "column '{name}' is {}; features and targets must be numeric or boolean",
+            c.data_type()
+        )));
+    }
+    let cast = arrow::compute::cast(c, &DataType::Float64)?;
+    Ok(cast.as_primitive::<arrow::datatypes::Float64Type>().clone())
+}
+
+fn column_names(b: &RecordBatch) -> String {
+    b.schema().fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, BooleanArray, Int32Array, StringArray, TimestampMicrosecondArray};
+
+    use super::*;
+
+    /// A set-shaped batch: symbol, ts, decision_time (ts + 60 s), f1 (float), flag (bool), n (int32),
+    /// and target.
+    /// A test row: symbol, ts, f1, flag, n, target.
+    pub type Row<'a> = (&'a str, i64, Option<f64>, Option<bool>, Option<i32>, Option<f64>);
+
+    pub fn batch(rows: &[Row<'_>]) -> RecordBatch {
+        let ts: Vec<i64> = rows.iter().map(|r| r.1).collect();
+        let cols: Vec<(&str, ArrayRef)> = vec![
+            ("symbol", Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0)))),
+            ("ts", Arc::new(TimestampMicrosecondArray::from(ts.clone()).with_timezone("UTC"))),
+            (
+                "decision_time",
+                Arc::new(
+                    TimestampMicrosecondArray::from(ts.iter().map(|t| t + 60_000_000).collect::<Vec<_>>())
+                        .with_timezone("UTC"),
+                ),
+            ),
+            ("f1", Arc::new(Float64Array::from(rows.iter().map(|r| r.2).collect::<Vec<_>>()))),
+            ("flag", Arc::new(BooleanArray::from(rows.iter().map(|r| r.3).collect::<Vec<_>>()))),
+            ("n", Arc::new(Int32Array::from(rows.iter().map(|r| r.4).collect::<Vec<_>>()))),
+            ("target", Arc::new(Float64Array::from(rows.iter().map(|r| r.5).collect::<Vec<_>>()))),
+        ];
+        RecordBatch::try_from_iter(cols).unwrap()
+    }
+
+    fn names() -> Vec<String> {
+        vec!["f1".into(), "flag".into(), "n".into()]
+    }
+
+    #[test]
+    fn rows_with_nulls_are_skipped_and_counted_booleans_are_0_1() {
+        let b = batch(&[
+            ("B", 2, Some(1.5), Some(true), Some(3), Some(0.1)),
+            ("A", 2, Some(2.5), Some(false), Some(4), Some(0.2)),
+            ("A", 1, None, Some(true), Some(1), Some(0.3)),
+            ("A", 3, Some(f64::NAN), None, Some(1), None),
+            ("C", 1, Some(0.5), Some(true), Some(2), None),
+        ]);
+        let d = Design::training(&[b], &names(), "target").unwrap();
+        assert_eq!(d.rows(), 2);
+        assert_eq!(d.rows_read, 5);
+        assert_eq!(d.skipped.null_feature, 2);
+        assert_eq!(d.skipped.null_target, 1);
+        assert_eq!(d.skipped.by_feature.get("f1"), Some(&2));
+        assert_eq!(d.skipped.by_feature.get("flag"), Some(&1));
+        // Sorted by decision time, then symbol: A before B at ts 2.
+        assert_eq!(d.symbol_names, ["A", "B", "C"]);
+        assert_eq!(d.symbol, [0, 1]);
+        assert_eq!(d.x, [2.5, 0.0, 4.0, 1.5, 1.0, 3.0]);
+        assert_eq!(d.y, [0.2, 0.1]);
+    }
+
+    #[test]
+    fn the_order_does_not_depend_on_the_batches() {
+        let rows = [
+            ("B", 2, Some(1.5), Some(true), Some(3), Some(0.1)),
+            ("A", 2, Some(2.5), Some(false), Some(4), Some(0.2)),
+            ("A", 1, Some(0.5), Some(true), Some(1), Some(0.3)),
+        ];
+        let one = Design::training(&[batch(&rows)], &names(), "target").unwrap();
+        let split =
+            Design::training(&[batch(&rows[2..]), batch(&rows[..1]), batch(&rows[1..2])], &names(), "target").unwrap();
+        assert_eq!((one.x, one.y, one.ts, one.symbol), (split.x, split.y, split.ts, split.symbol));
+    }
+
+    #[test]
+    fn bad_columns_are_named() {
+        let b = batch(&[("A", 1, Some(1.0), Some(true), Some(1), Some(0.1))]);
+        let err = Design::training(std::slice::from_ref(&b), &["nope".into()], "target").unwrap_err().to_string();
+        assert!(err.contains("'nope' is missing"), "{err}");
+        let err = Design::training(&[b], &["symbol".into()], "target").unwrap_err().to_string();
+        assert!(err.contains("'symbol' is Utf8; features and targets must be numeric"), "{err}");
+    }
+}

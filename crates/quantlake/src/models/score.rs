@@ -1,0 +1,486 @@
+//! `quantlake score`: a model's predictions for every feature row of some sessions, written to the
+//! `predictions` dataset (one date partition per session, replaced whole: a re-score never duplicates
+//! a row), and the data quality of what was written: each session's null rate and the shift of its
+//! predictions against the same model's predictions in a trailing window of earlier sessions
+//! ([`super::drift`]). [`predictions_health`] applies the same checks to the stored partitions.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::datatypes::{Float64Type, TimestampMicrosecondType};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+
+use super::design::{numeric, text, timestamps};
+use super::drift::{PredictionQualitySettings, SessionQuality, judge_session};
+use super::registry::ModelArtifact;
+use crate::calendar::NyseCalendar;
+use crate::contract::DatasetContract;
+use crate::dq::annotations::{list_annotations, span_of_dates};
+use crate::dq::{DatasetHealth, HealthSettings, PartitionHealth};
+use crate::error::{Error, Result};
+use crate::features::inputs;
+use crate::quality::{Check, Status};
+use crate::table::layout::PartitionKey;
+use crate::table::operations::write::WriteMode;
+use crate::table::{Lake, ReadFilter};
+
+/// The predictions dataset.
+pub const PREDICTIONS: &str = "predictions";
+
+/// Which sessions to score, with which model.
+#[derive(Debug, Clone)]
+pub struct ScoreRequest {
+    pub start: NaiveDate,
+    pub end: NaiveDate,
+    /// A model id; `None`: the latest registered model.
+    pub model: Option<String>,
+    /// Symbols to score (empty: all); a scored session's partition holds only these symbols' rows.
+    pub symbols: Vec<String>,
+}
+
+/// What `score` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScoreReport {
+    pub model_id: String,
+    pub feature_set: String,
+    pub feature_set_version: String,
+    pub target: String,
+    pub start: NaiveDate,
+    pub end: NaiveDate,
+    /// Sessions in the range, and those with feature rows.
+    pub sessions: usize,
+    pub sessions_scored: usize,
+    /// Feature rows scored (one prediction row each), and those whose prediction is null.
+    pub rows: u64,
+    pub null_predictions: u64,
+    pub snapshot_id: u64,
+    /// Partitions written, and partitions of the range removed because the session has no feature rows.
+    pub partitions: usize,
+    pub scored_at: DateTime<Utc>,
+    /// The worst of the sessions' verdicts.
+    pub status: Status,
+    pub quality: Vec<SessionQuality>,
+}
+
+impl ScoreReport {
+    /// The exit code: the predictions' data-quality verdict (GREEN 0, YELLOW 1, RED 2).
+    pub fn outcome(&self) -> crate::Outcome {
+        self.status.into()
+    }
+}
+
+/// The prediction rows of one feature batch (columns symbol, ts, decision_time and the model's
+/// features): one row per feature row, the prediction null where a feature is null or not finite.
+pub fn predict_batch(
+    contract: &DatasetContract,
+    model: &ModelArtifact,
+    batch: &RecordBatch,
+    scored_at: i64,
+) -> Result<RecordBatch> {
+    let fit = model.ridge();
+    let names = model.feature_names();
+    let columns: Vec<Float64Array> = names.iter().map(|f| numeric(batch, f)).collect::<Result<_>>().map_err(|e| {
+        Error::invalid(format!("feature rows of '{}' do not fit model {}: {e}", model.feature_set, model.model_id))
+    })?;
+    let n = batch.num_rows();
+    let mut row = vec![0.0; names.len()];
+    let predictions: Float64Array = (0..n)
+        .map(|i| {
+            for (j, c) in columns.iter().enumerate() {
+                if c.is_null(i) || !c.value(i).is_finite() {
+                    return None;
+                }
+                row[j] = c.value(i);
+            }
+            Some(fit.predict_row(&row))
+        })
+        .collect();
+    let (symbol, ts, decision) =
+        (text(batch, "symbol")?, timestamps(batch, "ts")?, timestamps(batch, "decision_time")?);
+    let constant = |v: &str| -> ArrayRef { Arc::new(StringArray::from(vec![v; n])) };
+    contract.conform_batch(&contract.batch_from(|name| {
+        Some(match name {
+            "symbol" => Arc::new(symbol.clone()) as ArrayRef,
+            "ts" => Arc::new(ts.clone()),
+            "decision_time" => Arc::new(decision.clone()),
+            "prediction" => Arc::new(predictions.clone()),
+            "model_id" => constant(&model.model_id),
+            "feature_set" => constant(&model.feature_set),
+            "feature_set_version" => constant(&model.feature_set_version),
+            "scored_at" => Arc::new(TimestampMicrosecondArray::from(vec![scored_at; n]).with_timezone("UTC")),
+            _ => return None,
+        })
+    })?)
+}
+
+/// Non-null predictions and nulls of one session and model.
+#[derive(Debug, Default)]
+struct Day {
+    values: Vec<f64>,
+    nulls: u64,
+}
+
+/// Session -> model -> predictions.
+type ByDay = BTreeMap<NaiveDate, BTreeMap<String, Day>>;
+
+fn add_batch(by_day: &mut ByDay, b: &RecordBatch) -> Result<()> {
+    let ts = b
+        .column_by_name("ts")
+        .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>())
+        .ok_or_else(|| Error::invalid("predictions without ts"))?;
+    let pred = b
+        .column_by_name("prediction")
+        .and_then(|c| c.as_primitive_opt::<Float64Type>())
+        .ok_or_else(|| Error::invalid("predictions without prediction"))?;
+    let model = text(b, "model_id")?;
+    for i in 0..b.num_rows() {
+        let Some(t) = DateTime::<Utc>::from_timestamp_micros(ts.value(i)) else { continue };
+        let day =
+            by_day.entry(NyseCalendar.trading_date(t)).or_default().entry(model.value(i).to_string()).or_default();
+        if pred.is_valid(i) {
+            day.values.push(pred.value(i));
+        } else {
+            day.nulls += 1;
+        }
+    }
+    Ok(())
+}
+
+/// Judges each of `dates` against the same model's predictions in up to `shift_window` earlier sessions
+/// of `by_day`; a date without predictions is judged as empty (RED).
+fn judge_days(dates: &[NaiveDate], by_day: &ByDay, settings: &PredictionQualitySettings) -> Vec<SessionQuality> {
+    let mut out = Vec::new();
+    for &d in dates {
+        let Some(models) = by_day.get(&d) else {
+            out.push(judge_session(d, &[], 0, &[], 0, settings));
+            continue;
+        };
+        for (model, day) in models {
+            let earlier: Vec<&Day> =
+                by_day.range(..d).rev().filter_map(|(_, m)| m.get(model)).take(settings.shift_window).collect();
+            let reference: Vec<f64> = earlier.iter().flat_map(|e| e.values.iter().copied()).collect();
+            let mut q = judge_session(d, &day.values, day.nulls, &reference, earlier.len(), settings);
+            q.model_id = Some(model.clone());
+            out.push(q);
+        }
+    }
+    out
+}
+
+/// Reads the stored predictions of the sessions from `start` to `end` into `by_day`.
+async fn read_stored(lake: &Lake, start: NaiveDate, end: NaiveDate, by_day: &mut ByDay) -> Result<u64> {
+    let ds = lake.dataset(PREDICTIONS)?;
+    let state = ds.latest().await?;
+    if start <= end {
+        for b in ds.read(&state, &ReadFilter { start: Some(start), end: Some(end), ..Default::default() }).await? {
+            add_batch(by_day, &b)?;
+        }
+    }
+    by_day.retain(|d, _| *d >= start && *d <= end);
+    Ok(state.snapshot_id)
+}
+
+/// `quantlake score`: the model (`request.model`, or the latest registered), the feature rows of the
+/// sessions through [`crate::sets::get_features_for_sessions`] (the training sets' point-in-time code
+/// path), then [`score_batches`].
+pub async fn score(lake: &Lake, request: &ScoreRequest, settings: &PredictionQualitySettings) -> Result<ScoreReport> {
+    let model = super::registry::resolve(lake, request.model.as_deref()).await?;
+    let features =
+        crate::sets::get_features_for_sessions(lake, &model.feature_set, &request.symbols, request.start, request.end)
+            .await?;
+    let version = super::feature_set_version(lake, &model.feature_set)?;
+    if version != model.feature_set_version {
+        return Err(Error::invalid(format!(
+            "model {} was trained on {} version {}, but the lake's definition is version {version}",
+            model.model_id, model.feature_set, model.feature_set_version
+        )));
+    }
+    score_batches(lake, request, &model, &features, settings).await
+}
+
+/// Scores `features` (the feature rows of the sessions `request.start..=request.end`) with `model` and
+/// replaces those sessions' partitions of `predictions`.
+pub async fn score_batches(
+    lake: &Lake,
+    request: &ScoreRequest,
+    model: &ModelArtifact,
+    features: &[RecordBatch],
+    settings: &PredictionQualitySettings,
+) -> Result<ScoreReport> {
+    if request.end < request.start {
+        return Err(Error::invalid(format!("--end {} is before --start {}", request.end, request.start)));
+    }
+    let sessions = NyseCalendar.sessions(request.start, request.end);
+    if sessions.is_empty() {
+        return Err(Error::invalid(format!("no NYSE session between {} and {}", request.start, request.end)));
+    }
+    let ds = lake.dataset(PREDICTIONS)?;
+    let contract = ds.contract().clone();
+    let scored_at = Utc::now();
+    let mut batches = Vec::new();
+    for b in features.iter().filter(|b| b.num_rows() > 0) {
+        batches.push(predict_batch(&contract, model, b, scored_at.timestamp_micros())?);
+    }
+    // Rows outside the requested sessions would land in partitions this run does not own.
+    let mut by_day = ByDay::new();
+    for b in &batches {
+        add_batch(&mut by_day, b)?;
+    }
+    let dates: Vec<NaiveDate> = sessions.iter().map(|s| s.date).collect();
+    if let Some(d) = by_day.keys().find(|d| !dates.contains(d)) {
+        return Err(Error::invalid(format!(
+            "feature rows of {d} are outside the scored sessions {}..{}",
+            request.start, request.end
+        )));
+    }
+    let (rows, nulls) = by_day
+        .values()
+        .flat_map(|m| m.values())
+        .fold((0u64, 0u64), |(r, n), d| (r + d.values.len() as u64 + d.nulls, n + d.nulls));
+    let sessions_scored = by_day.len();
+    // The trailing window before the range, from the stored predictions.
+    let window_start = NyseCalendar.add_sessions(request.start, -(settings.shift_window as i64));
+    let mut stored = ByDay::new();
+    read_stored(lake, window_start, NyseCalendar.previous_session(request.start), &mut stored).await?;
+    stored.extend(std::mem::take(&mut by_day));
+    let quality = judge_days(&dates, &stored, settings);
+    // Each predictions partition records the feature partition it was scored from, so that
+    // `features --stale` re-scores it when the features change (committed with it, as one stage).
+    let features_ds = lake.dataset(&model.feature_set)?;
+    let features_state = features_ds.latest().await?;
+    let read: BTreeMap<NaiveDate, inputs::Inputs> =
+        dates.iter().map(|d| (*d, inputs::read_inputs(&features_ds, &features_state, *d, *d))).collect();
+    let records = lake.dataset(inputs::DATASET)?;
+    let write = ds
+        .write(batches)
+        .mode(WriteMode::Overwrite)
+        .covering(dates.iter().map(|d| PartitionKey::for_date(contract.partitioning, *d)))
+        .operation("score")
+        .parameter("model_id", &model.model_id)
+        .parameter("feature_set", &model.feature_set)
+        .parameter("start", request.start)
+        .parameter("end", request.end);
+    let job_id = format!("score-{}", uuid::Uuid::now_v7().simple());
+    let stage = lake
+        .stage("score")
+        .parameter("model_id", &model.model_id)
+        .write(write)
+        .write(inputs::inputs_write(&records, &[(PREDICTIONS.to_string(), read)], &sessions, &job_id)?)
+        .commit()
+        .await?;
+    let done = stage.write(PREDICTIONS).ok_or_else(|| Error::invalid("score: the stage wrote no predictions"))?;
+    let status = quality.iter().map(|q| q.status).max().unwrap_or(Status::Green);
+    for q in quality.iter().filter(|q| q.status != Status::Green) {
+        let problems: Vec<String> =
+            q.checks.iter().filter(|c| c.status != Status::Green).map(|c| format!("{} {}", c.name, c.detail)).collect();
+        tracing::warn!(date = %q.date, status = %q.status, "predictions of {}: {}", q.date, problems.join("; "));
+    }
+    Ok(ScoreReport {
+        model_id: model.model_id.clone(),
+        feature_set: model.feature_set.clone(),
+        feature_set_version: model.feature_set_version.clone(),
+        target: model.target.clone(),
+        start: request.start,
+        end: request.end,
+        sessions: sessions.len(),
+        sessions_scored,
+        rows,
+        null_predictions: nulls,
+        snapshot_id: done.snapshot_id,
+        partitions: done.partitions,
+        scored_at,
+        status,
+        quality,
+    })
+}
+
+/// What re-scoring stale predictions did.
+#[derive(Debug, Clone, Serialize)]
+pub struct StalePredictions {
+    pub stale: Vec<inputs::StalePartition>,
+    /// One run per model and range of consecutive stale sessions.
+    pub runs: Vec<ScoreReport>,
+}
+
+/// Re-scores exactly the predictions partitions whose feature partitions changed since they were
+/// scored, each with the model that scored it (the part of `features --stale` after the features).
+pub async fn refresh_stale_predictions(lake: &Lake, settings: &PredictionQualitySettings) -> Result<StalePredictions> {
+    let stale = inputs::stale_sessions(lake, PREDICTIONS).await?;
+    let mut by_model: BTreeMap<String, Vec<NaiveDate>> = BTreeMap::new();
+    if !stale.is_empty() {
+        let ds = lake.dataset(PREDICTIONS)?;
+        let state = ds.latest().await?;
+        let (first, last) = (stale[0].date, stale[stale.len() - 1].date);
+        let mut models: BTreeMap<NaiveDate, String> = BTreeMap::new();
+        for b in ds.read(&state, &ReadFilter { start: Some(first), end: Some(last), ..Default::default() }).await? {
+            let (Some(ts), Some(model)) = (
+                b.column_by_name("ts").and_then(|c| c.as_primitive_opt::<arrow::datatypes::TimestampMicrosecondType>()),
+                b.column_by_name("model_id").and_then(|c| c.as_string_opt::<i32>()),
+            ) else {
+                return Err(Error::invalid("predictions lack ts or model_id"));
+            };
+            if let Some(t) = (b.num_rows() > 0).then(|| DateTime::from_timestamp_micros(ts.value(0))).flatten() {
+                models.insert(NyseCalendar.trading_date(t), model.value(0).to_string());
+            }
+        }
+        for p in &stale {
+            // A partition the features no longer have rows for was emptied: nothing to re-score with.
+            if let Some(model) = models.get(&p.date) {
+                by_model.entry(model.clone()).or_default().push(p.date);
+            }
+        }
+    }
+    let mut runs = Vec::new();
+    for (model, dates) in by_model {
+        for (start, end) in inputs::session_runs(&dates) {
+            tracing::info!(model, %start, %end, "re-scoring stale predictions");
+            runs.push(
+                score(lake, &ScoreRequest { start, end, model: Some(model.clone()), symbols: Vec::new() }, settings)
+                    .await?,
+            );
+        }
+    }
+    Ok(StalePredictions { stale, runs })
+}
+
+/// `health --dataset predictions`: the last `health.window_sessions` sessions' partitions judged like
+/// `score` judges them (present, null rate, shift against the trailing window), and freshness.
+pub async fn predictions_health(
+    lake: &Lake,
+    as_of_date: Option<NaiveDate>,
+    health: &HealthSettings,
+    settings: &PredictionQualitySettings,
+) -> Result<DatasetHealth> {
+    let reference = crate::dq::reference_session(as_of_date);
+    let window_start = NyseCalendar.add_sessions(reference, 1 - health.window_sessions.max(1) as i64);
+    let mut by_day = ByDay::new();
+    let snapshot_id = read_stored(
+        lake,
+        NyseCalendar.add_sessions(window_start, -(settings.shift_window as i64)),
+        reference,
+        &mut by_day,
+    )
+    .await?;
+    let dates: Vec<NaiveDate> = NyseCalendar.sessions(window_start, reference).iter().map(|s| s.date).collect();
+    let mut partitions: BTreeMap<NaiveDate, PartitionHealth> = BTreeMap::new();
+    for q in judge_days(&dates, &by_day, settings) {
+        let p = partitions.entry(q.date).or_insert_with(|| PartitionHealth {
+            partition: PartitionKey::for_date(crate::contract::Partitioning::Date, q.date).to_string(),
+            status: Status::Green,
+            checks: Vec::new(),
+            annotations: Vec::new(),
+        });
+        p.status = p.status.max(q.status);
+        let model = q.model_id.as_deref().map(|m| format!(" (model {m})")).unwrap_or_default();
+        p.checks.extend(q.checks.into_iter().map(|mut c| {
+            c.detail += &model;
+            c
+        }));
+    }
+    // Freshness: the latest scored session on or before the reference.
+    let state = lake.dataset(PREDICTIONS)?.latest().await?;
+    let latest = state
+        .partitions
+        .keys()
+        .filter_map(|k| PartitionKey::parse(k).ok())
+        .map(|k| k.date_range().1)
+        .filter(|d| *d <= reference)
+        .max();
+    let freshness = match latest {
+        None => Check {
+            name: "freshness".into(),
+            status: Status::Red,
+            detail: format!("no predictions on or before {reference}"),
+        },
+        Some(d) => {
+            let lag = NyseCalendar.sessions_between(d, reference);
+            let status = if lag > health.max_lag_sessions { Status::Yellow } else { Status::Green };
+            Check {
+                name: "freshness".into(),
+                status,
+                detail: format!("latest scored session {d}, {lag} session(s) behind {reference}"),
+            }
+        }
+    };
+    let mut partitions: Vec<PartitionHealth> = partitions.into_values().collect();
+    // Annotations of `predictions` (an outage, an accepted problem) beside the sessions they touch.
+    let (first, last) = span_of_dates(window_start, reference);
+    let notes = list_annotations(lake, Some(PREDICTIONS), first, last).await?;
+    for p in &mut partitions {
+        p.annotations = notes.iter().filter(|a| a.touches_partition(&p.partition)).cloned().collect();
+    }
+    let status = partitions.iter().map(|p| p.status).chain([freshness.status]).max().unwrap_or(Status::Green);
+    let no_new_data = latest.is_none_or(|d| d < NyseCalendar.previous_session(reference));
+    let missing = partitions.iter().any(|p| p.checks.iter().any(|c| c.name == "rows" && c.status == Status::Red));
+    let severity = match status {
+        Status::Green => None,
+        Status::Red if no_new_data => Some("SEV-1".to_string()),
+        _ if missing => Some("SEV-2".to_string()),
+        _ => Some("SEV-3".to_string()),
+    };
+    Ok(DatasetHealth {
+        dataset: PREDICTIONS.into(),
+        snapshot_id: snapshot_id.max(state.snapshot_id),
+        as_of_date: as_of_date.unwrap_or(reference),
+        reference_session: reference,
+        latest_session: latest,
+        status,
+        severity,
+        checks: vec![freshness],
+        partitions,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::design::tests::batch;
+    use crate::models::train::{TrainOptions, fit_model, tests::input};
+
+    #[test]
+    fn one_prediction_row_per_feature_row() {
+        let request = TrainOptions { end: NaiveDate::from_ymd_opt(2024, 1, 31), ..Default::default() }
+            .resolve(&Default::default(), Utc::now())
+            .unwrap();
+        let model = fit_model(&request, &input()).unwrap();
+        let contract = crate::contract::Contracts::builtin().get(PREDICTIONS).unwrap();
+        let b = batch(&[
+            ("A", 1_700_000_000_000_000, Some(0.5), Some(true), Some(2), None),
+            ("B", 1_700_000_000_000_000, None, Some(false), Some(1), None),
+        ]);
+        let p = predict_batch(&contract, &model, &b, 7).unwrap();
+        assert_eq!(p.num_rows(), 2);
+        let pred = p.column_by_name("prediction").unwrap().as_primitive::<Float64Type>();
+        let expected = model.raw_intercept
+            + model.features.iter().zip([0.5, 1.0, 2.0]).map(|(f, x)| f.coefficient * x).sum::<f64>();
+        assert!((pred.value(0) - expected).abs() < 1e-12, "{} vs {expected}", pred.value(0));
+        assert!(pred.is_null(1), "a null feature gives a null prediction");
+        assert_eq!(text(&p, "model_id").unwrap().value(1), model.model_id);
+        let missing =
+            RecordBatch::try_from_iter([("symbol", Arc::new(StringArray::from(vec!["A"])) as ArrayRef)]).unwrap();
+        assert!(predict_batch(&contract, &model, &missing, 7).unwrap_err().to_string().contains("do not fit model"));
+    }
+
+    #[test]
+    fn days_are_judged_against_the_same_models_earlier_days() {
+        let settings = PredictionQualitySettings { min_reference_rows: 10, ..Default::default() };
+        let d = |n: u32| NaiveDate::from_ymd_opt(2024, 1, n).unwrap();
+        let day = |shift: f64| Day { values: (0..50).map(|i| shift + (i as f64 / 49.0 - 0.5)).collect(), nulls: 0 };
+        let mut by_day = ByDay::new();
+        for n in [2, 3, 4] {
+            by_day.entry(d(n)).or_default().insert("m1".into(), day(0.0));
+        }
+        by_day.entry(d(5)).or_default().insert("m1".into(), day(5.0));
+        by_day.entry(d(8)).or_default().insert("m2".into(), day(5.0));
+        let q = judge_days(&[d(4), d(5), d(8), d(9)], &by_day, &settings);
+        assert_eq!(
+            q.iter().map(|q| q.status).collect::<Vec<_>>(),
+            [Status::Green, Status::Red, Status::Green, Status::Red]
+        );
+        assert_eq!(q[1].reference_sessions, 3);
+        assert_eq!(q[2].reference_sessions, 0, "another model's predictions are no reference");
+        assert_eq!(q[3].checks[0].name, "rows");
+    }
+}
