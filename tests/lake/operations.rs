@@ -491,7 +491,7 @@ async fn bootstrap_runs_the_guides_order_and_resumes() {
     assert_eq!(report["job"]["attempts"], 2);
     assert_eq!(report["job"]["id"], jobs[0]["id"]);
     let steps: Vec<&str> = report["job"]["checkpoints"].as_object().unwrap().keys().map(String::as_str).collect();
-    for step in quantlake::ops::bootstrap::STEPS {
+    for step in quantlake::ops::tasks::bootstrap::STEPS {
         assert!(steps.contains(step), "{step} missing from {steps:?}");
     }
     assert!(report["job"]["checkpoints"]["fundamentals"]["skipped"].is_string());

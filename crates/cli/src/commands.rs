@@ -25,7 +25,7 @@ use quantlake::ingest::{IngestOptions, ingest, ingest_files, progress};
 use quantlake::maintenance;
 use quantlake::models::{self, ScoreRequest, TrainOptions};
 use quantlake::ops::alerts;
-use quantlake::ops::backfill::{BackfillOptions, backfill_history};
+use quantlake::ops::tasks::backfill::{BackfillOptions, backfill_history};
 use quantlake::outcome::Outcome;
 use quantlake::progress::Progress;
 use quantlake::query::QueryEngine;

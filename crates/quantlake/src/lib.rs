@@ -47,7 +47,7 @@
 //!   (`_models/<id>/model.json` and the `models` registry), and batch scoring into `predictions` with
 //!   null-rate and distribution-shift checks.
 //! - [`ops`]: operations over the stages, each a job ([`ops::jobs`]): the daily run, backfills
-//!   ([`ops::backfill`]), the worker queue, the schedule, bootstrap, alerts.
+//!   ([`ops::tasks::backfill`]), the worker queue, the schedule, bootstrap, alerts.
 //! - [`config`]: the config file and environment, gathering each module's settings type.
 //!
 //! ## Exit codes

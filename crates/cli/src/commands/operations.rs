@@ -9,9 +9,11 @@ use super::super::args::{
 };
 use super::super::output::Output;
 use quantlake::error::{Error, Result};
-use quantlake::ops::backfill::{TriggerOptions, Triggered, get_backfill_job_status, resume_backfill, trigger_backfill};
 use quantlake::ops::jobs::JobStore;
-use quantlake::ops::run::{RunRequest, run_daily};
+use quantlake::ops::tasks::backfill::{
+    TriggerOptions, Triggered, get_backfill_job_status, resume_backfill, trigger_backfill,
+};
+use quantlake::ops::tasks::daily_run::{RunRequest, run_daily};
 use quantlake::ops::tasks::{HistoricalBackfill, Maintenance, Task, Validation};
 use quantlake::ops::worker::{self, WorkerOptions};
 use quantlake::outcome::Outcome;
@@ -173,8 +175,12 @@ pub async fn dispatch(ctx: &Context, cmd: DispatchCommand, out: &Output) -> Resu
     let settings = ctx.config.pipeline();
     let record = match cmd {
         DispatchCommand::DailyRun { date, force } => {
-            quantlake::ops::run::enqueue_daily(&lake, settings, &RunRequest { date, force, ..Default::default() })
-                .await?
+            quantlake::ops::tasks::daily_run::enqueue_daily(
+                &lake,
+                settings,
+                &RunRequest { date, force, ..Default::default() },
+            )
+            .await?
         }
         DispatchCommand::HistoricalBackfill { source, symbols, frequency } => {
             let symbols = symbols.as_deref().map(split_symbols);
@@ -298,8 +304,8 @@ pub async fn bootstrap(
 ) -> Result<Outcome> {
     let lake = ctx.open().await?;
     let request =
-        quantlake::ops::bootstrap::BootstrapRequest { source, fundamentals_file: fundamentals, skip_training };
-    let report = quantlake::ops::bootstrap::bootstrap(&lake, ctx.config.pipeline(), &request).await?;
+        quantlake::ops::tasks::bootstrap::BootstrapRequest { source, fundamentals_file: fundamentals, skip_training };
+    let report = quantlake::ops::tasks::bootstrap::bootstrap(&lake, ctx.config.pipeline(), &request).await?;
     let mut text = format!("bootstrap {}: {}", report.job.id, report.job.status);
     for step in &report.steps {
         text.push_str(&format!("\n  {} {}", step["step"].as_str().unwrap_or(""), step["result"]));

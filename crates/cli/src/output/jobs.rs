@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::{Output, table};
-use quantlake::ops::backfill::{BackfillPlan, BackfillStatus};
 use quantlake::ops::jobs::{JobRecord, JobStatus};
-use quantlake::ops::run::RunReport;
+use quantlake::ops::tasks::backfill::{BackfillPlan, BackfillStatus};
+use quantlake::ops::tasks::daily_run::RunReport;
 
 fn seconds(s: Option<f64>) -> String {
     match s {

@@ -8,8 +8,10 @@ use tracing::Instrument;
 
 use super::{AppState, params};
 use quantlake::error::{Error, Result};
-use quantlake::ops::backfill::trigger::{self as backfill, BackfillPlan, BackfillStatus, TriggerOptions, Triggered};
 use quantlake::ops::jobs::{Finish, JobRecord, JobStore};
+use quantlake::ops::tasks::backfill::trigger::{
+    self as backfill, BackfillPlan, BackfillStatus, TriggerOptions, Triggered,
+};
 use quantlake::ops::tasks::{Task, Validation};
 use quantlake::sources::split_symbols;
 use quantlake::table::SnapshotSpec;

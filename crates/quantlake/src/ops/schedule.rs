@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::jobs::JobRecord;
-use super::run::{self, PipelineSettings, RunRequest, RunSettings};
+use super::tasks::daily_run::{self, PipelineSettings, RunRequest, RunSettings};
 use super::tasks::{Maintenance, Task, TaskKind, Validation};
 use super::worker::{self, WorkerOptions};
 use crate::calendar::NyseCalendar;
@@ -196,8 +196,12 @@ pub async fn tick(
         let scheduled = Some(event.id.clone());
         let job = match TaskKind::parse_name(&event.task)? {
             TaskKind::DailyRun => {
-                run::enqueue_daily(lake, settings, &RunRequest { date: Some(event.session), ..Default::default() })
-                    .await?
+                daily_run::enqueue_daily(
+                    lake,
+                    settings,
+                    &RunRequest { date: Some(event.session), ..Default::default() },
+                )
+                .await?
             }
             TaskKind::RunValidation => {
                 worker::dispatch(lake, settings, &Task::RunValidation(Validation { full: false, scheduled })).await?

@@ -11,9 +11,9 @@ use std::time::Duration;
 use serde::Serialize;
 use tracing::Instrument;
 
-use super::backfill;
 use super::jobs::{Finish, JobHandle, JobRecord, JobStatus, JobStore};
-use super::run::{self, PipelineSettings};
+use super::tasks::backfill;
+use super::tasks::daily_run::{self, PipelineSettings};
 use super::tasks::{self, Task, TaskKind};
 use crate::error::{Error, Result};
 use crate::names::Named;
@@ -96,7 +96,7 @@ pub async fn run_job(lake: &Lake, settings: PipelineSettings<'_>, job: JobHandle
     };
     let span = job.span();
     let result = match task {
-        Task::DailyRun(request) => return run::run_claimed(lake, settings, job, request).await.map(drop),
+        Task::DailyRun(request) => return daily_run::run_claimed(lake, settings, job, request).await.map(drop),
         Task::Backfill(_) => return backfill::trigger::run_claimed(lake, settings, job).await.map(drop),
         Task::BackfillChunk(_) => return backfill::trigger::run_chunk_job(lake, settings, job).await.map(drop),
         Task::Bootstrap(_) => {
@@ -108,7 +108,7 @@ pub async fn run_job(lake: &Lake, settings: PipelineSettings<'_>, job: JobHandle
         Task::MonthlyMaintenance(_) => tasks::maintenance::run(lake, settings, &job).instrument(span).await,
     };
     let record = job.finish_with(result).await?;
-    run::alert_job(lake, settings, &record).await;
+    daily_run::alert_job(lake, settings, &record).await;
     Ok(())
 }
 

@@ -12,8 +12,8 @@ use crate::serve::AppState;
 use crate::serve::actions::{self, BackfillAnswer, BackfillRequest};
 use crate::serve::data::{self, JobsQuery};
 use crate::serve::params::Body;
-use quantlake::ops::backfill::trigger::BackfillPlan;
 use quantlake::ops::jobs::JobRecord;
+use quantlake::ops::tasks::backfill::trigger::BackfillPlan;
 
 /// The jobs table: the overview and `/jobs` show it; unfinished rows update live.
 pub fn job_rows(jobs: &[JobRecord]) -> Markup {

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use super::validation::log_status;
 use crate::error::Result;
 use crate::ops::jobs::{Finish, JobHandle, JobStatus, JobStore};
-use crate::ops::run::PipelineSettings;
+use crate::ops::tasks::daily_run::PipelineSettings;
 use crate::table::Lake;
 
 /// `{"scheduled": event id}` when the schedule queued it.

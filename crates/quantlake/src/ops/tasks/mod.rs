@@ -5,13 +5,13 @@
 //!
 //! | task | what runs | where |
 //! |---|---|---|
-//! | `daily_run` | the daily pipeline for one session | [`crate::ops::run`] |
-//! | `backfill` | a planned backfill: it queues its chunks step by step and runs them with any worker | [`crate::ops::backfill::trigger`] |
-//! | `backfill_chunk` | one chunk of a backfill's step | [`crate::ops::backfill::trigger`] |
+//! | `daily_run` | the daily pipeline for one session | [`daily_run`] |
+//! | `backfill` | a planned backfill: it queues its chunks step by step and runs them with any worker | [`backfill::trigger`] |
+//! | `backfill_chunk` | one chunk of a backfill's step | [`backfill::trigger`] |
 //! | `historical_backfill` | `backfill-history` from `[run] source` | [`historical_backfill`] |
 //! | `run_validation` | `validate` (`full`: every retained snapshot and session) | [`validation`] |
 //! | `monthly_maintenance` | fundamentals refresh, ADV, full validation, old records removed, compaction | [`maintenance`] |
-//! | `bootstrap` | a new lake in the guide's order (run in the foreground by `quantlake bootstrap`) | [`crate::ops::bootstrap`] |
+//! | `bootstrap` | a new lake in the guide's order (run in the foreground by `quantlake bootstrap`) | [`bootstrap`] |
 //!
 //! ```
 //! use quantlake::ops::tasks::{Task, TaskKind, Validation};
@@ -25,6 +25,9 @@
 //! assert!(Task::from_record("reindex", &params).unwrap_err().to_string().contains("daily_run, backfill"));
 //! ```
 
+pub mod backfill;
+pub mod bootstrap;
+pub mod daily_run;
 pub mod historical_backfill;
 pub mod maintenance;
 pub mod validation;
@@ -36,10 +39,10 @@ pub use historical_backfill::HistoricalBackfill;
 pub use maintenance::Maintenance;
 pub use validation::Validation;
 
-use super::backfill::trigger::{BackfillParams, ChunkTask};
-use super::bootstrap::BootstrapRequest;
+use self::backfill::trigger::{BackfillParams, ChunkTask};
+use self::bootstrap::BootstrapRequest;
+use self::daily_run::RunRequest;
 use super::jobs::JobSpec;
-use super::run::RunRequest;
 use crate::error::{Error, Result};
 use crate::names::{Named, named_display_and_from_str};
 

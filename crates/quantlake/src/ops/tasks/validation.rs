@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
 use crate::ops::jobs::Finish;
-use crate::ops::run::PipelineSettings;
+use crate::ops::tasks::daily_run::PipelineSettings;
 use crate::quality::Status;
 use crate::table::Lake;
 

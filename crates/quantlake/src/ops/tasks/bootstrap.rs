@@ -16,15 +16,15 @@ use serde_json::{Value, json};
 use tracing::Instrument;
 
 use super::backfill::{self, BackfillOptions};
-use super::jobs::{Finish, JobHandle, JobRecord, JobStatus, JobStore};
-use super::run::PipelineSettings;
-use super::tasks::{Task, TaskKind};
+use super::daily_run::PipelineSettings;
+use super::{Task, TaskKind};
 use crate::bars::BarSize;
 use crate::calendar::NyseCalendar;
 use crate::curate::{self, CurateRequest};
 use crate::error::{Error, Result};
 use crate::features::{self, FeaturesRequest};
 use crate::names::Named;
+use crate::ops::jobs::{Finish, JobHandle, JobRecord, JobStatus, JobStore};
 use crate::progress::NoProgress;
 use crate::sources::{AnySource, SourceKind};
 use crate::table::Lake;

@@ -42,7 +42,7 @@ use crate::features::{self, FeaturesRequest};
 use crate::ingest::{IngestRequest, ingest, progress};
 use crate::names::Named;
 use crate::ops::jobs::{Finish, JobHandle, JobRecord, JobStatus, JobStore};
-use crate::ops::run::{HealthLine, PipelineSettings};
+use crate::ops::tasks::daily_run::{HealthLine, PipelineSettings};
 use crate::ops::tasks::{Task, TaskKind};
 use crate::progress::NoProgress;
 use crate::sources::{AnySource, SourceKind, SymbolFailure, parse_symbols};
@@ -680,7 +680,7 @@ pub(crate) async fn run_claimed(lake: &Lake, settings: PipelineSettings<'_>, job
         }
         Err(e) => job.finish_with(Err(e)).await?,
     };
-    crate::ops::run::alert_job(lake, settings, &record).await;
+    crate::ops::tasks::daily_run::alert_job(lake, settings, &record).await;
     status_of(&JobStore::new(lake, settings.jobs.clone()), record).await
 }
 

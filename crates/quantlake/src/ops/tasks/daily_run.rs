@@ -19,8 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tracing::Instrument;
 
-use super::jobs::{Finish, JobHandle, JobRecord, JobSettings, JobSpec, JobStatus, JobStore};
-use super::tasks::Task;
+use super::Task;
 use crate::bars::BarSize;
 use crate::calendar::NyseCalendar;
 use crate::curate::{self, CurateRequest, CurateSettings};
@@ -30,6 +29,7 @@ use crate::features::{self, FeaturesRequest, FeaturesSettings};
 use crate::ingest::{IngestOptions, IngestSettings, ingest};
 use crate::models::{self, ScoreRequest};
 use crate::names::Named;
+use crate::ops::jobs::{Finish, JobHandle, JobRecord, JobSettings, JobSpec, JobStatus, JobStore};
 use crate::outcome::Outcome;
 use crate::progress::NoProgress;
 use crate::quality::Status;
@@ -86,7 +86,7 @@ impl RunSettings {
 pub struct PipelineSettings<'a> {
     pub run: &'a RunSettings,
     pub jobs: &'a JobSettings,
-    pub backfill: &'a crate::ops::backfill::BackfillSettings,
+    pub backfill: &'a crate::ops::tasks::backfill::BackfillSettings,
     pub adv: &'a crate::adv::AdvSettings,
     pub alerts: &'a crate::ops::alerts::AlertSettings,
     pub ingest: &'a IngestSettings,
