@@ -36,12 +36,13 @@ impl<T: Named + Clone + Send + Sync> TypedValueParser for NamedParser<T> {
     type Value = T;
 
     fn parse_ref(&self, cmd: &clap::Command, arg: Option<&clap::Arg>, value: &OsStr) -> Result<T, clap::Error> {
-        let flag = arg.map(|a| a.to_string()).unwrap_or_else(|| "value".into());
-        let text = value
-            .to_str()
-            .ok_or_else(|| clap::Error::raw(ErrorKind::InvalidUtf8, format!("{flag}: not UTF-8\n")).with_cmd(cmd))?;
-        T::parse_name(text)
-            .map_err(|e| clap::Error::raw(ErrorKind::InvalidValue, format!("{flag}: {e}\n")).with_cmd(cmd))
+        // The flag's name is only needed in an error.
+        let error = |kind: ErrorKind, what: &dyn std::fmt::Display| {
+            let flag = arg.map_or_else(|| "value".to_string(), ToString::to_string);
+            clap::Error::raw(kind, format!("{flag}: {what}\n")).with_cmd(cmd)
+        };
+        let text = value.to_str().ok_or_else(|| error(ErrorKind::InvalidUtf8, &"not UTF-8"))?;
+        T::parse_name(text).map_err(|e| error(ErrorKind::InvalidValue, &e))
     }
 
     fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {

@@ -137,31 +137,29 @@ fn scope_symbols(symbols: &str) -> Option<Vec<String>> {
     }
 }
 
+/// `trigger_backfill` with the flags of `backfill trigger` (`queue`: for a worker, as `dispatch backfill`).
+async fn trigger(
+    lake: &quantlake::table::Lake,
+    settings: quantlake::ops::tasks::daily_run::PipelineSettings<'_>,
+    args: &BackfillTriggerArgs,
+    queue: bool,
+) -> Result<Triggered> {
+    let options = trigger_options(args, queue)?;
+    trigger_backfill(lake, settings, &args.dataset, scope_symbols(&args.symbols), args.start, args.end, &options).await
+}
+
 /// `backfill trigger|status|resume`.
 pub async fn backfill_job(ctx: &Context, cmd: BackfillCommand, out: &Output) -> Result<Outcome> {
     let lake = ctx.open().await?;
     let settings = ctx.config.pipeline();
     let status = match cmd {
-        BackfillCommand::Trigger(args) => {
-            let options = trigger_options(&args, false)?;
-            match trigger_backfill(
-                &lake,
-                settings,
-                &args.dataset,
-                scope_symbols(&args.symbols),
-                args.start,
-                args.end,
-                &options,
-            )
-            .await?
-            {
-                Triggered::Plan(plan) => {
-                    out.backfill_plan(&plan);
-                    return Ok(if plan.refused.is_some() { Outcome::Warning } else { Outcome::Ok });
-                }
-                Triggered::Queued(status) | Triggered::Finished(status) => status,
+        BackfillCommand::Trigger(args) => match trigger(&lake, settings, &args, false).await? {
+            Triggered::Plan(plan) => {
+                out.backfill_plan(&plan);
+                return Ok(if plan.refused.is_some() { Outcome::Warning } else { Outcome::Ok });
             }
-        }
+            Triggered::Queued(status) | Triggered::Finished(status) => status,
+        },
         BackfillCommand::Status { id } => get_backfill_job_status(&lake, settings, &id).await?,
         BackfillCommand::Resume { id } => resume_backfill(&lake, settings, &id).await?,
     };
@@ -193,26 +191,13 @@ pub async fn dispatch(ctx: &Context, cmd: DispatchCommand, out: &Output) -> Resu
         DispatchCommand::MonthlyMaintenance => {
             worker::dispatch(&lake, settings, &Task::MonthlyMaintenance(Maintenance::default())).await?
         }
-        DispatchCommand::Backfill(args) => {
-            let options = trigger_options(&args, true)?;
-            match trigger_backfill(
-                &lake,
-                settings,
-                &args.dataset,
-                scope_symbols(&args.symbols),
-                args.start,
-                args.end,
-                &options,
-            )
-            .await?
-            {
-                Triggered::Plan(plan) => {
-                    out.backfill_plan(&plan);
-                    return Ok(Outcome::Ok);
-                }
-                Triggered::Queued(status) | Triggered::Finished(status) => status.job,
+        DispatchCommand::Backfill(args) => match trigger(&lake, settings, &args, true).await? {
+            Triggered::Plan(plan) => {
+                out.backfill_plan(&plan);
+                return Ok(Outcome::Ok);
             }
-        }
+            Triggered::Queued(status) | Triggered::Finished(status) => status.job,
+        },
     };
     out.message(
         &record,
