@@ -34,7 +34,7 @@ async fn rows(n: usize) -> Vec<RecordBatch> {
     let end = sessions[n - 1].date;
     let source = SyntheticSource::new(SyntheticSettings::default()).expect("source");
     let req = IngestRequest {
-        symbols: vec!["AAPL".into()],
+        symbols: vec![quantlake::symbol::Symbol::from_static("AAPL")],
         start: day("2001-01-02"),
         end,
         bar_size: BarSize::Minute,

@@ -23,6 +23,7 @@ use quantlake::curate::{Adjustment, BarsRequest, CurateRequest, CurateSettings, 
 use quantlake::ingest::{IngestRequest, ingest};
 use quantlake::sources::BarSize;
 use quantlake::sources::synthetic::{SyntheticSettings, SyntheticSource, symbol_names};
+use quantlake::symbol::Symbol;
 use quantlake::table::AsOf;
 use quantlake::table::{Lake, LakeOptions};
 
@@ -85,7 +86,7 @@ fn rows(b: &[RecordBatch]) -> usize {
 
 struct Case {
     name: &'static str,
-    symbols: Vec<String>,
+    symbols: Vec<Symbol>,
     start: NaiveDate,
     end: NaiveDate,
 }
@@ -101,8 +102,13 @@ async fn main() {
     let days = sessions();
     let last = days[days.len() - 1];
     let cases = [
-        Case { name: "1 symbol x 60 sessions", symbols: vec!["MSFT".into()], start: days[days.len() - 60], end: last },
-        Case { name: "1 symbol x 252 sessions", symbols: vec!["MSFT".into()], start: days[0], end: last },
+        Case {
+            name: "1 symbol x 60 sessions",
+            symbols: vec![Symbol::from_static("MSFT")],
+            start: days[days.len() - 60],
+            end: last,
+        },
+        Case { name: "1 symbol x 252 sessions", symbols: vec![Symbol::from_static("MSFT")], start: days[0], end: last },
         Case { name: "1 session x 500 symbols", symbols: symbol_names(SYMBOLS), start: last, end: last },
     ];
     let glob = root.join("lake/curated/curated_1m_bars/*/*.parquet").display().to_string();

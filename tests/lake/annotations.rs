@@ -211,7 +211,7 @@ fn bad_annotations_are_refused() {
                 "--reason",
                 "x",
             ],
-            "lists no symbol",
+            "the symbol list is empty",
         ),
         (
             vec!["annotate", "curated_1m_bars", "--start", "2024-01-03", "--end", "2024-01-03", "--reason", "x"],

@@ -480,7 +480,7 @@ fn daily_returns_and_adv_cross_a_split_on_one_basis() {
     rt.block_on(async {
         use quantlake::reference::corporate_actions::{Adjustment, AdjustmentFactors};
         let lake = quantlake::table::Lake::open(&t.url, t.options()).await.unwrap();
-        let factors = AdjustmentFactors::load(&lake, &["AAPL".to_string()], &quantlake::table::AsOf::latest()).await.unwrap();
+        let factors = AdjustmentFactors::load(&lake, &[quantlake::symbol::Symbol::from_static("AAPL")], &quantlake::table::AsOf::latest()).await.unwrap();
         let stored = q(&t, "SELECT strftime(ts, '%Y-%m-%d') AS d, close, volume FROM curated_1d_bars WHERE symbol = 'AAPL' ORDER BY ts");
         let stored = stored.as_array().unwrap();
         assert_eq!(stored.len(), yahoo.len());

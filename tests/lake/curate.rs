@@ -666,7 +666,7 @@ async fn native_minute_reads_equal_sql_on(backend: Backend) {
     let mut seen = 0;
     for (symbols, start, end, extended_hours, adjust, as_of) in cases {
         let request = BarsRequest {
-            symbols: symbols.iter().map(|s| s.to_string()).collect(),
+            symbols: symbols.iter().map(|s| s.parse().unwrap()).collect(),
             start: d(start),
             end: d(end),
             frequency: Frequency::M1,
@@ -689,7 +689,7 @@ async fn native_minute_reads_equal_sql_on(backend: Backend) {
     assert!(seen > 10_000, "{seen}");
     // The older snapshot differs from the latest where the second curation replaced a partition.
     let request = BarsRequest {
-        symbols: vec!["MSFT".into()],
+        symbols: vec![quantlake::symbol::Symbol::from_static("MSFT")],
         start: d("2024-03-11"),
         end: d("2024-03-11"),
         frequency: Frequency::M1,

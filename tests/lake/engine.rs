@@ -234,7 +234,7 @@ async fn schema_evolution_allows_only_new_nullable_columns() {
             .unwrap();
         let source = quantlake::sources::synthetic::SyntheticSource::new(Default::default()).unwrap();
         let req = quantlake::ingest::IngestRequest {
-            symbols: vec!["AAPL".into()],
+            symbols: vec![quantlake::symbol::Symbol::from_static("AAPL")],
             start: crate::day("2024-01-04"),
             end: crate::day("2024-01-04"),
             bar_size: quantlake::sources::BarSize::Minute,

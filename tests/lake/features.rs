@@ -380,7 +380,8 @@ async fn training_sets_are_point_in_time_with_lineage() {
     // Inference at a training row's decision time returns that row's features: one join for both.
     let set = arrow::compute::concat_batches(&above.batches[0].schema(), &above.batches).unwrap();
     for i in [0, set.num_rows() / 3, set.num_rows() - 1] {
-        let symbol = set.column_by_name("symbol").unwrap().as_string::<i32>().value(i).to_string();
+        let symbol: quantlake::symbol::Symbol =
+            set.column_by_name("symbol").unwrap().as_string::<i32>().value(i).parse().unwrap();
         let decision = ts_at(&set, "decision_time", i).unwrap();
         let inf = get_features_for_inference(
             &lake,
@@ -406,8 +407,15 @@ async fn training_sets_are_point_in_time_with_lineage() {
     }
     // At a time between bars, inference has the last complete bar, never the one in progress.
     let mid = NyseCalendar.session(day("2024-02-06")).unwrap().open + Duration::seconds(10 * 60 + 30);
-    let inf =
-        get_features_for_inference(&lake, "features_price_1m_v1", &["AAA".into()], mid, &AsOf::latest()).await.unwrap();
+    let inf = get_features_for_inference(
+        &lake,
+        "features_price_1m_v1",
+        &[quantlake::symbol::Symbol::from_static("AAA")],
+        mid,
+        &AsOf::latest(),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         ts_at(&inf[0], "feature_ts", 0).unwrap(),
         mid - Duration::seconds(90),
@@ -420,8 +428,15 @@ async fn training_sets_are_point_in_time_with_lineage() {
     let err = get_features_for_training(&lake, &trap).await.unwrap_err();
     assert!(matches!(err, Error::Leakage { .. }), "{err}");
     assert!(err.to_string().contains("lookahead 1"), "{err}");
-    let err =
-        get_features_for_inference(&lake, "features_trap_v1", &["AAA".into()], mid, &AsOf::latest()).await.unwrap_err();
+    let err = get_features_for_inference(
+        &lake,
+        "features_trap_v1",
+        &[quantlake::symbol::Symbol::from_static("AAA")],
+        mid,
+        &AsOf::latest(),
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, Error::Leakage { .. }), "{err}");
 }
 
@@ -436,7 +451,7 @@ async fn unusable_cells_are_left_out_and_listed() {
         &lake,
         NewAnnotation {
             dataset: "curated_1m_bars".into(),
-            symbols: Some(vec!["BBB".into()]),
+            symbols: Some(vec![quantlake::symbol::Symbol::from_static("BBB")]),
             start,
             end,
             reason: "vendor outage".into(),

@@ -48,7 +48,7 @@ pub fn day(s: &str) -> NaiveDate {
 pub async fn ingest_synthetic(lake: &Lake, symbols: &[&str], start: &str, end: &str, seed: u64) -> IngestReport {
     let source = SyntheticSource::new(SyntheticSettings { seed, ..Default::default() }).unwrap();
     let request = IngestRequest {
-        symbols: symbols.iter().map(|s| s.to_string()).collect(),
+        symbols: symbols.iter().map(|s| s.parse().unwrap()).collect(),
         start: day(start),
         end: day(end),
         bar_size: BarSize::Minute,

@@ -184,7 +184,7 @@ async fn train_store_score_rescore(backend: Backend) {
         start: day("2024-03-04"),
         end: day("2024-03-04"),
         model: None,
-        symbols: vec!["AAA".into(), "BBB".into()],
+        symbols: vec![quantlake::symbol::Symbol::from_static("AAA"), quantlake::symbol::Symbol::from_static("BBB")],
     };
     score_batches(&lake, &one, &artifact, &two, &q).await.unwrap();
     assert_eq!(prediction_rows(&lake, "2024-03-04").await.len(), 60);

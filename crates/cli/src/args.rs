@@ -6,6 +6,7 @@ use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use quantlake::bars::BarSize;
+use quantlake::symbol::SymbolList;
 use quantlake::table::AsOf;
 
 use crate::values::named;
@@ -443,7 +444,7 @@ pub struct IngestArgs {
     pub timezone: String,
     /// File: the symbol, for files without a symbol column.
     #[arg(long)]
-    pub symbol: Option<String>,
+    pub symbol: Option<quantlake::symbol::Symbol>,
 }
 
 #[derive(Debug, Args)]
@@ -518,7 +519,7 @@ pub enum FundamentalsCommand {
         /// Comma-separated symbols. Polygon: the symbols asked for (default: the active universe);
         /// file: only these symbols' rows are imported.
         #[arg(long)]
-        symbols: Option<String>,
+        symbols: Option<SymbolList>,
         /// File: the CSV or Parquet file (columns: symbol, fiscal_year, fiscal_period, period_end,
         /// filing_date, optional period_start, cik, company_name, filing_id, filing_url, currency, and
         /// items as revenues, net_income_loss, ... or statement.item).
@@ -533,7 +534,7 @@ pub enum FundamentalsCommand {
     Show {
         /// Comma-separated symbols (default: all).
         #[arg(long)]
-        symbols: Option<String>,
+        symbols: Option<SymbolList>,
         #[arg(long)]
         as_of_date: Option<NaiveDate>,
         #[command(flatten)]
@@ -548,7 +549,7 @@ pub enum UniverseCommand {
     Rebuild {
         /// Comma-separated symbols (instead of the config's).
         #[arg(long, conflicts_with = "csv")]
-        symbols: Option<String>,
+        symbols: Option<SymbolList>,
         /// A CSV with a symbol column and any of con_id, exchange, primary_exchange, currency, sec_type, name.
         #[arg(long)]
         csv: Option<PathBuf>,
@@ -570,7 +571,7 @@ pub enum CorporateActionsCommand {
         path: Option<PathBuf>,
         /// Comma-separated symbols (vendors: default the active universe; CSV: default every row).
         #[arg(long)]
-        symbols: Option<String>,
+        symbols: Option<SymbolList>,
         /// Only ex-dates on or after this date (Alpaca default: corporate_actions.alpaca_default_days before --end).
         #[arg(long)]
         start: Option<NaiveDate>,
@@ -583,7 +584,7 @@ pub enum CorporateActionsCommand {
     Show {
         /// Comma-separated symbols (default: all).
         #[arg(long)]
-        symbols: Option<String>,
+        symbols: Option<SymbolList>,
         /// The lake state read: `latest`, a snapshot number, a tag (the dataset's or a lake-wide one) or a time
         /// (RFC 3339, or a date: its end, UTC).
         #[arg(long = "as-of", default_value = "latest")]
@@ -604,7 +605,7 @@ pub struct RunArgs {
     pub source: Option<quantlake::sources::SourceKind>,
     /// Comma-separated symbols (default: run.symbols, else the universe's active symbols).
     #[arg(long)]
-    pub symbols: Option<String>,
+    pub symbols: Option<SymbolList>,
 }
 
 #[derive(Debug, Args)]
@@ -686,7 +687,7 @@ pub enum DispatchCommand {
         #[arg(long, value_parser = named::<quantlake::sources::SourceKind>())]
         source: Option<quantlake::sources::SourceKind>,
         #[arg(long)]
-        symbols: Option<String>,
+        symbols: Option<SymbolList>,
         #[arg(long, value_parser = named::<BarSize>(), default_value = "1m")]
         frequency: BarSize,
     },
@@ -846,7 +847,7 @@ pub struct CurateArgs {
 pub struct BarsArgs {
     /// Comma-separated symbols.
     #[arg(long)]
-    pub symbols: String,
+    pub symbols: SymbolList,
     #[arg(long)]
     pub start: NaiveDate,
     /// Last session date, inclusive (default: --start).
@@ -897,7 +898,7 @@ pub struct TrainingSetArgs {
     pub label: String,
     /// Comma-separated symbols (default: all).
     #[arg(long)]
-    pub symbols: Option<String>,
+    pub symbols: Option<SymbolList>,
     #[arg(long)]
     pub start: NaiveDate,
     /// Last session date, inclusive.
@@ -926,7 +927,7 @@ pub struct InferenceSetArgs {
     pub feature_set: String,
     /// Comma-separated symbols (default: every symbol with features in the last sessions).
     #[arg(long)]
-    pub symbols: Option<String>,
+    pub symbols: Option<SymbolList>,
     /// The decision time, RFC 3339 (e.g. 2024-03-01T15:00:00Z; default: now): the features known then.
     #[arg(long)]
     pub at: Option<chrono::DateTime<chrono::Utc>>,
@@ -1019,7 +1020,7 @@ pub struct TrainArgs {
     pub label: Option<String>,
     /// Comma-separated symbols (default: all).
     #[arg(long)]
-    pub symbols: Option<String>,
+    pub symbols: Option<SymbolList>,
     /// Only these of the feature set's columns, comma-separated (default: all), e.g. to leave out
     /// vwap_30 for bars without volume.
     #[arg(long)]
@@ -1062,5 +1063,5 @@ pub struct ScoreArgs {
     pub model: Option<String>,
     /// Comma-separated symbols (default: all); the scored partitions then hold only these symbols.
     #[arg(long)]
-    pub symbols: Option<String>,
+    pub symbols: Option<SymbolList>,
 }

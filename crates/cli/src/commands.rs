@@ -33,7 +33,8 @@ use quantlake::reference::corporate_actions::{self, ActionSource, ImportRequest,
 use quantlake::reference::fundamentals;
 use quantlake::sets::{self, FallbackSettings, TrainingRequest};
 use quantlake::sources::file::{FileImport, parse_column_map};
-use quantlake::sources::{AnySource, SourceKind, parse_symbols, split_symbols};
+use quantlake::sources::{AnySource, SourceKind, parse_symbols};
+use quantlake::symbol::SymbolList;
 use quantlake::table::AsOf;
 use quantlake::table::operations::{history, restore, tag};
 use quantlake::table::{Lake, SnapshotSpec};
@@ -290,13 +291,13 @@ pub async fn annotations(
 pub async fn fundamentals_upsert(
     ctx: &Context,
     source: FundamentalsSourceName,
-    symbols: Option<&str>,
+    symbols: Option<SymbolList>,
     path: Option<PathBuf>,
     format: Option<quantlake::sources::file::FileFormat>,
     out: &Output,
 ) -> Result<Outcome> {
     let lake = ctx.open().await?;
-    let listed = symbols.map(|s| parse_symbols(s, SourceKind::Polygon)).transpose()?;
+    let listed = symbols.map(SymbolList::into_vec);
     let report = match source {
         FundamentalsSourceName::Polygon => {
             if path.is_some() || format.is_some() {
@@ -325,13 +326,13 @@ pub async fn fundamentals_upsert(
 /// `fundamentals show`: every stored filing, or the latest per symbol filed before `--as-of-date`.
 pub async fn fundamentals_show(
     ctx: &Context,
-    symbols: Option<&str>,
+    symbols: Option<SymbolList>,
     as_of_date: Option<NaiveDate>,
     read: ReadArgs,
     out: &Output,
 ) -> Result<Outcome> {
     let lake = ctx.open().await?;
-    let symbols = symbols.map(split_symbols).unwrap_or_default();
+    let symbols = symbols.map(SymbolList::into_vec).unwrap_or_default();
     let as_of: AsOf = read.as_of.iter().cloned().collect();
     let mut batches = match as_of_date {
         Some(d) => fundamentals::fundamentals_as_of(&lake, &symbols, d, &as_of).await?,
@@ -357,12 +358,12 @@ pub async fn fundamentals_show(
 /// `universe rebuild`: from the config, or the flags' symbols or CSV.
 pub async fn universe_rebuild(
     ctx: &Context,
-    symbols: Option<String>,
+    symbols: Option<SymbolList>,
     csv: Option<PathBuf>,
     out: &Output,
 ) -> Result<Outcome> {
     let lake = ctx.open().await?;
-    let settings = ctx.config.universe.clone().with_members(symbols.as_deref().map(split_symbols), csv);
+    let settings = ctx.config.universe.clone().with_members(symbols.map(SymbolList::into_vec), csv);
     let report = universe::rebuild(&lake, &settings).await?;
     out.universe_rebuild(&report);
     Ok(Outcome::Ok)
@@ -518,7 +519,7 @@ pub async fn query(ctx: &Context, sql: &str, read: ReadArgs, out: &Output) -> Re
 pub async fn bars(ctx: &Context, args: BarsArgs, out: &Output) -> Result<Outcome> {
     let lake = ctx.open().await?;
     let request = BarsRequest {
-        symbols: split_symbols(&args.symbols),
+        symbols: args.symbols.into_vec(),
         start: args.start,
         end: args.end.unwrap_or(args.start),
         frequency: args.frequency,
@@ -534,13 +535,13 @@ pub async fn corporate_actions_import(
     ctx: &Context,
     source: ActionSource,
     path: Option<PathBuf>,
-    symbols: Option<String>,
+    symbols: Option<SymbolList>,
     start: Option<NaiveDate>,
     end: Option<NaiveDate>,
     out: &Output,
 ) -> Result<Outcome> {
     let lake = ctx.open().await?;
-    let request = ImportRequest { source, path, symbols: symbols.as_deref().map(split_symbols), start, end };
+    let request = ImportRequest { source, path, symbols: symbols.map(SymbolList::into_vec), start, end };
     let vendors = Vendors { polygon: &ctx.config.polygon, alpaca: &ctx.config.alpaca };
     let report = corporate_actions::import(&lake, &ctx.config.corporate_actions, vendors, &request).await?;
     out.corporate_actions_import(&report);
@@ -550,12 +551,12 @@ pub async fn corporate_actions_import(
 /// `corporate-actions show`: the stored actions of some symbols (default all).
 pub async fn corporate_actions_show(
     ctx: &Context,
-    symbols: Option<String>,
+    symbols: Option<SymbolList>,
     as_of: AsOf,
     out: &Output,
 ) -> Result<Outcome> {
     let lake = ctx.open().await?;
-    let symbols = symbols.as_deref().map(split_symbols);
+    let symbols = symbols.map(SymbolList::into_vec);
     let (actions, _) = corporate_actions::read_actions(&lake, symbols.as_deref(), &as_of).await?;
     out.corporate_actions(&actions);
     Ok(Outcome::Ok)
@@ -609,17 +610,13 @@ pub async fn training_set(ctx: &Context, args: TrainingSetArgs, out: &Output) ->
     let request = TrainingRequest {
         feature_set: args.feature_set,
         label: args.label,
-        symbols: args.symbols.as_deref().map(split_symbols).unwrap_or_default(),
+        symbols: args.symbols.map(SymbolList::into_vec).unwrap_or_default(),
         start: args.start,
         end: args.end,
         as_of: args.as_of,
         embargo,
         fallback: FallbackSettings::from(&ctx.config.health),
-        fundamentals: args
-            .fundamentals
-            .as_deref()
-            .map(|s| s.split(',').map(|i| i.trim().to_string()).filter(|i| !i.is_empty()).collect())
-            .unwrap_or_default(),
+        fundamentals: args.fundamentals.as_deref().map(crate::values::comma_list).unwrap_or_default(),
     };
     let set = sets::get_features_for_training(&lake, &request).await?;
     Output { json: false }.batches(&set.batches, format, Some(args.output.as_path()))?;
@@ -630,7 +627,7 @@ pub async fn training_set(ctx: &Context, args: TrainingSetArgs, out: &Output) ->
 /// `inference-set`: the latest features per symbol at a time.
 pub async fn inference_set(ctx: &Context, args: InferenceSetArgs, out: &Output) -> Result<Outcome> {
     let lake = ctx.open().await?;
-    let symbols = args.symbols.as_deref().map(split_symbols).unwrap_or_default();
+    let symbols = args.symbols.map(SymbolList::into_vec).unwrap_or_default();
     let batches = sets::get_features_for_inference(
         &lake,
         &args.feature_set,
@@ -695,8 +692,8 @@ pub async fn train(ctx: &Context, args: TrainArgs, out: &Output) -> Result<Outco
     let options = TrainOptions {
         feature_set: args.feature_set,
         label: args.label,
-        symbols: args.symbols.as_deref().map(split_symbols).unwrap_or_default(),
-        features: args.features.as_deref().map(split_symbols).unwrap_or_default(),
+        symbols: args.symbols.map(SymbolList::into_vec).unwrap_or_default(),
+        features: args.features.as_deref().map(crate::values::comma_list).unwrap_or_default(),
         end: args.end,
         window_years: args.window_years,
         alpha: args.alpha,
@@ -730,7 +727,7 @@ pub async fn score(ctx: &Context, args: ScoreArgs, out: &Output) -> Result<Outco
         start,
         end,
         model: args.model,
-        symbols: args.symbols.as_deref().map(split_symbols).unwrap_or_default(),
+        symbols: args.symbols.map(SymbolList::into_vec).unwrap_or_default(),
     };
     let report = models::score::score(&lake, &request, &ctx.config.models.quality).await?;
     out.score(&report);

@@ -17,6 +17,7 @@ use quantlake::query::{QueryEngine, SqlResult};
 use quantlake::sources::BarSource;
 use quantlake::sources::synthetic::{SyntheticSettings, SyntheticSource, symbol_names};
 use quantlake::storage::LakeLocation;
+use quantlake::symbol::Symbol;
 use quantlake::table::AsOf;
 use quantlake::table::operations::history::{self, SnapshotInfo};
 use quantlake::table::operations::tag;
@@ -80,7 +81,7 @@ pub async fn run(url: &str, options: LakeOptions, config: &Config, progress: &dy
     // A vendor re-sends three symbols for three sessions: those rows are replaced, nothing else.
     let corrected = SyntheticSource::new(SyntheticSettings { seed: 7, ..Default::default() })?;
     let request = IngestRequest {
-        symbols: vec!["AAPL".into(), "MSFT".into(), "NVDA".into()],
+        symbols: ["AAPL", "MSFT", "NVDA"].map(Symbol::from_static).to_vec(),
         start: date("2024-01-08"),
         end: date("2024-01-10"),
         chunk_sessions: 5,

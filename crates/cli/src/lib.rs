@@ -232,10 +232,10 @@ async fn run(cli: Cli, config: Config, out: &Output) -> Result<Outcome> {
             commands::annotations(&ctx, dataset.as_deref(), start.as_deref(), end.as_deref(), out).await
         }
         Command::Fundamentals(FundamentalsCommand::Upsert { source, symbols, path, format }) => {
-            commands::fundamentals_upsert(&ctx, source, symbols.as_deref(), path, format, out).await
+            commands::fundamentals_upsert(&ctx, source, symbols, path, format, out).await
         }
         Command::Fundamentals(FundamentalsCommand::Show { symbols, as_of_date, read }) => {
-            commands::fundamentals_show(&ctx, symbols.as_deref(), as_of_date, read, out).await
+            commands::fundamentals_show(&ctx, symbols, as_of_date, read, out).await
         }
         Command::Universe(UniverseCommand::Rebuild { symbols, csv }) => {
             commands::universe_rebuild(&ctx, symbols, csv, out).await

@@ -600,7 +600,7 @@ impl Output {
             let mut table = table(&["symbol", "active", "con_id", "exchange", "currency", "sec_type", "name"]);
             for m in members {
                 table.add_row([
-                    m.symbol.clone(),
+                    m.symbol.to_string(),
                     m.active.to_string(),
                     m.con_id.map(|c| c.to_string()).unwrap_or_default(),
                     m.exchange.clone(),
@@ -637,7 +637,7 @@ impl Output {
                     format!("{c} {}", a.currency.as_deref().unwrap_or("")).trim().to_string()
                 });
                 t.add_row(vec![
-                    a.symbol.clone(),
+                    a.symbol.to_string(),
                     a.ex_date.to_string(),
                     a.kind.to_string(),
                     a.source.to_string(),

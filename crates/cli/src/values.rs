@@ -10,6 +10,12 @@ use clap::error::ErrorKind;
 
 use quantlake::names::Named;
 
+/// The items of a comma-separated list of names (features, tasks, items), blanks skipped. Symbol
+/// lists are [`quantlake::symbol::SymbolList`]s, which check each symbol.
+pub fn comma_list(text: &str) -> Vec<String> {
+    text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
+}
+
 fn possible_value<T: Named>(value: T) -> PossibleValue {
     let p = PossibleValue::new(value.name()).aliases(value.aliases().iter().copied());
     match value.help() {

@@ -178,7 +178,8 @@ pub async fn recompute_adv(lake: &Lake, settings: &AdvSettings, date: Option<Nai
             bars.entry(symbol.value(i).to_string()).or_default().push((d, close.value(i), volume.value(i)));
         }
     }
-    let mut symbols: BTreeSet<String> = crate::universe::active_symbols(lake).await?.into_iter().collect();
+    let mut symbols: BTreeSet<String> =
+        crate::universe::active_symbols(lake).await?.into_iter().map(String::from).collect();
     symbols.extend(bars.keys().cloned());
     if symbols.is_empty() {
         return Err(Error::invalid(format!(
@@ -351,7 +352,7 @@ mod tests {
         bars.insert("B".to_string(), vec![(d("2024-01-03"), 5.0, 10.0), (d("2024-01-04"), 5.0, 30.0)]);
         bars.insert("C".to_string(), vec![(d("2024-01-04"), 1.0, 1.0)]);
         let symbols: BTreeSet<String> = ["A", "B", "C", "D"].map(String::from).into_iter().collect();
-        let splits = SplitHistory::from_splits([("A".to_string(), d("2024-01-04"), 0.5)]);
+        let splits = SplitHistory::from_splits([(crate::symbol::Symbol::from_static("A"), d("2024-01-04"), 0.5)]);
         let rows = adv_rows(&symbols, &bars, &splits, d("2024-01-04"), &settings);
         let a = &rows[0];
         assert_eq!(

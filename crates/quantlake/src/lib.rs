@@ -66,12 +66,14 @@
 //! use quantlake::progress::NoProgress;
 //! use quantlake::sources::synthetic::{SyntheticSettings, SyntheticSource};
 //! use quantlake::query::QueryEngine;
+//! use quantlake::symbol::SymbolList;
 //! use quantlake::table::{AsOf, Lake, LakeOptions};
 //!
 //! let lake = Lake::init("./lake", LakeOptions::default()).await?;
 //! let source = SyntheticSource::new(SyntheticSettings::default())?;
 //! let request = IngestRequest {
-//!     symbols: vec!["AAPL".into(), "MSFT".into()],
+//!     // Symbols are checked where they enter: a typo like "AAPL MSFT" is an error here.
+//!     symbols: "AAPL,MSFT".parse::<SymbolList>()?.into_vec(),
 //!     start: NaiveDate::from_ymd_opt(2024, 1, 2).unwrap(),
 //!     end: NaiveDate::from_ymd_opt(2024, 1, 31).unwrap(),
 //!     bar_size: BarSize::Minute,
@@ -88,7 +90,7 @@
 //! ```
 
 pub use quantlake_engine::{
-    bars, calendar, contract, duration, error, maintenance, names, outcome, progress, quality, storage, table,
+    bars, calendar, contract, duration, error, maintenance, names, outcome, progress, quality, storage, symbol, table,
 };
 
 pub mod adv;

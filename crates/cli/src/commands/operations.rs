@@ -17,7 +17,7 @@ use quantlake::ops::tasks::daily_run::{RunRequest, run_daily};
 use quantlake::ops::tasks::{HistoricalBackfill, Maintenance, Task, Validation};
 use quantlake::ops::worker::{self, WorkerOptions};
 use quantlake::outcome::Outcome;
-use quantlake::sources::split_symbols;
+use quantlake::symbol::{SymbolList, all_or_list};
 
 /// `run`: the daily pipeline; the outcome is the worst of its stages and the health it found.
 pub async fn run(ctx: &Context, args: RunArgs, out: &Output) -> Result<Outcome> {
@@ -26,7 +26,7 @@ pub async fn run(ctx: &Context, args: RunArgs, out: &Output) -> Result<Outcome> 
         date: args.date,
         force: args.force,
         source: args.source,
-        symbols: args.symbols.as_deref().map(split_symbols),
+        symbols: args.symbols.map(SymbolList::into_vec),
     };
     let report = run_daily(&lake, ctx.config.pipeline(), &request).await?;
     out.run(&report);
@@ -130,13 +130,6 @@ fn trigger_options(args: &BackfillTriggerArgs, queue: bool) -> Result<TriggerOpt
     })
 }
 
-fn scope_symbols(symbols: &str) -> Option<Vec<String>> {
-    match symbols.trim() {
-        "all" | "ALL" => None,
-        list => Some(split_symbols(list)),
-    }
-}
-
 /// `trigger_backfill` with the flags of `backfill trigger` (`queue`: for a worker, as `dispatch backfill`).
 async fn trigger(
     lake: &quantlake::table::Lake,
@@ -145,7 +138,8 @@ async fn trigger(
     queue: bool,
 ) -> Result<Triggered> {
     let options = trigger_options(args, queue)?;
-    trigger_backfill(lake, settings, &args.dataset, scope_symbols(&args.symbols), args.start, args.end, &options).await
+    let symbols = all_or_list(&args.symbols)?.map(SymbolList::into_vec);
+    trigger_backfill(lake, settings, &args.dataset, symbols, args.start, args.end, &options).await
 }
 
 /// `backfill trigger|status|resume`.
@@ -181,7 +175,7 @@ pub async fn dispatch(ctx: &Context, cmd: DispatchCommand, out: &Output) -> Resu
             .await?
         }
         DispatchCommand::HistoricalBackfill { source, symbols, frequency } => {
-            let symbols = symbols.as_deref().map(split_symbols);
+            let symbols = symbols.map(SymbolList::into_vec);
             let task = Task::HistoricalBackfill(HistoricalBackfill { source, symbols, bar_size: frequency });
             worker::dispatch(&lake, settings, &task).await?
         }
@@ -217,7 +211,8 @@ pub async fn worker(
 ) -> Result<Outcome> {
     let lake = ctx.open().await?;
     let poll = humantime::parse_duration(poll).map_err(|e| Error::invalid(format!("--poll '{poll}': {e}")))?;
-    let options = WorkerOptions { once, poll, tasks: tasks.map(split_symbols).unwrap_or_default(), max_jobs };
+    let options =
+        WorkerOptions { once, poll, tasks: tasks.map(crate::values::comma_list).unwrap_or_default(), max_jobs };
     let report = worker::work(&lake, ctx.config.pipeline(), &options).await?;
     out.jobs(&report.jobs);
     Ok(report.jobs.iter().map(|j| j.status.outcome()).max().unwrap_or(Outcome::Ok))

@@ -13,9 +13,8 @@ use quantlake::ops::tasks::backfill::trigger::{
     self as backfill, BackfillPlan, BackfillStatus, TriggerOptions, Triggered,
 };
 use quantlake::ops::tasks::{Task, Validation};
-use quantlake::sources::split_symbols;
+use quantlake::symbol::{Symbol, SymbolList, all_or_list};
 use quantlake::table::SnapshotSpec;
-use quantlake::table::layout::validate_symbol;
 use quantlake::table::operations::restore;
 
 /// `POST /api/backfills`: `trigger_backfill`'s parameters and options, by their library names.
@@ -46,14 +45,10 @@ pub struct BackfillRequest {
 }
 
 impl BackfillRequest {
-    fn symbols(&self) -> Result<Option<Vec<String>>> {
+    fn symbols(&self) -> Result<Option<Vec<Symbol>>> {
         match self.symbols.as_deref() {
-            None | Some("all") | Some("ALL") => Ok(None),
-            Some(list) => {
-                let symbols = split_symbols(list);
-                symbols.iter().try_for_each(|s| validate_symbol(s))?;
-                Ok(Some(symbols))
-            }
+            None => Ok(None),
+            Some(spec) => Ok(all_or_list(spec)?.map(SymbolList::into_vec)),
         }
     }
 

@@ -50,7 +50,7 @@ use quantlake::dq::{DatasetHealth, QualitySummary, SessionMetrics};
 use quantlake::error::Error;
 use quantlake::ops::jobs::JobRecord;
 use quantlake::ops::tasks::backfill::trigger::{self as backfill, BackfillStatus};
-use quantlake::sources::split_symbols;
+use quantlake::symbol::{Symbol, SymbolList};
 use quantlake::table::AsOf;
 use quantlake::table::operations::history::DiffReport;
 
@@ -136,8 +136,8 @@ pub struct RangeParams {
     #[serde(default, deserialize_with = "params::date")]
     pub end: Option<NaiveDate>,
     /// `/api/dq/metrics`: one symbol's rows.
-    #[serde(default, deserialize_with = "params::text")]
-    pub symbol: Option<String>,
+    #[serde(default, deserialize_with = "params::parsed")]
+    pub symbol: Option<Symbol>,
 }
 
 impl RangeParams {
@@ -207,7 +207,7 @@ async fn dq_summary(State(state): State<AppState>, Query(p): Query<RangeParams>)
 
 async fn dq_metrics(State(state): State<AppState>, Query(p): Query<RangeParams>) -> ApiResult<Vec<SessionMetrics>> {
     over_range(state, p, |s, p, start, end| async move {
-        data::dq_metrics(s.lake(), p.dataset(), start, end, p.symbol.as_deref()).await
+        data::dq_metrics(s.lake(), p.dataset(), start, end, p.symbol.as_ref()).await
     })
     .await
 }
@@ -249,11 +249,10 @@ impl BarsParams {
     /// The request, with the range defaulting to the last session of `curated_1m_bars` (1m) or its
     /// last 20 sessions (resampled).
     pub async fn request(&self, state: &AppState) -> Result<(BarsRequest, AsOf), Error> {
-        let symbols = split_symbols(self.symbols.as_deref().unwrap_or_default());
-        if symbols.is_empty() {
-            return Err(Error::invalid("bars needs symbols, e.g. symbols=AAPL"));
-        }
-        symbols.iter().try_for_each(|s| quantlake::table::layout::validate_symbol(s))?;
+        let symbols = match self.symbols.as_deref() {
+            Some(list) => list.parse::<SymbolList>()?.into_vec(),
+            None => return Err(Error::invalid("bars needs symbols, e.g. symbols=AAPL")),
+        };
         let frequency = match self.frequency.as_deref() {
             Some(f) => <quantlake::bars::Frequency as quantlake::names::Named>::parse_name(f)?,
             None => quantlake::bars::Frequency::M1,

@@ -23,6 +23,7 @@ use quantlake::ops::jobs::{JobRecord, JobStore};
 use quantlake::ops::tasks::TaskKind;
 use quantlake::ops::tasks::backfill::trigger::{self as backfill, BackfillStatus};
 use quantlake::sets::lineage;
+use quantlake::symbol::Symbol;
 use quantlake::table::AsOf;
 use quantlake::table::lake_log::LakeCommit;
 use quantlake::table::operations::history::{self, DiffReport, SnapshotInfo};
@@ -187,7 +188,7 @@ pub async fn dq_metrics(
     dataset: &str,
     start: NaiveDate,
     end: NaiveDate,
-    symbol: Option<&str>,
+    symbol: Option<&Symbol>,
 ) -> Result<Vec<SessionMetrics>> {
     lake.dataset(dataset)?;
     let view = lake.view().await?;
@@ -256,7 +257,7 @@ pub async fn coverage(lake: &Lake, dataset: &str, start: NaiveDate, end: NaiveDa
     let sessions: Vec<NaiveDate> = NyseCalendar.sessions(start, end).into_iter().map(|s| s.date).collect();
     let mut symbols: BTreeSet<String> = metrics.iter().map(|m| m.symbol.clone()).collect();
     // A symbol with no bars at all in the range is the largest hole of all.
-    symbols.extend(quantlake::universe::active_symbols(lake).await?);
+    symbols.extend(quantlake::universe::active_symbols(lake).await?.into_iter().map(String::from));
     let symbols: Vec<String> = symbols.into_iter().collect();
     let row_of: BTreeMap<&str, usize> = symbols.iter().enumerate().map(|(i, s)| (s.as_str(), i)).collect();
     let col_of: BTreeMap<NaiveDate, usize> = sessions.iter().enumerate().map(|(j, d)| (*d, j)).collect();
@@ -277,7 +278,7 @@ pub async fn coverage(lake: &Lake, dataset: &str, start: NaiveDate, end: NaiveDa
 /// `/api/bars`: curated bars as rows, with the gaps and outliers a chart marks.
 #[derive(Debug, Clone, Serialize)]
 pub struct Bars {
-    pub symbols: Vec<String>,
+    pub symbols: Vec<Symbol>,
     pub start: NaiveDate,
     pub end: NaiveDate,
     pub frequency: String,

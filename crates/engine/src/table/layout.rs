@@ -157,25 +157,6 @@ pub fn validate_tag_name(name: &str) -> Result<()> {
     }
 }
 
-/// Ticker symbols: `BRK.B`, `BF-B`, `ES=F`, `^GSPC`. Symbols are data, not path segments, but they are
-/// checked as strictly as names so that no later stage that keys files by symbol can be escaped.
-pub fn validate_symbol(symbol: &str) -> Result<()> {
-    let ok = !symbol.is_empty()
-        && symbol.len() <= 32
-        && symbol.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '=' | '^'))
-        && !symbol.contains("..")
-        && !symbol.starts_with('.');
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::InvalidName {
-            kind: "symbol",
-            value: symbol.escape_default().to_string(),
-            reason: "use 1 to 32 of A-Z, a-z, 0-9, '.', '-', '_', '=', '^' (no '/', '..', NUL or spaces)",
-        })
-    }
-}
-
 /// Paths of one dataset's objects, relative to the lake root.
 #[derive(Debug, Clone)]
 pub struct DatasetPaths {
@@ -283,12 +264,6 @@ mod tests {
             assert!(validate_dataset_name(bad).is_err(), "{bad:?}");
         }
         validate_dataset_name("raw_synthetic_bars").unwrap();
-        for bad in ["../x", "/", "A/B", "A\0", "", "..", ".A", "A B"] {
-            assert!(validate_symbol(bad).is_err(), "{bad:?}");
-        }
-        for good in ["AAPL", "BRK.B", "BF-B", "ES=F", "^GSPC"] {
-            validate_symbol(good).unwrap();
-        }
         assert!(validate_tag_name("../v1").is_err());
         validate_tag_name("release-2024.01").unwrap();
     }

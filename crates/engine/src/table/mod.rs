@@ -37,6 +37,7 @@ use serde::{Deserialize, Serialize};
 use crate::contract::{Contracts, DatasetContract};
 use crate::error::{Error, Result};
 use crate::storage::{LakeStore, StorageOptions};
+use crate::symbol::Symbol;
 use lake_log::{LakeLog, LakeView};
 use layout::{DatasetPaths, LAKE_MARKER, LIVE_FILE, PartitionKey};
 use manifest::{Log, TableState};
@@ -246,7 +247,7 @@ pub struct ReadFilter {
     pub start: Option<NaiveDate>,
     pub end: Option<NaiveDate>,
     /// Only these symbols (empty = all).
-    pub symbols: BTreeSet<String>,
+    pub symbols: BTreeSet<Symbol>,
 }
 
 /// A dataset at its latest snapshot, in one line.
@@ -456,7 +457,7 @@ impl Dataset {
     }
 
     /// Reads one partition version, conformed to the contract's current schema, optionally only some symbols.
-    pub async fn read_partition(&self, e: &PartitionEntry, symbols: &BTreeSet<String>) -> Result<Vec<RecordBatch>> {
+    pub async fn read_partition(&self, e: &PartitionEntry, symbols: &BTreeSet<Symbol>) -> Result<Vec<RecordBatch>> {
         let path = self.paths.version_file(&e.partition, &e.file_id);
         let bytes = self.store.get(&path).await?.ok_or_else(|| Error::Integrity {
             dataset: self.name().to_string(),
@@ -540,7 +541,7 @@ impl Dataset {
     }
 }
 
-fn keep_symbols(batch: &RecordBatch, symbols: &BTreeSet<String>) -> Result<RecordBatch> {
+fn keep_symbols(batch: &RecordBatch, symbols: &BTreeSet<Symbol>) -> Result<RecordBatch> {
     use arrow::array::{AsArray, BooleanArray};
     let Some(col) = batch.column_by_name("symbol") else { return Ok(batch.clone()) };
     let keep: BooleanArray =

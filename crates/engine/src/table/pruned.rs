@@ -32,6 +32,7 @@ use rayon::prelude::*;
 
 use super::{Dataset, PartitionEntry, transaction};
 use crate::error::{Error, Result};
+use crate::symbol::Symbol;
 
 /// Bytes read from a file's end before its footer's length is known: a curated partition of 500
 /// symbols has a 21 KiB footer, and the page index entries of one row group sit just before it; a
@@ -54,7 +55,7 @@ impl Dataset {
     pub async fn read_symbols(
         &self,
         partitions: &[PartitionEntry],
-        symbols: &BTreeSet<String>,
+        symbols: &BTreeSet<Symbol>,
         columns: &[&str],
     ) -> Result<Vec<SymbolRows>> {
         let full = self.contract.arrow_schema();

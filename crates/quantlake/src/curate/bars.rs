@@ -9,8 +9,9 @@ use crate::bars::Frequency;
 use crate::error::{Error, Result};
 use crate::query::QueryEngine;
 use crate::reference::corporate_actions::{Adjustment, AdjustmentFactors};
+use crate::symbol::Symbol;
 use crate::table::AsOf;
-use crate::table::layout::{PartitionKey, validate_symbol};
+use crate::table::layout::PartitionKey;
 use crate::table::pruned::SymbolRows;
 use crate::table::{Lake, PartitionEntry};
 use arrow::array::{AsArray, Date32Array, RecordBatch};
@@ -22,7 +23,7 @@ const RESAMPLE_SQL: &str = include_str!("resample.sql");
 /// What to read.
 #[derive(Debug, Clone)]
 pub struct BarsRequest {
-    pub symbols: Vec<String>,
+    pub symbols: Vec<Symbol>,
     pub start: NaiveDate,
     pub end: NaiveDate,
     pub frequency: Frequency,
@@ -64,9 +65,6 @@ fn check(request: &BarsRequest) -> Result<()> {
     }
     if request.symbols.is_empty() {
         return Err(Error::invalid("no symbols"));
-    }
-    for s in &request.symbols {
-        validate_symbol(s)?;
     }
     Ok(())
 }
@@ -138,7 +136,7 @@ async fn read_minutes(lake: &Lake, request: &BarsRequest, as_of: &AsOf) -> Resul
         .filter(|e| matches!(PartitionKey::parse(&e.partition), Ok(PartitionKey::Date(d)) if d >= request.start && d <= request.end))
         .cloned()
         .collect();
-    let symbols: BTreeSet<String> = request.symbols.iter().cloned().collect();
+    let symbols: BTreeSet<Symbol> = request.symbols.iter().cloned().collect();
     let stored = &M1_COLUMNS[..M1_COLUMNS.len() - 1];
     let files = ds.read_symbols(&partitions, &symbols, stored).await?;
     let contract = ds.contract().arrow_schema();

@@ -86,7 +86,7 @@ pub(super) async fn curate(
     // and last bar in the range (a hole in a daily series is a gap; a listing that starts later is not).
     let universe = crate::universe::active_symbols(lake).await?;
     let mut expected: Vec<(String, NaiveDate)> =
-        sessions.iter().flat_map(|s| universe.iter().map(|u| (u.clone(), s.date))).collect();
+        sessions.iter().flat_map(|s| universe.iter().map(|u| (u.to_string(), s.date))).collect();
     for b in &spans {
         let symbol = b.column(0).as_string::<i32>();
         let (first, last) = (b.column(1).as_primitive::<Date32Type>(), b.column(2).as_primitive::<Date32Type>());
@@ -143,8 +143,8 @@ pub(super) async fn curate(
 fn splits_table(splits: &SplitHistory) -> Result<String> {
     let mut rows = Vec::new();
     for (symbol, ex, ratio) in splits.splits() {
-        crate::table::layout::validate_symbol(symbol)?; // safe inside quotes
-        rows.push(format!("('{symbol}', DATE '{ex}', CAST({ratio:e} AS DOUBLE))"));
+        let symbol = crate::query::sql_string(symbol);
+        rows.push(format!("({symbol}, DATE '{ex}', CAST({ratio:e} AS DOUBLE))"));
     }
     if rows.is_empty() {
         return Ok("CREATE TEMP TABLE splits (symbol VARCHAR, ex_date DATE, ratio DOUBLE);".into());

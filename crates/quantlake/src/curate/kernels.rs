@@ -268,8 +268,8 @@ mod tests {
         let days = [("2024-03-08", "file", vec![("A", 389, 10.0)]), ("2024-03-11", "file", vec![("A", 1, 5.1)])];
         let p = KernelParams {
             splits: Arc::new(SplitHistory::from_splits([
-                ("A".to_string(), day("2024-03-11"), 0.5),
-                ("B".to_string(), day("2024-03-12"), 0.1),
+                (crate::symbol::Symbol::from_static("A"), day("2024-03-11"), 0.5),
+                (crate::symbol::Symbol::from_static("B"), day("2024-03-12"), 0.1),
             ])),
             ..params(2)
         };

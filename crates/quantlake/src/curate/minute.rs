@@ -30,6 +30,7 @@ use crate::dq::SessionMetrics;
 use crate::error::{Error, Result};
 use crate::quality::PartitionQuality;
 use crate::reference::corporate_actions::SplitHistory;
+use crate::symbol::Symbol;
 use crate::table::AsOf;
 use crate::table::layout::PartitionKey;
 use crate::table::manifest::TableState;
@@ -98,7 +99,7 @@ pub(super) async fn curate(
     let missing: Vec<(String, NaiveDate)> = sessions
         .iter()
         .filter(|s| !produced.dates.contains(&s.date))
-        .flat_map(|s| universe.iter().map(|u| (u.clone(), s.date)))
+        .flat_map(|s| universe.iter().map(|u| (u.to_string(), s.date)))
         .collect();
     let minutes = sessions.iter().map(|s| (s.date, u64::from(s.minutes()))).collect();
     produced.metrics.extend(metrics::session_metrics(minutes, &missing, &[], &[], &[])?);
@@ -139,7 +140,7 @@ struct Run<'a> {
     request: &'a CurateRequest,
     params: &'a KernelParams,
     /// Active universe symbols: each is expected in every session.
-    universe: &'a [String],
+    universe: &'a [Symbol],
     contract: &'a DatasetContract,
 }
 
@@ -243,8 +244,11 @@ impl Run<'_> {
         let counts = merge::counts_batch(p)?;
         let session = NyseCalendar.session(p.date);
         let minutes = session.iter().map(|s| (s.date, u64::from(s.minutes()))).collect();
-        let expected: Vec<(String, NaiveDate)> =
-            if session.is_some() { self.universe.iter().map(|u| (u.clone(), p.date)).collect() } else { Vec::new() };
+        let expected: Vec<(String, NaiveDate)> = if session.is_some() {
+            self.universe.iter().map(|u| (u.to_string(), p.date)).collect()
+        } else {
+            Vec::new()
+        };
         let metrics = metrics::session_metrics(
             minutes,
             &expected,

@@ -13,7 +13,8 @@ use chrono_tz::America::New_York;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::table::layout::{PartitionKey, validate_symbol};
+use crate::symbol::Symbol;
+use crate::table::layout::PartitionKey;
 use crate::table::operations::write::WriteMode;
 use crate::table::{Lake, ReadFilter};
 
@@ -27,7 +28,7 @@ pub struct Annotation {
     /// The dataset annotated (its contract name, aliases resolved).
     pub dataset: String,
     /// The symbols concerned; `None` = every symbol.
-    pub symbols: Option<Vec<String>>,
+    pub symbols: Option<Vec<Symbol>>,
     /// First and last instant covered (both inclusive).
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
@@ -125,7 +126,7 @@ pub fn parse_bound(text: &str, is_end: bool) -> Result<DateTime<Utc>> {
 pub struct NewAnnotation {
     pub dataset: String,
     /// `None` = every symbol.
-    pub symbols: Option<Vec<String>>,
+    pub symbols: Option<Vec<Symbol>>,
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
     pub reason: String,
@@ -133,20 +134,12 @@ pub struct NewAnnotation {
 }
 
 /// `all` = every symbol, else a comma-separated list (each checked).
-pub fn parse_symbols(spec: &str) -> Result<Option<Vec<String>>> {
-    if spec.trim().eq_ignore_ascii_case("all") {
-        return Ok(None);
-    }
-    let mut list: Vec<String> = spec.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
-    if list.is_empty() {
-        return Err(Error::invalid("--symbols lists no symbol (give A,B or all)"));
-    }
-    for s in &list {
-        validate_symbol(s)?;
-    }
-    list.sort();
-    list.dedup();
-    Ok(Some(list))
+pub fn parse_symbols(spec: &str) -> Result<Option<Vec<Symbol>>> {
+    Ok(crate::symbol::all_or_list(spec)?.map(|list| {
+        let mut list = list.into_vec();
+        list.sort();
+        list
+    }))
 }
 
 /// Records an annotation: checks that the dataset exists (by its contract), the symbols are valid
@@ -157,11 +150,8 @@ pub async fn annotate(lake: &Lake, new: NewAnnotation) -> Result<Annotation> {
         let t = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true);
         return Err(Error::invalid(format!("end {} is before start {}", t(new.end), t(new.start))));
     }
-    if let Some(list) = &new.symbols {
-        if list.is_empty() {
-            return Err(Error::invalid("no symbols: give a list, or None for every symbol"));
-        }
-        list.iter().try_for_each(|s| validate_symbol(s))?;
+    if new.symbols.as_ref().is_some_and(Vec::is_empty) {
+        return Err(Error::invalid("no symbols: give a list, or None for every symbol"));
     }
     if new.reason.trim().is_empty() {
         return Err(Error::invalid("an annotation needs a reason"));
@@ -287,18 +277,23 @@ fn from_batch(b: &RecordBatch) -> Result<Vec<Annotation>> {
     let at = |a: &arrow::array::TimestampMicrosecondArray, i: usize| {
         DateTime::<Utc>::from_timestamp_micros(a.value(i)).unwrap_or_default()
     };
-    Ok((0..b.num_rows())
-        .map(|i| Annotation {
-            id: id.value(i).to_string(),
-            dataset: dataset.value(i).to_string(),
-            symbols: symbols.is_valid(i).then(|| symbols.value(i).split(',').map(str::to_string).collect()),
-            start: at(start, i),
-            end: at(end, i),
-            reason: reason.value(i).to_string(),
-            unusable: unusable.value(i),
-            created_at: at(created, i),
+    (0..b.num_rows())
+        .map(|i| {
+            Ok(Annotation {
+                id: id.value(i).to_string(),
+                dataset: dataset.value(i).to_string(),
+                symbols: symbols
+                    .is_valid(i)
+                    .then(|| crate::symbol::parse_all(symbols.value(i).split(',')))
+                    .transpose()?,
+                start: at(start, i),
+                end: at(end, i),
+                reason: reason.value(i).to_string(),
+                unusable: unusable.value(i),
+                created_at: at(created, i),
+            })
         })
-        .collect())
+        .collect()
 }
 
 #[cfg(test)]
@@ -320,7 +315,7 @@ mod tests {
         let err = parse_bound("yesterday", false).unwrap_err().to_string();
         assert!(err.contains("start 'yesterday'") && err.contains("RFC 3339"), "{err}");
         assert_eq!(parse_symbols("all").unwrap(), None);
-        assert_eq!(parse_symbols("MSFT, AAPL,MSFT").unwrap(), Some(vec!["AAPL".to_string(), "MSFT".to_string()]));
+        assert_eq!(parse_symbols("MSFT, AAPL,MSFT").unwrap().unwrap(), ["AAPL", "MSFT"]);
         assert!(parse_symbols("A/B").is_err() && parse_symbols(" , ").is_err());
     }
 
@@ -329,7 +324,7 @@ mod tests {
         let a = Annotation {
             id: "x".into(),
             dataset: "curated_1m_bars".into(),
-            symbols: Some(vec!["AAPL".into()]),
+            symbols: Some(vec!["AAPL".parse().unwrap()]),
             start: parse_bound("2024-01-03", false).unwrap(),
             end: parse_bound("2024-01-03", true).unwrap(),
             reason: "r".into(),

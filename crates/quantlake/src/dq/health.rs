@@ -16,6 +16,7 @@ use super::symbol_metrics;
 use crate::calendar::NyseCalendar;
 use crate::error::{Error, Result};
 use crate::quality::{Check, QualityRules, Status, judge, quality_checks};
+use crate::symbol::Symbol;
 use crate::table::Lake;
 use crate::table::lake_log::LakeView;
 use crate::table::layout::PartitionKey;
@@ -56,7 +57,7 @@ impl Default for HealthSettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(from = "KeySymbolSpec")]
 pub struct KeySymbol {
-    pub symbol: String,
+    pub symbol: Symbol,
     pub start: Option<NaiveDate>,
     pub end: Option<NaiveDate>,
 }
@@ -64,9 +65,9 @@ pub struct KeySymbol {
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum KeySymbolSpec {
-    Name(String),
+    Name(Symbol),
     Range {
-        symbol: String,
+        symbol: Symbol,
         #[serde(default)]
         start: Option<NaiveDate>,
         #[serde(default)]
@@ -201,7 +202,7 @@ pub(crate) async fn key_symbol_checks(
         }
         let per_session: Vec<(NaiveDate, f64)> = sessions
             .iter()
-            .map(|s| (s.date, coverage.get(&(key.symbol.clone(), s.date)).copied().unwrap_or(0.0)))
+            .map(|s| (s.date, coverage.get(&(key.symbol.to_string(), s.date)).copied().unwrap_or(0.0)))
             .collect();
         let missing: Vec<NaiveDate> = per_session.iter().filter(|(_, c)| *c == 0.0).map(|(d, _)| *d).collect();
         let (worst_date, worst) = per_session.iter().copied().fold((from, 1.0), |w, s| if s.1 < w.1 { s } else { w });
@@ -428,7 +429,7 @@ mod tests {
             key_symbols: Vec<KeySymbol>,
         }
         let h: H = toml::from_str(r#"key_symbols = ["SPY", { symbol = "AAPL", start = "2024-01-02" }]"#).unwrap();
-        assert_eq!(h.key_symbols[0], KeySymbol { symbol: "SPY".into(), start: None, end: None });
+        assert_eq!(h.key_symbols[0], KeySymbol { symbol: Symbol::from_static("SPY"), start: None, end: None });
         assert_eq!(h.key_symbols[1].start, NaiveDate::from_ymd_opt(2024, 1, 2));
     }
 }

@@ -31,6 +31,7 @@ use serde::Serialize;
 
 use crate::calendar::{NyseCalendar, Session};
 use crate::error::{Error, Result};
+use crate::symbol::Symbol;
 use crate::table::lake_log::LakeView;
 use crate::table::operations::write::WriteBuilder;
 use crate::table::{Dataset, Lake, ReadFilter};
@@ -296,7 +297,7 @@ pub async fn symbol_metrics(
     lake: &Lake,
     view: &LakeView,
     dataset: &str,
-    symbols: &std::collections::BTreeSet<String>,
+    symbols: &std::collections::BTreeSet<Symbol>,
     start: NaiveDate,
     end: NaiveDate,
 ) -> Result<Vec<SessionMetrics>> {
@@ -308,7 +309,7 @@ pub async fn symbol_metrics(
         out.extend(
             metrics_of(&b, dataset)?
                 .into_iter()
-                .filter(|m| symbols.contains(&m.symbol) && (start..=end).contains(&m.date)),
+                .filter(|m| symbols.contains(m.symbol.as_str()) && (start..=end).contains(&m.date)),
         );
     }
     Ok(out)
@@ -321,18 +322,18 @@ pub async fn metrics_between(
     dataset: &str,
     start: NaiveDate,
     end: NaiveDate,
-    symbol: Option<&str>,
+    symbol: Option<&Symbol>,
 ) -> Result<Vec<SessionMetrics>> {
     let ds = lake.dataset(DATASET)?;
     let state = ds.latest_in(view).await?;
-    let symbols = symbol.map(|s| std::collections::BTreeSet::from([s.to_string()])).unwrap_or_default();
+    let symbols = symbol.map(|s| std::collections::BTreeSet::from([s.clone()])).unwrap_or_default();
     let filter = ReadFilter { start: Some(start), end: Some(end), symbols };
     let mut out = Vec::new();
     for b in ds.read(&state, &filter).await? {
         out.extend(
             metrics_of(&b, dataset)?
                 .into_iter()
-                .filter(|m| symbol.is_none_or(|s| m.symbol == s) && (start..=end).contains(&m.date)),
+                .filter(|m| symbol.is_none_or(|s| m.symbol == s.as_str()) && (start..=end).contains(&m.date)),
         );
     }
     Ok(out)

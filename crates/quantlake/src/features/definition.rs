@@ -155,7 +155,7 @@ impl SetDefinition {
                 }
                 let market = raw.market.unwrap_or_else(|| "equal_weight".into());
                 if market != "equal_weight" {
-                    crate::table::layout::validate_symbol(&market).map_err(|e| bad(format!("market: {e}")))?;
+                    crate::symbol::Symbol::new(&market).map_err(|e| bad(format!("market: {e}")))?;
                 }
                 Ok(SetDefinition::Labels(LabelSet {
                     name: contract.name.clone(),

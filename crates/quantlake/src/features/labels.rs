@@ -59,7 +59,7 @@ pub fn read_range(set: &LabelSet, start: NaiveDate, end: NaiveDate) -> (NaiveDat
 pub fn split_factors(splits: &SplitHistory, from: NaiveDate, to: NaiveDate) -> Vec<(String, NaiveDate, f64)> {
     let sessions = NyseCalendar.sessions(from, to);
     let mut symbols: Vec<&str> =
-        splits.splits().filter(|(_, ex, _)| *ex > from && *ex <= to).map(|(s, _, _)| s).collect();
+        splits.splits().filter(|(_, ex, _)| *ex > from && *ex <= to).map(|(s, _, _)| s.as_str()).collect();
     symbols.sort_unstable();
     symbols.dedup();
     let mut out = Vec::new();

@@ -21,12 +21,13 @@ use super::raw_batch;
 use crate::contract::DatasetContract;
 use crate::error::{Error, Result};
 use crate::sources::file::{FileImport, ParsedFile, RejectedRow};
+use crate::symbol::Symbol;
 use crate::table::layout::PartitionKey;
 use crate::table::operations::write::{WriteMode, split_by_partition};
 use crate::table::{Dataset, Lake};
 
 /// One file's rows: its name, its size, its batches by partition, its symbols and its rejected rows.
-type FileRows = (String, u64, BTreeMap<PartitionKey, Vec<RecordBatch>>, HashSet<String>, Vec<RejectedRow>);
+type FileRows = (String, u64, BTreeMap<PartitionKey, Vec<RecordBatch>>, HashSet<Symbol>, Vec<RejectedRow>);
 
 /// What a file import did.
 #[derive(Debug, Clone, Serialize)]
@@ -102,7 +103,7 @@ pub async fn ingest_files(
         rows_per_second: 0.0,
     };
     let ingested_at = Utc::now().timestamp_micros();
-    let mut symbols: HashSet<String> = HashSet::new();
+    let mut symbols: HashSet<Symbol> = HashSet::new();
     // The next chunk is read while this one is encoded and written: both keep the cores busy, and
     // at most two chunks are in memory.
     let start_reading = |chunk: Vec<PlannedFile>| {
@@ -131,7 +132,7 @@ pub async fn ingest_files(
         }
         report.partitions += read.partitions.len();
         let mut batches = Vec::new();
-        let mut replaced: HashMap<PartitionKey, HashSet<String>> = HashMap::new();
+        let mut replaced: HashMap<PartitionKey, HashSet<Symbol>> = HashMap::new();
         for (key, p) in read.partitions {
             symbols.extend(p.symbols.iter().cloned());
             batches.extend(p.batches);
@@ -265,7 +266,7 @@ fn partitions_between(contract: &DatasetContract, first: PartitionKey, last: Par
 /// file with rows in it.
 struct PartitionRows {
     batches: Vec<RecordBatch>,
-    symbols: HashSet<String>,
+    symbols: HashSet<Symbol>,
 }
 
 /// A chunk's files read and split into partitions.

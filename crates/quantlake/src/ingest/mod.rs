@@ -28,8 +28,9 @@ use crate::error::{Error, Result};
 use crate::outcome::Outcome;
 use crate::progress::Progress;
 use crate::sources::{BarSource, SymbolFailure, SymbolSession};
+use crate::symbol::Symbol;
 use crate::table::Lake;
-use crate::table::layout::{PartitionKey, validate_symbol};
+use crate::table::layout::PartitionKey;
 use crate::table::operations::write::WriteMode;
 use progress::{Record, Status};
 
@@ -61,7 +62,7 @@ impl IngestSettings {
 /// [`IngestOptions::resolve`] documents.
 #[derive(Debug, Clone)]
 pub struct IngestOptions {
-    pub symbols: Vec<String>,
+    pub symbols: Vec<Symbol>,
     pub bar_size: BarSize,
     pub start: Option<NaiveDate>,
     pub end: Option<NaiveDate>,
@@ -95,7 +96,7 @@ impl IngestOptions {
 /// What to ingest.
 #[derive(Debug, Clone)]
 pub struct IngestRequest {
-    pub symbols: Vec<String>,
+    pub symbols: Vec<Symbol>,
     pub start: NaiveDate,
     pub end: NaiveDate,
     pub bar_size: BarSize,
@@ -149,7 +150,6 @@ impl IngestRequest {
         }
         let mut seen = HashSet::new();
         for s in &self.symbols {
-            validate_symbol(s)?;
             if !seen.insert(s) {
                 return Err(Error::invalid(format!("symbol '{s}' is listed twice")));
             }
@@ -166,14 +166,14 @@ impl IngestRequest {
 
 /// One fetch and commit: some symbols over a run of consecutive sessions.
 struct Unit<'a> {
-    symbols: Vec<String>,
+    symbols: Vec<Symbol>,
     sessions: &'a [Session],
 }
 
 /// The units of one chunk: every symbol over the whole chunk, less what `finished` holds. Symbols
 /// missing the same sessions share units, so a resumed chunk asks the source only for what is missing.
-fn units<'a>(chunk: &'a [Session], symbols: &[String], finished: &HashSet<(String, NaiveDate)>) -> Vec<Unit<'a>> {
-    let mut by_missing: BTreeMap<Vec<usize>, Vec<String>> = BTreeMap::new();
+fn units<'a>(chunk: &'a [Session], symbols: &[Symbol], finished: &HashSet<(Symbol, NaiveDate)>) -> Vec<Unit<'a>> {
+    let mut by_missing: BTreeMap<Vec<usize>, Vec<Symbol>> = BTreeMap::new();
     for symbol in symbols {
         let missing: Vec<usize> =
             (0..chunk.len()).filter(|&i| !finished.contains(&(symbol.clone(), chunk[i].date))).collect();
@@ -265,7 +265,7 @@ async fn ingest_unit<S: BarSource>(
     report.outside_sessions += fetched.outside_sessions;
     let ingested_at = Utc::now().timestamp_micros();
     let kept: Vec<&SymbolSession> = fetched.series.iter().filter(|s| !failed.contains(s.symbol.as_str())).collect();
-    let replacing: Vec<String> = unit.symbols.iter().filter(|s| !failed.contains(s.as_str())).cloned().collect();
+    let replacing: Vec<Symbol> = unit.symbols.iter().filter(|s| !failed.contains(s.as_str())).cloned().collect();
     let (first, last) = (unit.sessions[0].date, unit.sessions[unit.sessions.len() - 1].date);
     let mut snapshot_id = None;
     if !replacing.is_empty() {
@@ -448,21 +448,22 @@ mod tests {
         let chunk = NyseCalendar
             .sessions(NaiveDate::from_ymd_opt(2024, 1, 2).unwrap(), NaiveDate::from_ymd_opt(2024, 1, 8).unwrap());
         assert_eq!(chunk.len(), 5);
-        let symbols = vec!["A".to_string(), "B".to_string(), "C".to_string()];
+        let symbols = ["A", "B", "C"].map(Symbol::from_static);
         let mut finished = HashSet::new();
         assert_eq!(units(&chunk, &symbols, &finished).len(), 1);
         for s in &chunk {
-            finished.insert(("A".to_string(), s.date));
+            finished.insert((Symbol::from_static("A"), s.date));
         }
-        finished.insert(("B".to_string(), chunk[2].date));
+        finished.insert((Symbol::from_static("B"), chunk[2].date));
         let u = units(&chunk, &symbols, &finished);
         // B misses sessions 0,1,3,4 (two runs); C misses all (one run); A nothing.
-        let shape: Vec<(Vec<String>, usize, NaiveDate)> =
+        let shape: Vec<(Vec<Symbol>, usize, NaiveDate)> =
             u.iter().map(|u| (u.symbols.clone(), u.sessions.len(), u.sessions[0].date)).collect();
         assert_eq!(shape.len(), 3);
-        assert!(shape.contains(&(vec!["C".into()], 5, chunk[0].date)));
-        assert!(shape.contains(&(vec!["B".into()], 2, chunk[0].date)));
-        assert!(shape.contains(&(vec!["B".into()], 2, chunk[3].date)));
+        let (b, c) = (Symbol::from_static("B"), Symbol::from_static("C"));
+        assert!(shape.contains(&(vec![c], 5, chunk[0].date)));
+        assert!(shape.contains(&(vec![b.clone()], 2, chunk[0].date)));
+        assert!(shape.contains(&(vec![b], 2, chunk[3].date)));
     }
 
     /// `n` one-minute bars from the session's open.
@@ -479,7 +480,7 @@ mod tests {
                 trade_count: None,
             })
             .collect();
-        SymbolSession { symbol: symbol.into(), session, bars }
+        SymbolSession { symbol: Symbol::new(symbol).unwrap(), session, bars }
     }
 
     #[test]
@@ -527,7 +528,7 @@ mod tests {
         let day = |d: u32| NaiveDate::from_ymd_opt(2024, 1, d).unwrap();
         let settings = IngestSettings { chunk_sessions: 3, days_back: 5 };
         let options = IngestOptions {
-            symbols: vec!["A".into()],
+            symbols: vec![Symbol::from_static("A")],
             bar_size: BarSize::Minute,
             start: None,
             end: Some(day(7)),

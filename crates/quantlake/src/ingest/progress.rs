@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::calendar::Session;
 use crate::error::{Error, Result};
+use crate::symbol::Symbol;
 use crate::table::layout::PartitionKey;
 use crate::table::operations::write::WriteMode;
 use crate::table::{Lake, ReadFilter};
@@ -45,7 +46,7 @@ impl Status {
 /// One progress row.
 #[derive(Debug, Clone)]
 pub struct Record {
-    pub symbol: String,
+    pub symbol: Symbol,
     pub session: Session,
     pub status: Status,
     pub rows: u64,
@@ -86,7 +87,7 @@ pub async fn record(
         })
     })?;
     let sessions: BTreeSet<NaiveDate> = records.iter().map(|r| r.session.date).collect();
-    let symbols: BTreeSet<String> = records.iter().map(|r| r.symbol.clone()).collect();
+    let symbols: BTreeSet<Symbol> = records.iter().map(|r| r.symbol.clone()).collect();
     progress
         .write(vec![batch])
         .mode(WriteMode::ReplaceSymbols)
@@ -105,10 +106,10 @@ pub async fn record(
 pub async fn finished(
     lake: &Lake,
     dataset: &str,
-    symbols: &[String],
+    symbols: &[Symbol],
     start: NaiveDate,
     end: NaiveDate,
-) -> Result<HashSet<(String, NaiveDate)>> {
+) -> Result<HashSet<(Symbol, NaiveDate)>> {
     let progress = lake.dataset(DATASET)?;
     let state = progress.latest().await?;
     let filter = ReadFilter { start: Some(start), end: Some(end), symbols: symbols.iter().cloned().collect() };
@@ -129,7 +130,7 @@ pub async fn finished(
             let date = DateTime::<Utc>::from_timestamp_micros(open.value(i))
                 .map(|t| t.with_timezone(&chrono_tz::America::New_York).date_naive());
             if let Some(date) = date.filter(|d| (start..=end).contains(d)) {
-                out.insert((sym.value(i).to_string(), date));
+                out.insert((Symbol::new(sym.value(i))?, date));
             }
         }
     }

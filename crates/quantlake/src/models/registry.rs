@@ -24,6 +24,7 @@ use sha2::{Digest, Sha256};
 use super::eval::Metrics;
 use super::ridge::RidgeFit;
 use crate::error::{Error, Result};
+use crate::symbol::Symbol;
 use crate::table::Lake;
 
 /// The registry dataset.
@@ -56,7 +57,7 @@ pub struct HyperParameters {
     pub window_start: NaiveDate,
     pub window_end: NaiveDate,
     /// Symbols asked for (empty: all).
-    pub symbols: Vec<String>,
+    pub symbols: Vec<Symbol>,
     /// The training set's snapshot (a lake tag or a time), if pinned.
     pub as_of_snapshot: Option<String>,
     /// Which rows the stored weights were fitted on: `all_rows` (the holdout fit only gives metrics).

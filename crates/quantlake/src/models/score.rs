@@ -22,6 +22,7 @@ use crate::dq::{DatasetHealth, HealthSettings, PartitionHealth};
 use crate::error::{Error, Result};
 use crate::features::inputs;
 use crate::quality::{Check, Status};
+use crate::symbol::Symbol;
 use crate::table::layout::PartitionKey;
 use crate::table::operations::write::WriteMode;
 use crate::table::{Lake, ReadFilter};
@@ -37,7 +38,7 @@ pub struct ScoreRequest {
     /// A model id; `None`: the latest registered model.
     pub model: Option<String>,
     /// Symbols to score (empty: all); a scored session's partition holds only these symbols' rows.
-    pub symbols: Vec<String>,
+    pub symbols: Vec<Symbol>,
 }
 
 /// What `score` did.

@@ -21,6 +21,7 @@ use super::registry::{
 use super::{ModelSettings, ridge};
 use crate::calendar::NyseCalendar;
 use crate::error::{Error, Result};
+use crate::symbol::Symbol;
 use crate::table::{AsOf, Lake};
 
 /// `train`'s request, every field optional: [`TrainOptions::resolve`] fills the defaults.
@@ -28,7 +29,7 @@ use crate::table::{AsOf, Lake};
 pub struct TrainOptions {
     pub feature_set: Option<String>,
     pub label: Option<String>,
-    pub symbols: Vec<String>,
+    pub symbols: Vec<Symbol>,
     /// Only these of the feature set's columns (empty: all).
     pub features: Vec<String>,
     pub end: Option<NaiveDate>,
@@ -45,7 +46,7 @@ pub struct TrainOptions {
 pub struct TrainRequest {
     pub feature_set: String,
     pub label: String,
-    pub symbols: Vec<String>,
+    pub symbols: Vec<Symbol>,
     /// Only these of the feature set's columns (empty: all).
     pub features: Vec<String>,
     pub start: NaiveDate,

@@ -27,8 +27,9 @@ use crate::contract::DatasetContract;
 use crate::error::{Error, Result};
 use crate::sources::file::FileFormat;
 use crate::sources::polygon::PolygonSettings;
+use crate::symbol::Symbol;
 use crate::table::AsOf;
-use crate::table::layout::{PartitionKey, validate_symbol};
+use crate::table::layout::PartitionKey;
 use crate::table::{Lake, ReadFilter};
 
 /// The fundamentals dataset.
@@ -140,7 +141,7 @@ impl Filing {
 
     /// Checks what a filing must satisfy to be placed in time; the reason when it does not.
     pub fn check(&self) -> std::result::Result<(), String> {
-        validate_symbol(&self.symbol).map_err(|e| e.to_string())?;
+        Symbol::new(&self.symbol).map_err(|e| e.to_string())?;
         if !FISCAL_PERIODS.contains(&self.fiscal_period.as_str()) {
             return Err(format!("fiscal_period '{}' is not one of {}", self.fiscal_period, FISCAL_PERIODS.join(", ")));
         }
@@ -223,7 +224,7 @@ pub struct UpsertReport {
     pub source: String,
     /// The base URL asked, or the file read.
     pub origin: String,
-    pub symbols: Vec<String>,
+    pub symbols: Vec<Symbol>,
     /// Filings delivered (before skipping and de-duplication).
     pub filings_read: usize,
     /// New keys stored, existing keys with new content, existing keys delivered again unchanged.
@@ -244,7 +245,7 @@ pub struct UpsertReport {
 /// Fetches `symbols`' filings from Polygon's `/vX/reference/financials` (every page, following
 /// `next_url`) and upserts them in one snapshot. Filings Polygon cannot date (no filing date), TTM
 /// sums and filings that fail [`Filing::check`] are skipped and listed in the report.
-pub async fn upsert_from_polygon(lake: &Lake, settings: &PolygonSettings, symbols: &[String]) -> Result<UpsertReport> {
+pub async fn upsert_from_polygon(lake: &Lake, settings: &PolygonSettings, symbols: &[Symbol]) -> Result<UpsertReport> {
     check_symbols(symbols)?;
     let fetched = polygon::fetch(settings, symbols).await?;
     let mut report = new_report("polygon", settings.base_url.clone(), symbols.to_vec(), fetched.read);
@@ -275,7 +276,7 @@ pub async fn upsert_from_file(
     lake: &Lake,
     path: &Path,
     format: Option<FileFormat>,
-    symbols: Option<&[String]>,
+    symbols: Option<&[Symbol]>,
 ) -> Result<UpsertReport> {
     if let Some(s) = symbols {
         check_symbols(s)?;
@@ -285,25 +286,25 @@ pub async fn upsert_from_file(
     let mut keep = Vec::new();
     for f in rows {
         match symbols {
-            Some(list) if !list.contains(&f.symbol) => report.not_selected += 1,
+            Some(list) if !list.iter().any(|s| s.as_str() == f.symbol) => report.not_selected += 1,
             _ => keep.push(f),
         }
     }
-    let mut seen: Vec<String> = keep.iter().map(|f| f.symbol.clone()).collect();
+    let mut seen = keep.iter().map(|f| Symbol::new(&f.symbol)).collect::<Result<Vec<_>>>()?;
     seen.sort();
     seen.dedup();
     report.symbols = seen;
     upsert(lake, keep, report).await
 }
 
-fn check_symbols(symbols: &[String]) -> Result<()> {
+fn check_symbols(symbols: &[Symbol]) -> Result<()> {
     if symbols.is_empty() {
         return Err(Error::invalid("no symbols to ask for"));
     }
-    symbols.iter().try_for_each(|s| validate_symbol(s))
+    Ok(())
 }
 
-fn new_report(source: &str, origin: String, symbols: Vec<String>, read: usize) -> UpsertReport {
+fn new_report(source: &str, origin: String, symbols: Vec<Symbol>, read: usize) -> UpsertReport {
     UpsertReport {
         dataset: DATASET.into(),
         source: source.into(),
@@ -367,8 +368,7 @@ async fn upsert(lake: &Lake, incoming: Vec<Filing>, mut report: UpsertReport) ->
 }
 
 /// The filings of `symbols` (all when empty) at the snapshot `as_of` gives for `fundamentals`.
-pub async fn read_filings(lake: &Lake, symbols: &[String], as_of: &AsOf) -> Result<Vec<Filing>> {
-    symbols.iter().try_for_each(|s| validate_symbol(s))?;
+pub async fn read_filings(lake: &Lake, symbols: &[Symbol], as_of: &AsOf) -> Result<Vec<Filing>> {
     let ds = lake.dataset(DATASET)?;
     let state = ds.snapshot(as_of.spec_for(DATASET)).await?;
     let filter = ReadFilter { symbols: symbols.iter().cloned().collect(), ..Default::default() };
@@ -387,7 +387,7 @@ pub async fn read_filings(lake: &Lake, symbols: &[String], as_of: &AsOf) -> Resu
 
 /// Every stored filing of `symbols` (all when empty), by symbol and filing date, as rows of the
 /// dataset's schema.
-pub async fn fundamentals_history(lake: &Lake, symbols: &[String], as_of: &AsOf) -> Result<Vec<RecordBatch>> {
+pub async fn fundamentals_history(lake: &Lake, symbols: &[Symbol], as_of: &AsOf) -> Result<Vec<RecordBatch>> {
     let filings = read_filings(lake, symbols, as_of).await?;
     Ok(vec![to_batch(lake.dataset(DATASET)?.contract(), &filings)?])
 }
@@ -399,7 +399,7 @@ pub async fn fundamentals_history(lake: &Lake, symbols: &[String], as_of: &AsOf)
 /// gives for `fundamentals`, so a training set pinned to a snapshot sees the filings stored then.
 pub async fn fundamentals_as_of(
     lake: &Lake,
-    symbols: &[String],
+    symbols: &[Symbol],
     decision_date: NaiveDate,
     as_of: &AsOf,
 ) -> Result<Vec<RecordBatch>> {

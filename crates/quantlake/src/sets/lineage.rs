@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use crate::dq::target_coverage::TargetCoverageRow;
 use crate::error::Result;
 use crate::features::Target;
+use crate::symbol::Symbol;
 use crate::table::Lake;
 use crate::table::operations::write::WriteMode;
 
@@ -42,7 +43,7 @@ pub struct Lineage {
     pub fallback: Option<Fallback>,
     pub target_coverage: Vec<TargetCoverageRow>,
     /// Empty: every symbol.
-    pub symbols: Vec<String>,
+    pub symbols: Vec<Symbol>,
     pub start: NaiveDate,
     pub end: NaiveDate,
     pub as_of_snapshot: Option<String>,
@@ -79,7 +80,7 @@ pub struct Exclusion {
     pub annotation: String,
     pub dataset: String,
     /// None: every symbol.
-    pub symbols: Option<Vec<String>>,
+    pub symbols: Option<Vec<Symbol>>,
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
     pub reason: String,

@@ -53,9 +53,9 @@ use crate::dq::HealthSettings;
 use crate::error::{Error, Result};
 use crate::features::{FeatureSet, LabelSet, SetDefinition};
 use crate::query::{QueryEngine, SqlResult};
+use crate::symbol::Symbol;
 use crate::table::AsOf;
 use crate::table::Lake;
-use crate::table::layout::validate_symbol;
 
 const POINT_IN_TIME_SQL: &str = include_str!("point_in_time.sql");
 
@@ -89,7 +89,7 @@ pub struct TrainingRequest {
     /// A target of a label set, e.g. `fwd_ret_resid_15m` (or `labels_fwd_ret_v1.fwd_ret_resid_15m`).
     pub label: String,
     /// Empty: every symbol.
-    pub symbols: Vec<String>,
+    pub symbols: Vec<Symbol>,
     pub start: NaiveDate,
     pub end: NaiveDate,
     /// The lake state read (a lake tag, a dataset tag, a snapshot number or a time; pins of single
@@ -163,14 +163,8 @@ async fn pin(lake: &Lake, datasets: &[&str], as_of: &AsOf) -> Result<(BTreeMap<S
     Ok((out, view.pinned().unwrap_or(0)))
 }
 
-/// `'A', 'B'` for SQL, the symbols checked first.
-fn symbol_list(symbols: &[String]) -> Result<String> {
-    symbols.iter().try_for_each(|s| validate_symbol(s))?;
-    Ok(crate::query::sql_strings(symbols))
-}
-
-fn symbol_filter(symbols: &[String]) -> Result<String> {
-    Ok(if symbols.is_empty() { String::new() } else { format!(" AND symbol IN ({})", symbol_list(symbols)?) })
+fn symbol_filter(symbols: &[Symbol]) -> String {
+    if symbols.is_empty() { String::new() } else { format!(" AND symbol IN ({})", crate::query::sql_strings(symbols)) }
 }
 
 /// Runs the point-in-time join of `entities` (a temp table the caller's `setup` statements create)
@@ -399,14 +393,13 @@ fn candidates_sql(
             None => unusable_rows.push(format!("({id}, NULL, TIMESTAMPTZ '{start}', TIMESTAMPTZ '{end}')")),
             Some(symbols) => {
                 for s in symbols {
-                    validate_symbol(s)?;
                     let s = crate::query::sql_string(s);
                     unusable_rows.push(format!("({id}, {s}, TIMESTAMPTZ '{start}', TIMESTAMPTZ '{end}')"));
                 }
             }
         }
     }
-    let filter = symbol_filter(&request.symbols)?;
+    let filter = symbol_filter(&request.symbols);
     let mut setup = vec![
         "CREATE TEMP TABLE unusable (id VARCHAR, symbol VARCHAR, start_ts TIMESTAMPTZ, end_ts TIMESTAMPTZ);".to_string(),
         format!(
@@ -534,7 +527,7 @@ impl TrainingRequest {
 pub async fn get_features_for_inference(
     lake: &Lake,
     feature_set: &str,
-    symbols: &[String],
+    symbols: &[Symbol],
     at: DateTime<Utc>,
     as_of: &AsOf,
 ) -> Result<Vec<RecordBatch>> {
@@ -554,7 +547,7 @@ pub async fn get_features_for_inference(
     } else {
         format!(
             "CREATE TEMP TABLE entities AS SELECT unnest([{}]) AS symbol, TIMESTAMPTZ '{at}' AS decision_time;",
-            symbol_list(symbols)?
+            crate::query::sql_strings(symbols)
         )
     };
     let engine = QueryEngine::open_for_sql(lake, &AsOf::pinned(&snapshots), &set.name).await?;
@@ -572,7 +565,7 @@ pub async fn get_features_for_inference(
 pub async fn get_features_for_sessions(
     lake: &Lake,
     feature_set: &str,
-    symbols: &[String],
+    symbols: &[Symbol],
     start: NaiveDate,
     end: NaiveDate,
 ) -> Result<Vec<RecordBatch>> {
@@ -585,7 +578,7 @@ pub async fn get_features_for_sessions(
         "CREATE TEMP TABLE entities AS SELECT symbol, ts, (ts::TIMESTAMP + INTERVAL {} MINUTE)::TIMESTAMPTZ AS decision_time FROM {} WHERE date BETWEEN DATE '{start}' AND DATE '{end}'{};",
         set.bar_minutes,
         set.name,
-        symbol_filter(symbols)?
+        symbol_filter(symbols)
     );
     let engine = QueryEngine::open_for_sql(lake, &AsOf::pinned(&snapshots), &set.name).await?;
     tokio::task::block_in_place(|| {

@@ -14,6 +14,7 @@ use super::polygon::base_url;
 use super::{Bar, BarSize, BarSource, Fetched, into_sessions};
 use crate::calendar::{NyseCalendar, Session};
 use crate::error::{Error, Result};
+use crate::symbol::Symbol;
 
 /// `[alpaca]` settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -132,7 +133,7 @@ impl AlpacaSource {
     /// All bars of `symbols` from `from` to `to` (New York dates, inclusive), by symbol.
     async fn bars(
         &self,
-        symbols: &[String],
+        symbols: &[Symbol],
         from: NaiveDate,
         to: NaiveDate,
         size: BarSize,
@@ -182,7 +183,7 @@ impl AlpacaSource {
                     }
                 }
                 Some(BarsField::List(list)) => {
-                    let symbol = page.symbol.clone().or_else(|| (symbols.len() == 1).then(|| symbols[0].clone()));
+                    let symbol = page.symbol.clone().or_else(|| (symbols.len() == 1).then(|| symbols[0].to_string()));
                     let symbol =
                         symbol.ok_or_else(|| self.http.error(&page_what, "a bar list without a symbol".into()))?;
                     out.entry(symbol).or_default().extend(list.into_iter().map(Bar::from));
@@ -213,7 +214,7 @@ impl BarSource for AlpacaSource {
         serde_json::json!({ "feed": self.feed, "adjustment": self.adjustment, "base_url": self.base.as_str() })
     }
 
-    async fn fetch(&self, symbols: &[String], sessions: &[Session], size: BarSize) -> Result<Fetched> {
+    async fn fetch(&self, symbols: &[Symbol], sessions: &[Session], size: BarSize) -> Result<Fetched> {
         let (from, to) = (sessions[0].date, sessions[sessions.len() - 1].date);
         let mut by_symbol: HashMap<String, Vec<Bar>> = HashMap::new();
         for group in symbols.chunks(self.symbols_per_request) {
@@ -221,7 +222,7 @@ impl BarSource for AlpacaSource {
         }
         let mut out = Fetched::default();
         for symbol in symbols {
-            into_sessions(symbol, sessions, by_symbol.remove(symbol).unwrap_or_default(), &mut out);
+            into_sessions(symbol, sessions, by_symbol.remove(symbol.as_str()).unwrap_or_default(), &mut out);
         }
         for (symbol, bars) in by_symbol {
             tracing::warn!(

@@ -18,7 +18,7 @@ use crate::bars::{Bar, BarColumns, BarSize};
 use crate::calendar::NyseCalendar;
 use crate::error::{Error, Result};
 use crate::names::{Named, named_display_and_from_str};
-use crate::table::layout::validate_symbol;
+use crate::symbol::Symbol;
 
 /// File format; by default taken from the extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -66,7 +66,7 @@ pub struct FileImport {
     pub timezone: Tz,
     pub bar_size: BarSize,
     /// Symbol for files without a symbol column.
-    pub symbol: Option<String>,
+    pub symbol: Option<Symbol>,
 }
 
 /// A row that could not be imported.
@@ -83,7 +83,7 @@ pub struct RejectedRow {
 pub struct ParsedFile {
     pub bars: BarColumns,
     /// The distinct symbols of `bars`.
-    pub symbols: std::collections::HashSet<String>,
+    pub symbols: std::collections::HashSet<Symbol>,
     pub rejected: Vec<RejectedRow>,
 }
 
@@ -153,9 +153,6 @@ impl FileImport {
         }
         if out[6].is_none() && self.symbol.is_none() {
             return Err(Error::invalid(format!("{}: no symbol column; pass --symbol", self.path.display())));
-        }
-        if let Some(s) = &self.symbol {
-            validate_symbol(s)?;
         }
         Ok(out)
     }
@@ -395,12 +392,12 @@ impl FileImport {
             // Symbols come in runs (or from a small set): validate each distinct one once.
             if last_valid != Some(symbol) {
                 if !valid.contains(symbol) {
-                    if validate_symbol(symbol).is_err() {
+                    let Ok(checked) = Symbol::new(symbol) else {
                         failed.push(i);
                         continue;
-                    }
+                    };
                     if !out.symbols.contains(symbol) {
-                        out.symbols.insert(symbol.to_string());
+                        out.symbols.insert(checked);
                     }
                     valid.insert(symbol);
                 }
@@ -430,7 +427,7 @@ impl FileImport {
         match self.parse_row(fields, columns) {
             Ok((symbol, bar)) => {
                 out.bars.push(&symbol, &bar);
-                if !out.symbols.contains(&symbol) {
+                if !out.symbols.contains(symbol.as_str()) {
                     out.symbols.insert(symbol);
                 }
             }
@@ -438,7 +435,7 @@ impl FileImport {
         }
     }
 
-    fn parse_row(&self, fields: &[&str], columns: &[Option<usize>]) -> std::result::Result<(String, Bar), String> {
+    fn parse_row(&self, fields: &[&str], columns: &[Option<usize>]) -> std::result::Result<(Symbol, Bar), String> {
         let get = |k: usize| -> std::result::Result<Option<&str>, String> {
             match columns[k] {
                 None => Ok(None),
@@ -472,10 +469,9 @@ impl FileImport {
             },
         };
         let symbol = match get(6)? {
-            Some(s) if !s.is_empty() => s.to_string(),
+            Some(s) if !s.is_empty() => Symbol::new(s).map_err(|e| e.to_string())?,
             _ => self.symbol.clone().ok_or("empty symbol and no --symbol")?,
         };
-        validate_symbol(&symbol).map_err(|e| e.to_string())?;
         let optional_f64 = |k: usize| get(k).map(|v| v.and_then(|v| v.parse::<f64>().ok()).filter(|x| x.is_finite()));
         let vwap = optional_f64(7)?;
         let trade_count = optional_f64(8)?.map(|x| x.round() as i64);
@@ -667,7 +663,7 @@ mod tests {
             ),
         ])
         .unwrap();
-        for symbol in [None, Some("DEF".to_string())] {
+        for symbol in [None, Some(Symbol::new("DEF").unwrap())] {
             let import = FileImport {
                 path: "x.parquet".into(),
                 format: None,
@@ -686,7 +682,7 @@ mod tests {
                 let symbols: Vec<Option<String>> =
                     b.symbol.finish_cloned().iter().map(|s| s.map(str::to_string)).collect();
                 let rejected: Vec<(u64, String)> = p.rejected.iter().map(|r| (r.line, r.reason.clone())).collect();
-                let distinct: std::collections::BTreeSet<&String> = p.symbols.iter().collect();
+                let distinct: std::collections::BTreeSet<&Symbol> = p.symbols.iter().collect();
                 format!(
                     "{distinct:?} {symbols:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {:?} {rejected:?}",
                     b.ts, b.open, b.high, b.low, b.close, b.volume, b.vwap, b.trade_count

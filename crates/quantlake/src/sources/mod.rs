@@ -18,7 +18,7 @@
 //! let source = SyntheticSource::new(SyntheticSettings::default())?;
 //! let day = |d| NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap();
 //! let sessions = NyseCalendar.sessions(day("2024-01-02"), day("2024-01-03"));
-//! let fetched = source.fetch(&["AAPL".into()], &sessions, BarSize::Minute).await?;
+//! let fetched = source.fetch(&["AAPL".parse()?], &sessions, BarSize::Minute).await?;
 //! assert_eq!(fetched.series.len(), 2, "one series per symbol and session");
 //! assert!(fetched.failed.is_empty());
 //! # Ok(()) }
@@ -39,6 +39,7 @@ use serde::{Deserialize, Serialize};
 use crate::calendar::Session;
 use crate::error::{Error, Result};
 use crate::names::{Named, named_display_and_from_str};
+use crate::symbol::{Symbol, SymbolList};
 
 pub use crate::bars::{Bar, BarSize};
 pub use http::{HttpSettings, Secret};
@@ -47,7 +48,7 @@ pub use http::{HttpSettings, Secret};
 /// (a holiday, a halted or not yet listed symbol): recorded as done, not as a failure.
 #[derive(Debug, Clone)]
 pub struct SymbolSession {
-    pub symbol: String,
+    pub symbol: Symbol,
     pub session: Session,
     pub bars: Vec<Bar>,
 }
@@ -55,7 +56,7 @@ pub struct SymbolSession {
 /// A symbol the source refused for good (unknown contract, no permission): the other symbols go on.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct SymbolFailure {
-    pub symbol: String,
+    pub symbol: Symbol,
     pub error: String,
 }
 
@@ -90,55 +91,36 @@ pub trait BarSource: Send + Sync {
     /// nothing of it is committed.
     fn fetch(
         &self,
-        symbols: &[String],
+        symbols: &[Symbol],
         sessions: &[Session],
         size: BarSize,
     ) -> impl Future<Output = Result<Fetched>> + Send;
 }
 
-/// The symbols of a comma-separated list, in the given order; blanks are skipped.
-pub fn split_symbols(list: &str) -> Vec<String> {
-    list.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
-}
-
-/// The symbols `spec` asks `kind` for: a list, each once in the given order (`AAPL,AAPL` would
-/// otherwise store AAPL's bars twice), or for the synthetic source also a count N (its first N
-/// symbols). An empty list is an error.
-pub fn parse_symbols(spec: &str, kind: SourceKind) -> Result<Vec<String>> {
-    let list = match spec.trim().parse::<usize>() {
-        Ok(0) => return Err(Error::invalid("--symbols 0: ask for at least one symbol")),
-        Ok(n) if kind == SourceKind::Synthetic => synthetic::symbol_names(n),
+/// The symbols `spec` asks `kind` for: a list ([`SymbolList`]: each once, in the given order), or for
+/// the synthetic source also a count N (its first N symbols).
+pub fn parse_symbols(spec: &str, kind: SourceKind) -> Result<Vec<Symbol>> {
+    match spec.trim().parse::<usize>() {
+        Ok(0) => Err(Error::invalid("--symbols 0: ask for at least one symbol")),
+        Ok(n) if kind == SourceKind::Synthetic => Ok(synthetic::symbol_names(n)),
         Ok(_) => {
-            return Err(Error::invalid(format!(
-                "--symbols {spec}: a count is only for the synthetic source; list the symbols"
-            )));
+            Err(Error::invalid(format!("--symbols {spec}: a count is only for the synthetic source; list the symbols")))
         }
-        Err(_) => {
-            let mut seen = std::collections::HashSet::new();
-            split_symbols(spec).into_iter().filter(|s| seen.insert(s.clone())).collect()
-        }
-    };
-    if list.is_empty() {
-        return Err(Error::invalid("--symbols lists no symbol"));
+        Err(_) => Ok(spec.parse::<SymbolList>()?.into_vec()),
     }
-    Ok(list)
 }
 
 /// Sorts bars a source returned for `symbol` into the requested sessions by their New York date,
 /// giving every session an entry (empty when the source had nothing) and counting bars outside them.
-pub(crate) fn into_sessions(symbol: &str, sessions: &[Session], bars: Vec<Bar>, out: &mut Fetched) {
+pub(crate) fn into_sessions(symbol: &Symbol, sessions: &[Session], bars: Vec<Bar>, out: &mut Fetched) {
     let first = out.series.len();
-    out.series.extend(sessions.iter().map(|s| SymbolSession {
-        symbol: symbol.to_string(),
-        session: *s,
-        bars: Vec::new(),
-    }));
+    out.series.extend(sessions.iter().map(|s| SymbolSession { symbol: symbol.clone(), session: *s, bars: Vec::new() }));
     for bar in bars {
         let date: NaiveDate = bar.ts.with_timezone(&chrono_tz::America::New_York).date_naive();
         match sessions.binary_search_by_key(&date, |s| s.date) {
             Ok(i) => out.series[first + i].bars.push(bar),
             Err(_) => {
-                tracing::warn!(symbol, ts = %bar.ts, "source returned a bar outside the requested sessions; not stored");
+                tracing::warn!(%symbol, ts = %bar.ts, "source returned a bar outside the requested sessions; not stored");
                 out.outside_sessions += 1;
             }
         }
@@ -235,7 +217,7 @@ impl BarSource for AnySource {
         }
     }
 
-    async fn fetch(&self, symbols: &[String], sessions: &[Session], size: BarSize) -> Result<Fetched> {
+    async fn fetch(&self, symbols: &[Symbol], sessions: &[Session], size: BarSize) -> Result<Fetched> {
         match self {
             AnySource::Synthetic(s) => s.fetch(symbols, sessions, size).await,
             AnySource::Polygon(s) => s.fetch(symbols, sessions, size).await,
@@ -257,7 +239,6 @@ mod tests {
         assert!(
             parse_symbols("0", SourceKind::Synthetic).is_err() && parse_symbols(" , ", SourceKind::Alpaca).is_err()
         );
-        assert_eq!(split_symbols("A, B,,A"), ["A", "B", "A"]);
         assert_eq!("tws".parse::<SourceKind>().unwrap(), SourceKind::Tws);
         assert_eq!(SourceKind::Polygon.to_string(), "polygon");
     }

@@ -12,6 +12,7 @@ use super::http::{HttpSettings, RestClient, Secret, parse_json};
 use super::{Bar, BarSize, BarSource, Fetched, into_sessions};
 use crate::calendar::Session;
 use crate::error::{Error, Result};
+use crate::symbol::Symbol;
 
 /// `[polygon]` settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -195,7 +196,7 @@ impl BarSource for PolygonSource {
         serde_json::json!({ "adjusted": self.adjusted, "base_url": self.base.as_str() })
     }
 
-    async fn fetch(&self, symbols: &[String], sessions: &[Session], size: BarSize) -> Result<Fetched> {
+    async fn fetch(&self, symbols: &[Symbol], sessions: &[Session], size: BarSize) -> Result<Fetched> {
         let (from, to) = (sessions[0].date, sessions[sessions.len() - 1].date);
         // Futures built first: a closure inside the stream would tie them to a higher-ranked lifetime
         // that the `Send` check of a trait's async fn cannot prove.

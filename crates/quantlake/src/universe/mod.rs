@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::names::{Named, named_display_and_from_str};
-use crate::table::layout::{PartitionKey, validate_symbol};
+use crate::symbol::Symbol;
+use crate::table::layout::PartitionKey;
 use crate::table::operations::write::WriteMode;
 use crate::table::{Lake, ReadFilter};
 
@@ -27,7 +28,7 @@ pub const DATASET: &str = "reference_universe";
 #[serde(default)]
 pub struct UniverseSettings {
     /// Symbols to track.
-    pub symbols: Vec<String>,
+    pub symbols: Vec<Symbol>,
     /// Or a CSV with a `symbol` (or `ticker`) column and any of con_id, exchange, primary_exchange,
     /// currency, sec_type, name; missing columns take the defaults below.
     pub csv: Option<PathBuf>,
@@ -59,7 +60,7 @@ impl Default for UniverseSettings {
 impl UniverseSettings {
     /// These settings with the command line's choice of members: a `symbols` list replaces the
     /// config's symbols and csv; a `csv` replaces the config's csv.
-    pub fn with_members(mut self, symbols: Option<Vec<String>>, csv: Option<PathBuf>) -> Self {
+    pub fn with_members(mut self, symbols: Option<Vec<Symbol>>, csv: Option<PathBuf>) -> Self {
         if let Some(list) = symbols {
             self.symbols = list;
             self.csv = None;
@@ -72,9 +73,9 @@ impl UniverseSettings {
 }
 
 /// One symbol as listed (before merging with what the lake knows).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Listing {
-    pub symbol: String,
+    pub symbol: Symbol,
     pub con_id: Option<i64>,
     pub exchange: Option<String>,
     pub primary_exchange: Option<String>,
@@ -83,10 +84,25 @@ pub struct Listing {
     pub name: Option<String>,
 }
 
+impl Listing {
+    /// `symbol` with nothing else known.
+    pub fn of(symbol: Symbol) -> Self {
+        Self {
+            symbol,
+            con_id: None,
+            exchange: None,
+            primary_exchange: None,
+            currency: None,
+            sec_type: None,
+            name: None,
+        }
+    }
+}
+
 /// A row of `reference_universe`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Member {
-    pub symbol: String,
+    pub symbol: Symbol,
     pub con_id: Option<i64>,
     pub exchange: String,
     pub primary_exchange: Option<String>,
@@ -142,9 +158,9 @@ pub struct RebuildReport {
     pub snapshot_id: u64,
     pub active: usize,
     pub inactive: usize,
-    pub added: Vec<String>,
-    pub deactivated: Vec<String>,
-    pub reactivated: Vec<String>,
+    pub added: Vec<Symbol>,
+    pub deactivated: Vec<Symbol>,
+    pub reactivated: Vec<Symbol>,
     pub breadth: Breadth,
     pub breadth_min_symbols: usize,
     pub breadth_warn_symbols: usize,
@@ -154,10 +170,7 @@ pub struct RebuildReport {
 pub fn listings(settings: &UniverseSettings) -> Result<(Vec<Listing>, String)> {
     let (listed, origin) = match &settings.csv {
         Some(path) => (read_csv(path)?, path.display().to_string()),
-        None => (
-            settings.symbols.iter().map(|s| Listing { symbol: s.trim().to_string(), ..Listing::default() }).collect(),
-            "config".to_string(),
-        ),
+        None => (settings.symbols.iter().cloned().map(Listing::of).collect(), "config".to_string()),
     };
     if listed.is_empty() {
         return Err(Error::Config(
@@ -166,7 +179,6 @@ pub fn listings(settings: &UniverseSettings) -> Result<(Vec<Listing>, String)> {
     }
     let mut seen = BTreeMap::new();
     for (i, l) in listed.into_iter().enumerate() {
-        validate_symbol(&l.symbol).map_err(|e| Error::invalid(format!("universe ({origin}) entry {}: {e}", i + 1)))?;
         if seen.insert(l.symbol.clone(), l).is_some() {
             return Err(Error::invalid(format!("universe ({origin}): symbol listed twice (entry {})", i + 1)));
         }
@@ -215,6 +227,8 @@ fn read_csv(path: &Path) -> Result<Vec<Listing>> {
         };
         let symbol = get(Some(symbol))
             .ok_or_else(|| Error::invalid(format!("universe CSV {} line {line}: empty symbol", path.display())))?;
+        let symbol = Symbol::new(&symbol)
+            .map_err(|e| Error::invalid(format!("universe CSV {} line {line}: {e}", path.display())))?;
         out.push(Listing {
             symbol,
             con_id,
@@ -267,7 +281,7 @@ pub async fn members(lake: &Lake) -> Result<Vec<Member>> {
         let opt = |a: &StringArray, i: usize| a.is_valid(i).then(|| a.value(i).to_string());
         for i in 0..batch.num_rows() {
             out.push(Member {
-                symbol: symbol.value(i).into(),
+                symbol: Symbol::new(symbol.value(i))?,
                 con_id: con_id.is_valid(i).then(|| con_id.value(i)),
                 exchange: exchange.value(i).into(),
                 primary_exchange: opt(&primary, i),
@@ -286,12 +300,12 @@ pub async fn members(lake: &Lake) -> Result<Vec<Member>> {
 }
 
 /// The active symbols, sorted.
-pub async fn active_symbols(lake: &Lake) -> Result<Vec<String>> {
+pub async fn active_symbols(lake: &Lake) -> Result<Vec<Symbol>> {
     Ok(members(lake).await?.into_iter().filter(|m| m.active).map(|m| m.symbol).collect())
 }
 
 /// Known IB contract ids by symbol.
-pub async fn con_ids(lake: &Lake) -> Result<HashMap<String, i64>> {
+pub async fn con_ids(lake: &Lake) -> Result<HashMap<Symbol, i64>> {
     Ok(members(lake).await?.into_iter().filter_map(|m| m.con_id.map(|c| (m.symbol, c))).collect())
 }
 
@@ -299,7 +313,7 @@ pub async fn con_ids(lake: &Lake) -> Result<HashMap<String, i64>> {
 /// their first_seen and any known con_id), unlisted ones stay with `active = false`.
 pub async fn rebuild(lake: &Lake, settings: &UniverseSettings) -> Result<RebuildReport> {
     let (listed, origin) = listings(settings)?;
-    let old: BTreeMap<String, Member> = members(lake).await?.into_iter().map(|m| (m.symbol.clone(), m)).collect();
+    let old: BTreeMap<Symbol, Member> = members(lake).await?.into_iter().map(|m| (m.symbol.clone(), m)).collect();
     let now = Utc::now().timestamp_micros();
     let mut report = RebuildReport {
         snapshot_id: 0,
@@ -312,7 +326,7 @@ pub async fn rebuild(lake: &Lake, settings: &UniverseSettings) -> Result<Rebuild
         breadth_min_symbols: settings.breadth_min_symbols,
         breadth_warn_symbols: settings.breadth_warn_symbols,
     };
-    let mut rows: BTreeMap<String, Member> = BTreeMap::new();
+    let mut rows: BTreeMap<Symbol, Member> = BTreeMap::new();
     for l in &listed {
         let before = old.get(&l.symbol);
         match before {
@@ -364,7 +378,7 @@ pub async fn rebuild(lake: &Lake, settings: &UniverseSettings) -> Result<Rebuild
             active = report.active,
             min = settings.breadth_min_symbols,
             warn = settings.breadth_warn_symbols,
-            "universe breadth is {:?}",
+            "universe breadth is {}",
             report.breadth
         );
     }
@@ -383,7 +397,7 @@ fn to_batch<'a>(
     };
     contract.batch_from(|name| {
         Some(match name {
-            "symbol" => text(|x| &x.symbol),
+            "symbol" => text(|x| x.symbol.as_str()),
             "con_id" => Arc::new(Int64Array::from_iter(m.iter().map(|x| x.con_id))),
             "exchange" => text(|x| &x.exchange),
             "primary_exchange" => opt(|x| x.primary_exchange.as_deref()),

@@ -59,7 +59,7 @@ pub async fn page(State(state): State<AppState>, PageQuery(p): PageQuery<DqParam
                 label { "dataset" select name="dataset" { @for d in &datasets { option value=(d) selected[*d == dataset] { (d) } } } }
                 label { "start" input type="date" name="start" value=(display(start)); }
                 label { "end" input type="date" name="end" value=(display(end)); }
-                label { "symbol" input name="symbol" value=(p.range.symbol.clone().unwrap_or_default()) placeholder="all"; }
+                label { "symbol" input name="symbol" value=(p.range.symbol.as_deref().unwrap_or_default()) placeholder="all"; }
                 button type="submit" { "Show" }
             }
             div.cards {

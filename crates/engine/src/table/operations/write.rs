@@ -23,6 +23,7 @@ use serde::Serialize;
 use crate::contract::DatasetContract;
 use crate::error::{Error, Result};
 use crate::quality::PartitionQuality;
+use crate::symbol::Symbol;
 use crate::table::Dataset;
 use crate::table::data_file::{self, EncodedFile};
 use crate::table::lake_log::StageMark;
@@ -267,16 +268,18 @@ impl<'a> WriteBuilder<'a> {
 
     /// With `ReplaceSymbols`: the symbols whose rows are replaced (default: those in the new rows). A
     /// symbol asked for that has no new rows loses its old rows in the covered partitions.
-    pub fn replacing_symbols(mut self, symbols: impl IntoIterator<Item = String>) -> Self {
-        self.symbols = Some(symbols.into_iter().collect());
+    pub fn replacing_symbols(mut self, symbols: impl IntoIterator<Item = Symbol>) -> Self {
+        self.symbols = Some(symbols.into_iter().map(String::from).collect());
         self
     }
 
     /// With `ReplaceSymbols`: the symbols whose rows are replaced, per partition (a multi-file import:
     /// each partition loses the old rows of the symbols of the files that feed it). Partitions not in
     /// the map use the symbols of [`Self::replacing_symbols`] or of the new rows.
-    pub fn replacing_symbols_per_partition(mut self, symbols: HashMap<PartitionKey, HashSet<String>>) -> Self {
-        self.symbols_per_partition = Some(symbols.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
+    pub fn replacing_symbols_per_partition(mut self, symbols: HashMap<PartitionKey, HashSet<Symbol>>) -> Self {
+        let per_partition =
+            symbols.into_iter().map(|(k, v)| (k.to_string(), v.into_iter().map(String::from).collect()));
+        self.symbols_per_partition = Some(per_partition.collect());
         self
     }
 

@@ -34,6 +34,7 @@ use crate::outcome::Outcome;
 use crate::progress::NoProgress;
 use crate::quality::Status;
 use crate::sources::{AnySource, SourceKind, SourceSettings, parse_symbols};
+use crate::symbol::Symbol;
 use crate::table::Lake;
 use crate::table::layout::PartitionKey;
 use crate::universe::{self, UniverseSettings};
@@ -45,7 +46,7 @@ pub struct RunSettings {
     /// The bar source the daily run ingests from (synthetic, polygon, alpaca, tws).
     pub source: String,
     /// Symbols to ingest; empty: the universe's active symbols (`quantlake universe rebuild`).
-    pub symbols: Vec<String>,
+    pub symbols: Vec<Symbol>,
     /// Bar sizes ingested and curated each day.
     pub bar_sizes: Vec<BarSize>,
     /// When the run is due, in exchange (New York) time on each session: a run's lag is measured
@@ -108,7 +109,7 @@ pub struct RunRequest {
     pub force: bool,
     /// Overrides of `[run] source` and `symbols` (flags).
     pub source: Option<SourceKind>,
-    pub symbols: Option<Vec<String>>,
+    pub symbols: Option<Vec<Symbol>>,
 }
 
 /// One stage of a run.

@@ -11,6 +11,7 @@ use crate::ops::tasks::backfill::{self, BackfillOptions};
 use crate::ops::tasks::daily_run::PipelineSettings;
 use crate::progress::NoProgress;
 use crate::sources::{AnySource, SourceKind};
+use crate::symbol::Symbol;
 use crate::table::Lake;
 
 /// `{"source": ..., "symbols": [...], "bar_size": "1m" | "1d"}`.
@@ -20,7 +21,7 @@ pub struct HistoricalBackfill {
     /// Default `[run] source`.
     pub source: Option<SourceKind>,
     /// Default: the active universe.
-    pub symbols: Option<Vec<String>>,
+    pub symbols: Option<Vec<Symbol>>,
     pub bar_size: BarSize,
 }
 

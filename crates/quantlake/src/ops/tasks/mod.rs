@@ -184,7 +184,10 @@ mod tests {
             history,
             Task::HistoricalBackfill(HistoricalBackfill {
                 source: None,
-                symbols: Some(vec!["AAPL".into(), "MSFT".into()]),
+                symbols: Some(vec![
+                    crate::symbol::Symbol::from_static("AAPL"),
+                    crate::symbol::Symbol::from_static("MSFT")
+                ]),
                 bar_size: crate::bars::BarSize::Day,
             })
         );

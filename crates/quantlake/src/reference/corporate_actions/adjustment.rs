@@ -5,7 +5,7 @@ use super::*;
 /// For each event (symbol, ex-date, kind), the row of the best-ranked source.
 fn preferred(actions: Vec<CorporateAction>, precedence: &[ActionSource]) -> Vec<CorporateAction> {
     let rank = |s: ActionSource| precedence.iter().position(|p| *p == s).unwrap_or(precedence.len());
-    let mut best: BTreeMap<(String, NaiveDate, ActionKind), CorporateAction> = BTreeMap::new();
+    let mut best: BTreeMap<(Symbol, NaiveDate, ActionKind), CorporateAction> = BTreeMap::new();
     for a in actions {
         let key = (a.symbol.clone(), a.ex_date, a.kind);
         match best.get(&key) {
@@ -39,14 +39,14 @@ async fn recorded_precedence(lake: &Lake, snapshot: u64) -> Result<Vec<ActionSou
 #[derive(Debug, Clone, Default)]
 pub struct SplitHistory {
     /// Per symbol, (ex-date, price ratio split_from / split_to), by ex-date.
-    by_symbol: HashMap<String, Vec<(NaiveDate, f64)>>,
+    by_symbol: HashMap<Symbol, Vec<(NaiveDate, f64)>>,
     /// The `reference_corporate_actions` snapshot read.
     pub snapshot_id: u64,
 }
 
 impl SplitHistory {
     /// The splits of `symbols` (every symbol with `None`) at `as_of`, one per ex-date by source precedence.
-    pub async fn load(lake: &Lake, symbols: Option<&[String]>, as_of: &AsOf) -> Result<Self> {
+    pub async fn load(lake: &Lake, symbols: Option<&[Symbol]>, as_of: &AsOf) -> Result<Self> {
         let (actions, snapshot_id) = read_actions(lake, symbols, as_of).await?;
         let precedence = recorded_precedence(lake, snapshot_id).await?;
         Ok(Self::from_actions(&preferred(actions, &precedence), snapshot_id))
@@ -61,8 +61,8 @@ impl SplitHistory {
     }
 
     /// A history of the given splits: (symbol, ex-date, price ratio split_from / split_to).
-    pub fn from_splits(splits: impl IntoIterator<Item = (String, NaiveDate, f64)>) -> Self {
-        let mut by_symbol: HashMap<String, Vec<(NaiveDate, f64)>> = HashMap::new();
+    pub fn from_splits(splits: impl IntoIterator<Item = (Symbol, NaiveDate, f64)>) -> Self {
+        let mut by_symbol: HashMap<Symbol, Vec<(NaiveDate, f64)>> = HashMap::new();
         for (symbol, ex, ratio) in splits {
             by_symbol.entry(symbol).or_default().push((ex, ratio));
         }
@@ -85,8 +85,8 @@ impl SplitHistory {
     }
 
     /// Every split: (symbol, ex-date, price ratio).
-    pub fn splits(&self) -> impl Iterator<Item = (&str, NaiveDate, f64)> {
-        self.by_symbol.iter().flat_map(|(s, v)| v.iter().map(move |(d, r)| (s.as_str(), *d, *r)))
+    pub fn splits(&self) -> impl Iterator<Item = (&Symbol, NaiveDate, f64)> {
+        self.by_symbol.iter().flat_map(|(s, v)| v.iter().map(move |(d, r)| (s, *d, *r)))
     }
 }
 
@@ -94,7 +94,7 @@ impl SplitHistory {
 /// with [`Adjustment::All`] that needs it fails ([`AdjustmentFactors::check`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct UnresolvedDividend {
-    pub symbol: String,
+    pub symbol: Symbol,
     pub ex_date: NaiveDate,
     pub cash_amount: f64,
     pub reason: String,
@@ -125,7 +125,7 @@ impl Events {
 /// Back-adjustment factors of some symbols (see the module docs for the rules).
 #[derive(Debug, Clone, Default)]
 pub struct AdjustmentFactors {
-    events: HashMap<String, Events>,
+    events: HashMap<Symbol, Events>,
     unresolved: Vec<UnresolvedDividend>,
     /// The `reference_corporate_actions` snapshot read.
     pub snapshot_id: u64,
@@ -136,16 +136,16 @@ const MAX_CLOSE_GAP_DAYS: i64 = 10;
 
 impl AdjustmentFactors {
     /// Actions of `symbols` from reference_corporate_actions (at `as_of`), plus the raw closes dividends need.
-    pub async fn load(lake: &Lake, symbols: &[String], as_of: &AsOf) -> Result<Self> {
+    pub async fn load(lake: &Lake, symbols: &[Symbol], as_of: &AsOf) -> Result<Self> {
         let (actions, snapshot_id) = read_actions(lake, Some(symbols), as_of).await?;
         let precedence = recorded_precedence(lake, snapshot_id).await?;
         let chosen = preferred(actions, &precedence);
         let splits = SplitHistory::from_actions(&chosen, snapshot_id);
         let dividends: Vec<&CorporateAction> = chosen.iter().filter(|a| a.kind == ActionKind::CashDividend).collect();
         let closes = previous_closes(lake, &dividends, as_of).await?;
-        let mut per_date: HashMap<String, BTreeMap<NaiveDate, (f64, f64)>> = HashMap::new();
+        let mut per_date: HashMap<Symbol, BTreeMap<NaiveDate, (f64, f64)>> = HashMap::new();
         for (symbol, ex, ratio) in splits.splits() {
-            per_date.entry(symbol.to_string()).or_default().entry(ex).or_insert((1.0, 1.0)).0 *= ratio;
+            per_date.entry(symbol.clone()).or_default().entry(ex).or_insert((1.0, 1.0)).0 *= ratio;
         }
         let mut unresolved = Vec::new();
         for d in dividends {
@@ -208,7 +208,7 @@ impl AdjustmentFactors {
     }
 
     /// Fails when `adjust` needs a dividend whose factor is unknown: one of `symbols` going ex after `from`.
-    pub fn check(&self, symbols: &[String], from: NaiveDate, adjust: Adjustment) -> Result<()> {
+    pub fn check(&self, symbols: &[Symbol], from: NaiveDate, adjust: Adjustment) -> Result<()> {
         if adjust != Adjustment::All {
             return Ok(());
         }
@@ -267,18 +267,18 @@ async fn previous_closes(
     lake: &Lake,
     dividends: &[&CorporateAction],
     as_of: &AsOf,
-) -> Result<HashMap<(String, NaiveDate), (NaiveDate, f64)>> {
+) -> Result<HashMap<(Symbol, NaiveDate), (NaiveDate, f64)>> {
     let mut out = HashMap::new();
     if dividends.is_empty() {
         return Ok(out);
     }
-    let symbols: Vec<String> =
+    let symbols: Vec<Symbol> =
         dividends.iter().map(|d| d.symbol.clone()).collect::<BTreeSet<_>>().into_iter().collect();
     let lo = dividends.iter().map(|d| d.ex_date).min().unwrap_or_default() - Duration::days(MAX_CLOSE_GAP_DAYS);
     let hi = dividends.iter().map(|d| d.ex_date).max().unwrap_or_default();
     let want: Vec<String> =
         dividends.iter().map(|d| format!("({}, DATE '{}')", crate::query::sql_string(&d.symbol), d.ex_date)).collect();
-    let list = super::store::sql_symbols(&symbols)?;
+    let list = crate::query::sql_strings(&symbols);
     // Daily bars are stamped 00:00 New York, which is the same date in UTC (04:00 or 05:00).
     let sql = format!(
         "WITH want(symbol, ex_date) AS (VALUES {want}),
@@ -319,7 +319,7 @@ async fn previous_closes(
             if let (Some(ex), Some(cd)) =
                 (NaiveDate::from_epoch_days(ex.value(i)), NaiveDate::from_epoch_days(close_date.value(i)))
             {
-                out.insert((symbol.value(i).to_string(), ex), (cd, close.value(i)));
+                out.insert((Symbol::new(symbol.value(i))?, ex), (cd, close.value(i)));
             }
         }
     }
@@ -335,9 +335,9 @@ mod tests {
     }
 
     fn factors(events: &[(&str, &str, f64, f64)]) -> AdjustmentFactors {
-        let mut per: HashMap<String, BTreeMap<NaiveDate, (f64, f64)>> = HashMap::new();
+        let mut per: HashMap<Symbol, BTreeMap<NaiveDate, (f64, f64)>> = HashMap::new();
         for (s, e, split, div) in events {
-            per.entry(s.to_string()).or_default().insert(d(e), (*split, *div));
+            per.entry(Symbol::new(s).unwrap()).or_default().insert(d(e), (*split, *div));
         }
         let events = per.into_iter().map(|(s, dates)| (s, Events::new(&dates))).collect();
         AdjustmentFactors { events, unresolved: Vec::new(), snapshot_id: 0 }
@@ -362,9 +362,9 @@ mod tests {
 
     #[test]
     fn precedence_picks_one_row_per_event() {
-        let poly = CorporateAction::split("A", d("2024-01-02"), ActionSource::Polygon, 1.0, 2.0);
-        let csv = CorporateAction::split("A", d("2024-01-02"), ActionSource::Csv, 1.0, 3.0);
-        let alp = CorporateAction::split("A", d("2024-01-02"), ActionSource::Alpaca, 1.0, 4.0);
+        let poly = CorporateAction::split(Symbol::from_static("A"), d("2024-01-02"), ActionSource::Polygon, 1.0, 2.0);
+        let csv = CorporateAction::split(Symbol::from_static("A"), d("2024-01-02"), ActionSource::Csv, 1.0, 3.0);
+        let alp = CorporateAction::split(Symbol::from_static("A"), d("2024-01-02"), ActionSource::Alpaca, 1.0, 4.0);
         let chosen = preferred(vec![poly.clone(), csv.clone(), alp.clone()], &ranking(&[]).unwrap());
         assert_eq!(chosen, vec![csv.clone()], "default: csv first");
         let chosen = preferred(vec![poly.clone(), csv, alp.clone()], &ranking(&[ActionSource::Alpaca]).unwrap());

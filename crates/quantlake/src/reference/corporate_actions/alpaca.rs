@@ -25,7 +25,7 @@ struct AlpacaActions {
 #[derive(Deserialize)]
 struct AlpacaSplit {
     id: Option<String>,
-    symbol: String,
+    symbol: Symbol,
     old_rate: f64,
     new_rate: f64,
     ex_date: Option<NaiveDate>,
@@ -36,7 +36,7 @@ struct AlpacaSplit {
 #[derive(Deserialize)]
 struct AlpacaDividend {
     id: Option<String>,
-    symbol: String,
+    symbol: Symbol,
     rate: f64,
     #[serde(default)]
     special: Option<bool>,
@@ -50,7 +50,7 @@ struct AlpacaDividend {
 /// left out (without an ex-date: the research notes' rule is to use the ex-date, never the payable date).
 pub async fn fetch_alpaca(
     settings: &AlpacaSettings,
-    symbols: &[String],
+    symbols: &[Symbol],
     start: NaiveDate,
     end: NaiveDate,
 ) -> Result<(Vec<CorporateAction>, String, BTreeMap<String, usize>)> {
@@ -91,7 +91,7 @@ pub async fn fetch_alpaca(
                     *skipped.entry("no ex_date".to_string()).or_default() += 1;
                     continue;
                 };
-                let mut a = CorporateAction::split(&s.symbol, ex, ActionSource::Alpaca, s.old_rate, s.new_rate);
+                let mut a = CorporateAction::split(s.symbol.clone(), ex, ActionSource::Alpaca, s.old_rate, s.new_rate);
                 a.check(&format!("alpaca split of {} on {ex}", s.symbol))?;
                 (a.vendor_id, a.record_date, a.pay_date) = (s.id, s.record_date, s.payable_date);
                 out.push(a);
@@ -101,7 +101,7 @@ pub async fn fetch_alpaca(
                     *skipped.entry("no ex_date".to_string()).or_default() += 1;
                     continue;
                 };
-                let mut a = CorporateAction::dividend(&d.symbol, ex, ActionSource::Alpaca, d.rate);
+                let mut a = CorporateAction::dividend(d.symbol.clone(), ex, ActionSource::Alpaca, d.rate);
                 a.check(&format!("alpaca dividend of {} on {ex}", d.symbol))?;
                 (a.vendor_id, a.record_date, a.pay_date) = (d.id, d.record_date, d.payable_date);
                 a.dividend_type = Some(if d.special == Some(true) { "SC" } else { "CD" }.to_string());

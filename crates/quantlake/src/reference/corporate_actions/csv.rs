@@ -69,7 +69,7 @@ pub fn read_csv(path: &Path) -> Result<Vec<CorporateAction>> {
                 .transpose()
         };
         let symbol = get("symbol").ok_or_else(|| at(line, Some("symbol"), "empty".into()))?;
-        validate_symbol(symbol).map_err(|e| at(line, Some("symbol"), e.to_string()))?;
+        let symbol = Symbol::new(symbol).map_err(|e| at(line, Some("symbol"), e.to_string()))?;
         let ex_date = date("ex_date")?.ok_or_else(|| at(line, Some("ex_date"), "empty".into()))?;
         let (from, to, cash) = (number("split_from")?, number("split_to")?, number("cash_amount")?);
         let mut a = match (from, to, cash) {

@@ -35,9 +35,10 @@ use crate::query::QueryEngine;
 use crate::sources::alpaca::AlpacaSettings;
 use crate::sources::http::{RestClient, parse_json};
 use crate::sources::polygon::{PolygonSettings, base_url};
+use crate::symbol::Symbol;
 use crate::table::AsOf;
 use crate::table::Lake;
-use crate::table::layout::{PartitionKey, validate_symbol};
+use crate::table::layout::PartitionKey;
 
 mod adjustment;
 mod alpaca;
@@ -178,7 +179,7 @@ fn ranking(listed: &[ActionSource]) -> Result<Vec<ActionSource>> {
 /// One row of `reference_corporate_actions`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CorporateAction {
-    pub symbol: String,
+    pub symbol: Symbol,
     pub ex_date: NaiveDate,
     pub kind: ActionKind,
     pub source: ActionSource,
@@ -198,12 +199,12 @@ pub struct CorporateAction {
 }
 
 /// The upsert key.
-type Key = (String, NaiveDate, ActionKind, ActionSource);
+type Key = (Symbol, NaiveDate, ActionKind, ActionSource);
 
 impl CorporateAction {
-    fn split(symbol: &str, ex_date: NaiveDate, source: ActionSource, from: f64, to: f64) -> Self {
+    fn split(symbol: Symbol, ex_date: NaiveDate, source: ActionSource, from: f64, to: f64) -> Self {
         Self {
-            symbol: symbol.to_string(),
+            symbol,
             ex_date,
             kind: ActionKind::Split,
             source,
@@ -222,7 +223,7 @@ impl CorporateAction {
         }
     }
 
-    fn dividend(symbol: &str, ex_date: NaiveDate, source: ActionSource, amount: f64) -> Self {
+    fn dividend(symbol: Symbol, ex_date: NaiveDate, source: ActionSource, amount: f64) -> Self {
         Self {
             kind: ActionKind::CashDividend,
             split_from: None,
@@ -243,7 +244,6 @@ impl CorporateAction {
 
     /// Checks the values a factor is computed from; `what` names the row in errors.
     fn check(&self, what: &str) -> Result<()> {
-        validate_symbol(&self.symbol).map_err(|e| Error::invalid(format!("{what}: {e}")))?;
         let positive = |name: &str, v: Option<f64>| match v {
             Some(v) if v.is_finite() && v > 0.0 => Ok(()),
             Some(v) => Err(Error::invalid(format!("{what}: {name} {v} is not a positive number"))),

@@ -8,7 +8,7 @@ const POLYGON_LIMIT: u32 = 1000;
 #[derive(Deserialize)]
 struct PolygonSplit {
     id: Option<String>,
-    ticker: String,
+    ticker: Symbol,
     execution_date: NaiveDate,
     split_from: f64,
     split_to: f64,
@@ -17,7 +17,7 @@ struct PolygonSplit {
 #[derive(Deserialize)]
 struct PolygonDividend {
     id: Option<String>,
-    ticker: String,
+    ticker: Symbol,
     ex_dividend_date: NaiveDate,
     cash_amount: f64,
     currency: Option<String>,
@@ -32,7 +32,7 @@ struct PolygonDividend {
 /// the API root they came from.
 pub async fn fetch_polygon(
     settings: &PolygonSettings,
-    symbols: &[String],
+    symbols: &[Symbol],
     start: Option<NaiveDate>,
     end: Option<NaiveDate>,
 ) -> Result<(Vec<CorporateAction>, String)> {
@@ -68,8 +68,13 @@ pub async fn fetch_polygon(
         )
         .await?;
         for s in splits {
-            let mut a =
-                CorporateAction::split(&s.ticker, s.execution_date, ActionSource::Polygon, s.split_from, s.split_to);
+            let mut a = CorporateAction::split(
+                s.ticker.clone(),
+                s.execution_date,
+                ActionSource::Polygon,
+                s.split_from,
+                s.split_to,
+            );
             a.vendor_id = s.id;
             a.check(&format!("polygon split of {} on {}", s.ticker, s.execution_date))?;
             out.push(a);
@@ -83,7 +88,8 @@ pub async fn fetch_polygon(
         )
         .await?;
         for d in dividends {
-            let mut a = CorporateAction::dividend(&d.ticker, d.ex_dividend_date, ActionSource::Polygon, d.cash_amount);
+            let mut a =
+                CorporateAction::dividend(d.ticker.clone(), d.ex_dividend_date, ActionSource::Polygon, d.cash_amount);
             a.check(&format!("polygon dividend of {} on {}", d.ticker, d.ex_dividend_date))?;
             a.vendor_id = d.id;
             a.currency = d.currency;

@@ -9,7 +9,7 @@ pub struct ImportRequest {
     /// CSV: the file.
     pub path: Option<PathBuf>,
     /// Only these symbols. Vendors: default the active universe; CSV: default every row.
-    pub symbols: Option<Vec<String>>,
+    pub symbols: Option<Vec<Symbol>>,
     /// Only ex-dates in this range (inclusive).
     pub start: Option<NaiveDate>,
     pub end: Option<NaiveDate>,
@@ -58,13 +58,8 @@ pub async fn import(
     {
         return Err(Error::invalid(format!("end {e} is before start {s}")));
     }
-    if let Some(list) = &request.symbols {
-        if list.is_empty() {
-            return Err(Error::invalid("no symbols"));
-        }
-        for s in list {
-            validate_symbol(s)?;
-        }
+    if request.symbols.as_ref().is_some_and(Vec::is_empty) {
+        return Err(Error::invalid("no symbols"));
     }
     if request.source != ActionSource::Csv && request.path.is_some() {
         return Err(Error::invalid(format!("--path is for --source csv, not {}", request.source)));
@@ -87,7 +82,7 @@ pub async fn import(
         }
     };
     let count = fetched.len();
-    let wanted: Option<HashSet<&str>> = request.symbols.as_ref().map(|l| l.iter().map(String::as_str).collect());
+    let wanted: Option<HashSet<&str>> = request.symbols.as_ref().map(|l| l.iter().map(Symbol::as_str).collect());
     let mut kept = Vec::with_capacity(fetched.len());
     for a in fetched {
         let reason = if wanted.as_ref().is_some_and(|w| !w.contains(a.symbol.as_str())) {
@@ -132,7 +127,7 @@ pub async fn import(
 }
 
 /// `symbols`, or the active universe (a vendor import needs a list).
-async fn symbols_or_universe(lake: &Lake, symbols: Option<&[String]>) -> Result<Vec<String>> {
+async fn symbols_or_universe(lake: &Lake, symbols: Option<&[Symbol]>) -> Result<Vec<Symbol>> {
     if let Some(list) = symbols {
         return Ok(list.to_vec());
     }
@@ -218,7 +213,7 @@ async fn upsert(
                 ) else {
                     return Ok(Some(false)); // a row of a kind this build does not know stays
                 };
-                Ok(Some(keys.contains(&(symbol.value(i).to_string(), ex, kind, source))))
+                Ok(Some(keys.contains(&(Symbol::new(symbol.value(i))?, ex, kind, source))))
             })
             .collect()
     };
@@ -268,22 +263,16 @@ fn to_batch(contract: &crate::contract::DatasetContract, rows: &[CorporateAction
     })
 }
 
-/// SQL list of symbols, each validated first (an unknown shape is an error naming it, not an empty read).
-pub(super) fn sql_symbols(symbols: &[String]) -> Result<String> {
-    symbols.iter().try_for_each(|s| validate_symbol(s))?;
-    Ok(crate::query::sql_strings(symbols))
-}
-
 /// The stored actions of `symbols` (all with `None`) at `as_of`, sorted by symbol, ex-date, kind and
 /// source, and the snapshot read.
 pub async fn read_actions(
     lake: &Lake,
-    symbols: Option<&[String]>,
+    symbols: Option<&[Symbol]>,
     as_of: &AsOf,
 ) -> Result<(Vec<CorporateAction>, u64)> {
     let filter = match symbols {
         Some([]) => return Ok((Vec::new(), 0)),
-        Some(list) => format!("WHERE symbol IN ({})", sql_symbols(list)?),
+        Some(list) => format!("WHERE symbol IN ({})", crate::query::sql_strings(list)),
         None => String::new(),
     };
     let sql = format!(
@@ -337,7 +326,7 @@ fn from_batches(batches: &[RecordBatch]) -> Result<Vec<CorporateAction>> {
             let ex_date = opt_date(&ex, i)
                 .ok_or_else(|| Error::invalid(format!("{DATASET}: row of {} has no ex_date", symbol.value(i))))?;
             out.push(CorporateAction {
-                symbol: symbol.value(i).to_string(),
+                symbol: Symbol::new(symbol.value(i))?,
                 ex_date,
                 kind: kind.value(i).parse()?,
                 source: source.value(i).parse()?,
@@ -369,8 +358,8 @@ mod tests {
 
     #[test]
     fn duplicates_merge_or_fail() {
-        let a = CorporateAction::dividend("A", d("2024-01-02"), ActionSource::Polygon, 0.5);
-        let b = CorporateAction::dividend("A", d("2024-01-02"), ActionSource::Polygon, 0.25);
+        let a = CorporateAction::dividend(Symbol::from_static("A"), d("2024-01-02"), ActionSource::Polygon, 0.5);
+        let b = CorporateAction::dividend(Symbol::from_static("A"), d("2024-01-02"), ActionSource::Polygon, 0.25);
         let (rows, merged) = merge_duplicates(vec![a.clone(), a.clone(), b]).unwrap();
         assert_eq!((rows.len(), merged), (1, 2));
         assert_eq!(
@@ -378,8 +367,8 @@ mod tests {
             Some(0.75),
             "two dividends going ex together are summed; the identical copy is not"
         );
-        let s1 = CorporateAction::split("A", d("2024-01-02"), ActionSource::Csv, 1.0, 2.0);
-        let s2 = CorporateAction::split("A", d("2024-01-02"), ActionSource::Csv, 1.0, 3.0);
+        let s1 = CorporateAction::split(Symbol::from_static("A"), d("2024-01-02"), ActionSource::Csv, 1.0, 2.0);
+        let s2 = CorporateAction::split(Symbol::from_static("A"), d("2024-01-02"), ActionSource::Csv, 1.0, 3.0);
         assert!(merge_duplicates(vec![s1, s2]).unwrap_err().to_string().contains("two different splits"));
     }
 }

@@ -13,6 +13,7 @@ use super::{Filing, Item, SkippedFiling, Statements, currency_of};
 use crate::error::Result;
 use crate::sources::http::RestClient;
 use crate::sources::polygon::{PolygonSettings, auth_headers, base_url, get_pages};
+use crate::symbol::Symbol;
 
 /// Results per page: Polygon's maximum for this endpoint.
 const PAGE_LIMIT: u32 = 100;
@@ -47,7 +48,7 @@ struct Client {
 }
 
 /// Every filing of every symbol (symbols fetched `settings.concurrency` at a time).
-pub(super) async fn fetch(settings: &PolygonSettings, symbols: &[String]) -> Result<Fetched> {
+pub(super) async fn fetch(settings: &PolygonSettings, symbols: &[Symbol]) -> Result<Fetched> {
     let client = Client {
         http: RestClient::new("polygon", &settings.http)?,
         base: base_url("polygon", &settings.base_url)?,

@@ -25,6 +25,7 @@ pub use pacing::{Pacer, PacingRules};
 use super::{Bar, BarSize, BarSource, Fetched, SymbolFailure, into_sessions};
 use crate::calendar::Session;
 use crate::error::{Error, Result};
+use crate::symbol::Symbol;
 
 /// `[tws]` settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -146,7 +147,7 @@ pub struct TwsSource {
     /// sessions of a symbol start at once.
     heads: Mutex<HashMap<String, Arc<HeadCell>>>,
     /// IB contract ids from the universe: a request by id cannot pick the wrong listing.
-    con_ids: HashMap<String, i32>,
+    con_ids: HashMap<Symbol, i32>,
 }
 
 impl TwsSource {
@@ -166,7 +167,7 @@ impl TwsSource {
     }
 
     /// Uses these contract ids (from `reference_universe`) for their symbols.
-    pub fn with_con_ids(mut self, con_ids: HashMap<String, i64>) -> Self {
+    pub fn with_con_ids(mut self, con_ids: HashMap<Symbol, i64>) -> Self {
         self.con_ids = con_ids.into_iter().filter_map(|(s, id)| i32::try_from(id).ok().map(|id| (s, id))).collect();
         self
     }
@@ -229,8 +230,8 @@ impl BarSource for TwsSource {
         serde_json::json!({ "what_to_show": "TRADES", "regular_hours": self.regular_hours, "exchange": c.exchange, "currency": c.currency })
     }
 
-    async fn fetch(&self, symbols: &[String], sessions: &[Session], size: BarSize) -> Result<Fetched> {
-        let failed: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    async fn fetch(&self, symbols: &[Symbol], sessions: &[Session], size: BarSize) -> Result<Fetched> {
+        let failed: Mutex<BTreeSet<Symbol>> = Mutex::new(BTreeSet::new());
         let is_failed = |s: &str| failed.lock().map(|f| f.contains(s)).unwrap_or(true);
         let requests: Vec<_> = symbols
             .iter()
@@ -247,7 +248,7 @@ impl BarSource for TwsSource {
             })
             .collect();
         let mut results = futures::stream::iter(requests).buffered(self.concurrency);
-        let mut by_symbol: HashMap<&String, Vec<Bar>> = HashMap::new();
+        let mut by_symbol: HashMap<&Symbol, Vec<Bar>> = HashMap::new();
         let mut out = Fetched::default();
         while let Some((symbol, result)) = results.next().await {
             match result {

@@ -15,6 +15,7 @@ use crate::ingest::{IngestRequest, IngestSettings, ingest, progress};
 use crate::outcome::Outcome;
 use crate::progress::{NoProgress, Progress};
 use crate::sources::{BarSource, SymbolFailure};
+use crate::symbol::Symbol;
 use crate::table::Lake;
 use crate::universe;
 
@@ -93,7 +94,7 @@ impl BackfillSettings {
 /// documents.
 #[derive(Debug, Clone)]
 pub struct BackfillOptions {
-    pub symbols: Option<Vec<String>>,
+    pub symbols: Option<Vec<Symbol>>,
     pub bar_size: BarSize,
     pub end: Option<NaiveDate>,
     pub chunk_sessions: Option<usize>,
@@ -129,7 +130,7 @@ impl BackfillOptions {
 /// What to backfill.
 #[derive(Debug, Clone)]
 pub struct BackfillRequest {
-    pub symbols: Vec<String>,
+    pub symbols: Vec<Symbol>,
     pub bar_size: BarSize,
     /// Last session to fill (normally the last completed one).
     pub end: NaiveDate,

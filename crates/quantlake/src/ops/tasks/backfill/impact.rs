@@ -9,6 +9,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
+use crate::symbol::Symbol;
 use crate::table::layout::PartitionKey;
 use crate::table::manifest::PartitionEntry;
 use crate::table::{Dataset, Lake, SnapshotSpec};
@@ -64,7 +65,7 @@ pub async fn measure(
     bar_datasets: &[String],
     feature_sets: &[String],
     sessions: &[NaiveDate],
-    symbols: &BTreeSet<String>,
+    symbols: &BTreeSet<Symbol>,
 ) -> Result<Impact> {
     let mut impact = Impact::default();
     let keys: Vec<String> = sessions.iter().map(|d| PartitionKey::Date(*d).to_string()).collect();
@@ -146,7 +147,7 @@ fn same(a: &[f64; 5], b: &[f64; 5]) -> bool {
 async fn closes(
     ds: &Dataset,
     entry: &PartitionEntry,
-    symbols: &BTreeSet<String>,
+    symbols: &BTreeSet<Symbol>,
 ) -> Result<HashMap<(String, i64), [f64; 5]>> {
     let batches = ds.read_partition_columns(entry, &["symbol", "ts", "open", "high", "low", "close", "volume"]).await?;
     let mut out = HashMap::new();
@@ -156,7 +157,7 @@ async fn closes(
     Ok(out)
 }
 
-fn collect_rows(b: &RecordBatch, symbols: &BTreeSet<String>, out: &mut HashMap<(String, i64), [f64; 5]>) -> Result<()> {
+fn collect_rows(b: &RecordBatch, symbols: &BTreeSet<Symbol>, out: &mut HashMap<(String, i64), [f64; 5]>) -> Result<()> {
     let symbol = arrow::compute::cast(b.column(0), &DataType::Utf8)?;
     let symbol = symbol.as_string::<i32>();
     let ts = arrow::compute::cast(b.column(1), &DataType::Int64)?;

@@ -45,7 +45,8 @@ use crate::ops::jobs::{Finish, JobHandle, JobRecord, JobStatus, JobStore};
 use crate::ops::tasks::daily_run::{HealthLine, PipelineSettings};
 use crate::ops::tasks::{Task, TaskKind};
 use crate::progress::NoProgress;
-use crate::sources::{AnySource, SourceKind, SymbolFailure, parse_symbols};
+use crate::sources::{AnySource, SourceKind, SymbolFailure};
+use crate::symbol::Symbol;
 use crate::table::layout::PartitionKey;
 use crate::table::operations::tag;
 use crate::table::{Dataset, Lake};
@@ -101,7 +102,7 @@ pub struct Chunk {
     pub end: NaiveDate,
     /// Re-ingest: the symbols to fetch in these sessions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub symbols: Vec<String>,
+    pub symbols: Vec<Symbol>,
 }
 
 /// One step of the plan.
@@ -122,7 +123,7 @@ pub struct BackfillPlan {
     pub layer: String,
     pub bar_size: BarSize,
     /// The scope's symbols; `None` is every symbol.
-    pub symbols: Option<Vec<String>>,
+    pub symbols: Option<Vec<Symbol>>,
     pub start: NaiveDate,
     pub end: NaiveDate,
     pub sessions: Vec<NaiveDate>,
@@ -214,7 +215,7 @@ pub async fn trigger_backfill(
     lake: &Lake,
     settings: PipelineSettings<'_>,
     dataset_name: &str,
-    symbols: Option<Vec<String>>,
+    symbols: Option<Vec<Symbol>>,
     start: NaiveDate,
     end: NaiveDate,
     options: &TriggerOptions,
@@ -333,7 +334,7 @@ fn chunks(sessions: &[NaiveDate], per_chunk: usize) -> Vec<Chunk> {
 struct Scope {
     dataset: String,
     layer: Layer,
-    symbols: Option<Vec<String>>,
+    symbols: Option<Vec<Symbol>>,
     start: NaiveDate,
     end: NaiveDate,
     sessions: Vec<NaiveDate>,
@@ -347,7 +348,7 @@ impl Scope {
         lake: &Lake,
         settings: PipelineSettings<'_>,
         dataset_name: &str,
-        symbols: Option<Vec<String>>,
+        symbols: Option<Vec<Symbol>>,
         start: NaiveDate,
         end: NaiveDate,
     ) -> Result<Self> {
@@ -415,7 +416,7 @@ async fn plan_reingest(
     })?;
     let raw_name = scope.bar_size.raw_dataset(kind.name());
     let wanted = match &scope.symbols {
-        Some(list) => parse_symbols(&list.join(","), kind)?,
+        Some(list) => list.clone(),
         None => crate::universe::active_symbols(lake).await?,
     };
     if wanted.is_empty() {
@@ -903,7 +904,7 @@ async fn execute(
     if plan.steps.iter().any(|s| s.step == Step::Curate) && plan.bar_size == BarSize::Minute {
         bar_datasets.push(curate::DATASET.to_string());
     }
-    let symbols: BTreeSet<String> = plan.symbols.iter().flatten().cloned().collect();
+    let symbols: BTreeSet<Symbol> = plan.symbols.iter().flatten().cloned().collect();
     result.impact =
         impact::measure(lake, &tagged.datasets, &bar_datasets, &plan.feature_sets, &plan.sessions, &symbols).await?;
     let changed: u64 = result.impact.partitions.iter().map(|p| p.rows_changed + p.rows_added + p.rows_removed).sum();
