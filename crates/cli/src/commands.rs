@@ -15,6 +15,7 @@ use super::args::{
     IngestArgs, ReadArgs, ScoreArgs, SnapshotCommand, SourceName, TrainArgs, TrainingSetArgs,
 };
 use super::output::Output;
+use super::rows_file::{RowsFile, RowsFormat};
 use quantlake::calendar::NyseCalendar;
 use quantlake::config::Config;
 use quantlake::curate::{self, BarsRequest, CurateRequest};
@@ -593,11 +594,7 @@ pub async fn features(ctx: &Context, args: FeaturesArgs, out: &Output) -> Result
 
 /// `training-set`: a point-in-time training set to a file, its lineage to the lake.
 pub async fn training_set(ctx: &Context, args: TrainingSetArgs, out: &Output) -> Result<Outcome> {
-    let format = match args.output.extension().and_then(|e| e.to_str()) {
-        Some("parquet") => Format::Parquet,
-        Some("arrow" | "ipc" | "feather") => Format::Arrow,
-        _ => return Err(Error::invalid(format!("--output {}: name a .parquet or .arrow file", args.output.display()))),
-    };
+    let format = RowsFormat::of(&args.output)?;
     let embargo = args
         .embargo
         .as_deref()
@@ -618,8 +615,13 @@ pub async fn training_set(ctx: &Context, args: TrainingSetArgs, out: &Output) ->
         fallback: FallbackSettings::from(&ctx.config.health),
         fundamentals: args.fundamentals.as_deref().map(crate::values::comma_list).unwrap_or_default(),
     };
-    let set = sets::get_features_for_training(&lake, &request).await?;
-    Output { json: false }.batches(&set.batches, format, Some(args.output.as_path()))?;
+    // Rows go to the file session by session, as they are joined; the file appears when all passed
+    // the leakage check.
+    let mut file = RowsFile::create(&args.output, format)?;
+    let progress = ctx.progress("training set");
+    let set = sets::training_set(&lake, &request, &progress, &mut |b| file.write(&b)).await?;
+    progress.finish();
+    file.finish()?;
     out.training_set(&set.lineage, &args.output);
     Ok(Outcome::Ok)
 }

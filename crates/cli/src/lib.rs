@@ -4,7 +4,7 @@
 //! is the `quantlake` crate's. Beside the commands: [`serve`] (the dashboard and its JSON API),
 //! [`demo`] (the walk-through) and [`bench`] (the peer benchmark's job).
 //!
-//! Floors, from the bottom up: `values`, `args`, `progress_bar`, `bench`, `demo`, `serve`, `output`,
+//! Floors, from the bottom up: `values`, `rows_file`, `args`, `progress_bar`, `bench`, `demo`, `serve`, `output`,
 //! `commands`. A module imports only the library and modules on a lower floor (`tests/lake/modules.rs`
 //! checks it).
 //!
@@ -26,6 +26,7 @@ pub mod commands;
 pub mod demo;
 mod output;
 mod progress_bar;
+mod rows_file;
 pub mod serve;
 mod values;
 

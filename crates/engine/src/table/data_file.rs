@@ -106,9 +106,11 @@ pub fn decode(bytes: Bytes) -> Result<Vec<RecordBatch>> {
 
 /// Decodes only the columns of `schema` (in its order, cast to its types; a column the file lacks, as
 /// an older schema version's file may, comes back null): a reader that needs few columns skips the
-/// pages of the others.
+/// pages of the others. One batch for the whole file (a partition, held whole anyway): a reader
+/// that needs its rows in one piece copies nothing more.
 pub fn decode_columns(bytes: Bytes, schema: &SchemaRef) -> Result<Vec<RecordBatch>> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(bytes)?;
+    let rows = usize::try_from(builder.metadata().file_metadata().num_rows()).unwrap_or(0).max(1);
     let parquet_schema = builder.parquet_schema();
     let leaves: Vec<usize> = schema
         .fields()
@@ -118,7 +120,7 @@ pub fn decode_columns(bytes: Bytes, schema: &SchemaRef) -> Result<Vec<RecordBatc
         })
         .collect();
     let mask = ProjectionMask::leaves(parquet_schema, leaves);
-    let reader = builder.with_projection(mask).with_batch_size(65_536).build()?;
+    let reader = builder.with_projection(mask).with_batch_size(rows).build()?;
     reader.map(|batch| project(&batch?, schema)).collect()
 }
 

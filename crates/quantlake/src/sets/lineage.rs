@@ -67,7 +67,7 @@ pub struct Lineage {
 }
 
 /// Why the target is not the one requested.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Fallback {
     pub coverage: f64,
     pub threshold: f64,
@@ -129,7 +129,7 @@ impl CodeVersion {
 
 /// What the leakage check measured (microseconds; a feature lead must be <= 0, a label start gap
 /// >= 0, a label end gap > 0).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LeakageCheck {
     pub rows: u64,
     /// max(available_at - decision_time) over the joined rows.
