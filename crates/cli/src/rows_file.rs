@@ -38,7 +38,8 @@ impl RowsFormat {
 
 /// Dictionaries only for `symbol`: the other columns (floats, timestamps) are mostly distinct, and
 /// interning them would cost the writer more than it saves. Statistics (what readers prune row groups
-/// and pages with) for the key columns, `symbol` and `ts`, where a filter goes.
+/// and pages with) for the key columns, `symbol` and `ts`, where a filter goes. Values reach the
+/// encoders 16,384 at a time (the default 1,024 checks the page size 16 times as often).
 fn parquet_properties() -> WriterProperties {
     let mut properties = WriterProperties::builder()
         .set_dictionary_enabled(false)

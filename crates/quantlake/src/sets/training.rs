@@ -473,10 +473,13 @@ fn projected_schema(ds: &Dataset, columns: &[String]) -> Result<std::sync::Arc<S
     Ok(std::sync::Arc::new(Schema::new(fields)))
 }
 
-/// `columns` of one partition, as one batch.
+/// `columns` of one partition, as one batch (as the engine decodes a partition: no copy then).
 async fn read(ds: &Dataset, entry: &PartitionEntry, columns: &[String]) -> Result<RecordBatch> {
     let names: Vec<&str> = columns.iter().map(String::as_str).collect();
-    let batches = ds.read_partition_columns(entry, &names).await?;
+    let mut batches = ds.read_partition_columns(entry, &names).await?;
+    if batches.len() == 1 {
+        return Ok(batches.remove(0));
+    }
     let schema = projected_schema(ds, columns)?;
     Ok(arrow::compute::concat_batches(&schema, &batches)?)
 }
