@@ -56,7 +56,8 @@ pub struct TrainingRequest {
 }
 
 /// A training set: rows `symbol, ts, decision_time, feature_ts, available_at, label_end, <features>,
-/// target`, by session, then symbol and decision time.
+/// target`, by session, then symbol and decision time ([`training_set_sql`]'s: by symbol, then
+/// decision time).
 #[derive(Debug, Clone)]
 pub struct TrainingSet {
     pub batches: Vec<RecordBatch>,
