@@ -52,7 +52,7 @@ async fn lake(root: &std::path::Path) -> Lake {
     }
     let lake = Lake::init(&url, LakeOptions::default()).await.expect("lake");
     let days = sessions();
-    let symbols = symbol_names(SYMBOLS);
+    let symbols = symbol_names(SYMBOLS).expect("synthetic symbols");
     let source = SyntheticSource::new(SyntheticSettings::default()).expect("source");
     let started = Instant::now();
     for chunk in days.chunks(CHUNK) {
@@ -109,7 +109,12 @@ async fn main() {
             end: last,
         },
         Case { name: "1 symbol x 252 sessions", symbols: vec![Symbol::from_static("MSFT")], start: days[0], end: last },
-        Case { name: "1 session x 500 symbols", symbols: symbol_names(SYMBOLS), start: last, end: last },
+        Case {
+            name: "1 session x 500 symbols",
+            symbols: symbol_names(SYMBOLS).expect("synthetic symbols"),
+            start: last,
+            end: last,
+        },
     ];
     let glob = root.join("lake/curated/curated_1m_bars/*/*.parquet").display().to_string();
     let duck = duckdb::Connection::open_in_memory().expect("duckdb");

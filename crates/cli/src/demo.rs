@@ -17,7 +17,7 @@ use quantlake::query::{QueryEngine, SqlResult};
 use quantlake::sources::BarSource;
 use quantlake::sources::synthetic::{SyntheticSettings, SyntheticSource, symbol_names};
 use quantlake::storage::LakeLocation;
-use quantlake::symbol::Symbol;
+use quantlake::symbol::SymbolList;
 use quantlake::table::AsOf;
 use quantlake::table::operations::history::{self, SnapshotInfo};
 use quantlake::table::operations::tag;
@@ -66,7 +66,7 @@ pub async fn run(url: &str, options: LakeOptions, config: &Config, progress: &dy
         outlier_rate: 0.0005,
     })?;
     let request = IngestRequest {
-        symbols: symbol_names(SYMBOLS),
+        symbols: symbol_names(SYMBOLS)?,
         start: date("2024-01-02"),
         end: date("2024-01-12"),
         bar_size: BarSize::Minute,
@@ -81,7 +81,7 @@ pub async fn run(url: &str, options: LakeOptions, config: &Config, progress: &dy
     // A vendor re-sends three symbols for three sessions: those rows are replaced, nothing else.
     let corrected = SyntheticSource::new(SyntheticSettings { seed: 7, ..Default::default() })?;
     let request = IngestRequest {
-        symbols: ["AAPL", "MSFT", "NVDA"].map(Symbol::from_static).to_vec(),
+        symbols: "AAPL,MSFT,NVDA".parse::<SymbolList>()?.into_vec(),
         start: date("2024-01-08"),
         end: date("2024-01-10"),
         chunk_sessions: 5,

@@ -33,6 +33,7 @@ use quantlake::table::{DatasetSummary, LakeTag, RecoveryReport, StageResult, Tag
 use quantlake::universe::{Breadth, Member, RebuildReport};
 
 use super::args::Format;
+use super::rows_file::{RowsFile, RowsFormat};
 
 mod jobs;
 
@@ -1027,6 +1028,18 @@ impl Output {
 
     /// Writes `batches` in `format` to `output`, or to stdout (text formats only).
     pub fn batches(&self, batches: &[RecordBatch], format: Format, output: Option<&std::path::Path>) -> Result<()> {
+        let file_format = match format {
+            Format::Parquet => Some(RowsFormat::Parquet),
+            Format::Arrow => Some(RowsFormat::Arrow),
+            _ => None,
+        };
+        if let (Some(file_format), Some(path)) = (file_format, output) {
+            let mut file = RowsFile::create(path, file_format)?;
+            for b in batches {
+                file.write(b)?;
+            }
+            return file.finish().map(drop);
+        }
         let mut sink: Box<dyn std::io::Write> = match output {
             Some(path) => Box::new(std::io::BufWriter::new(
                 std::fs::File::create(path).map_err(|e| Error::invalid(format!("--output {}: {e}", path.display())))?,
@@ -1056,26 +1069,8 @@ impl Output {
                     if body.is_empty() { "[]".into() } else { String::from_utf8_lossy(&body).into_owned() }
                 )?;
             }
-            Format::Parquet | Format::Arrow => {
-                let Some(schema) = batches.first().map(|b| b.schema()) else {
-                    return Err(Error::invalid("no rows to write"));
-                };
-                let mut file = Vec::new();
-                if format == Format::Parquet {
-                    let mut w = parquet::arrow::ArrowWriter::try_new(&mut file, schema, None)?;
-                    for b in batches {
-                        w.write(b)?;
-                    }
-                    w.close()?;
-                } else {
-                    let mut w = arrow::ipc::writer::FileWriter::try_new(&mut file, &schema)?;
-                    for b in batches {
-                        w.write(b)?;
-                    }
-                    w.finish()?;
-                }
-                sink.write_all(&file)?;
-            }
+            // Written above: they need a file.
+            Format::Parquet | Format::Arrow => {}
         }
         sink.flush()?;
         Ok(())

@@ -78,7 +78,7 @@ impl RowsFile {
         Ok(Self { path: path.to_path_buf(), partial, format, writer: None, rows: 0 })
     }
 
-    /// Appends `batch`; the first one fixes the schema.
+    /// Appends `batch`; the first one (rows or not) fixes the schema.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         if self.writer.is_none() {
             let file = File::create(&self.partial)
@@ -93,6 +93,9 @@ impl RowsFile {
                 }
                 RowsFormat::Arrow => Writer::Arrow(FileWriter::try_new(sink, &schema)?),
             });
+        }
+        if batch.num_rows() == 0 {
+            return Ok(()); // the schema is set; no empty row group
         }
         match self.writer.as_mut() {
             Some(Writer::Parquet { file, columns, row_groups }) => {

@@ -480,6 +480,20 @@ impl Dataset {
     /// Reads some columns of one partition version (see [`data_file::decode_columns`]), named as in
     /// the contract and returned in the order given.
     pub async fn read_partition_columns(&self, e: &PartitionEntry, columns: &[&str]) -> Result<Vec<RecordBatch>> {
+        let schema = self.projected_schema(columns)?;
+        let path = self.paths.version_file(&e.partition, &e.file_id);
+        let bytes = self.store.get(&path).await?.ok_or_else(|| Error::Integrity {
+            dataset: self.name().to_string(),
+            reason: format!("data file {path} of partition {} is missing (run `quantlake verify`)", e.partition),
+        })?;
+        tokio::task::spawn_blocking(move || data_file::decode_columns(bytes, &schema))
+            .await
+            .map_err(|e| Error::Io(std::io::Error::other(e)))?
+    }
+
+    /// The contract's fields of `columns`, in that order: the schema [`Self::read_partition_columns`]
+    /// returns.
+    pub fn projected_schema(&self, columns: &[&str]) -> Result<arrow::datatypes::SchemaRef> {
         let full = self.contract.arrow_schema();
         let fields = columns
             .iter()
@@ -489,15 +503,7 @@ impl Dataset {
                     .map_err(|_| Error::invalid(format!("{} has no column '{c}'", self.name())))
             })
             .collect::<Result<Vec<_>>>()?;
-        let schema = Arc::new(arrow::datatypes::Schema::new(fields));
-        let path = self.paths.version_file(&e.partition, &e.file_id);
-        let bytes = self.store.get(&path).await?.ok_or_else(|| Error::Integrity {
-            dataset: self.name().to_string(),
-            reason: format!("data file {path} of partition {} is missing (run `quantlake verify`)", e.partition),
-        })?;
-        tokio::task::spawn_blocking(move || data_file::decode_columns(bytes, &schema))
-            .await
-            .map_err(|e| Error::Io(std::io::Error::other(e)))?
+        Ok(Arc::new(arrow::datatypes::Schema::new(fields)))
     }
 
     /// Finishes any interrupted commit (see [`transaction`]), deciding a stage whose writer stopped
@@ -541,7 +547,8 @@ impl Dataset {
     }
 }
 
-fn keep_symbols(batch: &RecordBatch, symbols: &BTreeSet<Symbol>) -> Result<RecordBatch> {
+/// The rows of `batch` whose `symbol` is one of `symbols` (a batch without the column is kept whole).
+pub fn keep_symbols(batch: &RecordBatch, symbols: &BTreeSet<Symbol>) -> Result<RecordBatch> {
     use arrow::array::{AsArray, BooleanArray};
     let Some(col) = batch.column_by_name("symbol") else { return Ok(batch.clone()) };
     let keep: BooleanArray =

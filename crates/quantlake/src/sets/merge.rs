@@ -8,16 +8,16 @@
 //! window returns too. The SQL stays as the reference this merge is tested against.
 
 use std::cmp::Ordering;
+use std::collections::BTreeSet;
 use std::ops::Range;
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringArray, TimestampMicrosecondArray, UInt32Array,
-};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, TimestampMicrosecondArray, UInt32Array};
 use arrow::compute::{SortColumn, interleave, lexsort_to_indices, take_record_batch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType};
 
 use crate::error::{Error, Result};
+use crate::symbol::Symbol;
 
 /// One session's feature rows (`symbol, ts, available_at, <features>`), sorted by (symbol, ts), with
 /// the row range of each symbol.
@@ -116,8 +116,8 @@ pub(crate) struct Rules {
     pub cutoff_us: i64,
     /// Unusable annotations, in the order [`Tally::excluded_by`] counts them.
     pub unusable: Vec<Unusable>,
-    /// Only these symbols (sorted; empty: all).
-    pub symbols: Vec<String>,
+    /// Only these symbols (empty: all).
+    pub symbols: BTreeSet<Symbol>,
     /// One feature bar and one label bar, µs.
     pub feature_bar_us: i64,
     pub label_bar_us: i64,
@@ -126,7 +126,7 @@ pub(crate) struct Rules {
 /// An unusable annotation: the cells of `symbols` (all with `None`) from `start_us` to `end_us`.
 #[derive(Debug, Clone)]
 pub(crate) struct Unusable {
-    pub symbols: Option<Vec<String>>,
+    pub symbols: Option<Vec<Symbol>>,
     pub start_us: i64,
     pub end_us: i64,
 }
@@ -175,11 +175,9 @@ impl Tally {
     }
 }
 
+/// The smaller of two optional values, or the one there is.
 fn min_some(a: Option<i64>, b: Option<i64>) -> Option<i64> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
+    a.into_iter().chain(b).min()
 }
 
 /// The entity rows of one label partition and where each one's features are: this session's rows
@@ -216,7 +214,7 @@ pub(crate) fn select(labels: LabelRows, features: &FeatureRows, rules: &Rules) -
     let mut next_run = 0;
     for run in runs(symbol) {
         let s = symbol.value(run.start);
-        if !rules.symbols.is_empty() && rules.symbols.binary_search_by(|x| x.as_str().cmp(s)).is_err() {
+        if !rules.symbols.is_empty() && !rules.symbols.contains(s) {
             continue;
         }
         while next_run < features.runs.len() && feature_symbols.value(features.runs[next_run].start) < s {
@@ -268,7 +266,7 @@ impl Picked {
         let (t, d, e) = (c.ts.value(i), c.decision.value(i), c.end.value(i));
         let mut unusable = false;
         for (k, u) in rules.unusable.iter().enumerate() {
-            let concerns = u.symbols.as_ref().is_none_or(|list| list.iter().any(|x| x == s));
+            let concerns = u.symbols.as_ref().is_none_or(|list| list.iter().any(|x| x.as_str() == s));
             if concerns && u.start_us < e && u.end_us >= t {
                 tally.excluded_by[k] += 1;
                 unusable = true;
@@ -437,19 +435,6 @@ fn sorted(batch: RecordBatch) -> Result<RecordBatch> {
     Ok(take_record_batch(&batch, &indices)?)
 }
 
-/// `batch` without the rows of symbols outside `symbols` (sorted; empty keeps all).
-pub(crate) fn keep_symbols(batch: RecordBatch, symbols: &[String]) -> Result<RecordBatch> {
-    if symbols.is_empty() {
-        return Ok(batch);
-    }
-    let names = self::symbols(&batch)?;
-    let keep: BooleanArray = names
-        .iter()
-        .map(|s| Some(s.is_some_and(|s| symbols.binary_search_by(|x| x.as_str().cmp(s)).is_ok())))
-        .collect();
-    Ok(arrow::compute::filter_record_batch(&batch, &keep)?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -498,7 +483,7 @@ mod tests {
         Rules {
             cutoff_us: 1_000 * MIN,
             unusable: Vec::new(),
-            symbols: Vec::new(),
+            symbols: BTreeSet::new(),
             feature_bar_us: MIN,
             label_bar_us: MIN,
         }
@@ -558,10 +543,10 @@ mod tests {
         let mut rules = rules();
         rules.cutoff_us = 20 * MIN;
         rules.unusable = vec![
-            Unusable { symbols: Some(vec!["A".into()]), start_us: 2 * MIN, end_us: 2 * MIN },
+            Unusable { symbols: Some(vec![Symbol::from_static("A")]), start_us: 2 * MIN, end_us: 2 * MIN },
             Unusable { symbols: None, start_us: 50 * MIN, end_us: 60 * MIN },
         ];
-        rules.symbols = vec!["A".into()];
+        rules.symbols = BTreeSet::from([Symbol::from_static("A")]);
         let session = labels(&[
             ("A", 0, None, None),          // no target
             ("A", 1, Some(1.0), Some(30)), // ends after the cutoff: purged

@@ -63,6 +63,7 @@ use crate::query::{QueryEngine, SqlResult};
 use crate::symbol::Symbol;
 use crate::table::AsOf;
 use crate::table::Lake;
+use crate::table::manifest::TableState;
 
 const POINT_IN_TIME_SQL: &str = include_str!("point_in_time.sql");
 
@@ -126,13 +127,23 @@ pub fn label_set_of(lake: &Lake, label: &str) -> Result<(LabelSet, String)> {
 
 /// Each dataset's snapshot `as_of` names, all through one lake view.
 pub(crate) async fn pin(lake: &Lake, datasets: &[&str], as_of: &AsOf) -> Result<(BTreeMap<String, u64>, u64)> {
+    let (states, lake_seq) = pin_states(lake, datasets, as_of).await?;
+    Ok((states.into_iter().map(|(name, state)| (name, state.snapshot_id)).collect(), lake_seq))
+}
+
+/// [`pin`]'s states themselves (their partitions), for a reader that goes on to read them.
+pub(crate) async fn pin_states(
+    lake: &Lake,
+    datasets: &[&str],
+    as_of: &AsOf,
+) -> Result<(BTreeMap<String, TableState>, u64)> {
     as_of.check_datasets(lake)?;
     let view = lake.view().await?;
     let mut out = BTreeMap::new();
     for name in datasets {
         let ds = lake.dataset(name)?;
         let state = ds.snapshot_in(as_of.spec_for(ds.name()), &view).await?;
-        out.insert(ds.name().to_string(), state.snapshot_id);
+        out.insert(ds.name().to_string(), state);
     }
     Ok((out, view.pinned().unwrap_or(0)))
 }

@@ -17,7 +17,7 @@ use futures::StreamExt;
 
 use super::lineage::{self, CodeVersion, Exclusion, LeakageCheck, Lineage};
 use super::merge::{self, FeatureRows, LabelRows, Rules, Tally, Unusable};
-use super::{FallbackSettings, feature_set, join_features, judge_leakage, label_set_of, pin, symbol_filter};
+use super::{FallbackSettings, feature_set, join_features, judge_leakage, label_set_of, pin_states, symbol_filter};
 use crate::calendar::NyseCalendar;
 use crate::dq::annotations::Annotation;
 use crate::dq::target_coverage::TargetCoverage;
@@ -27,8 +27,8 @@ use crate::progress::{NoProgress, Progress};
 use crate::query::{QueryEngine, SqlResult};
 use crate::symbol::Symbol;
 use crate::table::layout::PartitionKey;
-use crate::table::manifest::PartitionEntry;
-use crate::table::{AsOf, Dataset, Lake};
+use crate::table::manifest::{PartitionEntry, TableState};
+use crate::table::{AsOf, Dataset, Lake, keep_symbols};
 
 /// Sessions read and joined at once: enough to keep both cores busy while one session is written.
 const SESSIONS_IN_FLIGHT: usize = 4;
@@ -94,6 +94,8 @@ struct Plan {
     fundamentals: Vec<String>,
     read: Vec<String>,
     snapshots: BTreeMap<String, u64>,
+    /// The states of the datasets read, as pinned (the streamed set reads their partitions).
+    states: BTreeMap<String, TableState>,
     lake_seq: u64,
     /// Every dataset read pinned to its snapshot.
     as_of: AsOf,
@@ -116,7 +118,8 @@ impl Plan {
             read.push(crate::reference::fundamentals::DATASET.to_string());
         }
         let names: Vec<&str> = read.iter().map(String::as_str).collect();
-        let (snapshots, lake_seq) = pin(lake, &names, &request.as_of).await?;
+        let (states, lake_seq) = pin_states(lake, &names, &request.as_of).await?;
+        let snapshots: BTreeMap<String, u64> = states.iter().map(|(n, s)| (n.clone(), s.snapshot_id)).collect();
         for name in [&set.name, &labels.name] {
             if snapshots[name.as_str()] == 0 {
                 return Err(Error::invalid(format!(
@@ -177,6 +180,7 @@ impl Plan {
             fundamentals,
             read,
             snapshots,
+            states,
             lake_seq,
             as_of,
         })
@@ -184,13 +188,11 @@ impl Plan {
 
     /// The merge's rules: the purge cutoff, the unusable annotations, the symbols asked for, the bars.
     fn rules(&self, request: &TrainingRequest) -> Rules {
-        let mut symbols: Vec<String> = request.symbols.iter().map(Symbol::to_string).collect();
-        symbols.sort_unstable();
         let unusable = self
             .unusable
             .iter()
             .map(|a| Unusable {
-                symbols: a.symbols.as_ref().map(|s| s.iter().map(Symbol::to_string).collect()),
+                symbols: a.symbols.clone(),
                 start_us: a.start.timestamp_micros(),
                 end_us: a.end.timestamp_micros(),
             })
@@ -198,7 +200,7 @@ impl Plan {
         Rules {
             cutoff_us: self.cutoff.timestamp_micros(),
             unusable,
-            symbols,
+            symbols: request.symbols.iter().cloned().collect(),
             feature_bar_us: i64::from(self.set.bar_minutes) * 60_000_000,
             label_bar_us: i64::from(self.labels.bar_minutes) * 60_000_000,
         }
@@ -330,20 +332,9 @@ pub async fn training_set(
     }
     let features = lake.dataset(&plan.set.name)?;
     let labels = lake.dataset(&plan.labels.name)?;
-    let view = lake.view().await?;
     let read_start = NyseCalendar.add_sessions(request.start, -1);
-    let feature_parts = by_session(
-        &features,
-        &features.snapshot_in(plan.as_of.spec_for(features.name()), &view).await?.partitions,
-        read_start,
-        request.end,
-    )?;
-    let label_parts = by_session(
-        &labels,
-        &labels.snapshot_in(plan.as_of.spec_for(labels.name()), &view).await?.partitions,
-        request.start,
-        request.end,
-    )?;
+    let feature_parts = by_session(&features, &plan.states[features.name()].partitions, read_start, request.end)?;
+    let label_parts = by_session(&labels, &plan.states[labels.name()].partitions, request.start, request.end)?;
     let mut sessions: Vec<NaiveDate> = feature_parts.keys().chain(label_parts.keys()).copied().collect();
     sessions.sort_unstable();
     sessions.dedup();
@@ -353,7 +344,7 @@ pub async fn training_set(
     feature_columns.extend(plan.set.columns());
     let label_columns =
         ["symbol".to_string(), "ts".into(), "decision_time".into(), plan.target.clone(), plan.end_column.clone()];
-    let feature_schema = projected_schema(&features, &feature_columns)?;
+    let feature_schema = features.projected_schema(&feature_columns.iter().map(String::as_str).collect::<Vec<_>>())?;
     let schema = merge::output_schema(&feature_schema);
     let rules = std::sync::Arc::new(plan.rules(request));
 
@@ -423,7 +414,8 @@ impl SessionReader {
         };
         tokio::task::spawn_blocking(move || -> Result<(FeatureRows, Option<merge::Selected>)> {
             let features = match f {
-                Some(b) => FeatureRows::new(merge::keep_symbols(b, &self.rules.symbols)?)?,
+                Some(b) if self.rules.symbols.is_empty() => FeatureRows::new(b)?,
+                Some(b) => FeatureRows::new(keep_symbols(&b, &self.rules.symbols)?)?,
                 None => FeatureRows::empty(self.feature_schema.clone()),
             };
             let selected = match l {
@@ -462,18 +454,6 @@ fn by_session(
     Ok(out)
 }
 
-/// The contract's fields of `columns`, in that order.
-fn projected_schema(ds: &Dataset, columns: &[String]) -> Result<std::sync::Arc<Schema>> {
-    let full = ds.contract().arrow_schema();
-    let fields = columns
-        .iter()
-        .map(|c| {
-            full.field_with_name(c).cloned().map_err(|_| Error::invalid(format!("{} has no column '{c}'", ds.name())))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(std::sync::Arc::new(Schema::new(fields)))
-}
-
 /// `columns` of one partition, as one batch (as the engine decodes a partition: no copy then).
 async fn read(ds: &Dataset, entry: &PartitionEntry, columns: &[String]) -> Result<RecordBatch> {
     let names: Vec<&str> = columns.iter().map(String::as_str).collect();
@@ -481,8 +461,7 @@ async fn read(ds: &Dataset, entry: &PartitionEntry, columns: &[String]) -> Resul
     if batches.len() == 1 {
         return Ok(batches.remove(0));
     }
-    let schema = projected_schema(ds, columns)?;
-    Ok(arrow::compute::concat_batches(&schema, &batches)?)
+    Ok(arrow::compute::concat_batches(&ds.projected_schema(&names)?, &batches)?)
 }
 
 /// The same training set through DuckDB: the whole window's `ASOF JOIN` (`point_in_time.sql`), ordered

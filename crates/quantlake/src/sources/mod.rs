@@ -102,7 +102,7 @@ pub trait BarSource: Send + Sync {
 pub fn parse_symbols(spec: &str, kind: SourceKind) -> Result<Vec<Symbol>> {
     match spec.trim().parse::<usize>() {
         Ok(0) => Err(Error::invalid("--symbols 0: ask for at least one symbol")),
-        Ok(n) if kind == SourceKind::Synthetic => Ok(synthetic::symbol_names(n)),
+        Ok(n) if kind == SourceKind::Synthetic => synthetic::symbol_names(n),
         Ok(_) => {
             Err(Error::invalid(format!("--symbols {spec}: a count is only for the synthetic source; list the symbols")))
         }
