@@ -617,7 +617,8 @@ fn concat(batches: &[arrow::array::RecordBatch]) -> Option<arrow::array::RecordB
 /// The native one-minute read (`get_curated_bars`: only the symbols' pages, no DuckDB) returns exactly
 /// what the DuckDB SQL over the snapshot returns: same columns, types, rows and order, for several
 /// symbols over several row groups, extended hours on and off, an absent symbol, older snapshots
-/// and split adjustment.
+/// and split adjustment; most of the reads find their files' footers in the lake's cache. On S3 a
+/// read makes at most two requests per partition file, one once the footer is cached.
 async fn native_minute_reads_equal_sql_on(backend: Backend) {
     use quantlake::curate::{Adjustment, BarsRequest, Frequency, get_curated_bars};
     use quantlake::table::AsOf;
@@ -706,6 +707,28 @@ async fn native_minute_reads_equal_sql_on(backend: Backend) {
         request.read_with_sql(&lake, &bad).await.unwrap_err(),
     );
     assert_eq!(a.to_string(), b.to_string());
+
+    // Footers are parsed once per lake handle: the reads above filled its cache.
+    let (footers, bytes) = lake.footer_cache().usage();
+    assert!(footers >= 4 && bytes > 0, "{footers} footers, {bytes} bytes");
+    // On S3, one read's requests for data files: with an empty cache the tail and the pages of each
+    // file, then the pages only (none in a file whose statistics rule the symbol out).
+    let fresh = quantlake::table::Lake::open(&t.url, t.options()).await.unwrap();
+    let files = lake.dataset("curated_1m_bars").unwrap().latest().await.unwrap().partitions.len() as u64;
+    let request = BarsRequest { start: d("2023-01-01"), end: d("2024-12-31"), ..request };
+    let gets =
+        || async { t.s3_requests("_versions/curated_1m_bars/").await.map(|c| c.get("GET").copied().unwrap_or(0)) };
+    let before = gets().await;
+    let cold = get_curated_bars(&fresh, &request, &AsOf::latest()).await.unwrap();
+    let middle = gets().await;
+    let warm = get_curated_bars(&fresh, &request, &AsOf::latest()).await.unwrap();
+    let after = gets().await;
+    assert_eq!(concat(&cold), concat(&warm));
+    assert_eq!(fresh.footer_cache().usage().0 as u64, files);
+    if let (Some(before), Some(middle), Some(after)) = (before, middle, after) {
+        let (cold, warm) = (middle - before, after - middle);
+        assert!(cold <= 2 * files && warm <= files && warm < cold, "{files} files: {cold} GETs cold, {warm} warm");
+    }
 }
 
 both_backends!(native_minute_reads_equal_sql, native_minute_reads_equal_sql_on);

@@ -29,7 +29,8 @@ use crate::support::{Backend, TestLake, python, repo};
 use crate::{day, ingest_synthetic};
 
 /// The peer benchmark's DuckDB job and `quantlake bench peer-job` on the same generated input agree:
-/// same rows, gaps and outliers, no null mismatch, every value within 1e-9.
+/// same rows, gaps and outliers, no null mismatch, every value within 1e-9. The job's product is a lake,
+/// read in place as the harness reads it.
 #[test]
 fn peer_job_equals_the_duckdb_peer() {
     let dir = tempfile::tempdir().unwrap();
@@ -59,10 +60,19 @@ fn peer_job_equals_the_duckdb_peer() {
     let out =
         run(t.cli().args(["bench", "peer-job"]).arg(dir.path().join("raw")).arg(dir.path().join("out_quantlake")));
     let line = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        line.trim_end().lines().last().unwrap().starts_with("ENGINE=quantlake-"),
-        "the harness's last line: {line}"
-    );
+    let last = line.trim_end().lines().last().unwrap();
+    assert!(last.starts_with("ENGINE=quantlake-"), "the harness's last line: {line}");
+    assert!(last.contains(&format!(" rows_out={} ", 6 * 4 * 390)), "the harness's last line: {line}");
+    assert!(dir.path().join("out_quantlake/_lake.json").exists(), "the job's product is a lake");
+    let again = t
+        .cli()
+        .args(["bench", "peer-job"])
+        .arg(dir.path().join("raw"))
+        .arg(dir.path().join("out_quantlake"))
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(3), "a folder that is not empty is refused: {again:?}");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("is not empty"), "{again:?}");
     let cmp = run(Command::new(python())
         .arg(repo().join("tests/python/compare_peer.py"))
         .arg(dir.path().join("out_duckdb"))

@@ -117,6 +117,16 @@ impl TestLake {
         }
     }
 
+    /// HTTP requests the S3 server has served under `key` of this lake (e.g. `_versions/`), by method;
+    /// `None` on a local lake.
+    pub async fn s3_requests(&self, key: &str) -> Option<std::collections::BTreeMap<String, u64>> {
+        let lake = self.url.strip_prefix("s3://")?;
+        let url = format!("{}/_requests?prefix=/{lake}/{key}", s3_endpoint());
+        let client = reqwest::Client::builder().no_proxy().build().expect("http client");
+        let body = client.get(url).send().await.expect("request counts").bytes().await.expect("counts");
+        Some(serde_json::from_slice(&body).expect("counts as JSON"))
+    }
+
     pub fn options(&self) -> LakeOptions {
         let storage = self
             .env()

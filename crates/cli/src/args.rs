@@ -1003,9 +1003,9 @@ pub enum CheckCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
-    /// The peer benchmark's job (../shared/bench/peers): import RAW_DIR's files into a scratch lake,
-    /// curate, compute features_price_1m_v1 and labels_fwd_ret_v1, and write the harness's layout to
-    /// OUT_DIR (date=YYYY-MM-DD/part.parquet); prints one line with the time of each stage.
+    /// The peer benchmark's job (../shared/bench/peers): import RAW_DIR's files into a new lake at
+    /// OUT_DIR (absent or empty), curate, and compute features_price_1m_v1 and labels_fwd_ret_v1; the
+    /// harness verifies the lake in place. Prints one line with the time of each stage.
     PeerJob { raw_dir: PathBuf, out_dir: PathBuf },
 }
 

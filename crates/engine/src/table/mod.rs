@@ -94,6 +94,7 @@ pub struct Lake {
     contracts: Arc<Contracts>,
     settings: EngineSettings,
     lake_log: LakeLog,
+    footers: pruned::FooterCache,
 }
 
 impl Lake {
@@ -137,11 +138,17 @@ impl Lake {
             store,
             contracts: Arc::new(contracts),
             settings: options.settings,
+            footers: pruned::FooterCache::default(),
         })
     }
 
     pub fn url(&self) -> &str {
         self.store.url()
+    }
+
+    /// The parsed footers of this lake's data files that reads keep (see [`pruned::FooterCache`]).
+    pub fn footer_cache(&self) -> &pruned::FooterCache {
+        &self.footers
     }
 
     pub fn store(&self) -> &LakeStore {
@@ -183,6 +190,7 @@ impl Lake {
             paths,
             settings: self.settings.clone(),
             lake_log: self.lake_log.clone(),
+            footers: self.footers.clone(),
         })
     }
 
@@ -274,6 +282,8 @@ pub struct Dataset {
     pub(crate) log: Log,
     pub(crate) settings: EngineSettings,
     pub(crate) lake_log: LakeLog,
+    /// Parsed footers of version files, shared by every dataset of the lake.
+    pub(crate) footers: pruned::FooterCache,
 }
 
 impl Dataset {

@@ -5,6 +5,10 @@
 //! wanted column. Only the file's tail (footer and page index) and those pages are fetched, on local
 //! disk with `pread`, on S3 as ranged GETs, and decoded in parallel per row group (rayon).
 //!
+//! A file's footer and page index are parsed once per [`Lake`](super::Lake) and kept in a
+//! [`FooterCache`]: version files never change (a new version is a new file), so a cached footer is
+//! never stale, and a later read of the file fetches only its pages: one request per file on S3.
+//!
 //! A file written without statistics or page index (another writer, an old lake) is still read
 //! correctly, just with less skipping: a row group without statistics is read whole.
 
@@ -17,6 +21,7 @@ use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
 use arrow::datatypes::{Schema, SchemaRef};
 use bytes::{Buf, Bytes};
 use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{
     ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection, RowSelectionPolicy,
@@ -24,7 +29,8 @@ use parquet::arrow::arrow_reader::{
 };
 use parquet::errors::ParquetError;
 use parquet::file::metadata::{
-    ColumnChunkMask, PageIndexPolicy, ParquetMetaDataOptions, ParquetMetaDataReader, ParquetStatisticsPolicy,
+    ColumnChunkMask, PageIndexPolicy, ParquetMetaData, ParquetMetaDataOptions, ParquetMetaDataReader,
+    ParquetStatisticsPolicy,
 };
 use parquet::file::page_index::column_index::ColumnIndexMetaData;
 use parquet::file::reader::{ChunkReader, Length};
@@ -76,10 +82,17 @@ impl Dataset {
         {
             // Local: a blocking pread per range is cheaper than a round trip through the runtime.
             Some(paths) => {
-                let (want, entries) = (want.clone(), partitions.to_vec());
+                let (want, entries, footers) = (want.clone(), partitions.to_vec(), self.footers.clone());
+                let keys: Vec<Path> =
+                    partitions.iter().map(|e| self.paths.version_file(&e.partition, &e.file_id)).collect();
                 let name = self.name().to_string();
                 blocking(move || {
-                    entries.into_par_iter().zip(paths).map(|(e, p)| plan_local(&name, e, &p, &want)).collect()
+                    entries
+                        .into_par_iter()
+                        .zip(paths)
+                        .zip(keys)
+                        .map(|((e, p), key)| plan_local(&name, e, &p, key, &footers, &want))
+                        .collect()
                 })
                 .await?
             }
@@ -93,7 +106,8 @@ impl Dataset {
         blocking(move || decode_all(files, &want)).await
     }
 
-    /// Plans one file of an object store: its tail, then the pages it needs, in one request each.
+    /// Plans one file of an object store: its footer (one request for its tail, unless cached), then
+    /// the pages the plan needs (one `get_ranges`, which the store coalesces).
     async fn plan_remote(&self, entry: PartitionEntry, want: Arc<Want>) -> Result<FileRead> {
         let path = self.paths.version_file(&entry.partition, &entry.file_id);
         let size = entry.bytes;
@@ -101,29 +115,90 @@ impl Dataset {
             dataset: self.name().to_string(),
             reason: format!("data file {path} of partition {} is missing (run `quantlake verify`)", entry.partition),
         };
-        let mut tail_len = TAIL_PREFETCH.min(size);
-        loop {
-            let tail = self
-                .store
-                .get_ranges(&path, std::slice::from_ref(&(size - tail_len..size)))
-                .await?
-                .ok_or_else(missing)?;
-            let tail = tail.into_iter().next().unwrap_or_default();
-            let w = want.clone();
-            let step = blocking(move || plan(tail, size, &w)).await?;
-            match step {
-                Step::NeedTail(n) if n > tail_len && n <= size => tail_len = n,
-                Step::NeedTail(n) => {
-                    return Err(corrupt(self.name(), &entry, &format!("footer needs {n} of {size} bytes")));
-                }
-                Step::Plan(mut p) => {
-                    let ranges = coalesce(std::mem::take(&mut p.ranges));
-                    let bytes = self.store.get_ranges(&path, &ranges).await?.ok_or_else(missing)?;
-                    let chunks = ranges.iter().map(|r| r.start).zip(bytes).collect();
-                    return Ok(FileRead { entry, plan: p, data: Sparse::new(size, chunks) });
-                }
+        let footer = match self.footers.get(&path) {
+            Some(footer) => footer,
+            None => {
+                let mut tail_len = TAIL_PREFETCH.min(size);
+                let footer = loop {
+                    let tail = self
+                        .store
+                        .get_ranges(&path, std::slice::from_ref(&(size - tail_len..size)))
+                        .await?
+                        .ok_or_else(missing)?;
+                    let tail = tail.into_iter().next().unwrap_or_default();
+                    match blocking(move || parse_footer(tail, size)).await? {
+                        Step::NeedTail(n) if n > tail_len && n <= size => tail_len = n,
+                        Step::NeedTail(n) => {
+                            return Err(corrupt(self.name(), &entry, &format!("footer needs {n} of {size} bytes")));
+                        }
+                        Step::Done(footer) => break footer,
+                    }
+                };
+                self.footers.insert(path.clone(), footer.clone());
+                footer
             }
-        }
+        };
+        let mut plan = select(&footer, &want);
+        let ranges = coalesce(std::mem::take(&mut plan.ranges));
+        let bytes = if ranges.is_empty() {
+            Vec::new()
+        } else {
+            self.store.get_ranges(&path, &ranges).await?.ok_or_else(missing)?
+        };
+        let chunks = ranges.iter().map(|r| r.start).zip(bytes).collect();
+        Ok(FileRead { entry, plan, data: Sparse::new(size, chunks) })
+    }
+}
+
+/// Parsed footers and page indexes of version files, by path, bounded by their size in memory
+/// ([`FOOTER_CACHE_BYTES`]). A footer is parsed with the statistics of `symbol` only and the page
+/// index this module uses (the column index of `symbol`, the offset index of every column).
+#[derive(Clone)]
+pub struct FooterCache(Arc<quick_cache::sync::Cache<Path, ArrowReaderMetadata, FooterWeight>>);
+
+/// Memory the footers of one lake may hold: a curated partition of 500 symbols parses to about
+/// 0.2 MiB, so a few thousand partitions' footers.
+pub const FOOTER_CACHE_BYTES: u64 = 256 << 20;
+
+impl FooterCache {
+    pub fn new(bytes: u64) -> Self {
+        // The item estimate only sizes the table up front.
+        Self(Arc::new(quick_cache::sync::Cache::with_weighter(1024, bytes, FooterWeight)))
+    }
+
+    fn get(&self, path: &Path) -> Option<ArrowReaderMetadata> {
+        self.0.get(path)
+    }
+
+    fn insert(&self, path: Path, footer: ArrowReaderMetadata) {
+        self.0.insert(path, footer);
+    }
+
+    /// Footers held, and the bytes they take.
+    pub fn usage(&self) -> (usize, u64) {
+        (self.0.len(), self.0.weight())
+    }
+}
+
+impl Default for FooterCache {
+    fn default() -> Self {
+        Self::new(FOOTER_CACHE_BYTES)
+    }
+}
+
+impl std::fmt::Debug for FooterCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (files, bytes) = self.usage();
+        f.debug_struct("FooterCache").field("files", &files).field("bytes", &bytes).finish()
+    }
+}
+
+#[derive(Clone)]
+struct FooterWeight;
+
+impl quick_cache::Weighter<Path, ArrowReaderMetadata> for FooterWeight {
+    fn weight(&self, path: &Path, footer: &ArrowReaderMetadata) -> u64 {
+        (path.as_ref().len() + footer.metadata().memory_size()) as u64
     }
 }
 
@@ -162,10 +237,10 @@ struct FileRead {
     data: Sparse,
 }
 
-enum Step {
+enum Step<T> {
     /// The footer or page index starts this many bytes before the end.
     NeedTail(u64),
-    Plan(Plan),
+    Done(T),
 }
 
 fn corrupt(dataset: &str, e: &PartitionEntry, why: &str) -> Error {
@@ -180,38 +255,69 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'sta
 }
 
 /// Plans a local file and reads what the plan needs with positioned reads.
-fn plan_local(dataset: &str, entry: PartitionEntry, path: &std::path::Path, want: &Want) -> Result<FileRead> {
+fn plan_local(
+    dataset: &str,
+    entry: PartitionEntry,
+    path: &std::path::Path,
+    key: Path,
+    footers: &FooterCache,
+    want: &Want,
+) -> Result<FileRead> {
     use std::os::unix::fs::FileExt;
     let file = std::fs::File::open(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => corrupt(dataset, &entry, "missing (run `quantlake verify`)"),
         _ => Error::Io(e),
     })?;
     let size = file.metadata()?.len();
+    if size != entry.bytes {
+        let why = format!("{size} bytes where the manifest says {} (run `quantlake verify`)", entry.bytes);
+        return Err(corrupt(dataset, &entry, &why));
+    }
     let read = |r: &Range<u64>| -> Result<Bytes> {
         let mut buf =
             vec![0u8; usize::try_from(r.end - r.start).map_err(|_| corrupt(dataset, &entry, "range too large"))?];
         file.read_exact_at(&mut buf, r.start)?;
         Ok(Bytes::from(buf))
     };
-    let mut tail_len = TAIL_PREFETCH.min(size);
-    loop {
-        match plan(read(&(size - tail_len..size))?, size, want)? {
-            Step::NeedTail(n) if n > tail_len && n <= size => tail_len = n,
-            Step::NeedTail(n) => return Err(corrupt(dataset, &entry, &format!("footer needs {n} of {size} bytes"))),
-            Step::Plan(mut p) => {
-                let ranges = coalesce(std::mem::take(&mut p.ranges));
-                let chunks = ranges.iter().map(|r| Ok((r.start, read(r)?))).collect::<Result<Vec<_>>>()?;
-                return Ok(FileRead { entry, plan: p, data: Sparse::new(size, chunks) });
-            }
+    let footer = match footers.get(&key) {
+        Some(footer) => footer,
+        None => {
+            let mut tail_len = TAIL_PREFETCH.min(size);
+            let footer = loop {
+                match parse_footer(read(&(size - tail_len..size))?, size)? {
+                    Step::NeedTail(n) if n > tail_len && n <= size => tail_len = n,
+                    Step::NeedTail(n) => {
+                        return Err(corrupt(dataset, &entry, &format!("footer needs {n} of {size} bytes")));
+                    }
+                    Step::Done(footer) => break footer,
+                }
+            };
+            footers.insert(key, footer.clone());
+            footer
         }
-    }
+    };
+    let mut plan = select(&footer, want);
+    let ranges = coalesce(std::mem::take(&mut plan.ranges));
+    let chunks = ranges.iter().map(|r| Ok((r.start, read(r)?))).collect::<Result<Vec<_>>>()?;
+    Ok(FileRead { entry, plan, data: Sparse::new(size, chunks) })
 }
 
-/// Parses the footer from the file's tail, keeps the row groups and pages whose `symbol` range can
-/// hold a wanted symbol, and lists the byte ranges of their pages in the wanted columns.
-fn plan(tail: Bytes, size: u64, want: &Want) -> Result<Step> {
-    // Statistics of `symbol` only (col 0 in every curated and raw contract; checked below): decoding
-    // the others' would cost more than the read.
+/// The leaf column of a top-level column, by name.
+fn leaf(metadata: &ParquetMetaData, name: &str) -> Option<usize> {
+    let schema = metadata.file_metadata().schema_descr();
+    schema.columns().iter().position(|c| matches!(c.path().parts(), [only] if only == name))
+}
+
+/// The leaf of `symbol` when it is the first (as in every curated and raw contract): the only column
+/// whose statistics and column index a footer keeps.
+fn symbol_leaf(metadata: &ParquetMetaData) -> Option<usize> {
+    leaf(metadata, "symbol").filter(|i| *i == 0)
+}
+
+/// Parses a footer and its page index from the file's tail: the statistics of `symbol` only
+/// (decoding the others' would cost more than a read), its column index, and every column's
+/// offset index.
+fn parse_footer(tail: Bytes, size: u64) -> Result<Step<ArrowReaderMetadata>> {
     let options = ParquetMetaDataOptions::new()
         .with_column_stats_policy(ParquetStatisticsPolicy::skip_except(&[0]))
         .with_encoding_stats_policy(ParquetStatisticsPolicy::SkipAll)
@@ -222,33 +328,33 @@ fn plan(tail: Bytes, size: u64, want: &Want) -> Result<Step> {
         r => r?,
     }
     let metadata = reader.finish()?;
-    let schema = metadata.file_metadata().schema_descr_ptr();
-    let leaf = |name: &str| schema.columns().iter().position(|c| matches!(c.path().parts(), [only] if only == name));
-    let symbol = leaf("symbol").filter(|i| *i == 0);
-    let leaves: Vec<usize> = want.schema.fields().iter().filter_map(|f| leaf(f.name())).collect();
-
-    let row_groups: Vec<usize> = (0..metadata.num_row_groups())
-        .filter(|rg| {
-            let stats = symbol.and_then(|s| metadata.row_group(*rg).column(s).statistics());
-            stats.is_none_or(|st| want.overlaps(st.min_bytes_opt(), st.max_bytes_opt()))
-        })
-        .collect();
+    let row_groups = metadata.num_row_groups();
+    let symbol = symbol_leaf(&metadata);
     let mut index = ParquetMetaDataReader::new_with_metadata(metadata)
         .with_metadata_options(Some(options))
         .with_column_index_policy(PageIndexPolicy::Optional)
         .with_offset_index_policy(PageIndexPolicy::Optional)
-        .with_column_index_mask(ColumnChunkMask::row_groups_and_columns(row_groups.iter().copied(), symbol))
-        .with_offset_index_mask(ColumnChunkMask::row_groups_and_columns(
-            row_groups.iter().copied(),
-            leaves.iter().copied(),
-        ));
-    if !row_groups.is_empty() {
+        .with_column_index_mask(ColumnChunkMask::row_groups_and_columns(0..row_groups, symbol));
+    if row_groups > 0 {
         match index.read_page_indexes_sized(&tail, size) {
             Err(ParquetError::NeedMoreData(n)) => return Ok(Step::NeedTail(n as u64)),
             r => r?,
         }
     }
     let metadata = index.finish()?;
+    Ok(Step::Done(ArrowReaderMetadata::try_new(Arc::new(metadata), ArrowReaderOptions::new())?))
+}
+
+/// Keeps the row groups and pages whose `symbol` range can hold a wanted symbol, and lists the byte
+/// ranges of their pages in the wanted columns.
+fn select(footer: &ArrowReaderMetadata, want: &Want) -> Plan {
+    let metadata = footer.metadata();
+    let symbol = symbol_leaf(metadata);
+    let leaves: Vec<usize> = want.schema.fields().iter().filter_map(|f| leaf(metadata, f.name())).collect();
+    let row_groups = (0..metadata.num_row_groups()).filter(|rg| {
+        let stats = symbol.and_then(|s| metadata.row_group(*rg).column(s).statistics());
+        stats.is_none_or(|st| want.overlaps(st.min_bytes_opt(), st.max_bytes_opt()))
+    });
     let pages = metadata.page_index();
 
     let mut selected = Vec::new();
@@ -310,8 +416,7 @@ fn plan(tail: Bytes, size: u64, want: &Want) -> Result<Step> {
         }
         selected.push((rg, selectors));
     }
-    let metadata = ArrowReaderMetadata::try_new(Arc::new(metadata), ArrowReaderOptions::new())?;
-    Ok(Step::Plan(Plan { metadata, row_groups: selected, leaves, ranges }))
+    Plan { metadata: footer.clone(), row_groups: selected, leaves, ranges }
 }
 
 /// Each page's row range in its row group, from the pages' first rows.

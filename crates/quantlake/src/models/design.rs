@@ -24,7 +24,7 @@ pub struct Skipped {
 #[derive(Debug, Clone, Default)]
 pub struct Design {
     pub features: Vec<String>,
-    /// Distinct symbols in name order; `symbol[i]` indexes it.
+    /// Distinct symbols of the usable rows in name order; `symbol[i]` indexes it.
     pub symbol_names: Vec<String>,
     pub symbol: Vec<u32>,
     pub ts: Vec<i64>,
@@ -74,72 +74,17 @@ impl Design {
     /// finite, sorted by (decision_time, symbol, ts) and then by their values, so the same rows give
     /// the same design however they were split into batches.
     pub fn training(batches: &[RecordBatch], features: &[String], target: &str) -> Result<Design> {
-        let mut symbol_names: Vec<String> = Vec::new();
+        let mut builder = DesignBuilder::new(features, target);
         for b in batches {
-            let s = text(b, "symbol")?;
-            symbol_names.extend(s.iter().flatten().map(str::to_string));
+            builder.add(b)?;
         }
-        symbol_names.sort();
-        symbol_names.dedup();
-        let index =
-            |s: &str| symbol_names.binary_search_by(|n| n.as_str().cmp(s)).map(|i| i as u32).unwrap_or(u32::MAX);
-        let p = features.len();
-        let mut d = Design { features: features.to_vec(), ..Default::default() };
-        let mut row = vec![0.0; p];
-        for b in batches {
-            let (symbols, ts, decision) = (text(b, "symbol")?, timestamps(b, "ts")?, timestamps(b, "decision_time")?);
-            let values: Vec<Float64Array> = features.iter().map(|f| numeric(b, f)).collect::<Result<_>>()?;
-            let y = numeric(b, target)?;
-            for i in 0..b.num_rows() {
-                d.rows_read += 1;
-                let mut complete = true;
-                for (j, v) in values.iter().enumerate() {
-                    if v.is_null(i) || !v.value(i).is_finite() {
-                        complete = false;
-                        *d.skipped.by_feature.entry(features[j].clone()).or_default() += 1;
-                    } else {
-                        row[j] = v.value(i);
-                    }
-                }
-                if !complete {
-                    d.skipped.null_feature += 1;
-                    continue;
-                }
-                if y.is_null(i) || !y.value(i).is_finite() {
-                    d.skipped.null_target += 1;
-                    continue;
-                }
-                if symbols.is_null(i) || ts.is_null(i) || decision.is_null(i) {
-                    return Err(Error::invalid(format!(
-                        "training set row {} has a null symbol, ts or decision_time",
-                        d.rows_read
-                    )));
-                }
-                d.symbol.push(index(symbols.value(i)));
-                d.ts.push(ts.value(i));
-                d.decision_time.push(decision.value(i));
-                d.x.extend_from_slice(&row);
-                d.y.push(y.value(i));
-            }
-        }
-        d.symbol_names = symbol_names;
-        Ok(d.sorted())
+        Ok(builder.finish())
     }
 
-    /// The same rows in (decision_time, symbol, ts, values) order.
+    /// The same rows in (decision_time, symbol, ts, values) order (symbols by index: name order).
     fn sorted(self) -> Design {
-        let mut order: Vec<usize> = (0..self.rows()).collect();
-        order.sort_by(|&a, &b| {
-            (self.decision_time[a], self.symbol[a], self.ts[a])
-                .cmp(&(self.decision_time[b], self.symbol[b], self.ts[b]))
-                .then_with(|| {
-                    let bits = |i: usize| {
-                        self.row(i).iter().map(|v| v.to_bits()).chain([self.y[i].to_bits()]).collect::<Vec<u64>>()
-                    };
-                    bits(a).cmp(&bits(b))
-                })
-        });
-        if order.windows(2).all(|w| w[0] < w[1]) {
+        let order = order_rows(&self, 0, |a, b| a.cmp(&b));
+        if order.iter().enumerate().all(|(k, &i)| i == k) {
             return self;
         }
         let mut d = self.subset(&order);
@@ -147,6 +92,137 @@ impl Design {
         d.skipped = self.skipped;
         d
     }
+}
+
+/// A [`Design::training`] built batch by batch, so a streamed training set never has to be held
+/// as Arrow batches: only the usable rows' values are kept. Each batch's rows are put in order as
+/// they come; when the batches come in decision-time order (a streamed set comes session by session),
+/// the rows are in order at the end without a second copy.
+#[derive(Debug)]
+pub struct DesignBuilder {
+    target: String,
+    /// Symbols in the order first seen; `design.symbol` indexes this until [`Self::finish`].
+    seen: Vec<String>,
+    index: std::collections::HashMap<String, u32>,
+    design: Design,
+}
+
+impl DesignBuilder {
+    pub fn new(features: &[String], target: &str) -> Self {
+        Self {
+            target: target.to_string(),
+            seen: Vec::new(),
+            index: std::collections::HashMap::new(),
+            design: Design { features: features.to_vec(), ..Default::default() },
+        }
+    }
+
+    /// Adds the usable rows of `b` (counting the others), ordered among themselves.
+    pub fn add(&mut self, b: &RecordBatch) -> Result<()> {
+        let features = self.design.features.clone();
+        let (symbols, ts, decision) = (text(b, "symbol")?, timestamps(b, "ts")?, timestamps(b, "decision_time")?);
+        let values: Vec<Float64Array> = features.iter().map(|f| numeric(b, f)).collect::<Result<_>>()?;
+        let y = numeric(b, &self.target)?;
+        let d = &mut self.design;
+        let first = d.rows();
+        let mut row = vec![0.0; features.len()];
+        let mut last: Option<(u32, &str)> = None;
+        for i in 0..b.num_rows() {
+            d.rows_read += 1;
+            let mut complete = true;
+            for (j, v) in values.iter().enumerate() {
+                if v.is_null(i) || !v.value(i).is_finite() {
+                    complete = false;
+                    *d.skipped.by_feature.entry(features[j].clone()).or_default() += 1;
+                } else {
+                    row[j] = v.value(i);
+                }
+            }
+            if !complete {
+                d.skipped.null_feature += 1;
+                continue;
+            }
+            if y.is_null(i) || !y.value(i).is_finite() {
+                d.skipped.null_target += 1;
+                continue;
+            }
+            if symbols.is_null(i) || ts.is_null(i) || decision.is_null(i) {
+                return Err(Error::invalid(format!(
+                    "training set row {} has a null symbol, ts or decision_time",
+                    d.rows_read
+                )));
+            }
+            let s = symbols.value(i);
+            // A set comes sorted by symbol within a session: most rows repeat the previous one's.
+            let k = match last.filter(|(_, l)| *l == s).map(|(k, _)| k).or_else(|| self.index.get(s).copied()) {
+                Some(k) => k,
+                None => {
+                    let k = u32::try_from(self.seen.len()).map_err(|_| Error::invalid("too many symbols"))?;
+                    self.seen.push(s.to_string());
+                    self.index.insert(s.to_string(), k);
+                    k
+                }
+            };
+            last = Some((k, s));
+            d.symbol.push(k);
+            d.ts.push(ts.value(i));
+            d.decision_time.push(decision.value(i));
+            d.x.extend_from_slice(&row);
+            d.y.push(y.value(i));
+        }
+        // This batch's rows in (decision_time, symbol name, ts, values) order, in place of their own.
+        let seen = &self.seen;
+        let order = order_rows(d, first, |a, b| seen[a as usize].cmp(&seen[b as usize]));
+        if order.iter().enumerate().any(|(k, &i)| i != first + k) {
+            let sorted = d.subset(&order);
+            let p = d.p();
+            d.symbol.truncate(first);
+            d.ts.truncate(first);
+            d.decision_time.truncate(first);
+            d.x.truncate(first * p);
+            d.y.truncate(first);
+            d.symbol.extend(sorted.symbol);
+            d.ts.extend(sorted.ts);
+            d.decision_time.extend(sorted.decision_time);
+            d.x.extend(sorted.x);
+            d.y.extend(sorted.y);
+        }
+        Ok(())
+    }
+
+    /// The design: symbols renumbered in name order, rows in (decision_time, symbol, ts, values) order.
+    pub fn finish(self) -> Design {
+        let mut names: Vec<(usize, String)> = self.seen.into_iter().enumerate().collect();
+        names.sort_by(|a, b| a.1.cmp(&b.1));
+        let mut renumber = vec![0u32; names.len()];
+        for (new, (old, _)) in names.iter().enumerate() {
+            renumber[*old] = new as u32;
+        }
+        let mut d = self.design;
+        for s in &mut d.symbol {
+            *s = renumber[*s as usize];
+        }
+        d.symbol_names = names.into_iter().map(|(_, n)| n).collect();
+        d.sorted()
+    }
+}
+
+/// Row indices from `first` on, in (decision_time, symbol, ts, values) order, symbols compared by
+/// `by_symbol`.
+fn order_rows(d: &Design, first: usize, by_symbol: impl Fn(u32, u32) -> std::cmp::Ordering) -> Vec<usize> {
+    let mut order: Vec<usize> = (first..d.rows()).collect();
+    order.sort_by(|&a, &b| {
+        d.decision_time[a]
+            .cmp(&d.decision_time[b])
+            .then_with(|| by_symbol(d.symbol[a], d.symbol[b]))
+            .then_with(|| d.ts[a].cmp(&d.ts[b]))
+            .then_with(|| {
+                let bits =
+                    |i: usize| d.row(i).iter().map(|v| v.to_bits()).chain([d.y[i].to_bits()]).collect::<Vec<u64>>();
+                bits(a).cmp(&bits(b))
+            })
+    });
+    order
 }
 
 /// A string column (utf8, or large/view/dictionary strings cast to utf8).
@@ -244,7 +320,7 @@ pub(crate) mod tests {
         assert_eq!(d.skipped.by_feature.get("f1"), Some(&2));
         assert_eq!(d.skipped.by_feature.get("flag"), Some(&1));
         // Sorted by decision time, then symbol: A before B at ts 2.
-        assert_eq!(d.symbol_names, ["A", "B", "C"]);
+        assert_eq!(d.symbol_names, ["A", "B"], "the symbols of the usable rows");
         assert_eq!(d.symbol, [0, 1]);
         assert_eq!(d.x, [2.5, 0.0, 4.0, 1.5, 1.0, 3.0]);
         assert_eq!(d.y, [0.2, 0.1]);
@@ -260,6 +336,10 @@ pub(crate) mod tests {
         let one = Design::training(&[batch(&rows)], &names(), "target").unwrap();
         let split =
             Design::training(&[batch(&rows[2..]), batch(&rows[..1]), batch(&rows[1..2])], &names(), "target").unwrap();
+        // In decision-time order, as a streamed set comes: each batch is ordered as it is added.
+        let streamed = Design::training(&[batch(&rows[2..]), batch(&rows[..2])], &names(), "target").unwrap();
+        assert_eq!((&streamed.x, &streamed.y, &streamed.ts, &streamed.symbol), (&one.x, &one.y, &one.ts, &one.symbol));
+        assert_eq!(streamed.symbol_names, one.symbol_names);
         assert_eq!((one.x, one.y, one.ts, one.symbol), (split.x, split.y, split.ts, split.symbol));
     }
 

@@ -13,7 +13,7 @@ use chrono::{DateTime, Months, NaiveDate, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::design::Design;
+use super::design::{Design, DesignBuilder};
 use super::eval::{Metrics, time_split};
 use super::registry::{
     self, FeatureWeight, HyperParameters, ModelArtifact, ModelEntry, ModelMetrics, RowCounts, SessionRange,
@@ -137,18 +137,43 @@ pub struct TrainReport {
 /// Fits the model on a training set: holdout metrics from the train-part fit, weights from the fit on
 /// every usable row. Pure: the same input gives a bit-identical artifact.
 pub fn fit_model(request: &TrainRequest, input: &TrainingInput) -> Result<ModelArtifact> {
-    if input.feature_columns.is_empty() {
+    let columns = design_columns(request, &input.feature_columns)?;
+    let design = Design::training(&input.batches, &columns, "target")?;
+    let about = SetFacts {
+        target: &input.target,
+        feature_set_version: &input.feature_set_version,
+        lineage_id: input.lineage_id.as_deref(),
+        lineage: &input.lineage,
+    };
+    fit_design(request, &design, &about)
+}
+
+/// The feature columns the model uses: `request.features`, or all of the set's.
+fn design_columns(request: &TrainRequest, feature_columns: &[String]) -> Result<Vec<String>> {
+    if feature_columns.is_empty() {
         return Err(Error::invalid(format!("training set of '{}' has no feature columns", request.feature_set)));
     }
-    if let Some(f) = request.features.iter().find(|f| !input.feature_columns.contains(f)) {
+    if let Some(f) = request.features.iter().find(|f| !feature_columns.contains(f)) {
         return Err(Error::invalid(format!(
             "'{f}' is not a feature of {} (its features: {})",
             request.feature_set,
-            input.feature_columns.join(", ")
+            feature_columns.join(", ")
         )));
     }
-    let columns = if request.features.is_empty() { &input.feature_columns } else { &request.features };
-    let design = Design::training(&input.batches, columns, "target")?;
+    Ok(if request.features.is_empty() { feature_columns.to_vec() } else { request.features.clone() })
+}
+
+/// What an artifact records of its training set besides the rows.
+struct SetFacts<'a> {
+    /// The label actually used, after fallback.
+    target: &'a str,
+    feature_set_version: &'a str,
+    lineage_id: Option<&'a str>,
+    lineage: &'a serde_json::Value,
+}
+
+/// [`fit_model`] on a design already built.
+fn fit_design(request: &TrainRequest, design: &Design, about: &SetFacts<'_>) -> Result<ModelArtifact> {
     if design.rows() < 2 {
         let nulls: Vec<String> = design.skipped.by_feature.iter().map(|(f, n)| format!("{f} {n}")).collect();
         return Err(Error::invalid(format!(
@@ -160,7 +185,7 @@ pub fn fit_model(request: &TrainRequest, input: &TrainingInput) -> Result<ModelA
             design.skipped.null_feature,
             if nulls.is_empty() { "none".into() } else { nulls.join(", ") },
             design.skipped.null_target,
-            input.target
+            about.target
         )));
     }
     let split = time_split(&design.decision_time, request.holdout_fraction, request.embargo_sessions)?;
@@ -192,12 +217,12 @@ pub fn fit_model(request: &TrainRequest, input: &TrainingInput) -> Result<ModelA
         model_id: String::new(),
         kind: "ridge".into(),
         feature_set: request.feature_set.clone(),
-        feature_set_version: input.feature_set_version.clone(),
+        feature_set_version: about.feature_set_version.to_string(),
         features,
         intercept: fit.intercept,
         raw_intercept,
         label: request.label.clone(),
-        target: input.target.clone(),
+        target: about.target.to_string(),
         hyper_parameters: HyperParameters {
             alpha: request.alpha,
             holdout_fraction: request.holdout_fraction,
@@ -223,9 +248,9 @@ pub fn fit_model(request: &TrainRequest, input: &TrainingInput) -> Result<ModelA
             holdout: split.holdout_rows.len() as u64,
         },
         metrics: ModelMetrics { holdout: holdout_metrics, train: train_metrics, in_sample },
-        data_fingerprint: fingerprint(&design),
-        training_set_id: input.lineage_id.clone(),
-        training_set: input.lineage.clone(),
+        data_fingerprint: fingerprint(design),
+        training_set_id: about.lineage_id.map(str::to_string),
+        training_set: about.lineage.clone(),
         code_version: env!("CARGO_PKG_VERSION").into(),
     }
     .with_id()
@@ -251,9 +276,10 @@ fn fingerprint(d: &Design) -> String {
     hex::encode(h.finalize())
 }
 
-/// `quantlake train`: builds the training set ([`crate::sets::get_features_for_training`], which
-/// applies the target fallback by `fallback` and stores the set's lineage) and trains on it
-/// ([`train_on`]).
+/// `quantlake train`: streams the training set ([`crate::sets::training_set`], which applies the
+/// target fallback by `fallback` and stores the set's lineage) into the design matrix session by
+/// session, so only the usable rows' values are held, never the set's Arrow batches; then fits,
+/// stores and registers the model as [`train_on`] does.
 pub async fn train(
     lake: &Lake,
     request: &TrainRequest,
@@ -270,22 +296,39 @@ pub async fn train(
         fallback,
         fundamentals: Vec::new(),
     };
-    let set = crate::sets::get_features_for_training(lake, &set_request).await?;
+    let feature_columns = crate::sets::feature_set(lake, &request.feature_set)?.columns();
+    let mut builder = DesignBuilder::new(&design_columns(request, &feature_columns)?, "target");
+    let set =
+        crate::sets::training_set(lake, &set_request, &crate::progress::NoProgress, &mut |b| builder.add(&b)).await?;
+    if set.feature_columns != feature_columns {
+        return Err(Error::invalid(format!(
+            "the training set's features ({}) are not {}'s ({})",
+            set.feature_columns.join(", "),
+            request.feature_set,
+            feature_columns.join(", ")
+        )));
+    }
+    let design = builder.finish();
     let lineage = serde_json::to_value(&set.lineage)?;
-    let input = TrainingInput {
-        feature_set_version: super::feature_set_version(lake, &request.feature_set)?,
-        lineage_id: Some(set.lineage.id.clone()),
-        batches: set.batches,
-        feature_columns: set.feature_columns,
-        target: set.target,
-        lineage,
+    let feature_set_version = super::feature_set_version(lake, &request.feature_set)?;
+    let about = SetFacts {
+        target: &set.target,
+        feature_set_version: &feature_set_version,
+        lineage_id: Some(&set.lineage.id),
+        lineage: &lineage,
     };
-    train_on(lake, request, &input).await
+    let artifact = fit_design(request, &design, &about)?;
+    drop(design);
+    register(lake, request, artifact).await
 }
 
 /// Fits a model on `input`, stores its artifact (once per id) and registers it.
 pub async fn train_on(lake: &Lake, request: &TrainRequest, input: &TrainingInput) -> Result<TrainReport> {
-    let artifact = fit_model(request, input)?;
+    register(lake, request, fit_model(request, input)?).await
+}
+
+/// Stores `artifact` (once per id), registers it and reports it.
+async fn register(lake: &Lake, request: &TrainRequest, artifact: ModelArtifact) -> Result<TrainReport> {
     if artifact.target != request.label {
         tracing::warn!(label = %request.label, target = %artifact.target, "training on the fallback target {} instead of {}", artifact.target, request.label);
     }
