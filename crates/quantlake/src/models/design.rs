@@ -83,10 +83,7 @@ impl Design {
 
     /// The same rows in (decision_time, symbol, ts, values) order (symbols by index: name order).
     fn sorted(self) -> Design {
-        let order = order_rows(&self, 0, |a, b| a.cmp(&b));
-        if order.iter().enumerate().all(|(k, &i)| i == k) {
-            return self;
-        }
+        let Some(order) = order_rows(&self, 0, |k| k) else { return self };
         let mut d = self.subset(&order);
         d.rows_read = self.rows_read;
         d.skipped = self.skipped;
@@ -171,9 +168,13 @@ impl DesignBuilder {
             d.y.push(y.value(i));
         }
         // This batch's rows in (decision_time, symbol name, ts, values) order, in place of their own.
-        let seen = &self.seen;
-        let order = order_rows(d, first, |a, b| seen[a as usize].cmp(&seen[b as usize]));
-        if order.iter().enumerate().any(|(k, &i)| i != first + k) {
+        let mut by_name: Vec<u32> = (0..self.seen.len() as u32).collect();
+        by_name.sort_by(|a, b| self.seen[*a as usize].cmp(&self.seen[*b as usize]));
+        let mut rank = vec![0u32; by_name.len()];
+        for (r, k) in by_name.into_iter().enumerate() {
+            rank[k as usize] = r as u32;
+        }
+        if let Some(order) = order_rows(d, first, |k| rank[k as usize]) {
             let sorted = d.subset(&order);
             let p = d.p();
             d.symbol.truncate(first);
@@ -207,22 +208,24 @@ impl DesignBuilder {
     }
 }
 
-/// Row indices from `first` on, in (decision_time, symbol, ts, values) order, symbols compared by
-/// `by_symbol`.
-fn order_rows(d: &Design, first: usize, by_symbol: impl Fn(u32, u32) -> std::cmp::Ordering) -> Vec<usize> {
-    let mut order: Vec<usize> = (first..d.rows()).collect();
-    order.sort_by(|&a, &b| {
-        d.decision_time[a]
-            .cmp(&d.decision_time[b])
-            .then_with(|| by_symbol(d.symbol[a], d.symbol[b]))
-            .then_with(|| d.ts[a].cmp(&d.ts[b]))
-            .then_with(|| {
-                let bits =
-                    |i: usize| d.row(i).iter().map(|v| v.to_bits()).chain([d.y[i].to_bits()]).collect::<Vec<u64>>();
-                bits(a).cmp(&bits(b))
-            })
-    });
-    order
+/// Row indices from `first` on, in (decision_time, symbol, ts, values) order, `rank` giving each
+/// symbol index its place in name order; `None` when the rows are in that order already.
+fn order_rows(d: &Design, first: usize, rank: impl Fn(u32) -> u32 + Sync) -> Option<Vec<usize>> {
+    use rayon::slice::ParallelSliceMut;
+    let by_values = |a: usize, b: usize| {
+        let bits = |i: usize| d.row(i).iter().map(|v| v.to_bits()).chain([d.y[i].to_bits()]).collect::<Vec<u64>>();
+        bits(a).cmp(&bits(b))
+    };
+    let key = |i: usize| (d.decision_time[i], rank(d.symbol[i]), d.ts[i]);
+    if (first + 1..d.rows()).all(|i| key(i - 1).cmp(&key(i)).then_with(|| by_values(i - 1, i)).is_le()) {
+        return None;
+    }
+    // The keys sorted in place, not row indices compared through the columns: a year of rows is tens
+    // of millions, and the comparisons stay in cache. Rows equal in all three fall back to their
+    // values, then their position: one total order, so the parallel sort is deterministic.
+    let mut keys: Vec<((i64, u32, i64), usize)> = (first..d.rows()).map(|i| (key(i), i)).collect();
+    keys.par_sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| by_values(a.1, b.1)).then(a.1.cmp(&b.1)));
+    Some(keys.into_iter().map(|k| k.1).collect())
 }
 
 /// A string column (utf8, or large/view/dictionary strings cast to utf8).
