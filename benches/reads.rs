@@ -7,7 +7,8 @@
 //! library's ingest and curate) is built once into `$QUANTLAKE_BENCH_READS_DIR` (default
 //! `$HOME/.cache/quantlake/bench-reads`) and reused. Reads, each timed as the median of
 //! QUANTLAKE_BENCH_RUNS (default 21) after 3 warm-up runs:
-//! - one symbol x the last 60 sessions, one symbol x the 252 sessions, one session x all 500 symbols;
+//! - one symbol x the last 60 sessions, one symbol x the 252 sessions, a symbol the lake does not
+//!   have x 60 sessions (the fixed cost of a read), one session x all 500 symbols;
 //! - quantlake's native read (`get_curated_bars`) on a lake opened afresh (no footer cached yet) and
 //!   on the lake of the earlier runs (footers cached), the same request through DuckDB SQL over the
 //!   snapshot (`BarsRequest::read_with_sql`, the path before), and DuckDB's `read_parquet` over the live
@@ -110,6 +111,13 @@ async fn main() {
             end: last,
         },
         Case { name: "1 symbol x 252 sessions", symbols: vec![Symbol::from_static("MSFT")], start: days[0], end: last },
+        // The fixed cost of a read: the snapshot resolved, every file's footer ruling the symbol out.
+        Case {
+            name: "absent symbol x 60 sessions",
+            symbols: vec![Symbol::from_static("ZZZZ")],
+            start: days[days.len() - 60],
+            end: last,
+        },
         Case {
             name: "1 session x 500 symbols",
             symbols: symbol_names(SYMBOLS).expect("synthetic symbols"),
