@@ -323,4 +323,22 @@ fn demo_lake_end_to_end() {
     let bad = t.run(&["score", "--date", "2024-01-12", "--model", "0123456789abcdef"]);
     assert_eq!(bad.status.code(), Some(3));
     assert!(stderr(&bad).contains("no model '0123456789abcdef'"), "{}", stderr(&bad));
+
+    // A range longer than one read of `score` (9 sessions, read 5 at a time): every feature row of
+    // each session scored once, with the values a one-session score gives.
+    let predictions = |d: &str| {
+        t.json(&[
+            "query",
+            &format!("SELECT symbol, ts, prediction FROM predictions WHERE date = DATE '{d}' ORDER BY symbol, ts"),
+        ])
+    };
+    let before = predictions("2024-01-12");
+    let (_, all) = run_json(&t, &["score", "--start", "2024-01-02", "--end", "2024-01-12", "--model", &id]);
+    let days = ["02", "03", "04", "05", "08", "09", "10", "11", "12"].map(|d| format!("2024-01-{d}"));
+    assert_eq!(all["sessions"], days.len(), "{all}");
+    let expected: u64 = days.iter().map(|d| feature_rows(d)).sum();
+    assert_eq!(all["rows"].as_u64(), Some(expected), "{all}");
+    let total = t.json(&["query", "SELECT count(*) AS n FROM predictions"])[0]["n"].as_u64().unwrap();
+    assert_eq!(total, expected);
+    assert_eq!(predictions("2024-01-12"), before);
 }

@@ -210,7 +210,7 @@ impl DesignBuilder {
 
 /// Row indices from `first` on, in (decision_time, symbol, ts, values) order, `rank` giving each
 /// symbol index its place in name order; `None` when the rows are in that order already.
-fn order_rows(d: &Design, first: usize, rank: impl Fn(u32) -> u32 + Sync) -> Option<Vec<usize>> {
+fn order_rows(d: &Design, first: usize, rank: impl Fn(u32) -> u32) -> Option<Vec<usize>> {
     use rayon::slice::ParallelSliceMut;
     let by_values = |a: usize, b: usize| {
         let bits = |i: usize| d.row(i).iter().map(|v| v.to_bits()).chain([d.y[i].to_bits()]).collect::<Vec<u64>>();

@@ -183,14 +183,16 @@ async fn read_stored(lake: &Lake, start: NaiveDate, end: NaiveDate, by_day: &mut
     Ok(state.snapshot_id)
 }
 
+/// Sessions of feature rows `score` reads and predicts at a time: its memory follows this many
+/// sessions' features (and the predictions of the range, a few columns a row), not the range.
+const SCORE_SESSIONS_PER_READ: usize = 5;
+
 /// `quantlake score`: the model (`request.model`, or the latest registered), the feature rows of the
 /// sessions through [`crate::sets::get_features_for_sessions`] (the training sets' point-in-time code
-/// path), then [`score_batches`].
+/// path) a few sessions at a time, each predicted as it is read, then the predictions committed as
+/// [`score_batches`] commits them.
 pub async fn score(lake: &Lake, request: &ScoreRequest, settings: &PredictionQualitySettings) -> Result<ScoreReport> {
     let model = super::registry::resolve(lake, request.model.as_deref()).await?;
-    let features =
-        crate::sets::get_features_for_sessions(lake, &model.feature_set, &request.symbols, request.start, request.end)
-            .await?;
     let version = super::feature_set_version(lake, &model.feature_set)?;
     if version != model.feature_set_version {
         return Err(Error::invalid(format!(
@@ -198,7 +200,18 @@ pub async fn score(lake: &Lake, request: &ScoreRequest, settings: &PredictionQua
             model.model_id, model.feature_set, model.feature_set_version
         )));
     }
-    score_batches(lake, request, &model, &features, settings).await
+    let contract = lake.dataset(PREDICTIONS)?.contract().clone();
+    let scored_at = Utc::now();
+    let mut predictions = Vec::new();
+    for chunk in NyseCalendar.sessions(request.start, request.end).chunks(SCORE_SESSIONS_PER_READ) {
+        let (first, last) = (chunk[0].date, chunk[chunk.len() - 1].date);
+        let features =
+            crate::sets::get_features_for_sessions(lake, &model.feature_set, &request.symbols, first, last).await?;
+        for b in features.iter().filter(|b| b.num_rows() > 0) {
+            predictions.push(predict_batch(&contract, &model, b, scored_at.timestamp_micros())?);
+        }
+    }
+    commit_predictions(lake, request, &model, predictions, scored_at, settings).await
 }
 
 /// Scores `features` (the feature rows of the sessions `request.start..=request.end`) with `model` and
@@ -210,6 +223,25 @@ pub async fn score_batches(
     features: &[RecordBatch],
     settings: &PredictionQualitySettings,
 ) -> Result<ScoreReport> {
+    let contract = lake.dataset(PREDICTIONS)?.contract().clone();
+    let scored_at = Utc::now();
+    let mut predictions = Vec::new();
+    for b in features.iter().filter(|b| b.num_rows() > 0) {
+        predictions.push(predict_batch(&contract, model, b, scored_at.timestamp_micros())?);
+    }
+    commit_predictions(lake, request, model, predictions, scored_at, settings).await
+}
+
+/// Replaces the partitions of `predictions` of the sessions `request.start..=request.end` with
+/// `batches` (rows predicted at `scored_at`), judging each session's predictions.
+async fn commit_predictions(
+    lake: &Lake,
+    request: &ScoreRequest,
+    model: &ModelArtifact,
+    batches: Vec<RecordBatch>,
+    scored_at: DateTime<Utc>,
+    settings: &PredictionQualitySettings,
+) -> Result<ScoreReport> {
     if request.end < request.start {
         return Err(Error::invalid(format!("--end {} is before --start {}", request.end, request.start)));
     }
@@ -219,11 +251,6 @@ pub async fn score_batches(
     }
     let ds = lake.dataset(PREDICTIONS)?;
     let contract = ds.contract().clone();
-    let scored_at = Utc::now();
-    let mut batches = Vec::new();
-    for b in features.iter().filter(|b| b.num_rows() > 0) {
-        batches.push(predict_batch(&contract, model, b, scored_at.timestamp_micros())?);
-    }
     // Rows outside the requested sessions would land in partitions this run does not own.
     let mut by_day = ByDay::new();
     for b in &batches {
