@@ -95,6 +95,13 @@ pub enum Error {
     Io(#[from] std::io::Error),
 }
 
+/// A blocking or spawned task that panicked or was cancelled: an i/o failure of the work it ran.
+impl From<tokio::task::JoinError> for Error {
+    fn from(e: tokio::task::JoinError) -> Self {
+        Error::Io(std::io::Error::other(e))
+    }
+}
+
 impl Error {
     /// An [`Error::InvalidArgument`] with this message.
     pub fn invalid(msg: impl Into<String>) -> Self {

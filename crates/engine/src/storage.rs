@@ -208,10 +208,7 @@ impl LakeStore {
     pub async fn replace_live(&self, version: &Path, live: &Path) -> Result<()> {
         match (&self.location, self.local_path(version), self.local_path(live)) {
             (LakeLocation::Local(_), Some(from), Some(to)) => {
-                tokio::task::spawn_blocking(move || local_replace(&from, &to))
-                    .await
-                    .map_err(|e| Error::Io(std::io::Error::other(e)))?
-                    .map_err(Error::Io)
+                tokio::task::spawn_blocking(move || local_replace(&from, &to)).await?.map_err(Error::Io)
             }
             _ => Ok(self.inner.copy(version, live).await?),
         }

@@ -483,8 +483,7 @@ impl Dataset {
             }
             Ok(out)
         })
-        .await
-        .map_err(|e| Error::Io(std::io::Error::other(e)))?
+        .await?
     }
 
     /// Reads some columns of one partition version (see [`data_file::decode_columns`]), named as in
@@ -496,9 +495,7 @@ impl Dataset {
             dataset: self.name().to_string(),
             reason: format!("data file {path} of partition {} is missing (run `quantlake verify`)", e.partition),
         })?;
-        tokio::task::spawn_blocking(move || data_file::decode_columns(bytes, &schema))
-            .await
-            .map_err(|e| Error::Io(std::io::Error::other(e)))?
+        tokio::task::spawn_blocking(move || data_file::decode_columns(bytes, &schema)).await?
     }
 
     /// The contract's fields of `columns`, in that order: the schema [`Self::read_partition_columns`]

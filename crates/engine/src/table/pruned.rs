@@ -251,7 +251,7 @@ fn corrupt(dataset: &str, e: &PartitionEntry, why: &str) -> Error {
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| Error::Io(std::io::Error::other(e)))?
+    tokio::task::spawn_blocking(f).await?
 }
 
 /// Plans a local file and reads what the plan needs with positioned reads.

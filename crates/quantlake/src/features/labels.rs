@@ -223,7 +223,7 @@ impl Labeller {
 }
 
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| Error::Io(std::io::Error::other(e)))?
+    tokio::task::spawn_blocking(f).await?
 }
 
 #[cfg(test)]

@@ -385,8 +385,7 @@ async fn stage_features(
                 let quality = metrics::partition_quality(&contract, &metrics)?.remove(&key);
                 Ok((key, contract.conform_batch(&rows)?, metrics, quality))
             })
-            .await
-            .map_err(|e| Error::Io(std::io::Error::other(e)))?
+            .await?
         }
     }))
     .buffered(PARTITIONS_IN_FLIGHT);

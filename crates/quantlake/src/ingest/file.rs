@@ -116,7 +116,7 @@ pub async fn ingest_files(
     let mut chunks = chunks.into_iter();
     let mut next = chunks.next().map(start_reading);
     while let Some(reading) = next.take() {
-        let (read, read_seconds) = reading.await.map_err(|e| Error::Io(std::io::Error::other(e)))??;
+        let (read, read_seconds) = reading.await??;
         next = chunks.next().map(start_reading);
         report.rows_read += read.rows_read;
         report.rows += read.rows;
@@ -379,5 +379,5 @@ fn quarantine_batch(
 
 /// Runs CPU-bound work (parsing, encoding on rayon) off the async runtime.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| Error::Io(std::io::Error::other(e)))?
+    tokio::task::spawn_blocking(f).await?
 }

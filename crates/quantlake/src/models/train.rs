@@ -296,18 +296,11 @@ pub async fn train(
         fallback,
         fundamentals: Vec::new(),
     };
+    // The set's columns (a training set without fundamentals has exactly its feature set's).
     let feature_columns = crate::sets::feature_set(lake, &request.feature_set)?.columns();
     let mut builder = DesignBuilder::new(&design_columns(request, &feature_columns)?, "target");
     let set =
         crate::sets::training_set(lake, &set_request, &crate::progress::NoProgress, &mut |b| builder.add(&b)).await?;
-    if set.feature_columns != feature_columns {
-        return Err(Error::invalid(format!(
-            "the training set's features ({}) are not {}'s ({})",
-            set.feature_columns.join(", "),
-            request.feature_set,
-            feature_columns.join(", ")
-        )));
-    }
     let design = builder.finish();
     let lineage = serde_json::to_value(&set.lineage)?;
     let feature_set_version = super::feature_set_version(lake, &request.feature_set)?;

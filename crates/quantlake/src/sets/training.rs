@@ -360,7 +360,7 @@ pub async fn training_set(
     // joins and writes one.
     let prepared = futures::stream::iter(sessions).map(|date| {
         let task = reader.clone().session(feature_parts.get(&date).cloned(), label_parts.get(&date).cloned());
-        async move { tokio::spawn(task).await.map_err(|e| Error::Io(std::io::Error::other(e)))? }
+        async move { tokio::spawn(task).await? }
     });
     let mut prepared = std::pin::pin!(prepared.buffered(SESSIONS_IN_FLIGHT));
     let mut carry = FeatureRows::empty(feature_schema.clone());
@@ -424,8 +424,7 @@ impl SessionReader {
             };
             Ok((features, selected))
         })
-        .await
-        .map_err(|e| Error::Io(std::io::Error::other(e)))?
+        .await?
     }
 }
 

@@ -216,8 +216,7 @@ impl BarSource for SyntheticSource {
                 })
                 .collect()
         })
-        .await
-        .map_err(|e| crate::error::Error::Io(std::io::Error::other(e)))?;
+        .await?;
         Ok(Fetched { series, ..Fetched::default() })
     }
 }

@@ -185,9 +185,7 @@ async fn check_file(
     let Some(bytes) = ds.store.get(&path).await? else {
         return Ok((0, Some(problem(ProblemKind::Missing, "disappeared while being read".into()))));
     };
-    let sha = tokio::task::spawn_blocking(move || sha256_hex(&bytes))
-        .await
-        .map_err(|e| crate::Error::Io(std::io::Error::other(e)))?;
+    let sha = tokio::task::spawn_blocking(move || sha256_hex(&bytes)).await?;
     if sha != e.sha256 {
         return Ok((
             meta.size,

@@ -124,7 +124,7 @@ impl Stager {
 
     async fn wait_oldest(&mut self) -> Result<()> {
         if let Some(task) = self.running.pop_front() {
-            self.staged.push(task.await.map_err(|e| Error::Io(std::io::Error::other(e)))??);
+            self.staged.push(task.await??);
         }
         Ok(())
     }
@@ -215,8 +215,7 @@ impl Dataset {
             }
             data_file::encode(&contract, &batches)
         })
-        .await
-        .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+        .await??;
         let mut entry = transaction::stage(self, &key.to_string(), file, self.contract.schema_version).await?;
         entry.quality = quality.map(Box::new);
         failpoint("commit.after_stage");
@@ -759,8 +758,7 @@ async fn build(
             })
             .collect::<Result<Vec<_>>>()
     })
-    .await
-    .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+    .await??;
     let encode_seconds = started.elapsed().as_secs_f64();
     let version = ds.contract.schema_version;
     let staged = futures::stream::iter(encoded.into_iter().map(|(p, file)| async move {
@@ -970,8 +968,7 @@ async fn regroup(
                     _ => Ok(None),
                 }
             })
-            .await
-            .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+            .await??;
             let Some(file) = file else { return Ok::<_, Error>((key.to_string(), None)) };
             let mut entry = transaction::stage(ds, &key.to_string(), file, version).await?;
             // A partition rewritten in place keeps its verdict: its rows did not change.
