@@ -1033,7 +1033,9 @@ impl Output {
             Format::Arrow => Some(RowsFormat::Arrow),
             _ => None,
         };
-        if let (Some(file_format), Some(path)) = (file_format, output) {
+        if let Some(file_format) = file_format {
+            let path =
+                output.ok_or_else(|| Error::invalid("--format parquet and arrow write a file: pass --output FILE"))?;
             let mut file = RowsFile::create(path, file_format)?;
             for b in batches {
                 file.write(b)?;
@@ -1044,9 +1046,6 @@ impl Output {
             Some(path) => Box::new(std::io::BufWriter::new(
                 std::fs::File::create(path).map_err(|e| Error::invalid(format!("--output {}: {e}", path.display())))?,
             )),
-            None if matches!(format, Format::Parquet | Format::Arrow) => {
-                return Err(Error::invalid("--format parquet and arrow write a file: pass --output FILE"));
-            }
             None => Box::new(std::io::stdout().lock()),
         };
         match format {
