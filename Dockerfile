@@ -27,6 +27,8 @@ WORKDIR /app
 # The lake: a volume here, or s3://bucket/prefix with the AWS_* variables.
 ENV QUANTLAKE_LAKE=/lake
 VOLUME ["/lake"]
+# The runbooks' log file, where the guide's layout has it (beside /lake would be /logs).
+ENV QUANTLAKE_LOG_FILE=/app/logs/app.log
 
 # The robustness guide's settings (override with -e).
 ENV BACKFILL_TARGET_DAYS=730

@@ -305,16 +305,32 @@ fn guide_checks_exit_by_severity() {
         &["--json", "alerts", "check", "--as-of-date", "2024-01-10"],
     );
     let report: Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(code, Some(2), "{report}");
+    assert_eq!(code, Some(1), "{report}");
     let found = severities(&report);
+    // Health and alerts judge only labels that can be known by now: 7 sessions are too few for the
+    // residual's beta (20) and the last session's 1-day return is not known yet, so the target
+    // coverage is OK here, with those rows counted as not yet known; `check coverage` above, the
+    // training fallback's question, counts every row.
     for expected in [
         ("breadth:features_price_1m_v1", "WARNING"),
         ("feature_coverage:features_price_1m_v1", "OK"),
-        ("target_coverage:labels_fwd_ret_v1", "CRITICAL"),
+        ("target_coverage:labels_fwd_ret_v1", "OK"),
         ("lag:features", "OK"),
     ] {
         assert!(found.contains(&(expected.0.to_string(), expected.1.to_string())), "{expected:?} in {found:?}");
     }
+    let targets = report["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["key"] == "target_coverage:labels_fwd_ret_v1")
+        .map(|c| c["details"]["targets"].clone())
+        .unwrap();
+    let not_yet = |name: &str| {
+        targets.as_array().unwrap().iter().find(|t| t["target"] == name).unwrap()["not_yet_known"].as_u64().unwrap()
+    };
+    assert_eq!(not_yet("fwd_ret_15m"), 0, "{targets}");
+    assert!(not_yet("fwd_ret_resid_15m") > 0 && not_yet("fwd_ret_1d") > 0, "{targets}");
 
     // Docker's contract: YELLOW is healthy, RED unhealthy (1, never 2), and so is a check that cannot run.
     let health = |min: &str, docker: bool| {
@@ -343,4 +359,40 @@ fn guide_checks_exit_by_severity() {
         "no lake: unhealthy, not 3"
     );
     assert_eq!(run(&[], &["--lake", "/nonexistent/lake", "health-check"]).0, Some(3));
+}
+
+/// Alerts fire by themselves, without a storm: 50 daily runs of a RED lake (3 symbols, under the
+/// breadth of 100) with a webhook: the first run sends one POST per condition that went bad, the 49
+/// after it none (the state did not change and `repeat_after` has not passed).
+#[test]
+fn fifty_daily_runs_on_a_red_lake_alert_once_per_change() {
+    let t = TestLake::new(Backend::Local);
+    assert!(t.run(&["init"]).status.success());
+    let server =
+        VendorServer::start("webhook", json!([{ "path": "/hook", "responses": [{ "status": 200, "body": "{}" }] }]));
+    let url = format!("{}/hook", server.url);
+    let mut after_first = 0;
+    for i in 0..50 {
+        let out = t
+            .cli()
+            .env("QUANTLAKE_ALERTS__WEBHOOK_URL", &url)
+            .args(["--json", "run", "--date", "2024-03-05", "--symbols", "AAPL,MSFT,SPY"])
+            .output()
+            .unwrap();
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!((out.status.code(), report["health_status"].as_str()), (Some(2), Some("RED")), "{report}");
+        if i == 0 {
+            after_first = server.requests().len();
+            let texts: Vec<String> = server
+                .requests()
+                .iter()
+                .map(|r| serde_json::from_str::<Value>(r["body"].as_str().unwrap()).unwrap()["text"].to_string())
+                .collect();
+            assert!(texts.iter().any(|t| t.contains("breadth") || t.contains("health:")), "{texts:?}");
+        }
+    }
+    assert!(after_first >= 1, "the first run alerts");
+    assert_eq!(server.requests().len(), after_first, "49 runs in the same state send nothing");
+    let listed = t.json(&["alerts", "list"]);
+    assert_eq!(listed.as_array().unwrap().len(), after_first, "one recorded alert per POST: {listed}");
 }

@@ -81,9 +81,11 @@ fn snapshot_commands_round_trip() {
     assert!(!t.run(&["query", "--as-of", "good", "SELECT count(*) FROM raw_synthetic_bars"]).status.success());
 }
 
+/// The lake's files but job records.
 fn lake_files(t: &TestLake) -> BTreeSet<String> {
     let root = t.local_root().unwrap();
-    walk(root).into_iter().map(|p| p.strip_prefix(root).unwrap().display().to_string()).collect()
+    let files = walk(root).into_iter().map(|p| p.strip_prefix(root).unwrap().display().to_string());
+    files.filter(|f| !f.starts_with("_jobs/")).collect()
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
@@ -99,7 +101,8 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-/// Runs a command that must fail with `needle` in its error, and must leave the lake as it was.
+/// Runs a command that must fail with `needle` in its error, and must leave the lake's data as it
+/// was (a stage command's FAILED job record, the audit trail of the attempt, is no data).
 fn refused(t: &TestLake, args: &[&str], needle: &str) {
     let before = t.local_root().map(|_| lake_files(t));
     let out = t.run(args);
@@ -133,6 +136,11 @@ fn bad_input_is_refused_by_name() {
         .status
         .success()
     );
+    refused(&t, &["calendar", "--start", "2024-13-01", "--end", "2024-12-31"], "expected a date YYYY-MM-DD");
+    refused(&t, &["bars", "--symbols", "AAPL", "--start", "01/02/2024"], "expected a date YYYY-MM-DD");
+    let typo = t.cli().env("QUANTLAKE_INGEST__CHUNK_SESIONS", "3").arg("datasets").output().unwrap();
+    assert_eq!(typo.status.code(), Some(3));
+    assert!(stderr(&typo).contains("did you mean 'ingest.chunk_sessions'?"), "{}", stderr(&typo));
     refused(&t, &["snapshots", "nope"], "unknown dataset 'nope'");
     refused(&t, &["snapshots", "../x"], "invalid dataset name '../x'");
     refused(&t, &["snapshots", "/"], "invalid dataset name '/'");
@@ -177,6 +185,18 @@ fn bad_input_is_refused_by_name() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("cannot reach the lake at s3://bucket/prefix"), "{}", stderr(&out));
     refused(&t, &["--lake", "gs://x/y", "datasets"], "supported schemes are s3:// and file://");
+    // S3 without credentials: the error says where they are looked for (the instance metadata
+    // endpoint, the last place, is on loopback here, where nothing listens).
+    let mut c = t.cli();
+    c.args(["--lake", "s3://bucket/prefix", "datasets"])
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .env("AWS_ALLOW_HTTP", "true")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_METADATA_ENDPOINT", "http://127.0.0.1:9");
+    let out = c.output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = stderr(&out);
+    assert!(err.contains("no AWS credentials were found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"), "{err}");
 }
 
 #[test]
@@ -263,4 +283,88 @@ fn exit_codes_follow_the_contract() {
     std::fs::write(&live, bytes).unwrap();
     assert_eq!(code(&["verify"]), Some(2));
     assert_eq!(code(&["verify", "raw_synthetic_bars"]), Some(2));
+}
+
+/// SIGINT and SIGTERM stop a long command with exit 130 and one line saying what stays and how to
+/// resume, in the log too; the lake verifies after.
+#[test]
+fn a_signal_stops_a_command_with_130() {
+    let t = TestLake::new(Backend::Local);
+    assert!(t.run(&["init"]).status.success());
+    for signal in ["INT", "TERM"] {
+        let child = t
+            .cli()
+            .args([
+                "ingest",
+                "--source",
+                "synthetic",
+                "--symbols",
+                "300",
+                "--start",
+                "2023-01-03",
+                "--end",
+                "2024-12-31",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let kill = std::process::Command::new("kill").args([format!("-{signal}"), child.id().to_string()]).status();
+        assert!(kill.unwrap().success());
+        let out = child.wait_with_output().unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(130), "SIG{signal}: {err}");
+        assert!(err.contains(&format!("interrupted by SIG{signal}")) && err.contains("--resume"), "{err}");
+        let log = std::fs::read_to_string(t.log_file()).unwrap();
+        assert!(
+            log.contains(&format!("interrupted by SIG{signal}")) && log.contains("exit 130 (interrupted)"),
+            "{log}"
+        );
+    }
+    assert_eq!(t.run(&["verify"]).status.code(), Some(0), "what was committed is whole");
+}
+
+/// Without a configured log file, a command run from any folder logs beside the lake, never into a
+/// `logs/` of the folder it runs from.
+#[test]
+fn the_log_file_goes_beside_the_lake() {
+    let t = TestLake::new(Backend::Local);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let out = t.cli().env_remove("QUANTLAKE_LOG_FILE").current_dir(elsewhere.path()).arg("init").output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!elsewhere.path().join("logs").exists(), "no logs/ in the working directory");
+    let beside = t.local_root().unwrap().parent().unwrap().join("logs/app.log");
+    let log = std::fs::read_to_string(&beside).unwrap_or_default();
+    assert!(log.contains(" init") && log.contains("exit 0"), "{}: {log}", beside.display());
+}
+
+/// Every stage command is a job record: the job id an ingest, curate or features report prints is one
+/// `jobs show` finds, with the command line and the log; train and score are recorded too, and a
+/// command that fails is a FAILED record with its error.
+#[test]
+fn stage_commands_are_job_records() {
+    let t = TestLake::new(Backend::Local);
+    t.json(&["init"]);
+    let ingest =
+        t.json(&["ingest", "--source", "synthetic", "--symbols", "3", "--start", "2024-01-02", "--end", "2024-01-05"]);
+    let curate = t.json(&["curate", "--start", "2024-01-02", "--end", "2024-01-05"]);
+    let features = t.json(&["features", "--start", "2024-01-02", "--end", "2024-01-05"]);
+    for (kind, report) in [("ingest", &ingest), ("curate", &curate), ("features", &features)] {
+        let id = report["job_id"].as_str().unwrap();
+        let shown = t.json(&["jobs", "show", id]);
+        assert_eq!((shown["kind"].as_str(), shown["status"].as_str()), (Some(kind), Some("SUCCEEDED")), "{shown}");
+        assert!(shown["params"]["command"].as_str().unwrap().contains(&format!(" {kind} --")), "{shown}");
+    }
+    let failed = t.run(&["score", "--date", "2024-01-05"]);
+    assert_eq!(failed.status.code(), Some(3), "no model yet");
+    let scores = t.json(&["jobs", "--kind", "score"]);
+    assert_eq!(scores.as_array().unwrap().len(), 1, "{scores}");
+    assert_eq!(scores[0]["status"], "FAILED");
+    assert!(scores[0]["error"].as_str().unwrap().contains("no model in the registry"), "{scores}");
+    // Commands that only read make no record.
+    t.json(&["datasets"]);
+    let kinds: BTreeSet<String> =
+        t.json(&["jobs"]).as_array().unwrap().iter().map(|j| j["kind"].as_str().unwrap().to_string()).collect();
+    assert_eq!(kinds, ["curate", "features", "ingest", "score"].map(String::from).into());
 }

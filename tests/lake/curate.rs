@@ -227,8 +227,11 @@ fn curation_counts_every_defect_exactly() {
     assert_eq!(check("2024-11-29", "1", "1"), (Some(0), "GREEN".into(), serde_json::Value::Null));
     // 2024-03-11 with 03-08 in the window: coverage 385/390, a bad tick in 385 bars, 1 invalid in 780.
     assert_eq!(check("2024-03-11", "1", "2"), (Some(1), "YELLOW".into(), json!("SEV-3")));
-    // Five sessions back from 03-11, three were never curated: partial loss. Nothing since: no new data.
-    assert_eq!(check("2024-03-11", "1", "5"), (Some(2), "RED".into(), json!("SEV-2")));
+    // Five sessions back from 03-11: the three before the data's first session (03-08) are not judged.
+    assert_eq!(check("2024-03-11", "1", "5"), (Some(1), "YELLOW".into(), json!("SEV-3")));
+    // Five back from 11-29: the four before it were never curated, after the data started: partial
+    // loss. Nothing since 03-11 by 03-13: no new data.
+    assert_eq!(check("2024-11-29", "1", "5"), (Some(2), "RED".into(), json!("SEV-2")));
     assert_eq!(check("2024-03-13", "1", "5"), (Some(2), "RED".into(), json!("SEV-1")));
     let health: serde_json::Value = serde_json::from_slice(
         &t.cli()
@@ -382,6 +385,18 @@ fn curation_counts_every_defect_exactly() {
     assert!(std::fs::metadata(&out).unwrap().len() > 1000);
     let refused = t.run(&["bars", "--symbols", "TEST", "--start", "2024-03-08", "--format", "arrow"]);
     assert!(!refused.status.success() && stderr(&refused).contains("--output FILE"), "{}", stderr(&refused));
+    // A symbol without bars is named and the read is a partial success (exit 1), its rows still out;
+    // `all` is no list of symbols.
+    let partial = t.run(&["bars", "--symbols", "TEST,NOPE", "--start", "2024-03-08", "--format", "json"]);
+    assert_eq!(partial.status.code(), Some(1), "{}", stderr(&partial));
+    assert!(stderr(&partial).contains("no bars between 2024-03-08 and 2024-03-08 for NOPE"), "{}", stderr(&partial));
+    assert_eq!(stderr(&partial).matches("NOPE").count(), 1, "said once, without colour codes: {}", stderr(&partial));
+    assert!(!stderr(&partial).contains('\u{1b}'));
+    let rows: serde_json::Value = serde_json::from_slice(&partial.stdout).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 390);
+    let all = t.run(&["bars", "--symbols", "all", "--start", "2024-03-08"]);
+    assert_eq!(all.status.code(), Some(3));
+    assert!(stderr(&all).contains("'all' means every symbol"), "{}", stderr(&all));
 
     // Without fills, the gaps stay gaps (and are counted); that session's metrics are replaced, the others stay.
     let r = t.json(&["curate", "--start", "2024-03-08", "--end", "2024-03-08", "--fill", "none"]);

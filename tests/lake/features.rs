@@ -659,12 +659,7 @@ async fn stale_partitions_follow_their_inputs() {
     };
     let model = quantlake::models::train::train(&lake, &train, FallbackSettings::default()).await.unwrap();
     let quality = quantlake::models::PredictionQualitySettings::default();
-    let score = |start: &str, end: &str| quantlake::models::ScoreRequest {
-        start: day(start),
-        end: day(end),
-        model: None,
-        symbols: Vec::new(),
-    };
+    let score = |start: &str, end: &str| quantlake::models::ScoreRequest::new(day(start), day(end));
     quantlake::models::score::score(&lake, &score("2024-01-29", "2024-01-31"), &quality).await.unwrap();
 
     let sets = ["features_price_1m_v1".to_string(), "labels_fwd_ret_v1".to_string()];
@@ -804,17 +799,23 @@ fn commands_report_coverage_and_fall_back() {
     let unknown = t.run(&["inference-set", "--at", "2024-01-10T15:00:00Z", "--as-of", "no-such-tag"]);
     assert_eq!(unknown.status.code(), Some(3));
     assert!(crate::support::stderr(&unknown).contains("no-such-tag"), "{}", crate::support::stderr(&unknown));
-    let bad = t.run(&[
-        "training-set",
-        "--label",
-        "fwd_ret_2h",
-        "--start",
-        "2024-01-02",
-        "--end",
-        "2024-01-10",
-        "--output",
-        "x.parquet",
-    ]);
-    assert_eq!(bad.status.code(), Some(3));
-    assert!(crate::support::stderr(&bad).contains("no label set has a target 'fwd_ret_2h'"));
+    let with_label = |label: &str| {
+        let out = t.run(&[
+            "training-set",
+            "--label",
+            label,
+            "--start",
+            "2024-01-02",
+            "--end",
+            "2024-01-10",
+            "--output",
+            "x.parquet",
+        ]);
+        assert_eq!(out.status.code(), Some(3));
+        crate::support::stderr(&out)
+    };
+    let err = with_label("fwd_ret_2h");
+    assert!(err.contains("no label set has a target 'fwd_ret_2h'") && err.contains("fwd_ret_15m, fwd_ret_1d"), "{err}");
+    let err = with_label("fwd_ret_15");
+    assert!(err.contains("did you mean 'fwd_ret_15m'?"), "{err}");
 }

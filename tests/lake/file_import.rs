@@ -87,7 +87,7 @@ fn bad_rows_are_quarantined_with_line_numbers() {
     )
     .unwrap();
     let path = csv.display().to_string();
-    let r = t.json(&[
+    let (code, r) = t.json_report(&[
         "ingest",
         "--source",
         "file",
@@ -97,6 +97,7 @@ fn bad_rows_are_quarantined_with_line_numbers() {
         "ts=Time,open=O,high=H,low=L,close=C,volume=Vol",
     ]);
     assert_eq!((r["rows"].as_u64(), r["rejected"].as_u64(), r["symbols"].as_u64()), (Some(2), Some(5), Some(2)));
+    assert_eq!(code, 1, "rows quarantined: a partial success");
     let q = t.json(&["query", "SELECT line, reason FROM quarantine_rows ORDER BY line"]);
     let lines: Vec<u64> = q.as_array().unwrap().iter().map(|r| r["line"].as_u64().unwrap()).collect();
     assert_eq!(lines, [3, 4, 5, 6, 7]);
@@ -183,7 +184,8 @@ fn directories_and_patterns_import_in_one_call() {
     std::fs::write(dir.path().join("notes.txt.bak"), "not a bar file").unwrap();
 
     let path = dir.path().display().to_string();
-    let r = t.json(&["ingest", "--source", "file", "--path", &path, "--chunk-sessions", "2"]);
+    let (code, r) = t.json_report(&["ingest", "--source", "file", "--path", &path, "--chunk-sessions", "2"]);
+    assert_eq!(code, 1, "a row quarantined: a partial success");
     let bars = 4 * 390 * 3;
     assert_eq!(
         (

@@ -70,6 +70,7 @@ fn input(batches: Vec<RecordBatch>) -> TrainingInput {
         feature_columns: vec!["ret_1".into(), "is_outlier".into()],
         target: "fwd_ret_15m".into(),
         feature_set_version: "1".into(),
+        target_sessions_ahead: 0,
         lineage: json!({ "id": id, "created_at": Utc::now().to_rfc3339() }),
         lineage_id: Some(id),
     }
@@ -141,7 +142,8 @@ async fn train_store_score_rescore(backend: Backend) {
     let score_days = sessions("2024-03-01", "2024-03-05");
     let features = rows(&score_days, 0.0, false);
     let feature_rows: usize = features.iter().map(RecordBatch::num_rows).sum();
-    let request = ScoreRequest { start: day("2024-03-01"), end: day("2024-03-05"), model: None, symbols: vec![] };
+    assert_eq!(artifact.fit_end(), day("2024-02-29"), "a 15-minute target: the window's last session");
+    let request = ScoreRequest::new(day("2024-03-01"), day("2024-03-05"));
     let q = settings.quality.clone();
     let report = score_batches(&lake, &request, &artifact, &features, &q).await.unwrap();
     assert_eq!((report.rows as usize, report.sessions, report.partitions), (feature_rows, 3, 3));
@@ -181,10 +183,8 @@ async fn train_store_score_rescore(backend: Backend) {
         })
         .collect();
     let one = ScoreRequest {
-        start: day("2024-03-04"),
-        end: day("2024-03-04"),
-        model: None,
         symbols: vec![quantlake::symbol::Symbol::from_static("AAA"), quantlake::symbol::Symbol::from_static("BBB")],
+        ..ScoreRequest::new(day("2024-03-04"), day("2024-03-04"))
     };
     score_batches(&lake, &one, &artifact, &two, &q).await.unwrap();
     assert_eq!(prediction_rows(&lake, "2024-03-04").await.len(), 60);
@@ -193,15 +193,10 @@ async fn train_store_score_rescore(backend: Backend) {
     // A session whose features moved: the shift check turns RED (against the 3 earlier sessions).
     let shifted = rows(&sessions("2024-03-06", "2024-03-06"), 3.0, false);
     let q_small = quantlake::models::PredictionQualitySettings { min_reference_rows: 50, ..q.clone() };
-    let moved = score_batches(
-        &lake,
-        &ScoreRequest { start: day("2024-03-06"), end: day("2024-03-06"), model: None, symbols: vec![] },
-        &artifact,
-        &shifted,
-        &q_small,
-    )
-    .await
-    .unwrap();
+    let moved =
+        score_batches(&lake, &ScoreRequest::new(day("2024-03-06"), day("2024-03-06")), &artifact, &shifted, &q_small)
+            .await
+            .unwrap();
     assert_eq!(moved.status, quantlake::dq::Status::Red, "{:?}", moved.quality);
     assert_eq!(moved.quality[0].reference_sessions, 3);
     assert!(moved.quality[0].mean_shift.unwrap() > 1.0);
@@ -211,34 +206,45 @@ async fn train_store_score_rescore(backend: Backend) {
     assert_eq!(health.status, quantlake::dq::Status::Red);
     let last = health.partitions.last().unwrap();
     assert_eq!((last.partition.as_str(), last.status), ("date=2024-03-06", quantlake::dq::Status::Red));
-    assert!(
-        health.partitions.iter().any(|p| p.partition == "date=2024-02-29" && p.checks.iter().any(|c| c.name == "rows")),
-        "an unscored session is reported"
-    );
+    assert_eq!(health.partitions[0].partition, "date=2024-03-01", "nothing is judged before the first scored session");
 
     // Rows outside the asked sessions are refused, a bad model id is named.
     let err = score_batches(&lake, &one, &artifact, &features, &q).await.unwrap_err().to_string();
     assert!(err.contains("outside the scored sessions"), "{err}");
     assert!(registry::load_artifact(&lake, "../../x").await.unwrap_err().to_string().contains("model id"));
+
+    // Sessions the model saw are refused, and only scored when allowed: flagged, a warning.
+    let seen = rows(&sessions("2024-02-28", "2024-03-01"), 0.0, false);
+    let straddling = ScoreRequest::new(day("2024-02-28"), day("2024-03-01"));
+    let err = score_batches(&lake, &straddling, &artifact, &seen, &q).await.unwrap_err();
+    assert_eq!(quantlake::Outcome::from(&err), quantlake::Outcome::Unknown);
+    let err = err.to_string();
+    assert!(err.contains("saw the sessions through 2024-02-29") && err.contains("score from 2024-03-01 on"), "{err}");
+    assert!(err.contains("--walk-forward") && err.contains("--allow-in-sample"), "{err}");
+    let allowed = ScoreRequest { allow_in_sample: true, ..straddling };
+    let report = score_batches(&lake, &allowed, &artifact, &seen, &q).await.unwrap();
+    assert_eq!(report.in_sample_sessions, [day("2024-02-28"), day("2024-02-29")]);
+    assert!(report.outcome() >= quantlake::Outcome::Warning, "in sample is never exit 0");
+    let state = lake.dataset("predictions").unwrap().latest().await.unwrap();
+    let mut by_day = std::collections::BTreeMap::<NaiveDate, (u64, u64)>::new();
+    for b in lake.dataset("predictions").unwrap().read(&state, &Default::default()).await.unwrap() {
+        let ts = b.column_by_name("ts").unwrap().as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
+        let flag = b.column_by_name("in_sample").unwrap().as_boolean();
+        let fit_end = b.column_by_name("model_fit_end").unwrap().as_primitive::<arrow::datatypes::Date32Type>();
+        for i in 0..b.num_rows() {
+            let d = NyseCalendar.trading_date(chrono::DateTime::from_timestamp_micros(ts.value(i)).unwrap());
+            assert_eq!(fit_end.value_as_date(i), Some(day("2024-02-29")));
+            let e = by_day.entry(d).or_default();
+            e.0 += 1;
+            e.1 += u64::from(flag.value(i));
+        }
+    }
+    for (d, (rows, flagged)) in by_day {
+        let expected = if d <= day("2024-02-29") { rows } else { 0 };
+        assert_eq!(flagged, expected, "{d}: rows flagged in_sample exactly on sessions the model saw");
+    }
 }
 both_backends!(train_store_score_rescore_test, train_store_score_rescore);
-
-/// Runs the CLI and parses its JSON whatever the exit code (score exits by its verdict).
-fn run_json(t: &TestLake, args: &[&str]) -> (i32, serde_json::Value) {
-    let out = t.cli().arg("--json").args(args).output().expect("run quantlake");
-    let code = out.status.code().unwrap_or(-1);
-    assert!(
-        code < 3,
-        "quantlake {args:?} could not run ({code}):\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        stderr(&out)
-    );
-    (
-        code,
-        serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("quantlake {args:?}: bad JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))),
-    )
-}
 
 /// A synthetic lake through every stage: ingest, curate, features, train (twice: one model), models,
 /// score a session, re-score a range, health of the predictions.
@@ -285,7 +291,7 @@ fn demo_lake_end_to_end() {
     let prediction_rows = |d: &str| {
         t.json(&["query", &format!("SELECT count(*) AS n, count(DISTINCT model_id) AS models, min(model_id) AS model FROM predictions WHERE date = DATE '{d}'")])
     };
-    let (code, scored) = run_json(&t, &["score", "--date", "2024-01-12"]);
+    let (code, scored) = t.json_report(&["score", "--date", "2024-01-12"]);
     assert_eq!(scored["model_id"], id.as_str());
     assert_eq!(scored["rows"].as_u64(), Some(feature_rows("2024-01-12")));
     assert_eq!(
@@ -301,15 +307,48 @@ fn demo_lake_end_to_end() {
         (Some(feature_rows("2024-01-12")), Some(1), Some(id.as_str()))
     );
 
-    // Re-scoring a range (as after a backfill) replaces its partitions: one row per feature row.
-    let (_, rescored) = run_json(&t, &["score", "--start", "2024-01-10", "--end", "2024-01-12", "--model", &id]);
+    assert_eq!(first["fit_end"], "2024-01-11");
+    assert_eq!(scored["in_sample_sessions"], json!([]));
+    assert_eq!(
+        scored["models"],
+        json!([{ "model_id": id, "fit_end": "2024-01-11", "first": "2024-01-12", "last": "2024-01-12", "sessions": 1 }])
+    );
+
+    // Sessions the model saw are refused, with what to do instead.
+    let seen = t.run(&["score", "--start", "2024-01-10", "--end", "2024-01-12", "--model", &id]);
+    assert_eq!(seen.status.code(), Some(3));
+    let err = stderr(&seen);
+    assert!(err.contains("saw the sessions through 2024-01-11") && err.contains("--allow-in-sample"), "{err}");
+    assert_eq!(prediction_rows("2024-01-10")[0]["n"], 0, "nothing written");
+
+    // Re-scoring a range (as after a backfill) replaces its partitions: one row per feature row. The
+    // sessions the model saw only when allowed: flagged, and never exit 0.
+    let (code, rescored) =
+        t.json_report(&["score", "--start", "2024-01-10", "--end", "2024-01-12", "--model", &id, "--allow-in-sample"]);
+    assert!(code >= 1, "in sample exits 1 at least: {rescored}");
+    assert_eq!(rescored["in_sample_sessions"], json!(["2024-01-10", "2024-01-11"]));
+    let flagged = t.json(&["query", "SELECT date, bool_and(in_sample) AS all_in, bool_or(in_sample) AS any_in, min(model_fit_end) AS fit_end FROM predictions GROUP BY date ORDER BY date"]);
+    assert_eq!(
+        flagged,
+        json!([
+            { "date": "2024-01-10", "all_in": true, "any_in": true, "fit_end": "2024-01-11" },
+            { "date": "2024-01-11", "all_in": true, "any_in": true, "fit_end": "2024-01-11" },
+            { "date": "2024-01-12", "all_in": false, "any_in": false, "fit_end": "2024-01-11" },
+        ])
+    );
+    let text = t.run(&["score", "--start", "2024-01-10", "--end", "2024-01-12", "--model", &id, "--allow-in-sample"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("WARNING: 2 session(s) scored in sample (2024-01-10..2024-01-11)"), "{text}");
     assert_eq!(rescored["sessions"], 3);
     let total = t.json(&["query", "SELECT count(*) AS n FROM predictions"])[0]["n"].as_u64().unwrap();
     assert_eq!(total, feature_rows("2024-01-10") + feature_rows("2024-01-11") + feature_rows("2024-01-12"));
     let q = &rescored["quality"];
     assert_eq!(q[2]["reference_sessions"], 2, "2024-01-12 against the two sessions before it: {q}");
 
-    let (_, health) = run_json(&t, &["health", "--dataset", "predictions", "--as-of-date", "2024-01-12"]);
+    // A hole after the first scored session is RED; the sessions before it are not judged.
+    t.json_report(&["score", "--date", "2024-01-08", "--model", &id, "--allow-in-sample"]);
+    let (_, health) = t.json_report(&["health", "--dataset", "predictions", "--as-of-date", "2024-01-12"]);
+    assert_eq!(health["partitions"][0]["partition"], "date=2024-01-08", "{health}");
     assert_eq!(health["dataset"], "predictions");
     assert_eq!(health["latest_session"], "2024-01-12");
     assert!(
@@ -333,7 +372,8 @@ fn demo_lake_end_to_end() {
         ])
     };
     let before = predictions("2024-01-12");
-    let (_, all) = run_json(&t, &["score", "--start", "2024-01-02", "--end", "2024-01-12", "--model", &id]);
+    let (_, all) =
+        t.json_report(&["score", "--start", "2024-01-02", "--end", "2024-01-12", "--model", &id, "--allow-in-sample"]);
     let days = ["02", "03", "04", "05", "08", "09", "10", "11", "12"].map(|d| format!("2024-01-{d}"));
     assert_eq!(all["sessions"], days.len(), "{all}");
     let expected: u64 = days.iter().map(|d| feature_rows(d)).sum();
@@ -341,4 +381,43 @@ fn demo_lake_end_to_end() {
     let total = t.json(&["query", "SELECT count(*) AS n FROM predictions"])[0]["n"].as_u64().unwrap();
     assert_eq!(total, expected);
     assert_eq!(predictions("2024-01-12"), before);
+
+    // Walk-forward: a model retrained on a window ending 2024-01-05 scores the sessions after it up
+    // to 2024-01-11, the first model the one after its fit end; a session no model was fitted
+    // before is refused.
+    let early = t.json(&["train", "--end", "2024-01-05", "--holdout-fraction", "0.25"]);
+    let early_id = early["model_id"].as_str().unwrap().to_string();
+    assert_eq!(early["target"], first["target"], "{early}");
+    let (code, walked) = t.json_report(&["score", "--walk-forward", "--start", "2024-01-08", "--end", "2024-01-12"]);
+    assert!(code < 3, "{walked}");
+    assert_eq!(walked["in_sample_sessions"], json!([]));
+    assert_eq!(
+        walked["models"],
+        json!([
+            { "model_id": early_id, "fit_end": "2024-01-05", "first": "2024-01-08", "last": "2024-01-11", "sessions": 4 },
+            { "model_id": id, "fit_end": "2024-01-11", "first": "2024-01-12", "last": "2024-01-12", "sessions": 1 },
+        ])
+    );
+    let by_model = t.json(&["query", "SELECT date, min(model_id) AS model, bool_or(in_sample) AS any_in FROM predictions WHERE date >= DATE '2024-01-08' GROUP BY date ORDER BY date"]);
+    let models: Vec<(&str, &str, bool)> = by_model
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["date"].as_str().unwrap(), r["model"].as_str().unwrap(), r["any_in"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(
+        models,
+        [
+            ("2024-01-08", early_id.as_str(), false),
+            ("2024-01-09", early_id.as_str(), false),
+            ("2024-01-10", early_id.as_str(), false),
+            ("2024-01-11", early_id.as_str(), false),
+            ("2024-01-12", id.as_str(), false),
+        ]
+    );
+    let too_early = t.run(&["score", "--walk-forward", "--start", "2024-01-05", "--end", "2024-01-12"]);
+    assert_eq!(too_early.status.code(), Some(3));
+    assert!(stderr(&too_early).contains("walk-forward scoring can start at 2024-01-08"), "{}", stderr(&too_early));
+    let both = t.run(&["score", "--walk-forward", "--allow-in-sample", "--date", "2024-01-12"]);
+    assert_eq!(both.status.code(), Some(3), "the flags conflict");
 }

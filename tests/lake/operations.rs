@@ -309,7 +309,7 @@ async fn a_backfill_plans_before_it_runs() {
     assert_eq!(steps, ["reingest", "curate", "features"]);
     assert_eq!(plan["cells_to_fetch"], 20, "--reingest: every symbol-session");
     assert!(plan["bytes_to_write"].as_u64().unwrap() > 0);
-    assert!(t.json(&["jobs"]).as_array().unwrap().is_empty(), "a dry run creates no job");
+    assert!(t.json(&["jobs", "--kind", "backfill"]).as_array().unwrap().is_empty(), "a dry run creates no job");
     // Without --reingest only missing raw cells are fetched: none here.
     let plan =
         json_of(&backfill(&t, None, &[&["backfill", "trigger", "curated_1m_bars", "--dry-run"][..], SCOPE].concat()));

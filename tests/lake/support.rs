@@ -188,6 +188,22 @@ impl TestLake {
             .unwrap_or_else(|e| panic!("quantlake {args:?}: bad JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
     }
 
+    /// Runs the CLI with `--json` and returns its exit code and report, for commands that report and
+    /// exit by a verdict (0-2); asserts the command could run (not 3).
+    pub fn json_report(&self, args: &[&str]) -> (i32, serde_json::Value) {
+        let out = self.cli().arg("--json").args(args).output().expect("run quantlake");
+        let code = out.status.code().unwrap_or(-1);
+        assert!(
+            (0..3).contains(&code),
+            "quantlake {args:?} could not run ({code}):\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            stderr(&out)
+        );
+        let report = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("quantlake {args:?}: bad JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
+        (code, report)
+    }
+
     /// Root and folder for the Python readers.
     pub fn live_root(&self) -> String {
         self.url.clone()

@@ -6,7 +6,7 @@ use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use quantlake::bars::BarSize;
-use quantlake::symbol::SymbolList;
+use quantlake::symbol::{SymbolList, SymbolScope};
 use quantlake::table::AsOf;
 
 use crate::values::named;
@@ -44,7 +44,8 @@ pub struct Global {
     #[arg(long, short, global = true)]
     pub quiet: bool,
 
-    /// Append log lines to this file too (default: logging.file, logs/app.log; "" for none). Its level
+    /// Append log lines to this file too (default: logging.file, else logs/app.log beside a local lake's
+    /// folder, or ~/.local/state/quantlake/logs/app.log for an S3 lake; "" for none). Its level
     /// is logging.level (info); stderr's is RUST_LOG (warn).
     #[arg(long, global = true, env = "QUANTLAKE_LOG_FILE")]
     pub log_file: Option<PathBuf>,
@@ -159,7 +160,7 @@ pub enum Command {
         #[arg(long, default_value = "curated_1m_bars")]
         dataset: String,
         /// Judge as of this date (default: the last completed session).
-        #[arg(long)]
+        #[arg(long, value_parser = crate::values::date)]
         as_of_date: Option<NaiveDate>,
     },
     /// Exit 0, 1 or 2 for GREEN, YELLOW or RED (for cron and monitoring agents; 3 if it cannot run);
@@ -167,7 +168,7 @@ pub enum Command {
     HealthCheck {
         #[arg(long, default_value = "curated_1m_bars")]
         dataset: String,
-        #[arg(long)]
+        #[arg(long, value_parser = crate::values::date)]
         as_of_date: Option<NaiveDate>,
         /// Docker's exit contract: 0 healthy (GREEN or YELLOW), 1 unhealthy (RED, which covers SEV-1,
         /// or the check cannot run); never 2, which Docker reserves. A YELLOW lake keeps its container.
@@ -181,7 +182,7 @@ pub enum Command {
         /// since the data starts.
         #[arg(long)]
         full: bool,
-        #[arg(long)]
+        #[arg(long, value_parser = crate::values::date)]
         as_of_date: Option<NaiveDate>,
     },
     /// Alerts: the lake's conditions (RED health, symbol breadth, target and feature coverage, the lag
@@ -297,14 +298,14 @@ pub enum Command {
     /// (down to adv.min_sessions), then to the universe median.
     RecomputeAdv {
         /// The session (default: the latest session with curated bars).
-        #[arg(long)]
+        #[arg(long, value_parser = crate::values::date)]
         date: Option<NaiveDate>,
     },
     /// NYSE sessions between two dates, with open and close in UTC and New York time.
     Calendar {
-        #[arg(long)]
+        #[arg(long, value_parser = crate::values::date)]
         start: NaiveDate,
-        #[arg(long)]
+        #[arg(long, value_parser = crate::values::date)]
         end: NaiveDate,
     },
     /// Fit the baseline ridge model on a training set (the library's get_features_for_training):
@@ -316,9 +317,11 @@ pub enum Command {
     /// The model registry (`models`), newest first: id, feature set and version, target, alpha,
     /// window, rows and holdout metrics.
     Models,
-    /// Score sessions with a model (default: the latest) into `predictions`, one row per feature row,
-    /// replacing exactly those sessions' partitions; judges each session's null rate and shift against
-    /// a trailing window and exits by that verdict (0 GREEN, 1 YELLOW, 2 RED).
+    /// Score sessions with a model (default: the latest; --walk-forward: per session, the newest fitted
+    /// before it) into `predictions`, one row per feature row, replacing exactly those sessions'
+    /// partitions. Sessions the model saw are refused (--allow-in-sample scores them, flagged, exit 1).
+    /// Judges each session's null rate and shift against a trailing window and exits by that verdict
+    /// (0 GREEN, 1 YELLOW, 2 RED).
     Score(ScoreArgs),
     /// The README's walk-through: ingest synthetic bars, overwrite some partitions, list snapshots,
     /// time-travel, verify, and print how to read the files with DuckDB and pandas.
@@ -408,10 +411,10 @@ pub struct IngestArgs {
     #[command(flatten)]
     pub range: RangeArgs,
     /// First session date (YYYY-MM-DD; default: ingest.days_back / DAYS_BACK sessions before --end).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::values::date)]
     pub start: Option<NaiveDate>,
     /// Last session date (YYYY-MM-DD, inclusive; default: the last completed session).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::values::date)]
     pub end: Option<NaiveDate>,
     /// Skip the symbol-sessions ingest_progress records as done or empty (continue an interrupted ingest).
     #[arg(long)]
@@ -455,7 +458,7 @@ pub struct BackfillArgs {
     #[command(flatten)]
     pub range: RangeArgs,
     /// Last session to fill (default: the last completed session).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::values::date)]
     pub end: Option<NaiveDate>,
 }
 
@@ -466,10 +469,10 @@ pub enum DqCommand {
     Summary {
         #[arg(long, default_value = "curated_1m_bars")]
         dataset: String,
-        #[arg(long)]
+        #[arg(long, value_parser = crate::values::date)]
         start: NaiveDate,
         /// Last session date, inclusive (default: --start).
-        #[arg(long)]
+        #[arg(long, value_parser = crate::values::date)]
         end: Option<NaiveDate>,
     },
 }
@@ -519,7 +522,7 @@ pub enum FundamentalsCommand {
         /// Comma-separated symbols. Polygon: the symbols asked for (default: the active universe);
         /// file: only these symbols' rows are imported.
         #[arg(long)]
-        symbols: Option<SymbolList>,
+        symbols: Option<SymbolScope>,
         /// File: the CSV or Parquet file (columns: symbol, fiscal_year, fiscal_period, period_end,
         /// filing_date, optional period_start, cik, company_name, filing_id, filing_url, currency, and
         /// items as revenues, net_income_loss, ... or statement.item).
@@ -534,8 +537,8 @@ pub enum FundamentalsCommand {
     Show {
         /// Comma-separated symbols (default: all).
         #[arg(long)]
-        symbols: Option<SymbolList>,
-        #[arg(long)]
+        symbols: Option<SymbolScope>,
+        #[arg(long, value_parser = crate::values::date)]
         as_of_date: Option<NaiveDate>,
         #[command(flatten)]
         read: ReadArgs,
@@ -571,12 +574,12 @@ pub enum CorporateActionsCommand {
         path: Option<PathBuf>,
         /// Comma-separated symbols (vendors: default the active universe; CSV: default every row).
         #[arg(long)]
-        symbols: Option<SymbolList>,
+        symbols: Option<SymbolScope>,
         /// Only ex-dates on or after this date (Alpaca default: corporate_actions.alpaca_default_days before --end).
-        #[arg(long)]
+        #[arg(long, value_parser = crate::values::date)]
         start: Option<NaiveDate>,
         /// Only ex-dates on or before this date (Alpaca default: today).
-        #[arg(long)]
+        #[arg(long, value_parser = crate::values::date)]
         end: Option<NaiveDate>,
     },
     /// List the stored actions (every source's row; the one adjustment uses is marked by precedence in
@@ -584,7 +587,7 @@ pub enum CorporateActionsCommand {
     Show {
         /// Comma-separated symbols (default: all).
         #[arg(long)]
-        symbols: Option<SymbolList>,
+        symbols: Option<SymbolScope>,
         /// The lake state read: `latest`, a snapshot number, a tag (the dataset's or a lake-wide one) or a time
         /// (RFC 3339, or a date: its end, UTC).
         #[arg(long = "as-of", default_value = "latest")]
@@ -595,7 +598,7 @@ pub enum CorporateActionsCommand {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// The session (default: the last completed one). A weekend or holiday is skipped with a message.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::values::date)]
     pub date: Option<NaiveDate>,
     /// Run stages whose input partitions are RED.
     #[arg(long)]
@@ -605,7 +608,7 @@ pub struct RunArgs {
     pub source: Option<quantlake::sources::SourceKind>,
     /// Comma-separated symbols (default: run.symbols, else the universe's active symbols).
     #[arg(long)]
-    pub symbols: Option<SymbolList>,
+    pub symbols: Option<SymbolScope>,
 }
 
 #[derive(Debug, Args)]
@@ -676,7 +679,7 @@ pub enum DispatchCommand {
     /// The daily pipeline for one session (default: the last completed one).
     #[command(name = "daily_run", visible_alias = "daily-run")]
     DailyRun {
-        #[arg(long)]
+        #[arg(long, value_parser = crate::values::date)]
         date: Option<NaiveDate>,
         #[arg(long)]
         force: bool,
@@ -687,7 +690,7 @@ pub enum DispatchCommand {
         #[arg(long, value_parser = named::<quantlake::sources::SourceKind>())]
         source: Option<quantlake::sources::SourceKind>,
         #[arg(long)]
-        symbols: Option<SymbolList>,
+        symbols: Option<SymbolScope>,
         #[arg(long, value_parser = named::<BarSize>(), default_value = "1m")]
         frequency: BarSize,
     },
@@ -725,12 +728,12 @@ pub struct BackfillTriggerArgs {
     pub dataset: String,
     /// `all`, or comma-separated symbols.
     #[arg(long)]
-    pub symbols: String,
+    pub symbols: SymbolScope,
     /// First session (YYYY-MM-DD).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::values::date)]
     pub start: NaiveDate,
     /// Last session (YYYY-MM-DD, inclusive).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::values::date)]
     pub end: NaiveDate,
     /// Re-curate the scope's sessions (implied for a curated dataset).
     #[arg(long)]
@@ -826,10 +829,10 @@ impl Target {
 #[derive(Debug, Args)]
 pub struct CurateArgs {
     /// First session date (default: the last completed session).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::values::date)]
     pub start: Option<NaiveDate>,
     /// Last session date, inclusive (default: --start).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::values::date)]
     pub end: Option<NaiveDate>,
     /// Fill policy for missing regular-session minutes (default: curate.fill).
     #[arg(long, value_parser = named::<quantlake::curate::FillPolicy>())]
@@ -848,10 +851,10 @@ pub struct BarsArgs {
     /// Comma-separated symbols.
     #[arg(long)]
     pub symbols: SymbolList,
-    #[arg(long)]
+    #[arg(long, value_parser = crate::values::date)]
     pub start: NaiveDate,
     /// Last session date, inclusive (default: --start).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::values::date)]
     pub end: Option<NaiveDate>,
     /// 1m, 5m, 15m, 30m, 1h or 1d (session OHLCV).
     #[arg(long, value_parser = named::<quantlake::curate::Frequency>(), default_value = "1m")]
@@ -873,10 +876,10 @@ pub struct FeaturesArgs {
     #[arg(long = "set")]
     pub sets: Vec<String>,
     /// First session date (default: the last completed session).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::values::date)]
     pub start: Option<NaiveDate>,
     /// Last session date, inclusive (default: --start).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::values::date)]
     pub end: Option<NaiveDate>,
     /// Job id recorded in the commit (default: a fresh one).
     #[arg(long)]
@@ -898,11 +901,11 @@ pub struct TrainingSetArgs {
     pub label: String,
     /// Comma-separated symbols (default: all).
     #[arg(long)]
-    pub symbols: Option<SymbolList>,
-    #[arg(long)]
+    pub symbols: Option<SymbolScope>,
+    #[arg(long, value_parser = crate::values::date)]
     pub start: NaiveDate,
     /// Last session date, inclusive.
-    #[arg(long)]
+    #[arg(long, value_parser = crate::values::date)]
     pub end: NaiveDate,
     /// The lake state read: a lake tag, a tag, a snapshot number, a time (a date is its end, UTC), or
     /// dataset@SPEC pins (default: the latest).
@@ -927,7 +930,7 @@ pub struct InferenceSetArgs {
     pub feature_set: String,
     /// Comma-separated symbols (default: every symbol with features in the last sessions).
     #[arg(long)]
-    pub symbols: Option<SymbolList>,
+    pub symbols: Option<SymbolScope>,
     /// The decision time, RFC 3339 (e.g. 2024-03-01T15:00:00Z; default: now): the features known then.
     #[arg(long)]
     pub at: Option<chrono::DateTime<chrono::Utc>>,
@@ -957,7 +960,7 @@ pub struct TargetCoverageArgs {
     #[arg(long, default_value = "labels_fwd_ret_v1")]
     pub dataset: String,
     /// Last session of the window (default: the last completed session).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::values::date)]
     pub end: Option<NaiveDate>,
     /// Sessions in the window (default: DAYS_BACK / health.target_days_back).
     #[arg(long)]
@@ -972,7 +975,7 @@ pub enum AlertsCommand {
     /// condition: 0 OK, 1 warning, 2 critical.
     Check {
         /// Judge as of this date (default: the last completed session).
-        #[arg(long)]
+        #[arg(long, value_parser = crate::values::date)]
         as_of_date: Option<NaiveDate>,
     },
     /// The alert history, newest first.
@@ -993,7 +996,7 @@ pub enum CheckCommand {
         #[arg(long, default_value = "features_price_1m_v1")]
         dataset: String,
         /// Judge as of this date (default: the last completed session).
-        #[arg(long)]
+        #[arg(long, value_parser = crate::values::date)]
         as_of_date: Option<NaiveDate>,
     },
     /// The guide's debug_target_coverage (the same as `debug target-coverage`): each target's
@@ -1020,7 +1023,7 @@ pub struct TrainArgs {
     pub label: Option<String>,
     /// Comma-separated symbols (default: all).
     #[arg(long)]
-    pub symbols: Option<SymbolList>,
+    pub symbols: Option<SymbolScope>,
     /// Only these of the feature set's columns, comma-separated (default: all), e.g. to leave out
     /// vwap_30 for bars without volume.
     #[arg(long)]
@@ -1029,7 +1032,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub window_years: Option<u32>,
     /// Last session of the window (default: the last completed session).
-    #[arg(long)]
+    #[arg(long, value_parser = crate::values::date)]
     pub end: Option<NaiveDate>,
     /// Ridge penalty on the standardized weights, per row (default: models.alpha).
     #[arg(long)]
@@ -1050,18 +1053,26 @@ pub struct TrainArgs {
 #[derive(Debug, Args)]
 pub struct ScoreArgs {
     /// The session to score.
-    #[arg(long, conflicts_with_all = ["start", "end"], required_unless_present = "start")]
+    #[arg(value_parser = crate::values::date, long, conflicts_with_all = ["start", "end"], required_unless_present = "start")]
     pub date: Option<NaiveDate>,
     /// First session of a range to (re-)score, e.g. after a backfill.
-    #[arg(long, requires = "end")]
+    #[arg(value_parser = crate::values::date, long, requires = "end")]
     pub start: Option<NaiveDate>,
     /// Last session of the range, inclusive.
-    #[arg(long, requires = "start")]
+    #[arg(value_parser = crate::values::date, long, requires = "start")]
     pub end: Option<NaiveDate>,
     /// Model id (see `quantlake models`; default: the latest trained).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "walk_forward")]
     pub model: Option<String>,
+    /// For each session, the model (of the latest model's feature set and target) whose fit ended most
+    /// recently before it: a backtest history never scored by a model that saw it.
+    #[arg(long)]
+    pub walk_forward: bool,
+    /// Score sessions the model saw (on or before its fit end) instead of refusing: rows flagged
+    /// `in_sample`, a warning, exit 1 at least.
+    #[arg(long, conflicts_with = "walk_forward")]
+    pub allow_in_sample: bool,
     /// Comma-separated symbols (default: all); the scored partitions then hold only these symbols.
     #[arg(long)]
-    pub symbols: Option<SymbolList>,
+    pub symbols: Option<SymbolScope>,
 }

@@ -7,6 +7,7 @@ mod operations;
 
 use std::path::PathBuf;
 
+use arrow::array::AsArray;
 use chrono::NaiveDate;
 
 use super::Context;
@@ -24,7 +25,7 @@ use quantlake::error::{Error, Result};
 use quantlake::features::{self, FeaturesRequest};
 use quantlake::ingest::{IngestOptions, ingest, ingest_files, progress};
 use quantlake::maintenance;
-use quantlake::models::{self, ScoreRequest, TrainOptions};
+use quantlake::models::{self, ModelChoice, ScoreRequest, TrainOptions};
 use quantlake::ops::alerts;
 use quantlake::ops::tasks::backfill::{BackfillOptions, backfill_history};
 use quantlake::outcome::Outcome;
@@ -35,7 +36,7 @@ use quantlake::reference::fundamentals;
 use quantlake::sets::{self, FallbackSettings, TrainingRequest};
 use quantlake::sources::file::{FileImport, parse_column_map};
 use quantlake::sources::{AnySource, SourceKind, parse_symbols};
-use quantlake::symbol::SymbolList;
+use quantlake::symbol::{Symbol, SymbolList, SymbolScope};
 use quantlake::table::AsOf;
 use quantlake::table::operations::{history, restore, tag};
 use quantlake::table::{Lake, SnapshotSpec};
@@ -60,7 +61,8 @@ pub async fn init(ctx: &Context, out: &Output) -> Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
-/// `ingest`: a source's bars (or a file's) into its raw dataset; `Warning` when a symbol failed.
+/// `ingest`: a source's bars (or a file's) into its raw dataset; `Warning` when a symbol failed or
+/// a file's rows were quarantined.
 pub async fn ingest_bars(ctx: &Context, args: IngestArgs, out: &Output) -> Result<Outcome> {
     let lake = ctx.open().await?;
     if args.source == SourceName::File {
@@ -68,7 +70,7 @@ pub async fn ingest_bars(ctx: &Context, args: IngestArgs, out: &Output) -> Resul
         let chunk = ctx.config.ingest.chunk(args.range.chunk_sessions);
         let report = ingest_files(&lake, &import, chunk, args.range.job_id.clone()).await?;
         out.file_ingest(&report);
-        return Ok(Outcome::Ok);
+        return Ok(report.outcome());
     }
     check_source_flags(&args)?;
     let kind = source_kind(args.source);
@@ -528,7 +530,47 @@ pub async fn bars(ctx: &Context, args: BarsArgs, out: &Output) -> Result<Outcome
         adjust: args.adjust,
     };
     let batches = curate::get_curated_bars(&lake, &request, &args.read.as_of.iter().cloned().collect()).await?;
-    write_rows(&batches, &args.read, out)
+    let mut seen = SeenSymbols::new(&request.symbols);
+    batches.iter().for_each(|b| seen.add(b));
+    write_rows(&batches, &args.read, out)?;
+    Ok(seen.outcome(out, &format!("bars between {} and {}", request.start, request.end)))
+}
+
+/// Which of the symbols a read asked for its rows hold: a symbol with none is named, and the read is
+/// a partial success (an empty answer is never exit 0 by silence).
+struct SeenSymbols {
+    missing: std::collections::BTreeSet<String>,
+}
+
+impl SeenSymbols {
+    /// Tracks `asked` (empty: all symbols, nothing to miss).
+    fn new(asked: &[Symbol]) -> Self {
+        Self { missing: asked.iter().map(|s| s.as_str().to_string()).collect() }
+    }
+
+    fn add(&mut self, batch: &arrow::array::RecordBatch) {
+        if self.missing.is_empty() {
+            return;
+        }
+        let Some(column) = batch.column_by_name("symbol") else { return };
+        let Ok(symbols) = arrow::compute::cast(column, &arrow::datatypes::DataType::Utf8) else { return };
+        for s in symbols.as_string::<i32>().iter().flatten() {
+            self.missing.remove(s);
+        }
+    }
+
+    /// `Ok`, or a warning naming the symbols without `what` and `Warning`.
+    fn outcome(&self, out: &Output, what: &str) -> Outcome {
+        if self.missing.is_empty() {
+            return Outcome::Ok;
+        }
+        let names: Vec<&str> = self.missing.iter().map(String::as_str).collect();
+        out.warning(&format!(
+            "no {what} for {} (not in the lake, or not in that range; `quantlake universe` and `quantlake health` show what is)",
+            names.join(", ")
+        ));
+        Outcome::Warning
+    }
 }
 
 /// `corporate-actions import`: fetch or read the actions and upsert them.
@@ -607,7 +649,7 @@ pub async fn training_set(ctx: &Context, args: TrainingSetArgs, out: &Output) ->
     let request = TrainingRequest {
         feature_set: args.feature_set,
         label: args.label,
-        symbols: args.symbols.map(SymbolList::into_vec).unwrap_or_default(),
+        symbols: args.symbols.map(SymbolScope::into_vec).unwrap_or_default(),
         start: args.start,
         end: args.end,
         as_of: args.as_of,
@@ -619,17 +661,22 @@ pub async fn training_set(ctx: &Context, args: TrainingSetArgs, out: &Output) ->
     // the leakage check.
     let mut file = RowsFile::create(&args.output, format)?;
     let progress = ctx.progress("training set");
-    let set = sets::training_set(&lake, &request, &progress, &mut |b| file.write(&b)).await?;
+    let mut seen = SeenSymbols::new(&request.symbols);
+    let set = sets::training_set(&lake, &request, &progress, &mut |b| {
+        seen.add(&b);
+        file.write(&b)
+    })
+    .await?;
     progress.finish();
     file.finish()?;
     out.training_set(&set.lineage, &args.output);
-    Ok(Outcome::Ok)
+    Ok(seen.outcome(out, &format!("training rows between {} and {}", request.start, request.end)))
 }
 
 /// `inference-set`: the latest features per symbol at a time.
 pub async fn inference_set(ctx: &Context, args: InferenceSetArgs, out: &Output) -> Result<Outcome> {
     let lake = ctx.open().await?;
-    let symbols = args.symbols.map(SymbolList::into_vec).unwrap_or_default();
+    let symbols = args.symbols.map(SymbolScope::into_vec).unwrap_or_default();
     let batches = sets::get_features_for_inference(
         &lake,
         &args.feature_set,
@@ -694,7 +741,7 @@ pub async fn train(ctx: &Context, args: TrainArgs, out: &Output) -> Result<Outco
     let options = TrainOptions {
         feature_set: args.feature_set,
         label: args.label,
-        symbols: args.symbols.map(SymbolList::into_vec).unwrap_or_default(),
+        symbols: args.symbols.map(SymbolScope::into_vec).unwrap_or_default(),
         features: args.features.as_deref().map(crate::values::comma_list).unwrap_or_default(),
         end: args.end,
         window_years: args.window_years,
@@ -728,8 +775,9 @@ pub async fn score(ctx: &Context, args: ScoreArgs, out: &Output) -> Result<Outco
     let request = ScoreRequest {
         start,
         end,
-        model: args.model,
-        symbols: args.symbols.map(SymbolList::into_vec).unwrap_or_default(),
+        model: if args.walk_forward { ModelChoice::WalkForward } else { args.model.into() },
+        symbols: args.symbols.map(SymbolScope::into_vec).unwrap_or_default(),
+        allow_in_sample: args.allow_in_sample,
     };
     let report = models::score::score(&lake, &request, &ctx.config.models.quality).await?;
     out.score(&report);

@@ -38,12 +38,13 @@ use args::{
     AlertsCommand, BenchCommand, CheckCommand, Cli, Command, CorporateActionsCommand, DebugCommand, DqCommand,
     FundamentalsCommand, ProgressCommand, UniverseCommand,
 };
-use output::Output;
+use output::{COMMAND_TARGET, Output};
 use progress_bar::Bar;
 use quantlake::config::Config;
 use quantlake::error::Result;
 use quantlake::ops::jobs::log::JobLogLayer;
 use quantlake::outcome::{EXIT_CODES_HELP, Outcome};
+use quantlake::symbol::SymbolScope;
 use quantlake::table::Lake;
 
 /// Runs the command line; returns the process exit code ([`Outcome::exit_code`]). Flag errors exit
@@ -71,8 +72,15 @@ pub fn main() -> ExitCode {
             return exit(Outcome::from(&e));
         }
     };
-    let log_file = cli.global.log_file.clone().unwrap_or_else(|| config.logging.file.clone().into());
-    init_logging((!log_file.as_os_str().is_empty()).then_some((log_file.as_path(), config.logging.level.as_str())));
+    let lake_url = cli.global.lake.clone().unwrap_or_else(|| config.lake.root.clone());
+    let log_file = cli
+        .global
+        .log_file
+        .clone()
+        .or_else(|| config.logging.file.clone().map(Into::into))
+        .or_else(|| quantlake::config::LoggingSettings::default_file(&lake_url))
+        .filter(|f| !f.as_os_str().is_empty());
+    init_logging(log_file.as_deref().map(|f| (f, config.logging.level.as_str())));
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -84,13 +92,38 @@ pub fn main() -> ExitCode {
     // The command line and how it ended, for the log file (stderr has them already).
     let args = redact_secrets(std::env::args().skip(1));
     tracing::info!(target: COMMAND_TARGET, "quantlake {}", args.join(" "));
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| runtime.block_on(run(cli, config, &out))));
+    // `serve`, `worker` and `schedule run` stop cleanly on a signal themselves; every other command is
+    // dropped where it awaits, which leaves the lake as a kill does (what was committed stays).
+    let stops_itself = matches!(cli.command, Command::Serve { .. } | Command::Worker { .. } | Command::Schedule(_));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        runtime.block_on(async {
+            if stops_itself {
+                return Ok(run(cli, config, &out).await);
+            }
+            tokio::select! {
+                result = run(cli, config, &out) => Ok(result),
+                signal = interrupted() => Err(signal),
+            }
+        })
+    }));
     let outcome = match result {
-        Ok(Ok(outcome)) => outcome,
-        Ok(Err(e)) => {
+        Ok(Ok(Ok(outcome))) => outcome,
+        Ok(Ok(Err(e))) => {
             tracing::error!(target: COMMAND_TARGET, "error: {e}");
             out.error(&e);
             Outcome::from(&e)
+        }
+        Ok(Err(signal)) => {
+            let message = format!(
+                "interrupted by {signal}: what was committed before stays (`quantlake jobs` and `quantlake snapshots` show it), \
+                 nothing after it was written; run the same command again to finish (ingest and backfill-history skip finished sessions with --resume)"
+            );
+            tracing::warn!(target: COMMAND_TARGET, "{message}");
+            tracing::info!(target: COMMAND_TARGET, "exit {EXIT_INTERRUPTED} (interrupted)");
+            eprintln!("{message}");
+            // Blocking work still running is abandoned with the process, as a kill would.
+            runtime.shutdown_background();
+            return ExitCode::from(EXIT_INTERRUPTED);
         }
         Err(_) => Outcome::Unknown,
     };
@@ -125,12 +158,27 @@ fn redact_secrets(args: impl Iterator<Item = String>) -> Vec<String> {
     .collect()
 }
 
+/// The exit code of a command stopped by SIGINT or SIGTERM: 128 + SIGINT, as shells report it.
+const EXIT_INTERRUPTED: u8 = 130;
+
+/// Waits for SIGINT (Ctrl-C) or SIGTERM; returns its name.
+async fn interrupted() -> &'static str {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return "SIGINT";
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    }
+}
+
 fn exit(outcome: Outcome) -> ExitCode {
     ExitCode::from(outcome.exit_code())
 }
-
-/// The target of the log file's command and exit lines, which stderr leaves out by default.
-const COMMAND_TARGET: &str = "quantlake::command";
 
 /// Logging: stderr at `RUST_LOG` (default warn); the log file, when there is one, at its own level
 /// (default info) and without colours; and every job's own log ([`JobLogLayer`]). A log file that
@@ -139,7 +187,9 @@ fn init_logging(file: Option<(&std::path::Path, &str)>) {
     use tracing_subscriber::{EnvFilter, fmt, prelude::*};
     let stderr_filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("warn,{COMMAND_TARGET}=off")));
-    let stderr = fmt::layer().with_writer(std::io::stderr).with_filter(stderr_filter);
+    // Colours only for a person at a terminal: a pipe, a file or a CI log gets plain text.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let stderr = fmt::layer().with_writer(std::io::stderr).with_ansi(colour).with_filter(stderr_filter);
     let level = file.map_or("info", |(_, level)| level);
     let file_layer = file.and_then(|(path, level)| match open_log_file(path) {
         Ok(f) => {
@@ -180,94 +230,153 @@ impl Context {
     }
 }
 
-/// Runs the command.
+/// Runs the command; a stage command as a job record ([`recorded`]).
 async fn run(cli: Cli, config: Config, out: &Output) -> Result<Outcome> {
     let lake_url = cli.global.lake.clone().unwrap_or_else(|| config.lake.root.clone());
     let ctx = Context { quiet: cli.global.quiet || cli.global.json, config, lake_url };
-    match cli.command {
-        Command::Init => commands::init(&ctx, out).await,
-        Command::Ingest(args) => commands::ingest_bars(&ctx, args, out).await,
-        Command::BackfillHistory(args) => commands::backfill(&ctx, args, out).await,
-        Command::Progress(ProgressCommand::Clean { older_than }) => {
-            commands::progress_clean(&ctx, &older_than, out).await
+    match recorded_kind(&cli.command) {
+        Some(kind) => recorded(&ctx, kind, cli.command, out).await,
+        None => dispatch(&ctx, cli.command, out).await,
+    }
+}
+
+/// The job kind a stage command is recorded as: each writes to the lake, and its record is the audit
+/// trail `jobs` shows (and `jobs show ID` finds the id an ingest, curate or features report prints).
+fn recorded_kind(command: &Command) -> Option<&'static str> {
+    Some(match command {
+        Command::Ingest(_) => "ingest",
+        Command::Curate(_) => "curate",
+        Command::Features(_) => "features",
+        Command::Train(_) => "train",
+        Command::Score(_) => "score",
+        Command::CorporateActions(CorporateActionsCommand::Import { .. }) => "corporate_actions_import",
+        Command::Fundamentals(FundamentalsCommand::Upsert { .. }) => "fundamentals_upsert",
+        _ => return None,
+    })
+}
+
+/// Runs a stage command as a job record of `kind`: created before the work with the command line,
+/// its log lines kept with it, finished after with the status the outcome gives (0 SUCCEEDED, 1
+/// PARTIAL, 2 SUCCEEDED: the command ran and its report carries the verdict; an error FAILED). The
+/// record's id is the stage's job id unless `--job-id` names another. Without a lake the command
+/// runs unrecorded and says so itself.
+async fn recorded(ctx: &Context, kind: &str, mut command: Command, out: &Output) -> Result<Outcome> {
+    use quantlake::ops::jobs::{Finish, JobSpec, JobStatus, JobStore};
+    use tracing::Instrument;
+    let Ok(lake) = ctx.open().await else { return dispatch(ctx, command, out).await };
+    let line = redact_secrets(std::env::args().skip(1)).join(" ");
+    let spec = JobSpec::new(kind, serde_json::json!({ "command": format!("quantlake {line}") }));
+    let job = JobStore::new(&lake, ctx.config.jobs.clone()).start(spec).await?;
+    let stage_job_id = match &mut command {
+        Command::Ingest(a) => Some(&mut a.range.job_id),
+        Command::Curate(a) => Some(&mut a.job_id),
+        Command::Features(a) => Some(&mut a.job_id),
+        _ => None,
+    };
+    if let Some(id) = stage_job_id {
+        id.get_or_insert_with(|| job.id().to_string());
+    }
+    let result = dispatch(ctx, command, out).instrument(job.span()).await;
+    let finish = match &result {
+        Ok(outcome) => {
+            let status = if *outcome == Outcome::Warning { JobStatus::Partial } else { JobStatus::Succeeded };
+            Finish::with_status(status).report(&serde_json::json!({ "outcome": outcome }))
         }
-        Command::Curate(args) => commands::curate(&ctx, args, out).await,
-        Command::Health { dataset, as_of_date } => commands::health(&ctx, &dataset, as_of_date, out).await,
+        Err(e) => Finish::failed(e),
+    };
+    if let Err(e) = job.finish(finish).await {
+        tracing::warn!("Failed to record how job {kind} ended: {e}");
+    }
+    result
+}
+
+/// Runs one command.
+async fn dispatch(ctx: &Context, command: Command, out: &Output) -> Result<Outcome> {
+    match command {
+        Command::Init => commands::init(ctx, out).await,
+        Command::Ingest(args) => commands::ingest_bars(ctx, args, out).await,
+        Command::BackfillHistory(args) => commands::backfill(ctx, args, out).await,
+        Command::Progress(ProgressCommand::Clean { older_than }) => {
+            commands::progress_clean(ctx, &older_than, out).await
+        }
+        Command::Curate(args) => commands::curate(ctx, args, out).await,
+        Command::Health { dataset, as_of_date } => commands::health(ctx, &dataset, as_of_date, out).await,
         Command::HealthCheck { dataset, as_of_date, docker: false } => {
-            commands::health_check(&ctx, &dataset, as_of_date, out).await
+            commands::health_check(ctx, &dataset, as_of_date, out).await
         }
         Command::HealthCheck { dataset, as_of_date, docker: true } => {
-            commands::health_check_docker(&ctx, &dataset, as_of_date, out).await
+            commands::health_check_docker(ctx, &dataset, as_of_date, out).await
         }
-        Command::Validate { full, as_of_date } => commands::validate(&ctx, full, as_of_date, out).await,
-        Command::Features(args) => commands::features(&ctx, args, out).await,
-        Command::Run(args) => commands::run(&ctx, args, out).await,
-        Command::Jobs(args) => commands::jobs(&ctx, args, out).await,
-        Command::Backfill(cmd) => commands::backfill_job(&ctx, cmd, out).await,
-        Command::Dispatch(cmd) => commands::dispatch(&ctx, cmd, out).await,
-        Command::Schedule(args) => commands::schedule(&ctx, args, out).await,
+        Command::Validate { full, as_of_date } => commands::validate(ctx, full, as_of_date, out).await,
+        Command::Features(args) => commands::features(ctx, args, out).await,
+        Command::Run(args) => commands::run(ctx, args, out).await,
+        Command::Jobs(args) => commands::jobs(ctx, args, out).await,
+        Command::Backfill(cmd) => commands::backfill_job(ctx, cmd, out).await,
+        Command::Dispatch(cmd) => commands::dispatch(ctx, cmd, out).await,
+        Command::Schedule(args) => commands::schedule(ctx, args, out).await,
         Command::Bootstrap { source, fundamentals, skip_training } => {
-            commands::bootstrap(&ctx, source, fundamentals, skip_training, out).await
+            commands::bootstrap(ctx, source, fundamentals, skip_training, out).await
         }
         Command::Worker { once, poll, tasks, max_jobs } => {
-            commands::worker(&ctx, once, &poll, tasks.as_deref(), max_jobs, out).await
+            commands::worker(ctx, once, &poll, tasks.as_deref(), max_jobs, out).await
         }
-        Command::TrainingSet(args) => commands::training_set(&ctx, args, out).await,
-        Command::InferenceSet(args) => commands::inference_set(&ctx, args, out).await,
+        Command::TrainingSet(args) => commands::training_set(ctx, args, out).await,
+        Command::InferenceSet(args) => commands::inference_set(ctx, args, out).await,
         Command::Debug(DebugCommand::TargetCoverage(args)) | Command::Check(CheckCommand::Coverage(args)) => {
-            commands::target_coverage(&ctx, &args.dataset, args.end, args.days_back, out).await
+            commands::target_coverage(ctx, &args.dataset, args.end, args.days_back, out).await
         }
         Command::Check(CheckCommand::Breadth { dataset, as_of_date }) => {
-            commands::check_breadth(&ctx, &dataset, as_of_date, out).await
+            commands::check_breadth(ctx, &dataset, as_of_date, out).await
         }
-        Command::Alerts(AlertsCommand::Check { as_of_date }) => commands::alerts_check(&ctx, as_of_date, out).await,
-        Command::Alerts(AlertsCommand::List { limit }) => commands::alerts_list(&ctx, limit, out).await,
+        Command::Alerts(AlertsCommand::Check { as_of_date }) => commands::alerts_check(ctx, as_of_date, out).await,
+        Command::Alerts(AlertsCommand::List { limit }) => commands::alerts_list(ctx, limit, out).await,
         Command::Bench(BenchCommand::PeerJob { raw_dir, out_dir }) => {
-            commands::peer_job(&ctx, &raw_dir, &out_dir, out).await
+            commands::peer_job(ctx, &raw_dir, &out_dir, out).await
         }
         Command::Dq(DqCommand::Summary { dataset, start, end }) => {
-            commands::dq_summary(&ctx, &dataset, start, end, out).await
+            commands::dq_summary(ctx, &dataset, start, end, out).await
         }
-        Command::Annotate(args) => commands::annotate(&ctx, args, out).await,
+        Command::Annotate(args) => commands::annotate(ctx, args, out).await,
         Command::Annotations { dataset, start, end } => {
-            commands::annotations(&ctx, dataset.as_deref(), start.as_deref(), end.as_deref(), out).await
+            commands::annotations(ctx, dataset.as_deref(), start.as_deref(), end.as_deref(), out).await
         }
         Command::Fundamentals(FundamentalsCommand::Upsert { source, symbols, path, format }) => {
-            commands::fundamentals_upsert(&ctx, source, symbols, path, format, out).await
+            commands::fundamentals_upsert(ctx, source, symbols.and_then(SymbolScope::list), path, format, out).await
         }
         Command::Fundamentals(FundamentalsCommand::Show { symbols, as_of_date, read }) => {
-            commands::fundamentals_show(&ctx, symbols, as_of_date, read, out).await
+            commands::fundamentals_show(ctx, symbols.and_then(SymbolScope::list), as_of_date, read, out).await
         }
         Command::Universe(UniverseCommand::Rebuild { symbols, csv }) => {
-            commands::universe_rebuild(&ctx, symbols, csv, out).await
+            commands::universe_rebuild(ctx, symbols, csv, out).await
         }
-        Command::Universe(UniverseCommand::Show) => commands::universe_show(&ctx, out).await,
-        Command::Datasets => commands::datasets(&ctx, out).await,
-        Command::Snapshots { dataset, limit, .. } => commands::snapshots(&ctx, dataset.as_deref(), limit, out).await,
-        Command::Partitions { dataset, as_of } => commands::partitions(&ctx, &dataset, &as_of, out).await,
-        Command::Snapshot(cmd) => commands::snapshot(&ctx, cmd, out).await,
-        Command::Verify { datasets, history } => commands::verify(&ctx, &datasets, history, out).await,
-        Command::Recover { datasets, full } => commands::recover(&ctx, &datasets, full, out).await,
+        Command::Universe(UniverseCommand::Show) => commands::universe_show(ctx, out).await,
+        Command::Datasets => commands::datasets(ctx, out).await,
+        Command::Snapshots { dataset, limit, .. } => commands::snapshots(ctx, dataset.as_deref(), limit, out).await,
+        Command::Partitions { dataset, as_of } => commands::partitions(ctx, &dataset, &as_of, out).await,
+        Command::Snapshot(cmd) => commands::snapshot(ctx, cmd, out).await,
+        Command::Verify { datasets, history } => commands::verify(ctx, &datasets, history, out).await,
+        Command::Recover { datasets, full } => commands::recover(ctx, &datasets, full, out).await,
         Command::Vacuum { datasets, retention, dry_run } => {
-            commands::vacuum(&ctx, &datasets, retention.as_deref(), dry_run, out).await
+            commands::vacuum(ctx, &datasets, retention.as_deref(), dry_run, out).await
         }
-        Command::Compact { datasets, dry_run } => commands::compact(&ctx, &datasets, dry_run, out).await,
-        Command::Query { sql, read } => commands::query(&ctx, &sql, read, out).await,
-        Command::Bars(args) => commands::bars(&ctx, args, out).await,
+        Command::Compact { datasets, dry_run } => commands::compact(ctx, &datasets, dry_run, out).await,
+        Command::Query { sql, read } => commands::query(ctx, &sql, read, out).await,
+        Command::Bars(args) => commands::bars(ctx, args, out).await,
         Command::CorporateActions(CorporateActionsCommand::Import { source, path, symbols, start, end }) => {
-            commands::corporate_actions_import(&ctx, source, path, symbols, start, end, out).await
+            commands::corporate_actions_import(ctx, source, path, symbols.and_then(SymbolScope::list), start, end, out)
+                .await
         }
         Command::CorporateActions(CorporateActionsCommand::Show { symbols, as_of }) => {
-            commands::corporate_actions_show(&ctx, symbols, as_of, out).await
+            commands::corporate_actions_show(ctx, symbols.and_then(SymbolScope::list), as_of, out).await
         }
-        Command::RecomputeAdv { date } => commands::recompute_adv(&ctx, date, out).await,
+        Command::RecomputeAdv { date } => commands::recompute_adv(ctx, date, out).await,
         Command::Calendar { start, end } => commands::calendar(start, end, out),
-        Command::Train(args) => commands::train(&ctx, args, out).await,
-        Command::Models => commands::models(&ctx, out).await,
-        Command::Score(args) => commands::score(&ctx, args, out).await,
-        Command::Demo => commands::demo(&ctx, out).await,
+        Command::Train(args) => commands::train(ctx, args, out).await,
+        Command::Models => commands::models(ctx, out).await,
+        Command::Score(args) => commands::score(ctx, args, out).await,
+        Command::Demo => commands::demo(ctx, out).await,
         Command::Serve { port, bind, token, no_jobs } => {
-            commands::serve(&ctx, crate::serve::ServeOptions { bind, port, token, run_jobs: !no_jobs }).await
+            commands::serve(ctx, crate::serve::ServeOptions { bind, port, token, run_jobs: !no_jobs }).await
         }
     }
 }

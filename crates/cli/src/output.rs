@@ -37,6 +37,10 @@ use super::rows_file::{RowsFile, RowsFormat};
 
 mod jobs;
 
+/// The target of the log file's command, exit and warning lines, which stderr leaves out by default
+/// (the command prints them itself).
+pub const COMMAND_TARGET: &str = "quantlake::command";
+
 pub struct Output {
     pub json: bool,
 }
@@ -74,6 +78,12 @@ impl Output {
 
     pub fn message<T: Serialize + ?Sized>(&self, value: &T, text: &str) {
         self.print(value, || text.to_string());
+    }
+
+    /// A partial result's warning: to stderr (stdout keeps the rows or the JSON) and the log file.
+    pub fn warning(&self, text: &str) {
+        tracing::warn!(target: COMMAND_TARGET, "{text}");
+        eprintln!("warning: {text}");
     }
 
     pub fn error(&self, e: &Error) {
@@ -498,7 +508,8 @@ impl Output {
                 "model {} ({}): ridge, alpha {}, on {} v{} -> target {target}\n\
                  window {}..{}: train {}, embargo {}, holdout {}\n\
                  rows: {} read, {} used ({} with a null feature, {} with a null target); train {}, embargo {}, holdout {}\n\
-                 {metrics}\n{weights}\nintercept (target mean) {:.6e}; artifact {}; registry snapshot {}; training set {}",
+                 {metrics}\n{weights}\nintercept (target mean) {:.6e}; artifact {}; registry snapshot {}; training set {}\n\
+                 the model saw the sessions through {}: score from {} on (earlier sessions are in sample)",
                 r.model_id,
                 if r.new_artifact { "new" } else { "already stored: same data and settings" },
                 r.alpha,
@@ -520,6 +531,8 @@ impl Output {
                 r.artifact,
                 r.registry_snapshot,
                 r.training_set_id.as_deref().unwrap_or("-"),
+                r.fit_end,
+                quantlake::calendar::NyseCalendar.next_session(r.fit_end),
             )
         });
     }
@@ -576,10 +589,16 @@ impl Output {
                     if bad.is_empty() { q.checks.iter().find(|c| c.name == "shift").map_or("ok".into(), |c| c.detail.clone()) } else { bad.join("; ") },
                 ]);
             }
+            let spans: Vec<String> = r.models.iter().map(|m| format!("{} ({}..{}, fitted through {})", m.model_id, m.first, m.last, m.fit_end)).collect();
+            let models = if r.models.len() == 1 { format!("model {} (fitted through {})", r.model_id, r.models[0].fit_end) } else { format!("{} models: {}", r.models.len(), spans.join(", ")) };
+            let in_sample = match (r.in_sample_sessions.first(), r.in_sample_sessions.last()) {
+                (Some(a), Some(b)) => format!("\nWARNING: {} session(s) scored in sample ({a}..{b}): the model saw their outcomes; their rows are flagged in_sample", r.in_sample_sessions.len()),
+                _ => String::new(),
+            };
             format!(
-                "scored {}..{} ({} session(s), {} with feature rows) with model {} ({} v{}, target {}): {} row(s), {} null prediction(s)\n\
-                 predictions snapshot {}: {} partition(s) replaced; quality {}\n{t}",
-                r.start, r.end, r.sessions, r.sessions_scored, r.model_id, r.feature_set, r.feature_set_version, r.target,
+                "scored {}..{} ({} session(s), {} with feature rows) with {models} ({} v{}, target {}): {} row(s), {} null prediction(s)\n\
+                 predictions snapshot {}: {} partition(s) replaced; quality {}{in_sample}\n{t}",
+                r.start, r.end, r.sessions, r.sessions_scored, r.feature_set, r.feature_set_version, r.target,
                 r.rows, r.null_predictions, r.snapshot_id, r.partitions, r.status
             )
         });

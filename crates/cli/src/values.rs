@@ -16,6 +16,12 @@ pub fn comma_list(text: &str) -> Vec<String> {
     text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
 }
 
+/// A date flag's value: `YYYY-MM-DD`; the error says the form expected.
+pub fn date(text: &str) -> Result<chrono::NaiveDate, String> {
+    chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+        .map_err(|e| format!("expected a date YYYY-MM-DD, e.g. 2024-03-01 ({e})"))
+}
+
 fn possible_value<T: Named>(value: T) -> PossibleValue {
     let p = PossibleValue::new(value.name()).aliases(value.aliases().iter().copied());
     match value.help() {

@@ -564,6 +564,8 @@ mod tests {
         let bars = c.get("raw_synthetic_bars").unwrap();
         assert_eq!(bars.sort_key, ["symbol", "ts"]);
         assert!(matches!(c.get("nope"), Err(Error::UnknownDataset { .. })));
+        let err = c.get("curated_1m_bar").unwrap_err().to_string();
+        assert!(err.starts_with("unknown dataset 'curated_1m_bar'; did you mean 'curated_1m_bars'?"), "{err}");
         assert!(matches!(c.get("../x"), Err(Error::InvalidName { .. })));
         // Extended contracts: the parent's columns and partitioning, their own name and types.
         let polygon = c.get("raw_polygon_bars").unwrap();

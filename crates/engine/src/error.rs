@@ -9,7 +9,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    #[error("unknown dataset '{name}'; known datasets: {}", known.join(", "))]
+    #[error("unknown dataset '{name}'{}; known datasets: {}", did_you_mean(name, known), known.join(", "))]
     UnknownDataset { name: String, known: Vec<String> },
 
     #[error("invalid {kind} '{value}': {reason}")]
@@ -107,4 +107,19 @@ impl Error {
     pub fn invalid(msg: impl Into<String>) -> Self {
         Error::InvalidArgument(msg.into())
     }
+}
+
+/// `; did you mean 'x'?` for the known name closest to `name`, if one is close; else nothing.
+pub fn did_you_mean(name: &str, known: &[String]) -> String {
+    closest(name, known.iter().map(String::as_str)).map(|k| format!("; did you mean '{k}'?")).unwrap_or_default()
+}
+
+/// The name of `known` closest to `name` (a likely misspelling of it), if one is close enough.
+pub fn closest<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    known
+        .into_iter()
+        .map(|k| (strsim::jaro_winkler(k, name), k))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| k)
 }

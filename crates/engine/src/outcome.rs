@@ -57,9 +57,10 @@ impl From<&Error> for Outcome {
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes (Nagios plugin convention):
   0  OK        done; health GREEN
-  1  WARNING   partial success (an ingest with failed symbols); health YELLOW
+  1  WARNING   partial success (failed symbols, quarantined rows, a symbol without rows); health YELLOW
   2  CRITICAL  health RED; verify found missing or damaged files
-  3  UNKNOWN   could not run: bad input or flags, no lake, any error";
+  3  UNKNOWN   could not run: bad input or flags, no lake, any error
+  130          interrupted (SIGINT or SIGTERM): what was committed stays";
 
 #[cfg(test)]
 mod tests {

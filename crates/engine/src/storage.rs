@@ -217,10 +217,32 @@ impl LakeStore {
     /// A reachability check that names the lake in its error: the first call every command makes.
     pub async fn probe(&self, marker: &Path) -> Result<Option<Bytes>> {
         self.get(marker).await.map_err(|e| match e {
-            Error::Storage(e) => Error::LakeUnreachable { url: self.url.clone(), reason: e.to_string() },
+            Error::Storage(e) => {
+                let reason = e.to_string();
+                let hint = match self.location {
+                    LakeLocation::S3 { .. } if is_credentials_error(&reason) => NO_CREDENTIALS,
+                    _ => "",
+                };
+                Error::LakeUnreachable { url: self.url.clone(), reason: format!("{reason}{hint}") }
+            }
             e => e,
         })
     }
+}
+
+/// What an S3 lake without credentials is told: where they are looked for.
+const NO_CREDENTIALS: &str = "; no AWS credentials were found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and \
+    AWS_SESSION_TOKEN for temporary ones), or AWS_WEB_IDENTITY_TOKEN_FILE with AWS_ROLE_ARN, or \
+    AWS_CONTAINER_CREDENTIALS_RELATIVE_URI on ECS; without them only an EC2 instance role (the metadata \
+    endpoint 169.254.169.254) is tried. AWS_REGION and, for a local server, AWS_ENDPOINT_URL and \
+    AWS_ALLOW_HTTP=true go with them (docs/configuration.md#s3)";
+
+/// Whether an S3 error is the credential chain's: after the environment, `object_store` asks the
+/// instance metadata endpoint, whose refusal or silence is what a machine without credentials sees.
+fn is_credentials_error(reason: &str) -> bool {
+    ["169.254.169.254", "/latest/api/token", "/latest/meta-data/", "credential", "Credential"]
+        .iter()
+        .any(|needle| reason.contains(needle))
 }
 
 /// A listing as a vector; a folder that does not exist lists as empty.

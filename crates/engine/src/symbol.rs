@@ -188,7 +188,15 @@ impl SymbolList {
 impl FromStr for SymbolList {
     type Err = Error;
 
+    /// Refuses `all` (any case), which means every symbol wherever a flag takes it ([`SymbolScope`]):
+    /// a list flag that took it as the ticker would silently ask for one symbol. The ticker ALL is
+    /// written `ALL,`.
     fn from_str(text: &str) -> Result<Self> {
+        if text.trim().eq_ignore_ascii_case(ALL) {
+            return Err(Error::invalid(
+                "'all' means every symbol, which this flag does not take: name the symbols (A,B; the ticker ALL is written ALL,)",
+            ));
+        }
         let symbols = text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(Symbol::new);
         Self::new(symbols.collect::<Result<Vec<_>>>()?)
     }
@@ -234,18 +242,62 @@ impl fmt::Debug for SymbolList {
     }
 }
 
+/// The word that means every symbol.
+const ALL: &str = "all";
+
 /// `all` (any case: every symbol, `None`) or a [`SymbolList`]: the `--symbols` of commands whose
 /// scope may be the whole dataset.
 pub fn all_or_list(spec: &str) -> Result<Option<SymbolList>> {
-    if spec.trim().eq_ignore_ascii_case("all") {
-        return Ok(None);
-    }
-    match spec.parse() {
-        Ok(list) => Ok(Some(list)),
-        Err(_) if spec.split(',').all(|s| s.trim().is_empty()) => {
-            Err(Error::invalid("the symbol list is empty: give A,B or all"))
+    Ok(spec.parse::<SymbolScope>()?.list())
+}
+
+/// The `--symbols` of a command whose scope may be every symbol: `all` (any case) or a list. `all`
+/// means the same as leaving the flag out: the command's whole scope (every symbol of the dataset,
+/// or the active universe where the command names it so). The ticker ALL is written `ALL,`.
+///
+/// ```
+/// use quantlake_engine::symbol::SymbolScope;
+///
+/// assert_eq!("ALL".parse::<SymbolScope>()?, SymbolScope::All);
+/// assert_eq!("ALL,".parse::<SymbolScope>()?.list().unwrap().to_string(), "ALL");
+/// assert!(" , ".parse::<SymbolScope>().is_err());
+/// # Ok::<(), quantlake_engine::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SymbolScope {
+    All,
+    List(SymbolList),
+}
+
+impl SymbolScope {
+    /// The list, or `None` for every symbol.
+    pub fn list(self) -> Option<SymbolList> {
+        match self {
+            Self::All => None,
+            Self::List(list) => Some(list),
         }
-        Err(e) => Err(e),
+    }
+
+    /// The symbols, empty for every symbol (the library's requests read an empty list so).
+    pub fn into_vec(self) -> Vec<Symbol> {
+        self.list().map(SymbolList::into_vec).unwrap_or_default()
+    }
+}
+
+impl FromStr for SymbolScope {
+    type Err = Error;
+
+    fn from_str(spec: &str) -> Result<Self> {
+        if spec.trim().eq_ignore_ascii_case(ALL) {
+            return Ok(Self::All);
+        }
+        match spec.parse() {
+            Ok(list) => Ok(Self::List(list)),
+            Err(_) if spec.split(',').all(|s| s.trim().is_empty()) => {
+                Err(Error::invalid("the symbol list is empty: give A,B or all"))
+            }
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -289,6 +341,11 @@ mod tests {
         assert_eq!(all_or_list("B,A").unwrap().unwrap().to_string(), "B,A");
         assert!(all_or_list(" , ").unwrap_err().to_string().contains("give A,B or all"));
         assert!(all_or_list("A,B C").unwrap_err().to_string().contains("'B C'"));
+        for all in ["all", " All "] {
+            let err = all.parse::<SymbolList>().unwrap_err().to_string();
+            assert!(err.contains("'all' means every symbol") && err.contains("ALL,"), "{err}");
+        }
+        assert_eq!("ALL,".parse::<SymbolList>().unwrap().to_string(), "ALL");
     }
 
     #[test]

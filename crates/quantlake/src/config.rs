@@ -70,14 +70,33 @@ pub struct Config {
 #[serde(default)]
 pub struct LoggingSettings {
     /// The log file, relative to the working directory; empty: none. `--log-file` overrides it.
-    pub file: String,
+    /// Unset: [`LoggingSettings::default_file`], beside the lake (never in whatever folder a command
+    /// runs from).
+    pub file: Option<String>,
     /// The file's level filter (`RUST_LOG` syntax); stderr follows `RUST_LOG` (default warn).
     pub level: String,
 }
 
 impl Default for LoggingSettings {
     fn default() -> Self {
-        Self { file: "logs/app.log".into(), level: "info".into() }
+        Self { file: None, level: "info".into() }
+    }
+}
+
+impl LoggingSettings {
+    /// The log file of a lake at `lake_url` when `file` is unset: `logs/app.log` beside a local lake's
+    /// folder (`./lake` gives `./logs/app.log`, the runbooks' path), or, for a lake on S3, the user's
+    /// state directory (`$XDG_STATE_HOME/quantlake/logs/app.log`, else `~/.local/state/...`; none
+    /// without a home).
+    pub fn default_file(lake_url: &str) -> Option<PathBuf> {
+        if let Ok(crate::storage::LakeLocation::Local(path)) = crate::storage::LakeLocation::parse(lake_url) {
+            let beside = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            return Some(beside.join("logs").join("app.log"));
+        }
+        let state = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()).map(PathBuf::from).or_else(|| {
+            std::env::var_os("HOME").filter(|v| !v.is_empty()).map(|h| PathBuf::from(h).join(".local/state"))
+        })?;
+        Some(state.join("quantlake").join("logs").join("app.log"))
     }
 }
 
@@ -103,6 +122,63 @@ fn contract_env() -> Figment {
     CONTRACT_ENV.iter().fold(Figment::new(), |f, &(name, key)| {
         f.merge(Env::raw().filter_map(move |k| k.as_str().eq_ignore_ascii_case(name).then(|| key.into())))
     })
+}
+
+/// The `QUANTLAKE_<SECTION>__<KEY>` variables (the ones the command line reads itself left out).
+fn quantlake_env() -> Env {
+    Env::prefixed("QUANTLAKE_").split("__").ignore(&["LAKE", "CONFIG", "FAILPOINT", "LOG"])
+}
+
+/// Refuses a key of `given` that no setting reads: a misspelt key would leave its setting at the
+/// default in silence. The error names the key, the closest known one, and the section's keys.
+/// `sections_only`: top-level keys that are not tables are not settings' and pass.
+fn check_keys(given: &Figment, source: &str, sections_only: bool) -> Result<()> {
+    // A file that cannot be parsed is reported by the extraction that follows, with its place.
+    let Ok(mut given) = given.extract::<figment::value::Dict>() else { return Ok(()) };
+    if sections_only {
+        given.retain(|_, v| matches!(v, figment::value::Value::Dict(..)));
+    }
+    let known = serde_json::to_value(Config::default()).map_err(|e| Error::Config(e.to_string()))?;
+    let serde_json::Value::Object(known) = known else { return Ok(()) };
+    match unknown_key(&given, &known, "") {
+        None => Ok(()),
+        Some((key, suggestion, siblings)) => {
+            let hint = suggestion.map(|s| format!("; did you mean '{s}'?")).unwrap_or_default();
+            Err(Error::Config(format!(
+                "{source}: unknown setting '{key}'{hint} (known here: {}; docs/configuration.md lists them all)",
+                siblings.join(", ")
+            )))
+        }
+    }
+}
+
+/// The first key of `given` not in `known` (the defaults, serialized): its dotted path, the closest
+/// known key at its level, and that level's keys. An empty table or a list in `known` (a map or a
+/// list setting) takes any keys.
+fn unknown_key(
+    given: &figment::value::Dict,
+    known: &serde_json::Map<String, serde_json::Value>,
+    prefix: &str,
+) -> Option<(String, Option<String>, Vec<String>)> {
+    for (key, value) in given {
+        let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+        match known.get(key) {
+            None => {
+                let closest = crate::error::closest(key, known.keys().map(String::as_str))
+                    .map(|k| if prefix.is_empty() { k.to_string() } else { format!("{prefix}.{k}") });
+                return Some((path, closest, known.keys().cloned().collect()));
+            }
+            Some(serde_json::Value::Object(inner)) if !inner.is_empty() => {
+                if let figment::value::Value::Dict(_, dict) = value
+                    && let Some(found) = unknown_key(dict, inner, &path)
+                {
+                    return Some(found);
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    None
 }
 
 /// String-valued variables (keys and URLs), applied verbatim: figment would read an all-digit key as
@@ -158,9 +234,12 @@ impl Config {
         if explicit && !path.is_file() {
             return Err(Error::Config(format!("config file {} does not exist", path.display())));
         }
+        check_keys(&Figment::from(Toml::file(path)), &format!("{}", path.display()), false)?;
+        // `QUANTLAKE_<NAME>` without a section is another tool's (`QUANTLAKE_TOKEN`, the benches').
+        check_keys(&Figment::from(quantlake_env()), "the environment (QUANTLAKE_<SECTION>__<KEY>)", true)?;
         let mut config: Config = Figment::from(Serialized::defaults(Config::default()))
             .merge(Toml::file(path))
-            .merge(Env::prefixed("QUANTLAKE_").split("__").ignore(&["LAKE", "CONFIG", "FAILPOINT", "LOG"]))
+            .merge(quantlake_env())
             .merge(contract_env())
             .extract()
             .map_err(|e| Error::Config(format!("{}: {}", path.display(), without_source_lines(&e.to_string()))))?;
@@ -247,6 +326,44 @@ mod tests {
             assert!(err.contains("bad.toml") && !err.contains("sk-live-secret"), "{err}");
             assert!(Config::load(Path::new("missing.toml"), true).is_err());
             assert_eq!(Config::load(Path::new("missing.toml"), false).map_err(|e| e.to_string())?.lake.root, "./lake");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_log_file_defaults_beside_the_lake() {
+        let file = |url: &str| LoggingSettings::default_file(url).map(|p| p.display().to_string());
+        assert_eq!(file("./lake").as_deref(), Some("./logs/app.log"));
+        assert_eq!(file("lake").as_deref(), Some("./logs/app.log"));
+        assert_eq!(file("/data/lake").as_deref(), Some("/data/logs/app.log"));
+        assert_eq!(file("file:///data/q/lake").as_deref(), Some("/data/q/logs/app.log"));
+        let s3 = file("s3://bucket/prefix").unwrap_or_default();
+        assert!(s3.ends_with("quantlake/logs/app.log") && !s3.starts_with("logs"), "{s3}");
+    }
+
+    #[test]
+    #[allow(clippy::result_large_err)] // figment's Jail fixes the closure's error type
+    fn a_misspelt_key_is_refused_with_the_closest_one() {
+        figment::Jail::expect_with(|jail| {
+            let load =
+                |file: &str| Config::load(Path::new(file), true).err().map(|e| e.to_string()).unwrap_or_default();
+            jail.create_file("typo.toml", "[ingest]\nchunk_sesions = 3\n")?;
+            let err = load("typo.toml");
+            assert!(err.contains("unknown setting 'ingest.chunk_sesions'"), "{err}");
+            assert!(err.contains("did you mean 'ingest.chunk_sessions'?") && err.contains("typo.toml"), "{err}");
+            jail.create_file("section.toml", "[ingset]\nchunk_sessions = 3\n")?;
+            assert!(load("section.toml").contains("unknown setting 'ingset'; did you mean 'ingest'?"));
+            // The engine's settings are flattened into [lake]; every shipped key is known.
+            jail.create_file("lake.toml", "[lake]\nroot = \"x\"\ncheckpoint_interval = 5\ncheckpoint_intervall = 5\n")?;
+            assert!(
+                load("lake.toml").contains("'lake.checkpoint_intervall'; did you mean 'lake.checkpoint_interval'?")
+            );
+            let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(DEFAULT_PATH);
+            assert!(Config::load(&shipped, true).is_ok());
+            jail.create_file("ok.toml", "")?;
+            jail.set_env("QUANTLAKE_INGEST__CHUNK_SESIONS", "7");
+            let err = load("ok.toml");
+            assert!(err.contains("the environment") && err.contains("'ingest.chunk_sesions'"), "{err}");
             Ok(())
         });
     }

@@ -17,7 +17,7 @@ use quantlake::ops::tasks::daily_run::{RunRequest, run_daily};
 use quantlake::ops::tasks::{HistoricalBackfill, Maintenance, Task, Validation};
 use quantlake::ops::worker::{self, WorkerOptions};
 use quantlake::outcome::Outcome;
-use quantlake::symbol::{SymbolList, all_or_list};
+use quantlake::symbol::{SymbolList, SymbolScope};
 
 /// `run`: the daily pipeline; the outcome is the worst of its stages and the health it found.
 pub async fn run(ctx: &Context, args: RunArgs, out: &Output) -> Result<Outcome> {
@@ -26,7 +26,7 @@ pub async fn run(ctx: &Context, args: RunArgs, out: &Output) -> Result<Outcome> 
         date: args.date,
         force: args.force,
         source: args.source,
-        symbols: args.symbols.map(SymbolList::into_vec),
+        symbols: args.symbols.and_then(SymbolScope::list).map(SymbolList::into_vec),
     };
     let report = run_daily(&lake, ctx.config.pipeline(), &request).await?;
     out.run(&report);
@@ -138,7 +138,7 @@ async fn trigger(
     queue: bool,
 ) -> Result<Triggered> {
     let options = trigger_options(args, queue)?;
-    let symbols = all_or_list(&args.symbols)?.map(SymbolList::into_vec);
+    let symbols = args.symbols.clone().list().map(SymbolList::into_vec);
     trigger_backfill(lake, settings, &args.dataset, symbols, args.start, args.end, &options).await
 }
 
@@ -175,7 +175,7 @@ pub async fn dispatch(ctx: &Context, cmd: DispatchCommand, out: &Output) -> Resu
             .await?
         }
         DispatchCommand::HistoricalBackfill { source, symbols, frequency } => {
-            let symbols = symbols.map(SymbolList::into_vec);
+            let symbols = symbols.and_then(SymbolScope::list).map(SymbolList::into_vec);
             let task = Task::HistoricalBackfill(HistoricalBackfill { source, symbols, bar_size: frequency });
             worker::dispatch(&lake, settings, &task).await?
         }

@@ -7,7 +7,8 @@ use serde::Serialize;
 use super::{Output, table};
 use quantlake::ops::jobs::{JobRecord, JobStatus};
 use quantlake::ops::tasks::backfill::{BackfillPlan, BackfillStatus};
-use quantlake::ops::tasks::daily_run::RunReport;
+use quantlake::ops::tasks::daily_run::{HealthLine, RunReport};
+use quantlake::quality::Status;
 
 fn seconds(s: Option<f64>) -> String {
     match s {
@@ -70,6 +71,19 @@ fn summarize(records: &[JobRecord]) -> Vec<KindSummary> {
         .collect()
 }
 
+/// Each dataset's verdict with its severity and, when not GREEN, why: one line per problem.
+fn health_lines(health: &[HealthLine], indent: &str) -> String {
+    let mut text = String::new();
+    for h in health {
+        let severity = h.severity.as_deref().map(|s| format!(" ({s})")).unwrap_or_default();
+        text.push_str(&format!("\n{indent}health {}: {}{severity}", h.dataset, h.status));
+        for p in &h.problems {
+            text.push_str(&format!("\n{indent}  {p}"));
+        }
+    }
+    text
+}
+
 impl Output {
     pub fn run(&self, r: &RunReport) {
         self.print(r, || {
@@ -90,26 +104,27 @@ impl Output {
                     s.error.clone().unwrap_or_default(),
                 ]);
             }
-            let mut text = format!(
-                "daily run {} for {}: {} in {:.1}s (lag {})\n{t}",
+            let judged: Vec<String> = r
+                .health
+                .iter()
+                .filter(|h| h.status != Status::Green)
+                .map(|h| format!("{} {}", h.dataset, h.status))
+                .collect();
+            let health = if judged.is_empty() {
+                r.health_status.to_string()
+            } else {
+                format!("{} ({})", r.health_status, judged.join(", "))
+            };
+            let text = format!(
+                "daily run {} for {}: stages {} in {:.1}s (lag {}); health {health}; exit {}\n{t}",
                 r.job_id,
                 r.date,
                 r.status,
                 r.seconds,
-                seconds(r.lag_seconds)
+                seconds(r.lag_seconds),
+                r.outcome.exit_code()
             );
-            for h in &r.health {
-                text.push_str(&format!(
-                    "\nhealth {}: {}{}",
-                    h.dataset,
-                    h.status,
-                    h.severity.as_deref().map(|s| format!(" ({s})")).unwrap_or_default()
-                ));
-                for p in &h.problems {
-                    text.push_str(&format!("\n  {p}"));
-                }
-            }
-            text
+            text + &health_lines(&r.health, "")
         });
     }
 
@@ -265,9 +280,7 @@ impl Output {
                 for f in &result.failed {
                     text.push_str(&format!("\n  failed: {}: {}", f.symbol, f.error));
                 }
-                for h in &result.health {
-                    text.push_str(&format!("\n  health {}: {}", h.dataset, h.status));
-                }
+                text.push_str(&health_lines(&result.health, "  "));
                 let i = &result.impact;
                 if !i.partitions.is_empty() {
                     let mut t = table(&["dataset", "partition", "rows before", "rows after", "changed", "added", "removed"]);

@@ -114,7 +114,10 @@ pub async fn health(lake: &Lake, config: &Config, as_of_date: Option<NaiveDate>)
     for ds in lake.all_datasets() {
         let summary = ds.summary().await?;
         let contract = ds.contract();
-        let judged = contract.quality.is_some() || ds.name() == models::PREDICTIONS;
+        // What `health` judges: rule-bearing datasets, label sets (by their targets), predictions.
+        let judged = contract.quality.is_some()
+            || dq::target_coverage::label_targets(contract).is_some()
+            || ds.name() == models::PREDICTIONS;
         let mut line = DatasetLine {
             dataset: summary.dataset.clone(),
             layer: contract.layer,

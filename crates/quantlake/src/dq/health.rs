@@ -172,6 +172,17 @@ pub(crate) fn last_session_in(e: &PartitionEntry, reference: NaiveDate) -> Optio
     (first <= reference).then(|| NyseCalendar.previous_session(last.min(reference).succ_opt().unwrap_or(last)))
 }
 
+/// The New York date of a dataset's first row, if it has any.
+pub(crate) fn first_session(state: &TableState) -> Option<NaiveDate> {
+    state.partitions.values().filter_map(|e| e.min_ts).min().map(|t| NyseCalendar.trading_date(t))
+}
+
+/// The New York dates of a dataset's first and last rows, if it has any.
+pub(crate) fn data_span(state: &TableState) -> Option<(NaiveDate, NaiveDate)> {
+    let last = state.partitions.values().filter_map(|e| e.max_ts).max().map(|t| NyseCalendar.trading_date(t))?;
+    Some((first_session(state)?, last))
+}
+
 /// The key symbols' coverage in every session from `start` to `end` inside their expected ranges,
 /// from `dq_metrics`: one check per symbol, at its worst session.
 pub(crate) async fn key_symbol_checks(
@@ -259,9 +270,12 @@ pub async fn get_dataset_health(
     let state: TableState = ds.latest_in(&view).await?;
     let reference = reference_session(as_of_date);
     let window_start = NyseCalendar.add_sessions(reference, 1 - settings.window_sessions.max(1) as i64);
-    // Every partition the window's sessions fall in is judged: a missing one was never curated.
+    // Every partition the window's sessions fall in is judged: a missing one was never curated. The
+    // sessions before the dataset's first row are not: the data starts there (a new lake is not RED
+    // for the weeks before its first ingest).
+    let judged_from = first_session(&state).map_or(window_start, |first| first.max(window_start));
     let mut keys: Vec<String> = NyseCalendar
-        .sessions(window_start, reference)
+        .sessions(judged_from, reference)
         .iter()
         .map(|s| PartitionKey::for_date(contract.partitioning, s.date).to_string())
         .collect();
@@ -289,11 +303,11 @@ pub async fn get_dataset_health(
     checks.push(breadth_check);
     if targets.is_none() {
         checks.extend(
-            key_symbol_checks(lake, &view, dataset, &settings.key_symbols, window_start, reference, &rules).await?,
+            key_symbol_checks(lake, &view, dataset, &settings.key_symbols, judged_from, reference, &rules).await?,
         );
-    } else if latest_session.is_some() {
+    } else if let Some(span) = data_span(&state) {
         let as_of = crate::table::AsOf::pinned(&[(contract.name.clone(), state.snapshot_id)].into());
-        checks.extend(target_coverage_checks(lake, dataset, reference, settings, &as_of).await?);
+        checks.extend(target_coverage_checks(lake, &contract, span, reference, settings, &as_of).await?);
     }
 
     let status =
@@ -373,14 +387,17 @@ fn breadth_check(dataset: &str, symbols: usize, breadth: &UniverseSettings) -> C
     }
 }
 
-/// A label set's checks: each target's coverage over the last `target_days_back` sessions.
+/// A label set's checks: each target's coverage over the last `target_days_back` sessions, of the
+/// rows whose label can be known by the data's `span` (first and last session).
 async fn target_coverage_checks(
     lake: &Lake,
-    dataset: &str,
+    contract: &crate::contract::DatasetContract,
+    span: (NaiveDate, NaiveDate),
     reference: NaiveDate,
     settings: &HealthSettings,
     as_of: &crate::table::AsOf,
 ) -> Result<Vec<Check>> {
+    let dataset = contract.name.as_str();
     let coverage = super::target_coverage::target_coverage(
         lake,
         dataset,
@@ -389,7 +406,8 @@ async fn target_coverage_checks(
         settings.min_target_coverage,
         as_of,
     )
-    .await?;
+    .await?
+    .knowable(contract, span.0, span.1);
     let checks = coverage.targets.iter().map(|t| {
         if t.below_threshold {
             tracing::warn!(
@@ -405,13 +423,18 @@ async fn target_coverage_checks(
             name: format!("target_coverage {}", t.target),
             status: if t.below_threshold { Status::Red } else { Status::Green },
             detail: format!(
-                "{:.2}% of {} rows over {} sessions {}..{} (critical below {:.0}%)",
+                "{:.2}% of {} rows over {} sessions {}..{} (critical below {:.0}%){}",
                 t.coverage * 100.0,
                 t.rows,
                 coverage.days_back,
                 coverage.start,
                 coverage.end,
-                coverage.threshold * 100.0
+                coverage.threshold * 100.0,
+                if t.not_yet_known > 0 {
+                    format!("; {} rows left out: their labels cannot be known yet (the horizon reaches past the data, or the beta lacks history)", t.not_yet_known)
+                } else {
+                    String::new()
+                }
             ),
         }
     });

@@ -12,9 +12,9 @@ mod validate;
 
 pub use crate::quality::{Check, PartitionQuality, QualityTotals, Status};
 pub use annotations::{Annotation, list_annotations};
-pub(crate) use health::last_session_in;
 pub use health::reference_session;
 pub use health::{DatasetHealth, HealthSettings, KeySymbol, PartitionHealth, get_dataset_health};
+pub(crate) use health::{data_span, first_session, last_session_in};
 pub use target_coverage::{TargetCoverage, target_coverage};
 pub use validate::{ValidationCheck, ValidationReport, validate};
 

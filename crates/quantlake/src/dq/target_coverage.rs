@@ -23,6 +23,9 @@ pub struct TargetCoverageRow {
     pub covered: u64,
     pub coverage: f64,
     pub below_threshold: bool,
+    /// Rows left out as not knowable yet ([`TargetCoverage::knowable`]; 0 before that).
+    #[serde(default)]
+    pub not_yet_known: u64,
 }
 
 /// One session's coverage of one target.
@@ -51,6 +54,63 @@ impl TargetCoverage {
     pub fn target(&self, name: &str) -> Option<&TargetCoverageRow> {
         self.targets.iter().find(|t| t.target == name)
     }
+
+    /// The coverage of the rows whose label can be known, for judging the label set's health (the
+    /// training fallback asks the other question, how many rows have the target, and reads all rows).
+    /// A session whose horizon reaches past `last`, the data's last session, or (a residual target)
+    /// within the beta's `beta_min_sessions` of `first`, the data's first, is left out and counted in
+    /// `not_yet_known`: a new lake is not judged on labels that cannot exist yet.
+    pub fn knowable(mut self, contract: &DatasetContract, first: NaiveDate, last: NaiveDate) -> Self {
+        let reach = reaches(contract);
+        let knowable = |target: &str, d: NaiveDate| {
+            let r = reach.get(target).copied().unwrap_or_default();
+            d <= NyseCalendar.add_sessions(last, -i64::from(r.ahead))
+                && (r.history == 0 || d >= NyseCalendar.add_sessions(first, i64::from(r.history)))
+        };
+        let (kept, left): (Vec<DayCoverage>, Vec<DayCoverage>) =
+            std::mem::take(&mut self.days).into_iter().partition(|d| knowable(&d.target, d.date));
+        for t in &mut self.targets {
+            let days = kept.iter().filter(|d| d.target == t.target);
+            (t.rows, t.covered) = days.fold((0, 0), |(n, c), d| (n + d.rows, c + d.covered));
+            t.coverage = ratio(t.covered, t.rows);
+            // Nothing knowable yet is no finding; knowable rows without their label are.
+            t.below_threshold = t.rows > 0 && t.coverage < self.threshold;
+            t.not_yet_known = left.iter().filter(|d| d.target == t.target).map(|d| d.rows).sum();
+        }
+        self.days = kept;
+        self
+    }
+}
+
+/// How far a target's label reaches from its row: `ahead` sessions after it (a session horizon), and
+/// the `history` sessions before it a residual's beta needs.
+#[derive(Debug, Clone, Copy, Default)]
+struct Reach {
+    ahead: u32,
+    history: u32,
+}
+
+/// Each target's [`Reach`], from the label set's definition.
+fn reaches(contract: &DatasetContract) -> std::collections::BTreeMap<String, Reach> {
+    let Some(d) = contract.definition.as_ref() else { return Default::default() };
+    let int = |v: Option<&toml::Value>| v.and_then(toml::Value::as_integer).map_or(0, |n| n.max(0) as u32);
+    let history = int(d.get("beta_min_sessions"));
+    let targets = d.get("targets").and_then(toml::Value::as_array).cloned().unwrap_or_default();
+    let ahead = |name: &str| {
+        let target = targets.iter().find(|t| t.get("name").and_then(toml::Value::as_str) == Some(name));
+        target.map_or(0, |t| int(t.get("horizon_sessions")))
+    };
+    targets
+        .iter()
+        .filter_map(|t| {
+            let name = t.get("name")?.as_str()?.to_string();
+            let reach = match t.get("residual_of").and_then(toml::Value::as_str) {
+                Some(base) => Reach { ahead: ahead(base), history },
+                None => Reach { ahead: ahead(&name), history: 0 },
+            };
+            Some((name, reach))
+        })
+        .collect()
 }
 
 /// The targets of a label set's contract (`[definition] kind = "labels"`), or `None` for other datasets.
@@ -116,7 +176,14 @@ pub async fn target_coverage(
         .zip(&totals)
         .map(|(t, &(n, covered))| {
             let coverage = ratio(covered, n);
-            TargetCoverageRow { target: t.clone(), rows: n, covered, coverage, below_threshold: coverage < threshold }
+            TargetCoverageRow {
+                target: t.clone(),
+                rows: n,
+                covered,
+                coverage,
+                below_threshold: coverage < threshold,
+                not_yet_known: 0,
+            }
         })
         .collect();
     for r in &rows {

@@ -203,6 +203,17 @@ impl LabelSet {
         }
     }
 
+    /// How many sessions after a row's own `target` reads prices (0 within the session; a residual's
+    /// is its base's): a model fitted on sessions through D has seen prices through D plus this.
+    pub fn sessions_ahead(&self, target: &str) -> u32 {
+        match self.target(target).map(|t| &t.horizon) {
+            Some(Horizon::Sessions(n)) => *n,
+            // A residual's base is a plain target (the parser checks it).
+            Some(Horizon::ResidualOf(of)) => self.sessions_ahead(of),
+            _ => 0,
+        }
+    }
+
     /// The column holding when `target`'s label is fully known (a residual's is its base's).
     pub fn end_column(&self, target: &str) -> Option<String> {
         match &self.target(target)?.horizon {
@@ -321,6 +332,8 @@ mod tests {
         assert_eq!(l.fallback_of("fwd_ret_resid_15m"), Some("fwd_ret_15m"));
         assert_eq!(l.fallback_of("fwd_ret_15m"), None);
         assert_eq!(l.end_column("fwd_ret_resid_1d").as_deref(), Some("fwd_ret_1d_end"));
+        let ahead = ["fwd_ret_15m", "fwd_ret_resid_15m", "fwd_ret_1d", "fwd_ret_resid_1d"].map(|t| l.sessions_ahead(t));
+        assert_eq!(ahead, [0, 0, 1, 1]);
         assert!(
             SetDefinition::from_contract(&contracts.get("curated_1m_bars").unwrap())
                 .unwrap_err()

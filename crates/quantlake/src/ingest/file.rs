@@ -54,6 +54,13 @@ pub struct FileIngestReport {
     pub rows_per_second: f64,
 }
 
+impl FileIngestReport {
+    /// `Warning` (a partial success) when rows were quarantined, `Ok` when every row was imported.
+    pub fn outcome(&self) -> crate::Outcome {
+        crate::Outcome::warning_if(self.rejected > 0)
+    }
+}
+
 /// A rejected row and the file it is in.
 #[derive(Debug, Clone, Serialize)]
 pub struct RejectedSample {

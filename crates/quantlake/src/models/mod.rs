@@ -24,7 +24,9 @@
 //! let trained = train::train(&lake, &request, fallback).await?;
 //! println!("model {}", trained.model_id);
 //! let next = NaiveDate::from_ymd_opt(2024, 2, 16).unwrap();
-//! let scored = score::score(&lake, &ScoreRequest { start: next, end: next, model: None, symbols: Vec::new() }, &ModelSettings::default().quality).await?;
+//! // The next session: the model saw the sessions through its fit end, and `score` refuses those.
+//! assert!(trained.fit_end < next);
+//! let scored = score::score(&lake, &ScoreRequest::new(next, next), &ModelSettings::default().quality).await?;
 //! println!("{} predictions in snapshot {}", scored.rows, scored.snapshot_id);
 //! # Ok(()) }
 //! ```
@@ -44,7 +46,7 @@ use crate::table::Lake;
 
 pub use drift::PredictionQualitySettings;
 pub use registry::{ModelArtifact, ModelEntry, list as list_models};
-pub use score::{PREDICTIONS, ScoreReport, ScoreRequest, predictions_health};
+pub use score::{ModelChoice, PREDICTIONS, ScoreReport, ScoreRequest, predictions_health};
 pub use train::{TrainOptions, TrainReport, TrainRequest};
 
 /// `[models]` settings: `train`'s defaults and the prediction checks.

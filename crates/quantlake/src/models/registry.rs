@@ -126,6 +126,11 @@ pub struct ModelArtifact {
     pub train_sessions: SessionRange,
     pub embargo_sessions: SessionRange,
     pub holdout_sessions: SessionRange,
+    /// The last session whose prices the fit saw: the window's last session plus the target's horizon
+    /// in sessions. Scoring a session on or before it is in sample. Artifacts stored before it was
+    /// recorded lack it ([`ModelArtifact::fit_end`] then gives the window's end).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fit_end: Option<NaiveDate>,
     pub rows: RowCounts,
     pub metrics: ModelMetrics,
     /// SHA-256 of the rows fitted (symbol, ts, decision time, features, target, in fit order).
@@ -172,6 +177,11 @@ impl ModelArtifact {
             alpha: self.hyper_parameters.alpha,
             rows: self.rows.used as usize,
         }
+    }
+
+    /// The last session the model saw (see the field `fit_end`): sessions after it are out of sample.
+    pub fn fit_end(&self) -> NaiveDate {
+        self.fit_end.unwrap_or(self.hyper_parameters.window_end)
     }
 
     pub fn feature_names(&self) -> Vec<String> {

@@ -7,8 +7,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
-use arrow::datatypes::{Float64Type, TimestampMicrosecondType};
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, Date32Array, Float64Array, RecordBatch, StringArray,
+    TimestampMicrosecondArray,
+};
+use arrow::datatypes::{Date32Type, Float64Type, TimestampMicrosecondType};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
@@ -30,29 +33,74 @@ use crate::table::{Lake, ReadFilter};
 /// The predictions dataset.
 pub const PREDICTIONS: &str = "predictions";
 
+/// Which model scores a session.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ModelChoice {
+    /// The newest registered model.
+    #[default]
+    Latest,
+    /// One model, by id.
+    Id(String),
+    /// For each session, the model of the newest model's feature set and target whose fit ended most
+    /// recently before it ([`walk_forward_models`]): a backtest's history scored by a model per
+    /// retrain, never by one that saw the session.
+    WalkForward,
+}
+
+impl From<Option<String>> for ModelChoice {
+    fn from(id: Option<String>) -> Self {
+        id.map_or(Self::Latest, Self::Id)
+    }
+}
+
 /// Which sessions to score, with which model.
 #[derive(Debug, Clone)]
 pub struct ScoreRequest {
     pub start: NaiveDate,
     pub end: NaiveDate,
-    /// A model id; `None`: the latest registered model.
-    pub model: Option<String>,
+    pub model: ModelChoice,
     /// Symbols to score (empty: all); a scored session's partition holds only these symbols' rows.
     pub symbols: Vec<Symbol>,
+    /// Score sessions on or before the model's fit end (it saw their outcomes) instead of refusing:
+    /// their rows are flagged `in_sample` and the outcome is at least a WARNING.
+    pub allow_in_sample: bool,
+}
+
+impl ScoreRequest {
+    /// The sessions of `start..=end` with the newest model, refusing any it saw.
+    pub fn new(start: NaiveDate, end: NaiveDate) -> Self {
+        Self { start, end, model: ModelChoice::Latest, symbols: Vec::new(), allow_in_sample: false }
+    }
+}
+
+/// A run of consecutive scored sessions with one model: the lineage of a score.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModelSpan {
+    pub model_id: String,
+    /// The last session the model saw.
+    pub fit_end: NaiveDate,
+    pub first: NaiveDate,
+    pub last: NaiveDate,
+    pub sessions: usize,
 }
 
 /// What `score` did.
 #[derive(Debug, Clone, Serialize)]
 pub struct ScoreReport {
+    /// The model of the range's last session (every model, by session, in `models`).
     pub model_id: String,
     pub feature_set: String,
     pub feature_set_version: String,
     pub target: String,
     pub start: NaiveDate,
     pub end: NaiveDate,
+    /// Which model scored which sessions.
+    pub models: Vec<ModelSpan>,
     /// Sessions in the range, and those with feature rows.
     pub sessions: usize,
     pub sessions_scored: usize,
+    /// Scored sessions on or before their model's fit end (only with `allow_in_sample`).
+    pub in_sample_sessions: Vec<NaiveDate>,
     /// Feature rows scored (one prediction row each), and those whose prediction is null.
     pub rows: u64,
     pub null_predictions: u64,
@@ -66,14 +114,154 @@ pub struct ScoreReport {
 }
 
 impl ScoreReport {
-    /// The exit code: the predictions' data-quality verdict (GREEN 0, YELLOW 1, RED 2).
+    /// The exit code: the predictions' data-quality verdict (GREEN 0, YELLOW 1, RED 2), and at least
+    /// a WARNING when sessions were scored in sample.
     pub fn outcome(&self) -> crate::Outcome {
-        self.status.into()
+        let status = if self.in_sample_sessions.is_empty() { self.status } else { self.status.max(Status::Yellow) };
+        status.into()
     }
 }
 
+/// The model of each session of a range.
+#[derive(Debug)]
+struct Plan {
+    models: Vec<ModelArtifact>,
+    /// Each session of the range, in order, with its model's index in `models`.
+    sessions: Vec<(NaiveDate, usize)>,
+}
+
+impl Plan {
+    /// Runs of consecutive sessions with the same model: (model index, sessions).
+    fn runs(&self) -> Vec<(usize, Vec<NaiveDate>)> {
+        let mut runs: Vec<(usize, Vec<NaiveDate>)> = Vec::new();
+        for &(d, m) in &self.sessions {
+            match runs.last_mut() {
+                Some((last, dates)) if *last == m => dates.push(d),
+                _ => runs.push((m, vec![d])),
+            }
+        }
+        runs
+    }
+
+    /// The sessions on or before their model's fit end.
+    fn in_sample(&self) -> Vec<NaiveDate> {
+        self.sessions.iter().filter(|(d, m)| *d <= self.models[*m].fit_end()).map(|(d, _)| *d).collect()
+    }
+
+    fn spans(&self) -> Vec<ModelSpan> {
+        self.runs()
+            .into_iter()
+            .map(|(m, dates)| ModelSpan {
+                model_id: self.models[m].model_id.clone(),
+                fit_end: self.models[m].fit_end(),
+                first: dates[0],
+                last: dates[dates.len() - 1],
+                sessions: dates.len(),
+            })
+            .collect()
+    }
+}
+
+/// The sessions of `start..=end`, or why there are none.
+fn sessions_of(start: NaiveDate, end: NaiveDate) -> Result<Vec<NaiveDate>> {
+    if end < start {
+        return Err(Error::invalid(format!("--end {end} is before --start {start}")));
+    }
+    let sessions: Vec<NaiveDate> = NyseCalendar.sessions(start, end).iter().map(|s| s.date).collect();
+    if sessions.is_empty() {
+        return Err(Error::invalid(format!("no NYSE session between {start} and {end}")));
+    }
+    Ok(sessions)
+}
+
+/// Which model scores each session of the request; refuses sessions a model saw unless
+/// `allow_in_sample`, and a model whose feature-set version is not the lake's.
+async fn plan(lake: &Lake, request: &ScoreRequest) -> Result<Plan> {
+    let sessions = sessions_of(request.start, request.end)?;
+    let plan = match &request.model {
+        ModelChoice::Latest | ModelChoice::Id(_) => {
+            let id = if let ModelChoice::Id(id) = &request.model { Some(id.as_str()) } else { None };
+            let model = super::registry::resolve(lake, id).await?;
+            Plan { models: vec![model], sessions: sessions.iter().map(|d| (*d, 0)).collect() }
+        }
+        ModelChoice::WalkForward => {
+            let models = walk_forward_models(lake).await?;
+            let mut picked = Vec::with_capacity(sessions.len());
+            for &d in &sessions {
+                let Some(m) = pick(&models, d) else {
+                    let earliest = models.iter().map(|m| m.fit_end()).min().unwrap_or(d);
+                    return Err(Error::invalid(format!(
+                        "walk-forward: no model of {} -> {} was fitted before {d} (the earliest saw the sessions through {earliest}); \
+                         walk-forward scoring can start at {}",
+                        models[0].feature_set,
+                        models[0].target,
+                        NyseCalendar.next_session(earliest)
+                    )));
+                };
+                picked.push((d, m));
+            }
+            Plan { models, sessions: picked }
+        }
+    };
+    for (m, _) in plan.runs() {
+        check_feature_set_version(lake, &plan.models[m])?;
+    }
+    let seen = plan.in_sample();
+    if !seen.is_empty() && !request.allow_in_sample {
+        let model = &plan.models[plan.sessions[0].1];
+        return Err(Error::invalid(format!(
+            "model {} saw the sessions through {} (its window ends {}), so scoring {}..{} would be in sample \
+             ({} session(s)); score from {} on, use --walk-forward to give each session a model fitted before it, \
+             or --allow-in-sample (rows flagged in_sample, exit 1)",
+            model.model_id,
+            model.fit_end(),
+            model.hyper_parameters.window_end,
+            seen[0],
+            seen[seen.len() - 1],
+            seen.len(),
+            NyseCalendar.next_session(model.fit_end()),
+        )));
+    }
+    Ok(plan)
+}
+
+/// The models walk-forward scoring picks from: those of the newest registered model's feature set
+/// and target (a retrain's models predict the same thing), latest fit end first.
+pub async fn walk_forward_models(lake: &Lake) -> Result<Vec<ModelArtifact>> {
+    let entries = super::registry::list(lake).await?;
+    let newest =
+        entries.first().ok_or_else(|| Error::invalid("no model in the registry; run `quantlake train` first"))?;
+    let (feature_set, target) = (newest.feature_set.clone(), newest.target.clone());
+    let mut models = Vec::new();
+    for e in entries.iter().filter(|e| e.feature_set == feature_set && e.target == target) {
+        models.push(super::registry::load_artifact(lake, &e.model_id).await?);
+    }
+    // Stable: among models with the same fit end, the newest trained (the registry's order) first.
+    models.sort_by_key(|m| std::cmp::Reverse(m.fit_end()));
+    Ok(models)
+}
+
+/// The index in `models` (as [`walk_forward_models`] orders them) of the model whose fit ended most
+/// recently before session `date`.
+pub fn pick(models: &[ModelArtifact], date: NaiveDate) -> Option<usize> {
+    models.iter().position(|m| m.fit_end() < date)
+}
+
+/// A model scores only the feature-set version it was trained on.
+fn check_feature_set_version(lake: &Lake, model: &ModelArtifact) -> Result<()> {
+    let version = super::feature_set_version(lake, &model.feature_set)?;
+    if version != model.feature_set_version {
+        return Err(Error::invalid(format!(
+            "model {} was trained on {} version {}, but the lake's definition is version {version}",
+            model.model_id, model.feature_set, model.feature_set_version
+        )));
+    }
+    Ok(())
+}
+
 /// The prediction rows of one feature batch (columns symbol, ts, decision_time and the model's
-/// features): one row per feature row, the prediction null where a feature is null or not finite.
+/// features): one row per feature row, the prediction null where a feature is null or not finite,
+/// `in_sample` where the row's session is on or before the model's fit end.
 pub fn predict_batch(
     contract: &DatasetContract,
     model: &ModelArtifact,
@@ -100,6 +288,11 @@ pub fn predict_batch(
         .collect();
     let (symbol, ts, decision) =
         (text(batch, "symbol")?, timestamps(batch, "ts")?, timestamps(batch, "decision_time")?);
+    // A row is in sample when its New York day starts before the day after the fit end.
+    let fit_end = model.fit_end();
+    let out_of_sample_from =
+        fit_end.succ_opt().and_then(|d| NyseCalendar.day_start(d)).map_or(i64::MAX, |t| t.timestamp_micros());
+    let in_sample: BooleanArray = ts.values().iter().map(|t| Some(*t < out_of_sample_from)).collect();
     let constant = |v: &str| -> ArrayRef { Arc::new(StringArray::from(vec![v; n])) };
     contract.conform_batch(&contract.batch_from(|name| {
         Some(match name {
@@ -111,6 +304,8 @@ pub fn predict_batch(
             "feature_set" => constant(&model.feature_set),
             "feature_set_version" => constant(&model.feature_set_version),
             "scored_at" => Arc::new(TimestampMicrosecondArray::from(vec![scored_at; n]).with_timezone("UTC")),
+            "model_fit_end" => Arc::new(Date32Array::from(vec![Date32Type::from_naive_date(fit_end); n])),
+            "in_sample" => Arc::new(in_sample.clone()),
             _ => return None,
         })
     })?)
@@ -187,35 +382,33 @@ async fn read_stored(lake: &Lake, start: NaiveDate, end: NaiveDate, by_day: &mut
 /// sessions' features (and the predictions of the range, a few columns a row), not the range.
 const SCORE_SESSIONS_PER_READ: usize = 5;
 
-/// `quantlake score`: the model (`request.model`, or the latest registered), the feature rows of the
-/// sessions through [`crate::sets::get_features_for_sessions`] (the training sets' point-in-time code
-/// path) a few sessions at a time, each predicted as it is read, then the predictions committed as
+/// `quantlake score`: the model of each session ([`ModelChoice`]; sessions a model saw are refused
+/// unless `allow_in_sample`), the feature rows of the sessions through
+/// [`crate::sets::get_features_for_sessions`] (the training sets' point-in-time code path) a few
+/// sessions at a time, each predicted as it is read, then the predictions committed as
 /// [`score_batches`] commits them.
 pub async fn score(lake: &Lake, request: &ScoreRequest, settings: &PredictionQualitySettings) -> Result<ScoreReport> {
-    let model = super::registry::resolve(lake, request.model.as_deref()).await?;
-    let version = super::feature_set_version(lake, &model.feature_set)?;
-    if version != model.feature_set_version {
-        return Err(Error::invalid(format!(
-            "model {} was trained on {} version {}, but the lake's definition is version {version}",
-            model.model_id, model.feature_set, model.feature_set_version
-        )));
-    }
+    let plan = plan(lake, request).await?;
     let contract = lake.dataset(PREDICTIONS)?.contract().clone();
     let scored_at = Utc::now();
     let mut predictions = Vec::new();
-    for chunk in NyseCalendar.sessions(request.start, request.end).chunks(SCORE_SESSIONS_PER_READ) {
-        let (first, last) = (chunk[0].date, chunk[chunk.len() - 1].date);
-        let features =
-            crate::sets::get_features_for_sessions(lake, &model.feature_set, &request.symbols, first, last).await?;
-        for b in features.iter().filter(|b| b.num_rows() > 0) {
-            predictions.push(predict_batch(&contract, &model, b, scored_at.timestamp_micros())?);
+    for (m, dates) in plan.runs() {
+        let model = &plan.models[m];
+        for chunk in dates.chunks(SCORE_SESSIONS_PER_READ) {
+            let (first, last) = (chunk[0], chunk[chunk.len() - 1]);
+            let features =
+                crate::sets::get_features_for_sessions(lake, &model.feature_set, &request.symbols, first, last).await?;
+            for b in features.iter().filter(|b| b.num_rows() > 0) {
+                predictions.push(predict_batch(&contract, model, b, scored_at.timestamp_micros())?);
+            }
         }
     }
-    commit_predictions(lake, request, &model, predictions, scored_at, settings).await
+    commit_predictions(lake, request, &plan, predictions, scored_at, settings).await
 }
 
 /// Scores `features` (the feature rows of the sessions `request.start..=request.end`) with `model` and
-/// replaces those sessions' partitions of `predictions`.
+/// replaces those sessions' partitions of `predictions`; refuses sessions the model saw unless
+/// `request.allow_in_sample` (`request.model` is not read: `model` scores every session).
 pub async fn score_batches(
     lake: &Lake,
     request: &ScoreRequest,
@@ -223,32 +416,28 @@ pub async fn score_batches(
     features: &[RecordBatch],
     settings: &PredictionQualitySettings,
 ) -> Result<ScoreReport> {
+    let request = ScoreRequest { model: ModelChoice::Id(model.model_id.clone()), ..request.clone() };
+    let plan = plan(lake, &request).await?;
     let contract = lake.dataset(PREDICTIONS)?.contract().clone();
     let scored_at = Utc::now();
     let mut predictions = Vec::new();
     for b in features.iter().filter(|b| b.num_rows() > 0) {
         predictions.push(predict_batch(&contract, model, b, scored_at.timestamp_micros())?);
     }
-    commit_predictions(lake, request, model, predictions, scored_at, settings).await
+    commit_predictions(lake, &request, &plan, predictions, scored_at, settings).await
 }
 
 /// Replaces the partitions of `predictions` of the sessions `request.start..=request.end` with
-/// `batches` (rows predicted at `scored_at`), judging each session's predictions.
+/// `batches` (rows predicted at `scored_at` by the plan's models), judging each session's predictions.
 async fn commit_predictions(
     lake: &Lake,
     request: &ScoreRequest,
-    model: &ModelArtifact,
+    plan: &Plan,
     batches: Vec<RecordBatch>,
     scored_at: DateTime<Utc>,
     settings: &PredictionQualitySettings,
 ) -> Result<ScoreReport> {
-    if request.end < request.start {
-        return Err(Error::invalid(format!("--end {} is before --start {}", request.end, request.start)));
-    }
     let sessions = NyseCalendar.sessions(request.start, request.end);
-    if sessions.is_empty() {
-        return Err(Error::invalid(format!("no NYSE session between {} and {}", request.start, request.end)));
-    }
     let ds = lake.dataset(PREDICTIONS)?;
     let contract = ds.contract().clone();
     // Rows outside the requested sessions would land in partitions this run does not own.
@@ -256,7 +445,7 @@ async fn commit_predictions(
     for b in &batches {
         add_batch(&mut by_day, b)?;
     }
-    let dates: Vec<NaiveDate> = sessions.iter().map(|s| s.date).collect();
+    let dates: Vec<NaiveDate> = plan.sessions.iter().map(|(d, _)| *d).collect();
     if let Some(d) = by_day.keys().find(|d| !dates.contains(d)) {
         return Err(Error::invalid(format!(
             "feature rows of {d} are outside the scored sessions {}..{}",
@@ -268,6 +457,7 @@ async fn commit_predictions(
         .flat_map(|m| m.values())
         .fold((0u64, 0u64), |(r, n), d| (r + d.values.len() as u64 + d.nulls, n + d.nulls));
     let sessions_scored = by_day.len();
+    let in_sample_sessions: Vec<NaiveDate> = plan.in_sample().into_iter().filter(|d| by_day.contains_key(d)).collect();
     // The trailing window before the range, from the stored predictions.
     let window_start = NyseCalendar.add_sessions(request.start, -(settings.shift_window as i64));
     let mut stored = ByDay::new();
@@ -276,24 +466,30 @@ async fn commit_predictions(
     let quality = judge_days(&dates, &stored, settings);
     // Each predictions partition records the feature partition it was scored from, so that
     // `features --stale` re-scores it when the features change (committed with it, as one stage).
-    let features_ds = lake.dataset(&model.feature_set)?;
+    // Walk-forward models share their feature set.
+    let last = &plan.models[plan.sessions[plan.sessions.len() - 1].1];
+    let features_ds = lake.dataset(&last.feature_set)?;
     let features_state = features_ds.latest().await?;
     let read: BTreeMap<NaiveDate, inputs::Inputs> =
         dates.iter().map(|d| (*d, inputs::read_inputs(&features_ds, &features_state, *d, *d))).collect();
     let records = lake.dataset(inputs::DATASET)?;
+    let spans = plan.spans();
+    let lineage: Vec<String> = spans.iter().map(|s| format!("{}:{}..{}", s.model_id, s.first, s.last)).collect();
     let write = ds
         .write(batches)
         .mode(WriteMode::Overwrite)
         .covering(dates.iter().map(|d| PartitionKey::for_date(contract.partitioning, *d)))
         .operation("score")
-        .parameter("model_id", &model.model_id)
-        .parameter("feature_set", &model.feature_set)
+        .parameter("model_id", &last.model_id)
+        .parameter("models", lineage.join(","))
+        .parameter("feature_set", &last.feature_set)
         .parameter("start", request.start)
-        .parameter("end", request.end);
+        .parameter("end", request.end)
+        .parameter("in_sample_sessions", in_sample_sessions.len());
     let job_id = format!("score-{}", uuid::Uuid::now_v7().simple());
     let stage = lake
         .stage("score")
-        .parameter("model_id", &model.model_id)
+        .parameter("model_id", &last.model_id)
         .write(write)
         .write(inputs::inputs_write(&records, &[(PREDICTIONS.to_string(), read)], &sessions, &job_id)?)
         .commit()
@@ -305,15 +501,23 @@ async fn commit_predictions(
             q.checks.iter().filter(|c| c.status != Status::Green).map(|c| format!("{} {}", c.name, c.detail)).collect();
         tracing::warn!(date = %q.date, status = %q.status, "predictions of {}: {}", q.date, problems.join("; "));
     }
+    if let (Some(first), Some(last_seen)) = (in_sample_sessions.first(), in_sample_sessions.last()) {
+        tracing::warn!(
+            "scored {} session(s) in sample ({first}..{last_seen}): the model saw their outcomes; their rows are flagged in_sample",
+            in_sample_sessions.len()
+        );
+    }
     Ok(ScoreReport {
-        model_id: model.model_id.clone(),
-        feature_set: model.feature_set.clone(),
-        feature_set_version: model.feature_set_version.clone(),
-        target: model.target.clone(),
+        model_id: last.model_id.clone(),
+        feature_set: last.feature_set.clone(),
+        feature_set_version: last.feature_set_version.clone(),
+        target: last.target.clone(),
         start: request.start,
         end: request.end,
+        models: spans,
         sessions: sessions.len(),
         sessions_scored,
+        in_sample_sessions,
         rows,
         null_predictions: nulls,
         snapshot_id: done.snapshot_id,
@@ -364,10 +568,13 @@ pub async fn refresh_stale_predictions(lake: &Lake, settings: &PredictionQuality
     for (model, dates) in by_model {
         for (start, end) in inputs::session_runs(&dates) {
             tracing::info!(model, %start, %end, "re-scoring stale predictions");
-            runs.push(
-                score(lake, &ScoreRequest { start, end, model: Some(model.clone()), symbols: Vec::new() }, settings)
-                    .await?,
-            );
+            // The model that scored these sessions before, in sample or not: a re-score changes no verdict.
+            let request = ScoreRequest {
+                model: ModelChoice::Id(model.clone()),
+                allow_in_sample: true,
+                ..ScoreRequest::new(start, end)
+            };
+            runs.push(score(lake, &request, settings).await?);
         }
     }
     Ok(StalePredictions { stale, runs })
@@ -391,7 +598,10 @@ pub async fn predictions_health(
         &mut by_day,
     )
     .await?;
-    let dates: Vec<NaiveDate> = NyseCalendar.sessions(window_start, reference).iter().map(|s| s.date).collect();
+    // Sessions before the first scored one are not judged: scoring started there.
+    let state = lake.dataset(PREDICTIONS)?.latest().await?;
+    let judged_from = crate::dq::first_session(&state).map_or(window_start, |f| f.max(window_start));
+    let dates: Vec<NaiveDate> = NyseCalendar.sessions(judged_from, reference).iter().map(|s| s.date).collect();
     let mut partitions: BTreeMap<NaiveDate, PartitionHealth> = BTreeMap::new();
     for q in judge_days(&dates, &by_day, settings) {
         let p = partitions.entry(q.date).or_insert_with(|| PartitionHealth {
@@ -408,7 +618,6 @@ pub async fn predictions_health(
         }));
     }
     // Freshness: the latest scored session on or before the reference.
-    let state = lake.dataset(PREDICTIONS)?.latest().await?;
     let latest = state
         .partitions
         .keys()

@@ -103,6 +103,8 @@ pub struct TrainingInput {
     /// The label actually used, after fallback; the batches' `target` column holds it.
     pub target: String,
     pub feature_set_version: String,
+    /// Sessions past a row's own that its target reads ([`crate::features::LabelSet::sessions_ahead`]).
+    pub target_sessions_ahead: u32,
     pub lineage_id: Option<String>,
     pub lineage: serde_json::Value,
 }
@@ -126,6 +128,8 @@ pub struct TrainReport {
     pub train_sessions: SessionRange,
     pub embargo_sessions: SessionRange,
     pub holdout_sessions: SessionRange,
+    /// The last session the model saw: `score` treats it and earlier ones as in sample.
+    pub fit_end: NaiveDate,
     pub rows: RowCounts,
     pub metrics: ModelMetrics,
     pub features: Vec<FeatureWeight>,
@@ -142,6 +146,7 @@ pub fn fit_model(request: &TrainRequest, input: &TrainingInput) -> Result<ModelA
     let about = SetFacts {
         target: &input.target,
         feature_set_version: &input.feature_set_version,
+        target_sessions_ahead: input.target_sessions_ahead,
         lineage_id: input.lineage_id.as_deref(),
         lineage: &input.lineage,
     };
@@ -168,6 +173,7 @@ struct SetFacts<'a> {
     /// The label actually used, after fallback.
     target: &'a str,
     feature_set_version: &'a str,
+    target_sessions_ahead: u32,
     lineage_id: Option<&'a str>,
     lineage: &'a serde_json::Value,
 }
@@ -237,6 +243,7 @@ fn fit_design(request: &TrainRequest, design: &Design, about: &SetFacts<'_>) -> 
         train_sessions: SessionRange::of(&split.train_sessions),
         embargo_sessions: SessionRange::of(&split.embargo_sessions),
         holdout_sessions: SessionRange::of(&split.holdout_sessions),
+        fit_end: Some(fit_end(request.end, about.target_sessions_ahead)),
         rows: RowCounts {
             read: design.rows_read,
             used: design.rows() as u64,
@@ -254,6 +261,13 @@ fn fit_design(request: &TrainRequest, design: &Design, about: &SetFacts<'_>) -> 
         code_version: env!("CARGO_PKG_VERSION").into(),
     }
     .with_id()
+}
+
+/// The last session a fit on the window ending `end` saw: its last session, plus the sessions its
+/// target reads ahead.
+fn fit_end(end: NaiveDate, target_sessions_ahead: u32) -> NaiveDate {
+    let last = if NyseCalendar.is_session(end) { end } else { NyseCalendar.previous_session(end) };
+    NyseCalendar.add_sessions(last, i64::from(target_sessions_ahead))
 }
 
 /// SHA-256 of the fitted rows, in fit order.
@@ -304,9 +318,11 @@ pub async fn train(
     let design = builder.finish();
     let lineage = serde_json::to_value(&set.lineage)?;
     let feature_set_version = super::feature_set_version(lake, &request.feature_set)?;
+    let (labels, target) = crate::sets::label_set_of(lake, &set.target)?;
     let about = SetFacts {
         target: &set.target,
         feature_set_version: &feature_set_version,
+        target_sessions_ahead: labels.sessions_ahead(&target),
         lineage_id: Some(&set.lineage.id),
         lineage: &lineage,
     };
@@ -332,6 +348,7 @@ async fn register(lake: &Lake, request: &TrainRequest, artifact: ModelArtifact) 
     let registry_snapshot = registry::register(lake, &ModelEntry::of(&artifact, trained_at)).await?;
     let a = artifact;
     Ok(TrainReport {
+        fit_end: a.fit_end(),
         new_artifact,
         artifact: ModelArtifact::key(&a.model_id),
         registry_snapshot,
@@ -398,6 +415,7 @@ pub(crate) mod tests {
             feature_columns: vec!["f1".into(), "flag".into(), "n".into()],
             target: "fwd_ret_15m".into(),
             feature_set_version: "1".into(),
+            target_sessions_ahead: 0,
             lineage_id: Some("lineage-1".into()),
             lineage: serde_json::json!({ "id": "lineage-1", "created_at": "now" }),
         }
@@ -423,6 +441,15 @@ pub(crate) mod tests {
         // Different settings: a different model.
         let other = TrainRequest { alpha: req.alpha * 2.0, ..req.clone() };
         assert_ne!(fit_model(&other, &inp).unwrap().model_id, a.model_id);
+    }
+
+    #[test]
+    fn the_fit_end_is_the_windows_last_session_plus_the_targets_horizon() {
+        let d = |m: u32, n: u32| NaiveDate::from_ymd_opt(2024, m, n).unwrap();
+        assert_eq!(fit_end(d(1, 31), 0), d(1, 31));
+        assert_eq!(fit_end(d(2, 17), 0), d(2, 16), "a Saturday: the Friday before");
+        assert_eq!(fit_end(d(2, 16), 1), d(2, 20), "the next session after Presidents' Day");
+        assert_eq!(fit_model(&request(), &input()).unwrap().fit_end, Some(d(1, 31)));
     }
 
     #[test]

@@ -116,7 +116,24 @@ pub fn label_set_of(lake: &Lake, label: &str) -> Result<(LabelSet, String)> {
     }
     match found.len() {
         1 => Ok((found.remove(0), target.to_string())),
-        0 => Err(Error::invalid(format!("no label set has a target '{label}'"))),
+        0 => {
+            let mut targets: Vec<String> = lake
+                .all_datasets()
+                .into_iter()
+                .filter_map(|ds| match SetDefinition::from_contract(ds.contract()) {
+                    Ok(SetDefinition::Labels(l)) => Some(l.targets.into_iter().map(|t| t.name).collect::<Vec<_>>()),
+                    _ => None,
+                })
+                .flatten()
+                .collect();
+            targets.sort();
+            targets.dedup();
+            Err(Error::invalid(format!(
+                "no label set has a target '{label}'{}; the targets are: {}",
+                crate::error::did_you_mean(target, &targets),
+                targets.join(", ")
+            )))
+        }
         _ => Err(Error::invalid(format!(
             "target '{target}' is in several label sets ({}): name one, e.g. {}.{target}",
             found.iter().map(|l| l.name.as_str()).collect::<Vec<_>>().join(", "),

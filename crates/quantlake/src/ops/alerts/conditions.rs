@@ -162,15 +162,21 @@ async fn target_coverage_condition(
     reference: NaiveDate,
     health: &HealthSettings,
 ) -> Result<Condition> {
-    let tc = dq::target_coverage(
+    let ds = lake.dataset(dataset)?;
+    let state = ds.latest().await?;
+    let mut tc = dq::target_coverage(
         lake,
         dataset,
         reference,
         health.target_days_back,
         health.min_target_coverage,
-        &AsOf::latest(),
+        &AsOf::pinned(&[(dataset.to_string(), state.snapshot_id)].into()),
     )
     .await?;
+    // Judged like `health` judges it: on the rows whose labels can be known by now.
+    if let Some((first, last)) = dq::data_span(&state) {
+        tc = tc.knowable(ds.contract(), first, last);
+    }
     let below: Vec<String> = tc
         .targets
         .iter()

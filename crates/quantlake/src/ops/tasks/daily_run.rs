@@ -8,8 +8,12 @@
 //!   partition, scoring on a RED feature partition); `force` runs it anyway. Lake-wide findings
 //!   (breadth, freshness, coverage) are reported by the data-quality stage and never block.
 //! - A stage that fails or is blocked skips the stages that need its output; the others still run.
-//! - Scoring runs when a model is registered; its failure is SEV-1.
-//! - The run's outcome is the worst of its stages' and of the health it found (exit 0/1/2).
+//! - Scoring runs with the model fitted most recently before the session (never one that saw it);
+//!   its failure, or no such model, is SEV-1.
+//! - Two verdicts, shown side by side: the job status says whether the stages ran (SUCCEEDED,
+//!   PARTIAL, FAILED), the health status whether the data they left is good (GREEN, YELLOW, RED,
+//!   each with its reasons). The exit code is the worse of the two (0/1/2): a run whose stages all
+//!   succeeded on a RED lake is `SUCCEEDED`, health RED, exit 2.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -27,7 +31,7 @@ use crate::dq::{self, HealthSettings};
 use crate::error::{Error, Result};
 use crate::features::{self, FeaturesRequest, FeaturesSettings};
 use crate::ingest::{IngestOptions, IngestSettings, ingest};
-use crate::models::{self, ScoreRequest};
+use crate::models::{self, ModelChoice, ScoreRequest};
 use crate::names::Named;
 use crate::ops::jobs::{Finish, JobHandle, JobRecord, JobSettings, JobSpec, JobStatus, JobStore};
 use crate::outcome::Outcome;
@@ -161,8 +165,11 @@ pub struct RunReport {
     pub skipped: Option<String>,
     pub stages: Vec<StageRun>,
     pub health: Vec<HealthLine>,
+    /// The worst of `health`: the data's verdict, apart from `status` (whether the stages ran).
+    pub health_status: Status,
     pub lag_seconds: Option<f64>,
     pub seconds: f64,
+    /// The exit code: the worse of the stages' and the health's.
     pub outcome: Outcome,
 }
 
@@ -246,8 +253,8 @@ pub async fn run_claimed(
         }
     };
     let worst_stage = stages.iter().map(|s| s.status.outcome()).max().unwrap_or(Outcome::Ok);
-    let worst_health = health.iter().map(|h| Outcome::from(h.status)).max().unwrap_or(Outcome::Ok);
-    let outcome = worst_stage.max(worst_health);
+    let health_status = health.iter().map(|h| h.status).max().unwrap_or(Status::Green);
+    let outcome = worst_stage.max(Outcome::from(health_status));
     let status = if skipped.is_some() {
         JobStatus::Skipped
     } else if stages.iter().any(|s| matches!(s.status, JobStatus::Failed | JobStatus::Blocked | JobStatus::Cancelled)) {
@@ -264,14 +271,16 @@ pub async fn run_claimed(
         skipped,
         stages,
         health,
+        health_status,
         lag_seconds: None,
         seconds: 0.0,
         outcome,
     };
+    // A skipped stage's note says why it did not run; it is no error of the run.
     let failed: Vec<String> = report
         .stages
         .iter()
-        .filter(|s| s.error.is_some())
+        .filter(|s| s.error.is_some() && s.status != JobStatus::Skipped)
         .map(|s| format!("{}: {}", s.stage, s.error.as_deref().unwrap_or("")))
         .collect();
     let finish = Finish {
@@ -284,6 +293,7 @@ pub async fn run_claimed(
     };
     let record = job.finish(finish).await?;
     alert_job(lake, settings, &record).await;
+    alert_lake(lake, settings, date).await;
     report.lag_seconds = record.lag_seconds;
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
@@ -462,13 +472,21 @@ impl SessionRun<'_> {
         Ok((record, health))
     }
 
-    /// Scoring with the newest model, when one exists and the day's features were produced.
+    /// Scoring of the day with the model fitted most recently before it (walk-forward: never one that
+    /// saw the day), when one exists and the day's features were produced.
     async fn score(&self, features_ran: bool) -> Result<StageRun> {
         let (lake, settings, date) = (self.lake, self.settings, self.date);
-        let models = models::list_models(lake).await?;
-        let Some(model) = models.first() else {
-            tracing::info!("no model registered: scoring skipped (quantlake train registers one)");
-            return Ok(StageRun { status: JobStatus::Skipped, error: None, ..not_run(SCORE, "") });
+        if models::list_models(lake).await?.is_empty() {
+            return Ok(not_run(SCORE, "no model registered (quantlake train registers one)"));
+        }
+        let candidates = models::score::walk_forward_models(lake).await?;
+        let Some(model) = models::score::pick(&candidates, date).map(|i| &candidates[i]) else {
+            let newest = candidates.iter().map(|m| m.fit_end()).max().unwrap_or(date);
+            let why = format!(
+                "no model was fitted before {date} (the newest saw the sessions through {newest}; scoring with it would be in sample)"
+            );
+            tracing::error!("SEV-1: Failed to score {date}: {why}");
+            return Ok(not_run(SCORE, &why));
         };
         if !features_ran {
             return Ok(not_run(SCORE, "features of the day were not produced"));
@@ -476,7 +494,8 @@ impl SessionRun<'_> {
         let spec = self.spec(SCORE, json!({ "date": date, "model": model.model_id }));
         let inputs = [model.feature_set.as_str()];
         let record = blockable(lake, self.jobs, spec, &inputs, date, self.request.force, async |_job: &JobHandle| {
-            let request = ScoreRequest { start: date, end: date, model: None, symbols: Vec::new() };
+            let request =
+                ScoreRequest { model: ModelChoice::Id(model.model_id.clone()), ..ScoreRequest::new(date, date) };
             let report = models::score::score(lake, &request, &settings.models.quality).await?;
             Ok(Finish::succeeded(report.rows, report.rows)
                 .snapshot(models::PREDICTIONS, report.snapshot_id)
@@ -484,7 +503,7 @@ impl SessionRun<'_> {
         })
         .await?;
         if record.status == JobStatus::Failed {
-            tracing::error!("SEV-1: scoring failed for {date}: {}", record.error.as_deref().unwrap_or("unknown error"));
+            tracing::error!("SEV-1: Failed to score {date}: {}", record.error.as_deref().unwrap_or("unknown error"));
         }
         Ok(StageRun::of(SCORE, &record))
     }
@@ -501,6 +520,17 @@ pub async fn alert_job(lake: &Lake, settings: PipelineSettings<'_>, record: &Job
         .with_details(json!({ "job_id": record.id }));
     if let Err(e) = crate::ops::alerts::observe(lake, settings.alerts, &[condition]).await {
         tracing::warn!("job {}: could not record its alert condition: {e}", record.id);
+    }
+}
+
+/// The lake's alert conditions (`alerts check`'s) as of the run's session, observed after the run:
+/// alerts fire on a change of state by themselves, repeat at most every `alerts.repeat_after` while
+/// it lasts, and resolve, without anyone running `alerts check`. Never fails the run.
+async fn alert_lake(lake: &Lake, settings: PipelineSettings<'_>, date: NaiveDate) {
+    let checked =
+        crate::ops::alerts::check_lake(lake, Some(date), settings.health, settings.universe, settings.alerts).await;
+    if let Err(e) = checked {
+        tracing::warn!("Failed to evaluate the lake's alert conditions after the run: {e}");
     }
 }
 

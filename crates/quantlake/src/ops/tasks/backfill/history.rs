@@ -45,9 +45,10 @@ impl Default for BackfillSettings {
     fn default() -> Self {
         Self {
             target_days: 420,
-            min_step: 5,
-            max_step: 60,
-            slow_threshold: 30.0,
+            // The robustness guide's values (BACKFILL_MIN_STEP, BACKFILL_MAX_STEP, BACKFILL_SLOW_THRESHOLD).
+            min_step: 15,
+            max_step: 90,
+            slow_threshold: 240.0,
             sleep_between_sec: 0.0,
             min_target_coverage: 0.95,
             max_untested_sessions: 20,
