@@ -359,6 +359,10 @@ fn demo_lake_end_to_end() {
             .any(|p| p["partition"] == "date=2024-01-09" && p["status"] == "RED"),
         "an unscored session: {health}"
     );
+    // The same verdict is an alert condition.
+    let (_, alerts) = t.json_report(&["alerts", "check", "--as-of-date", "2024-01-12"]);
+    let condition = alerts["conditions"].as_array().unwrap().iter().find(|c| c["key"] == "health:predictions").cloned();
+    assert_eq!(condition.map(|c| c["severity"].clone()), Some(json!("CRITICAL")), "{alerts}");
     let bad = t.run(&["score", "--date", "2024-01-12", "--model", "0123456789abcdef"]);
     assert_eq!(bad.status.code(), Some(3));
     assert!(stderr(&bad).contains("no model '0123456789abcdef'"), "{}", stderr(&bad));

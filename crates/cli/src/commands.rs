@@ -201,7 +201,7 @@ pub async fn check_breadth(
 pub async fn alerts_check(ctx: &Context, as_of_date: Option<NaiveDate>, out: &Output) -> Result<Outcome> {
     let lake = ctx.open().await?;
     let c = &ctx.config;
-    let report = alerts::check_lake(&lake, as_of_date, &c.health, &c.universe, &c.alerts).await?;
+    let report = alerts::check_lake(&lake, as_of_date, &c.health, &c.universe, &c.alerts, &c.models.quality).await?;
     out.alerts_check(&report);
     Ok(report.severity.into())
 }

@@ -3,7 +3,7 @@
 //!
 //! | key | CRITICAL | WARNING |
 //! |---|---|---|
-//! | `health:<dataset>` (each dataset with `[quality]` rules and data) | health RED | - |
+//! | `health:<dataset>` (each dataset with `[quality]` rules and data, and `predictions`) | health RED | - |
 //! | `breadth:<feature set>` (features-layer datasets with `[quality]` rules) | fewer symbols than `FEATURE_BREADTH_MIN_SYMBOLS` | fewer than `FEATURE_BREADTH_WARN_SYMBOLS` |
 //! | `feature_coverage:<feature set>` | coverage rate below the contract's `min_symbols_covered.fail` | below its `warn` (90%) |
 //! | `target_coverage:<label set>` (label sets with data) | a target below `MIN_TARGET_COVERAGE` over `DAYS_BACK` sessions | - |
@@ -22,6 +22,7 @@ use crate::calendar::NyseCalendar;
 use crate::contract::Layer;
 use crate::dq::{self, DatasetHealth, HealthSettings, Status};
 use crate::error::Result;
+use crate::models::{self, PredictionQualitySettings};
 use crate::ops::breadth::breadth_of;
 use crate::table::AsOf;
 use crate::table::Lake;
@@ -53,6 +54,7 @@ pub async fn lake_conditions(
     health: &HealthSettings,
     breadth: &UniverseSettings,
     alerts: &AlertSettings,
+    predictions: &PredictionQualitySettings,
 ) -> Result<LakeConditions> {
     let reference = dq::reference_session(as_of_date);
     let view = lake.view().await?;
@@ -81,6 +83,11 @@ pub async fn lake_conditions(
         if dq::target_coverage::label_targets(contract).is_some() {
             conditions.push(target_coverage_condition(lake, ds.name(), reference, health).await?);
         }
+        // Batch scoring's output: an unscored or shifted session is RED, no new predictions SEV-1.
+        if ds.name() == models::PREDICTIONS {
+            let h = models::predictions_health(lake, as_of_date, health, predictions).await?;
+            conditions.push(health_condition(&h));
+        }
     }
     for (layer, newest) in LAGGED_LAYERS.iter().zip(newest) {
         conditions.push(lag_condition(*layer, newest, reference, alerts));
@@ -95,8 +102,9 @@ pub async fn check_lake(
     health: &HealthSettings,
     breadth: &UniverseSettings,
     alerts: &AlertSettings,
+    predictions: &PredictionQualitySettings,
 ) -> Result<AlertCheckReport> {
-    let judged = lake_conditions(lake, as_of_date, health, breadth, alerts).await?;
+    let judged = lake_conditions(lake, as_of_date, health, breadth, alerts, predictions).await?;
     let emitted = observe(lake, alerts, &judged.conditions).await?;
     let severity = judged.conditions.iter().map(|c| c.severity).max().unwrap_or(Severity::Ok);
     Ok(AlertCheckReport {

@@ -527,8 +527,15 @@ pub async fn alert_job(lake: &Lake, settings: PipelineSettings<'_>, record: &Job
 /// alerts fire on a change of state by themselves, repeat at most every `alerts.repeat_after` while
 /// it lasts, and resolve, without anyone running `alerts check`. Never fails the run.
 async fn alert_lake(lake: &Lake, settings: PipelineSettings<'_>, date: NaiveDate) {
-    let checked =
-        crate::ops::alerts::check_lake(lake, Some(date), settings.health, settings.universe, settings.alerts).await;
+    let checked = crate::ops::alerts::check_lake(
+        lake,
+        Some(date),
+        settings.health,
+        settings.universe,
+        settings.alerts,
+        &settings.models.quality,
+    )
+    .await;
     if let Err(e) = checked {
         tracing::warn!("Failed to evaluate the lake's alert conditions after the run: {e}");
     }
