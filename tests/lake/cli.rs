@@ -31,6 +31,17 @@ async fn demo_runs_on_a_fresh_lake(backend: Backend) {
         (serde_json::json!("RED"), serde_json::json!("SEV-2"))
     );
     assert!(text.contains("7. curated 9 sessions") && text.contains("9. health"), "{text}");
+    assert!(text.contains("RED because of breadth") && text.contains("FEATURE_BREADTH_MIN_SYMBOLS=10"), "{text}");
+    // With thresholds for a lake this size, as the demo says: GREEN.
+    let sized = t
+        .cli()
+        .env("FEATURE_BREADTH_MIN_SYMBOLS", "10")
+        .env("FEATURE_BREADTH_WARN_SYMBOLS", "20")
+        .args(["demo", "--quiet"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&sized.stdout);
+    assert!(text.contains("GREEN: every check passed."), "{text}");
     let datasets = t.json(&["datasets"]);
     let bars = datasets.as_array().unwrap().iter().find(|d| d["dataset"] == "raw_synthetic_bars").unwrap();
     assert_eq!(bars["partitions"], 9);

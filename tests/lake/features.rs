@@ -657,10 +657,14 @@ async fn stale_partitions_follow_their_inputs() {
         embargo_sessions: 1,
         as_of: AsOf::latest(),
     };
-    let model = quantlake::models::train::train(&lake, &train, FallbackSettings::default()).await.unwrap();
+    let model =
+        quantlake::models::train::train(&lake, &train, FallbackSettings::default(), &quantlake::progress::NoProgress)
+            .await
+            .unwrap();
     let quality = quantlake::models::PredictionQualitySettings::default();
     let score = |start: &str, end: &str| quantlake::models::ScoreRequest::new(day(start), day(end));
-    quantlake::models::score::score(&lake, &score("2024-01-29", "2024-01-31"), &quality).await.unwrap();
+    let no_progress = &quantlake::progress::NoProgress;
+    quantlake::models::score::score(&lake, &score("2024-01-29", "2024-01-31"), &quality, no_progress).await.unwrap();
 
     let sets = ["features_price_1m_v1".to_string(), "labels_fwd_ret_v1".to_string()];
     let report = quantlake::features::refresh_stale(&lake, &sets).await.unwrap();

@@ -751,9 +751,11 @@ pub async fn train(ctx: &Context, args: TrainArgs, out: &Output) -> Result<Outco
         as_of: args.as_of,
     };
     let request = options.resolve(&ctx.config.models, chrono::Utc::now())?;
-    out.train(
-        &models::train::train(&lake, &request, quantlake::sets::FallbackSettings::from(&ctx.config.health)).await?,
-    );
+    let progress = ctx.progress("train");
+    let fallback = quantlake::sets::FallbackSettings::from(&ctx.config.health);
+    let report = models::train::train(&lake, &request, fallback, &progress).await?;
+    progress.finish();
+    out.train(&report);
     Ok(Outcome::Ok)
 }
 
@@ -779,7 +781,9 @@ pub async fn score(ctx: &Context, args: ScoreArgs, out: &Output) -> Result<Outco
         symbols: args.symbols.map(SymbolScope::into_vec).unwrap_or_default(),
         allow_in_sample: args.allow_in_sample,
     };
-    let report = models::score::score(&lake, &request, &ctx.config.models.quality).await?;
+    let progress = ctx.progress("score");
+    let report = models::score::score(&lake, &request, &ctx.config.models.quality, &progress).await?;
+    progress.finish();
     out.score(&report);
     Ok(report.outcome())
 }

@@ -1139,6 +1139,7 @@ impl Output {
             for problem in r.health.problems() {
                 s += &format!("   {problem}\n");
             }
+            s += &demo_health_hint(&r.health);
             s += "\n";
             s += &format!("Read the live files directly (glob: {}):\n", r.glob);
             for line in &r.readers {
@@ -1149,6 +1150,24 @@ impl Output {
             s += &format!("  quantlake query --as-of {} \"SELECT count(*) FROM raw_synthetic_bars\"", r.tag);
             s
         });
+    }
+}
+
+/// What the demo's verdict means and how to make it GREEN: on a demo lake a RED or YELLOW comes from
+/// breadth, a production threshold a 20-symbol lake cannot meet.
+fn demo_health_hint(h: &DatasetHealth) -> String {
+    let breadth = h.checks.iter().find(|c| c.name == "breadth" && c.status != Status::Green);
+    match (h.status, breadth) {
+        (Status::Green, _) => "   GREEN: every check passed.\n".into(),
+        (_, Some(_)) => format!(
+            "   {} because of breadth: the guide's thresholds are for a production universe (FEATURE_BREADTH_MIN_SYMBOLS 100, \
+             FEATURE_BREADTH_WARN_SYMBOLS 200), and the demo has 20 symbols. For a lake this size: \
+             FEATURE_BREADTH_MIN_SYMBOLS=10 FEATURE_BREADTH_WARN_SYMBOLS=20 scripts/demo.sh (health GREEN).\n",
+            h.status
+        ),
+        (status, None) => {
+            format!("   {status}: the problems above say why (docs/data-quality.md explains each check).\n")
+        }
     }
 }
 

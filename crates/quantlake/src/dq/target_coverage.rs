@@ -90,7 +90,8 @@ struct Reach {
     history: u32,
 }
 
-/// Each target's [`Reach`], from the label set's definition.
+/// Each target's [`Reach`], from the label set's definition (read here from its two fields, since
+/// `dq` sits below `features`, which parses the whole definition).
 fn reaches(contract: &DatasetContract) -> std::collections::BTreeMap<String, Reach> {
     let Some(d) = contract.definition.as_ref() else { return Default::default() };
     let int = |v: Option<&toml::Value>| v.and_then(toml::Value::as_integer).map_or(0, |n| n.max(0) as u32);

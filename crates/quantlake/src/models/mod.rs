@@ -16,17 +16,18 @@
 //! use chrono::NaiveDate;
 //! use quantlake::dq::HealthSettings;
 //! use quantlake::models::{ModelSettings, ScoreRequest, TrainOptions, score, train};
+//! use quantlake::progress::NoProgress;
 //! use quantlake::sets::FallbackSettings;
 //!
 //! let end = NaiveDate::from_ymd_opt(2024, 2, 15).unwrap();
 //! let request = TrainOptions { end: Some(end), ..Default::default() }.resolve(&ModelSettings::default(), chrono::Utc::now())?;
 //! let fallback = FallbackSettings::from(&HealthSettings::default());
-//! let trained = train::train(&lake, &request, fallback).await?;
+//! let trained = train::train(&lake, &request, fallback, &NoProgress).await?;
 //! println!("model {}", trained.model_id);
 //! let next = NaiveDate::from_ymd_opt(2024, 2, 16).unwrap();
 //! // The next session: the model saw the sessions through its fit end, and `score` refuses those.
 //! assert!(trained.fit_end < next);
-//! let scored = score::score(&lake, &ScoreRequest::new(next, next), &ModelSettings::default().quality).await?;
+//! let scored = score::score(&lake, &ScoreRequest::new(next, next), &ModelSettings::default().quality, &NoProgress).await?;
 //! println!("{} predictions in snapshot {}", scored.rows, scored.snapshot_id);
 //! # Ok(()) }
 //! ```

@@ -24,6 +24,7 @@ use crate::dq::annotations::{list_annotations, span_of_dates};
 use crate::dq::{DatasetHealth, HealthSettings, PartitionHealth};
 use crate::error::{Error, Result};
 use crate::features::inputs;
+use crate::progress::Progress;
 use crate::quality::{Check, Status};
 use crate::symbol::Symbol;
 use crate::table::layout::PartitionKey;
@@ -386,14 +387,21 @@ const SCORE_SESSIONS_PER_READ: usize = 5;
 /// unless `allow_in_sample`), the feature rows of the sessions through
 /// [`crate::sets::get_features_for_sessions`] (the training sets' point-in-time code path) a few
 /// sessions at a time, each predicted as it is read, then the predictions committed as
-/// [`score_batches`] commits them.
-pub async fn score(lake: &Lake, request: &ScoreRequest, settings: &PredictionQualitySettings) -> Result<ScoreReport> {
+/// [`score_batches`] commits them. `progress` counts sessions.
+pub async fn score(
+    lake: &Lake,
+    request: &ScoreRequest,
+    settings: &PredictionQualitySettings,
+    progress: &dyn Progress,
+) -> Result<ScoreReport> {
     let plan = plan(lake, request).await?;
     let contract = lake.dataset(PREDICTIONS)?.contract().clone();
     let scored_at = Utc::now();
     let mut predictions = Vec::new();
+    progress.set_length(plan.sessions.len() as u64);
     for (m, dates) in plan.runs() {
         let model = &plan.models[m];
+        progress.message(&format!("model {}", model.model_id));
         for chunk in dates.chunks(SCORE_SESSIONS_PER_READ) {
             let (first, last) = (chunk[0], chunk[chunk.len() - 1]);
             let features =
@@ -401,8 +409,10 @@ pub async fn score(lake: &Lake, request: &ScoreRequest, settings: &PredictionQua
             for b in features.iter().filter(|b| b.num_rows() > 0) {
                 predictions.push(predict_batch(&contract, model, b, scored_at.timestamp_micros())?);
             }
+            progress.inc(chunk.len() as u64);
         }
     }
+    progress.message("committing");
     commit_predictions(lake, request, &plan, predictions, scored_at, settings).await
 }
 
@@ -574,7 +584,7 @@ pub async fn refresh_stale_predictions(lake: &Lake, settings: &PredictionQuality
                 allow_in_sample: true,
                 ..ScoreRequest::new(start, end)
             };
-            runs.push(score(lake, &request, settings).await?);
+            runs.push(score(lake, &request, settings, &crate::progress::NoProgress).await?);
         }
     }
     Ok(StalePredictions { stale, runs })

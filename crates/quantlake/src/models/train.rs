@@ -293,11 +293,12 @@ fn fingerprint(d: &Design) -> String {
 /// `quantlake train`: streams the training set ([`crate::sets::training_set`], which applies the
 /// target fallback by `fallback` and stores the set's lineage) into the design matrix session by
 /// session, so only the usable rows' values are held, never the set's Arrow batches; then fits,
-/// stores and registers the model as [`train_on`] does.
+/// stores and registers the model as [`train_on`] does. `progress` counts the set's sessions.
 pub async fn train(
     lake: &Lake,
     request: &TrainRequest,
     fallback: crate::sets::FallbackSettings,
+    progress: &dyn crate::progress::Progress,
 ) -> Result<TrainReport> {
     let set_request = crate::sets::TrainingRequest {
         feature_set: request.feature_set.clone(),
@@ -313,8 +314,7 @@ pub async fn train(
     // The set's columns (a training set without fundamentals has exactly its feature set's).
     let feature_columns = crate::sets::feature_set(lake, &request.feature_set)?.columns();
     let mut builder = DesignBuilder::new(&design_columns(request, &feature_columns)?, "target");
-    let set =
-        crate::sets::training_set(lake, &set_request, &crate::progress::NoProgress, &mut |b| builder.add(&b)).await?;
+    let set = crate::sets::training_set(lake, &set_request, progress, &mut |b| builder.add(&b)).await?;
     let design = builder.finish();
     let lineage = serde_json::to_value(&set.lineage)?;
     let feature_set_version = super::feature_set_version(lake, &request.feature_set)?;

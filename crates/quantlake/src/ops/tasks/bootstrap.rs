@@ -192,11 +192,8 @@ async fn steps(
             "training" => {
                 let options =
                     crate::models::TrainOptions { end: Some(backfilled(&done, &results)?.1), ..Default::default() };
-                let train = options.resolve(settings.models, Utc::now())?;
-                serde_json::to_value(
-                    crate::models::train::train(lake, &train, crate::sets::FallbackSettings::from(settings.health))
-                        .await?,
-                )?
+                let (train, fallback) = (options.resolve(settings.models, Utc::now())?, settings.health.into());
+                serde_json::to_value(crate::models::train::train(lake, &train, fallback, &NoProgress).await?)?
             }
             _ => {
                 let report = crate::dq::validate(lake, false, None, settings.health, settings.universe).await?;

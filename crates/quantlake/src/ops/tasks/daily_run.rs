@@ -496,7 +496,8 @@ impl SessionRun<'_> {
         let record = blockable(lake, self.jobs, spec, &inputs, date, self.request.force, async |_job: &JobHandle| {
             let request =
                 ScoreRequest { model: ModelChoice::Id(model.model_id.clone()), ..ScoreRequest::new(date, date) };
-            let report = models::score::score(lake, &request, &settings.models.quality).await?;
+            let report =
+                models::score::score(lake, &request, &settings.models.quality, &crate::progress::NoProgress).await?;
             Ok(Finish::succeeded(report.rows, report.rows)
                 .snapshot(models::PREDICTIONS, report.snapshot_id)
                 .report(&report))
