@@ -448,13 +448,23 @@ async fn the_schedule_fires_each_event_once_and_pauses() {
     let skipped = tick("2024-03-06T22:31:00Z");
     assert!(queued(&skipped).is_empty());
     assert_eq!(skipped["skipped"][0]["id"], "daily_run-2024-03-06");
-    assert!(t.json(&["schedule", "status"])["paused"]["since"].is_string());
+    // Ticks at a given time (`--at`) are not a scheduler: none is alive, a warning.
+    let (code, status) = t.json_report(&["schedule", "status"]);
+    assert_eq!((code, status["alive"].as_bool()), (1, Some(false)), "{status}");
+    assert!(status["paused"]["since"].is_string());
     t.json(&["schedule", "resume"]);
     assert_eq!(queued(&tick("2024-03-07T22:31:00Z")), ["daily_run 2024-03-07"]);
     // Friday ends the week (weekly checks an hour later); Monday April 1st starts the month.
     assert_eq!(queued(&tick("2024-03-08T23:31:00Z")), ["daily_run 2024-03-08", "run_validation -"]);
     assert_eq!(queued(&tick("2024-04-01T23:31:00Z")), ["daily_run 2024-04-01", "monthly_maintenance -"]);
-    assert!(t.json(&["schedule", "status"])["paused"].is_null());
+    // A scheduler's tick (here one, `--once`, with nothing to catch up at the real time) is a
+    // heartbeat: alive.
+    let once = t.cli().env("QUANTLAKE_SCHEDULE__CATCH_UP", "0s").args(["schedule", "--once", "--no-worker"]).output();
+    assert!(once.unwrap().status.success());
+    let status = t.json(&["schedule", "status"]);
+    assert!(status["paused"].is_null());
+    assert_eq!(status["alive"], true, "{status}");
+    assert_eq!(status["heartbeat"]["pid"].as_u64().map(|p| p > 0), Some(true));
 
     // The queued validation runs on a worker; `jobs` shows what is still queued.
     let worked = t.json(&["worker", "--once", "--tasks", "run_validation"]);

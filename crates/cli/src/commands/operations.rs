@@ -233,12 +233,30 @@ pub async fn schedule(ctx: &Context, args: ScheduleArgs, out: &Output) -> Result
             out.message(&serde_json::json!({ "paused": false }), "schedule resumed");
         }
         Some(ScheduleCommand::Status) => {
+            let now = Utc::now();
             let paused = schedule::paused(&lake).await?;
-            let next = schedule::next_event(Utc::now(), settings.run, &ctx.config.schedule)?;
+            let next = schedule::next_event(now, settings.run, &ctx.config.schedule)?;
+            let heartbeat = schedule::heartbeat(&lake).await?;
+            let alive = heartbeat.as_ref().is_some_and(|h| h.alive(now));
+            let scheduler = match &heartbeat {
+                Some(h) if alive => format!(
+                    "a scheduler is alive ({} pid {}, last tick {}s ago)",
+                    h.host,
+                    h.pid,
+                    (now - h.at).num_seconds()
+                ),
+                Some(h) => format!(
+                    "NO scheduler is alive: the last tick was at {} ({} pid {}); start one with `quantlake schedule`",
+                    h.at.to_rfc3339(),
+                    h.host,
+                    h.pid
+                ),
+                None => "NO scheduler has ever ticked on this lake; start one with `quantlake schedule`".into(),
+            };
             let text = format!(
-                "{}; next: {}",
+                "{scheduler}\nschedule {}; next: {}",
                 paused.as_ref().map_or_else(
-                    || "running".to_string(),
+                    || "not paused".to_string(),
                     |p| format!("PAUSED since {} ({})", p.since.to_rfc3339(), p.reason)
                 ),
                 next.as_ref().map_or_else(
@@ -246,7 +264,10 @@ pub async fn schedule(ctx: &Context, args: ScheduleArgs, out: &Output) -> Result
                     |e| format!("{} for {} at {}", e.task, e.session, e.due.to_rfc3339())
                 )
             );
-            out.message(&serde_json::json!({ "paused": paused, "next": next }), &text);
+            let report = serde_json::json!({ "alive": alive, "heartbeat": heartbeat, "paused": paused, "next": next });
+            out.message(&report, &text);
+            // Nothing fires without a scheduler: a monitoring agent hears it as a warning.
+            return Ok(Outcome::warning_if(!alive));
         }
         None if args.at.is_some() => {
             let at = args

@@ -88,7 +88,44 @@ pub struct Pause {
     pub reason: String,
 }
 
+/// A scheduler's sign of life, written at every tick of `quantlake schedule` (the last writer's), so
+/// `schedule status` can say whether one is running, not only whether the schedule is paused.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub at: DateTime<Utc>,
+    pub host: String,
+    pub pid: u32,
+    /// The scheduler's tick interval, seconds.
+    pub tick_seconds: f64,
+}
+
+impl Heartbeat {
+    /// Alive while the last tick is no older than two ticks and a minute (a tick runs the queue too).
+    pub fn alive(&self, now: DateTime<Utc>) -> bool {
+        let grace = chrono::Duration::milliseconds((2.0 * self.tick_seconds * 1000.0) as i64 + 60_000);
+        now - self.at <= grace
+    }
+}
+
 const ROOT: &str = "_jobs/_schedule";
+
+fn heartbeat_path() -> Path {
+    Path::from(format!("{ROOT}/heartbeat.json"))
+}
+
+/// The last scheduler's heartbeat, if one ever ticked.
+pub async fn heartbeat(lake: &Lake) -> Result<Option<Heartbeat>> {
+    let Some(bytes) = lake.store().get(&heartbeat_path()).await? else { return Ok(None) };
+    Ok(serde_json::from_slice(&bytes).ok())
+}
+
+async fn beat(lake: &Lake, schedule: &ScheduleSettings) -> Result<()> {
+    let holder = crate::table::lake_log::Holder::this_process();
+    let beat =
+        Heartbeat { at: Utc::now(), host: holder.host, pid: holder.pid, tick_seconds: schedule.tick.as_secs_f64() };
+    lake.store().put(&heartbeat_path(), Bytes::from(serde_json::to_vec(&beat)?)).await?;
+    Ok(())
+}
 
 fn pause_path() -> Path {
     Path::from(format!("{ROOT}/paused.json"))
@@ -225,6 +262,7 @@ pub async fn serve(
 ) -> Result<Vec<Tick>> {
     let mut ticks = Vec::new();
     loop {
+        beat(lake, schedule).await?;
         let t = tick(lake, settings, schedule, Utc::now()).await?;
         ticks.push(t);
         if run_worker {
