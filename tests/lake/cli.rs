@@ -373,6 +373,10 @@ fn stage_commands_are_job_records() {
     assert_eq!(scores.as_array().unwrap().len(), 1, "{scores}");
     assert_eq!(scores[0]["status"], "FAILED");
     assert!(scores[0]["error"].as_str().unwrap().contains("no model in the registry"), "{scores}");
+    // The guide greps the log for failures by one phrase.
+    let log = std::fs::read_to_string(t.log_file()).unwrap();
+    assert!(log.contains("Failed to run the command: invalid argument: no model in the registry"), "{log}");
+    assert!(log.contains("Failed to complete job"), "{log}");
     // Commands that only read make no record.
     t.json(&["datasets"]);
     let kinds: BTreeSet<String> =

@@ -109,7 +109,7 @@ pub fn main() -> ExitCode {
     let outcome = match result {
         Ok(Ok(Ok(outcome))) => outcome,
         Ok(Ok(Err(e))) => {
-            tracing::error!(target: COMMAND_TARGET, "error: {e}");
+            tracing::error!(target: COMMAND_TARGET, "Failed to run the command: {e}");
             out.error(&e);
             Outcome::from(&e)
         }

@@ -112,7 +112,7 @@ impl From<Error> for ApiError {
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status.is_server_error() {
-            tracing::error!("dashboard: {e}");
+            tracing::error!("dashboard: Failed to answer a request: {e}");
         }
         Self::new(status, e.to_string())
     }

@@ -72,7 +72,7 @@ pub async fn work(lake: &Lake, settings: PipelineSettings<'_>, options: &WorkerO
                 let id = job.id().to_string();
                 tracing::info!("worker: running {} {id}", job.kind());
                 if let Err(e) = run_job(lake, settings, job).await {
-                    tracing::error!("worker: job {id} failed: {e}");
+                    tracing::error!("worker: Failed to run job {id}: {e}");
                 }
                 report.jobs.push(jobs.get(&id).await?);
             }

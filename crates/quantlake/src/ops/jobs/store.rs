@@ -468,7 +468,9 @@ impl JobHandle {
         let s = &self.shared;
         let id = s.record.id.clone();
         match &finish.error {
-            Some(e) => tracing::error!(parent: &self.span, job_id = %id, "job {id} {}: {e}", finish.status),
+            Some(e) => {
+                tracing::error!(parent: &self.span, job_id = %id, "Failed to complete job {id} ({}): {e}", finish.status)
+            }
             None => tracing::info!(parent: &self.span, job_id = %id, "job {id} {}", finish.status),
         }
         let lines = log::release(&id);
@@ -523,7 +525,7 @@ async fn heartbeats(s: Arc<Shared>) {
             tracing::warn!(job_id = %s.record.id, "job {}: heartbeat failed: {e}", s.record.id);
         }
         if s.stop.load(Ordering::SeqCst) == LOST {
-            tracing::error!(job_id = %s.record.id, "job {}: lost its claim to another process; stopping", s.record.id);
+            tracing::error!(job_id = %s.record.id, "Failed to keep job {}: another process claimed it; stopping", s.record.id);
             return;
         }
     }

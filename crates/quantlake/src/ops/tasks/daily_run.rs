@@ -568,7 +568,7 @@ pub async fn in_job(
     let job = jobs.start(spec).await?;
     let result = work(&job).instrument(job.span()).await;
     if let Err(e) = &result {
-        tracing::error!(parent: &job.span(), "{} failed: {e}", job.kind());
+        tracing::error!(parent: &job.span(), "Failed to run {}: {e}", job.kind());
     }
     job.finish_with(result).await
 }
@@ -595,7 +595,7 @@ async fn blockable(
     let kind = spec.kind.clone();
     let job = jobs.start(spec).await?;
     let reason = format!("blocked: input partition RED: {} (--force runs it anyway)", red.join("; "));
-    tracing::error!(parent: &job.span(), "{kind} {reason}");
+    tracing::error!(parent: &job.span(), "Failed to run {kind}: {reason}");
     job.finish(Finish { error: Some(reason), ..Finish::with_status(JobStatus::Blocked) }).await
 }
 

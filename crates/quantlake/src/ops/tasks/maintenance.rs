@@ -26,7 +26,7 @@ pub async fn run(lake: &Lake, settings: PipelineSettings<'_>, job: &JobHandle) -
     let mut step = |name: &str, outcome: Result<Value>| match outcome {
         Ok(v) => steps.push(json!({ "step": name, "status": "done", "report": v })),
         Err(e) => {
-            tracing::error!("monthly maintenance: {name} failed: {e}");
+            tracing::error!("monthly maintenance: Failed to run {name}: {e}");
             failed.push(format!("{name}: {e}"));
             steps.push(json!({ "step": name, "status": "failed", "error": e.to_string() }));
         }
