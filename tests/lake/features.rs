@@ -822,4 +822,35 @@ fn commands_report_coverage_and_fall_back() {
     assert!(err.contains("no label set has a target 'fwd_ret_2h'") && err.contains("fwd_ret_15m, fwd_ret_1d"), "{err}");
     let err = with_label("fwd_ret_15");
     assert!(err.contains("did you mean 'fwd_ret_15m'?"), "{err}");
+
+    // Live inference is reproducible: the lake state it read goes with its rows (the file's schema
+    // metadata), and a tag taken then reads the same rows after later commits change the features.
+    let at = "2024-01-10T15:00:00Z";
+    let file = dir.path().join("inference.parquet");
+    ok(&["inference-set", "--at", at, "--format", "parquet", "--output", file.to_str().unwrap()]);
+    let reader =
+        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&file).unwrap())
+            .unwrap();
+    let read = reader.schema().metadata().get("quantlake.read").cloned().unwrap_or_default();
+    assert!(read.starts_with("features_price_1m_v1@"), "{:?}", reader.schema().metadata());
+    ok(&["snapshot", "tag", "--all", "live-2024-01-10"]);
+    let tagged = || t.json(&["inference-set", "--at", at, "--as-of", "live-2024-01-10"]);
+    assert_eq!(tagged(), inference);
+    ok(&[
+        "ingest",
+        "--source",
+        "synthetic",
+        "--symbols",
+        "3",
+        "--start",
+        "2024-01-10",
+        "--end",
+        "2024-01-10",
+        "--seed",
+        "7",
+    ]);
+    ok(&["curate", "--start", "2024-01-10", "--end", "2024-01-10"]);
+    ok(&["features", "--start", "2024-01-10", "--end", "2024-01-10"]);
+    assert_ne!(t.json(&["inference-set", "--at", at]), inference, "the later commits changed the features");
+    assert_eq!(tagged(), inference, "the tag reads what live inference read");
 }

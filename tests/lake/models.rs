@@ -395,6 +395,22 @@ fn demo_lake_end_to_end() {
     let (code, walked) = t.json_report(&["score", "--walk-forward", "--start", "2024-01-08", "--end", "2024-01-12"]);
     assert!(code < 3, "{walked}");
     assert_eq!(walked["in_sample_sessions"], json!([]));
+    // The commit records the lake state scoring read, and which model scored which sessions.
+    let commit = t
+        .json(&["snapshots", "predictions"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .max_by_key(|s| s["snapshot_id"].as_u64())
+        .cloned()
+        .unwrap();
+    let read = commit["parameters"]["features_read"].as_str().unwrap_or_default().to_string();
+    assert!(read.starts_with("features_price_1m_v1@"), "{commit}");
+    assert_eq!(
+        commit["parameters"]["models"],
+        json!(format!("{early_id}:2024-01-08..2024-01-11,{id}:2024-01-12..2024-01-12")),
+        "{commit}"
+    );
     assert_eq!(
         walked["models"],
         json!([

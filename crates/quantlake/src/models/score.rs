@@ -495,6 +495,7 @@ async fn commit_predictions(
         .parameter("feature_set", &last.feature_set)
         .parameter("start", request.start)
         .parameter("end", request.end)
+        .parameter("features_read", format!("{}@{}", last.feature_set, features_state.snapshot_id))
         .parameter("in_sample_sessions", in_sample_sessions.len());
     let job_id = format!("score-{}", uuid::Uuid::now_v7().simple());
     let stage = lake

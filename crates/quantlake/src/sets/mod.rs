@@ -39,6 +39,7 @@
 //! ```
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;
@@ -288,13 +289,26 @@ pub async fn get_features_for_inference(
         )
     };
     let engine = QueryEngine::open_for_sql(lake, &AsOf::pinned(&snapshots), &set.name).await?;
-    tokio::task::block_in_place(|| {
+    let batches = tokio::task::block_in_place(|| {
         join_features(&engine, &set, &[entities], read_start, day, None)?;
         let features: String = set.features.iter().map(|f| format!(", {}", f.name)).collect();
         engine.query(&format!(
             "SELECT symbol, decision_time, feature_ts, available_at{features} FROM joined ORDER BY symbol"
         ))
-    })
+    })?;
+    // The lake state read goes with the rows (their schema's metadata, which Parquet and Arrow files
+    // keep) and to the log: reading the same snapshot again gives the same rows.
+    let read = snapshots.iter().map(|(d, id)| format!("{d}@{id}")).collect::<Vec<_>>().join(",");
+    tracing::info!(feature_set, as_of = %as_of, "inference set at {at}: read {read}");
+    let metadata: std::collections::HashMap<String, String> =
+        [("quantlake.read".to_string(), read), ("quantlake.decision_time".to_string(), at.to_string())].into();
+    batches
+        .into_iter()
+        .map(|b| {
+            let schema = Arc::new(b.schema().as_ref().clone().with_metadata(metadata.clone()));
+            b.with_schema(schema).map_err(Error::from)
+        })
+        .collect()
 }
 
 /// Every decision time of the sessions `start..=end` (each feature row's bar end) with its features:
