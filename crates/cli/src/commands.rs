@@ -7,7 +7,6 @@ mod operations;
 
 use std::path::PathBuf;
 
-use arrow::array::AsArray;
 use chrono::NaiveDate;
 
 use super::Context;
@@ -36,7 +35,7 @@ use quantlake::reference::fundamentals;
 use quantlake::sets::{self, FallbackSettings, TrainingRequest};
 use quantlake::sources::file::{FileImport, parse_column_map};
 use quantlake::sources::{AnySource, SourceKind, parse_symbols};
-use quantlake::symbol::{Symbol, SymbolList, SymbolScope};
+use quantlake::symbol::{MissingSymbols, Symbol, SymbolList, SymbolScope};
 use quantlake::table::AsOf;
 use quantlake::table::operations::{history, restore, tag};
 use quantlake::table::{Lake, SnapshotSpec};
@@ -200,8 +199,7 @@ pub async fn check_breadth(
 /// worst condition.
 pub async fn alerts_check(ctx: &Context, as_of_date: Option<NaiveDate>, out: &Output) -> Result<Outcome> {
     let lake = ctx.open().await?;
-    let c = &ctx.config;
-    let report = alerts::check_lake(&lake, as_of_date, &c.health, &c.universe, &c.alerts, &c.models.quality).await?;
+    let report = alerts::check_lake(&lake, as_of_date, ctx.config.pipeline().conditions()).await?;
     out.alerts_check(&report);
     Ok(report.severity.into())
 }
@@ -530,47 +528,24 @@ pub async fn bars(ctx: &Context, args: BarsArgs, out: &Output) -> Result<Outcome
         adjust: args.adjust,
     };
     let batches = curate::get_curated_bars(&lake, &request, &args.read.as_of.iter().cloned().collect()).await?;
-    let mut seen = SeenSymbols::new(&request.symbols);
-    batches.iter().for_each(|b| seen.add(b));
+    let mut missing = MissingSymbols::of(&request.symbols);
+    batches.iter().for_each(|b| missing.see(b));
     write_rows(&batches, &args.read, out)?;
-    Ok(seen.outcome(out, &format!("bars between {} and {}", request.start, request.end)))
+    Ok(missing_outcome(&missing, out, &format!("bars between {} and {}", request.start, request.end)))
 }
 
-/// Which of the symbols a read asked for its rows hold: a symbol with none is named, and the read is
-/// a partial success (an empty answer is never exit 0 by silence).
-struct SeenSymbols {
-    missing: std::collections::BTreeSet<String>,
-}
-
-impl SeenSymbols {
-    /// Tracks `asked` (empty: all symbols, nothing to miss).
-    fn new(asked: &[Symbol]) -> Self {
-        Self { missing: asked.iter().map(|s| s.as_str().to_string()).collect() }
+/// `Ok`, or the symbols asked for without `what` named on stderr and `Warning`: a partial success,
+/// never an empty answer exiting 0 in silence.
+fn missing_outcome(missing: &MissingSymbols, out: &Output, what: &str) -> Outcome {
+    let names: Vec<&str> = missing.missing().map(Symbol::as_str).collect();
+    if names.is_empty() {
+        return Outcome::Ok;
     }
-
-    fn add(&mut self, batch: &arrow::array::RecordBatch) {
-        if self.missing.is_empty() {
-            return;
-        }
-        let Some(column) = batch.column_by_name("symbol") else { return };
-        let Ok(symbols) = arrow::compute::cast(column, &arrow::datatypes::DataType::Utf8) else { return };
-        for s in symbols.as_string::<i32>().iter().flatten() {
-            self.missing.remove(s);
-        }
-    }
-
-    /// `Ok`, or a warning naming the symbols without `what` and `Warning`.
-    fn outcome(&self, out: &Output, what: &str) -> Outcome {
-        if self.missing.is_empty() {
-            return Outcome::Ok;
-        }
-        let names: Vec<&str> = self.missing.iter().map(String::as_str).collect();
-        out.warning(&format!(
-            "no {what} for {} (not in the lake, or not in that range; `quantlake universe` and `quantlake health` show what is)",
-            names.join(", ")
-        ));
-        Outcome::Warning
-    }
+    out.warning(&format!(
+        "no {what} for {} (not in the lake, or not in that range; `quantlake universe` and `quantlake health` show what is)",
+        names.join(", ")
+    ));
+    Outcome::Warning
 }
 
 /// `corporate-actions import`: fetch or read the actions and upsert them.
@@ -661,16 +636,16 @@ pub async fn training_set(ctx: &Context, args: TrainingSetArgs, out: &Output) ->
     // the leakage check.
     let mut file = RowsFile::create(&args.output, format)?;
     let progress = ctx.progress("training set");
-    let mut seen = SeenSymbols::new(&request.symbols);
+    let mut missing = MissingSymbols::of(&request.symbols);
     let set = sets::training_set(&lake, &request, &progress, &mut |b| {
-        seen.add(&b);
+        missing.see(&b);
         file.write(&b)
     })
     .await?;
     progress.finish();
     file.finish()?;
     out.training_set(&set.lineage, &args.output);
-    Ok(seen.outcome(out, &format!("training rows between {} and {}", request.start, request.end)))
+    Ok(missing_outcome(&missing, out, &format!("training rows between {} and {}", request.start, request.end)))
 }
 
 /// `inference-set`: the latest features per symbol at a time.

@@ -216,12 +216,15 @@ pub struct Context {
     pub config: Config,
     pub lake_url: String,
     pub quiet: bool,
+    /// The lake once opened: a command and its job record share one handle (and its footer cache).
+    lake: tokio::sync::OnceCell<Lake>,
 }
 
 impl Context {
-    /// Opens the lake (it must exist).
+    /// Opens the lake (it must exist), once per command.
     pub async fn open(&self) -> Result<Lake> {
-        Lake::open(&self.lake_url, self.config.lake.options()).await
+        let lake = self.lake.get_or_try_init(|| Lake::open(&self.lake_url, self.config.lake.options())).await?;
+        Ok(lake.clone())
     }
 
     /// A progress bar for `what`; hidden with `--quiet` or `--json`.
@@ -233,7 +236,7 @@ impl Context {
 /// Runs the command; a stage command as a job record ([`recorded`]).
 async fn run(cli: Cli, config: Config, out: &Output) -> Result<Outcome> {
     let lake_url = cli.global.lake.clone().unwrap_or_else(|| config.lake.root.clone());
-    let ctx = Context { quiet: cli.global.quiet || cli.global.json, config, lake_url };
+    let ctx = Context { quiet: cli.global.quiet || cli.global.json, config, lake_url, lake: Default::default() };
     match recorded_kind(&cli.command) {
         Some(kind) => recorded(&ctx, kind, cli.command, out).await,
         None => dispatch(&ctx, cli.command, out).await,

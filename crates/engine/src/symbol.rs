@@ -306,6 +306,38 @@ pub fn parse_all<S: AsRef<str>>(texts: impl IntoIterator<Item = S>) -> Result<Ve
     texts.into_iter().map(|t| Symbol::new(t.as_ref())).collect()
 }
 
+/// Which of the symbols a read asked for its rows hold, batch by batch: what is left once every
+/// batch is seen is the symbols with no rows, which a read names rather than answering an empty table.
+#[derive(Debug, Clone, Default)]
+pub struct MissingSymbols {
+    missing: std::collections::BTreeSet<Symbol>,
+}
+
+impl MissingSymbols {
+    /// Tracks `asked` (empty: every symbol, so none can be missing).
+    pub fn of(asked: &[Symbol]) -> Self {
+        Self { missing: asked.iter().cloned().collect() }
+    }
+
+    /// Crosses off the symbols of `batch`'s `symbol` column (any string type).
+    pub fn see(&mut self, batch: &arrow::array::RecordBatch) {
+        use arrow::array::AsArray;
+        if self.missing.is_empty() {
+            return;
+        }
+        let Some(column) = batch.column_by_name("symbol") else { return };
+        let Ok(symbols) = arrow::compute::cast(column, &arrow::datatypes::DataType::Utf8) else { return };
+        for s in symbols.as_string::<i32>().iter().flatten() {
+            self.missing.remove(s);
+        }
+    }
+
+    /// The symbols asked for that no batch held, in name order.
+    pub fn missing(&self) -> impl Iterator<Item = &Symbol> {
+        self.missing.iter()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,6 +378,21 @@ mod tests {
             assert!(err.contains("'all' means every symbol") && err.contains("ALL,"), "{err}");
         }
         assert_eq!("ALL,".parse::<SymbolList>().unwrap().to_string(), "ALL");
+    }
+
+    #[test]
+    fn missing_symbols_are_those_no_batch_held() {
+        use std::sync::Arc;
+        let asked: SymbolList = "B,A,C".parse().unwrap();
+        let mut m = MissingSymbols::of(&asked);
+        let batch = |s: &[&str]| {
+            let col = Arc::new(arrow::array::StringArray::from(s.to_vec())) as arrow::array::ArrayRef;
+            arrow::array::RecordBatch::try_from_iter([("symbol", col)]).unwrap()
+        };
+        m.see(&batch(&["A", "Z"]));
+        m.see(&batch(&["C"]));
+        assert_eq!(m.missing().map(Symbol::as_str).collect::<Vec<_>>(), ["B"]);
+        assert_eq!(MissingSymbols::of(&[]).missing().count(), 0, "every symbol asked: none missing");
     }
 
     #[test]

@@ -145,15 +145,8 @@ pub async fn health(lake: &Lake, config: &Config, as_of_date: Option<NaiveDate>)
         }
         datasets.push(line);
     }
-    let LakeConditions { conditions, .. } = alerts::lake_conditions(
-        lake,
-        as_of_date,
-        &config.health,
-        &config.universe,
-        &config.alerts,
-        &config.models.quality,
-    )
-    .await?;
+    let LakeConditions { conditions, .. } =
+        alerts::lake_conditions(lake, as_of_date, config.pipeline().conditions()).await?;
     let severity = conditions.iter().map(|c| c.severity).max().unwrap_or(Severity::Ok);
     let last_jobs = jobs(lake, config, &JobsQuery { limit: Some(10), ..Default::default() }).await?;
     Ok(Overview {
@@ -576,15 +569,7 @@ pub struct AlertsView {
 }
 
 pub async fn alerts(lake: &Lake, config: &Config, as_of_date: Option<NaiveDate>, limit: usize) -> Result<AlertsView> {
-    let now = alerts::lake_conditions(
-        lake,
-        as_of_date,
-        &config.health,
-        &config.universe,
-        &config.alerts,
-        &config.models.quality,
-    )
-    .await?;
+    let now = alerts::lake_conditions(lake, as_of_date, config.pipeline().conditions()).await?;
     let severity = now.conditions.iter().map(|c| c.severity).max().unwrap_or(Severity::Ok);
     Ok(AlertsView {
         reference_session: now.reference_session,

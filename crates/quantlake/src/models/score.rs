@@ -175,8 +175,7 @@ fn sessions_of(start: NaiveDate, end: NaiveDate) -> Result<Vec<NaiveDate>> {
     Ok(sessions)
 }
 
-/// Which model scores each session of the request; refuses sessions a model saw unless
-/// `allow_in_sample`, and a model whose feature-set version is not the lake's.
+/// Which model scores each session of the request ([`checked`]).
 async fn plan(lake: &Lake, request: &ScoreRequest) -> Result<Plan> {
     let sessions = sessions_of(request.start, request.end)?;
     let plan = match &request.model {
@@ -187,6 +186,9 @@ async fn plan(lake: &Lake, request: &ScoreRequest) -> Result<Plan> {
         }
         ModelChoice::WalkForward => {
             let models = walk_forward_models(lake).await?;
+            if models.is_empty() {
+                return Err(Error::invalid("no model in the registry; run `quantlake train` first"));
+            }
             let mut picked = Vec::with_capacity(sessions.len());
             for &d in &sessions {
                 let Some(m) = pick(&models, d) else {
@@ -204,11 +206,17 @@ async fn plan(lake: &Lake, request: &ScoreRequest) -> Result<Plan> {
             Plan { models, sessions: picked }
         }
     };
+    checked(lake, plan, request.allow_in_sample)
+}
+
+/// `plan` if every model scores the lake's feature-set version and, unless `allow_in_sample`, no
+/// session is on or before its model's fit end.
+fn checked(lake: &Lake, plan: Plan, allow_in_sample: bool) -> Result<Plan> {
     for (m, _) in plan.runs() {
         check_feature_set_version(lake, &plan.models[m])?;
     }
     let seen = plan.in_sample();
-    if !seen.is_empty() && !request.allow_in_sample {
+    if !seen.is_empty() && !allow_in_sample {
         let model = &plan.models[plan.sessions[0].1];
         return Err(Error::invalid(format!(
             "model {} saw the sessions through {} (its window ends {}), so scoring {}..{} would be in sample \
@@ -227,11 +235,11 @@ async fn plan(lake: &Lake, request: &ScoreRequest) -> Result<Plan> {
 }
 
 /// The models walk-forward scoring picks from: those of the newest registered model's feature set
-/// and target (a retrain's models predict the same thing), latest fit end first.
+/// and target (a retrain's models predict the same thing), latest fit end first; none with an empty
+/// registry.
 pub async fn walk_forward_models(lake: &Lake) -> Result<Vec<ModelArtifact>> {
     let entries = super::registry::list(lake).await?;
-    let newest =
-        entries.first().ok_or_else(|| Error::invalid("no model in the registry; run `quantlake train` first"))?;
+    let Some(newest) = entries.first() else { return Ok(Vec::new()) };
     let (feature_set, target) = (newest.feature_set.clone(), newest.target.clone());
     let mut models = Vec::new();
     for e in entries.iter().filter(|e| e.feature_set == feature_set && e.target == target) {
@@ -426,15 +434,16 @@ pub async fn score_batches(
     features: &[RecordBatch],
     settings: &PredictionQualitySettings,
 ) -> Result<ScoreReport> {
-    let request = ScoreRequest { model: ModelChoice::Id(model.model_id.clone()), ..request.clone() };
-    let plan = plan(lake, &request).await?;
+    let sessions = sessions_of(request.start, request.end)?;
+    let plan = Plan { models: vec![model.clone()], sessions: sessions.into_iter().map(|d| (d, 0)).collect() };
+    let plan = checked(lake, plan, request.allow_in_sample)?;
     let contract = lake.dataset(PREDICTIONS)?.contract().clone();
     let scored_at = Utc::now();
     let mut predictions = Vec::new();
     for b in features.iter().filter(|b| b.num_rows() > 0) {
         predictions.push(predict_batch(&contract, model, b, scored_at.timestamp_micros())?);
     }
-    commit_predictions(lake, &request, &plan, predictions, scored_at, settings).await
+    commit_predictions(lake, request, &plan, predictions, scored_at, settings).await
 }
 
 /// Replaces the partitions of `predictions` of the sessions `request.start..=request.end` with

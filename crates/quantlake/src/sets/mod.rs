@@ -105,28 +105,22 @@ pub fn label_set_of(lake: &Lake, label: &str) -> Result<(LabelSet, String)> {
         None => (None, label),
     };
     let mut found = Vec::new();
+    // Every target looked at, for the error that names the valid ones.
+    let mut targets: Vec<String> = Vec::new();
     for ds in lake.all_datasets() {
         if set_name.is_some_and(|s| s != ds.name()) {
             continue;
         }
-        if let Ok(SetDefinition::Labels(l)) = SetDefinition::from_contract(ds.contract())
-            && l.target(target).is_some()
-        {
-            found.push(l);
+        if let Ok(SetDefinition::Labels(l)) = SetDefinition::from_contract(ds.contract()) {
+            targets.extend(l.targets.iter().map(|t| t.name.clone()));
+            if l.target(target).is_some() {
+                found.push(l);
+            }
         }
     }
     match found.len() {
         1 => Ok((found.remove(0), target.to_string())),
         0 => {
-            let mut targets: Vec<String> = lake
-                .all_datasets()
-                .into_iter()
-                .filter_map(|ds| match SetDefinition::from_contract(ds.contract()) {
-                    Ok(SetDefinition::Labels(l)) => Some(l.targets.into_iter().map(|t| t.name).collect::<Vec<_>>()),
-                    _ => None,
-                })
-                .flatten()
-                .collect();
             targets.sort();
             targets.dedup();
             Err(Error::invalid(format!(

@@ -47,15 +47,22 @@ pub struct AlertCheckReport {
     pub alerts: Vec<AlertEvent>,
 }
 
+/// The settings the lake's conditions are judged by (`PipelineSettings::conditions` gathers them).
+#[derive(Debug, Clone, Copy)]
+pub struct ConditionSettings<'a> {
+    pub health: &'a HealthSettings,
+    pub breadth: &'a UniverseSettings,
+    pub alerts: &'a AlertSettings,
+    pub predictions: &'a PredictionQualitySettings,
+}
+
 /// Judges every lake condition (see the module docs) as of `as_of_date`.
 pub async fn lake_conditions(
     lake: &Lake,
     as_of_date: Option<NaiveDate>,
-    health: &HealthSettings,
-    breadth: &UniverseSettings,
-    alerts: &AlertSettings,
-    predictions: &PredictionQualitySettings,
+    settings: ConditionSettings<'_>,
 ) -> Result<LakeConditions> {
+    let ConditionSettings { health, breadth, alerts, predictions } = settings;
     let reference = dq::reference_session(as_of_date);
     let view = lake.view().await?;
     let mut conditions = Vec::new();
@@ -99,13 +106,10 @@ pub async fn lake_conditions(
 pub async fn check_lake(
     lake: &Lake,
     as_of_date: Option<NaiveDate>,
-    health: &HealthSettings,
-    breadth: &UniverseSettings,
-    alerts: &AlertSettings,
-    predictions: &PredictionQualitySettings,
+    settings: ConditionSettings<'_>,
 ) -> Result<AlertCheckReport> {
-    let judged = lake_conditions(lake, as_of_date, health, breadth, alerts, predictions).await?;
-    let emitted = observe(lake, alerts, &judged.conditions).await?;
+    let judged = lake_conditions(lake, as_of_date, settings).await?;
+    let emitted = observe(lake, settings.alerts, &judged.conditions).await?;
     let severity = judged.conditions.iter().map(|c| c.severity).max().unwrap_or(Severity::Ok);
     Ok(AlertCheckReport {
         reference_session: judged.reference_session,

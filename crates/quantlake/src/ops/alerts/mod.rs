@@ -61,7 +61,7 @@ use crate::quality::Status;
 use crate::sources::Secret;
 use crate::table::Lake;
 
-pub use conditions::{AlertCheckReport, LakeConditions, check_lake, lake_conditions};
+pub use conditions::{AlertCheckReport, ConditionSettings, LakeConditions, check_lake, lake_conditions};
 pub use store::list_alerts;
 pub use webhook::Delivery;
 

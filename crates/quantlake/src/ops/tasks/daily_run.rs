@@ -103,6 +103,18 @@ pub struct PipelineSettings<'a> {
     pub models: &'a crate::models::ModelSettings,
 }
 
+impl<'a> PipelineSettings<'a> {
+    /// The settings the lake's alert conditions are judged by.
+    pub fn conditions(&self) -> crate::ops::alerts::ConditionSettings<'a> {
+        crate::ops::alerts::ConditionSettings {
+            health: self.health,
+            breadth: self.universe,
+            alerts: self.alerts,
+            predictions: &self.models.quality,
+        }
+    }
+}
+
 /// What to run: a `daily_run` job's parameters.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -476,10 +488,10 @@ impl SessionRun<'_> {
     /// saw the day), when one exists and the day's features were produced.
     async fn score(&self, features_ran: bool) -> Result<StageRun> {
         let (lake, settings, date) = (self.lake, self.settings, self.date);
-        if models::list_models(lake).await?.is_empty() {
+        let candidates = models::score::walk_forward_models(lake).await?;
+        if candidates.is_empty() {
             return Ok(not_run(SCORE, "no model registered (quantlake train registers one)"));
         }
-        let candidates = models::score::walk_forward_models(lake).await?;
         let Some(model) = models::score::pick(&candidates, date).map(|i| &candidates[i]) else {
             let newest = candidates.iter().map(|m| m.fit_end()).max().unwrap_or(date);
             let why = format!(
@@ -528,15 +540,7 @@ pub async fn alert_job(lake: &Lake, settings: PipelineSettings<'_>, record: &Job
 /// alerts fire on a change of state by themselves, repeat at most every `alerts.repeat_after` while
 /// it lasts, and resolve, without anyone running `alerts check`. Never fails the run.
 async fn alert_lake(lake: &Lake, settings: PipelineSettings<'_>, date: NaiveDate) {
-    let checked = crate::ops::alerts::check_lake(
-        lake,
-        Some(date),
-        settings.health,
-        settings.universe,
-        settings.alerts,
-        &settings.models.quality,
-    )
-    .await;
+    let checked = crate::ops::alerts::check_lake(lake, Some(date), settings.conditions()).await;
     if let Err(e) = checked {
         tracing::warn!("Failed to evaluate the lake's alert conditions after the run: {e}");
     }
