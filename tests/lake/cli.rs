@@ -297,7 +297,7 @@ fn exit_codes_follow_the_contract() {
 }
 
 /// SIGINT and SIGTERM stop a long command with exit 130 and one line saying what stays and how to
-/// resume, in the log too; the lake verifies after.
+/// resume, in the log too; the lake verifies after, and the command's job record is CANCELLED.
 #[test]
 fn a_signal_stops_a_command_with_130() {
     let t = TestLake::new(Backend::Local);
@@ -334,6 +334,19 @@ fn a_signal_stops_a_command_with_130() {
         );
     }
     assert_eq!(t.run(&["verify"]).status.code(), Some(0), "what was committed is whole");
+    // Each ingest's job record says how it ended, at once (not RUNNING until its lease runs out).
+    let jobs = t.json(&["jobs", "--kind", "ingest"]);
+    let ended: Vec<(&str, &str)> = jobs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| (j["status"].as_str().unwrap(), j["error"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(ended.len(), 2, "{jobs}");
+    for (status, error) in ended {
+        assert_eq!(status, "CANCELLED", "{jobs}");
+        assert!(error.starts_with("interrupted by SIG"), "{jobs}");
+    }
 }
 
 /// Without a configured log file, a command run from any folder logs beside the lake, never into a
@@ -351,7 +364,7 @@ fn the_log_file_goes_beside_the_lake() {
 }
 
 /// Every stage command is a job record: the job id an ingest, curate or features report prints is one
-/// `jobs show` finds, with the command line and the log; train and score are recorded too, and a
+/// `jobs show` finds, with the command line, the log, the report and the peak memory; train and score are recorded too, and a
 /// command that fails is a FAILED record with its error.
 #[test]
 fn stage_commands_are_job_records() {
@@ -366,6 +379,20 @@ fn stage_commands_are_job_records() {
         let shown = t.json(&["jobs", "show", id]);
         assert_eq!((shown["kind"].as_str(), shown["status"].as_str()), (Some(kind), Some("SUCCEEDED")), "{shown}");
         assert!(shown["params"]["command"].as_str().unwrap().contains(&format!(" {kind} --")), "{shown}");
+        // What the command printed is the record's report, with the process's peak memory.
+        let printed = shown["report"]["report"].as_object().unwrap_or_else(|| panic!("{shown}"));
+        assert_eq!(printed.get("job_id"), Some(&report["job_id"]), "{shown}");
+        assert!(shown["peak_rss_bytes"].as_u64().is_some_and(|b| b > 1 << 20), "{shown}");
+        // Rows and snapshots as for a worker's job: 3 symbols x 4 sessions x 390 minutes (per set).
+        let sets = if kind == "features" { 2 } else { 1 };
+        assert_eq!(shown["rows_out"], sets * 3 * 4 * 390, "{shown}");
+        let made: Vec<&str> = shown["snapshots"].as_object().unwrap().keys().map(String::as_str).collect();
+        let expected: &[&str] = match kind {
+            "ingest" => &["raw_synthetic_bars"],
+            "curate" => &["curated_1m_bars"],
+            _ => &["features_price_1m_v1", "labels_fwd_ret_v1"],
+        };
+        assert_eq!(made, expected, "{shown}");
     }
     let failed = t.run(&["score", "--date", "2024-01-05"]);
     assert_eq!(failed.status.code(), Some(3), "no model yet");
@@ -382,4 +409,18 @@ fn stage_commands_are_job_records() {
     let kinds: BTreeSet<String> =
         t.json(&["jobs"]).as_array().unwrap().iter().map(|j| j["kind"].as_str().unwrap().to_string()).collect();
     assert_eq!(kinds, ["curate", "features", "ingest", "score"].map(String::from).into());
+}
+
+/// `query` never downloads an extension: a time-zone conversion (DuckDB's ICU, not in this build)
+/// is refused offline, with what to do instead.
+#[test]
+fn query_says_how_to_do_without_time_zones() {
+    let t = TestLake::new(Backend::Local);
+    t.json(&["init"]);
+    t.json(&["ingest", "--source", "synthetic", "--symbols", "AAPL", "--start", "2024-01-02", "--end", "2024-01-02"]);
+    let out = t.run(&["query", "SELECT ts AT TIME ZONE 'America/New_York' AS t FROM raw_synthetic_bars LIMIT 1"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(!err.contains("Failed to download") && !err.contains("http"), "nothing is downloaded: {err}");
+    assert!(err.contains("needs DuckDB's ICU extension") && err.contains("`date` column"), "{err}");
 }

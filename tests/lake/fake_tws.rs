@@ -137,6 +137,11 @@ mod wire {
         pub order_id: Option<i32>,
     }
     #[derive(Clone, PartialEq, prost::Message)]
+    pub struct CurrentTime {
+        #[prost(int64, optional, tag = "1")]
+        pub current_time: Option<i64>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
     pub struct ManagedAccounts {
         #[prost(string, optional, tag = "1")]
         pub accounts_list: Option<String>,
@@ -152,6 +157,9 @@ const OUT_NEXT_VALID_ID: i32 = 209;
 const OUT_MANAGED_ACCOUNTS: i32 = 215;
 const OUT_HISTORICAL_DATA: i32 = 217;
 const OUT_HEAD_TIMESTAMP: i32 = 288;
+/// reqCurrentTime (49) and its answer, with the protobuf offset (200) both ways.
+const IN_CURRENT_TIME_REQUEST: i32 = 249;
+const OUT_CURRENT_TIME: i32 = 249;
 const OUT_HISTORICAL_DATA_END: i32 = 308;
 const SERVER_VERSION: i32 = 226;
 const MAX_FRAME: u32 = 0xFF_FFFF;
@@ -570,6 +578,10 @@ async fn serve(inner: Arc<Inner>, conn: usize, stream: TcpStream) -> std::io::Re
                 Ok(req) => on_head_timestamp(&inner, conn, &tx, req),
                 Err(e) => tracing::warn!("fake TWS: bad HeadTimestampRequest: {e}"),
             },
+            IN_CURRENT_TIME_REQUEST => {
+                let now = wire::CurrentTime { current_time: Some(Utc::now().timestamp()) };
+                let _ = tx.send(Out::Frame(frame(OUT_CURRENT_TIME, &now.encode_to_vec())));
+            }
             IN_CANCEL_HISTORICAL_DATA => {
                 if let Ok(c) = wire::ReqIdOnly::decode(payload) {
                     inner.state.lock().unwrap().open.remove(&(conn, c.req_id.unwrap_or_default()));

@@ -14,9 +14,9 @@ use chrono::{DateTime, Duration, NaiveDate, Utc};
 use quantlake::Error;
 use quantlake::bars::BarSize;
 use quantlake::calendar::NyseCalendar;
-use quantlake::curate::{CurateRequest, CurateSettings, curate};
+use quantlake::curate::{CurateRequest, CurateSettings, curate, curate_with_progress};
 use quantlake::dq::annotations::{NewAnnotation, annotate};
-use quantlake::features::{FeaturesRequest, compute_features};
+use quantlake::features::{FeaturesRequest, compute_features, compute_features_with_progress};
 use quantlake::ingest::ingest_files;
 use quantlake::sets::{
     FallbackSettings, TrainingRequest, get_features_for_inference, get_features_for_training, training_set_sql,
@@ -853,4 +853,47 @@ fn commands_report_coverage_and_fall_back() {
     ok(&["features", "--start", "2024-01-10", "--end", "2024-01-10"]);
     assert_ne!(t.json(&["inference-set", "--at", at]), inference, "the later commits changed the features");
     assert_eq!(tagged(), inference, "the tag reads what live inference read");
+}
+
+/// Counts what a command line's bar would show: the length, and the units done.
+#[derive(Default)]
+struct Counting {
+    len: std::sync::atomic::AtomicU64,
+    done: std::sync::atomic::AtomicU64,
+}
+
+impl quantlake::progress::Progress for Counting {
+    fn set_length(&self, len: u64) {
+        self.len.store(len, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn inc(&self, n: u64) {
+        self.done.fetch_add(n, std::sync::atomic::Ordering::SeqCst);
+    }
+    fn message(&self, _: &str) {}
+    fn finish(&self) {}
+}
+
+impl Counting {
+    fn seen(&self) -> (u64, u64) {
+        (self.len.load(std::sync::atomic::Ordering::SeqCst), self.done.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}
+
+/// Curate and features report their work as it goes (the command line draws it): the length up
+/// front, every unit done by the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curate_and_features_report_progress() {
+    let t = TestLake::new(Backend::Local);
+    let lake = t.init().await;
+    ingest_synthetic(&lake, &["AAA", "BBB"], "2024-01-02", "2024-01-10", 7).await;
+    let curated = Counting::default();
+    let request =
+        CurateRequest { start: day("2024-01-02"), end: day("2024-01-10"), job_id: None, bar_size: BarSize::Minute };
+    curate_with_progress(&lake, &CurateSettings::default(), &request, &curated).await.unwrap();
+    assert_eq!(curated.seen(), (7, 7), "seven sessions");
+    let computed = Counting::default();
+    let sets = vec!["features_price_1m_v1".to_string(), "labels_fwd_ret_v1".to_string()];
+    let request = FeaturesRequest { sets, start: day("2024-01-02"), end: day("2024-01-10"), job_id: None };
+    compute_features_with_progress(&lake, &request, &computed).await.unwrap();
+    assert_eq!(computed.seen(), (14, 14), "two sets of seven sessions");
 }

@@ -441,3 +441,93 @@ fn demo_lake_end_to_end() {
     let both = t.run(&["score", "--walk-forward", "--allow-in-sample", "--date", "2024-01-12"]);
     assert_eq!(both.status.code(), Some(3), "the flags conflict");
 }
+
+/// The schedule's retraining (`train` jobs, here dispatched by hand): refused, naming the partitions,
+/// when the window's feature partitions are RED (a stricter contract's null-rate rule: `ret_60` is null
+/// in each session's first hour, 15% of the rows); otherwise the model is fitted and registered, and
+/// walk-forward scoring picks it up.
+#[test]
+fn the_retraining_job_refuses_a_red_window_and_registers_its_model() {
+    let t = TestLake::new(Backend::Local);
+    t.json(&["init"]);
+    t.json(&["ingest", "--source", "synthetic", "--symbols", "6", "--start", "2024-01-02", "--end", "2024-01-12"]);
+    t.json(&["curate", "--start", "2024-01-02", "--end", "2024-01-12"]);
+    t.json(&["features", "--start", "2024-01-02", "--end", "2024-01-12"]);
+    let strict = tempfile::tempdir().unwrap();
+    let contract = std::fs::read_to_string(crate::support::repo().join("schemas/features_price_1m_v1.toml")).unwrap();
+    let rule = "ret_60 = { warn = 0.35, fail = 0.60 }";
+    assert!(contract.contains(rule), "the contract's ret_60 rule changed: update this test");
+    std::fs::write(
+        strict.path().join("features_price_1m_v1.toml"),
+        contract.replace(rule, "ret_60 = { warn = 0.05, fail = 0.10 }"),
+    )
+    .unwrap();
+    let strict_cli = |args: &[&str]| {
+        t.cli().env("QUANTLAKE_LAKE__SCHEMAS_DIR", strict.path()).arg("--json").args(args).output().unwrap()
+    };
+    let as_json = |out: &std::process::Output| -> serde_json::Value {
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(out)))
+    };
+
+    // Health says why: the rule, the rate, the limit; and the log has the runbook's alert phrase.
+    let out = strict_cli(&["health", "--dataset", "features_price_1m_v1", "--as-of-date", "2024-01-12"]);
+    assert_eq!(out.status.code(), Some(0), "health reports, health-check exits by it: {}", stderr(&out));
+    let health = as_json(&out);
+    assert_eq!(health["status"], "RED");
+    let checks = health["partitions"][0]["checks"].to_string();
+    assert!(checks.contains("null_rate:ret_60") && checks.contains("0.1538 above 0.1"), "{checks}");
+    let log = std::fs::read_to_string(t.log_file()).unwrap();
+    assert!(log.contains("High null rate in ret_60: 0.1538 above 0.1"), "{log}");
+
+    let queued = as_json(&strict_cli(&["dispatch", "train", "--end", "2024-01-11"]));
+    assert_eq!((queued["kind"].as_str(), queued["status"].as_str()), (Some("train"), Some("QUEUED")), "{queued}");
+    let worked = as_json(&strict_cli(&["worker", "--once"]));
+    let job = &worked[0];
+    assert_eq!(job["status"], "FAILED", "{job}");
+    let error = job["error"].as_str().unwrap();
+    assert!(error.contains("Failed to train through 2024-01-11: 8 RED partition(s) in the window"), "{error}");
+    assert!(error.contains("features_price_1m_v1 date=2024-01-11: null_rate:ret_60 0.1538 above 0.1"), "{error}");
+    assert_eq!(t.json(&["models"]), json!([]), "nothing registered");
+
+    // With the built-in contract the window is GREEN: the model is registered, fitted through its end.
+    t.json(&["dispatch", "train", "--end", "2024-01-11"]);
+    let worked = t.json(&["worker", "--once"]);
+    let job = &worked[0];
+    assert_eq!(job["status"], "SUCCEEDED", "{job}");
+    let id = job["report"]["model_id"].as_str().unwrap();
+    assert_eq!(job["report"]["fit_end"], "2024-01-11");
+    assert!(job["snapshots"]["models"].as_u64().is_some(), "{job}");
+    let models = t.json(&["models"]);
+    assert_eq!(models[0]["model_id"], id, "{models}");
+    let (_, scored) = t.json_report(&["score", "--walk-forward", "--start", "2024-01-12", "--end", "2024-01-12"]);
+    assert_eq!(scored["models"][0]["model_id"], id, "{scored}");
+
+    // `validate` judges the predictions too, and checks a range of sessions of some datasets.
+    let (_, report) = t.json_report(&["validate", "--as-of-date", "2024-01-12"]);
+    let of = |report: &serde_json::Value, dataset: &str, check: &str| {
+        report["checks"].as_array().unwrap().iter().find(|c| c["dataset"] == dataset && c["check"] == check).cloned()
+    };
+    let predictions = of(&report, "predictions", "health").unwrap_or_else(|| panic!("{report}"));
+    assert!(predictions["detail"].as_str().unwrap().starts_with(predictions["status"].as_str().unwrap()));
+    let (_, ranged) = t.json_report(&[
+        "validate",
+        "--dataset",
+        "curated_1m_bars,predictions",
+        "--start",
+        "2024-01-10",
+        "--end",
+        "2024-01-12",
+    ]);
+    assert_eq!(ranged["sessions"], json!(["2024-01-10", "2024-01-12"]));
+    let datasets: std::collections::BTreeSet<&str> =
+        ranged["checks"].as_array().unwrap().iter().map(|c| c["dataset"].as_str().unwrap()).collect();
+    assert_eq!(datasets, ["curated_1m_bars", "predictions"].into(), "{ranged}");
+    // Three partitions: each version file and its live copy.
+    let integrity = of(&ranged, "curated_1m_bars", "integrity").unwrap();
+    assert!(integrity["detail"].as_str().unwrap().starts_with("6 files"), "{integrity}");
+    let stage = of(&ranged, "curated_1m_bars", "stage outputs").unwrap();
+    assert!(stage["detail"].as_str().unwrap().starts_with("3 partitions, each with its metrics"), "{stage}");
+    let out = t.run(&["validate", "--dataset", "curated_1m_bar"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stderr(&out).contains("curated_1m_bars"), "did you mean: {}", stderr(&out));
+}

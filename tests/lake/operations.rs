@@ -347,8 +347,15 @@ async fn a_backfill_plans_before_it_runs() {
     let out = backfill(&t, None, &long);
     assert_eq!(out.status.code(), Some(3));
     assert!(stderr(&out).contains("--force-large"), "{}", stderr(&out));
+    assert!(t.json(&["alerts", "list"]).as_array().unwrap().is_empty(), "no job has judged the lake yet");
     let out = backfill(&t, None, &[&["backfill", "trigger", "curated_1m_bars"][..], SCOPE].concat());
     assert!(out.status.success(), "{}", stderr(&out));
+    // The backfill judged the lake's alert conditions itself: as of today, data from 2024 is stale.
+    let alerts = t.json(&["alerts", "list"]);
+    assert!(
+        alerts.as_array().unwrap().iter().any(|a| a["key"] == "health:curated_1m_bars" && a["severity"] == "CRITICAL"),
+        "{alerts}"
+    );
     let plan = json_of(&backfill(&t, None, &[&long[..], &["--dry-run"]].concat()));
     assert!(plan["tested_by"].is_string() && plan["refused"].is_null(), "{plan}");
 
@@ -457,6 +464,10 @@ async fn the_schedule_fires_each_event_once_and_pauses() {
     // Friday ends the week (weekly checks an hour later); Monday April 1st starts the month.
     assert_eq!(queued(&tick("2024-03-08T23:31:00Z")), ["daily_run 2024-03-08", "run_validation -"]);
     assert_eq!(queued(&tick("2024-04-01T23:31:00Z")), ["daily_run 2024-04-01", "monthly_maintenance -"]);
+    // The retraining, an hour after the maintenance, on the window ending at the month's first session.
+    let train = tick("2024-04-02T00:31:00Z");
+    assert_eq!(queued(&train), ["train -"]);
+    assert_eq!(train["queued"][0]["params"], json!({ "end": "2024-04-01", "scheduled": "train-2024-04" }));
     // A scheduler's tick (here one, `--once`, with nothing to catch up at the real time) is a
     // heartbeat: alive.
     let once = t.cli().env("QUANTLAKE_SCHEDULE__CATCH_UP", "0s").args(["schedule", "--once", "--no-worker"]).output();
@@ -471,7 +482,7 @@ async fn the_schedule_fires_each_event_once_and_pauses() {
     assert_eq!(worked[0]["kind"], "run_validation");
     assert_eq!(worked[0]["status"], "SUCCEEDED", "{worked}");
     let jobs = t.json(&["jobs"]);
-    assert_eq!(jobs.as_array().unwrap().iter().filter(|j| j["status"] == "QUEUED").count(), 5);
+    assert_eq!(jobs.as_array().unwrap().iter().filter(|j| j["status"] == "QUEUED").count(), 6);
     let out = t.run(&["dispatch", "no_such_task"]);
     assert_eq!(out.status.code(), Some(3));
 
@@ -479,8 +490,8 @@ async fn the_schedule_fires_each_event_once_and_pauses() {
     assert_eq!(t.json(&["jobs", "clean", "--older-than", "1h"])["schedule_markers_removed"], 0);
     assert_eq!(
         t.json(&["jobs", "clean", "--older-than", "0s"])["schedule_markers_removed"],
-        7,
-        "5 daily runs (one skipped), a weekly and a monthly event"
+        8,
+        "5 daily runs (one skipped), a weekly, a monthly and a retraining event"
     );
 }
 

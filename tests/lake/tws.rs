@@ -256,3 +256,29 @@ async fn nothing_listening_is_a_clear_error_and_commits_nothing() {
     let datasets = t.json(&["datasets"]);
     assert!(datasets.as_array().unwrap().iter().all(|d| d["rows"] == 0), "{datasets}");
 }
+
+/// `check tws`, the runbook's connectivity check: against the fake, connected with the server version
+/// and time, then disconnected (exit 0); with nothing listening, the runbook's error and exit 3, and
+/// the log's `Failed to` line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_tws_connects_asks_the_time_and_disconnects() {
+    let t = TestLake::new(Backend::Local);
+    let fake = FakeTws::start(Script::new(), test_pacing()).await;
+    let out = cli(&t, fake.addr.port(), &["--json", "check", "tws"]).await;
+    let check = ok_json(&out);
+    assert_eq!(check["address"], format!("127.0.0.1:{}", fake.addr.port()));
+    assert!(check["server_version"].as_i64().is_some_and(|v| v >= 200), "{check}");
+    assert!(check["clock_skew_seconds"].as_i64().is_some_and(|s| s.abs() <= 2), "{check}");
+    assert_eq!(fake.connections(), 1);
+    // The flags win over the config: a port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let out = cli(&t, fake.addr.port(), &["check", "tws", "--port", &port.to_string()]).await;
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("cannot connect to TWS/IB Gateway at 127.0.0.1:{port}")),
+        "{}",
+        stderr(&out)
+    );
+    let log = std::fs::read_to_string(t.log_file()).unwrap();
+    assert!(log.contains("Failed to run the command: ") && log.contains("cannot connect to TWS"), "{log}");
+}

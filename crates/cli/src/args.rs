@@ -182,8 +182,17 @@ pub enum Command {
         /// since the data starts.
         #[arg(long)]
         full: bool,
-        #[arg(long, value_parser = crate::values::date)]
+        #[arg(long, value_parser = crate::values::date, conflicts_with_all = ["start", "end"])]
         as_of_date: Option<NaiveDate>,
+        /// Only these datasets (comma-separated; default: every dataset with data).
+        #[arg(long = "dataset", value_delimiter = ',')]
+        datasets: Vec<String>,
+        /// Only the partitions of the sessions from --start to --end (default: the last completed
+        /// session), health judging each of them as of --end: the lake validated in smaller batches.
+        #[arg(long, value_parser = crate::values::date)]
+        start: Option<NaiveDate>,
+        #[arg(long, value_parser = crate::values::date, requires = "start")]
+        end: Option<NaiveDate>,
     },
     /// Alerts: the lake's conditions (RED health, symbol breadth, target and feature coverage, the lag
     /// of the raw, curated and feature layers) and the jobs' outcomes, one alert per state change to
@@ -703,6 +712,13 @@ pub enum DispatchCommand {
     /// Fundamentals refresh, ADV recompute, full validation, old progress and job records removed.
     #[command(name = "monthly_maintenance", visible_alias = "monthly-maintenance")]
     MonthlyMaintenance,
+    /// The schedule's retraining: the [models] settings' model on the window ending at --end
+    /// (default: the last completed session); refused when a curated or feature partition of the
+    /// window is RED.
+    Train {
+        #[arg(long, value_parser = crate::values::date)]
+        end: Option<NaiveDate>,
+    },
     /// A backfill, planned now and queued (`backfill trigger` with --not-before, default now).
     Backfill(BackfillTriggerArgs),
 }
@@ -1002,6 +1018,19 @@ pub enum CheckCommand {
     /// The guide's debug_target_coverage (the same as `debug target-coverage`): each target's
     /// coverage over the last DAYS_BACK sessions against MIN_TARGET_COVERAGE (exit 2 when one is below).
     Coverage(TargetCoverageArgs),
+    /// The runbook's connectivity check: connect to TWS / IB Gateway ([tws] settings), handshake,
+    /// read the server version and current time, disconnect. Exit 0 when it answered, 3 when not.
+    Tws {
+        /// Host (default: tws.host).
+        #[arg(long)]
+        host: Option<String>,
+        /// Port (default: tws.port; 7497 TWS paper, 7496 TWS live, 4002 Gateway paper, 4001 Gateway live).
+        #[arg(long)]
+        port: Option<u16>,
+        /// API client id (default: tws.client_id); one a running ingest does not use.
+        #[arg(long)]
+        client_id: Option<i32>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

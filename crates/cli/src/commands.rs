@@ -89,7 +89,7 @@ pub async fn ingest_bars(ctx: &Context, args: IngestArgs, out: &Output) -> Resul
     }
     .resolve(&ctx.config.ingest);
     let source = AnySource::open(kind, config_with_synthetic_flags(&ctx.config, &args).sources(), &lake).await?;
-    let progress = ctx.progress("ingest");
+    let progress = ctx.progress("ingest", "symbol-sessions");
     let report = ingest(&lake, &source, &request, &progress).await?;
     progress.finish();
     out.ingest(&report);
@@ -109,7 +109,7 @@ pub async fn backfill(ctx: &Context, args: BackfillArgs, out: &Output) -> Result
     .resolve(&lake, &ctx.config.ingest)
     .await?;
     let source = AnySource::open(args.source, ctx.config.sources(), &lake).await?;
-    let progress = ctx.progress("backfill");
+    let progress = ctx.progress("backfill", "symbol-sessions");
     let report = backfill_history(&lake, &source, &ctx.config.backfill, &request, &progress).await?;
     progress.finish();
     out.backfill(&report);
@@ -136,12 +136,11 @@ pub async fn progress_clean(ctx: &Context, older_than: &str, out: &Output) -> Re
 pub async fn curate(ctx: &Context, args: CurateArgs, out: &Output) -> Result<Outcome> {
     let lake = ctx.open().await?;
     let settings = ctx.config.curate.clone().with_fill(args.fill);
-    let report = curate::curate(
-        &lake,
-        &settings,
-        &CurateRequest::for_sessions(args.start, args.end, args.frequency, args.job_id),
-    )
-    .await?;
+    let request = CurateRequest::for_sessions(args.start, args.end, args.frequency, args.job_id);
+    let unit = if args.frequency == quantlake::bars::BarSize::Day { "steps" } else { "sessions" };
+    let progress = ctx.progress("curate", unit);
+    let report = curate::curate_with_progress(&lake, &settings, &request, &progress).await?;
+    progress.finish();
     out.curate(&report);
     Ok(Outcome::Ok)
 }
@@ -178,6 +177,34 @@ pub async fn health_check_docker(
     let health = dataset_health(ctx, dataset, as_of_date).await?;
     out.health_line(&health);
     Ok(if health.status == dq::Status::Red { Outcome::Warning } else { Outcome::Ok })
+}
+
+/// `check tws`: connect, handshake, current time, disconnect; an error (exit 3) when TWS does not answer.
+pub async fn check_tws(
+    ctx: &Context,
+    host: Option<String>,
+    port: Option<u16>,
+    client_id: Option<i32>,
+    out: &Output,
+) -> Result<Outcome> {
+    let mut settings = ctx.config.tws.clone();
+    settings.host = host.unwrap_or(settings.host);
+    settings.port = port.unwrap_or(settings.port);
+    settings.client_id = client_id.unwrap_or(settings.client_id);
+    let check = quantlake::sources::tws::check_connection(&settings).await?;
+    out.message(
+        &check,
+        &format!(
+            "TWS at {} (client id {}): connected, server version {}, server time {} (clock skew {} s), disconnected in {:.2} s",
+            check.address,
+            check.client_id,
+            check.server_version,
+            check.server_time.to_rfc3339(),
+            check.clock_skew_seconds,
+            check.seconds
+        ),
+    );
+    Ok(Outcome::Ok)
 }
 
 /// `check breadth`: a feature set's symbol breadth and coverage rate; exits by the worse of them.
@@ -221,10 +248,11 @@ async fn dataset_health(ctx: &Context, dataset: &str, as_of_date: Option<NaiveDa
     dq::get_dataset_health(&lake, dataset, as_of_date, &ctx.config.health, &ctx.config.universe).await
 }
 
-/// `validate`: every check across the lake; the worst status is the outcome.
-pub async fn validate(ctx: &Context, full: bool, as_of_date: Option<NaiveDate>, out: &Output) -> Result<Outcome> {
+/// `validate`: every check across the lake (or `scope`'s datasets and sessions); the worst status is
+/// the outcome.
+pub async fn validate(ctx: &Context, scope: dq::ValidateScope, out: &Output) -> Result<Outcome> {
     let lake = ctx.open().await?;
-    let report = dq::validate(&lake, full, as_of_date, &ctx.config.health, &ctx.config.universe).await?;
+    let report = quantlake::ops::tasks::validation::validate_lake(&lake, &scope, ctx.config.pipeline()).await?;
     out.validate(&report);
     Ok(report.status.into())
 }
@@ -504,7 +532,10 @@ pub async fn vacuum(
 /// `compact`: regroups, rewrites and checkpoints (see [`quantlake::table::operations::compact`]).
 pub async fn compact(ctx: &Context, datasets: &[String], dry_run: bool, out: &Output) -> Result<Outcome> {
     let lake = ctx.open().await?;
-    out.compact(&maintenance::compact(&lake, datasets, dry_run).await?);
+    let progress = ctx.progress("compact", "datasets");
+    let reports = maintenance::compact_with_progress(&lake, datasets, dry_run, &progress).await;
+    progress.finish();
+    out.compact(&reports?);
     Ok(Outcome::Ok)
 }
 
@@ -604,7 +635,9 @@ pub async fn features(ctx: &Context, args: FeaturesArgs, out: &Output) -> Result
     }
     let start = args.start.unwrap_or_else(|| NyseCalendar.last_completed_session(chrono::Utc::now()));
     let request = FeaturesRequest { sets, start, end: args.end.unwrap_or(start), job_id: args.job_id };
-    let report = features::compute_features(&lake, &request).await?;
+    let progress = ctx.progress("features", "set-sessions");
+    let report = features::compute_features_with_progress(&lake, &request, &progress).await?;
+    progress.finish();
     out.features(&report);
     Ok(Outcome::Ok)
 }
@@ -635,7 +668,7 @@ pub async fn training_set(ctx: &Context, args: TrainingSetArgs, out: &Output) ->
     // Rows go to the file session by session, as they are joined; the file appears when all passed
     // the leakage check.
     let mut file = RowsFile::create(&args.output, format)?;
-    let progress = ctx.progress("training set");
+    let progress = ctx.progress("training set", "sessions");
     let mut missing = MissingSymbols::of(&request.symbols);
     let set = sets::training_set(&lake, &request, &progress, &mut |b| {
         missing.see(&b);
@@ -726,7 +759,7 @@ pub async fn train(ctx: &Context, args: TrainArgs, out: &Output) -> Result<Outco
         as_of: args.as_of,
     };
     let request = options.resolve(&ctx.config.models, chrono::Utc::now())?;
-    let progress = ctx.progress("train");
+    let progress = ctx.progress("train", "sessions");
     let fallback = quantlake::sets::FallbackSettings::from(&ctx.config.health);
     let report = models::train::train(&lake, &request, fallback, &progress).await?;
     progress.finish();
@@ -756,7 +789,7 @@ pub async fn score(ctx: &Context, args: ScoreArgs, out: &Output) -> Result<Outco
         symbols: args.symbols.map(SymbolScope::into_vec).unwrap_or_default(),
         allow_in_sample: args.allow_in_sample,
     };
-    let progress = ctx.progress("score");
+    let progress = ctx.progress("score", "sessions");
     let report = models::score::score(&lake, &request, &ctx.config.models.quality, &progress).await?;
     progress.finish();
     out.score(&report);
@@ -765,7 +798,7 @@ pub async fn score(ctx: &Context, args: ScoreArgs, out: &Output) -> Result<Outco
 
 /// `demo`: the README's walk-through; `Critical` when its verify step finds a problem.
 pub async fn demo(ctx: &Context, out: &Output) -> Result<Outcome> {
-    let progress = ctx.progress("demo");
+    let progress = ctx.progress("demo", "symbol-sessions");
     let report = crate::demo::run(&ctx.lake_url, ctx.config.lake.options(), &ctx.config, &progress).await?;
     progress.finish();
     out.demo(&report);

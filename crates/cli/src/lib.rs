@@ -92,9 +92,11 @@ pub fn main() -> ExitCode {
     // The command line and how it ended, for the log file (stderr has them already).
     let args = redact_secrets(std::env::args().skip(1));
     tracing::info!(target: COMMAND_TARGET, "quantlake {}", args.join(" "));
-    // `serve`, `worker` and `schedule run` stop cleanly on a signal themselves; every other command is
-    // dropped where it awaits, which leaves the lake as a kill does (what was committed stays).
-    let stops_itself = matches!(cli.command, Command::Serve { .. } | Command::Worker { .. } | Command::Schedule(_));
+    // `serve`, `worker` and `schedule run` stop cleanly on a signal themselves, and a stage command
+    // records its job as cancelled first ([`recorded`]); every other command is dropped where it
+    // awaits, which leaves the lake as a kill does (what was committed stays).
+    let stops_itself = matches!(cli.command, Command::Serve { .. } | Command::Worker { .. } | Command::Schedule(_))
+        || recorded_kind(&cli.command).is_some();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         runtime.block_on(async {
             if stops_itself {
@@ -106,6 +108,10 @@ pub fn main() -> ExitCode {
             }
         })
     }));
+    let result = match (result, INTERRUPTED.get()) {
+        (Ok(Ok(_)), Some(signal)) => Ok(Err(*signal)),
+        (result, _) => result,
+    };
     let outcome = match result {
         Ok(Ok(Ok(outcome))) => outcome,
         Ok(Ok(Err(e))) => {
@@ -160,6 +166,20 @@ fn redact_secrets(args: impl Iterator<Item = String>) -> Vec<String> {
 
 /// The exit code of a command stopped by SIGINT or SIGTERM: 128 + SIGINT, as shells report it.
 const EXIT_INTERRUPTED: u8 = 130;
+
+/// The signal that stopped a stage command ([`until_interrupted`]), for `main`'s exit.
+static INTERRUPTED: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+
+/// Runs `work` to its end, or until SIGINT or SIGTERM: then `None`, the signal kept in [`INTERRUPTED`].
+async fn until_interrupted<T>(work: impl std::future::Future<Output = T>) -> Option<T> {
+    tokio::select! {
+        result = work => Some(result),
+        signal = interrupted() => {
+            let _ = INTERRUPTED.set(signal);
+            None
+        }
+    }
+}
 
 /// Waits for SIGINT (Ctrl-C) or SIGTERM; returns its name.
 async fn interrupted() -> &'static str {
@@ -227,9 +247,17 @@ impl Context {
         Ok(lake.clone())
     }
 
-    /// A progress bar for `what`; hidden with `--quiet` or `--json`.
-    fn progress(&self, what: &str) -> Bar {
-        Bar::new(what, self.quiet)
+    /// A progress bar for `what`, counting `unit`s; hidden with `--quiet` or `--json`.
+    fn progress(&self, what: &str, unit: &str) -> Bar {
+        Bar::new(what, unit, self.quiet)
+    }
+
+    /// A progress bar showing the steps of the jobs this command runs in the foreground (each job's
+    /// stage and its count, as `jobs show` has them).
+    fn job_progress(&self, what: &str) -> std::sync::Arc<Bar> {
+        let bar = std::sync::Arc::new(self.progress(what, "steps"));
+        quantlake::ops::jobs::observe_progress(bar.clone());
+        bar
     }
 }
 
@@ -260,13 +288,16 @@ fn recorded_kind(command: &Command) -> Option<&'static str> {
 
 /// Runs a stage command as a job record of `kind`: created before the work with the command line,
 /// its log lines kept with it, finished after with the status the outcome gives (0 SUCCEEDED, 1
-/// PARTIAL, 2 SUCCEEDED: the command ran and its report carries the verdict; an error FAILED). The
+/// PARTIAL, 2 SUCCEEDED: the command ran and its report carries the verdict; an error FAILED), the
+/// report it printed (its `--json`) and the process's peak memory. The
 /// record's id is the stage's job id unless `--job-id` names another. Without a lake the command
 /// runs unrecorded and says so itself.
 async fn recorded(ctx: &Context, kind: &str, mut command: Command, out: &Output) -> Result<Outcome> {
     use quantlake::ops::jobs::{Finish, JobSpec, JobStatus, JobStore};
     use tracing::Instrument;
-    let Ok(lake) = ctx.open().await else { return dispatch(ctx, command, out).await };
+    let Ok(lake) = ctx.open().await else {
+        return until_interrupted(dispatch(ctx, command, out)).await.unwrap_or(Ok(Outcome::Unknown));
+    };
     let line = redact_secrets(std::env::args().skip(1)).join(" ");
     let spec = JobSpec::new(kind, serde_json::json!({ "command": format!("quantlake {line}") }));
     let job = JobStore::new(&lake, ctx.config.jobs.clone()).start(spec).await?;
@@ -279,11 +310,23 @@ async fn recorded(ctx: &Context, kind: &str, mut command: Command, out: &Output)
     if let Some(id) = stage_job_id {
         id.get_or_insert_with(|| job.id().to_string());
     }
-    let result = dispatch(ctx, command, out).instrument(job.span()).await;
+    out.record();
+    let Some(result) = until_interrupted(dispatch(ctx, command, out).instrument(job.span())).await else {
+        // Stopped by a signal: the record says so now, rather than RUNNING until its lease runs out.
+        let signal = INTERRUPTED.get().copied().unwrap_or("a signal");
+        let reason = format!("interrupted by {signal}: what was committed before stays; run the command again");
+        if let Err(e) = job.finish(Finish { error: Some(reason), ..Finish::with_status(JobStatus::Cancelled) }).await {
+            tracing::warn!("Failed to record how job {kind} ended: {e}");
+        }
+        return Ok(Outcome::Unknown);
+    };
+    let report = out.recorded();
     let finish = match &result {
         Ok(outcome) => {
             let status = if *outcome == Outcome::Warning { JobStatus::Partial } else { JobStatus::Succeeded };
-            Finish::with_status(status).report(&serde_json::json!({ "outcome": outcome }))
+            let (rows_in, rows_out, snapshots) = stage_counts(kind, &report);
+            Finish { rows_in, rows_out, snapshots, ..Finish::with_status(status) }
+                .report(&serde_json::json!({ "outcome": outcome, "report": report }))
         }
         Err(e) => Finish::failed(e),
     };
@@ -291,6 +334,47 @@ async fn recorded(ctx: &Context, kind: &str, mut command: Command, out: &Output)
         tracing::warn!("Failed to record how job {kind} ended: {e}");
     }
     result
+}
+
+/// The rows a stage command read and wrote and the snapshots it made, from the report it printed, for
+/// its job record (`jobs` lists them; `jobs show` has the whole report).
+fn stage_counts(kind: &str, report: &serde_json::Value) -> (u64, u64, std::collections::BTreeMap<String, u64>) {
+    let n = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
+    let mut snapshots = std::collections::BTreeMap::new();
+    let mut made = |dataset: &str, id: &serde_json::Value| {
+        // A list of snapshots (an ingest's chunks): the last one is the dataset's state after.
+        let id = id.as_array().and_then(|ids| ids.iter().filter_map(serde_json::Value::as_u64).max()).or(id.as_u64());
+        if let Some(id) = id.filter(|id| *id > 0) {
+            snapshots.insert(dataset.to_string(), id);
+        }
+    };
+    let (rows_in, rows_out) = match kind {
+        "features" => {
+            let sets = report["sets"].as_array().map(Vec::as_slice).unwrap_or_default();
+            for s in sets {
+                made(s["set"].as_str().unwrap_or_default(), &s["snapshot_id"]);
+            }
+            (0, sets.iter().map(|s| n(&s["rows"])).sum())
+        }
+        "train" => {
+            made("models", &report["registry_snapshot"]);
+            (n(&report["rows"]["read"]), n(&report["rows"]["used"]))
+        }
+        "score" => {
+            made(quantlake::models::PREDICTIONS, &report["snapshot_id"]);
+            (0, n(&report["rows"]))
+        }
+        "corporate_actions_import" => {
+            made(quantlake::reference::corporate_actions::DATASET, &report["snapshot_id"]);
+            (n(&report["fetched"]), n(&report["rows"]))
+        }
+        _ => {
+            let dataset = report["dataset"].as_str().unwrap_or_default().to_string();
+            made(&dataset, if report["snapshots"].is_null() { &report["snapshot_id"] } else { &report["snapshots"] });
+            (n(&report["rows_read"]), n(&report["rows"]))
+        }
+    };
+    (rows_in, rows_out, snapshots)
 }
 
 /// Runs one command.
@@ -310,7 +394,11 @@ async fn dispatch(ctx: &Context, command: Command, out: &Output) -> Result<Outco
         Command::HealthCheck { dataset, as_of_date, docker: true } => {
             commands::health_check_docker(ctx, &dataset, as_of_date, out).await
         }
-        Command::Validate { full, as_of_date } => commands::validate(ctx, full, as_of_date, out).await,
+        Command::Validate { full, as_of_date, datasets, start, end } => {
+            let last = || quantlake::calendar::NyseCalendar.last_completed_session(chrono::Utc::now());
+            let sessions = start.map(|first| (first, end.unwrap_or_else(last)));
+            commands::validate(ctx, quantlake::dq::ValidateScope { full, as_of_date, datasets, sessions }, out).await
+        }
         Command::Features(args) => commands::features(ctx, args, out).await,
         Command::Run(args) => commands::run(ctx, args, out).await,
         Command::Jobs(args) => commands::jobs(ctx, args, out).await,
@@ -330,6 +418,9 @@ async fn dispatch(ctx: &Context, command: Command, out: &Output) -> Result<Outco
         }
         Command::Check(CheckCommand::Breadth { dataset, as_of_date }) => {
             commands::check_breadth(ctx, &dataset, as_of_date, out).await
+        }
+        Command::Check(CheckCommand::Tws { host, port, client_id }) => {
+            commands::check_tws(ctx, host, port, client_id, out).await
         }
         Command::Alerts(AlertsCommand::Check { as_of_date }) => commands::alerts_check(ctx, as_of_date, out).await,
         Command::Alerts(AlertsCommand::List { limit }) => commands::alerts_list(ctx, limit, out).await,

@@ -43,12 +43,37 @@ pub const COMMAND_TARGET: &str = "quantlake::command";
 
 pub struct Output {
     pub json: bool,
+    /// While a stage command runs as a job record: the reports it printed, for the record.
+    recording: std::sync::Mutex<Option<Vec<serde_json::Value>>>,
 }
 
+/// Every table's style; on a terminal, columns wrap to its width.
 fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
-    t.load_style(UTF8_BORDERS_ONLY).set_header(header.to_vec());
+    t.load_style(UTF8_BORDERS_ONLY)
+        .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
+        .set_header(header.to_vec());
     t
+}
+
+/// Rows (a query's, bars) as a [`table`]: the same style as every other report.
+fn rows_table(batches: &[RecordBatch]) -> Result<String> {
+    let Some(schema) = batches.first().map(RecordBatch::schema) else { return Ok("(no rows)".into()) };
+    let header: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    let mut t = table(&header);
+    let options = arrow::util::display::FormatOptions::default().with_null("");
+    for b in batches {
+        let columns = b
+            .columns()
+            .iter()
+            .map(|c| arrow::util::display::ArrayFormatter::try_new(c.as_ref(), &options))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        for row in 0..b.num_rows() {
+            t.add_row(columns.iter().map(|c| c.value(row).to_string()).collect::<Vec<_>>());
+        }
+    }
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    Ok(format!("{t}\n{rows} row(s)"))
 }
 
 fn bytes(n: u64) -> String {
@@ -62,10 +87,30 @@ fn bytes(n: u64) -> String {
 
 impl Output {
     pub fn new(json: bool) -> Self {
-        Self { json }
+        Self { json, recording: std::sync::Mutex::new(None) }
+    }
+
+    /// Keeps the reports printed from now on, for [`Self::recorded`].
+    pub fn record(&self) {
+        *self.recording.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Vec::new());
+    }
+
+    /// The reports printed since [`Self::record`]: the last one alone, or all of them as a list.
+    pub fn recorded(&self) -> serde_json::Value {
+        let reports = self.recording.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        match reports {
+            Some(mut r) if r.len() == 1 => r.remove(0),
+            Some(r) if !r.is_empty() => serde_json::Value::Array(r),
+            _ => serde_json::Value::Null,
+        }
     }
 
     fn print<T: Serialize + ?Sized>(&self, value: &T, human: impl FnOnce() -> String) {
+        if let Some(reports) = self.recording.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_mut()
+            && let Ok(v) = serde_json::to_value(value)
+        {
+            reports.push(v);
+        }
         if self.json {
             match serde_json::to_string_pretty(value) {
                 Ok(s) => println!("{s}"),
@@ -345,7 +390,8 @@ impl Output {
             for c in &r.checks {
                 t.add_row([c.dataset.clone(), c.check.clone(), c.status.to_string(), c.detail.clone()]);
             }
-            format!("lake {}{}\n{t}", r.status, if r.full { " (full)" } else { "" })
+            let sessions = r.sessions.map(|(first, last)| format!(" (sessions {first}..{last})")).unwrap_or_default();
+            format!("lake {}{}{sessions}\n{t}", r.status, if r.full { " (full)" } else { "" })
         });
     }
 
@@ -1068,7 +1114,7 @@ impl Output {
             None => Box::new(std::io::stdout().lock()),
         };
         match format {
-            Format::Table => writeln!(sink, "{}", arrow::util::pretty::pretty_format_batches(batches)?)?,
+            Format::Table => writeln!(sink, "{}", rows_table(batches)?)?,
             Format::Csv => {
                 let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(&mut sink);
                 for b in batches {
@@ -1108,9 +1154,19 @@ impl Output {
                 r.correction.symbols, r.correction.sessions, r.correction.snapshots
             );
             s += "4. snapshots:\n";
-            let mut t = table(&["snapshot", "operation", "partitions", "rows added", "tags"]);
+            // The source's rows replace those symbols' rows; the partitions are rewritten whole.
+            let mut t = table(&["snapshot", "operation", "symbols", "rows ingested", "partitions rewritten", "their rows", "tags"]);
             for x in &r.snapshots {
-                t.add_row(vec![x.snapshot_id.to_string(), x.operation.clone(), x.partitions_changed.to_string(), x.rows_added.to_string(), x.tags.join(", ")]);
+                let param = |k: &str| x.parameters.get(k).map_or("-".to_string(), ToString::to_string);
+                t.add_row(vec![
+                    x.snapshot_id.to_string(),
+                    x.operation.clone(),
+                    param("symbols"),
+                    param("rows"),
+                    x.partitions_changed.to_string(),
+                    x.rows_added.to_string(),
+                    x.tags.join(", "),
+                ]);
             }
             s += &format!("{t}\n");
             s += &format!(

@@ -12,11 +12,13 @@
 
 use std::time::Duration;
 
+use chrono::NaiveDate;
 use serde::Serialize;
 
 use crate::error::Result;
 use crate::outcome::Outcome;
 use crate::table::layout;
+use crate::table::manifest::PartitionEntry;
 use crate::table::operations::compact::{self, CompactReport};
 use crate::table::operations::vacuum::{self, VacuumReport};
 use crate::table::operations::verify::{self, VerifyReport};
@@ -44,6 +46,17 @@ impl LakeVerifyReport {
 /// Verifies the files of `names` (see the module docs for which datasets); `history` also checks
 /// every retained older snapshot's files.
 pub async fn verify(lake: &Lake, names: &[String], history: bool) -> Result<LakeVerifyReport> {
+    verify_sessions(lake, names, history, None).await
+}
+
+/// [`verify`] of the partitions holding rows of the sessions `first..=last` (all when `None`).
+pub async fn verify_sessions(
+    lake: &Lake,
+    names: &[String],
+    history: bool,
+    sessions: Option<(NaiveDate, NaiveDate)>,
+) -> Result<LakeVerifyReport> {
+    let keep = |e: &PartitionEntry| sessions.is_none_or(|(first, last)| e.overlaps_sessions(first, last));
     let mut reports = Vec::new();
     for ds in datasets(lake, names)? {
         // Finishing an interrupted commit is part of opening a dataset; verify then checks the result.
@@ -52,7 +65,7 @@ pub async fn verify(lake: &Lake, names: &[String], history: bool) -> Result<Lake
         if names.is_empty() && recovered.snapshot_id == 0 {
             continue; // never written: nothing to check
         }
-        reports.push(verify::verify(&ds, history).await?);
+        reports.push(verify::verify_where(&ds, history, &keep).await?);
     }
     Ok(LakeVerifyReport { datasets: reports })
 }
@@ -84,12 +97,26 @@ pub async fn vacuum(lake: &Lake, names: &[String], retention: Duration, dry_run:
 /// Compacts `names` (see [`compact`]): regroups datasets stored in another partitioning than their
 /// contract's, rewrites files not written as the contract writes them now, checkpoints the manifest.
 pub async fn compact(lake: &Lake, names: &[String], dry_run: bool) -> Result<Vec<CompactReport>> {
+    compact_with_progress(lake, names, dry_run, &crate::progress::NoProgress).await
+}
+
+/// [`compact`], reporting each dataset it looked at to `progress`.
+pub async fn compact_with_progress(
+    lake: &Lake,
+    names: &[String],
+    dry_run: bool,
+    progress: &dyn crate::progress::Progress,
+) -> Result<Vec<CompactReport>> {
+    let datasets = datasets(lake, names)?;
+    progress.set_length(datasets.len() as u64);
     let mut reports = Vec::new();
-    for ds in datasets(lake, names)? {
-        if names.is_empty() && ds.latest().await?.snapshot_id == 0 {
-            continue; // never written: nothing to compact
+    for ds in datasets {
+        progress.message(ds.name());
+        if !(names.is_empty() && ds.latest().await?.snapshot_id == 0) {
+            // (A dataset never written has nothing to compact.)
+            reports.push(compact::compact(&ds, dry_run).await?);
         }
-        reports.push(compact::compact(&ds, dry_run).await?);
+        progress.inc(1);
     }
     Ok(reports)
 }

@@ -2,6 +2,8 @@
 //! and the verdict a stage commits in a partition's manifest entry. Shared by the engine, which stores
 //! verdicts without interpreting them, and `quantlake::dq`, which computes and reports them.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::outcome::Outcome;
@@ -34,6 +36,10 @@ pub struct QualityRules {
     pub max_outlier_rate: Threshold,
     /// Duplicates removed / present bars: above is bad.
     pub max_duplicate_rate: Threshold,
+    /// Per column, its nulls / rows in a partition: above is bad (the runbook's "high null rate in key
+    /// features"). Read from the manifest's null counts, so any dataset's partitions can be judged.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub max_null_rate: BTreeMap<String, Threshold>,
 }
 
 impl Default for QualityRules {
@@ -47,6 +53,7 @@ impl Default for QualityRules {
             max_invalid_rate: t(0.001, 0.01),
             max_outlier_rate: t(0.001, 0.01),
             max_duplicate_rate: t(0.01, 0.05),
+            max_null_rate: BTreeMap::new(),
         }
     }
 }
@@ -125,6 +132,20 @@ pub fn quality_checks(t: &QualityTotals, rules: &QualityRules) -> Vec<Check> {
         judge("outlier_rate", rate(t.outlier_count, t.present_bars), rules.max_outlier_rate, false),
         judge("duplicate_rate", rate(t.duplicates_removed, t.present_bars), rules.max_duplicate_rate, false),
     ]
+}
+
+/// The `max_null_rate` rules applied to one partition's rows and null counts (as its manifest entry
+/// keeps them): one check per ruled column, named `null_rate:<column>`.
+pub fn null_rate_checks(rows: u64, null_counts: &BTreeMap<String, u64>, rules: &QualityRules) -> Vec<Check> {
+    rules
+        .max_null_rate
+        .iter()
+        .map(|(column, t)| {
+            let nulls = null_counts.get(column).copied().unwrap_or(0);
+            let rate = if rows == 0 { 0.0 } else { nulls as f64 / rows as f64 };
+            judge(&format!("null_rate:{column}"), rate, *t, false)
+        })
+        .collect()
 }
 
 /// Metrics summed over symbol-sessions: one session's, one partition's (kept in its manifest entry),

@@ -14,9 +14,10 @@ use quantlake::ops::tasks::backfill::{
     TriggerOptions, Triggered, get_backfill_job_status, resume_backfill, trigger_backfill,
 };
 use quantlake::ops::tasks::daily_run::{RunRequest, run_daily};
-use quantlake::ops::tasks::{HistoricalBackfill, Maintenance, Task, Validation};
+use quantlake::ops::tasks::{HistoricalBackfill, Maintenance, Retrain, Task, Validation};
 use quantlake::ops::worker::{self, WorkerOptions};
 use quantlake::outcome::Outcome;
+use quantlake::progress::Progress;
 use quantlake::symbol::{SymbolList, SymbolScope};
 
 /// `run`: the daily pipeline; the outcome is the worst of its stages and the health it found.
@@ -28,7 +29,10 @@ pub async fn run(ctx: &Context, args: RunArgs, out: &Output) -> Result<Outcome> 
         source: args.source,
         symbols: args.symbols.and_then(SymbolScope::list).map(SymbolList::into_vec),
     };
-    let report = run_daily(&lake, ctx.config.pipeline(), &request).await?;
+    let bar = ctx.job_progress("run");
+    let report = run_daily(&lake, ctx.config.pipeline(), &request).await;
+    bar.finish();
+    let report = report?;
     out.run(&report);
     Ok(report.outcome)
 }
@@ -146,16 +150,19 @@ async fn trigger(
 pub async fn backfill_job(ctx: &Context, cmd: BackfillCommand, out: &Output) -> Result<Outcome> {
     let lake = ctx.open().await?;
     let settings = ctx.config.pipeline();
-    let status = match cmd {
-        BackfillCommand::Trigger(args) => match trigger(&lake, settings, &args, false).await? {
-            Triggered::Plan(plan) => {
-                out.backfill_plan(&plan);
-                return Ok(if plan.refused.is_some() { Outcome::Warning } else { Outcome::Ok });
-            }
-            Triggered::Queued(status) | Triggered::Finished(status) => status,
-        },
-        BackfillCommand::Status { id } => get_backfill_job_status(&lake, settings, &id).await?,
-        BackfillCommand::Resume { id } => resume_backfill(&lake, settings, &id).await?,
+    let bar = ctx.job_progress("backfill");
+    let done = match cmd {
+        BackfillCommand::Trigger(args) => trigger(&lake, settings, &args, false).await,
+        BackfillCommand::Status { id } => get_backfill_job_status(&lake, settings, &id).await.map(Triggered::Finished),
+        BackfillCommand::Resume { id } => resume_backfill(&lake, settings, &id).await.map(Triggered::Finished),
+    };
+    bar.finish();
+    let status = match done? {
+        Triggered::Plan(plan) => {
+            out.backfill_plan(&plan);
+            return Ok(if plan.refused.is_some() { Outcome::Warning } else { Outcome::Ok });
+        }
+        Triggered::Queued(status) | Triggered::Finished(status) => status,
     };
     out.backfill_status(&status);
     Ok(status.job.status.outcome())
@@ -184,6 +191,9 @@ pub async fn dispatch(ctx: &Context, cmd: DispatchCommand, out: &Output) -> Resu
         }
         DispatchCommand::MonthlyMaintenance => {
             worker::dispatch(&lake, settings, &Task::MonthlyMaintenance(Maintenance::default())).await?
+        }
+        DispatchCommand::Train { end } => {
+            worker::dispatch(&lake, settings, &Task::Train(Retrain { end, scheduled: None })).await?
         }
         DispatchCommand::Backfill(args) => match trigger(&lake, settings, &args, true).await? {
             Triggered::Plan(plan) => {
@@ -306,7 +316,10 @@ pub async fn bootstrap(
     let lake = ctx.open().await?;
     let request =
         quantlake::ops::tasks::bootstrap::BootstrapRequest { source, fundamentals_file: fundamentals, skip_training };
-    let report = quantlake::ops::tasks::bootstrap::bootstrap(&lake, ctx.config.pipeline(), &request).await?;
+    let bar = ctx.job_progress("bootstrap");
+    let report = quantlake::ops::tasks::bootstrap::bootstrap(&lake, ctx.config.pipeline(), &request).await;
+    bar.finish();
+    let report = report?;
     let mut text = format!("bootstrap {}: {}", report.job.id, report.job.status);
     for step in &report.steps {
         text.push_str(&format!("\n  {} {}", step["step"].as_str().unwrap_or(""), step["result"]));

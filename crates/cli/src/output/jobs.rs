@@ -218,6 +218,9 @@ impl Output {
                 let s: Vec<String> = r.snapshots.iter().map(|(d, id)| format!("{d}@{id}")).collect();
                 text.push_str(&format!("\n  snapshots {}", s.join(" ")));
             }
+            if let Some(peak) = r.peak_rss_bytes {
+                text.push_str(&format!("\n  peak memory {}", super::bytes(peak)));
+            }
             text.push_str(&format!("\n  params {}", r.params));
             if let Some(e) = &r.error {
                 text.push_str(&format!("\n  error {e}"));

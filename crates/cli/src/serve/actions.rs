@@ -8,7 +8,7 @@ use tracing::Instrument;
 
 use super::{AppState, params};
 use quantlake::error::{Error, Result};
-use quantlake::ops::jobs::{Finish, JobRecord, JobStore};
+use quantlake::ops::jobs::{JobRecord, JobStore};
 use quantlake::ops::tasks::backfill::trigger::{
     self as backfill, BackfillPlan, BackfillStatus, TriggerOptions, Triggered,
 };
@@ -187,12 +187,11 @@ pub async fn run_validation(state: &AppState, request: &ValidationRequest) -> Re
     let record = handle.claimed_record().clone();
     let full = request.full;
     state.spawn(move |state| async move {
-        let c = state.config();
+        let task = Validation { full, scheduled: None };
         // In the job's span, so the job's log captures what validation logs.
-        let result = quantlake::dq::validate(state.lake(), full, None, &c.health, &c.universe)
+        let result = quantlake::ops::tasks::validation::run(state.lake(), state.config().pipeline(), &task)
             .instrument(handle.span())
-            .await
-            .map(|r| Finish::succeeded(0, r.checks.len() as u64).report(&r));
+            .await;
         if let Err(e) = handle.finish_with(result).await {
             tracing::warn!("validation from the dashboard: {e}");
         }

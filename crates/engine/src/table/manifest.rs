@@ -63,6 +63,16 @@ pub struct PartitionEntry {
     pub quality: Option<Box<PartitionQuality>>,
 }
 
+impl PartitionEntry {
+    /// Whether its rows may hold a session of `first..=last` (New York trading dates of its first and
+    /// last row); an entry that does not record them may.
+    pub fn overlaps_sessions(&self, first: chrono::NaiveDate, last: chrono::NaiveDate) -> bool {
+        let day = crate::calendar::NyseCalendar;
+        self.min_ts.is_none_or(|t| day.trading_date(t) <= last)
+            && self.max_ts.is_none_or(|t| day.trading_date(t) >= first)
+    }
+}
+
 /// What a commit does to one partition.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]

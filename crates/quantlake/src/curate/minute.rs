@@ -43,6 +43,7 @@ pub(super) async fn curate(
     settings: &CurateSettings,
     request: &CurateRequest,
     job_id: String,
+    progress: &dyn crate::progress::Progress,
 ) -> Result<CurateReport> {
     let started = Instant::now();
     let sessions = NyseCalendar.sessions(request.start, request.end);
@@ -87,7 +88,8 @@ pub(super) async fn curate(
     let dates: Vec<NaiveDate> = dates.into_iter().collect();
     let ds = lake.dataset(DATASET)?;
     let universe = crate::universe::active_symbols(lake).await?;
-    let run = Run { request, params: &params, universe: &universe, contract: ds.contract() };
+    let run = Run { request, params: &params, universe: &universe, contract: ds.contract(), progress };
+    progress.set_length(dates.len() as u64);
     let mut produced = Produced::default();
     let mut stager = Stager::new(&ds, partitions_in_flight());
     if let Err(e) = run.produce(&mut stager, &raw, &dates, &mut produced, started).await {
@@ -142,6 +144,7 @@ struct Run<'a> {
     /// Active universe symbols: each is expected in every session.
     universe: &'a [Symbol],
     contract: &'a DatasetContract,
+    progress: &'a dyn crate::progress::Progress,
 }
 
 /// What the partitions produced, for the commit.
@@ -232,6 +235,7 @@ impl Run<'_> {
                     stager.stage(f.key, vec![rows], f.quality).await?;
                 }
             }
+            self.progress.inc(chunk.len() as u64);
             tracing::debug!(first = %chunk[0], partitions = chunk.len(), seconds = started.elapsed().as_secs_f64(), "curated partitions");
         }
         Ok(())

@@ -201,6 +201,16 @@ pub struct CurateReport {
 
 /// Curates `request` with `settings`.
 pub async fn curate(lake: &Lake, settings: &CurateSettings, request: &CurateRequest) -> Result<CurateReport> {
+    curate_with_progress(lake, settings, request, &crate::progress::NoProgress).await
+}
+
+/// [`curate`], reporting partitions (minute bars: sessions; daily bars: years) to `progress`.
+pub async fn curate_with_progress(
+    lake: &Lake,
+    settings: &CurateSettings,
+    request: &CurateRequest,
+    progress: &dyn crate::progress::Progress,
+) -> Result<CurateReport> {
     if request.end < request.start {
         return Err(Error::invalid(format!("end {} is before start {}", request.end, request.start)));
     }
@@ -223,8 +233,14 @@ pub async fn curate(lake: &Lake, settings: &CurateSettings, request: &CurateRequ
     }
     let job_id = request.job_id.clone().unwrap_or_else(|| format!("curate-{}", uuid::Uuid::now_v7().simple()));
     match request.bar_size {
-        BarSize::Minute => minute::curate(lake, settings, request, job_id).await,
-        BarSize::Day => daily::curate(lake, settings, request, job_id, last_completed).await,
+        BarSize::Minute => minute::curate(lake, settings, request, job_id, progress).await,
+        BarSize::Day => {
+            // One SQL statement per year partition: the bar shows that it runs, not how far.
+            progress.set_length(1);
+            let report = daily::curate(lake, settings, request, job_id, last_completed).await;
+            progress.finish();
+            report
+        }
     }
 }
 

@@ -15,7 +15,7 @@ use super::annotations::{Annotation, list_annotations, span_of_dates};
 use super::symbol_metrics;
 use crate::calendar::NyseCalendar;
 use crate::error::{Error, Result};
-use crate::quality::{Check, QualityRules, Status, judge, quality_checks};
+use crate::quality::{Check, QualityRules, Status, judge, null_rate_checks, quality_checks};
 use crate::symbol::Symbol;
 use crate::table::Lake;
 use crate::table::lake_log::LakeView;
@@ -132,7 +132,7 @@ const PARTIAL_LOSS: [&str; 4] = ["symbol_coverage", "symbols_covered", "present"
 
 fn partition_health(partition: &str, entry: Option<&PartitionEntry>, rules: &QualityRules) -> PartitionHealth {
     let one = |status, detail: &str| vec![Check { name: "present".into(), status, detail: detail.into() }];
-    let checks = match entry {
+    let mut checks = match entry {
         None => one(Status::Red, "no rows: never curated, or no source had bars"),
         Some(e) => match &e.quality {
             None => one(
@@ -158,6 +158,15 @@ fn partition_health(partition: &str, entry: Option<&PartitionEntry>, rules: &Qua
             }
         },
     };
+    if let Some(e) = entry {
+        for check in null_rate_checks(e.rows, &e.null_counts, rules) {
+            if check.status != Status::Green {
+                let column = check.name.trim_start_matches("null_rate:");
+                tracing::warn!(partition, "High null rate in {column}: {}", check.detail);
+            }
+            checks.push(check);
+        }
+    }
     PartitionHealth {
         partition: partition.into(),
         status: checks.iter().map(|c| c.status).max().unwrap_or(Status::Green),

@@ -16,7 +16,7 @@ pub use health::reference_session;
 pub use health::{DatasetHealth, HealthSettings, KeySymbol, PartitionHealth, get_dataset_health};
 pub(crate) use health::{data_span, first_session, last_session_in};
 pub use target_coverage::{TargetCoverage, target_coverage};
-pub use validate::{ValidationCheck, ValidationReport, validate};
+pub use validate::{ValidateScope, ValidationCheck, ValidationReport, validate};
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -99,6 +99,15 @@ pub struct FeaturesReport {
 /// Computes `request.sets` over its sessions and commits them, with the feature sets' data-quality
 /// metrics, as one stage: a reader sees all of this run's sets or none.
 pub async fn compute_features(lake: &Lake, request: &FeaturesRequest) -> Result<FeaturesReport> {
+    compute_features_with_progress(lake, request, &crate::progress::NoProgress).await
+}
+
+/// [`compute_features`], reporting each set's sessions to `progress`.
+pub async fn compute_features_with_progress(
+    lake: &Lake,
+    request: &FeaturesRequest,
+    progress: &dyn crate::progress::Progress,
+) -> Result<FeaturesReport> {
     let started = std::time::Instant::now();
     if request.end < request.start {
         return Err(Error::invalid(format!("end {} is before start {}", request.end, request.start)));
@@ -114,7 +123,9 @@ pub async fn compute_features(lake: &Lake, request: &FeaturesRequest) -> Result<
     let mut outputs: Vec<Computed> = Vec::new();
     let mut all_metrics: Vec<(String, Vec<SessionMetrics>)> = Vec::new();
     let mut read: Vec<(String, BTreeMap<NaiveDate, inputs::Inputs>)> = Vec::new();
-    if let Err(e) = compute_sets(lake, request, &sessions, &mut outputs, &mut all_metrics, &mut read).await {
+    progress.set_length((sessions.len() * request.sets.len()) as u64);
+    let computed = compute_sets(lake, request, &sessions, &mut outputs, &mut all_metrics, &mut read, progress).await;
+    if let Err(e) = computed {
         for out in &outputs {
             lake.dataset(&out.name)?.discard_staged(&out.staged).await;
         }
@@ -132,9 +143,11 @@ async fn compute_sets(
     outputs: &mut Vec<Computed>,
     all_metrics: &mut Vec<(String, Vec<SessionMetrics>)>,
     read: &mut Vec<(String, BTreeMap<NaiveDate, inputs::Inputs>)>,
+    progress: &dyn crate::progress::Progress,
 ) -> Result<()> {
     let view = lake.view().await?;
     for name in &request.sets {
+        progress.message(name);
         let ds = lake.dataset(name)?;
         let set = SetDefinition::from_contract(ds.contract())?;
         let t0 = std::time::Instant::now();
@@ -144,7 +157,7 @@ async fn compute_sets(
                 let state = input.latest_in(&view).await?;
                 let expected =
                     Arc::new(expected_symbol_sessions(lake, &view, &f.input, request.start, request.end).await?);
-                let (staged, metrics) = stage_features(&input, &state, f, sessions, expected, &ds).await?;
+                let (staged, metrics) = stage_features(&input, &state, f, sessions, expected, &ds, progress).await?;
                 all_metrics.push((f.name.clone(), metrics));
                 read.push((
                     f.name.clone(),
@@ -179,6 +192,7 @@ async fn compute_sets(
                 let (read_start, read_end) = labels::read_range(l, request.start, request.end);
                 let factors = labels::split_factors(&splits, read_start, read_end);
                 let staged = labels::compute(&input, &state, l, request.start, request.end, &factors, &ds).await?;
+                progress.inc(sessions.len() as u64);
                 // A split imported later changes the labels around it: the corporate actions' version is
                 // an input of every label partition (coarse: any import makes them stale).
                 let reads = |d: NaiveDate| {
@@ -359,6 +373,7 @@ async fn stage_features(
     sessions: &[Session],
     expected: Arc<BTreeMap<NaiveDate, Vec<(String, u64)>>>,
     out: &Dataset,
+    progress: &dyn crate::progress::Progress,
 ) -> Result<(Vec<StagedPartition>, Vec<SessionMetrics>)> {
     if input.contract().partitioning != crate::contract::Partitioning::Date {
         return Err(Error::invalid(format!(
@@ -395,6 +410,7 @@ async fn stage_features(
     while let Some(next) = computed.next().await {
         let staged = match next {
             Ok((key, rows, metrics, quality)) => {
+                progress.inc(1);
                 all.extend(metrics);
                 if rows.num_rows() > 0 { stager.stage(key, vec![rows], quality).await } else { Ok(()) }
             }
@@ -408,6 +424,7 @@ async fn stage_features(
     }
     let staged = stager.finish().await?;
     let without: Vec<Session> = without.into_iter().cloned().collect();
+    progress.inc(without.len() as u64);
     all.extend(feature_metrics(&[], &without, &expected));
     all.sort_by(|a, b| (a.date, &a.symbol).cmp(&(b.date, &b.symbol)));
     Ok((staged, all))

@@ -270,7 +270,8 @@ async fn ingest_unit<S: BarSource>(
     let mut snapshot_id = None;
     if !replacing.is_empty() {
         let batches = to_batches(contract, source.name(), job_id, ingested_at, &kept)?;
-        report.rows += batches.iter().map(|b| b.num_rows() as u64).sum::<u64>();
+        let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+        report.rows += rows;
         report.bytes_ingested += batches.iter().map(|b| b.get_array_memory_size() as u64).sum::<u64>();
         let partitions: BTreeSet<PartitionKey> =
             unit.sessions.iter().map(|s| PartitionKey::for_date(contract.partitioning, s.date)).collect();
@@ -288,6 +289,8 @@ async fn ingest_unit<S: BarSource>(
             .parameter("start", first)
             .parameter("end", last)
             .parameter("symbols", unit.symbols.len())
+            // The source's rows, which replace those symbols' rows; the partitions hold others too.
+            .parameter("rows", rows)
             .parameter("bar_size", request.bar_size)
             .parameter("request", source.request_metadata())
             .execute()

@@ -1,6 +1,7 @@
 //! The scheduler (`quantlake schedule`): queues the daily run at `run.at` (New York time) on every
-//! NYSE session, the weekly checks after the week's last session, and the monthly maintenance on
-//! the month's first session; a worker (the scheduler's own, or others sharing the lake) runs them.
+//! NYSE session, the weekly checks after the week's last session, the monthly maintenance on the
+//! month's first session, and the retraining (`train`: monthly by default, `schedule.train`); a worker
+//! (the scheduler's own, or others sharing the lake) runs them.
 //!
 //! Each event fires once per lake, however many schedulers run: firing is a put-if-absent of the
 //! event's marker under `_jobs/_schedule/fired/`. A scheduler that was down fires what came due in
@@ -20,7 +21,7 @@ use serde_json::json;
 
 use super::jobs::JobRecord;
 use super::tasks::daily_run::{self, PipelineSettings, RunRequest, RunSettings};
-use super::tasks::{Maintenance, Task, TaskKind, Validation};
+use super::tasks::{Maintenance, Retrain, Task, TaskKind, Validation};
 use super::worker::{self, WorkerOptions};
 use crate::calendar::NyseCalendar;
 use crate::error::{Error, Result};
@@ -38,6 +39,12 @@ pub struct ScheduleSettings {
     /// The monthly maintenance runs this long after the daily run of the month's first session.
     #[serde(with = "crate::duration")]
     pub monthly_after: Duration,
+    /// How often the model is retrained (`train`, on the window ending at the session): `monthly` (the
+    /// month's first session), `weekly` (the week's last session) or `off`.
+    pub train: TrainEvery,
+    /// The retraining runs this long after the daily run of its session (after the maintenance).
+    #[serde(with = "crate::duration")]
+    pub train_after: Duration,
     /// Events that came due this long ago still fire (a scheduler that was down catches up). Keep it
     /// shorter than `jobs.retention`: `jobs clean` removes fired events' markers older than that.
     #[serde(with = "crate::duration")]
@@ -52,10 +59,21 @@ impl Default for ScheduleSettings {
         Self {
             weekly_after: Duration::from_secs(3600),
             monthly_after: Duration::from_secs(2 * 3600),
+            train: TrainEvery::Monthly,
+            train_after: Duration::from_secs(3 * 3600),
             catch_up: Duration::from_secs(6 * 3600),
             tick: Duration::from_secs(60),
         }
     }
+}
+
+/// How often the schedule retrains the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrainEvery {
+    Monthly,
+    Weekly,
+    Off,
 }
 
 /// One scheduled event.
@@ -145,12 +163,21 @@ fn events_of(d: NaiveDate, run_settings: &RunSettings, schedule: &ScheduleSettin
         due,
     };
     let mut events = vec![event(TaskKind::DailyRun, d.to_string(), due)];
-    let next = NyseCalendar.next_session(d);
-    if next.iso_week() != d.iso_week() {
+    let last_of_week = NyseCalendar.next_session(d).iso_week() != d.iso_week();
+    let first_of_month = NyseCalendar.previous_session(d).month() != d.month();
+    if last_of_week {
         events.push(event(TaskKind::RunValidation, d.to_string(), due + schedule.weekly_after));
     }
-    if NyseCalendar.previous_session(d).month() != d.month() {
+    if first_of_month {
         events.push(event(TaskKind::MonthlyMaintenance, d.format("%Y-%m").to_string(), due + schedule.monthly_after));
+    }
+    let train = match schedule.train {
+        TrainEvery::Monthly if first_of_month => Some(d.format("%Y-%m").to_string()),
+        TrainEvery::Weekly if last_of_week => Some(d.to_string()),
+        _ => None,
+    };
+    if let Some(id) = train {
+        events.push(event(TaskKind::Train, id, due + schedule.train_after));
     }
     Ok(events)
 }
@@ -243,6 +270,10 @@ pub async fn tick(
             TaskKind::RunValidation => {
                 worker::dispatch(lake, settings, &Task::RunValidation(Validation { full: false, scheduled })).await?
             }
+            TaskKind::Train => {
+                let task = Task::Train(Retrain { end: Some(event.session), scheduled });
+                worker::dispatch(lake, settings, &task).await?
+            }
             _ => worker::dispatch(lake, settings, &Task::MonthlyMaintenance(Maintenance { scheduled })).await?,
         };
         tracing::info!("schedule: queued {} for {} as job {}", event.task, event.session, job.id);
@@ -302,9 +333,17 @@ mod tests {
                 "daily_run-2024-03-28",
                 "run_validation-2024-03-28",
                 "daily_run-2024-04-01",
-                "monthly_maintenance-2024-04"
+                "monthly_maintenance-2024-04",
+                "train-2024-04"
             ]
         );
+        assert_eq!(events[5].due - events[4].due, chrono::Duration::hours(1), "after the maintenance");
+        let weekly = ScheduleSettings { train: TrainEvery::Weekly, ..ScheduleSettings::default() };
+        let events = events_between(t("2024-03-27T00:00:00Z"), t("2024-04-02T12:00:00Z"), &run, &weekly).unwrap();
+        assert!(events.iter().any(|e| e.id == "train-2024-03-28") && !events.iter().any(|e| e.id == "train-2024-04"));
+        let off = ScheduleSettings { train: TrainEvery::Off, ..ScheduleSettings::default() };
+        let events = events_between(t("2024-03-27T00:00:00Z"), t("2024-04-02T12:00:00Z"), &run, &off).unwrap();
+        assert!(!events.iter().any(|e| e.task == "train"));
         assert_eq!(events[0].due, t("2024-03-27T21:30:00Z"), "17:30 New York, daylight time");
         let next = next_event(t("2024-03-28T21:30:00Z"), &run, &s).unwrap().unwrap();
         assert_eq!(next.id, "run_validation-2024-03-28");

@@ -106,9 +106,11 @@ pub async fn run_job(lake: &Lake, settings: PipelineSettings<'_>, job: JobHandle
         Task::HistoricalBackfill(t) => tasks::historical_backfill::run(lake, settings, &job, &t).instrument(span).await,
         Task::RunValidation(t) => tasks::validation::run(lake, settings, &t).instrument(span).await,
         Task::MonthlyMaintenance(_) => tasks::maintenance::run(lake, settings, &job).instrument(span).await,
+        Task::Train(t) => tasks::retrain::run(lake, settings, &job, &t).instrument(span).await,
     };
     let record = job.finish_with(result).await?;
     daily_run::alert_job(lake, settings, &record).await;
+    daily_run::alert_lake(lake, settings, None).await;
     Ok(())
 }
 

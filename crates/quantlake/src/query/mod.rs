@@ -70,6 +70,8 @@ impl QueryEngine {
         as_of.check_datasets(lake)?;
         let workdir = tempfile::Builder::new().prefix("quantlake-query-").tempdir()?;
         let conn = duckdb::Connection::open_in_memory().sql()?;
+        // Never download an extension: a query runs offline, with what this build includes.
+        conn.execute_batch("SET autoinstall_known_extensions = false; SET autoload_known_extensions = false;").sql()?;
         let mut snapshots = BTreeMap::new();
         let mut tables = Vec::new();
         let view = lake.view().await?;
@@ -107,14 +109,30 @@ impl QueryEngine {
 
     /// Runs one SQL statement and returns its rows.
     pub fn query(&self, sql: &str) -> Result<Vec<RecordBatch>> {
-        let mut stmt = self.conn.prepare(sql).sql()?;
-        let batches: Vec<RecordBatch> = stmt.query_arrow([]).sql()?.collect();
+        let mut stmt = self.conn.prepare(sql).map_err(without_extension)?;
+        let batches: Vec<RecordBatch> = stmt.query_arrow([]).map_err(without_extension)?.collect();
         Ok(batches)
     }
 
     pub fn connection(&self) -> &duckdb::Connection {
         &self.conn
     }
+}
+
+/// A DuckDB error, with what to do instead when the statement needs an extension this build leaves
+/// out (ICU: time zones and collations).
+fn without_extension(e: duckdb::Error) -> Error {
+    let message = e.to_string();
+    if message.contains("'icu") || message.contains("\"icu\"") {
+        let duckdb = message.lines().next().unwrap_or_default();
+        return Error::invalid(format!(
+            "the statement needs DuckDB's ICU extension (time zones), which this build leaves out and quantlake \
+             never downloads: use the `date` column (the New York trading date), compare `ts` in UTC, or \
+             convert with a fixed offset (`ts - INTERVAL 5 HOUR` is New York standard time, 4 in daylight \
+             time) (DuckDB: {duckdb})"
+        ));
+    }
+    Error::Sql(Box::new(e))
 }
 
 /// Local paths of a snapshot's files: the version files themselves on a local lake, cached copies

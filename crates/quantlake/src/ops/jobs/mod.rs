@@ -46,7 +46,7 @@ use serde_json::Value;
 use crate::outcome::Outcome;
 use crate::table::lake_log::Holder;
 
-pub use store::{JobHandle, JobStore};
+pub use store::{JobHandle, JobStore, observe_progress};
 
 /// `[jobs]` settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -174,11 +174,23 @@ pub struct Finish {
     /// The job's report (the command's `--json` output).
     #[serde(default)]
     pub report: Value,
+    /// The process's peak resident memory when the job ended, bytes (set by [`JobHandle::finish`];
+    /// a worker that ran several jobs reports the most any of them needed so far).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_rss_bytes: Option<u64>,
 }
 
 impl Finish {
     pub fn with_status(status: JobStatus) -> Self {
-        Self { status, rows_in: 0, rows_out: 0, snapshots: BTreeMap::new(), error: None, report: Value::Null }
+        Self {
+            status,
+            rows_in: 0,
+            rows_out: 0,
+            snapshots: BTreeMap::new(),
+            error: None,
+            report: Value::Null,
+            peak_rss_bytes: None,
+        }
     }
 
     pub fn succeeded(rows_in: u64, rows_out: u64) -> Self {
@@ -281,6 +293,9 @@ pub struct JobRecord {
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Value::is_null")]
     pub report: Value,
+    /// The process's peak resident memory when the job ended, bytes ([`Finish::peak_rss_bytes`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_rss_bytes: Option<u64>,
     /// Units of work committed so far, by name.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub checkpoints: BTreeMap<String, Value>,
@@ -324,6 +339,7 @@ impl JobRecord {
             snapshots: BTreeMap::new(),
             error: None,
             report: Value::Null,
+            peak_rss_bytes: None,
             checkpoints: BTreeMap::new(),
             last_seq: first.seq,
             progress_since: None,
@@ -360,6 +376,7 @@ impl JobRecord {
                     r.snapshots = f.snapshots.clone();
                     r.error = f.error.clone();
                     r.report = f.report.clone();
+                    r.peak_rss_bytes = f.peak_rss_bytes;
                 }
             }
         }

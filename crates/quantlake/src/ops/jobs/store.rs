@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use super::{Change, Finish, JobEvent, JobProgress, JobRecord, JobSettings, JobSpec, JobStatus, log};
 use crate::error::{Error, Result};
+use crate::progress::Progress;
 use crate::storage::LakeStore;
 use crate::table::Lake;
 use crate::table::lake_log::Holder;
@@ -352,7 +353,18 @@ struct Shared {
     /// The last sequence number this handle knows of; appends go through this lock, one at a time.
     last_seq: tokio::sync::Mutex<u64>,
     progress: std::sync::Mutex<Option<JobProgress>>,
+    /// The stage and count last shown on the [`observe_progress`] observer.
+    shown: std::sync::Mutex<(String, u64)>,
     stop: AtomicU8,
+}
+
+/// Where this process's jobs also report their progress, if anywhere: the command line's bar.
+static OBSERVER: std::sync::OnceLock<Arc<dyn Progress>> = std::sync::OnceLock::new();
+
+/// Shows the progress of every job this process runs on `observer` too (the command line sets its
+/// bar for a job it runs in the foreground: a backfill, the daily run, a bootstrap). Once per process.
+pub fn observe_progress(observer: Arc<dyn Progress>) {
+    let _ = OBSERVER.set(observer);
 }
 
 /// A claimed job: renews its lease in the background until it is finished or dropped (a dropped
@@ -381,6 +393,7 @@ impl JobHandle {
             worker,
             attempt,
             last_seq: tokio::sync::Mutex::new(claim_seq),
+            shown: std::sync::Mutex::new((String::new(), 0)),
             stop: AtomicU8::new(GO),
         });
         let heartbeat = tokio::spawn(heartbeats(Arc::clone(&shared)));
@@ -416,6 +429,17 @@ impl JobHandle {
 
     /// Records where the job is; the next heartbeat stores it.
     pub fn progress(&self, stage: &str, done: u64, total: u64, message: Option<String>) {
+        if let Some(observer) = OBSERVER.get() {
+            let mut shown = self.shared.shown.lock().unwrap_or_else(|e| e.into_inner());
+            if shown.0 != stage || done < shown.1 {
+                observer.reset();
+                observer.message(stage);
+                *shown = (stage.to_string(), 0);
+            }
+            observer.set_length(total);
+            observer.inc(done - shown.1);
+            shown.1 = done;
+        }
         let p = JobProgress { stage: stage.to_string(), done, total, message };
         *self.shared.progress.lock().unwrap_or_else(|e| e.into_inner()) = Some(p);
     }
@@ -463,8 +487,9 @@ impl JobHandle {
     }
 
     /// Records how the job ended, stores its log, and returns the final record.
-    pub async fn finish(self, finish: Finish) -> Result<JobRecord> {
+    pub async fn finish(self, mut finish: Finish) -> Result<JobRecord> {
         self.heartbeat.abort();
+        finish.peak_rss_bytes = finish.peak_rss_bytes.or_else(peak_rss_bytes);
         let s = &self.shared;
         let id = s.record.id.clone();
         match &finish.error {
@@ -478,6 +503,15 @@ impl JobHandle {
         append(s, Change::Finished(finish)).await?;
         s.jobs.get(&id).await
     }
+}
+
+/// This process's peak resident set size (Linux: `VmHWM` in /proc/self/status), bytes; `None` where
+/// the system does not say.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.trim_start_matches("VmHWM:").trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// Appends `change` after the last event, re-reading when another process appended first: a cancel

@@ -196,7 +196,8 @@ async fn steps(
                 serde_json::to_value(crate::models::train::train(lake, &train, fallback, &NoProgress).await?)?
             }
             _ => {
-                let report = crate::dq::validate(lake, false, None, settings.health, settings.universe).await?;
+                let scope = crate::dq::ValidateScope::lake(false);
+                let report = super::validation::validate_lake(lake, &scope, settings).await?;
                 json!({ "status": report.status })
             }
         };

@@ -302,10 +302,11 @@ pub async fn run_claimed(
         snapshots: report.stages.iter().flat_map(|s| s.snapshots.clone()).collect(),
         error: (!failed.is_empty()).then(|| failed.join("; ")),
         report: serde_json::to_value(&report)?,
+        peak_rss_bytes: None,
     };
     let record = job.finish(finish).await?;
     alert_job(lake, settings, &record).await;
-    alert_lake(lake, settings, date).await;
+    alert_lake(lake, settings, Some(date)).await;
     report.lag_seconds = record.lag_seconds;
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
@@ -536,13 +537,14 @@ pub async fn alert_job(lake: &Lake, settings: PipelineSettings<'_>, record: &Job
     }
 }
 
-/// The lake's alert conditions (`alerts check`'s) as of the run's session, observed after the run:
-/// alerts fire on a change of state by themselves, repeat at most every `alerts.repeat_after` while
-/// it lasts, and resolve, without anyone running `alerts check`. Never fails the run.
-async fn alert_lake(lake: &Lake, settings: PipelineSettings<'_>, date: NaiveDate) {
-    let checked = crate::ops::alerts::check_lake(lake, Some(date), settings.conditions()).await;
+/// The lake's alert conditions (`alerts check`'s) as of `date` (the run's session; default the last
+/// completed one), observed after a job (the daily run, a backfill, a worker's job): alerts fire on a
+/// change of state by themselves, repeat at most every `alerts.repeat_after` while it lasts, and
+/// resolve, without anyone running `alerts check`. Never fails the job.
+pub(crate) async fn alert_lake(lake: &Lake, settings: PipelineSettings<'_>, date: Option<NaiveDate>) {
+    let checked = crate::ops::alerts::check_lake(lake, date, settings.conditions()).await;
     if let Err(e) = checked {
-        tracing::warn!("Failed to evaluate the lake's alert conditions after the run: {e}");
+        tracing::warn!("Failed to evaluate the lake's alert conditions after the job: {e}");
     }
 }
 

@@ -49,7 +49,7 @@ pub async fn run(lake: &Lake, settings: PipelineSettings<'_>, job: &JobHandle) -
     step("adv", crate::adv::recompute_adv(lake, settings.adv, None).await.and_then(|r| Ok(serde_json::to_value(r)?)));
     job.check()?;
     job.progress("validate", 2, 6, None);
-    let validation = crate::dq::validate(lake, true, None, settings.health, settings.universe).await;
+    let validation = super::validation::validate_lake(lake, &crate::dq::ValidateScope::lake(true), settings).await;
     if let Ok(v) = &validation {
         log_status("monthly maintenance: full validation", v.status);
     }

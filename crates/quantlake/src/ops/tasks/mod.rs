@@ -11,6 +11,7 @@
 //! | `historical_backfill` | `backfill-history` from `[run] source` | [`historical_backfill`] |
 //! | `run_validation` | `validate` (`full`: every retained snapshot and session) | [`validation`] |
 //! | `monthly_maintenance` | fundamentals refresh, ADV, full validation, old records removed, compaction | [`maintenance`] |
+//! | `train` | the schedule's retraining: a model on the window ending at a session, refused on RED partitions | [`retrain`] |
 //! | `bootstrap` | a new lake in the guide's order (run in the foreground by `quantlake bootstrap`) | [`bootstrap`] |
 //!
 //! ```
@@ -30,6 +31,7 @@ pub mod bootstrap;
 pub mod daily_run;
 pub mod historical_backfill;
 pub mod maintenance;
+pub mod retrain;
 pub mod validation;
 
 use serde::{Deserialize, Serialize};
@@ -37,6 +39,7 @@ use serde_json::{Value, json};
 
 pub use historical_backfill::HistoricalBackfill;
 pub use maintenance::Maintenance;
+pub use retrain::Retrain;
 pub use validation::Validation;
 
 use self::backfill::trigger::{BackfillParams, ChunkTask};
@@ -56,6 +59,7 @@ pub enum Task {
     HistoricalBackfill(HistoricalBackfill),
     RunValidation(Validation),
     MonthlyMaintenance(Maintenance),
+    Train(Retrain),
     Bootstrap(BootstrapRequest),
 }
 
@@ -69,6 +73,7 @@ pub enum TaskKind {
     HistoricalBackfill,
     RunValidation,
     MonthlyMaintenance,
+    Train,
     Bootstrap,
 }
 
@@ -81,6 +86,7 @@ impl Named for TaskKind {
         Self::HistoricalBackfill,
         Self::RunValidation,
         Self::MonthlyMaintenance,
+        Self::Train,
         Self::Bootstrap,
     ];
 
@@ -92,6 +98,7 @@ impl Named for TaskKind {
             Self::HistoricalBackfill => "historical_backfill",
             Self::RunValidation => "run_validation",
             Self::MonthlyMaintenance => "monthly_maintenance",
+            Self::Train => "train",
             Self::Bootstrap => "bootstrap",
         }
     }
@@ -117,7 +124,10 @@ impl TaskKind {
     /// Whether `dispatch` queues it directly: a backfill is planned first (`backfill trigger`), and
     /// its chunks are queued by the backfill itself.
     pub fn dispatchable(self) -> bool {
-        matches!(self, Self::DailyRun | Self::HistoricalBackfill | Self::RunValidation | Self::MonthlyMaintenance)
+        matches!(
+            self,
+            Self::DailyRun | Self::HistoricalBackfill | Self::RunValidation | Self::MonthlyMaintenance | Self::Train
+        )
     }
 
     /// The kinds a worker runs, as a list for messages.
@@ -135,6 +145,7 @@ impl Task {
             Task::HistoricalBackfill(_) => TaskKind::HistoricalBackfill,
             Task::RunValidation(_) => TaskKind::RunValidation,
             Task::MonthlyMaintenance(_) => TaskKind::MonthlyMaintenance,
+            Task::Train(_) => TaskKind::Train,
             Task::Bootstrap(_) => TaskKind::Bootstrap,
         }
     }
@@ -221,6 +232,7 @@ mod tests {
             Task::HistoricalBackfill(HistoricalBackfill::default()),
             Task::RunValidation(Validation::default()),
             Task::MonthlyMaintenance(Maintenance::default()),
+            Task::Train(Retrain { end: chrono::NaiveDate::from_ymd_opt(2024, 4, 1), scheduled: None }),
             Task::Bootstrap(BootstrapRequest::default()),
         ];
         for task in tasks {

@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::dq::{ValidateScope, ValidationCheck, ValidationReport};
 use crate::error::Result;
+use crate::models::PREDICTIONS;
 use crate::ops::jobs::Finish;
 use crate::ops::tasks::daily_run::PipelineSettings;
 use crate::quality::Status;
@@ -39,9 +41,28 @@ mod depth {
 
 /// Runs the validation and logs its verdict.
 pub async fn run(lake: &Lake, settings: PipelineSettings<'_>, task: &Validation) -> Result<Finish> {
-    let report = crate::dq::validate(lake, task.full, None, settings.health, settings.universe).await?;
+    let report = validate_lake(lake, &ValidateScope::lake(task.full), settings).await?;
     log_status("validation", report.status);
     Ok(Finish::succeeded(0, report.checks.len() as u64).report(&report))
+}
+
+/// `quantlake validate`: [`crate::dq::validate`] and the predictions' health (batch scoring's checks,
+/// which the data-quality layer, below the models, cannot run), when `scope` covers predictions and
+/// there are any.
+pub async fn validate_lake(
+    lake: &Lake,
+    scope: &ValidateScope,
+    settings: PipelineSettings<'_>,
+) -> Result<ValidationReport> {
+    let mut report = crate::dq::validate(lake, scope, settings.health, settings.universe).await?;
+    let covered = scope.datasets.is_empty() || scope.datasets.iter().any(|d| d == PREDICTIONS);
+    if covered && lake.dataset(PREDICTIONS)?.latest().await?.snapshot_id > 0 {
+        let (as_of_date, health) = scope.judged(settings.health);
+        let h = crate::models::predictions_health(lake, as_of_date, &health, &settings.models.quality).await?;
+        report.status = report.status.max(h.status);
+        report.checks.push(ValidationCheck::health(&h));
+    }
+    Ok(report)
 }
 
 pub(super) fn log_status(what: &str, status: Status) {

@@ -372,6 +372,54 @@ impl TwsClient {
     }
 }
 
+/// What [`check_connection`] found.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ConnectionCheck {
+    pub address: String,
+    pub client_id: i32,
+    /// The API version TWS / IB Gateway agreed to in the handshake.
+    pub server_version: i32,
+    /// When the connection was made, by TWS's clock (from the handshake).
+    pub connection_time: Option<DateTime<Utc>>,
+    /// TWS's clock now (`reqCurrentTime`).
+    pub server_time: DateTime<Utc>,
+    /// TWS's clock minus this machine's, seconds (whole seconds: TWS answers in seconds).
+    pub clock_skew_seconds: i64,
+    /// Connect, handshake, current time and disconnect, seconds.
+    pub seconds: f64,
+}
+
+/// The runbook's connectivity check: connect and handshake, read the server version, ask for the
+/// current time, disconnect. Each step is bounded by `cfg.timeout`.
+pub async fn check_connection(cfg: &TwsConfig) -> Result<ConnectionCheck, TwsError> {
+    let started = std::time::Instant::now();
+    let client = open_session(cfg).await?;
+    let address = format!("{}:{}", cfg.host, cfg.port);
+    let asked = Utc::now();
+    let server_time = match tokio::time::timeout(cfg.timeout, client.server_time()).await {
+        Ok(Ok(t)) => utc(t),
+        Ok(Err(e)) => Err(format!("connected, but the current time request failed: {e}")),
+        Err(_) => Err(format!("connected, but no current time within {:?}", cfg.timeout)),
+    };
+    let (server_version, connection_time) =
+        (client.server_version(), client.connection_time().and_then(|t| utc(t).ok()));
+    client.disconnect().await;
+    let server_time = server_time.map_err(|detail| TwsError::Connect { addr: address.clone(), detail })?;
+    Ok(ConnectionCheck {
+        address,
+        client_id: cfg.client_id,
+        server_version,
+        connection_time,
+        server_time,
+        clock_skew_seconds: server_time.timestamp() - asked.timestamp(),
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn utc(t: OffsetDateTime) -> Result<DateTime<Utc>, String> {
+    DateTime::from_timestamp(t.unix_timestamp(), t.nanosecond()).ok_or_else(|| format!("time {t} out of range"))
+}
+
 async fn open_session(cfg: &TwsConfig) -> Result<Arc<Client>, TwsError> {
     let addr = format!("{}:{}", cfg.host, cfg.port);
     let connect = Client::builder()
@@ -401,7 +449,8 @@ fn spawn_notice_watcher(client: &Client, ib_down: watch::Sender<bool>) -> tokio:
                     tracing::info!("TWS: {}", n.message);
                     ib_down.send_replace(false);
                 }
-                _ => tracing::debug!(code = n.code, "TWS notice: {}", n.message),
+                // Notices quantlake does not act on are still news to an operator (farm status, ...).
+                _ => tracing::info!(code = n.code, "TWS notice: {}", n.message),
             }
         }
     })

@@ -19,7 +19,7 @@ use chrono::{DateTime, NaiveTime, Utc};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
-pub use client::{DayBars, TwsClient, TwsConfig, TwsError};
+pub use client::{ConnectionCheck, DayBars, TwsClient, TwsConfig, TwsError};
 pub use pacing::{Pacer, PacingRules};
 
 use super::{Bar, BarSize, BarSource, Fetched, SymbolFailure, into_sessions};
@@ -209,6 +209,11 @@ impl TwsSource {
 
 fn other(symbol: &str) -> TwsError {
     TwsError::Other { symbol: symbol.into(), detail: "internal lock poisoned".into() }
+}
+
+/// `quantlake check tws`: connect, handshake, current time, disconnect ([`client::check_connection`]).
+pub async fn check_connection(settings: &TwsSettings) -> Result<ConnectionCheck> {
+    client::check_connection(&settings.client_config()?).await.map_err(|e| tws_error("connect", e))
 }
 
 fn tws_error(request: &str, e: TwsError) -> Error {

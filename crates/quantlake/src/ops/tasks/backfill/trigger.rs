@@ -682,6 +682,8 @@ pub(crate) async fn run_claimed(lake: &Lake, settings: PipelineSettings<'_>, job
         Err(e) => job.finish_with(Err(e)).await?,
     };
     crate::ops::tasks::daily_run::alert_job(lake, settings, &record).await;
+    // What the backfill changed is judged at once: the lake's conditions, not only the job's.
+    crate::ops::tasks::daily_run::alert_lake(lake, settings, None).await;
     status_of(&JobStore::new(lake, settings.jobs.clone()), record).await
 }
 
