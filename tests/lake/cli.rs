@@ -424,3 +424,31 @@ fn query_says_how_to_do_without_time_zones() {
     assert!(!err.contains("Failed to download") && !err.contains("http"), "nothing is downloaded: {err}");
     assert!(err.contains("needs DuckDB's ICU extension") && err.contains("`date` column"), "{err}");
 }
+
+/// On a terminal, tables fit its width (a pseudo-terminal from util-linux's `script`, sized with
+/// `stty`): a report's long cells wrap; a query's columns that do not fit are left out and named.
+#[test]
+fn tables_fit_the_terminal() {
+    let t = TestLake::new(Backend::Local);
+    t.json(&["init"]);
+    t.json(&["ingest", "--source", "synthetic", "--symbols", "AAPL", "--start", "2024-01-02", "--end", "2024-01-02"]);
+    let shell = format!(
+        "stty cols 80 rows 40; {} --config {} query 'SELECT * FROM raw_synthetic_bars LIMIT 3'",
+        env!("CARGO_BIN_EXE_quantlake"),
+        crate::support::repo().join("tests/python/empty.toml").display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &shell, "/dev/null"])
+        .env("QUANTLAKE_LAKE", &t.url)
+        .env("QUANTLAKE_LOG_FILE", t.log_file())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("util-linux's script");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let table: Vec<&str> =
+        text.lines().map(|l| l.trim_end_matches('\r')).filter(|l| l.starts_with(['┌', '│', '╞', '└'])).collect();
+    assert!(table.len() > 5, "{text}");
+    assert!(table.iter().all(|l| l.chars().count() <= 80), "{text}");
+    assert!(text.contains("3 row(s); ") && text.contains("column(s) left out at this width: "), "{text}");
+    assert!(text.contains("job_id"), "the last column is named: {text}");
+}

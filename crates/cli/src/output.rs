@@ -56,24 +56,47 @@ fn table(header: &[&str]) -> Table {
     t
 }
 
-/// Rows (a query's, bars) as a [`table`]: the same style as every other report.
-fn rows_table(batches: &[RecordBatch]) -> Result<String> {
+/// Rows (a query's, bars) as a [`table`]: the same style as every other report. On a terminal
+/// (`fit`), the columns that do not fit its width are left out and named, rather than every value
+/// wrapped into a sliver.
+fn rows_table(batches: &[RecordBatch], fit: bool) -> Result<String> {
     let Some(schema) = batches.first().map(RecordBatch::schema) else { return Ok("(no rows)".into()) };
     let header: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-    let mut t = table(&header);
     let options = arrow::util::display::FormatOptions::default().with_null("");
+    let mut cells: Vec<Vec<String>> = Vec::new();
     for b in batches {
         let columns = b
             .columns()
             .iter()
             .map(|c| arrow::util::display::ArrayFormatter::try_new(c.as_ref(), &options))
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        for row in 0..b.num_rows() {
-            t.add_row(columns.iter().map(|c| c.value(row).to_string()).collect::<Vec<_>>());
-        }
+        cells.extend((0..b.num_rows()).map(|row| columns.iter().map(|c| c.value(row).to_string()).collect()));
     }
-    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-    Ok(format!("{t}\n{rows} row(s)"))
+    let render = |n: usize| {
+        let mut t = table(&header[..n]);
+        t.set_content_arrangement(comfy_table::ContentArrangement::Disabled);
+        for row in &cells {
+            t.add_row(row[..n].to_vec());
+        }
+        t
+    };
+    let mut shown = header.len();
+    let mut t = render(shown);
+    let width = if fit { t.width().map(usize::from) } else { None };
+    let too_wide = |t: &Table| width.is_some_and(|w| t.lines().next().is_some_and(|l| l.chars().count() > w));
+    while shown > 1 && too_wide(&t) {
+        shown -= 1;
+        t = render(shown);
+    }
+    let mut text = format!("{t}\n{} row(s)", cells.len());
+    if shown < header.len() {
+        text += &format!(
+            "; {} column(s) left out at this width: {} (--format csv or json has them all)",
+            header.len() - shown,
+            header[shown..].join(", ")
+        );
+    }
+    Ok(text)
 }
 
 fn bytes(n: u64) -> String {
@@ -1114,7 +1137,7 @@ impl Output {
             None => Box::new(std::io::stdout().lock()),
         };
         match format {
-            Format::Table => writeln!(sink, "{}", rows_table(batches)?)?,
+            Format::Table => writeln!(sink, "{}", rows_table(batches, output.is_none())?)?,
             Format::Csv => {
                 let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(&mut sink);
                 for b in batches {

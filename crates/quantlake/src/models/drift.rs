@@ -103,11 +103,7 @@ pub fn judge_session(
     let mut checks = Vec::new();
     let null_rate = if rows == 0 { 0.0 } else { nulls as f64 / rows as f64 };
     if rows == 0 {
-        checks.push(Check {
-            name: "rows".into(),
-            status: Status::Red,
-            detail: "no predictions: no feature rows for the session".into(),
-        });
+        checks.push(Check { name: "rows".into(), status: Status::Red, detail: "no predictions".into() });
     } else {
         checks.push(judge("null_rate", null_rate, settings.max_null_rate, false));
     }

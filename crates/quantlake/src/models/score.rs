@@ -355,11 +355,22 @@ fn add_batch(by_day: &mut ByDay, b: &RecordBatch) -> Result<()> {
 
 /// Judges each of `dates` against the same model's predictions in up to `shift_window` earlier sessions
 /// of `by_day`; a date without predictions is judged as empty (RED).
-fn judge_days(dates: &[NaiveDate], by_day: &ByDay, settings: &PredictionQualitySettings) -> Vec<SessionQuality> {
+/// Judges each of `dates` against the sessions before it in `by_day`; a session without predictions
+/// is RED, and `missing` says why there are none (scoring: no feature rows; health: not scored).
+fn judge_days(
+    dates: &[NaiveDate],
+    by_day: &ByDay,
+    settings: &PredictionQualitySettings,
+    missing: &str,
+) -> Vec<SessionQuality> {
     let mut out = Vec::new();
     for &d in dates {
         let Some(models) = by_day.get(&d) else {
-            out.push(judge_session(d, &[], 0, &[], 0, settings));
+            let mut q = judge_session(d, &[], 0, &[], 0, settings);
+            if let Some(rows) = q.checks.iter_mut().find(|c| c.name == "rows") {
+                rows.detail = format!("no predictions: {missing}");
+            }
+            out.push(q);
             continue;
         };
         for (model, day) in models {
@@ -482,7 +493,7 @@ async fn commit_predictions(
     let mut stored = ByDay::new();
     read_stored(lake, window_start, NyseCalendar.previous_session(request.start), &mut stored).await?;
     stored.extend(std::mem::take(&mut by_day));
-    let quality = judge_days(&dates, &stored, settings);
+    let quality = judge_days(&dates, &stored, settings, "no feature rows for the session");
     // Each predictions partition records the feature partition it was scored from, so that
     // `features --stale` re-scores it when the features change (committed with it, as one stage).
     // Walk-forward models share their feature set.
@@ -623,7 +634,7 @@ pub async fn predictions_health(
     let judged_from = crate::dq::first_session(&state).map_or(window_start, |f| f.max(window_start));
     let dates: Vec<NaiveDate> = NyseCalendar.sessions(judged_from, reference).iter().map(|s| s.date).collect();
     let mut partitions: BTreeMap<NaiveDate, PartitionHealth> = BTreeMap::new();
-    for q in judge_days(&dates, &by_day, settings) {
+    for q in judge_days(&dates, &by_day, settings, "the session was not scored (`quantlake score --date D`)") {
         let p = partitions.entry(q.date).or_insert_with(|| PartitionHealth {
             partition: PartitionKey::for_date(crate::contract::Partitioning::Date, q.date).to_string(),
             status: Status::Green,
@@ -731,13 +742,16 @@ mod tests {
         }
         by_day.entry(d(5)).or_default().insert("m1".into(), day(5.0));
         by_day.entry(d(8)).or_default().insert("m2".into(), day(5.0));
-        let q = judge_days(&[d(4), d(5), d(8), d(9)], &by_day, &settings);
+        let q = judge_days(&[d(4), d(5), d(8), d(9)], &by_day, &settings, "not scored");
         assert_eq!(
             q.iter().map(|q| q.status).collect::<Vec<_>>(),
             [Status::Green, Status::Red, Status::Green, Status::Red]
         );
         assert_eq!(q[1].reference_sessions, 3);
         assert_eq!(q[2].reference_sessions, 0, "another model's predictions are no reference");
-        assert_eq!(q[3].checks[0].name, "rows");
+        assert_eq!(
+            (q[3].checks[0].name.as_str(), q[3].checks[0].detail.as_str()),
+            ("rows", "no predictions: not scored")
+        );
     }
 }
