@@ -4,7 +4,7 @@
 //! predictions against the same model's predictions in a trailing window of earlier sessions
 //! ([`super::drift`]). [`predictions_health`] applies the same checks to the stored partitions.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use arrow::array::{
@@ -28,7 +28,7 @@ use crate::progress::Progress;
 use crate::quality::{Check, Status};
 use crate::symbol::Symbol;
 use crate::table::layout::PartitionKey;
-use crate::table::operations::write::WriteMode;
+use crate::table::operations::write::{Stager, WriteMode, split_by_partition};
 use crate::table::{Lake, ReadFilter};
 
 /// The predictions dataset.
@@ -354,9 +354,8 @@ fn add_batch(by_day: &mut ByDay, b: &RecordBatch) -> Result<()> {
 }
 
 /// Judges each of `dates` against the same model's predictions in up to `shift_window` earlier sessions
-/// of `by_day`; a date without predictions is judged as empty (RED).
-/// Judges each of `dates` against the sessions before it in `by_day`; a session without predictions
-/// is RED, and `missing` says why there are none (scoring: no feature rows; health: not scored).
+/// of `by_day`; a session without predictions is RED, and `missing` says why there are none (scoring:
+/// no feature rows; health: not scored).
 fn judge_days(
     dates: &[NaiveDate],
     by_day: &ByDay,
@@ -399,14 +398,17 @@ async fn read_stored(lake: &Lake, start: NaiveDate, end: NaiveDate, by_day: &mut
 }
 
 /// Sessions of feature rows `score` reads and predicts at a time: its memory follows this many
-/// sessions' features (and the predictions of the range, a few columns a row), not the range.
+/// sessions' features and predictions, not the range.
 const SCORE_SESSIONS_PER_READ: usize = 5;
+
+/// Predictions partitions being staged at once while the next sessions are scored.
+const PARTITIONS_IN_FLIGHT: usize = 2;
 
 /// `quantlake score`: the model of each session ([`ModelChoice`]; sessions a model saw are refused
 /// unless `allow_in_sample`), the feature rows of the sessions through
 /// [`crate::sets::get_features_for_sessions`] (the training sets' point-in-time code path) a few
-/// sessions at a time, each predicted as it is read, then the predictions committed as
-/// [`score_batches`] commits them. `progress` counts sessions.
+/// sessions at a time, each predicted, staged and judged as it is read ([`Scoring`]), then committed
+/// in one stage. `progress` counts sessions.
 pub async fn score(
     lake: &Lake,
     request: &ScoreRequest,
@@ -414,9 +416,8 @@ pub async fn score(
     progress: &dyn Progress,
 ) -> Result<ScoreReport> {
     let plan = plan(lake, request).await?;
-    let contract = lake.dataset(PREDICTIONS)?.contract().clone();
     let scored_at = Utc::now();
-    let mut predictions = Vec::new();
+    let mut scoring = Scoring::start(lake, request, &plan, settings).await?;
     progress.set_length(plan.sessions.len() as u64);
     for (m, dates) in plan.runs() {
         let model = &plan.models[m];
@@ -424,15 +425,19 @@ pub async fn score(
         for chunk in dates.chunks(SCORE_SESSIONS_PER_READ) {
             let (first, last) = (chunk[0], chunk[chunk.len() - 1]);
             let features =
-                crate::sets::get_features_for_sessions(lake, &model.feature_set, &request.symbols, first, last).await?;
-            for b in features.iter().filter(|b| b.num_rows() > 0) {
-                predictions.push(predict_batch(&contract, model, b, scored_at.timestamp_micros())?);
+                crate::sets::get_features_for_sessions(lake, &model.feature_set, &request.symbols, first, last).await;
+            let added = match features {
+                Ok(features) => scoring.add(model, &features, chunk, scored_at).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = added {
+                return Err(scoring.abandon(e).await);
             }
             progress.inc(chunk.len() as u64);
         }
     }
     progress.message("committing");
-    commit_predictions(lake, request, &plan, predictions, scored_at, settings).await
+    scoring.commit(request, scored_at).await
 }
 
 /// Scores `features` (the feature rows of the sessions `request.start..=request.end`) with `model` and
@@ -448,117 +453,209 @@ pub async fn score_batches(
     let sessions = sessions_of(request.start, request.end)?;
     let plan = Plan { models: vec![model.clone()], sessions: sessions.into_iter().map(|d| (d, 0)).collect() };
     let plan = checked(lake, plan, request.allow_in_sample)?;
-    let contract = lake.dataset(PREDICTIONS)?.contract().clone();
     let scored_at = Utc::now();
-    let mut predictions = Vec::new();
-    for b in features.iter().filter(|b| b.num_rows() > 0) {
-        predictions.push(predict_batch(&contract, model, b, scored_at.timestamp_micros())?);
-    }
-    commit_predictions(lake, request, &plan, predictions, scored_at, settings).await
-}
-
-/// Replaces the partitions of `predictions` of the sessions `request.start..=request.end` with
-/// `batches` (rows predicted at `scored_at` by the plan's models), judging each session's predictions.
-async fn commit_predictions(
-    lake: &Lake,
-    request: &ScoreRequest,
-    plan: &Plan,
-    batches: Vec<RecordBatch>,
-    scored_at: DateTime<Utc>,
-    settings: &PredictionQualitySettings,
-) -> Result<ScoreReport> {
-    let sessions = NyseCalendar.sessions(request.start, request.end);
-    let ds = lake.dataset(PREDICTIONS)?;
-    let contract = ds.contract().clone();
-    // Rows outside the requested sessions would land in partitions this run does not own.
-    let mut by_day = ByDay::new();
-    for b in &batches {
-        add_batch(&mut by_day, b)?;
-    }
+    let mut scoring = Scoring::start(lake, request, &plan, settings).await?;
     let dates: Vec<NaiveDate> = plan.sessions.iter().map(|(d, _)| *d).collect();
-    if let Some(d) = by_day.keys().find(|d| !dates.contains(d)) {
-        return Err(Error::invalid(format!(
-            "feature rows of {d} are outside the scored sessions {}..{}",
-            request.start, request.end
-        )));
+    if let Err(e) = scoring.add(model, features, &dates, scored_at).await {
+        return Err(scoring.abandon(e).await);
     }
-    let (rows, nulls) = by_day
-        .values()
-        .flat_map(|m| m.values())
-        .fold((0u64, 0u64), |(r, n), d| (r + d.values.len() as u64 + d.nulls, n + d.nulls));
-    let sessions_scored = by_day.len();
-    let in_sample_sessions: Vec<NaiveDate> = plan.in_sample().into_iter().filter(|d| by_day.contains_key(d)).collect();
-    // The trailing window before the range, from the stored predictions.
-    let window_start = NyseCalendar.add_sessions(request.start, -(settings.shift_window as i64));
-    let mut stored = ByDay::new();
-    read_stored(lake, window_start, NyseCalendar.previous_session(request.start), &mut stored).await?;
-    stored.extend(std::mem::take(&mut by_day));
-    let quality = judge_days(&dates, &stored, settings, "no feature rows for the session");
-    // Each predictions partition records the feature partition it was scored from, so that
-    // `features --stale` re-scores it when the features change (committed with it, as one stage).
-    // Walk-forward models share their feature set.
-    let last = &plan.models[plan.sessions[plan.sessions.len() - 1].1];
-    let features_ds = lake.dataset(&last.feature_set)?;
-    let features_state = features_ds.latest().await?;
-    let read: BTreeMap<NaiveDate, inputs::Inputs> =
-        dates.iter().map(|d| (*d, inputs::read_inputs(&features_ds, &features_state, *d, *d))).collect();
-    let records = lake.dataset(inputs::DATASET)?;
-    let spans = plan.spans();
-    let lineage: Vec<String> = spans.iter().map(|s| format!("{}:{}..{}", s.model_id, s.first, s.last)).collect();
-    let write = ds
-        .write(batches)
-        .mode(WriteMode::Overwrite)
-        .covering(dates.iter().map(|d| PartitionKey::for_date(contract.partitioning, *d)))
-        .operation("score")
-        .parameter("model_id", &last.model_id)
-        .parameter("models", lineage.join(","))
-        .parameter("feature_set", &last.feature_set)
-        .parameter("start", request.start)
-        .parameter("end", request.end)
-        .parameter("features_read", format!("{}@{}", last.feature_set, features_state.snapshot_id))
-        .parameter("in_sample_sessions", in_sample_sessions.len());
-    let job_id = format!("score-{}", uuid::Uuid::now_v7().simple());
-    let stage = lake
-        .stage("score")
-        .parameter("model_id", &last.model_id)
-        .write(write)
-        .write(inputs::inputs_write(&records, &[(PREDICTIONS.to_string(), read)], &sessions, &job_id)?)
-        .commit()
-        .await?;
-    let done = stage.write(PREDICTIONS).ok_or_else(|| Error::invalid("score: the stage wrote no predictions"))?;
-    let status = quality.iter().map(|q| q.status).max().unwrap_or(Status::Green);
-    for q in quality.iter().filter(|q| q.status != Status::Green) {
-        let problems: Vec<String> =
-            q.checks.iter().filter(|c| c.status != Status::Green).map(|c| format!("{} {}", c.name, c.detail)).collect();
-        tracing::warn!(date = %q.date, status = %q.status, "predictions of {}: {}", q.date, problems.join("; "));
-    }
-    if let (Some(first), Some(last_seen)) = (in_sample_sessions.first(), in_sample_sessions.last()) {
-        tracing::warn!(
-            "scored {} session(s) in sample ({first}..{last_seen}): the model saw their outcomes; their rows are flagged in_sample",
-            in_sample_sessions.len()
-        );
-    }
-    Ok(ScoreReport {
-        model_id: last.model_id.clone(),
-        feature_set: last.feature_set.clone(),
-        feature_set_version: last.feature_set_version.clone(),
-        target: last.target.clone(),
-        start: request.start,
-        end: request.end,
-        models: spans,
-        sessions: sessions.len(),
-        sessions_scored,
-        in_sample_sessions,
-        rows,
-        null_predictions: nulls,
-        snapshot_id: done.snapshot_id,
-        partitions: done.partitions,
-        scored_at,
-        status,
-        quality,
-    })
+    scoring.commit(request, scored_at).await
 }
 
+/// Partitions of `predictions` staged as they are scored, a few at a time, each session judged as soon
+/// as it is complete against the trailing window: what scoring holds follows a few sessions, never the
+/// range. [`Scoring::commit`] replaces the range's partitions with them in one stage.
+struct Scoring<'a> {
+    lake: &'a Lake,
+    plan: &'a Plan,
+    settings: &'a PredictionQualitySettings,
+    contract: DatasetContract,
+    stager: Stager,
+    /// The sessions of the plan, in order.
+    dates: Vec<NaiveDate>,
+    /// The trailing window: each model's predictions of its last `shift_window` sessions (the stored
+    /// ones before the range, then the range's as they come).
+    window: ByDay,
+    quality: Vec<SessionQuality>,
+    /// Sessions with predictions, rows and null predictions.
+    scored: BTreeSet<NaiveDate>,
+    rows: u64,
+    nulls: u64,
+}
+
+impl<'a> Scoring<'a> {
+    async fn start(
+        lake: &'a Lake,
+        request: &ScoreRequest,
+        plan: &'a Plan,
+        settings: &'a PredictionQualitySettings,
+    ) -> Result<Self> {
+        let ds = lake.dataset(PREDICTIONS)?;
+        let window_start = NyseCalendar.add_sessions(request.start, -(settings.shift_window as i64));
+        let mut window = ByDay::new();
+        read_stored(lake, window_start, NyseCalendar.previous_session(request.start), &mut window).await?;
+        Ok(Self {
+            lake,
+            plan,
+            settings,
+            contract: ds.contract().clone(),
+            stager: Stager::new(&ds, PARTITIONS_IN_FLIGHT),
+            dates: plan.sessions.iter().map(|(d, _)| *d).collect(),
+            window,
+            quality: Vec::new(),
+            scored: BTreeSet::new(),
+            rows: 0,
+            nulls: 0,
+        })
+    }
+
+    /// Predicts `features`, the rows of the sessions `done` (in order, after every earlier call's),
+    /// with `model`, stages them, and judges those sessions.
+    async fn add(
+        &mut self,
+        model: &ModelArtifact,
+        features: &[RecordBatch],
+        done: &[NaiveDate],
+        scored_at: DateTime<Utc>,
+    ) -> Result<()> {
+        let predictions = features
+            .iter()
+            .filter(|b| b.num_rows() > 0)
+            .map(|b| predict_batch(&self.contract, model, b, scored_at.timestamp_micros()))
+            .collect::<Result<Vec<_>>>()?;
+        self.stage(predictions).await?;
+        self.quality.extend(judge_days(done, &self.window, self.settings, "no feature rows for the session"));
+        // What the next sessions need: each model's last `shift_window` sessions.
+        prune(&mut self.window, self.settings.shift_window);
+        Ok(())
+    }
+
+    async fn stage(&mut self, predictions: Vec<RecordBatch>) -> Result<()> {
+        for (key, batches) in split_by_partition(&self.contract, &predictions)? {
+            // Rows outside the requested sessions would land in partitions this run does not own.
+            let date = key.date_range().0;
+            if !self.dates.contains(&date) {
+                return Err(Error::invalid(format!(
+                    "feature rows of {date} are outside the scored sessions {}..{}",
+                    self.dates[0],
+                    self.dates[self.dates.len() - 1]
+                )));
+            }
+            let mut day = ByDay::new();
+            for b in &batches {
+                add_batch(&mut day, b)?;
+            }
+            for models in day.values() {
+                for d in models.values() {
+                    self.rows += d.values.len() as u64 + d.nulls;
+                    self.nulls += d.nulls;
+                }
+            }
+            if !day.is_empty() {
+                self.scored.insert(date);
+            }
+            self.window.extend(day);
+            self.stager.stage(key, batches, None).await?;
+        }
+        Ok(())
+    }
+
+    /// Discards what was staged; returns `e`.
+    async fn abandon(self, e: Error) -> Error {
+        self.stager.abandon().await;
+        e
+    }
+
+    /// Replaces the range's partitions of `predictions` with the staged ones, with the record of the
+    /// feature partitions they were scored from (so `features --stale` re-scores them), as one stage.
+    async fn commit(self, request: &ScoreRequest, scored_at: DateTime<Utc>) -> Result<ScoreReport> {
+        let Self { lake, plan, contract, stager, dates, quality, scored, rows, nulls, .. } = self;
+        let staged = stager.finish().await?;
+        let sessions = NyseCalendar.sessions(request.start, request.end);
+        let in_sample_sessions: Vec<NaiveDate> = plan.in_sample().into_iter().filter(|d| scored.contains(d)).collect();
+        // Walk-forward models share their feature set.
+        let last = &plan.models[plan.sessions[plan.sessions.len() - 1].1];
+        let features_ds = lake.dataset(&last.feature_set)?;
+        let features_state = features_ds.latest().await?;
+        let read: BTreeMap<NaiveDate, inputs::Inputs> =
+            dates.iter().map(|d| (*d, inputs::read_inputs(&features_ds, &features_state, *d, *d))).collect();
+        let records = lake.dataset(inputs::DATASET)?;
+        let spans = plan.spans();
+        let lineage: Vec<String> = spans.iter().map(|s| format!("{}:{}..{}", s.model_id, s.first, s.last)).collect();
+        let ds = lake.dataset(PREDICTIONS)?;
+        let write = ds
+            .write(Vec::new())
+            .prebuilt(staged)
+            .mode(WriteMode::Overwrite)
+            .covering(dates.iter().map(|d| PartitionKey::for_date(contract.partitioning, *d)))
+            .operation("score")
+            .parameter("model_id", &last.model_id)
+            .parameter("models", lineage.join(","))
+            .parameter("feature_set", &last.feature_set)
+            .parameter("start", request.start)
+            .parameter("end", request.end)
+            .parameter("features_read", format!("{}@{}", last.feature_set, features_state.snapshot_id))
+            .parameter("in_sample_sessions", in_sample_sessions.len());
+        let job_id = format!("score-{}", uuid::Uuid::now_v7().simple());
+        let stage = lake
+            .stage("score")
+            .parameter("model_id", &last.model_id)
+            .write(write)
+            .write(inputs::inputs_write(&records, &[(PREDICTIONS.to_string(), read)], &sessions, &job_id)?)
+            .commit()
+            .await?;
+        let done = stage.write(PREDICTIONS).ok_or_else(|| Error::invalid("score: the stage wrote no predictions"))?;
+        let status = quality.iter().map(|q| q.status).max().unwrap_or(Status::Green);
+        for q in quality.iter().filter(|q| q.status != Status::Green) {
+            let problems: Vec<String> = q
+                .checks
+                .iter()
+                .filter(|c| c.status != Status::Green)
+                .map(|c| format!("{} {}", c.name, c.detail))
+                .collect();
+            tracing::warn!(date = %q.date, status = %q.status, "predictions of {}: {}", q.date, problems.join("; "));
+        }
+        if let (Some(first), Some(last_seen)) = (in_sample_sessions.first(), in_sample_sessions.last()) {
+            tracing::warn!(
+                "scored {} session(s) in sample ({first}..{last_seen}): the model saw their outcomes; their rows are flagged in_sample",
+                in_sample_sessions.len()
+            );
+        }
+        Ok(ScoreReport {
+            model_id: last.model_id.clone(),
+            feature_set: last.feature_set.clone(),
+            feature_set_version: last.feature_set_version.clone(),
+            target: last.target.clone(),
+            start: request.start,
+            end: request.end,
+            models: spans,
+            sessions: sessions.len(),
+            sessions_scored: scored.len(),
+            in_sample_sessions,
+            rows,
+            null_predictions: nulls,
+            snapshot_id: done.snapshot_id,
+            partitions: done.partitions,
+            scored_at,
+            status,
+            quality,
+        })
+    }
+}
+
+/// Keeps each model's predictions of its last `sessions` sessions in `window` (the reference
+/// [`judge_days`] takes for the next session), dropping older ones.
+fn prune(window: &mut ByDay, sessions: usize) {
+    let mut kept: BTreeMap<String, usize> = BTreeMap::new();
+    for models in window.values_mut().rev() {
+        models.retain(|model, _| {
+            let n = kept.entry(model.clone()).or_default();
+            *n += 1;
+            *n <= sessions
+        });
+    }
+    window.retain(|_, models| !models.is_empty());
+}
 /// What re-scoring stale predictions did.
 #[derive(Debug, Clone, Serialize)]
 pub struct StalePredictions {
@@ -753,5 +850,24 @@ mod tests {
             (q[3].checks[0].name.as_str(), q[3].checks[0].detail.as_str()),
             ("rows", "no predictions: not scored")
         );
+    }
+
+    #[test]
+    fn the_window_keeps_each_models_last_sessions() {
+        use chrono::Datelike;
+        let d = |n: u32| NaiveDate::from_ymd_opt(2024, 1, n).unwrap();
+        let mut window = ByDay::new();
+        for n in 2..=10 {
+            window.entry(d(n)).or_default().insert("a".into(), Day::default());
+        }
+        for n in 8..=12 {
+            window.entry(d(n)).or_default().insert("b".into(), Day::default());
+        }
+        prune(&mut window, 3);
+        let of = |model: &str| -> Vec<u32> {
+            window.iter().filter(|(_, m)| m.contains_key(model)).map(|(d, _)| d.day()).collect()
+        };
+        assert_eq!((of("a"), of("b")), (vec![8, 9, 10], vec![10, 11, 12]));
+        assert_eq!(window.len(), 5, "days 2..=7 held nothing any more");
     }
 }
