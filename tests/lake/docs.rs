@@ -169,7 +169,7 @@ fn run_sandbox(doc: &str, name: &str, after: Option<&str>, blocks: &[&Block]) {
 /// What went wrong: exit codes against the promised ones, and the expected text per block.
 fn check(doc: &str, blocks: &[&Block], origin: &[Option<(usize, usize)>], output: &str) -> Vec<String> {
     let mut problems = Vec::new();
-    // Each line's logical command (a line ending in `\\` continues on the next), by its first line.
+    // Each line's logical command (a line ending in a backslash continues on the next), by its first line.
     let first_of: Vec<Vec<usize>> = blocks
         .iter()
         .map(|b| {
