@@ -396,6 +396,9 @@ fn stage_commands_are_job_records() {
     }
     let failed = t.run(&["score", "--date", "2024-01-05"]);
     assert_eq!(failed.status.code(), Some(3), "no model yet");
+    // The error once on stderr: the job's own "Failed to complete job" line is for the log file.
+    let err = stderr(&failed);
+    assert_eq!(err.matches("no model in the registry").count(), 1, "{err}");
     let scores = t.json(&["jobs", "--kind", "score"]);
     assert_eq!(scores.as_array().unwrap().len(), 1, "{scores}");
     assert_eq!(scores[0]["status"], "FAILED");

@@ -67,7 +67,7 @@ pub fn main() -> ExitCode {
     let config = match Config::load(&cli.global.config, explicit_config) {
         Ok(c) => c,
         Err(e) => {
-            init_logging(None);
+            init_logging(None, false);
             out.error(&e);
             return exit(Outcome::from(&e));
         }
@@ -80,7 +80,9 @@ pub fn main() -> ExitCode {
         .or_else(|| config.logging.file.clone().map(Into::into))
         .or_else(|| quantlake::config::LoggingSettings::default_file(&lake_url))
         .filter(|f| !f.as_os_str().is_empty());
-    init_logging(log_file.as_deref().map(|f| (f, config.logging.level.as_str())));
+    // A stage command prints its error itself: its job's "Failed to complete job" line is for the log.
+    let prints_job_end = recorded_kind(&cli.command).is_some();
+    init_logging(log_file.as_deref().map(|f| (f, config.logging.level.as_str())), prints_job_end);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -200,13 +202,15 @@ fn exit(outcome: Outcome) -> ExitCode {
     ExitCode::from(outcome.exit_code())
 }
 
-/// Logging: stderr at `RUST_LOG` (default warn); the log file, when there is one, at its own level
-/// (default info) and without colours; and every job's own log ([`JobLogLayer`]). A log file that
-/// cannot be opened is reported and skipped: logging never stops a command.
-fn init_logging(file: Option<(&std::path::Path, &str)>) {
+/// Logging: stderr at `RUST_LOG` (default warn; without the job-end line when the command prints it,
+/// `prints_job_end`); the log file, when there is one, at its own level (default info) and without
+/// colours; and every job's own log ([`JobLogLayer`]). A log file that cannot be opened is reported and
+/// skipped: logging never stops a command.
+fn init_logging(file: Option<(&std::path::Path, &str)>, prints_job_end: bool) {
     use tracing_subscriber::{EnvFilter, fmt, prelude::*};
-    let stderr_filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(format!("warn,{COMMAND_TARGET}=off")));
+    let job_end = if prints_job_end { format!(",{}=off", quantlake::ops::jobs::JOB_END_TARGET) } else { String::new() };
+    let stderr_filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(format!("warn,{COMMAND_TARGET}=off{job_end}")));
     // Colours only for a person at a terminal: a pipe, a file or a CI log gets plain text.
     let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let stderr = fmt::layer().with_writer(std::io::stderr).with_ansi(colour).with_filter(stderr_filter);

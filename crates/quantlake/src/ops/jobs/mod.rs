@@ -48,6 +48,10 @@ use crate::table::lake_log::Holder;
 
 pub use store::{JobHandle, JobStore, observe_progress};
 
+/// The `tracing` target of the line that says how a job ended (`Failed to complete job ...`): a
+/// command that prints the same error itself can leave it out of stderr; the log file keeps it.
+pub const JOB_END_TARGET: &str = "quantlake::job_end";
+
 /// `[jobs]` settings.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]

@@ -493,10 +493,16 @@ impl JobHandle {
         let s = &self.shared;
         let id = s.record.id.clone();
         match &finish.error {
-            Some(e) => {
-                tracing::error!(parent: &self.span, job_id = %id, "Failed to complete job {id} ({}): {e}", finish.status)
+            Some(e) => tracing::error!(
+                target: super::JOB_END_TARGET,
+                parent: &self.span,
+                job_id = %id,
+                "Failed to complete job {id} ({}): {e}",
+                finish.status
+            ),
+            None => {
+                tracing::info!(target: super::JOB_END_TARGET, parent: &self.span, job_id = %id, "job {id} {}", finish.status)
             }
-            None => tracing::info!(parent: &self.span, job_id = %id, "job {id} {}", finish.status),
         }
         let lines = log::release(&id);
         s.jobs.put_log(&id, s.attempt, &lines).await?;
