@@ -101,27 +101,12 @@ pub fn main() -> ExitCode {
         || recorded_kind(&cli.command).is_some();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         runtime.block_on(async {
-            if stops_itself {
-                return Ok(run(cli, config, &out).await);
-            }
-            tokio::select! {
-                result = run(cli, config, &out) => Ok(result),
-                signal = interrupted() => Err(signal),
-            }
+            let work = run(cli, config, lake_url, &out);
+            if stops_itself { work.await } else { until_interrupted(work).await.unwrap_or(Ok(Outcome::Unknown)) }
         })
     }));
-    let result = match (result, INTERRUPTED.get()) {
-        (Ok(Ok(_)), Some(signal)) => Ok(Err(*signal)),
-        (result, _) => result,
-    };
-    let outcome = match result {
-        Ok(Ok(Ok(outcome))) => outcome,
-        Ok(Ok(Err(e))) => {
-            tracing::error!(target: COMMAND_TARGET, "Failed to run the command: {e}");
-            out.error(&e);
-            Outcome::from(&e)
-        }
-        Ok(Err(signal)) => {
+    let outcome = match (result, INTERRUPTED.get()) {
+        (Ok(_), Some(signal)) => {
             let message = format!(
                 "interrupted by {signal}: what was committed before stays (`quantlake jobs` and `quantlake snapshots` show it), \
                  nothing after it was written; run the same command again to finish (ingest and backfill-history skip finished sessions with --resume)"
@@ -133,7 +118,13 @@ pub fn main() -> ExitCode {
             runtime.shutdown_background();
             return ExitCode::from(EXIT_INTERRUPTED);
         }
-        Err(_) => Outcome::Unknown,
+        (Ok(Ok(outcome)), None) => outcome,
+        (Ok(Err(e)), None) => {
+            tracing::error!(target: COMMAND_TARGET, "Failed to run the command: {e}");
+            out.error(&e);
+            Outcome::from(&e)
+        }
+        (Err(_), _) => Outcome::Unknown,
     };
     tracing::info!(target: COMMAND_TARGET, "exit {} ({outcome:?})", outcome.exit_code());
     exit(outcome)
@@ -169,7 +160,7 @@ fn redact_secrets(args: impl Iterator<Item = String>) -> Vec<String> {
 /// The exit code of a command stopped by SIGINT or SIGTERM: 128 + SIGINT, as shells report it.
 const EXIT_INTERRUPTED: u8 = 130;
 
-/// The signal that stopped a stage command ([`until_interrupted`]), for `main`'s exit.
+/// The signal that stopped the command ([`until_interrupted`]), for `main`'s exit.
 static INTERRUPTED: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
 
 /// Runs `work` to its end, or until SIGINT or SIGTERM: then `None`, the signal kept in [`INTERRUPTED`].
@@ -266,8 +257,7 @@ impl Context {
 }
 
 /// Runs the command; a stage command as a job record ([`recorded`]).
-async fn run(cli: Cli, config: Config, out: &Output) -> Result<Outcome> {
-    let lake_url = cli.global.lake.clone().unwrap_or_else(|| config.lake.root.clone());
+async fn run(cli: Cli, config: Config, lake_url: String, out: &Output) -> Result<Outcome> {
     let ctx = Context { quiet: cli.global.quiet || cli.global.json, config, lake_url, lake: Default::default() };
     match recorded_kind(&cli.command) {
         Some(kind) => recorded(&ctx, kind, cli.command, out).await,
@@ -324,13 +314,11 @@ async fn recorded(ctx: &Context, kind: &str, mut command: Command, out: &Output)
         }
         return Ok(Outcome::Unknown);
     };
-    let report = out.recorded();
+    let (report, counts) = out.recorded();
     let finish = match &result {
         Ok(outcome) => {
             let status = if *outcome == Outcome::Warning { JobStatus::Partial } else { JobStatus::Succeeded };
-            let (rows_in, rows_out, snapshots) = stage_counts(kind, &report);
-            Finish { rows_in, rows_out, snapshots, ..Finish::with_status(status) }
-                .report(&serde_json::json!({ "outcome": outcome, "report": report }))
+            Finish { status, ..counts }.report(&serde_json::json!({ "outcome": outcome, "report": report }))
         }
         Err(e) => Finish::failed(e),
     };
@@ -338,47 +326,6 @@ async fn recorded(ctx: &Context, kind: &str, mut command: Command, out: &Output)
         tracing::warn!("Failed to record how job {kind} ended: {e}");
     }
     result
-}
-
-/// The rows a stage command read and wrote and the snapshots it made, from the report it printed, for
-/// its job record (`jobs` lists them; `jobs show` has the whole report).
-fn stage_counts(kind: &str, report: &serde_json::Value) -> (u64, u64, std::collections::BTreeMap<String, u64>) {
-    let n = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
-    let mut snapshots = std::collections::BTreeMap::new();
-    let mut made = |dataset: &str, id: &serde_json::Value| {
-        // A list of snapshots (an ingest's chunks): the last one is the dataset's state after.
-        let id = id.as_array().and_then(|ids| ids.iter().filter_map(serde_json::Value::as_u64).max()).or(id.as_u64());
-        if let Some(id) = id.filter(|id| *id > 0) {
-            snapshots.insert(dataset.to_string(), id);
-        }
-    };
-    let (rows_in, rows_out) = match kind {
-        "features" => {
-            let sets = report["sets"].as_array().map(Vec::as_slice).unwrap_or_default();
-            for s in sets {
-                made(s["set"].as_str().unwrap_or_default(), &s["snapshot_id"]);
-            }
-            (0, sets.iter().map(|s| n(&s["rows"])).sum())
-        }
-        "train" => {
-            made("models", &report["registry_snapshot"]);
-            (n(&report["rows"]["read"]), n(&report["rows"]["used"]))
-        }
-        "score" => {
-            made(quantlake::models::PREDICTIONS, &report["snapshot_id"]);
-            (0, n(&report["rows"]))
-        }
-        "corporate_actions_import" => {
-            made(quantlake::reference::corporate_actions::DATASET, &report["snapshot_id"]);
-            (n(&report["fetched"]), n(&report["rows"]))
-        }
-        _ => {
-            let dataset = report["dataset"].as_str().unwrap_or_default().to_string();
-            made(&dataset, if report["snapshots"].is_null() { &report["snapshot_id"] } else { &report["snapshots"] });
-            (n(&report["rows_read"]), n(&report["rows"]))
-        }
-    };
-    (rows_in, rows_out, snapshots)
 }
 
 /// Runs one command.
@@ -399,9 +346,8 @@ async fn dispatch(ctx: &Context, command: Command, out: &Output) -> Result<Outco
             commands::health_check_docker(ctx, &dataset, as_of_date, out).await
         }
         Command::Validate { full, as_of_date, datasets, start, end } => {
-            let last = || quantlake::calendar::NyseCalendar.last_completed_session(chrono::Utc::now());
-            let sessions = start.map(|first| (first, end.unwrap_or_else(last)));
-            commands::validate(ctx, quantlake::dq::ValidateScope { full, as_of_date, datasets, sessions }, out).await
+            let scope = quantlake::dq::ValidateScope { full, as_of_date, datasets, sessions: None }.between(start, end);
+            commands::validate(ctx, scope, out).await
         }
         Command::Features(args) => commands::features(ctx, args, out).await,
         Command::Run(args) => commands::run(ctx, args, out).await,

@@ -18,6 +18,7 @@ use quantlake::models::registry::SessionRange;
 use quantlake::models::{ModelEntry, ScoreReport, TrainReport};
 use quantlake::ops::alerts::{AlertCheckReport, AlertEvent};
 use quantlake::ops::breadth::BreadthReport;
+use quantlake::ops::jobs::{Finish, StageCounts};
 use quantlake::ops::tasks::backfill::BackfillReport;
 use quantlake::quality::Status;
 use quantlake::reference::corporate_actions::{CorporateAction, ImportReport};
@@ -43,8 +44,8 @@ pub const COMMAND_TARGET: &str = "quantlake::command";
 
 pub struct Output {
     pub json: bool,
-    /// While a stage command runs as a job record: the reports it printed, for the record.
-    recording: std::sync::Mutex<Option<Vec<serde_json::Value>>>,
+    /// While a stage command runs as a job record: the reports it printed and what they count.
+    recording: std::sync::Mutex<Option<(Vec<serde_json::Value>, Finish)>>,
 }
 
 /// Every table's style; on a terminal, columns wrap to its width.
@@ -113,23 +114,35 @@ impl Output {
         Self { json, recording: std::sync::Mutex::new(None) }
     }
 
-    /// Keeps the reports printed from now on, for [`Self::recorded`].
+    /// Keeps the reports printed from now on, and what their stages count, for [`Self::recorded`].
     pub fn record(&self) {
-        *self.recording.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Vec::new());
+        let counts = Finish::with_status(quantlake::ops::jobs::JobStatus::Succeeded);
+        *self.recording.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((Vec::new(), counts));
     }
 
-    /// The reports printed since [`Self::record`]: the last one alone, or all of them as a list.
-    pub fn recorded(&self) -> serde_json::Value {
-        let reports = self.recording.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-        match reports {
-            Some(mut r) if r.len() == 1 => r.remove(0),
-            Some(r) if !r.is_empty() => serde_json::Value::Array(r),
-            _ => serde_json::Value::Null,
+    /// The reports printed since [`Self::record`] (the last one alone, or all of them as a list), and
+    /// the rows and snapshots their stages count.
+    pub fn recorded(&self) -> (serde_json::Value, Finish) {
+        let recording = self.recording.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        let (mut reports, counts) =
+            recording.unwrap_or_else(|| (Vec::new(), Finish::with_status(quantlake::ops::jobs::JobStatus::Succeeded)));
+        let report = match reports.len() {
+            0 => serde_json::Value::Null,
+            1 => reports.remove(0),
+            _ => serde_json::Value::Array(reports),
+        };
+        (report, counts)
+    }
+
+    /// Counts a stage's report for the job record, while recording.
+    fn count(&self, stage: &dyn StageCounts) {
+        if let Some((_, counts)) = self.recording.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_mut() {
+            counts.count(stage);
         }
     }
 
     fn print<T: Serialize + ?Sized>(&self, value: &T, human: impl FnOnce() -> String) {
-        if let Some(reports) = self.recording.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_mut()
+        if let Some((reports, _)) = self.recording.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_mut()
             && let Ok(v) = serde_json::to_value(value)
         {
             reports.push(v);
@@ -162,6 +175,7 @@ impl Output {
     }
 
     pub fn ingest(&self, r: &IngestReport) {
+        self.count(r);
         self.print(r, || {
             format!(
                 "ingested {} rows ({} symbols x {} sessions; {} already done, {} without data) from {} into {} in {} commit(s) (snapshots {:?})\n\
@@ -210,6 +224,7 @@ impl Output {
     }
 
     pub fn curate(&self, r: &CurateReport) {
+        self.count(r);
         self.print(r, || {
             format!(
                 "curated {}..{} ({} sessions) into {} snapshot {}: {} rows ({:.0} rows/s)\n\
@@ -223,6 +238,7 @@ impl Output {
     }
 
     pub fn features(&self, r: &FeaturesReport) {
+        self.count(r);
         self.print(r, || {
             let mut t =
                 table(&["set", "kind", "version", "inputs@snapshot", "partitions", "rows", "snapshot", "seconds"]);
@@ -391,12 +407,7 @@ impl Output {
                 t.add_row([c.name.clone(), c.status.to_string(), c.detail.clone()]);
             }
             for p in &h.partitions {
-                let bad: Vec<String> = p
-                    .checks
-                    .iter()
-                    .filter(|c| c.status != quantlake::dq::Status::Green)
-                    .map(|c| format!("{} {}", c.name, c.detail))
-                    .collect();
+                let bad = quantlake::quality::problems(&p.checks);
                 let mut detail = if bad.is_empty() { "ok".to_string() } else { bad.join("; ") };
                 for a in &p.annotations {
                     detail += &format!("\n{}", a.summary());
@@ -527,6 +538,7 @@ impl Output {
     }
 
     pub fn fundamentals_upsert(&self, r: &UpsertReport) {
+        self.count(r);
         self.print(r, || {
             let mut s = format!(
                 "fundamentals from {} ({}): {} filing(s) read for {} symbol(s); {} inserted, {} replaced, {} unchanged, {} skipped{}{}; {}; {} row(s) in {}",
@@ -552,6 +564,7 @@ impl Output {
     }
 
     pub fn train(&self, r: &TrainReport) {
+        self.count(r);
         self.print(r, || {
             let range = |s: &SessionRange| match (s.first, s.last) {
                 (Some(a), Some(b)) => format!("{} session(s) {a}..{b}", s.sessions),
@@ -640,11 +653,12 @@ impl Output {
     }
 
     pub fn score(&self, r: &ScoreReport) {
+        self.count(r);
         self.print(r, || {
             let opt = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.4}"));
             let mut t = table(&["session", "rows", "null", "mean", "std", "window", "PSI", "mean shift", "status", "problems"]);
             for q in &r.quality {
-                let bad: Vec<String> = q.checks.iter().filter(|c| c.status != quantlake::dq::Status::Green).map(|c| format!("{} {}", c.name, c.detail)).collect();
+                let bad = quantlake::quality::problems(&q.checks);
                 t.add_row(vec![
                     q.date.to_string(),
                     q.rows.to_string(),
@@ -703,6 +717,7 @@ impl Output {
     }
 
     pub fn corporate_actions_import(&self, r: &ImportReport) {
+        self.count(r);
         self.print(r, || {
             let skipped = if r.skipped.is_empty() { String::new() } else { format!("; skipped {:?}", r.skipped) };
             let snapshot = r.snapshot_id.map_or("nothing to write".to_string(), |s| format!("snapshot {s}"));
@@ -762,6 +777,7 @@ impl Output {
     }
 
     pub fn file_ingest(&self, r: &FileIngestReport) {
+        self.count(r);
         self.print(r, || {
             let mut s = format!(
                 "imported {} of {} rows ({} symbol(s), {} partition(s)) from {} ({} file(s), {} bytes) into {} in {} commit(s) (snapshots {:?}), {:.0} rows/s, {} bytes written",

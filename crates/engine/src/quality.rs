@@ -101,6 +101,18 @@ pub struct Check {
     pub detail: String,
 }
 
+/// `name detail`, e.g. `coverage 0.9100 below 0.95`.
+impl std::fmt::Display for Check {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.name, self.detail)
+    }
+}
+
+/// The checks that are not GREEN, each as `name detail`.
+pub fn problems(checks: &[Check]) -> Vec<String> {
+    checks.iter().filter(|c| c.status != Status::Green).map(ToString::to_string).collect()
+}
+
 /// The check `name` of `value` against a warn/fail threshold (`higher_is_better` flips the direction).
 pub fn judge(name: &str, value: f64, t: Threshold, higher_is_better: bool) -> Check {
     let (bad, worse) =
@@ -213,9 +225,7 @@ impl PartitionQuality {
     pub fn judge(totals: QualityTotals, rules: &QualityRules) -> Self {
         let checks = quality_checks(&totals, rules);
         let status = checks.iter().map(|c| c.status).max().unwrap_or(Status::Green);
-        let problems =
-            checks.iter().filter(|c| c.status != Status::Green).map(|c| format!("{} {}", c.name, c.detail)).collect();
-        Self { status, totals, problems }
+        Self { status, totals, problems: problems(&checks) }
     }
 }
 

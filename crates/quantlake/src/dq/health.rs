@@ -115,14 +115,11 @@ pub struct DatasetHealth {
 impl DatasetHealth {
     /// Every check that is not GREEN, dataset-wide first.
     pub fn problems(&self) -> impl Iterator<Item = String> + '_ {
-        let dataset =
-            self.checks.iter().filter(|c| c.status != Status::Green).map(|c| format!("{} {}", c.name, c.detail));
-        let partitions = self.partitions.iter().flat_map(|p| {
-            p.checks
-                .iter()
-                .filter(|c| c.status != Status::Green)
-                .map(move |c| format!("{} {} {}", p.partition, c.name, c.detail))
-        });
+        let dataset = crate::quality::problems(&self.checks).into_iter();
+        let partitions = self
+            .partitions
+            .iter()
+            .flat_map(|p| crate::quality::problems(&p.checks).into_iter().map(move |c| format!("{} {c}", p.partition)));
         dataset.chain(partitions)
     }
 }
@@ -173,6 +170,37 @@ fn partition_health(partition: &str, entry: Option<&PartitionEntry>, rules: &Qua
         checks,
         annotations: Vec::new(),
     }
+}
+
+/// The partitions of `datasets` holding sessions in `first..=last` that are RED, by the verdict their
+/// stage committed or a `[quality.max_null_rate]` rule of the contract, each as `dataset partition:
+/// problems`: what blocks a daily-run stage on its inputs and the retraining on its window.
+pub async fn red_partitions(lake: &Lake, datasets: &[&str], first: NaiveDate, last: NaiveDate) -> Result<Vec<String>> {
+    let view = lake.view().await?;
+    let mut red = Vec::new();
+    for name in datasets {
+        let ds = lake.dataset(name)?;
+        let contract = ds.contract();
+        let state = ds.latest_in(&view).await?;
+        for (key, entry) in state.partitions.iter().filter(|(_, e)| e.overlaps_sessions(first, last)) {
+            let mut problems: Vec<String> = match &entry.quality {
+                Some(q) if q.status == Status::Red => q.problems.clone(),
+                _ => Vec::new(),
+            };
+            if let Some(rules) = &contract.quality {
+                problems.extend(
+                    null_rate_checks(entry.rows, &entry.null_counts, rules)
+                        .into_iter()
+                        .filter(|c| c.status == Status::Red)
+                        .map(|c| c.to_string()),
+                );
+            }
+            if !problems.is_empty() {
+                red.push(format!("{name} {key}: {}", problems.join(", ")));
+            }
+        }
+    }
+    Ok(red)
 }
 
 /// The New York date of a partition's last row, capped at `reference`; `None` if it starts after it.

@@ -13,7 +13,7 @@ mod validate;
 pub use crate::quality::{Check, PartitionQuality, QualityTotals, Status};
 pub use annotations::{Annotation, list_annotations};
 pub use health::reference_session;
-pub use health::{DatasetHealth, HealthSettings, KeySymbol, PartitionHealth, get_dataset_health};
+pub use health::{DatasetHealth, HealthSettings, KeySymbol, PartitionHealth, get_dataset_health, red_partitions};
 pub(crate) use health::{data_span, first_session, last_session_in};
 pub use target_coverage::{TargetCoverage, target_coverage};
 pub use validate::{ValidateScope, ValidationCheck, ValidationReport, validate};

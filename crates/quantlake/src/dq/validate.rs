@@ -73,6 +73,13 @@ impl ValidateScope {
         Self { full, ..Self::default() }
     }
 
+    /// Only the sessions from `first` to `last` (default: the last completed session); all of them
+    /// without a `first`.
+    pub fn between(self, first: Option<NaiveDate>, last: Option<NaiveDate>) -> Self {
+        let last = || last.unwrap_or_else(|| crate::calendar::NyseCalendar.last_completed_session(chrono::Utc::now()));
+        Self { sessions: first.map(|first| (first, last())), ..self }
+    }
+
     /// The date health is judged as of, and its settings: a range is judged as of its last session,
     /// each of its sessions inside the window.
     pub fn judged(&self, health: &HealthSettings) -> (Option<NaiveDate>, HealthSettings) {

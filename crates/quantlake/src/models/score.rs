@@ -607,12 +607,7 @@ impl<'a> Scoring<'a> {
         let done = stage.write(PREDICTIONS).ok_or_else(|| Error::invalid("score: the stage wrote no predictions"))?;
         let status = quality.iter().map(|q| q.status).max().unwrap_or(Status::Green);
         for q in quality.iter().filter(|q| q.status != Status::Green) {
-            let problems: Vec<String> = q
-                .checks
-                .iter()
-                .filter(|c| c.status != Status::Green)
-                .map(|c| format!("{} {}", c.name, c.detail))
-                .collect();
+            let problems = crate::quality::problems(&q.checks);
             tracing::warn!(date = %q.date, status = %q.status, "predictions of {}: {}", q.date, problems.join("; "));
         }
         if let (Some(first), Some(last_seen)) = (in_sample_sessions.first(), in_sample_sessions.last()) {

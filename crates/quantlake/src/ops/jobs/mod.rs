@@ -35,6 +35,7 @@
 //! A job's log ([`log`]) is stored beside its events, one object per attempt, rewritten at each heartbeat.
 
 pub mod log;
+mod stage;
 mod store;
 
 use std::collections::BTreeMap;
@@ -46,6 +47,7 @@ use serde_json::Value;
 use crate::outcome::Outcome;
 use crate::table::lake_log::Holder;
 
+pub use stage::StageCounts;
 pub use store::{JobHandle, JobStore, observe_progress};
 
 /// The `tracing` target of the line that says how a job ended (`Failed to complete job ...`): a

@@ -40,7 +40,6 @@ use crate::quality::Status;
 use crate::sources::{AnySource, SourceKind, SourceSettings, parse_symbols};
 use crate::symbol::Symbol;
 use crate::table::Lake;
-use crate::table::layout::PartitionKey;
 use crate::universe::{self, UniverseSettings};
 
 /// `[run]` settings.
@@ -590,7 +589,7 @@ async fn blockable(
     force: bool,
     work: impl AsyncFnOnce(&JobHandle) -> Result<Finish>,
 ) -> Result<JobRecord> {
-    let red = red_inputs(lake, inputs, date).await?;
+    let red = crate::dq::red_partitions(lake, inputs, date, date).await?;
     if red.is_empty() {
         return in_job(jobs, spec, work).await;
     }
@@ -603,19 +602,4 @@ async fn blockable(
     let reason = format!("blocked: input partition RED: {} (--force runs it anyway)", red.join("; "));
     tracing::error!(parent: &job.span(), "Failed to run {kind}: {reason}");
     job.finish(Finish { error: Some(reason), ..Finish::with_status(JobStatus::Blocked) }).await
-}
-
-/// The partitions of `date` in `datasets` whose committed verdict is RED, with their problems.
-pub async fn red_inputs(lake: &Lake, datasets: &[&str], date: NaiveDate) -> Result<Vec<String>> {
-    let key = PartitionKey::Date(date).to_string();
-    let mut red = Vec::new();
-    for name in datasets {
-        let state = lake.dataset(name)?.latest().await?;
-        if let Some(q) = state.partitions.get(&key).and_then(|e| e.quality.as_ref())
-            && q.status == Status::Red
-        {
-            red.push(format!("{name} {key} {}", q.problems.join(", ")));
-        }
-    }
-    Ok(red)
 }

@@ -11,7 +11,6 @@ use crate::error::{Error, Result};
 use crate::ops::jobs::{Finish, JobHandle};
 use crate::ops::tasks::daily_run::PipelineSettings;
 use crate::progress::NoProgress;
-use crate::quality::{Status, null_rate_checks};
 use crate::table::Lake;
 
 /// `{"end": session, "scheduled": event id}`: `end` defaults to the last completed session.
@@ -29,7 +28,8 @@ pub async fn run(lake: &Lake, settings: PipelineSettings<'_>, job: &JobHandle, t
     let options = crate::models::TrainOptions { end: task.end, ..Default::default() };
     let request = options.resolve(settings.models, Utc::now())?;
     job.progress("check", 0, 2, None);
-    let red = red_partitions(lake, &["curated_1m_bars", &request.feature_set], request.start, request.end).await?;
+    let inputs = ["curated_1m_bars", request.feature_set.as_str()];
+    let red = crate::dq::red_partitions(lake, &inputs, request.start, request.end).await?;
     if !red.is_empty() {
         let shown: Vec<&str> = red.iter().take(10).map(String::as_str).collect();
         let more =
@@ -56,35 +56,4 @@ pub async fn run(lake: &Lake, settings: PipelineSettings<'_>, job: &JobHandle, t
     Ok(Finish::succeeded(report.rows.read, report.rows.used)
         .snapshot("models", report.registry_snapshot)
         .report(&report))
-}
-
-/// The partitions of `datasets` holding sessions in `start..=end` whose verdict is RED: the verdict
-/// their stage committed, or a `[quality.max_null_rate]` rule of the contract. Each as
-/// `dataset partition: problems`.
-async fn red_partitions(lake: &Lake, datasets: &[&str], start: NaiveDate, end: NaiveDate) -> Result<Vec<String>> {
-    let view = lake.view().await?;
-    let mut red = Vec::new();
-    for name in datasets {
-        let ds = lake.dataset(name)?;
-        let contract = ds.contract();
-        let state = ds.latest_in(&view).await?;
-        for (key, entry) in state.partitions.iter().filter(|(_, e)| e.overlaps_sessions(start, end)) {
-            let mut problems: Vec<String> = match &entry.quality {
-                Some(q) if q.status == Status::Red => q.problems.clone(),
-                _ => Vec::new(),
-            };
-            if let Some(rules) = &contract.quality {
-                problems.extend(
-                    null_rate_checks(entry.rows, &entry.null_counts, rules)
-                        .into_iter()
-                        .filter(|c| c.status == Status::Red)
-                        .map(|c| format!("{} {}", c.name, c.detail)),
-                );
-            }
-            if !problems.is_empty() {
-                red.push(format!("{name} {key}: {}", problems.join(", ")));
-            }
-        }
-    }
-    Ok(red)
 }
