@@ -147,6 +147,7 @@ async fn main() {
             frequency: Frequency::M1,
             extended_hours: false,
             adjust: Adjustment::None,
+            resolve_at: None,
         };
         let list: Vec<String> = case.symbols.iter().map(|s| format!("'{s}'")).collect();
         let sql = format!(

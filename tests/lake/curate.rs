@@ -688,6 +688,7 @@ async fn native_minute_reads_equal_sql_on(backend: Backend) {
             frequency: Frequency::M1,
             extended_hours,
             adjust,
+            resolve_at: None,
         };
         let as_of = AsOf::parse(&as_of.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
         let what = format!("{symbols:?} {start}..{end} extended={extended_hours} {adjust:?} {as_of:?}");
@@ -711,6 +712,7 @@ async fn native_minute_reads_equal_sql_on(backend: Backend) {
         frequency: Frequency::M1,
         extended_hours: false,
         adjust: Adjustment::None,
+        resolve_at: None,
     };
     let old = get_curated_bars(&lake, &request, &"curated_1m_bars@1".parse::<AsOf>().unwrap()).await.unwrap();
     let new = get_curated_bars(&lake, &request, &AsOf::latest()).await.unwrap();

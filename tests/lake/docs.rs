@@ -21,8 +21,14 @@ use std::process::Command;
 use crate::support::{python, repo};
 
 /// The documents whose `run` blocks a test below runs; a `run` block anywhere else is an error.
-const RUN: &[&str] =
-    &["README.md", "docs/reading.md", "docs/data-quality.md", "docs/research.md", "docs/fundamentals.md"];
+const RUN: &[&str] = &[
+    "README.md",
+    "docs/reading.md",
+    "docs/data-quality.md",
+    "docs/research.md",
+    "docs/fundamentals.md",
+    "docs/securities.md",
+];
 
 #[derive(Debug)]
 enum Marker {
@@ -279,6 +285,11 @@ fn research() {
 #[test]
 fn fundamentals() {
     run_document("docs/fundamentals.md");
+}
+
+#[test]
+fn securities() {
+    run_document("docs/securities.md");
 }
 
 mod parsing {

@@ -333,6 +333,7 @@ fn training(label: &str, threshold: f64) -> TrainingRequest {
         embargo: None,
         fallback: FallbackSettings { min_target_coverage: threshold, days_back: 25 },
         fundamentals: Vec::new(),
+        universe: Default::default(),
     }
 }
 
@@ -656,6 +657,7 @@ async fn stale_partitions_follow_their_inputs() {
         holdout_fraction: 0.2,
         embargo_sessions: 1,
         as_of: AsOf::latest(),
+        universe: Default::default(),
     };
     let model =
         quantlake::models::train::train(&lake, &train, FallbackSettings::default(), &quantlake::progress::NoProgress)

@@ -29,6 +29,7 @@ mod models;
 mod modules;
 mod operations;
 mod resume;
+mod securities;
 mod stages;
 mod tws;
 mod tws_client;

@@ -226,6 +226,10 @@ pub enum Command {
     /// The universe: the symbols the lake tracks (reference_universe).
     #[command(subcommand)]
     Universe(UniverseCommand),
+    /// The security master: securities with stable ids, their tickers over time, delistings and
+    /// universe membership (reference_securities, reference_symbology, reference_membership).
+    #[command(subcommand)]
+    Securities(SecuritiesCommand),
     /// List datasets: partitions, rows, bytes, last snapshot.
     Datasets,
     /// List a dataset's snapshots, newest first (with the stage each belongs to); with --all, the
@@ -566,8 +570,80 @@ pub enum UniverseCommand {
         #[arg(long)]
         csv: Option<PathBuf>,
     },
-    /// List the universe and its breadth against FEATURE_BREADTH_MIN_SYMBOLS / FEATURE_BREADTH_WARN_SYMBOLS.
-    Show,
+    /// List the universe and its breadth against FEATURE_BREADTH_MIN_SYMBOLS / FEATURE_BREADTH_WARN_SYMBOLS;
+    /// with --at, the members on that date from the security master (delisted securities included
+    /// up to their delisting).
+    Show {
+        /// The members on this date (reference_membership), each with its ticker then.
+        #[arg(long, value_parser = crate::values::date)]
+        at: Option<NaiveDate>,
+        /// With --at: the universe (default: securities.default_universe).
+        #[arg(long, requires = "at")]
+        universe: Option<String>,
+        /// With --at: the lake state read (what the lake knew then): `latest`, a snapshot number, a tag
+        /// or a time.
+        #[arg(long = "as-of", default_value = "latest", requires = "at")]
+        as_of: AsOf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecuritiesCommand {
+    /// Import securities and their ticker histories and upsert them as that source's view: matched to
+    /// stored securities by security_id, FIGI, IB contract id or their last ticker, else minted. A
+    /// source's rows of a security replace its earlier ones; an import that would let one ticker name
+    /// two securities on a date is refused, naming the rows.
+    Import {
+        #[arg(long, value_parser = named::<quantlake::reference::securities::SecuritySource>())]
+        source: quantlake::reference::securities::SecuritySource,
+        /// csv: the CSV or Parquet file (ticker intervals, or symbol changes; docs/securities.md).
+        #[arg(long)]
+        path: Option<PathBuf>,
+        /// polygon: the tickers to look up (default: the active universe).
+        #[arg(long)]
+        symbols: Option<SymbolList>,
+        /// Also record the imported securities as members of this universe, from their listing (or
+        /// first ticker) to their delisting.
+        #[arg(long)]
+        universe: Option<String>,
+    },
+    /// Migrate a ticker-keyed lake: one security per reference_universe symbol, members of the default
+    /// universe while listed. Running it again changes nothing.
+    Migrate,
+    /// List the securities: id, ticker on --at (default today), name, kind, listing, delisting, FIGI.
+    Show {
+        /// Only the securities these tickers name on --at.
+        #[arg(long)]
+        symbols: Option<SymbolList>,
+        /// The date tickers are shown and looked up on (default: today).
+        #[arg(long, value_parser = crate::values::date)]
+        at: Option<NaiveDate>,
+        /// The lake state read: `latest`, a snapshot number, a tag or a time.
+        #[arg(long = "as-of", default_value = "latest")]
+        as_of: AsOf,
+    },
+    /// A security's ticker history, every source's rows (the ones readers use marked).
+    History {
+        /// A security id, or a ticker (resolved on --at).
+        security: String,
+        /// The date a ticker is resolved on (default: today).
+        #[arg(long, value_parser = crate::values::date)]
+        at: Option<NaiveDate>,
+        #[arg(long = "as-of", default_value = "latest")]
+        as_of: AsOf,
+    },
+    /// The security a ticker named on a date. Exit 1 when it named none.
+    Resolve {
+        ticker: quantlake::symbol::Symbol,
+        /// The date (default: today).
+        #[arg(long, value_parser = crate::values::date)]
+        at: Option<NaiveDate>,
+        /// Only the ticker on this exchange.
+        #[arg(long)]
+        exchange: Option<String>,
+        #[arg(long = "as-of", default_value = "latest")]
+        as_of: AsOf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -881,6 +957,11 @@ pub struct BarsArgs {
     /// Back-adjust prices and volumes (factors from reference_corporate_actions at the same --as-of).
     #[arg(long, value_parser = named::<quantlake::reference::corporate_actions::Adjustment>(), default_value = "none")]
     pub adjust: quantlake::reference::corporate_actions::Adjustment,
+    /// The date each symbol is resolved to a security on (default: --end; a symbol that names none
+    /// then, the last date in the range it named one). A series runs across its security's renames;
+    /// `ticker` is each row's ticker that day.
+    #[arg(long, value_parser = crate::values::date)]
+    pub resolve_at: Option<NaiveDate>,
     #[command(flatten)]
     pub read: ReadArgs,
 }
@@ -934,6 +1015,11 @@ pub struct TrainingSetArgs {
     /// latest filing dated before the decision date.
     #[arg(long)]
     pub fundamentals: Option<String>,
+    /// Whose rows: the members of this universe on each decision date (default:
+    /// securities.default_universe, when the security master records its membership; else every
+    /// symbol with data), or `all` for every symbol with data.
+    #[arg(long)]
+    pub universe: Option<String>,
     /// The file to write: .parquet, or .arrow (Arrow IPC).
     #[arg(long)]
     pub output: PathBuf,
@@ -1076,6 +1162,11 @@ pub struct TrainArgs {
     /// Read the training set at a lake tag, a snapshot number or a time (default: the latest snapshots).
     #[arg(long = "as-of", default_value = "latest")]
     pub as_of: AsOf,
+    /// Whose rows: the members of this universe on each decision date (default:
+    /// securities.default_universe, when the security master records its membership; else every
+    /// symbol with data), or `all` for every symbol with data.
+    #[arg(long)]
+    pub universe: Option<String>,
 }
 
 // `score`'s flags.

@@ -4,6 +4,7 @@
 //! checked here, because it is about the flags.
 
 mod operations;
+mod securities;
 
 use std::path::PathBuf;
 
@@ -42,6 +43,7 @@ use quantlake::table::{Lake, SnapshotSpec};
 use quantlake::{dq, universe};
 
 pub use operations::{backfill_job, bootstrap, dispatch, jobs, run, schedule, worker};
+pub use securities::{securities, universe_members};
 
 /// `serve`: the dashboard, until Ctrl-C.
 pub async fn serve(ctx: &Context, options: crate::serve::ServeOptions) -> Result<Outcome> {
@@ -557,6 +559,7 @@ pub async fn bars(ctx: &Context, args: BarsArgs, out: &Output) -> Result<Outcome
         frequency: args.frequency,
         extended_hours: args.extended_hours,
         adjust: args.adjust,
+        resolve_at: args.resolve_at,
     };
     let batches = curate::get_curated_bars(&lake, &request, &args.read.as_of.iter().cloned().collect()).await?;
     let mut missing = MissingSymbols::of(&request.symbols);
@@ -664,6 +667,7 @@ pub async fn training_set(ctx: &Context, args: TrainingSetArgs, out: &Output) ->
         embargo,
         fallback: FallbackSettings::from(&ctx.config.health),
         fundamentals: args.fundamentals.as_deref().map(crate::values::comma_list).unwrap_or_default(),
+        universe: universe_filter(args.universe, &ctx.config),
     };
     // Rows go to the file session by session, as they are joined; the file appears when all passed
     // the leakage check.
@@ -743,6 +747,16 @@ pub fn calendar(start: NaiveDate, end: NaiveDate, out: &Output) -> Result<Outcom
     Ok(Outcome::Ok)
 }
 
+/// `--universe`: a universe's members on each decision date, `all` for every symbol with data, or by
+/// default the configured default universe's members when the security master records them.
+fn universe_filter(flag: Option<String>, config: &Config) -> sets::UniverseFilter {
+    match flag.as_deref() {
+        None => sets::UniverseFilter::Default(config.securities.default_universe.clone()),
+        Some("all") => sets::UniverseFilter::All,
+        Some(name) => sets::UniverseFilter::Named(name.to_string()),
+    }
+}
+
 /// `train`: fits, stores and registers the baseline model.
 pub async fn train(ctx: &Context, args: TrainArgs, out: &Output) -> Result<Outcome> {
     let lake = ctx.open().await?;
@@ -757,6 +771,7 @@ pub async fn train(ctx: &Context, args: TrainArgs, out: &Output) -> Result<Outco
         holdout_fraction: args.holdout_fraction,
         embargo_sessions: args.embargo_sessions,
         as_of: args.as_of,
+        universe: universe_filter(args.universe, &ctx.config),
     };
     let request = options.resolve(&ctx.config.models, chrono::Utc::now())?;
     let progress = ctx.progress("train", "sessions");

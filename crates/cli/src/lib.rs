@@ -36,7 +36,7 @@ use clap::{CommandFactory, FromArgMatches};
 
 use args::{
     AlertsCommand, BenchCommand, CheckCommand, Cli, Command, CorporateActionsCommand, DebugCommand, DqCommand,
-    FundamentalsCommand, ProgressCommand, UniverseCommand,
+    FundamentalsCommand, ProgressCommand, SecuritiesCommand, UniverseCommand,
 };
 use output::{COMMAND_TARGET, Output};
 use progress_bar::Bar;
@@ -276,6 +276,8 @@ fn recorded_kind(command: &Command) -> Option<&'static str> {
         Command::Score(_) => "score",
         Command::CorporateActions(CorporateActionsCommand::Import { .. }) => "corporate_actions_import",
         Command::Fundamentals(FundamentalsCommand::Upsert { .. }) => "fundamentals_upsert",
+        Command::Securities(SecuritiesCommand::Import { .. }) => "securities_import",
+        Command::Securities(SecuritiesCommand::Migrate) => "securities_migrate",
         _ => return None,
     })
 }
@@ -393,7 +395,11 @@ async fn dispatch(ctx: &Context, command: Command, out: &Output) -> Result<Outco
         Command::Universe(UniverseCommand::Rebuild { symbols, csv }) => {
             commands::universe_rebuild(ctx, symbols, csv, out).await
         }
-        Command::Universe(UniverseCommand::Show) => commands::universe_show(ctx, out).await,
+        Command::Universe(UniverseCommand::Show { at: None, .. }) => commands::universe_show(ctx, out).await,
+        Command::Universe(UniverseCommand::Show { at: Some(at), universe, as_of }) => {
+            commands::universe_members(ctx, at, universe, &as_of, out).await
+        }
+        Command::Securities(cmd) => commands::securities(ctx, cmd, out).await,
         Command::Datasets => commands::datasets(ctx, out).await,
         Command::Snapshots { dataset, limit, .. } => commands::snapshots(ctx, dataset.as_deref(), limit, out).await,
         Command::Partitions { dataset, as_of } => commands::partitions(ctx, &dataset, &as_of, out).await,

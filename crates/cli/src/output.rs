@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::bench::PeerJobReport;
 use crate::demo::DemoReport;
+use chrono::NaiveDate;
 use quantlake::adv::AdvReport;
 use quantlake::calendar::Session;
 use quantlake::curate::CurateReport;
@@ -23,7 +24,11 @@ use quantlake::ops::tasks::backfill::BackfillReport;
 use quantlake::quality::Status;
 use quantlake::reference::corporate_actions::{CorporateAction, ImportReport};
 use quantlake::reference::fundamentals::UpsertReport;
+use quantlake::reference::securities::{
+    ImportReport as SecuritiesImport, Member as SecMember, SecurityView, TickerInterval,
+};
 use quantlake::sets::Lineage;
+use quantlake::symbol::Symbol;
 use quantlake::table::lake_log::{LakeCommit, StageOutcome};
 use quantlake::table::manifest::{PartitionEntry, TableState};
 use quantlake::table::operations::compact::CompactReport;
@@ -194,7 +199,8 @@ impl Output {
                 bytes(r.bytes_ingested),
                 r.bytes_written_per_byte_ingested,
                 r.job_id
-            ) + &r.failed.iter().map(|f| format!("\nfailed: {}: {} (its earlier rows are untouched; --resume retries it)", f.symbol, f.error)).collect::<String>()
+            ) + &r.asked_as.iter().map(|(s, t)| format!("\nasked for {s} as {t} (the security master's tickers)")).collect::<String>()
+                + &r.failed.iter().map(|f| format!("\nfailed: {}: {} (its earlier rows are untouched; --resume retries it)", f.symbol, f.error)).collect::<String>()
         });
     }
 
@@ -713,6 +719,104 @@ impl Output {
                 ]);
             }
             format!("{table}\nbreadth: {breadth}")
+        });
+    }
+
+    pub fn universe_members(&self, universe: &str, at: NaiveDate, members: &[SecMember], breadth: Breadth) {
+        let value = serde_json::json!({ "universe": universe, "at": at, "breadth": breadth, "members": members });
+        self.print(&value, || {
+            let mut t = table(&["security_id", "ticker", "name", "delisted"]);
+            for m in members {
+                t.add_row([
+                    m.security_id.to_string(),
+                    m.ticker.as_ref().map_or(String::new(), |s| s.to_string()),
+                    m.name.clone().unwrap_or_default(),
+                    m.delisted.map_or(String::new(), |d| d.to_string()),
+                ]);
+            }
+            format!("{t}\n{} members of {universe} on {at}; breadth: {breadth}", members.len())
+        });
+    }
+
+    pub fn securities_import(&self, r: &SecuritiesImport) {
+        self.count(r);
+        self.print(r, || {
+            let mut t = table(&["security_id", "matched_by", "tickers", "name", "changed"]);
+            for s in &r.securities {
+                t.add_row([
+                    s.security_id.to_string(),
+                    s.matched_by.to_string(),
+                    s.tickers.clone(),
+                    s.name.clone().unwrap_or_default(),
+                    s.changed.to_string(),
+                ]);
+            }
+            let into = r.universe.as_ref().map_or(String::new(), |u| format!(", {} membership(s) of {u}", r.members));
+            let snapshot = r.lake_seq.map_or("nothing to write".to_string(), |s| format!("lake snapshot {s}"));
+            format!(
+                "{t}\nimported {} securities from {} ({}): {} matched, {} minted; {} changed ({} ticker intervals{into}), {} unchanged; {snapshot}",
+                r.delivered, r.source, r.origin, r.matched, r.minted, r.changed, r.intervals, r.unchanged
+            )
+        });
+    }
+
+    pub fn securities(&self, rows: &[(SecurityView, Option<Symbol>)], at: NaiveDate) {
+        let value: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(s, ticker)| {
+                let mut v = serde_json::to_value(s).unwrap_or_default();
+                v["ticker"] = serde_json::json!(ticker);
+                v
+            })
+            .collect();
+        self.print(&value, || {
+            let mut t =
+                table(&["security_id", "ticker", "name", "kind", "listed", "delisted", "composite_figi", "sources"]);
+            let date = |d: Option<NaiveDate>| d.map_or(String::new(), |d| d.to_string());
+            for (s, ticker) in rows {
+                let a = &s.attributes;
+                t.add_row([
+                    s.security_id.to_string(),
+                    ticker.as_ref().map_or(String::new(), |x| x.to_string()),
+                    a.name.clone().unwrap_or_default(),
+                    a.kind.clone().unwrap_or_default(),
+                    date(a.listed),
+                    date(a.delisted),
+                    a.composite_figi.clone().unwrap_or_default(),
+                    s.sources.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(","),
+                ]);
+            }
+            format!("{t}\n{} securities (tickers on {at})", rows.len())
+        });
+    }
+
+    pub fn security_history(&self, s: &SecurityView, all: &[TickerInterval], used: &[TickerInterval]) {
+        let value = serde_json::json!({ "security": s, "history": used, "rows": all });
+        self.print(&value, || {
+            let mut t = table(&["ticker", "exchange", "valid_from", "valid_to", "source", "vendor_date", "used"]);
+            let date = |d: Option<NaiveDate>| d.map_or(String::new(), |d| d.to_string());
+            for r in all {
+                t.add_row([
+                    r.ticker.to_string(),
+                    r.exchange.clone().unwrap_or_default(),
+                    date(r.valid.from),
+                    date(r.valid.to),
+                    r.source.to_string(),
+                    date(r.vendor_date),
+                    if used.contains(r) { "yes".into() } else { String::new() },
+                ]);
+            }
+            let name = s.attributes.name.as_deref().unwrap_or("no name");
+            format!("security {} ({name})\n{t}", s.security_id)
+        });
+    }
+
+    pub fn resolved(&self, ticker: &Symbol, at: NaiveDate, s: &SecurityView, interval: Option<&TickerInterval>) {
+        let value = serde_json::json!({ "ticker": ticker, "at": at, "security": s, "interval": interval });
+        self.print(&value, || {
+            let name = s.attributes.name.as_deref().map_or(String::new(), |n| format!(" ({n})"));
+            let span = interval.map_or(String::new(), |r| format!(": {} {} from {}", r.ticker, r.valid, r.source));
+            format!("{ticker} on {at} is security {}{name}{span}", s.security_id)
         });
     }
 

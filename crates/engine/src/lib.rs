@@ -11,12 +11,12 @@
 //! during a commit. Through the manifest, the same data is readable at any retained snapshot.
 //!
 //! ## Modules
-//! Floors, from the bottom up: `error`, `duration`, `outcome`, `names`, `symbol`, `progress`, `bars`, `calendar`,
+//! Floors, from the bottom up: `error`, `duration`, `outcome`, `names`, `symbol`, `security`, `progress`, `bars`, `calendar`,
 //! `quality`, `contract`, `storage`, `table`, `maintenance`. A module imports only modules on a lower
 //! floor (`tests/lake/modules.rs` checks it).
 //!
 //! - [`error`] (one error type), [`duration`] (durations in settings and flags), [`outcome`] (the exit-code contract), [`names`] (enums with one
-//!   spelling), [`symbol`] (a checked ticker symbol and lists of them), [`progress`] (the [`progress::Progress`] trait long work reports to), [`bars`]
+//!   spelling), [`symbol`] (a checked ticker symbol and lists of them), [`security`] (a security's stable id), [`progress`] (the [`progress::Progress`] trait long work reports to), [`bars`]
 //!   (`Bar`, `BarSize`, `Frequency`), [`calendar`] (the NYSE calendar), [`quality`] (`[quality]`
 //!   rules and the verdicts partitions carry in the manifest).
 //! - [`contract`]: dataset contracts, loaded from `schemas/`; [`storage`]: one `object_store` path for
@@ -57,6 +57,7 @@ pub mod names;
 pub mod outcome;
 pub mod progress;
 pub mod quality;
+pub mod security;
 pub mod storage;
 pub mod symbol;
 pub mod table;

@@ -27,6 +27,7 @@ use crate::ops::schedule::ScheduleSettings;
 use crate::ops::tasks::backfill::BackfillSettings;
 use crate::ops::tasks::daily_run::{PipelineSettings, RunSettings};
 use crate::reference::corporate_actions::CorporateActionSettings;
+use crate::reference::securities::SecuritySettings;
 pub use crate::sources::Secret;
 use crate::sources::SourceSettings;
 use crate::sources::alpaca::AlpacaSettings;
@@ -50,6 +51,7 @@ pub struct Config {
     pub alpaca: AlpacaSettings,
     pub tws: TwsSettings,
     pub universe: UniverseSettings,
+    pub securities: SecuritySettings,
     pub backfill: BackfillSettings,
     pub curate: CurateSettings,
     pub health: HealthSettings,

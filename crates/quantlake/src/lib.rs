@@ -24,9 +24,10 @@
 //! - [`universe`]: the symbols the lake tracks (`reference_universe`).
 //! - [`sources`]: where bars come from ([`sources::BarSource`]: [`sources::tws`], [`sources::polygon`],
 //!   [`sources::alpaca`], [`sources::synthetic`] which needs no account; [`sources::file`] imports files).
-//! - [`reference`]: reference data beside the bars: [`reference::corporate_actions`] (splits and
-//!   dividends in `reference_corporate_actions`, and the adjustment factors read-time adjustment uses)
-//!   and [`reference::fundamentals`] (company filings, point in time by filing date:
+//! - [`reference`]: reference data beside the bars: [`reference::securities`] (the security master:
+//!   stable security ids, ticker histories, delistings, universes over time),
+//!   [`reference::corporate_actions`] (splits and dividends in `reference_corporate_actions`, and the
+//!   adjustment factors read-time adjustment uses) and [`reference::fundamentals`] (company filings, point in time by filing date:
 //!   [`reference::fundamentals::fundamentals_as_of`]).
 //! - [`ingest`]: a source's bars into its raw dataset, one commit per chunk of sessions, with
 //!   [`ingest::progress`] records for resuming; [`ingest::IngestOptions`] resolves a request's defaults.
@@ -90,7 +91,8 @@
 //! ```
 
 pub use quantlake_engine::{
-    bars, calendar, contract, duration, error, maintenance, names, outcome, progress, quality, storage, symbol, table,
+    bars, calendar, contract, duration, error, maintenance, names, outcome, progress, quality, security, storage,
+    symbol, table,
 };
 
 pub mod adv;

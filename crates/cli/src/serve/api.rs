@@ -243,6 +243,9 @@ pub struct BarsParams {
     /// A snapshot id, tag or time (default: latest).
     #[serde(default, deserialize_with = "params::text")]
     pub as_of: Option<String>,
+    /// The date symbols are resolved to securities on (default: `end`).
+    #[serde(default, deserialize_with = "params::date")]
+    pub resolve_at: Option<NaiveDate>,
 }
 
 impl BarsParams {
@@ -282,7 +285,16 @@ impl BarsParams {
             )));
         }
         let as_of = AsOf::parse(self.as_of.as_slice())?;
-        Ok((BarsRequest { symbols, start, end, frequency, extended_hours: self.extended_hours, adjust }, as_of))
+        let request = BarsRequest {
+            symbols,
+            start,
+            end,
+            frequency,
+            extended_hours: self.extended_hours,
+            adjust,
+            resolve_at: self.resolve_at,
+        };
+        Ok((request, as_of))
     }
 }
 

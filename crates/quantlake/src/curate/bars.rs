@@ -1,6 +1,11 @@
 //! `get_curated_bars`: curated bars of some symbols over some sessions, at 1m or resampled within
 //! sessions (5m, 15m, 30m, 1h, 1d; SQL in `resample.sql`), at the latest or any earlier snapshot, as
 //! stored or back-adjusted for splits (and dividends) at read time: the stored files never change.
+//!
+//! A symbol asked for is a security: the one the security master says it names at the request's end
+//! (or `resolve_at`), read under each ticker it had in the range, so a series runs on across a rename
+//! and a reused ticker never mixes two securities. Each row's `symbol` is the ticker asked for, its
+//! `ticker` the one it traded under that day, and `security_id` the security's.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -9,12 +14,14 @@ use crate::bars::Frequency;
 use crate::error::{Error, Result};
 use crate::query::QueryEngine;
 use crate::reference::corporate_actions::{Adjustment, AdjustmentFactors};
+use crate::reference::securities::{Interval, SecurityMaster, TickerHistory};
+use crate::security::SecurityId;
 use crate::symbol::Symbol;
 use crate::table::AsOf;
 use crate::table::layout::PartitionKey;
 use crate::table::pruned::SymbolRows;
 use crate::table::{Lake, PartitionEntry};
-use arrow::array::{AsArray, Date32Array, RecordBatch};
+use arrow::array::{Array, ArrayRef, AsArray, Date32Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use chrono::NaiveDate;
 
@@ -32,6 +39,9 @@ pub struct BarsRequest {
     /// Back-adjustment of prices (open, high, low, close, vwap) and volume; `None` (the default) gives
     /// the stored prices. Factors come from `reference_corporate_actions` at the same `as_of`.
     pub adjust: Adjustment,
+    /// The date each symbol is resolved to a security on (default: `end`, or the last date in the
+    /// range the symbol named one).
+    pub resolve_at: Option<NaiveDate>,
 }
 
 /// Curated bars for `request`, sorted by (symbol, ts). One-minute bars carry curation's flags;
@@ -41,11 +51,14 @@ pub struct BarsRequest {
 /// symbols are fetched and decoded ([`Dataset::read_symbols`]), no DuckDB. Resampling is SQL (DuckDB).
 pub async fn get_curated_bars(lake: &Lake, request: &BarsRequest, as_of: &AsOf) -> Result<Vec<RecordBatch>> {
     check(request)?;
+    let series = Series::plan(lake, request, as_of).await?;
+    let stored = BarsRequest { symbols: Series::tickers(&series), ..request.clone() };
     let batches = match request.frequency {
-        Frequency::M1 => read_minutes(lake, request, as_of).await?,
-        _ => read_sql(lake, request, as_of).await?,
+        Frequency::M1 => read_minutes(lake, &stored, as_of).await?,
+        _ => read_sql(lake, &stored, as_of).await?,
     };
-    adjust(lake, request, as_of, batches).await
+    let batches = tokio::task::block_in_place(|| Series::label(&series, request, batches))?;
+    adjust(lake, request, &series, as_of, batches).await
 }
 
 impl BarsRequest {
@@ -54,8 +67,11 @@ impl BarsRequest {
     #[doc(hidden)]
     pub async fn read_with_sql(&self, lake: &Lake, as_of: &AsOf) -> Result<Vec<RecordBatch>> {
         check(self)?;
-        let batches = read_sql(lake, self, as_of).await?;
-        adjust(lake, self, as_of, batches).await
+        let series = Series::plan(lake, self, as_of).await?;
+        let stored = BarsRequest { symbols: Series::tickers(&series), ..self.clone() };
+        let batches = read_sql(lake, &stored, as_of).await?;
+        let batches = Series::label(&series, self, batches)?;
+        adjust(lake, self, &series, as_of, batches).await
     }
 }
 
@@ -92,18 +108,168 @@ async fn read_sql(lake: &Lake, request: &BarsRequest, as_of: &AsOf) -> Result<Ve
 async fn adjust(
     lake: &Lake,
     request: &BarsRequest,
+    series: &[Series],
     as_of: &AsOf,
     batches: Vec<RecordBatch>,
 ) -> Result<Vec<RecordBatch>> {
     if request.adjust == Adjustment::None {
         return Ok(batches);
     }
-    let factors = AdjustmentFactors::load(lake, &request.symbols, as_of).await?;
+    let tickers: BTreeSet<Symbol> = series.iter().flat_map(|s| s.history.iter().map(|h| h.0.clone())).collect();
+    let tickers: Vec<Symbol> = tickers.into_iter().collect();
+    let by_ticker = AdjustmentFactors::load(lake, &tickers, as_of).await?;
+    let history: Vec<_> = series.iter().map(|s| (s.key.clone(), s.history.clone())).collect();
+    let factors = by_ticker.for_series(&history);
     factors.check(&request.symbols, request.start, request.adjust)?;
     tokio::task::block_in_place(|| batches.iter().map(|b| factors.adjust_batch(b, request.adjust)).collect())
 }
 
 const DATASET: &str = "curated_1m_bars";
+
+/// One symbol asked for: the security it names, and the tickers its rows are stored under.
+#[derive(Debug, Clone)]
+struct Series {
+    key: Symbol,
+    security: Option<SecurityId>,
+    /// Its tickers within the request's range, in time order: `(ticker, first, last)`.
+    spans: Vec<(Symbol, NaiveDate, NaiveDate)>,
+    /// Its whole ticker history, for the corporate actions of every ticker.
+    history: TickerHistory,
+}
+
+impl Series {
+    /// Each requested symbol's series: the security master's at `as_of` when it knows the symbol,
+    /// else the symbol itself over the range.
+    async fn plan(lake: &Lake, request: &BarsRequest, as_of: &AsOf) -> Result<Vec<Series>> {
+        let master = SecurityMaster::load(lake, as_of).await?;
+        let mut out = Vec::with_capacity(request.symbols.len());
+        for key in &request.symbols {
+            let found = master.security_for(key, request.start, request.end, request.resolve_at)?;
+            out.push(match found {
+                Some(id) => Series {
+                    key: key.clone(),
+                    security: Some(id),
+                    spans: master.ticker_spans(id, request.start, request.end),
+                    history: master.history(id).iter().map(|r| (r.ticker.clone(), r.valid)).collect(),
+                },
+                // Named none on `resolve_at`, though the master knows it: nothing.
+                None if master.knows(key) => {
+                    Series { key: key.clone(), security: None, spans: Vec::new(), history: Vec::new() }
+                }
+                None => Series {
+                    key: key.clone(),
+                    security: None,
+                    spans: vec![(key.clone(), request.start, request.end)],
+                    history: vec![(key.clone(), Interval::default())],
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    /// The stored tickers to read (at least one, so a read with nothing to find still has a schema).
+    fn tickers(series: &[Series]) -> Vec<Symbol> {
+        let set: BTreeSet<Symbol> = series.iter().flat_map(|s| s.spans.iter().map(|x| x.0.clone())).collect();
+        if set.is_empty() {
+            return series.iter().map(|s| s.key.clone()).take(1).collect();
+        }
+        set.into_iter().collect()
+    }
+
+    /// Whether the series reads its own ticker over the whole range: its stored rows are its rows.
+    fn is_own_ticker(&self, request: &BarsRequest) -> bool {
+        matches!(self.spans.as_slice(), [(t, a, z)] if *t == self.key && *a == request.start && *z == request.end)
+    }
+
+    /// The stored rows (sorted by symbol, ts) as each series' rows in (symbol, ts) order: `symbol` the
+    /// ticker asked for, `ticker` the stored one, `security_id` appended.
+    fn label(series: &[Series], request: &BarsRequest, batches: Vec<RecordBatch>) -> Result<Vec<RecordBatch>> {
+        let Some(first) = batches.first() else { return Ok(batches) };
+        let mut fields: Vec<Field> = first.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.push(Field::new("ticker", DataType::Utf8, true));
+        fields.push(Field::new("security_id", DataType::Int64, true));
+        let schema: SchemaRef = Arc::new(Schema::new(fields));
+        let symbol_at = first.schema().index_of("symbol")?;
+        let symbols = |b: &RecordBatch| -> Result<StringArray> {
+            b.column(symbol_at)
+                .as_string_opt::<i32>()
+                .cloned()
+                .ok_or_else(|| Error::invalid("bars: 'symbol' is not utf8"))
+        };
+        if series.iter().all(|s| s.is_own_ticker(request)) {
+            // Every row is its own series' already: append the columns, keep the rows.
+            let ids: std::collections::HashMap<&str, Option<i64>> =
+                series.iter().map(|s| (s.key.as_str(), s.security.map(SecurityId::get))).collect();
+            return batches
+                .iter()
+                .map(|b| {
+                    let symbol = symbols(b)?;
+                    let id: Int64Array = symbol.iter().map(|s| s.and_then(|s| ids.get(s).copied().flatten())).collect();
+                    let mut columns = b.columns().to_vec();
+                    columns.push(b.column(symbol_at).clone());
+                    columns.push(Arc::new(id));
+                    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+                })
+                .collect();
+        }
+        // Which series and span each stored (ticker, date) belongs to.
+        let mut spans_of: std::collections::HashMap<&str, Vec<(usize, usize, NaiveDate, NaiveDate)>> =
+            std::collections::HashMap::new();
+        for (s, one) in series.iter().enumerate() {
+            for (k, (ticker, a, z)) in one.spans.iter().enumerate() {
+                spans_of.entry(ticker.as_str()).or_default().push((s, k, *a, *z));
+            }
+        }
+        let mut rows: Vec<Vec<Vec<(usize, usize)>>> = series.iter().map(|s| vec![Vec::new(); s.spans.len()]).collect();
+        for (b, batch) in batches.iter().enumerate() {
+            let symbol = symbols(batch)?;
+            let date = batch
+                .column_by_name("date")
+                .and_then(|c| c.as_primitive_opt::<arrow::datatypes::Date32Type>())
+                .ok_or_else(|| Error::invalid("bars: rows have no date column 'date'"))?;
+            for i in 0..batch.num_rows() {
+                let (Some(spans), Some(day)) =
+                    (spans_of.get(symbol.value(i)), NaiveDate::from_epoch_days(date.value(i)))
+                else {
+                    continue;
+                };
+                for &(s, k, a, z) in spans {
+                    if a <= day && day <= z {
+                        rows[s][k].push((b, i));
+                    }
+                }
+            }
+        }
+        let width = first.num_columns();
+        let mut order: Vec<usize> = (0..series.len()).collect();
+        order.sort_by(|a, b| series[*a].key.cmp(&series[*b].key));
+        let mut out = Vec::new();
+        for s in order {
+            // Spans are in time order and rows within a span in (ticker, ts) order: ts order.
+            let indices: Vec<(usize, usize)> = rows[s].concat();
+            if indices.is_empty() {
+                continue;
+            }
+            let mut columns: Vec<ArrayRef> = Vec::with_capacity(width + 2);
+            for c in 0..width {
+                let parts: Vec<&dyn Array> = batches.iter().map(|b| b.column(c).as_ref()).collect();
+                columns.push(arrow::compute::interleave(&parts, &indices)?);
+            }
+            let n = indices.len();
+            let stored = std::mem::replace(
+                &mut columns[symbol_at],
+                Arc::new(StringArray::from_iter_values(std::iter::repeat_n(series[s].key.as_str(), n))),
+            );
+            columns.push(stored);
+            columns.push(Arc::new(Int64Array::from(vec![series[s].security.map(SecurityId::get); n])));
+            out.push(RecordBatch::try_new(schema.clone(), columns)?);
+        }
+        if out.is_empty() {
+            out.push(RecordBatch::new_empty(schema));
+        }
+        Ok(out)
+    }
+}
 
 /// The one-minute columns, in output order (`date` is the partition's, as the SQL views' hive column).
 const M1_COLUMNS: [&str; 15] = [

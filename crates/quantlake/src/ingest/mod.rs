@@ -6,6 +6,10 @@
 //! exactly the requested symbols' rows in those partitions; other symbols' rows stay. After each
 //! chunk's bars, its [`progress`] rows are committed; with `resume`, what they record as finished is
 //! skipped, so an interrupted ingest picks up where it stopped.
+//!
+//! The vendor is asked for the ticker each security had on each session (the security master's
+//! history, [`TickerPlan`]): a backfill of META before its rename asks for FB, one of a delisted
+//! security stops at its delisting. Raw rows keep the ticker the vendor delivered them under.
 
 mod file;
 pub mod progress;
@@ -27,11 +31,12 @@ use crate::contract::DatasetContract;
 use crate::error::{Error, Result};
 use crate::outcome::Outcome;
 use crate::progress::Progress;
+use crate::reference::securities::{SecurityMaster, TickerPlan};
 use crate::sources::{BarSource, SymbolFailure, SymbolSession};
 use crate::symbol::Symbol;
-use crate::table::Lake;
 use crate::table::layout::PartitionKey;
 use crate::table::operations::write::WriteMode;
+use crate::table::{AsOf, Lake};
 use progress::{Record, Status};
 
 /// `[ingest]` settings.
@@ -134,6 +139,11 @@ pub struct IngestReport {
     pub bytes_written_per_byte_ingested: f64,
     pub seconds: f64,
     pub rows_per_second: f64,
+    /// Requested symbols asked for under other tickers, or on fewer sessions (a rename, a listing
+    /// or a delisting inside the range): the tickers and their sessions, e.g.
+    /// `FB 2022-01-03..2022-06-08, META 2022-06-09..2022-06-30`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub asked_as: BTreeMap<Symbol, String>,
 }
 
 impl IngestReport {
@@ -170,16 +180,28 @@ struct Unit<'a> {
     sessions: &'a [Session],
 }
 
-/// The units of one chunk: every symbol over the whole chunk, less what `finished` holds. Symbols
-/// missing the same sessions share units, so a resumed chunk asks the source only for what is missing.
-fn units<'a>(chunk: &'a [Session], symbols: &[Symbol], finished: &HashSet<(Symbol, NaiveDate)>) -> Vec<Unit<'a>> {
-    let mut by_missing: BTreeMap<Vec<usize>, Vec<Symbol>> = BTreeMap::new();
+/// The units of one chunk: every symbol over the whole chunk, each session asked under the ticker
+/// `ticker_on` gives (none: not asked), less what `finished` holds. Tickers missing the same sessions
+/// share units, so a resumed chunk asks the source only for what is missing.
+fn units<'a>(
+    chunk: &'a [Session],
+    symbols: &[Symbol],
+    finished: &HashSet<(Symbol, NaiveDate)>,
+    ticker_on: impl Fn(&Symbol, NaiveDate) -> Option<Symbol>,
+) -> Vec<Unit<'a>> {
+    let mut wanted: BTreeMap<Symbol, BTreeSet<usize>> = BTreeMap::new();
     for symbol in symbols {
-        let missing: Vec<usize> =
-            (0..chunk.len()).filter(|&i| !finished.contains(&(symbol.clone(), chunk[i].date))).collect();
-        if !missing.is_empty() {
-            by_missing.entry(missing).or_default().push(symbol.clone());
+        for (i, session) in chunk.iter().enumerate() {
+            if let Some(ticker) = ticker_on(symbol, session.date)
+                && !finished.contains(&(ticker.clone(), session.date))
+            {
+                wanted.entry(ticker).or_default().insert(i);
+            }
         }
+    }
+    let mut by_missing: BTreeMap<Vec<usize>, Vec<Symbol>> = BTreeMap::new();
+    for (ticker, missing) in wanted {
+        by_missing.entry(missing.into_iter().collect()).or_default().push(ticker);
     }
     let mut out = Vec::new();
     for (missing, symbols) in by_missing {
@@ -208,12 +230,17 @@ pub async fn ingest<S: BarSource>(
     let contract = Arc::new(dataset.contract().clone());
     let sessions = NyseCalendar.sessions(request.start, request.end);
     let job_id = request.job_id.clone().unwrap_or_else(|| format!("ingest-{}", uuid::Uuid::now_v7().simple()));
+    let master = SecurityMaster::load(lake, &AsOf::latest()).await?;
+    let plan = TickerPlan::new(&master, &request.symbols, request.start, request.end)?;
+    let dates: Vec<NaiveDate> = sessions.iter().map(|s| s.date).collect();
+    let asked = plan.asked(&dates);
     let finished = if request.resume {
-        progress::finished(lake, dataset.name(), &request.symbols, request.start, request.end).await?
+        let tickers: Vec<Symbol> = asked.keys().cloned().collect();
+        progress::finished(lake, dataset.name(), &tickers, request.start, request.end).await?
     } else {
         HashSet::new()
     };
-    progress.set_length((sessions.len() * request.symbols.len()) as u64);
+    progress.set_length(asked.values().map(|s| s.len() as u64).sum());
     progress.inc(finished.len() as u64);
     let mut report = IngestReport {
         dataset: dataset.name().into(),
@@ -233,9 +260,13 @@ pub async fn ingest<S: BarSource>(
         bytes_written_per_byte_ingested: 0.0,
         seconds: 0.0,
         rows_per_second: 0.0,
+        asked_as: plan.renamed(&dates),
     };
+    for (symbol, tickers) in &report.asked_as {
+        tracing::info!(%symbol, %tickers, "asking the vendor for the ticker of each session");
+    }
     for chunk in sessions.chunks(request.chunk_sessions) {
-        for unit in units(chunk, &request.symbols, &finished) {
+        for unit in units(chunk, &request.symbols, &finished, |s, d| plan.ticker_on(s, d)) {
             ingest_unit(lake, source, request, &contract, &job_id, &unit, &mut report).await?;
             progress.inc((unit.symbols.len() * unit.sessions.len()) as u64);
         }
@@ -453,12 +484,13 @@ mod tests {
         assert_eq!(chunk.len(), 5);
         let symbols = ["A", "B", "C"].map(Symbol::from_static);
         let mut finished = HashSet::new();
-        assert_eq!(units(&chunk, &symbols, &finished).len(), 1);
+        let same = |s: &Symbol, _| Some(s.clone());
+        assert_eq!(units(&chunk, &symbols, &finished, same).len(), 1);
         for s in &chunk {
             finished.insert((Symbol::from_static("A"), s.date));
         }
         finished.insert((Symbol::from_static("B"), chunk[2].date));
-        let u = units(&chunk, &symbols, &finished);
+        let u = units(&chunk, &symbols, &finished, same);
         // B misses sessions 0,1,3,4 (two runs); C misses all (one run); A nothing.
         let shape: Vec<(Vec<Symbol>, usize, NaiveDate)> =
             u.iter().map(|u| (u.symbols.clone(), u.sessions.len(), u.sessions[0].date)).collect();
@@ -467,6 +499,12 @@ mod tests {
         assert!(shape.contains(&(vec![c], 5, chunk[0].date)));
         assert!(shape.contains(&(vec![b.clone()], 2, chunk[0].date)));
         assert!(shape.contains(&(vec![b], 2, chunk[3].date)));
+        // A rename inside the chunk: the first three sessions under the old ticker, the rest under the new.
+        let renamed =
+            |_: &Symbol, d: NaiveDate| Some(Symbol::from_static(if d < chunk[3].date { "OLD" } else { "NEW" }));
+        let u = units(&chunk, &[Symbol::from_static("NEW")], &HashSet::new(), renamed);
+        let shape: Vec<(Vec<Symbol>, usize)> = u.iter().map(|u| (u.symbols.clone(), u.sessions.len())).collect();
+        assert_eq!(shape, [(vec![Symbol::from_static("OLD")], 3), (vec![Symbol::from_static("NEW")], 2)]);
     }
 
     /// `n` one-minute bars from the session's open.

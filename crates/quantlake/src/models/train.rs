@@ -21,6 +21,7 @@ use super::registry::{
 use super::{ModelSettings, ridge};
 use crate::calendar::NyseCalendar;
 use crate::error::{Error, Result};
+use crate::sets::UniverseFilter;
 use crate::symbol::Symbol;
 use crate::table::{AsOf, Lake};
 
@@ -39,6 +40,8 @@ pub struct TrainOptions {
     pub embargo_sessions: Option<usize>,
     /// The lake state the training set is read at (default: the latest).
     pub as_of: AsOf,
+    /// Whose rows the training set holds (default: the default universe's members on each date).
+    pub universe: UniverseFilter,
 }
 
 /// A resolved training request.
@@ -56,6 +59,7 @@ pub struct TrainRequest {
     pub holdout_fraction: f64,
     pub embargo_sessions: usize,
     pub as_of: AsOf,
+    pub universe: UniverseFilter,
 }
 
 impl TrainOptions {
@@ -91,6 +95,7 @@ impl TrainOptions {
             holdout_fraction,
             embargo_sessions: self.embargo_sessions.unwrap_or(settings.embargo_sessions),
             as_of: self.as_of.clone(),
+            universe: self.universe.clone(),
         })
     }
 }
@@ -310,6 +315,7 @@ pub async fn train(
         embargo: None,
         fallback,
         fundamentals: Vec::new(),
+        universe: request.universe.clone(),
     };
     // The set's columns (a training set without fundamentals has exactly its feature set's).
     let feature_columns = crate::sets::feature_set(lake, &request.feature_set)?.columns();

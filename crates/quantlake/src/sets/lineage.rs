@@ -59,6 +59,10 @@ pub struct Lineage {
     pub rows_purged: u64,
     pub rows_without_features: u64,
     pub rows_excluded_by_annotations: u64,
+    /// The universe whose members on each decision date the set holds (`None`: every symbol with data).
+    pub universe: Option<String>,
+    /// Rows of securities that were no members then.
+    pub rows_not_members: u64,
     /// The annotations that marked cells unusable, with the rows each removed.
     pub excluded: Vec<Exclusion>,
     pub rows: u64,

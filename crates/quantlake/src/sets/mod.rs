@@ -8,6 +8,11 @@
 //! ([`training`]); inference and scoring read few rows and join them in DuckDB (`point_in_time.sql`,
 //! the same join over a window, kept as the merge's reference).
 //!
+//! Sets are **survivorship-free**: when the security master records the universe's membership, a
+//! training set holds the rows of its members on each decision date, and an inference set of every
+//! symbol the members on its date ([`UniverseFilter`]); the lineage names the universe and the
+//! master's snapshots.
+//!
 //! A training set's entity rows are a label set's rows: the decision for the bar stamped `ts` is taken
 //! at `ts` + one bar, and its target covers the bars after. Rows are left out, and counted, when their
 //! target is unknown, their label window ends after the range (less the embargo: **purging**), or an
@@ -32,6 +37,7 @@
 //!     embargo: Some(chrono::Duration::days(1)),
 //!     fallback: FallbackSettings { min_target_coverage: 0.6, days_back: 20 },
 //!     fundamentals: Vec::new(),
+//!     universe: Default::default(), // the default universe's members on each decision date
 //! };
 //! let set = get_features_for_training(&lake, &request).await?;
 //! println!("{} rows, target {}, lineage {}", set.lineage.rows, set.target, set.lineage.id);
@@ -49,11 +55,13 @@ use serde::Serialize;
 pub mod lineage;
 mod merge;
 pub mod training;
+mod universe;
 
 pub use lineage::{CodeVersion, Exclusion, Fallback, LeakageCheck, Lineage};
 pub use training::{
     TrainingRequest, TrainingSet, TrainingSetInfo, get_features_for_training, training_set, training_set_sql,
 };
+pub use universe::UniverseFilter;
 
 use crate::calendar::NyseCalendar;
 use crate::curate::fill_template;
@@ -290,9 +298,20 @@ pub async fn get_features_for_inference(
             "SELECT symbol, decision_time, feature_ts, available_at{features} FROM joined ORDER BY symbol"
         ))
     })?;
+    // Every symbol: the default universe's members on the decision date, when the security master
+    // records them (survivorship-free, as training sets are).
+    let (batches, mut read) =
+        match (symbols.is_empty(), universe::Members::load(lake, &Default::default(), as_of).await?) {
+            (true, Some(members)) => {
+                let kept = batches.into_iter().map(|b| members.keep(b).map(|(b, _)| b)).collect::<Result<Vec<_>>>()?;
+                (kept, members.snapshots.iter().map(|(d, id)| format!("{d}@{id}")).collect::<Vec<_>>())
+            }
+            _ => (batches, Vec::new()),
+        };
     // The lake state read goes with the rows (their schema's metadata, which Parquet and Arrow files
     // keep) and to the log: reading the same snapshot again gives the same rows.
-    let read = snapshots.iter().map(|(d, id)| format!("{d}@{id}")).collect::<Vec<_>>().join(",");
+    read.splice(0..0, snapshots.iter().map(|(d, id)| format!("{d}@{id}")));
+    let read = read.join(",");
     tracing::info!(feature_set, as_of = %as_of, "inference set at {at}: read {read}");
     let metadata: std::collections::HashMap<String, String> =
         [("quantlake.read".to_string(), read), ("quantlake.decision_time".to_string(), at.to_string())].into();

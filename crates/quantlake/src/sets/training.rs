@@ -9,6 +9,7 @@
 //! annotations, the pinned snapshots; and both end with the same leakage check and lineage record.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{Int64Type, Schema};
@@ -17,6 +18,7 @@ use futures::StreamExt;
 
 use super::lineage::{self, CodeVersion, Exclusion, LeakageCheck, Lineage};
 use super::merge::{self, FeatureRows, LabelRows, Rules, Tally, Unusable};
+use super::universe::{Members, UniverseFilter};
 use super::{FallbackSettings, feature_set, join_features, judge_leakage, label_set_of, pin_states, symbol_filter};
 use crate::calendar::NyseCalendar;
 use crate::dq::annotations::Annotation;
@@ -53,6 +55,9 @@ pub struct TrainingRequest {
     /// Columns of `fundamentals` to add (e.g. `revenues`), from each symbol's latest filing dated
     /// strictly before the decision date.
     pub fundamentals: Vec<String>,
+    /// Whose rows: by default the members of the default universe on each decision date (when the
+    /// security master records its membership).
+    pub universe: UniverseFilter,
 }
 
 /// A training set: rows `symbol, ts, decision_time, feature_ts, available_at, label_end, <features>,
@@ -99,6 +104,8 @@ struct Plan {
     lake_seq: u64,
     /// Every dataset read pinned to its snapshot.
     as_of: AsOf,
+    /// The universe's members on each decision date, when the set keeps members only.
+    members: Option<Arc<Members>>,
 }
 
 impl Plan {
@@ -128,6 +135,7 @@ impl Plan {
             }
         }
         let as_of = AsOf::pinned(&snapshots);
+        let members = Members::load(lake, &request.universe, &request.as_of).await?.map(Arc::new);
 
         // The target: a residual one falls back to its plain target under low coverage.
         let coverage = crate::dq::target_coverage(
@@ -183,6 +191,7 @@ impl Plan {
             states,
             lake_seq,
             as_of,
+            members,
         })
     }
 
@@ -231,6 +240,7 @@ impl Plan {
             annotated: tally.annotated,
             no_features: tally.no_features,
             excluded_by,
+            not_members: 0,
         };
         Ok((leakage, counts))
     }
@@ -276,7 +286,15 @@ impl Plan {
             as_of_snapshot: request.as_of.label(),
             embargo_seconds: self.embargo.num_seconds(),
             label_cutoff: self.cutoff,
-            inputs: self.snapshots.clone(),
+            inputs: {
+                let mut inputs = self.snapshots.clone();
+                if let Some(m) = &self.members {
+                    inputs.extend(m.snapshots.iter().map(|(k, v)| (k.clone(), *v)));
+                }
+                inputs
+            },
+            universe: self.members.as_ref().map(|m| m.universe.clone()),
+            rows_not_members: counts.not_members,
             lake_seq: self.lake_seq,
             candidate_rows: counts.candidates,
             rows_without_target: counts.no_target,
@@ -365,12 +383,22 @@ pub async fn training_set(
     let mut prepared = std::pin::pin!(prepared.buffered(SESSIONS_IN_FLIGHT));
     let mut carry = FeatureRows::empty(feature_schema.clone());
     let mut tally = Tally { excluded_by: vec![0; plan.unusable.len()], ..Tally::default() };
+    let mut not_members = 0;
     while let Some(next) = prepared.next().await {
         let (features, selected) = next?;
         tokio::task::block_in_place(|| -> Result<()> {
             if let Some(selected) = selected {
                 let (batch, session) = merge::join(selected, &features, &carry, &rules, &schema)?;
                 tally.add(&session);
+                let batch = match &plan.members {
+                    Some(members) => {
+                        let (kept, left_out) = members.keep(batch)?;
+                        tally.rows -= left_out;
+                        not_members += left_out;
+                        kept
+                    }
+                    None => batch,
+                };
                 if batch.num_rows() > 0 {
                     sink(batch)?;
                 }
@@ -381,7 +409,8 @@ pub async fn training_set(
         progress.inc(1);
     }
 
-    let (leakage, counts) = plan.judge(&tally)?;
+    let (leakage, mut counts) = plan.judge(&tally)?;
+    counts.not_members = not_members;
     plan.record(lake, request, counts, leakage, tally.rows).await
 }
 
@@ -484,12 +513,23 @@ async fn sql_rows(lake: &Lake, request: &TrainingRequest, plan: Plan) -> Result<
         leakage.max_filing_lead_days =
             tokio::task::block_in_place(|| join_fundamentals(&engine, &plan.set, &plan.fundamentals))?;
     }
-    let counts = tokio::task::block_in_place(|| RowCounts::of(&engine))?;
+    let mut counts = tokio::task::block_in_place(|| RowCounts::of(&engine))?;
     let features: String = plan.feature_columns().iter().map(|f| format!(", {f}")).collect();
     let filing = if plan.fundamentals.is_empty() { "" } else { ", fundamentals_filing_date" };
     let batches = tokio::task::block_in_place(|| {
         engine.query(&format!("SELECT symbol, ts, decision_time, feature_ts, available_at, label_end{filing}{features}, target FROM joined WHERE feature_ts IS NOT NULL ORDER BY symbol, decision_time"))
     })?;
+    let batches = match &plan.members {
+        Some(members) => batches
+            .into_iter()
+            .map(|b| {
+                let (kept, left_out) = members.keep(b)?;
+                counts.not_members += left_out;
+                Ok(kept)
+            })
+            .collect::<Result<Vec<_>>>()?,
+        None => batches,
+    };
     let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
     let info = plan.record(lake, request, counts, leakage, rows).await?;
     Ok(TrainingSet { batches, feature_columns: info.feature_columns, target: info.target, lineage: info.lineage })
@@ -550,6 +590,8 @@ struct RowCounts {
     annotated: u64,
     no_features: u64,
     excluded_by: BTreeMap<String, u64>,
+    /// Rows of securities that were no members of the universe on their decision date.
+    not_members: u64,
 }
 
 impl RowCounts {
@@ -577,6 +619,7 @@ impl RowCounts {
             annotated: count(3),
             no_features: count(4),
             excluded_by,
+            not_members: 0,
         })
     }
 }

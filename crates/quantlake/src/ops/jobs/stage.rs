@@ -109,6 +109,18 @@ impl StageCounts for ImportReport {
     }
 }
 
+impl StageCounts for crate::reference::securities::ImportReport {
+    fn rows_in(&self) -> u64 {
+        self.delivered as u64
+    }
+    fn rows_out(&self) -> u64 {
+        (self.changed + self.intervals + self.members) as u64
+    }
+    fn snapshots(&self) -> BTreeMap<String, u64> {
+        self.snapshots.clone()
+    }
+}
+
 impl StageCounts for UpsertReport {
     fn rows_out(&self) -> u64 {
         self.rows as u64

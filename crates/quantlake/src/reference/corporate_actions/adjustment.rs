@@ -1,6 +1,7 @@
 //! Read-time adjustment: the preferred row per event, split histories and back-adjustment factors.
 
 use super::*;
+use crate::reference::securities::TickerHistory;
 
 /// For each event (symbol, ex-date, kind), the row of the best-ranked source.
 fn preferred(actions: Vec<CorporateAction>, precedence: &[ActionSource]) -> Vec<CorporateAction> {
@@ -126,6 +127,8 @@ impl Events {
 #[derive(Debug, Clone, Default)]
 pub struct AdjustmentFactors {
     events: HashMap<Symbol, Events>,
+    /// Each symbol's (split price ratio, dividend factor) by ex-date, the events are built from.
+    per_date: HashMap<Symbol, BTreeMap<NaiveDate, (f64, f64)>>,
     unresolved: Vec<UnresolvedDividend>,
     /// The `reference_corporate_actions` snapshot read.
     pub snapshot_id: u64,
@@ -178,8 +181,37 @@ impl AdjustmentFactors {
                 }
             }
         }
-        let events = per_date.into_iter().map(|(symbol, dates)| (symbol, Events::new(&dates))).collect();
-        Ok(Self { events, unresolved, snapshot_id })
+        let events = per_date.iter().map(|(symbol, dates)| (symbol.clone(), Events::new(dates))).collect();
+        Ok(Self { events, per_date, unresolved, snapshot_id })
+    }
+
+    /// Factors for series that run across ticker changes: each `(key, history)` gets the events of
+    /// each ticker of the history with an ex-date inside its interval, so a security's rows before a
+    /// rename are adjusted for the splits after it. Rows are then adjusted by `key`.
+    pub fn for_series(&self, series: &[(Symbol, TickerHistory)]) -> Self {
+        let mut per_date: HashMap<Symbol, BTreeMap<NaiveDate, (f64, f64)>> = HashMap::new();
+        for (key, spans) in series {
+            let merged = per_date.entry(key.clone()).or_default();
+            for (ticker, valid) in spans {
+                let Some(dates) = self.per_date.get(ticker) else { continue };
+                for (ex, factors) in dates {
+                    if valid.contains(*ex) {
+                        merged.insert(*ex, *factors);
+                    }
+                }
+            }
+        }
+        let events = per_date.iter().map(|(symbol, dates)| (symbol.clone(), Events::new(dates))).collect();
+        let spans_of = |u: &UnresolvedDividend| {
+            series.iter().find_map(|(key, spans)| {
+                spans
+                    .iter()
+                    .any(|(t, valid)| *t == u.symbol && valid.contains(u.ex_date))
+                    .then(|| UnresolvedDividend { symbol: key.clone(), ..u.clone() })
+            })
+        };
+        let unresolved = self.unresolved.iter().filter_map(spans_of).collect();
+        Self { events, per_date, unresolved, snapshot_id: self.snapshot_id }
     }
 
     /// Multiplier for prices of `symbol`'s session `date` (1.0 when nothing after it, or Adjustment::None).
@@ -339,8 +371,29 @@ mod tests {
         for (s, e, split, div) in events {
             per.entry(Symbol::new(s).unwrap()).or_default().insert(d(e), (*split, *div));
         }
-        let events = per.into_iter().map(|(s, dates)| (s, Events::new(&dates))).collect();
-        AdjustmentFactors { events, unresolved: Vec::new(), snapshot_id: 0 }
+        let events = per.iter().map(|(s, dates)| (s.clone(), Events::new(dates))).collect();
+        AdjustmentFactors { events, per_date: per, unresolved: Vec::new(), snapshot_id: 0 }
+    }
+
+    #[test]
+    fn a_series_across_a_rename_takes_both_tickers_events() {
+        use crate::reference::securities::Interval;
+        // OLD split 2:1 on 2020-03-02 (before the rename); NEW 3:1 on 2023-01-03 (after it).
+        let f = factors(&[
+            ("OLD", "2020-03-02", 0.5, 1.0),
+            ("NEW", "2023-01-03", 1.0 / 3.0, 1.0),
+            ("NEW", "2019-01-02", 0.1, 1.0),
+        ]);
+        let (old, new) = (Symbol::new("OLD").unwrap(), Symbol::new("NEW").unwrap());
+        let spans = vec![
+            (old, Interval::new(None, Some(d("2022-06-08")))),
+            (new.clone(), Interval::new(Some(d("2022-06-09")), None)),
+        ];
+        let series = f.for_series(&[(new, spans)]);
+        // A 2019 row of the series: both splits after it; NEW's 2019 event belongs to another security.
+        let got = series.price_factor("NEW", d("2019-06-03"), Adjustment::Splits);
+        assert!((got - 0.5 / 3.0).abs() < 1e-12, "{got}");
+        assert!((series.price_factor("NEW", d("2022-06-10"), Adjustment::Splits) - 1.0 / 3.0).abs() < 1e-12);
     }
 
     #[test]

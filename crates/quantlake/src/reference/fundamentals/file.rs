@@ -14,8 +14,6 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use arrow::array::{Array, AsArray};
-use arrow::datatypes::DataType;
 use chrono::{NaiveDate, Utc};
 
 use super::{COMMON_ITEMS, Filing, FilingKey, Item, Statements};
@@ -102,13 +100,7 @@ fn resolve(origin: &str, headers: &[String]) -> Result<Vec<Field>> {
         out.push(f);
     }
     let missing: Vec<&str> = REQUIRED.iter().copied().filter(|r| field(r).is_some_and(|f| !out.contains(&f))).collect();
-    if !missing.is_empty() {
-        return Err(Error::invalid(format!(
-            "{origin}: missing column(s) {} (columns: {})",
-            missing.join(", "),
-            headers.join(", ")
-        )));
-    }
+    crate::reference::text_rows::check_required(origin, &missing, headers)?;
     Ok(out)
 }
 
@@ -118,74 +110,14 @@ fn is_name(s: &str) -> bool {
 
 /// Reads every filing of the file at `path` (format from `format` or the extension).
 pub(super) fn read(path: &Path, format: Option<FileFormat>) -> Result<Vec<Filing>> {
-    let format = match format {
-        Some(f) => f,
-        None => match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
-            Some("csv") | Some("txt") => FileFormat::Csv,
-            Some("parquet") | Some("pq") => FileFormat::Parquet,
-            _ => {
-                return Err(Error::invalid(format!(
-                    "cannot tell the format of {}; pass --format csv|parquet",
-                    path.display()
-                )));
-            }
-        },
-    };
     let origin = path.display().to_string();
     let mut parser = Parser { problems: Vec::new(), filings: Vec::new(), first_line: BTreeMap::new(), now: Utc::now() };
-    match format {
-        FileFormat::Csv => {
-            let file =
-                std::fs::File::open(path).map_err(|source| Error::ReadFile { path: path.to_path_buf(), source })?;
-            let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(std::io::BufReader::new(file));
-            let headers: Vec<String> = reader
-                .headers()
-                .map_err(|e| Error::invalid(format!("{origin}: cannot read the header: {e}")))?
-                .iter()
-                .map(str::to_string)
-                .collect();
-            let fields = resolve(&origin, &headers)?;
-            for record in reader.records() {
-                let record = record.map_err(|e| {
-                    Error::invalid(format!(
-                        "{origin}: line {}: unreadable row: {e}",
-                        e.position().map_or(0, |p| p.line())
-                    ))
-                })?;
-                let line = record.position().map_or(0, |p| p.line());
-                let values: Vec<&str> = record.iter().collect();
-                parser.row(&format!("line {line}"), &fields, &headers, &values);
-            }
-        }
-        FileFormat::Parquet => {
-            let bytes = std::fs::read(path).map_err(|source| Error::ReadFile { path: path.to_path_buf(), source })?;
-            let reader =
-                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(bytes))?
-                    .build()?;
-            let mut resolved: Option<(Vec<String>, Vec<Field>)> = None;
-            let mut row = 0u64;
-            for batch in reader {
-                let batch = batch?;
-                if resolved.is_none() {
-                    let headers: Vec<String> = batch.schema().fields().iter().map(|f| f.name().clone()).collect();
-                    let fields = resolve(&origin, &headers)?;
-                    resolved = Some((headers, fields));
-                }
-                let Some((headers, fields)) = resolved.as_ref() else { continue };
-                // Every column as text, so both formats go through one row parser (dates print as YYYY-MM-DD).
-                let text: Vec<arrow::array::StringArray> = batch
-                    .columns()
-                    .iter()
-                    .map(|c| arrow::compute::cast(c, &DataType::Utf8).map(|a| a.as_string::<i32>().clone()))
-                    .collect::<std::result::Result<_, _>>()?;
-                for i in 0..batch.num_rows() {
-                    row += 1;
-                    let values: Vec<&str> = text.iter().map(|a| if a.is_null(i) { "" } else { a.value(i) }).collect();
-                    parser.row(&format!("row {row}"), fields, headers, &values);
-                }
-            }
-        }
-    }
+    crate::reference::text_rows::read_text_rows(
+        path,
+        format,
+        |headers| Ok((headers.to_vec(), resolve(&origin, headers)?)),
+        |(headers, fields), at, values| parser.row(at, fields, headers, values),
+    )?;
     if !parser.problems.is_empty() {
         let n = parser.problems.len();
         let shown: Vec<String> = parser.problems.into_iter().take(MAX_PROBLEMS).collect();

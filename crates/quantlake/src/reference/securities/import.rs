@@ -1,0 +1,486 @@
+//! Imports: a source's securities matched to stored ones (or minted), checked, and upserted into the
+//! three datasets in one stage.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::*;
+use crate::sources::polygon::PolygonSettings;
+use crate::table::layout::PartitionKey;
+use crate::table::{AsOf, Lake};
+
+/// What to import.
+#[derive(Debug, Clone)]
+pub struct ImportRequest {
+    pub source: SecuritySource,
+    /// A file source: the CSV or Parquet file.
+    pub path: Option<PathBuf>,
+    /// Polygon: the tickers to look up (default: the active universe).
+    pub symbols: Option<Vec<Symbol>>,
+    /// Also record the imported securities as members of this universe.
+    pub universe: Option<String>,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportReport {
+    pub source: SecuritySource,
+    pub origin: String,
+    /// Securities the source delivered.
+    pub delivered: usize,
+    /// Of those, matched to a stored security (by id, FIGI, IB contract id or ticker).
+    pub matched: usize,
+    /// Minted: securities the lake did not know.
+    pub minted: usize,
+    /// Securities whose rows of this source changed (new ones included); the others were already
+    /// stored exactly so.
+    pub changed: usize,
+    pub unchanged: usize,
+    /// Ticker intervals and membership intervals written.
+    pub intervals: usize,
+    pub members: usize,
+    pub universe: Option<String>,
+    /// The lake snapshot of the stage; `None` when nothing changed.
+    pub lake_seq: Option<u64>,
+    /// The snapshot each dataset written is at.
+    pub snapshots: BTreeMap<String, u64>,
+    pub securities: Vec<ImportedSecurity>,
+}
+
+/// One delivered security and what became of it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportedSecurity {
+    pub security_id: SecurityId,
+    /// How it was matched: `security_id`, `composite_figi`, `share_class_figi`, `con_id`, `ticker`,
+    /// or `minted`.
+    pub matched_by: &'static str,
+    pub name: Option<String>,
+    /// Its tickers as written, e.g. `FB 2012-05-18..2022-06-10, META 2022-06-13..` (an open end is left empty).
+    pub tickers: String,
+    pub changed: bool,
+}
+
+/// Imports `request.source` and upserts what it delivers.
+pub async fn import(
+    lake: &Lake,
+    settings: &SecuritySettings,
+    polygon: &PolygonSettings,
+    request: &ImportRequest,
+) -> Result<ImportReport> {
+    if request.source != SecuritySource::Csv && request.path.is_some() {
+        return Err(Error::invalid(format!("--path is for --source csv, not {}", request.source)));
+    }
+    if request.source != SecuritySource::Polygon && request.symbols.is_some() {
+        return Err(Error::invalid(format!("--symbols is for --source polygon, not {}", request.source)));
+    }
+    let ranking = settings.ranking()?;
+    let master = SecurityMaster::load_ranked(lake, &AsOf::latest(), Some(ranking)).await?;
+    let (delivered, origin) = match request.source {
+        SecuritySource::Csv => {
+            let path = request.path.as_deref().ok_or_else(|| Error::invalid("--source csv needs --path FILE"))?;
+            (read_file(path)?, path.display().to_string())
+        }
+        SecuritySource::Polygon => {
+            let symbols = match &request.symbols {
+                Some(list) if list.is_empty() => return Err(Error::invalid("no symbols")),
+                Some(list) => list.clone(),
+                None => crate::universe::active_symbols(lake).await?,
+            };
+            if symbols.is_empty() {
+                return Err(Error::invalid(
+                    "no symbols: pass --symbols or rebuild the universe (quantlake universe rebuild)",
+                ));
+            }
+            fetch_polygon(polygon, &symbols).await?
+        }
+        SecuritySource::Universe => from_universe(lake).await?,
+    };
+    upsert(lake, &master, request.source, origin, delivered, request.universe.as_deref()).await
+}
+
+/// The migration of a ticker-keyed lake: one security per `reference_universe` symbol (a ticker
+/// interval open at both ends), members of the default universe while listed. Run again, it changes
+/// nothing; a vendor's or a file's history imported later ranks above it.
+pub async fn migrate(lake: &Lake, settings: &SecuritySettings) -> Result<ImportReport> {
+    let request = ImportRequest {
+        source: SecuritySource::Universe,
+        path: None,
+        symbols: None,
+        universe: Some(settings.default_universe.clone()),
+    };
+    import(lake, settings, &PolygonSettings::default(), &request).await
+}
+
+/// `reference_universe` as delivered securities.
+async fn from_universe(lake: &Lake) -> Result<(Vec<Delivered>, String)> {
+    let members = crate::universe::members(lake).await?;
+    if members.is_empty() {
+        return Err(Error::invalid(
+            "reference_universe is empty: nothing to migrate (quantlake universe rebuild lists the symbols first)",
+        ));
+    }
+    let out = members
+        .into_iter()
+        .map(|m| {
+            let dropped =
+                (!m.active).then(|| DateTime::from_timestamp_micros(m.last_seen).map(|t| t.date_naive())).flatten();
+            Delivered {
+                security_id: None,
+                attributes: Attributes {
+                    kind: Some(m.sec_type),
+                    name: m.name,
+                    con_id: m.con_id,
+                    primary_exchange: m.primary_exchange,
+                    currency: Some(m.currency),
+                    ..Attributes::default()
+                },
+                tickers: vec![DeliveredTicker {
+                    ticker: m.symbol.clone(),
+                    exchange: None,
+                    valid: Interval::default(),
+                    vendor_date: None,
+                    what: "its symbol".into(),
+                }],
+                member: Some(Interval::new(None, dropped)),
+                what: format!("reference_universe {}", m.symbol),
+            }
+        })
+        .collect();
+    Ok((out, crate::universe::DATASET.to_string()))
+}
+
+/// Matches, checks and writes `delivered` as `source`'s view of those securities.
+async fn upsert(
+    lake: &Lake,
+    master: &SecurityMaster,
+    source: SecuritySource,
+    origin: String,
+    delivered: Vec<Delivered>,
+    universe: Option<&str>,
+) -> Result<ImportReport> {
+    if let Some(u) = universe {
+        check_universe_name(u)?;
+    }
+    for d in &delivered {
+        d.check()?;
+    }
+    let assigned = assign_ids(master, &delivered)?;
+    let imported_at = Utc::now().timestamp_micros();
+    let mut new = NewRows::default();
+    for (d, (id, _)) in delivered.iter().zip(&assigned) {
+        new.add(*id, d, source, &origin, imported_at, universe);
+    }
+    check_collisions(master, source, &new.symbology, &delivered, &assigned)?;
+    let changed = new.changed(master, source, universe);
+    let mut report = ImportReport {
+        source,
+        origin,
+        delivered: delivered.len(),
+        matched: assigned.iter().filter(|(_, how)| *how != "minted").count(),
+        minted: assigned.iter().filter(|(_, how)| *how == "minted").count(),
+        changed: changed.len(),
+        unchanged: delivered.len() - changed.len(),
+        intervals: new.symbology.iter().filter(|r| changed.contains(&r.security_id)).count(),
+        members: new.membership.iter().filter(|r| changed.contains(&r.security_id)).count(),
+        universe: universe.map(str::to_string),
+        lake_seq: None,
+        snapshots: BTreeMap::new(),
+        securities: delivered
+            .iter()
+            .zip(&assigned)
+            .map(|(d, (id, how))| ImportedSecurity {
+                security_id: *id,
+                matched_by: how,
+                name: d.attributes.name.clone(),
+                tickers: new.tickers_of(*id),
+                changed: changed.contains(id),
+            })
+            .collect(),
+    };
+    if !changed.is_empty() {
+        new.retain(&changed);
+        let done = new.write(lake, master.ranking(), source, &changed, universe).await?;
+        report.lake_seq = Some(done.lake_seq);
+        report.snapshots = done.writes.iter().map(|w| (w.dataset.clone(), w.snapshot_id)).collect();
+    }
+    Ok(report)
+}
+
+/// Each delivered security's id and how it was found; two deliveries of one stored security are an
+/// error naming both.
+fn assign_ids(master: &SecurityMaster, delivered: &[Delivered]) -> Result<Vec<(SecurityId, &'static str)>> {
+    let known = master.ids();
+    let mut claimed: HashMap<SecurityId, &str> = HashMap::new();
+    let mut out = Vec::with_capacity(delivered.len());
+    for d in delivered {
+        let (id, how) = match find_stored(master, &known, d)? {
+            Some(found) => found,
+            None => {
+                let identity = d.identity();
+                let id = (0..)
+                    .map(|attempt| SecurityId::mint(&identity, attempt))
+                    .find(|id| !known.contains(id) && !claimed.contains_key(id))
+                    .expect("an unbounded search ends");
+                (id, "minted")
+            }
+        };
+        if let Some(other) = claimed.insert(id, &d.what) {
+            return Err(Error::invalid(format!(
+                "{other} and {} are both security {id}; deliver one security once (merge their tickers into one)",
+                d.what
+            )));
+        }
+        out.push((id, how));
+    }
+    Ok(out)
+}
+
+/// The stored security `d` is: by the id it names, else a vendor id, else the ticker it has last.
+fn find_stored(
+    master: &SecurityMaster,
+    known: &BTreeSet<SecurityId>,
+    d: &Delivered,
+) -> Result<Option<(SecurityId, &'static str)>> {
+    if let Some(id) = d.security_id {
+        if !known.contains(&id) {
+            return Err(Error::invalid(format!(
+                "{}: security_id {id} is not in the lake (leave it empty to mint one)",
+                d.what
+            )));
+        }
+        return Ok(Some((id, "security_id")));
+    }
+    let (securities, _, _) = master.rows();
+    let by_attribute = |name: &'static str, value: Option<String>, get: fn(&Attributes) -> Option<String>| {
+        let Some(value) = value else { return Ok(None) };
+        let hits =
+            ids(securities.iter().filter(|r| get(&r.attributes).as_ref() == Some(&value)).map(|r| &r.security_id));
+        match hits.len() {
+            0 => Ok(None),
+            1 => Ok(hits.first().map(|id| (*id, name))),
+            _ => Err(Error::invalid(format!(
+                "{}: {name} {value} is held by several stored securities ({}); name one in a security_id column",
+                d.what,
+                hits.iter().map(SecurityId::to_string).collect::<Vec<_>>().join(", ")
+            ))),
+        }
+    };
+    let a = &d.attributes;
+    for (name, value, get) in [
+        (
+            "composite_figi",
+            a.composite_figi.clone(),
+            (|x: &Attributes| x.composite_figi.clone()) as fn(&Attributes) -> Option<String>,
+        ),
+        ("share_class_figi", a.share_class_figi.clone(), |x: &Attributes| x.share_class_figi.clone()),
+        ("con_id", a.con_id.map(|c| c.to_string()), |x: &Attributes| x.con_id.map(|c| c.to_string())),
+    ] {
+        if let Some(found) = by_attribute(name, value, get)? {
+            return Ok(Some(found));
+        }
+    }
+    let Some(last) = d.tickers.last() else { return Ok(None) };
+    // A stored security with another FIGI is another security, whatever ticker it had.
+    let hits: BTreeSet<SecurityId> = master
+        .holders(&last.ticker, &last.valid, last.exchange.as_deref())
+        .into_iter()
+        .filter(|id| {
+            let figi = master.security(*id).and_then(|s| s.attributes.composite_figi);
+            figi.is_none() || a.composite_figi.is_none() || figi == a.composite_figi
+        })
+        .collect();
+    match hits.len() {
+        0 => Ok(None),
+        1 => Ok(hits.first().map(|id| (*id, "ticker"))),
+        _ => Err(Error::invalid(format!(
+            "{}: its ticker {} {} matches several stored securities ({}); name one in a security_id column, or give the interval's dates",
+            d.what,
+            last.ticker,
+            last.valid,
+            hits.iter().map(SecurityId::to_string).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
+/// Refuses an import after which one source would have one ticker (on one exchange) naming two
+/// securities on a date, naming the conflicting rows.
+fn check_collisions(
+    master: &SecurityMaster,
+    source: SecuritySource,
+    new: &[TickerInterval],
+    delivered: &[Delivered],
+    assigned: &[(SecurityId, &'static str)],
+) -> Result<()> {
+    let replaced = ids(assigned.iter().map(|(id, _)| id));
+    let what_of = |r: &TickerInterval| -> String {
+        let i = assigned.iter().position(|(id, _)| *id == r.security_id).unwrap_or(0);
+        let t = delivered[i].tickers.iter().find(|t| t.ticker == r.ticker && t.valid.from == r.valid.from);
+        format!("{} ({}: {})", r.describe(), delivered[i].what, t.map_or("", |t| t.what.as_str()))
+    };
+    let (_, stored, _) = master.rows();
+    let stored: Vec<&TickerInterval> =
+        stored.iter().filter(|r| r.source == source && !replaced.contains(&r.security_id)).collect();
+    for (i, a) in new.iter().enumerate() {
+        for b in &new[i + 1..] {
+            if a.security_id != b.security_id && a.collides(b) {
+                return Err(Error::invalid(format!(
+                    "overlapping ticker intervals, refused: {} and {}",
+                    what_of(a),
+                    what_of(b)
+                )));
+            }
+        }
+        if let Some(s) = stored.iter().find(|s| s.collides(a)) {
+            return Err(Error::invalid(format!(
+                "overlapping ticker intervals, refused: {} overlaps the stored {} (imported from {})",
+                what_of(a),
+                s.describe(),
+                s.origin
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The rows an import writes.
+#[derive(Default)]
+struct NewRows {
+    securities: Vec<SecurityRow>,
+    symbology: Vec<TickerInterval>,
+    membership: Vec<MembershipRow>,
+}
+
+impl NewRows {
+    fn add(
+        &mut self,
+        id: SecurityId,
+        d: &Delivered,
+        source: SecuritySource,
+        origin: &str,
+        imported_at: i64,
+        universe: Option<&str>,
+    ) {
+        let origin = origin.to_string();
+        self.securities.push(SecurityRow {
+            security_id: id,
+            source,
+            attributes: d.attributes.clone(),
+            origin: origin.clone(),
+            imported_at,
+        });
+        for t in &d.tickers {
+            // An open end stops at the delisting.
+            let to = t.valid.to.or(d.attributes.delisted);
+            self.symbology.push(TickerInterval {
+                security_id: id,
+                ticker: t.ticker.clone(),
+                exchange: t.exchange.clone(),
+                valid: Interval::new(t.valid.from, to),
+                source,
+                vendor_date: t.vendor_date,
+                origin: origin.clone(),
+                imported_at,
+            });
+        }
+        if let Some(universe) = universe {
+            self.membership.push(MembershipRow {
+                universe: universe.to_string(),
+                security_id: id,
+                valid: d.membership(),
+                source,
+                origin,
+                imported_at,
+            });
+        }
+    }
+
+    fn tickers_of(&self, id: SecurityId) -> String {
+        let spans: Vec<String> = self
+            .symbology
+            .iter()
+            .filter(|r| r.security_id == id)
+            .map(|r| format!("{} {}", r.ticker, r.valid))
+            .collect();
+        spans.join(", ")
+    }
+
+    /// The securities whose rows differ from what `source` has stored for them (when and where from
+    /// aside).
+    fn changed(&self, master: &SecurityMaster, source: SecuritySource, universe: Option<&str>) -> BTreeSet<SecurityId> {
+        let (sec, sym, mem) = master.rows();
+        let attrs = |rows: &[SecurityRow], id| -> Vec<Attributes> {
+            rows.iter().filter(|r| r.security_id == id && r.source == source).map(|r| r.attributes.clone()).collect()
+        };
+        type Span = (Symbol, Option<String>, Interval, Option<NaiveDate>);
+        let spans = |rows: &[TickerInterval], id| -> BTreeSet<String> {
+            rows.iter()
+                .filter(|r| r.security_id == id && r.source == source)
+                .map(|r| -> Span { (r.ticker.clone(), r.exchange.clone(), r.valid, r.vendor_date) })
+                .map(|s| format!("{s:?}"))
+                .collect()
+        };
+        let members = |rows: &[MembershipRow], id| -> BTreeSet<String> {
+            rows.iter()
+                .filter(|r| r.security_id == id && r.source == source && Some(r.universe.as_str()) == universe)
+                .map(|r| r.valid.to_string())
+                .collect()
+        };
+        ids(self.securities.iter().map(|r| &r.security_id))
+            .into_iter()
+            .filter(|&id| {
+                attrs(&self.securities, id) != attrs(sec, id)
+                    || spans(&self.symbology, id) != spans(sym, id)
+                    || (universe.is_some() && members(&self.membership, id) != members(mem, id))
+            })
+            .collect()
+    }
+
+    fn retain(&mut self, keep: &BTreeSet<SecurityId>) {
+        self.securities.retain(|r| keep.contains(&r.security_id));
+        self.symbology.retain(|r| keep.contains(&r.security_id));
+        self.membership.retain(|r| keep.contains(&r.security_id));
+    }
+
+    /// One stage: each dataset's rows of `source` for `changed` replaced by the new ones.
+    async fn write(
+        self,
+        lake: &Lake,
+        ranking: &[SecuritySource],
+        source: SecuritySource,
+        changed: &BTreeSet<SecurityId>,
+        universe: Option<&str>,
+    ) -> Result<crate::table::operations::stage::StageResult> {
+        let (sec, sym, mem) = (lake.dataset(SECURITIES)?, lake.dataset(SYMBOLOGY)?, lake.dataset(MEMBERSHIP)?);
+        let ids = Arc::new(changed.clone());
+        let removing = |dataset: &'static str, universe: Option<String>| {
+            let ids = ids.clone();
+            Arc::new(move |b: &arrow::array::RecordBatch| rows::replaced(b, dataset, source, &ids, universe.as_deref()))
+                as crate::table::operations::write::RowPredicate
+        };
+        let precedence: Vec<&str> = ranking.iter().map(|s| s.name()).collect();
+        let write = |ds, batch, dataset, universe: Option<String>| {
+            crate::table::Dataset::write(ds, vec![batch])
+                .removing_where(removing(dataset, universe))
+                .covering([PartitionKey::All])
+                .operation("securities_import")
+                .parameter("source", source)
+                .parameter("source_precedence", &precedence)
+        };
+        let mut stage = lake
+            .stage("securities_import")
+            .parameter("source", source)
+            .write(write(&sec, rows::securities_batch(sec.contract(), &self.securities)?, SECURITIES, None))
+            .write(write(&sym, rows::symbology_batch(sym.contract(), &self.symbology)?, SYMBOLOGY, None));
+        if let Some(u) = universe {
+            stage = stage.write(write(
+                &mem,
+                rows::membership_batch(mem.contract(), &self.membership)?,
+                MEMBERSHIP,
+                Some(u.to_string()),
+            ));
+        }
+        stage.commit().await
+    }
+}
