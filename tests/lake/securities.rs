@@ -517,3 +517,22 @@ fn training_sets_hold_the_members_of_each_decision_date() {
     assert_eq!(at("2024-01-08T15:00:00Z"), ["AAA"]);
     assert_eq!(at("2024-01-10T15:00:00Z"), ["AAA", "CCC"]);
 }
+
+#[test]
+fn the_security_master_on_s3() {
+    let t = TestLake::new(Backend::S3);
+    t.json(&["init"]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("master.csv");
+    std::fs::write(&path, MASTER_CSV).unwrap();
+    let path = path.display().to_string();
+    let first = t.json(&["securities", "import", "--source", "csv", "--path", &path, "--universe", "us"]);
+    assert_eq!(first["minted"], 4, "{first}");
+    let again = t.json(&["securities", "import", "--source", "csv", "--path", &path, "--universe", "us"]);
+    assert_eq!((again["changed"].as_u64(), again["lake_seq"].is_null()), (Some(0), true), "{again}");
+    let ids = ids_by_name(&first);
+    assert_eq!(resolve(&t, "GOOG", "2010-01-04", "latest"), (0, Some(ids["Alphabet Inc Class A"])));
+    assert_eq!(resolve(&t, "GOOG", "2014-04-03", "latest"), (0, Some(ids["Alphabet Inc Class C"])));
+    let members = t.json(&["universe", "show", "--at", "2023-01-03", "--universe", "us"]);
+    assert_eq!(members["members"].as_array().unwrap().len(), 3, "{members}");
+}

@@ -18,6 +18,7 @@ use crate::reference::securities::{Interval, SecurityMaster, TickerHistory};
 use crate::security::SecurityId;
 use crate::symbol::Symbol;
 use crate::table::AsOf;
+use crate::table::lake_log::LakeView;
 use crate::table::layout::PartitionKey;
 use crate::table::pruned::SymbolRows;
 use crate::table::{Lake, PartitionEntry};
@@ -51,10 +52,12 @@ pub struct BarsRequest {
 /// symbols are fetched and decoded ([`Dataset::read_symbols`]), no DuckDB. Resampling is SQL (DuckDB).
 pub async fn get_curated_bars(lake: &Lake, request: &BarsRequest, as_of: &AsOf) -> Result<Vec<RecordBatch>> {
     check(request)?;
-    let series = Series::plan(lake, request, as_of).await?;
+    // One view for the security master and the bars: both as of one lake state.
+    let view = lake.view().await?;
+    let series = Series::plan(lake, request, as_of, &view).await?;
     let stored = BarsRequest { symbols: Series::tickers(&series), ..request.clone() };
     let batches = match request.frequency {
-        Frequency::M1 => read_minutes(lake, &stored, as_of).await?,
+        Frequency::M1 => read_minutes(lake, &stored, as_of, &view).await?,
         _ => read_sql(lake, &stored, as_of).await?,
     };
     let batches = tokio::task::block_in_place(|| Series::label(&series, request, batches))?;
@@ -67,7 +70,7 @@ impl BarsRequest {
     #[doc(hidden)]
     pub async fn read_with_sql(&self, lake: &Lake, as_of: &AsOf) -> Result<Vec<RecordBatch>> {
         check(self)?;
-        let series = Series::plan(lake, self, as_of).await?;
+        let series = Series::plan(lake, self, as_of, &lake.view().await?).await?;
         let stored = BarsRequest { symbols: Series::tickers(&series), ..self.clone() };
         let batches = read_sql(lake, &stored, as_of).await?;
         let batches = Series::label(&series, self, batches)?;
@@ -140,8 +143,8 @@ struct Series {
 impl Series {
     /// Each requested symbol's series: the security master's at `as_of` when it knows the symbol,
     /// else the symbol itself over the range.
-    async fn plan(lake: &Lake, request: &BarsRequest, as_of: &AsOf) -> Result<Vec<Series>> {
-        let master = SecurityMaster::load(lake, as_of).await?;
+    async fn plan(lake: &Lake, request: &BarsRequest, as_of: &AsOf, view: &LakeView) -> Result<Vec<Series>> {
+        let master = SecurityMaster::load_in(lake, as_of, view).await?;
         let mut out = Vec::with_capacity(request.symbols.len());
         for key in &request.symbols {
             let found = master.security_for(key, request.start, request.end, request.resolve_at)?;
@@ -200,14 +203,18 @@ impl Series {
             // Every row is its own series' already: append the columns, keep the rows.
             let ids: std::collections::HashMap<&str, Option<i64>> =
                 series.iter().map(|s| (s.key.as_str(), s.security.map(SecurityId::get))).collect();
+            let none_known = ids.values().all(Option::is_none);
             return batches
                 .iter()
                 .map(|b| {
-                    let symbol = symbols(b)?;
-                    let id: Int64Array = symbol.iter().map(|s| s.and_then(|s| ids.get(s).copied().flatten())).collect();
+                    let id: ArrayRef = if none_known {
+                        arrow::array::new_null_array(&DataType::Int64, b.num_rows())
+                    } else {
+                        Arc::new(run_ids(&symbols(b)?, &ids))
+                    };
                     let mut columns = b.columns().to_vec();
                     columns.push(b.column(symbol_at).clone());
-                    columns.push(Arc::new(id));
+                    columns.push(id);
                     Ok(RecordBatch::try_new(schema.clone(), columns)?)
                 })
                 .collect();
@@ -271,6 +278,23 @@ impl Series {
     }
 }
 
+/// Each row's id in `ids` by its symbol, looked up once per run of one symbol (rows are sorted by it).
+fn run_ids(symbol: &StringArray, ids: &std::collections::HashMap<&str, Option<i64>>) -> Int64Array {
+    let mut out = Int64Array::builder(symbol.len());
+    let mut start = 0;
+    for i in 1..=symbol.len() {
+        if i == symbol.len() || symbol.value(i) != symbol.value(start) {
+            let id = if symbol.is_valid(start) { ids.get(symbol.value(start)).copied().flatten() } else { None };
+            match id {
+                Some(v) => out.append_slice(&vec![v; i - start]),
+                None => out.append_nulls(i - start),
+            }
+            start = i;
+        }
+    }
+    out.finish()
+}
+
 /// The one-minute columns, in output order (`date` is the partition's, as the SQL views' hive column).
 const M1_COLUMNS: [&str; 15] = [
     "symbol",
@@ -292,10 +316,10 @@ const M1_COLUMNS: [&str; 15] = [
 
 /// One-minute bars without SQL: the snapshot's partitions in the range (resolved exactly as the SQL
 /// views resolve `as_of`), the symbols' pages of each, then the rows in (symbol, ts) order.
-async fn read_minutes(lake: &Lake, request: &BarsRequest, as_of: &AsOf) -> Result<Vec<RecordBatch>> {
+async fn read_minutes(lake: &Lake, request: &BarsRequest, as_of: &AsOf, view: &LakeView) -> Result<Vec<RecordBatch>> {
     as_of.check_datasets(lake)?;
     let ds = lake.dataset(DATASET)?;
-    let state = ds.state_as_of(as_of, &lake.view().await?).await?;
+    let state = ds.state_as_of(as_of, view).await?;
     let partitions: Vec<PartitionEntry> = state
         .partitions
         .values()

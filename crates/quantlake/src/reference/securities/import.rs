@@ -76,7 +76,7 @@ pub async fn import(
         return Err(Error::invalid(format!("--symbols is for --source polygon, not {}", request.source)));
     }
     let ranking = settings.ranking()?;
-    let master = SecurityMaster::load_ranked(lake, &AsOf::latest(), Some(ranking)).await?;
+    let master = SecurityMaster::load_ranked(lake, &AsOf::latest(), &lake.view().await?, Some(ranking)).await?;
     let (delivered, origin) = match request.source {
         SecuritySource::Csv => {
             let path = request.path.as_deref().ok_or_else(|| Error::invalid("--source csv needs --path FILE"))?;
@@ -187,17 +187,20 @@ async fn upsert(
         universe: universe.map(str::to_string),
         lake_seq: None,
         snapshots: BTreeMap::new(),
-        securities: delivered
-            .iter()
-            .zip(&assigned)
-            .map(|(d, (id, how))| ImportedSecurity {
-                security_id: *id,
-                matched_by: how,
-                name: d.attributes.name.clone(),
-                tickers: new.tickers_of(*id),
-                changed: changed.contains(id),
-            })
-            .collect(),
+        securities: {
+            let mut tickers = new.tickers();
+            delivered
+                .iter()
+                .zip(&assigned)
+                .map(|(d, (id, how))| ImportedSecurity {
+                    security_id: *id,
+                    matched_by: how,
+                    name: d.attributes.name.clone(),
+                    tickers: tickers.remove(id).unwrap_or_default(),
+                    changed: changed.contains(id),
+                })
+                .collect()
+        },
     };
     if !changed.is_empty() {
         new.retain(&changed);
@@ -212,10 +215,11 @@ async fn upsert(
 /// error naming both.
 fn assign_ids(master: &SecurityMaster, delivered: &[Delivered]) -> Result<Vec<(SecurityId, &'static str)>> {
     let known = master.ids();
+    let vendor_ids = VendorIds::of(master);
     let mut claimed: HashMap<SecurityId, &str> = HashMap::new();
     let mut out = Vec::with_capacity(delivered.len());
     for d in delivered {
-        let (id, how) = match find_stored(master, &known, d)? {
+        let (id, how) = match find_stored(master, &known, &vendor_ids, d)? {
             Some(found) => found,
             None => {
                 let identity = d.identity();
@@ -237,10 +241,41 @@ fn assign_ids(master: &SecurityMaster, delivered: &[Delivered]) -> Result<Vec<(S
     Ok(out)
 }
 
+/// The vendor ids a stored security may be matched by, in the order they are tried.
+const VENDOR_IDS: [&str; 3] = ["composite_figi", "share_class_figi", "con_id"];
+
+/// `name`'s value in `a`, as text.
+fn vendor_id(a: &Attributes, name: &str) -> Option<String> {
+    match name {
+        "composite_figi" => a.composite_figi.clone(),
+        "share_class_figi" => a.share_class_figi.clone(),
+        "con_id" => a.con_id.map(|c| c.to_string()),
+        _ => None,
+    }
+}
+
+/// The stored securities by each vendor id any source gave them.
+struct VendorIds(HashMap<(&'static str, String), BTreeSet<SecurityId>>);
+
+impl VendorIds {
+    fn of(master: &SecurityMaster) -> Self {
+        let mut index: HashMap<(&'static str, String), BTreeSet<SecurityId>> = HashMap::new();
+        for r in master.rows().0 {
+            for name in VENDOR_IDS {
+                if let Some(value) = vendor_id(&r.attributes, name) {
+                    index.entry((name, value)).or_default().insert(r.security_id);
+                }
+            }
+        }
+        Self(index)
+    }
+}
+
 /// The stored security `d` is: by the id it names, else a vendor id, else the ticker it has last.
 fn find_stored(
     master: &SecurityMaster,
     known: &BTreeSet<SecurityId>,
+    vendor_ids: &VendorIds,
     d: &Delivered,
 ) -> Result<Option<(SecurityId, &'static str)>> {
     if let Some(id) = d.security_id {
@@ -252,33 +287,19 @@ fn find_stored(
         }
         return Ok(Some((id, "security_id")));
     }
-    let (securities, _, _) = master.rows();
-    let by_attribute = |name: &'static str, value: Option<String>, get: fn(&Attributes) -> Option<String>| {
-        let Some(value) = value else { return Ok(None) };
-        let hits =
-            ids(securities.iter().filter(|r| get(&r.attributes).as_ref() == Some(&value)).map(|r| &r.security_id));
-        match hits.len() {
-            0 => Ok(None),
-            1 => Ok(hits.first().map(|id| (*id, name))),
-            _ => Err(Error::invalid(format!(
+    let a = &d.attributes;
+    for name in VENDOR_IDS {
+        let Some(value) = vendor_id(a, name) else { continue };
+        let Some(hits) = vendor_ids.0.get(&(name, value.clone())) else { continue };
+        if hits.len() > 1 {
+            return Err(Error::invalid(format!(
                 "{}: {name} {value} is held by several stored securities ({}); name one in a security_id column",
                 d.what,
                 hits.iter().map(SecurityId::to_string).collect::<Vec<_>>().join(", ")
-            ))),
+            )));
         }
-    };
-    let a = &d.attributes;
-    for (name, value, get) in [
-        (
-            "composite_figi",
-            a.composite_figi.clone(),
-            (|x: &Attributes| x.composite_figi.clone()) as fn(&Attributes) -> Option<String>,
-        ),
-        ("share_class_figi", a.share_class_figi.clone(), |x: &Attributes| x.share_class_figi.clone()),
-        ("con_id", a.con_id.map(|c| c.to_string()), |x: &Attributes| x.con_id.map(|c| c.to_string())),
-    ] {
-        if let Some(found) = by_attribute(name, value, get)? {
-            return Ok(Some(found));
+        if let Some(id) = hits.first() {
+            return Ok(Some((*id, name)));
         }
     }
     let Some(last) = d.tickers.last() else { return Ok(None) };
@@ -319,29 +340,65 @@ fn check_collisions(
         let t = delivered[i].tickers.iter().find(|t| t.ticker == r.ticker && t.valid.from == r.valid.from);
         format!("{} ({}: {})", r.describe(), delivered[i].what, t.map_or("", |t| t.what.as_str()))
     };
-    let (_, stored, _) = master.rows();
-    let stored: Vec<&TickerInterval> =
-        stored.iter().filter(|r| r.source == source && !replaced.contains(&r.security_id)).collect();
-    for (i, a) in new.iter().enumerate() {
-        for b in &new[i + 1..] {
-            if a.security_id != b.security_id && a.collides(b) {
+    // Intervals can only collide within one ticker.
+    let mut stored: HashMap<&Symbol, Vec<&TickerInterval>> = HashMap::new();
+    for r in master.rows().1.iter().filter(|r| r.source == source && !replaced.contains(&r.security_id)) {
+        stored.entry(&r.ticker).or_default().push(r);
+    }
+    let mut fresh: HashMap<&Symbol, Vec<&TickerInterval>> = HashMap::new();
+    for r in new {
+        fresh.entry(&r.ticker).or_default().push(r);
+    }
+    for (ticker, rows) in &fresh {
+        for (i, a) in rows.iter().enumerate() {
+            if let Some(b) = rows[i + 1..].iter().find(|b| a.security_id != b.security_id && a.collides(b)) {
                 return Err(Error::invalid(format!(
                     "overlapping ticker intervals, refused: {} and {}",
                     what_of(a),
                     what_of(b)
                 )));
             }
-        }
-        if let Some(s) = stored.iter().find(|s| s.collides(a)) {
-            return Err(Error::invalid(format!(
-                "overlapping ticker intervals, refused: {} overlaps the stored {} (imported from {})",
-                what_of(a),
-                s.describe(),
-                s.origin
-            )));
+            if let Some(s) = stored.get(ticker).into_iter().flatten().find(|s| s.collides(a)) {
+                return Err(Error::invalid(format!(
+                    "overlapping ticker intervals, refused: {} overlaps the stored {} (imported from {})",
+                    what_of(a),
+                    s.describe(),
+                    s.origin
+                )));
+            }
         }
     }
     Ok(())
+}
+
+/// What one source says of each security, when and where from aside: what an import compares.
+struct Content {
+    attributes: HashMap<SecurityId, Vec<String>>,
+    spans: HashMap<SecurityId, BTreeSet<String>>,
+    members: HashMap<SecurityId, BTreeSet<String>>,
+}
+
+impl Content {
+    fn of(
+        securities: &[SecurityRow],
+        symbology: &[TickerInterval],
+        membership: &[MembershipRow],
+        source: SecuritySource,
+        universe: Option<&str>,
+    ) -> Self {
+        let mut out = Content { attributes: HashMap::new(), spans: HashMap::new(), members: HashMap::new() };
+        for r in securities.iter().filter(|r| r.source == source) {
+            out.attributes.entry(r.security_id).or_default().push(format!("{:?}", r.attributes));
+        }
+        for r in symbology.iter().filter(|r| r.source == source) {
+            let span = format!("{:?}", (&r.ticker, &r.exchange, r.valid, r.vendor_date));
+            out.spans.entry(r.security_id).or_default().insert(span);
+        }
+        for r in membership.iter().filter(|r| r.source == source && Some(r.universe.as_str()) == universe) {
+            out.members.entry(r.security_id).or_default().insert(r.valid.to_string());
+        }
+        out
+    }
 }
 
 /// The rows an import writes.
@@ -396,43 +453,31 @@ impl NewRows {
         }
     }
 
-    fn tickers_of(&self, id: SecurityId) -> String {
-        let spans: Vec<String> = self
-            .symbology
-            .iter()
-            .filter(|r| r.security_id == id)
-            .map(|r| format!("{} {}", r.ticker, r.valid))
-            .collect();
-        spans.join(", ")
+    /// Each security's tickers as written, e.g. `FB 2012-05-18..2022-06-10, META 2022-06-13..`.
+    fn tickers(&self) -> HashMap<SecurityId, String> {
+        let mut out: HashMap<SecurityId, String> = HashMap::new();
+        for r in &self.symbology {
+            let text = out.entry(r.security_id).or_default();
+            if !text.is_empty() {
+                text.push_str(", ");
+            }
+            text.push_str(&format!("{} {}", r.ticker, r.valid));
+        }
+        out
     }
 
     /// The securities whose rows differ from what `source` has stored for them (when and where from
     /// aside).
     fn changed(&self, master: &SecurityMaster, source: SecuritySource, universe: Option<&str>) -> BTreeSet<SecurityId> {
         let (sec, sym, mem) = master.rows();
-        let attrs = |rows: &[SecurityRow], id| -> Vec<Attributes> {
-            rows.iter().filter(|r| r.security_id == id && r.source == source).map(|r| r.attributes.clone()).collect()
-        };
-        type Span = (Symbol, Option<String>, Interval, Option<NaiveDate>);
-        let spans = |rows: &[TickerInterval], id| -> BTreeSet<String> {
-            rows.iter()
-                .filter(|r| r.security_id == id && r.source == source)
-                .map(|r| -> Span { (r.ticker.clone(), r.exchange.clone(), r.valid, r.vendor_date) })
-                .map(|s| format!("{s:?}"))
-                .collect()
-        };
-        let members = |rows: &[MembershipRow], id| -> BTreeSet<String> {
-            rows.iter()
-                .filter(|r| r.security_id == id && r.source == source && Some(r.universe.as_str()) == universe)
-                .map(|r| r.valid.to_string())
-                .collect()
-        };
+        let new = Content::of(&self.securities, &self.symbology, &self.membership, source, universe);
+        let stored = Content::of(sec, sym, mem, source, universe);
         ids(self.securities.iter().map(|r| &r.security_id))
             .into_iter()
-            .filter(|&id| {
-                attrs(&self.securities, id) != attrs(sec, id)
-                    || spans(&self.symbology, id) != spans(sym, id)
-                    || (universe.is_some() && members(&self.membership, id) != members(mem, id))
+            .filter(|id| {
+                new.attributes.get(id) != stored.attributes.get(id)
+                    || new.spans.get(id) != stored.spans.get(id)
+                    || (universe.is_some() && new.members.get(id) != stored.members.get(id))
             })
             .collect()
     }

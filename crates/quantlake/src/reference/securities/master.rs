@@ -1,6 +1,7 @@
 //! [`SecurityMaster`]: the three datasets read at one lake state, and the questions asked of them.
 
 use super::*;
+use crate::table::lake_log::LakeView;
 use crate::table::{AsOf, Lake, ReadFilter};
 
 /// The security master at one lake state: every source's rows, and what readers take from them.
@@ -12,6 +13,8 @@ pub struct SecurityMaster {
     ranking: Vec<SecuritySource>,
     /// Each security's ticker history from the source that wins it, oldest first.
     history: HashMap<SecurityId, Vec<usize>>,
+    /// Indexes into `securities`, by security.
+    rows_of: HashMap<SecurityId, Vec<usize>>,
     /// Indexes into `symbology` of the winning intervals, by ticker.
     by_ticker: HashMap<Symbol, Vec<usize>>,
     /// The snapshot of each dataset read.
@@ -47,18 +50,27 @@ impl SecurityMaster {
     /// stage, so they are read consistently), ranking sources as the latest import at that snapshot
     /// recorded (`securities.source_precedence` then), so a read at a snapshot always answers alike.
     pub async fn load(lake: &Lake, as_of: &AsOf) -> Result<Self> {
-        Self::load_ranked(lake, as_of, None).await
+        Self::load_ranked(lake, as_of, &lake.view().await?, None).await
+    }
+
+    /// [`Self::load`] through `view`, so a caller reading other datasets too sees one lake state.
+    pub async fn load_in(lake: &Lake, as_of: &AsOf, view: &LakeView) -> Result<Self> {
+        Self::load_ranked(lake, as_of, view, None).await
     }
 
     /// [`Self::load`] with `ranking` instead of the recorded one (an import ranks by the settings it
     /// records).
-    pub(crate) async fn load_ranked(lake: &Lake, as_of: &AsOf, ranking: Option<Vec<SecuritySource>>) -> Result<Self> {
-        let view = lake.view().await?;
+    pub(crate) async fn load_ranked(
+        lake: &Lake,
+        as_of: &AsOf,
+        view: &LakeView,
+        ranking: Option<Vec<SecuritySource>>,
+    ) -> Result<Self> {
         let mut snapshots = BTreeMap::new();
         let mut batches = BTreeMap::new();
         for name in [SECURITIES, SYMBOLOGY, MEMBERSHIP] {
             let ds = lake.dataset(name)?;
-            let state = ds.state_as_of(as_of, &view).await?;
+            let state = ds.state_as_of(as_of, view).await?;
             snapshots.insert(name.to_string(), state.snapshot_id);
             batches.insert(name, ds.read(&state, &ReadFilter::default()).await?);
         }
@@ -82,6 +94,7 @@ impl SecurityMaster {
         ranking: Vec<SecuritySource>,
         snapshots: BTreeMap<String, u64>,
     ) -> Result<Self> {
+        let rows_of = by_security(&securities, |r| r.security_id);
         let mut master = Self {
             securities,
             symbology,
@@ -90,6 +103,7 @@ impl SecurityMaster {
             snapshots,
             history: HashMap::new(),
             by_ticker: HashMap::new(),
+            rows_of,
         };
         let rank = rank_of(&master.ranking);
         for (id, rows) in by_security(&master.symbology, |r| r.security_id) {
@@ -129,7 +143,8 @@ impl SecurityMaster {
     /// The security `id` with each attribute from the best-ranked source that has it.
     pub fn security(&self, id: SecurityId) -> Option<SecurityView> {
         let rank = rank_of(&self.ranking);
-        let mut rows: Vec<&SecurityRow> = self.securities.iter().filter(|r| r.security_id == id).collect();
+        let mut rows: Vec<&SecurityRow> =
+            self.rows_of.get(&id).into_iter().flatten().map(|&i| &self.securities[i]).collect();
         if rows.is_empty() && !self.history.contains_key(&id) {
             return None;
         }
