@@ -267,6 +267,7 @@ impl Config {
             features: &self.features,
             health: &self.health,
             universe: &self.universe,
+            securities: &self.securities,
             models: &self.models,
         }
     }

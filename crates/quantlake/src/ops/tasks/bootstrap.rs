@@ -190,8 +190,11 @@ async fn steps(
             }
             "training" if request.skip_training => json!({ "skipped": "--skip-training" }),
             "training" => {
-                let options =
-                    crate::models::TrainOptions { end: Some(backfilled(&done, &results)?.1), ..Default::default() };
+                let options = crate::models::TrainOptions {
+                    end: Some(backfilled(&done, &results)?.1),
+                    universe: settings.training_universe(),
+                    ..Default::default()
+                };
                 let (train, fallback) = (options.resolve(settings.models, Utc::now())?, settings.health.into());
                 serde_json::to_value(crate::models::train::train(lake, &train, fallback, &NoProgress).await?)?
             }

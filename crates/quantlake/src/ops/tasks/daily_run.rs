@@ -99,7 +99,16 @@ pub struct PipelineSettings<'a> {
     pub features: &'a FeaturesSettings,
     pub health: &'a HealthSettings,
     pub universe: &'a UniverseSettings,
+    pub securities: &'a crate::reference::securities::SecuritySettings,
     pub models: &'a crate::models::ModelSettings,
+}
+
+impl PipelineSettings<'_> {
+    /// What a scheduled or bootstrap training holds: the configured default universe's members on each
+    /// date (when the security master records them).
+    pub fn training_universe(&self) -> crate::sets::UniverseFilter {
+        crate::sets::UniverseFilter::Default(self.securities.default_universe.clone())
+    }
 }
 
 impl<'a> PipelineSettings<'a> {

@@ -25,7 +25,8 @@ pub struct Retrain {
 
 /// Trains and registers the model, or fails naming the RED partitions of its window.
 pub async fn run(lake: &Lake, settings: PipelineSettings<'_>, job: &JobHandle, task: &Retrain) -> Result<Finish> {
-    let options = crate::models::TrainOptions { end: task.end, ..Default::default() };
+    let options =
+        crate::models::TrainOptions { end: task.end, universe: settings.training_universe(), ..Default::default() };
     let request = options.resolve(settings.models, Utc::now())?;
     job.progress("check", 0, 2, None);
     let inputs = ["curated_1m_bars", request.feature_set.as_str()];
