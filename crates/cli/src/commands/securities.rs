@@ -110,13 +110,7 @@ pub async fn universe_members(
     let universe = universe.unwrap_or_else(|| settings.default_universe.clone());
     check_universe_name(&universe)?;
     let master = SecurityMaster::load(&lake, as_of).await?;
-    if !master.universes().contains(universe.as_str()) {
-        let known: Vec<&str> = master.universes().into_iter().collect();
-        return Err(Error::invalid(format!(
-            "no membership of universe '{universe}' in the security master (universes: {}); `quantlake securities migrate` records the default universe's from reference_universe",
-            if known.is_empty() { "none".to_string() } else { known.join(", ") }
-        )));
-    }
+    master.check_universe(&universe)?;
     let members = master.members(&universe, at);
     out.universe_members(&universe, at, &members, ctx.config.universe.breadth(members.len()));
     Ok(Outcome::Ok)

@@ -300,14 +300,15 @@ pub async fn get_features_for_inference(
     })?;
     // Every symbol: the default universe's members on the decision date, when the security master
     // records them (survivorship-free, as training sets are).
-    let (batches, mut read) =
-        match (symbols.is_empty(), universe::Members::load(lake, &Default::default(), as_of).await?) {
-            (true, Some(members)) => {
-                let kept = batches.into_iter().map(|b| members.keep(b).map(|(b, _)| b)).collect::<Result<Vec<_>>>()?;
-                (kept, members.snapshots.iter().map(|(d, id)| format!("{d}@{id}")).collect::<Vec<_>>())
-            }
-            _ => (batches, Vec::new()),
-        };
+    let members =
+        if symbols.is_empty() { universe::Members::load(lake, &Default::default(), as_of).await? } else { None };
+    let (batches, mut read) = match members {
+        Some(members) => {
+            let kept = batches.into_iter().map(|b| members.keep(b).map(|(b, _)| b)).collect::<Result<Vec<_>>>()?;
+            (kept, members.snapshots.iter().map(|(d, id)| format!("{d}@{id}")).collect::<Vec<_>>())
+        }
+        None => (batches, Vec::new()),
+    };
     // The lake state read goes with the rows (their schema's metadata, which Parquet and Arrow files
     // keep) and to the log: reading the same snapshot again gives the same rows.
     read.splice(0..0, snapshots.iter().map(|(d, id)| format!("{d}@{id}")));

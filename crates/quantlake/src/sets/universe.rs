@@ -53,14 +53,10 @@ impl Members {
             UniverseFilter::Named(name) => (name, true),
         };
         let master = SecurityMaster::load(lake, as_of).await?;
-        if !master.universes().contains(name.as_str()) {
-            if required {
-                return Err(Error::invalid(format!(
-                    "the security master records no membership of universe '{name}' (universes: {})",
-                    master.universes().into_iter().collect::<Vec<_>>().join(", ")
-                )));
-            }
-            return Ok(None);
+        match master.check_universe(name) {
+            Ok(()) => {}
+            Err(e) if required => return Err(e),
+            Err(_) => return Ok(None),
         }
         Ok(Some(Self {
             universe: name.clone(),
@@ -93,23 +89,41 @@ impl Members {
             .column_by_name("decision_time")
             .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>())
             .ok_or_else(|| Error::invalid("set rows have no 'decision_time' column"))?;
-        let mut last: Option<(NaiveDate, std::sync::Arc<HashSet<Symbol>>)> = None;
+        // Rows come in runs of one symbol and one day: the day's New York bounds and the run's answer
+        // are worked out once, not per row.
+        let mut day: Option<(i64, i64, std::sync::Arc<HashSet<Symbol>>)> = None;
+        let mut run: Option<(usize, bool)> = None;
         let mut mask = Vec::with_capacity(batch.num_rows());
         for i in 0..batch.num_rows() {
-            let Some(at) = DateTime::from_timestamp_micros(decision.value(i)) else {
+            let us = decision.value(i);
+            if !day.as_ref().is_some_and(|(start, end, _)| *start <= us && us < *end) {
+                let Some(at) = DateTime::from_timestamp_micros(us) else {
+                    mask.push(false);
+                    continue;
+                };
+                let date = NyseCalendar.trading_date(at);
+                let start_of =
+                    |d: Option<NaiveDate>| d.and_then(|d| NyseCalendar.day_start(d)).map(|t| t.timestamp_micros());
+                let (start, end) = match (start_of(Some(date)), start_of(date.succ_opt())) {
+                    (Some(s), Some(e)) => (s, e),
+                    _ => (us, us + 1),
+                };
+                day = Some((start, end, self.on(date)));
+                run = None;
+            }
+            let Some((_, _, members)) = &day else {
                 mask.push(false);
                 continue;
             };
-            let date = NyseCalendar.trading_date(at);
-            let members = match &last {
-                Some((d, m)) if *d == date => m.clone(),
+            let keep = match run {
+                Some((j, keep)) if symbol.value(j) == symbol.value(i) => keep,
                 _ => {
-                    let m = self.on(date);
-                    last = Some((date, m.clone()));
-                    m
+                    let keep = symbol.is_valid(i) && members.contains(symbol.value(i));
+                    run = Some((i, keep));
+                    keep
                 }
             };
-            mask.push(symbol.is_valid(i) && members.contains(symbol.value(i)));
+            mask.push(keep);
         }
         let mask = BooleanArray::from(mask);
         let left_out = (mask.len() - mask.true_count()) as u64;

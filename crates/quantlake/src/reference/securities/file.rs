@@ -262,7 +262,7 @@ fn from_changes(origin: &str, rows: Vec<(String, Row)>, problems: &mut Vec<Strin
         let before = NyseCalendar.previous_session(from);
         // The security that has `old` now: the last interval of a chain, still open and begun before
         // this change (on one date, GOOG -> GOOGL frees the ticker GOOCV -> GOOG takes).
-        let chain = out.iter_mut().find(|c| {
+        let found = out.iter().position(|c| {
             c.tickers.last().is_some_and(|t| {
                 t.ticker == old
                     && t.valid.to.is_none()
@@ -270,10 +270,10 @@ fn from_changes(origin: &str, rows: Vec<(String, Row)>, problems: &mut Vec<Strin
                     && t.valid.from.is_none_or(|f| f < from)
             })
         });
-        let chain = match chain {
-            Some(c) => {
-                c.what = format!("{}, {at}", c.what);
-                c
+        let i = match found {
+            Some(i) => {
+                out[i].what = format!("{}, {at}", out[i].what);
+                i
             }
             None => {
                 out.push(Delivered {
@@ -289,10 +289,12 @@ fn from_changes(origin: &str, rows: Vec<(String, Row)>, problems: &mut Vec<Strin
                     member: None,
                     what: format!("{origin} {at}"),
                 });
-                out.last_mut().expect("just pushed")
+                out.len() - 1
             }
         };
-        let last = chain.tickers.last_mut().expect("a chain has a ticker");
+        let chain = &mut out[i];
+        // Every chain starts with a ticker.
+        let Some(last) = chain.tickers.last_mut() else { continue };
         if last.valid.from.is_some_and(|f| f > before) {
             problems.push(format!(
                 "{at}: {old} -> {new} on {d} comes before {old}'s own start {}",

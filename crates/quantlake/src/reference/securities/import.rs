@@ -223,10 +223,12 @@ fn assign_ids(master: &SecurityMaster, delivered: &[Delivered]) -> Result<Vec<(S
             Some(found) => found,
             None => {
                 let identity = d.identity();
-                let id = (0..)
-                    .map(|attempt| SecurityId::mint(&identity, attempt))
-                    .find(|id| !known.contains(id) && !claimed.contains_key(id))
-                    .expect("an unbounded search ends");
+                let mut attempt = 0;
+                let mut id = SecurityId::mint(&identity, attempt);
+                while known.contains(&id) || claimed.contains_key(&id) {
+                    attempt += 1;
+                    id = SecurityId::mint(&identity, attempt);
+                }
                 (id, "minted")
             }
         };

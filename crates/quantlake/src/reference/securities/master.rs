@@ -78,13 +78,13 @@ impl SecurityMaster {
             Some(r) => r,
             None => recorded_ranking(lake, snapshots[SYMBOLOGY]).await?,
         };
-        Self::from_rows(
+        Ok(Self::from_rows(
             rows::securities(&batches[SECURITIES])?,
             rows::symbology(&batches[SYMBOLOGY])?,
             rows::membership(&batches[MEMBERSHIP])?,
             ranking,
             snapshots,
-        )
+        ))
     }
 
     pub(crate) fn from_rows(
@@ -93,7 +93,7 @@ impl SecurityMaster {
         membership: Vec<MembershipRow>,
         ranking: Vec<SecuritySource>,
         snapshots: BTreeMap<String, u64>,
-    ) -> Result<Self> {
+    ) -> Self {
         let rows_of = by_security(&securities, |r| r.security_id);
         let mut master = Self {
             securities,
@@ -115,12 +115,7 @@ impl SecurityMaster {
             }
             master.history.insert(id, won);
         }
-        Ok(master)
-    }
-
-    /// Nothing imported yet.
-    pub fn is_empty(&self) -> bool {
-        self.securities.is_empty() && self.symbology.is_empty()
+        master
     }
 
     /// The source ranking readers use.
@@ -180,7 +175,7 @@ impl SecurityMaster {
             .flatten()
             .map(|&i| &self.symbology[i])
             .filter(|r| r.valid.overlaps(valid))
-            .filter(|r| exchange.is_none() || r.exchange.is_none() || r.exchange.as_deref() == exchange)
+            .filter(|r| same_venue(exchange, r.exchange.as_deref()))
             .map(|r| r.security_id)
             .collect()
     }
@@ -207,7 +202,7 @@ impl SecurityMaster {
             .flatten()
             .map(|&i| &self.symbology[i])
             .filter(|r| r.valid.contains(date))
-            .filter(|r| exchange.is_none_or(|e| r.exchange.as_deref().is_none_or(|x| x == e)))
+            .filter(|r| same_venue(exchange, r.exchange.as_deref()))
             .collect();
         let Some(best) = hits.iter().map(|r| rank[&r.source]).min() else { return Ok(None) };
         hits.retain(|r| rank[&r.source] == best);
@@ -249,7 +244,8 @@ impl SecurityMaster {
 
     /// The ticker security `id` had on `date`, if any source knows.
     pub fn ticker_of(&self, id: SecurityId, date: NaiveDate) -> Option<&Symbol> {
-        self.history(id).into_iter().find(|r| r.valid.contains(date)).map(|r| &r.ticker)
+        let rows = self.history.get(&id)?;
+        rows.iter().map(|&i| &self.symbology[i]).find(|r| r.valid.contains(date)).map(|r| &r.ticker)
     }
 
     /// The tickers `id` had within `[start, end]`, as consecutive `(ticker, first, last)` spans (a
@@ -274,6 +270,18 @@ impl SecurityMaster {
     /// The universes with any membership.
     pub fn universes(&self) -> BTreeSet<&str> {
         self.membership.iter().map(|m| m.universe.as_str()).collect()
+    }
+
+    /// `Ok` when the master records membership of `universe`, else an error naming the ones it has.
+    pub fn check_universe(&self, universe: &str) -> Result<()> {
+        let known = self.universes();
+        if known.contains(universe) {
+            return Ok(());
+        }
+        Err(Error::invalid(format!(
+            "no membership of universe '{universe}' in the security master (universes: {}); `quantlake securities migrate` records the default universe's from reference_universe",
+            if known.is_empty() { "none".to_string() } else { known.into_iter().collect::<Vec<_>>().join(", ") }
+        )))
     }
 
     /// The members of `universe` on `date`: each security with an interval of its best-ranked
@@ -369,7 +377,6 @@ mod tests {
             SecuritySettings::default().ranking().unwrap(),
             BTreeMap::new(),
         )
-        .unwrap()
     }
 
     #[test]

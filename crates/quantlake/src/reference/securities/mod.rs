@@ -198,6 +198,12 @@ impl std::fmt::Display for Interval {
 /// A security's tickers, each with its interval, in time order.
 pub type TickerHistory = Vec<(Symbol, Interval)>;
 
+/// Whether two tickers' exchanges can be one venue: the same exchange, or either on none (the
+/// consolidated US ticker).
+fn same_venue(a: Option<&str>, b: Option<&str>) -> bool {
+    a.is_none() || b.is_none() || a == b
+}
+
 /// A ticker a security had over an interval, as one source gives it (a row of `reference_symbology`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TickerInterval {
@@ -218,7 +224,7 @@ impl TickerInterval {
     /// or either on no particular exchange.
     fn collides(&self, other: &TickerInterval) -> bool {
         self.ticker == other.ticker
-            && (self.exchange.is_none() || other.exchange.is_none() || self.exchange == other.exchange)
+            && same_venue(self.exchange.as_deref(), other.exchange.as_deref())
             && self.valid.overlaps(&other.valid)
     }
 
@@ -332,8 +338,7 @@ impl Delivered {
         }
         for (i, a) in self.tickers.iter().enumerate() {
             for b in &self.tickers[i + 1..] {
-                let same_venue = a.exchange.is_none() || b.exchange.is_none() || a.exchange == b.exchange;
-                if same_venue && a.valid.overlaps(&b.valid) {
+                if same_venue(a.exchange.as_deref(), b.exchange.as_deref()) && a.valid.overlaps(&b.valid) {
                     return Err(Error::invalid(format!(
                         "{}: one security with two tickers at once: {} {} ({}) and {} {} ({})",
                         self.what, a.ticker, a.valid, a.what, b.ticker, b.valid, b.what
