@@ -177,8 +177,12 @@ fn curation_counts_every_defect_exactly() {
         (json!("date=2024-11-29"), json!("GREEN"), json!(1), 0),
         "coverage 209/210 is above 0.99"
     );
-    // Fills have no vwap or trade count; extended-hours bars no minute index.
-    assert_eq!(parts["partitions"][0]["null_counts"], json!({ "minute_idx": 2, "trade_count": 392, "vwap": 392 }));
+    // Fills have no vwap or trade count; extended-hours bars no minute index; no row has a security (the
+    // lake has no security master).
+    assert_eq!(
+        parts["partitions"][0]["null_counts"],
+        json!({ "minute_idx": 2, "security_id": 392, "trade_count": 392, "vwap": 392 })
+    );
 
     // Data quality per symbol-session, stored in dq_metrics and summarized per session.
     let dq = q(
@@ -498,7 +502,11 @@ fn yahoo_daily_bars_curate_by_year() {
         [&total["expected_bars"], &total["present_bars"], &total["gap_count"], &total["invalid_rows"]],
         [&json!(252), &json!(250), &json!(2), &json!(2)]
     );
-    assert_eq!(summary["null_rates"], json!({ "trade_count": 1.0, "vwap": 1.0 }), "Yahoo gives neither");
+    assert_eq!(
+        summary["null_rates"],
+        json!({ "security_id": 1.0, "trade_count": 1.0, "vwap": 1.0 }),
+        "Yahoo gives neither; no security master"
+    );
     let health = t
         .cli()
         .env("FEATURE_BREADTH_MIN_SYMBOLS", "1")

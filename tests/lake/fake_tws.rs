@@ -2,7 +2,8 @@
 //!
 //! Listens on 127.0.0.1:0 and speaks the protobuf wire protocol that ibapi 5.5
 //! uses: the `API\0` handshake, StartApi, NextValidId / ManagedAccounts, then
-//! historical-data (220 → 217 + 308) and head-timestamp (287 → 288) requests,
+//! historical-data (220 → 217 + 308), head-timestamp (287 → 288) and
+//! contract-details (209 → 210 + 252) requests,
 //! answered from a [`Script`]. It checks IB's pacing rules itself and answers a
 //! request that breaks one with error 162, recording a violation.
 
@@ -38,8 +39,31 @@ mod wire {
         pub sec_type: Option<String>,
         #[prost(string, optional, tag = "8")]
         pub exchange: Option<String>,
+        #[prost(string, optional, tag = "9")]
+        pub primary_exch: Option<String>,
         #[prost(string, optional, tag = "10")]
         pub currency: Option<String>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ContractDataRequest {
+        #[prost(int32, optional, tag = "1")]
+        pub req_id: Option<i32>,
+        #[prost(message, optional, tag = "2")]
+        pub contract: Option<Contract>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ContractDetails {
+        #[prost(string, optional, tag = "7")]
+        pub long_name: Option<String>,
+    }
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct ContractData {
+        #[prost(int32, optional, tag = "1")]
+        pub req_id: Option<i32>,
+        #[prost(message, optional, tag = "2")]
+        pub contract: Option<Contract>,
+        #[prost(message, optional, tag = "3")]
+        pub contract_details: Option<ContractDetails>,
     }
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct HistoricalDataRequest {
@@ -152,6 +176,10 @@ const IN_START_API: i32 = 271;
 const IN_HISTORICAL_DATA_REQUEST: i32 = 220;
 const IN_CANCEL_HISTORICAL_DATA: i32 = 225;
 const IN_HEAD_TIMESTAMP_REQUEST: i32 = 287;
+/// reqContractDetails (9) and its answers ContractData (10) and ContractDataEnd (52), protobuf ids.
+const IN_CONTRACT_DATA_REQUEST: i32 = 209;
+const OUT_CONTRACT_DATA: i32 = 210;
+const OUT_CONTRACT_DATA_END: i32 = 252;
 const OUT_ERROR: i32 = 204;
 const OUT_NEXT_VALID_ID: i32 = 209;
 const OUT_MANAGED_ACCOUNTS: i32 = 215;
@@ -262,6 +290,8 @@ pub struct Script {
     replies: HashMap<(String, String), VecDeque<Reply>>,
     head: HashMap<String, i64>,
     known: Option<HashSet<String>>,
+    /// Contract details by symbol: (contract id, long name, primary exchange).
+    details: HashMap<String, (i32, String, String)>,
 }
 
 impl Script {
@@ -281,6 +311,13 @@ impl Script {
         if let Some(known) = &mut self.known {
             known.insert(symbol.to_string());
         }
+        self
+    }
+
+    /// The contract details reported for `symbol` (default: an id hashed from the symbol, the name
+    /// `<SYMBOL> Inc`, NASDAQ).
+    pub fn contract(&mut self, symbol: &str, con_id: i32, long_name: &str, primary_exchange: &str) -> &mut Self {
+        self.details.insert(symbol.to_string(), (con_id, long_name.to_string(), primary_exchange.to_string()));
         self
     }
 
@@ -574,6 +611,10 @@ async fn serve(inner: Arc<Inner>, conn: usize, stream: TcpStream) -> std::io::Re
                 Ok(req) => on_historical(&inner, conn, &tx, req),
                 Err(e) => tracing::warn!("fake TWS: bad HistoricalDataRequest: {e}"),
             },
+            IN_CONTRACT_DATA_REQUEST => match wire::ContractDataRequest::decode(payload) {
+                Ok(req) => on_contract_data(&inner, &tx, req),
+                Err(e) => tracing::warn!("fake TWS: bad ContractDataRequest: {e}"),
+            },
             IN_HEAD_TIMESTAMP_REQUEST => match wire::HeadTimestampRequest::decode(payload) {
                 Ok(req) => on_head_timestamp(&inner, conn, &tx, req),
                 Err(e) => tracing::warn!("fake TWS: bad HeadTimestampRequest: {e}"),
@@ -723,6 +764,38 @@ fn on_head_timestamp(
     };
     drop(state);
     apply(Arc::clone(inner), conn, tx.clone(), req_id, String::new(), reply);
+}
+
+/// reqContractDetails: one ContractData for a known stock, then ContractDataEnd; 200 for an unknown one.
+fn on_contract_data(inner: &Arc<Inner>, tx: &mpsc::UnboundedSender<Out>, req: wire::ContractDataRequest) {
+    let req_id = req.req_id.unwrap_or_default();
+    let asked = req.contract.unwrap_or_default();
+    let symbol = asked.symbol.clone().unwrap_or_default();
+    let state = inner.state.lock().unwrap();
+    if !state.script.is_known(&symbol) {
+        let _ = tx.send(Out::Frame(error_frame(req_id, 200, "No security definition has been found for the request")));
+        return;
+    }
+    let (con_id, name, primary) = state.script.details.get(&symbol).cloned().unwrap_or_else(|| {
+        let id = symbol.bytes().fold(7i32, |h, b| h.wrapping_mul(31).wrapping_add(i32::from(b))).rem_euclid(1 << 30);
+        (id, format!("{symbol} Inc"), "NASDAQ".to_string())
+    });
+    drop(state);
+    let data = wire::ContractData {
+        req_id: Some(req_id),
+        contract: Some(wire::Contract {
+            con_id: Some(con_id),
+            symbol: Some(symbol),
+            sec_type: Some("STK".into()),
+            exchange: asked.exchange,
+            primary_exch: Some(primary),
+            currency: asked.currency,
+        }),
+        contract_details: Some(wire::ContractDetails { long_name: Some(name) }),
+    };
+    let _ = tx.send(Out::Frame(frame(OUT_CONTRACT_DATA, &data.encode_to_vec())));
+    let end = wire::ReqIdOnly { req_id: Some(req_id) };
+    let _ = tx.send(Out::Frame(frame(OUT_CONTRACT_DATA_END, &end.encode_to_vec())));
 }
 
 /// `"YYYYMMDD HH:MM:SS UTC"` (or `YYYYMMDD-HH:MM:SS`) → UTC.

@@ -24,6 +24,12 @@ fn write(t: &TestLake, name: &str, text: &str) -> String {
     path.display().to_string()
 }
 
+/// Runs `args`, which must succeed.
+fn succeeds(t: &TestLake, args: &[&str]) {
+    let out = t.run(args);
+    assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+}
+
 /// `securities resolve TICKER --at D` as (exit code, security id).
 fn resolve(t: &TestLake, ticker: &str, at: &str, as_of: &str) -> (i32, Option<i64>) {
     let out = t.cli().args(["--json", "securities", "resolve", ticker, "--at", at, "--as-of", as_of]).output().unwrap();
@@ -363,6 +369,24 @@ fn ingestion_asks_for_each_days_ticker_and_bars_run_across_the_rename() {
     );
     let out = t.run(&["curate", "--start", "2024-01-02", "--end", "2024-01-12"]);
     assert!(out.status.success(), "{}", stderr(&out));
+    // The reused ticker's curated rows are stamped with the security of their day, and each security's
+    // rows are its own source rows: nothing carried from one to the other.
+    let stamped = t.json(&[
+        "query",
+        "SELECT security_id, strftime(min(date), '%Y-%m-%d') AS first, strftime(max(date), '%Y-%m-%d') AS last,          count(*) FILTER (WHERE is_filled) AS filled FROM curated_1m_bars WHERE symbol = 'REUSE' GROUP BY 1 ORDER BY 2",
+    ]);
+    assert_eq!(
+        stamped,
+        json!([
+            { "security_id": a, "first": "2024-01-02", "last": "2024-01-08", "filled": 0 },
+            { "security_id": b, "first": "2024-01-09", "last": "2024-01-12", "filled": 0 },
+        ])
+    );
+    let differ = t.json(&[
+        "query",
+        "SELECT count(*) AS n FROM curated_1m_bars c JOIN raw_synthetic_bars r USING (symbol, ts)          WHERE c.symbol = 'REUSE' AND (c.close <> r.close OR c.volume <> r.volume)",
+    ]);
+    assert_eq!(differ[0]["n"], 0);
 
     // One continuous series across the rename, each row with its day's ticker.
     let bars = |args: &[&str]| -> Vec<serde_json::Value> {
@@ -535,4 +559,207 @@ fn the_security_master_on_s3() {
     assert_eq!(resolve(&t, "GOOG", "2014-04-03", "latest"), (0, Some(ids["Alphabet Inc Class C"])));
     let members = t.json(&["universe", "show", "--at", "2023-01-03", "--universe", "us"]);
     assert_eq!(members["members"].as_array().unwrap().len(), 3, "{members}");
+}
+
+/// The set's rows in `file` that `other` lacks, as (symbol, New York date) with a count, and how many
+/// of `other`'s rows `file` lacks.
+fn set_difference(file: &str, other: &str) -> (Vec<(String, String, i64)>, i64) {
+    let script = format!(
+        "import duckdb, json\n\
+         extra = duckdb.sql(\"SELECT symbol, strftime(decision_time AT TIME ZONE 'America/New_York', '%Y-%m-%d') AS d, count(*) \
+         FROM (SELECT * FROM '{file}' EXCEPT ALL SELECT * FROM '{other}') GROUP BY ALL ORDER BY ALL\").fetchall()\n\
+         missing = duckdb.sql(\"SELECT count(*) FROM (SELECT * FROM '{other}' EXCEPT ALL SELECT * FROM '{file}')\").fetchone()[0]\n\
+         print(json.dumps([extra, missing]))\n"
+    );
+    let out = std::process::Command::new(crate::support::python()).arg("-c").arg(script).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn a_rename_inside_a_window_is_one_series_and_a_set_changes_only_where_the_knowledge_did() {
+    let t = TestLake::new(Backend::Local);
+    t.json(&["init"]);
+    let ok = |args: &[&str]| succeeds(&t, args);
+    // The vendor delivered OLDX through 2024-01-09 and NEWX from 2024-01-10; nobody has said yet that
+    // they are one company.
+    for (symbols, start, end) in [("OLDX,AAA", "2024-01-02", "2024-01-09"), ("NEWX,AAA", "2024-01-10", "2024-01-12")] {
+        ok(&["ingest", "--source", "synthetic", "--symbols", symbols, "--start", start, "--end", end, "--quiet"]);
+    }
+    let range = ["--start", "2024-01-02", "--end", "2024-01-12"];
+    ok(&[&["curate"][..], &range].concat());
+    ok(&[&["features"][..], &range].concat());
+    ok(&["snapshot", "tag", "--all", "before-the-rename"]);
+    let dir = tempfile::tempdir().unwrap();
+    let set = |name: &str, as_of: &str| -> String {
+        let path = dir.path().join(name).display().to_string();
+        ok(&[
+            "training-set",
+            "--label",
+            "fwd_ret_1d",
+            "--start",
+            "2024-01-03",
+            "--end",
+            "2024-01-11",
+            "--output",
+            &path,
+            "--as-of",
+            as_of,
+        ]);
+        path
+    };
+    let before = set("before.parquet", "latest");
+
+    // The rename arrives: OLDX and NEWX are one security.
+    let master = write(
+        &t,
+        "rename.csv",
+        "key,ticker,valid_from,valid_to\nx,OLDX,2020-01-02,2024-01-09\nx,NEWX,2024-01-10,\na,AAA,2020-01-02,\n",
+    );
+    let imported = t.json(&["securities", "import", "--source", "csv", "--path", &master]);
+    assert_eq!(
+        imported["restamp"],
+        json!({"start": "2024-01-02", "end": "2024-01-12", "datasets": ["curated_1m_bars"]}),
+        "the import names the curated sessions stamped before it: {imported}"
+    );
+    let x = resolve(&t, "NEWX", "2024-01-10", "latest").1.unwrap();
+    ok(&[&["curate"][..], &range].concat());
+    let stale = t.json(&["features", "--stale"]);
+    assert!(
+        !stale["features"]["runs"].as_array().unwrap().is_empty(),
+        "re-curated sessions make features and labels stale: {stale}"
+    );
+
+    // Curated bars, features and labels carry the security next to each day's ticker.
+    for dataset in ["curated_1m_bars", "features_price_1m_v1", "labels_fwd_ret_v1"] {
+        let ids = t.json(&["query", &format!("SELECT DISTINCT symbol, security_id FROM {dataset} ORDER BY symbol")]);
+        let by_symbol: std::collections::BTreeMap<String, Option<i64>> = ids
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["symbol"].as_str().unwrap().to_string(), r["security_id"].as_i64()))
+            .collect();
+        assert_eq!(by_symbol["OLDX"], Some(x), "{dataset}: {ids}");
+        assert_eq!(by_symbol["NEWX"], Some(x), "{dataset}: {ids}");
+        assert!(by_symbol["AAA"].is_some_and(|a| a != x), "{dataset}: {ids}");
+    }
+    // The one-session return of OLDX's last session reaches NEWX's first: one series, no gap.
+    let last = t.json(&[
+        "query",
+        "SELECT count(fwd_ret_1d) AS n FROM labels_fwd_ret_v1 WHERE symbol = 'OLDX' AND date = DATE '2024-01-09'",
+    ]);
+    assert!(last[0]["n"].as_i64().unwrap() > 300, "{last}");
+
+    // Built again at the snapshot before the import, the set is what it was; built today, it differs
+    // only by OLDX's decisions of its last session, whose label the rename made known.
+    let then = set("then.parquet", "before-the-rename");
+    assert_eq!(set_difference(&then, &before), (Vec::new(), 0));
+    let today = set("today.parquet", "latest");
+    let (extra, missing) = set_difference(&today, &before);
+    assert_eq!(missing, 0, "no row of the set before the import changed or went");
+    assert_eq!(extra.len(), 1, "{extra:?}");
+    assert_eq!((extra[0].0.as_str(), extra[0].1.as_str()), ("OLDX", "2024-01-09"), "{extra:?}");
+}
+
+#[test]
+fn curation_expects_the_members_of_each_session() {
+    let t = TestLake::new(Backend::Local);
+    t.json(&["init"]);
+    let ok = |args: &[&str]| succeeds(&t, args);
+    ok(&["universe", "rebuild", "--symbols", "AAA,BBB"]);
+    // BBB stops trading after 2024-01-05.
+    ok(&[
+        "ingest",
+        "--source",
+        "synthetic",
+        "--symbols",
+        "AAA",
+        "--start",
+        "2024-01-02",
+        "--end",
+        "2024-01-10",
+        "--quiet",
+    ]);
+    ok(&[
+        "ingest",
+        "--source",
+        "synthetic",
+        "--symbols",
+        "BBB",
+        "--start",
+        "2024-01-02",
+        "--end",
+        "2024-01-05",
+        "--quiet",
+    ]);
+    let range = ["--start", "2024-01-02", "--end", "2024-01-10"];
+    let bbb_sessions = || -> Vec<String> {
+        t.json(&[
+            "query",
+            "SELECT strftime(session_open, '%Y-%m-%d') AS d FROM dq_metrics \
+             WHERE dataset = 'curated_1m_bars' AND symbol = 'BBB' ORDER BY d",
+        ])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["d"].as_str().unwrap().to_string())
+        .collect()
+    };
+    // (symbol-sessions expected, covered) of the last partition, as its committed verdict counts them.
+    let last_partition = || {
+        let parts = t.json(&["partitions", "curated_1m_bars"]);
+        let last =
+            parts["partitions"].as_array().unwrap().iter().max_by_key(|p| p["partition"].to_string()).unwrap().clone();
+        (last["quality"]["symbol_sessions"].as_u64(), last["quality"]["covered_symbol_sessions"].as_u64())
+    };
+    ok(&[&["curate"][..], &range].concat());
+    assert_eq!(bbb_sessions().len(), 7, "without membership, an active universe symbol is expected every session");
+    assert_eq!(last_partition(), (Some(2), Some(1)), "BBB is a gap on 2024-01-10");
+    // The master says BBB was delisted on 2024-01-05: after it, nothing is expected of it.
+    let members =
+        write(&t, "members.csv", "ticker,valid_from,valid_to,delisted\nAAA,2020-01-02,,\nBBB,2020-01-02,,2024-01-05\n");
+    t.json(&["securities", "import", "--source", "csv", "--path", &members, "--universe", "default"]);
+    ok(&[&["curate"][..], &range].concat());
+    assert_eq!(bbb_sessions(), ["2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05"]);
+    assert_eq!(last_partition(), (Some(1), Some(1)), "a delisted security is no gap after its delisting");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ib_contract_details_give_contract_ids_a_file_then_matches() {
+    use crate::fake_tws::{FakeTws, Script, test_pacing};
+    let t = TestLake::new(Backend::Local);
+    t.json(&["init"]);
+    let mut script = Script::with_symbols(["AAPL", "MSFT"]);
+    script.contract("AAPL", 265_598, "APPLE INC", "NASDAQ");
+    let fake = FakeTws::start(script, test_pacing()).await;
+    let run = |args: &[&str]| {
+        let mut cmd = t.cli();
+        cmd.env("QUANTLAKE_TWS__PORT", fake.addr.port().to_string())
+            .env("QUANTLAKE_TWS__TIMEOUT", "5s")
+            .env("QUANTLAKE_TWS__PACING__IDENTICAL_GAP", "75ms")
+            .env("QUANTLAKE_TWS__PACING__PER_CONTRACT_WINDOW", "100ms")
+            .env("QUANTLAKE_TWS__PACING__WINDOW", "3s")
+            .arg("--json")
+            .args(args);
+        cmd
+    };
+    let mut import = run(&["securities", "import", "--source", "tws", "--symbols", "AAPL,MSFT,NOPE"]);
+    let out = tokio::task::spawn_blocking(move || import.output().unwrap()).await.unwrap();
+    assert_eq!(out.status.code(), Some(1), "a ticker IB does not know makes the import partial: {}", stderr(&out));
+    assert!(stderr(&out).contains("NOPE unknown to tws"), "{}", stderr(&out));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((report["delivered"].as_u64(), report["minted"].as_u64()), (Some(2), Some(2)), "{report}");
+    assert_eq!(report["not_found"], json!(["NOPE"]));
+    let show = t.json(&["securities", "show", "--symbols", "AAPL"]);
+    let aapl = &show.as_array().unwrap()[0];
+    assert_eq!(
+        (&aapl["con_id"], &aapl["name"], &aapl["primary_exchange"], &aapl["kind"]),
+        (&json!(265_598), &json!("APPLE INC"), &json!("NASDAQ"), &json!("STK")),
+        "{show}"
+    );
+    // A file with the contract id meets IB's security, whatever ticker it lists first.
+    let file = write(&t, "aapl.csv", "ticker,valid_from,valid_to,con_id\nAAPL,1980-12-12,,265598\n");
+    let r = t.json(&["securities", "import", "--source", "csv", "--path", &file]);
+    assert_eq!(r["securities"][0]["matched_by"], "con_id", "{r}");
+    assert_eq!(r["securities"][0]["security_id"], aapl["security_id"]);
 }

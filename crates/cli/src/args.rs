@@ -599,7 +599,7 @@ pub enum SecuritiesCommand {
         /// csv: the CSV or Parquet file (ticker intervals, or symbol changes; docs/securities.md).
         #[arg(long)]
         path: Option<PathBuf>,
-        /// polygon: the tickers to look up (default: the active universe).
+        /// polygon, tws: the tickers to look up (default: the active universe).
         #[arg(long)]
         symbols: Option<SymbolList>,
         /// Also record the imported securities as members of this universe, from their listing (or

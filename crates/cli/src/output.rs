@@ -753,8 +753,18 @@ impl Output {
             }
             let into = r.universe.as_ref().map_or(String::new(), |u| format!(", {} membership(s) of {u}", r.members));
             let snapshot = r.lake_seq.map_or("nothing to write".to_string(), |s| format!("lake snapshot {s}"));
+            let restamp = r.restamp.as_ref().map_or(String::new(), |x| {
+                format!(
+                    "\n{} hold sessions from {} to {} stamped with the securities known before: `quantlake curate --start {} --end {}` (each bar size) and then `quantlake features --stale` bring them up to date",
+                    x.datasets.join(" and "),
+                    x.start,
+                    x.end,
+                    x.start,
+                    x.end
+                )
+            });
             format!(
-                "{t}\nimported {} securities from {} ({}): {} matched, {} minted; {} changed ({} ticker intervals{into}), {} unchanged; {snapshot}",
+                "{t}\nimported {} securities from {} ({}): {} matched, {} minted; {} changed ({} ticker intervals{into}), {} unchanged; {snapshot}{restamp}",
                 r.delivered, r.source, r.origin, r.matched, r.minted, r.changed, r.intervals, r.unchanged
             )
         });

@@ -245,6 +245,7 @@ impl Config {
             .merge(contract_env())
             .extract()
             .map_err(|e| Error::Config(format!("{}: {}", path.display(), without_source_lines(&e.to_string()))))?;
+        config.curate.expected_universe = config.securities.default_universe.clone();
         for name in CONTRACT_ENV_STRINGS {
             if let Some(value) = std::env::var(name).ok().filter(|v| !v.is_empty()) {
                 config.set_string(name, value);

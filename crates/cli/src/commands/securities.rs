@@ -21,8 +21,13 @@ pub async fn securities(ctx: &Context, cmd: SecuritiesCommand, out: &Output) -> 
     match cmd {
         SecuritiesCommand::Import { source, path, symbols, universe } => {
             let request = ImportRequest { source, path, symbols: symbols.map(SymbolList::into_vec), universe };
-            let report = securities::import(&lake, settings, &ctx.config.polygon, &request).await?;
+            let report = securities::import(&lake, settings, ctx.config.sources(), &request).await?;
             out.securities_import(&report);
+            if !report.not_found.is_empty() {
+                let names: Vec<&str> = report.not_found.iter().map(|s| s.as_str()).collect();
+                out.warning(&format!("{} unknown to {}: nothing imported for them", names.join(", "), report.source));
+                return Ok(Outcome::Warning);
+            }
         }
         SecuritiesCommand::Migrate => {
             let report = securities::migrate(&lake, settings).await?;

@@ -4,13 +4,13 @@
 
 use std::time::Instant;
 
-use arrow::array::AsArray;
+use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::Date32Type;
 use chrono::{Datelike, NaiveDate, Utc};
 
 use super::{
-    CurateReport, CurateRequest, CurateSettings, CuratedRows, DAILY_DATASET, Outputs, StageCounts, count_true,
-    fill_template, metrics, raw_union,
+    CurateReport, CurateRequest, CurateSettings, CuratedRows, DAILY_DATASET, Outputs, Securities, StageCounts,
+    count_true, fill_template, metrics, raw_union,
 };
 use crate::bars::BarSize;
 use crate::calendar::NyseCalendar;
@@ -82,11 +82,16 @@ pub(super) async fn curate(
         let spans = engine.query("SELECT symbol, first, last FROM spans")?;
         Ok((curated, rejects, sources, spans))
     })?;
-    // Expected: every session of an active universe symbol, and every session between a symbol's first
-    // and last bar in the range (a hole in a daily series is a gap; a listing that starts later is not).
-    let universe = crate::universe::active_symbols(lake).await?;
-    let mut expected: Vec<(String, NaiveDate)> =
-        sessions.iter().flat_map(|s| universe.iter().map(|u| (u.to_string(), s.date))).collect();
+    // Expected: every session of a member (an active universe symbol while the security master records
+    // no membership), and every session between a symbol's first and last bar in the range (a hole in
+    // a daily series is a gap; a listing that starts later is not).
+    let securities = Securities::load(lake, settings).await?;
+    securities.record_input(&mut inputs);
+    let curated: Vec<RecordBatch> = curated.iter().map(|b| securities.master.stamp(b, None)).collect::<Result<_>>()?;
+    let mut expected: Vec<(String, NaiveDate)> = sessions
+        .iter()
+        .flat_map(|s| securities.expected(s.date).into_iter().map(|u| (u.to_string(), s.date)))
+        .collect();
     for b in &spans {
         let symbol = b.column(0).as_string::<i32>();
         let (first, last) = (b.column(1).as_primitive::<Date32Type>(), b.column(2).as_primitive::<Date32Type>());

@@ -1,9 +1,11 @@
 //! The per-symbol, time-ordered steps of minute curation: the forward fill and the outlier flags, one
 //! pass over a partition's merged rows ([`super::merge`]), which are already in (symbol, ts) order.
 //!
-//! - fill: a row's close is the last close of its symbol so far, across sessions: the state a
-//!   symbol's last bar leaves ([`Carry`]) seeds the next session it appears in, the session before
-//!   the range seeding the first. A close carried into a later session is put on that session's
+//! - fill: a row's close is the last close of its series so far, across sessions: the state a
+//!   series' last bar leaves ([`Carry`]) seeds the next session it appears in, the session before
+//!   the range seeding the first. A series is a security when the master knows the symbol's
+//!   ([`SeriesKey`]): the close carries across a rename, and never from one holder of a reused ticker
+//!   to the next. A close carried into a later session is put on that session's
 //!   share basis by the splits with ex-dates in between. A filled minute takes open = high = low =
 //!   that close, volume 0 and its symbol-session's source. Rows with nothing to fill from are
 //!   dropped, and filled rows too under the `none` policy.
@@ -24,6 +26,7 @@ use chrono::NaiveDate;
 use super::merge::{Partition, SourceRows};
 use crate::error::Result;
 use crate::reference::corporate_actions::SplitHistory;
+use crate::reference::securities::{SecurityMaster, SeriesKey};
 
 /// How the kernels run.
 #[derive(Debug, Clone)]
@@ -45,24 +48,39 @@ pub(super) struct Carry {
     pub source: Arc<str>,
 }
 
-/// Each symbol's [`Carry`].
-pub(super) type Carries = HashMap<String, Carry>;
+/// Each series' [`Carry`].
+pub(super) type Carries = HashMap<SeriesKey, Carry>;
 
-/// Updates `carries` with the last bar of each symbol of `partition`. Every symbol-session there has
+/// The carries a partition's symbols start from, by symbol.
+pub(super) type Seeds = HashMap<String, Carry>;
+
+/// Updates `carries` with the last bar of each series of `partition`. Every symbol-session there has
 /// a bar (a symbol without valid bars has no rows), so this does not depend on what came before.
-pub(super) fn carry_forward(carries: &mut Carries, partition: &Partition, sources: &[SourceRows]) {
+pub(super) fn carry_forward(
+    carries: &mut Carries,
+    partition: &Partition,
+    sources: &[SourceRows],
+    master: &SecurityMaster,
+) -> Result<()> {
     let m = &partition.merged;
     for &(symbol, from, to) in &m.runs {
         let Some((s, r)) = m.bar[from..to].iter().rev().flatten().next().copied() else { continue };
         let (src, r) = (&sources[usize::from(s)], r as usize);
         let carry = Carry { close: src.close.value(r), day: partition.date, source: src.source.value(r).into() };
-        carries.insert(m.symbols[symbol as usize].clone(), carry);
+        carries.insert(master.series_key(&m.symbols[symbol as usize], partition.date)?, carry);
     }
+    Ok(())
 }
 
-/// The carries `partition`'s symbols start from.
-pub(super) fn seeds_for(carries: &Carries, partition: &Partition) -> Carries {
-    partition.merged.symbols.iter().filter_map(|s| carries.get(s).map(|c| (s.clone(), c.clone()))).collect()
+/// The carries `partition`'s symbols start from: each one's series'.
+pub(super) fn seeds_for(carries: &Carries, partition: &Partition, master: &SecurityMaster) -> Result<Seeds> {
+    let mut seeds = Seeds::new();
+    for s in &partition.merged.symbols {
+        if let Some(c) = carries.get(&master.series_key(s, partition.date)?) {
+            seeds.insert(s.clone(), c.clone());
+        }
+    }
+    Ok(seeds)
 }
 
 /// The sample standard deviation of the non-null values, if there are two or more.
@@ -88,7 +106,7 @@ struct Group {
 pub(super) fn fill_and_flag(
     partition: &Partition,
     sources: &[SourceRows],
-    seeds: &Carries,
+    seeds: &Seeds,
     p: &KernelParams,
 ) -> Result<RecordBatch> {
     let m = &partition.merged;
@@ -220,6 +238,11 @@ mod tests {
     type Day<'a> = (&'a str, &'a str, Vec<(&'a str, i64, f64)>);
 
     fn curate(days: &[Day<'_>], p: &KernelParams) -> Vec<RecordBatch> {
+        curate_with(days, p, &SecurityMaster::default())
+    }
+
+    /// [`curate`] following series by `master`.
+    fn curate_with(days: &[Day<'_>], p: &KernelParams, master: &SecurityMaster) -> Vec<RecordBatch> {
         let mut carries = Carries::new();
         let mut out = Vec::new();
         for (day, source, rows) in days {
@@ -228,8 +251,10 @@ mod tests {
             let rows: Vec<(&str, i64, f64, i64)> = rows.iter().map(|&(s, m, c)| (s, m, c, 1)).collect();
             let sources = [test_source(source, 0, &rows, session.open.timestamp_micros())];
             let partition = merge(date, Some(&session), &sources).unwrap();
-            out.push(fill_and_flag(&partition, &sources, &seeds_for(&carries, &partition), p).unwrap());
-            carry_forward(&mut carries, &partition, &sources);
+            out.push(
+                fill_and_flag(&partition, &sources, &seeds_for(&carries, &partition, master).unwrap(), p).unwrap(),
+            );
+            carry_forward(&mut carries, &partition, &sources, master).unwrap();
         }
         out
     }
@@ -259,6 +284,27 @@ mod tests {
         assert_eq!(out[1].column_by_name("is_filled").unwrap().as_boolean().true_count(), 389 + 388);
         let none = curate(&days, &KernelParams { keep_filled: false, ..params(2) });
         assert_eq!(none[1].num_rows(), 2, "the `none` policy keeps only delivered bars");
+    }
+
+    #[test]
+    fn a_close_carries_across_a_rename_and_never_across_a_reused_ticker() {
+        // Security x is OLD through the 8th and NEW from the 11th; REUSE is a through the 8th, b after.
+        let master = SecurityMaster::of_intervals(&[
+            ("x", "OLD", "2020-01-02", Some("2024-03-08")),
+            ("x", "NEW", "2024-03-11", None),
+            ("a", "REUSE", "2020-01-02", Some("2024-03-08")),
+            ("b", "REUSE", "2024-03-11", None),
+        ]);
+        let days = [
+            ("2024-03-08", "file", vec![("OLD", 389, 5.0), ("REUSE", 389, 7.0)]),
+            ("2024-03-11", "file", vec![("NEW", 2, 6.0), ("REUSE", 2, 8.0)]),
+        ];
+        let out = curate_with(&days, &params(2), &master);
+        assert_eq!(closes(&out[1], "NEW")[..3], [5.0, 5.0, 6.0], "OLD's last close seeds NEW's open");
+        assert_eq!(closes(&out[1], "REUSE")[0], 8.0, "b's session starts at its first bar, not a's close");
+        let plain = curate(&days, &params(2));
+        assert_eq!(closes(&plain[1], "NEW")[0], 6.0, "without the master NEW is a new series");
+        assert_eq!(closes(&plain[1], "REUSE")[..3], [7.0, 7.0, 8.0], "and REUSE one series");
     }
 
     #[test]

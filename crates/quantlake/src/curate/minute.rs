@@ -17,11 +17,11 @@ use chrono::{NaiveDate, Utc};
 use futures::{StreamExt, TryStreamExt};
 use rayon::prelude::*;
 
-use super::kernels::{self, Carries, KernelParams};
+use super::kernels::{self, Carries, KernelParams, Seeds};
 use super::merge::{self, Partition, SourceRows};
 use super::{
-    CurateReport, CurateRequest, CurateSettings, CuratedRows, DATASET, FillPolicy, Outputs, StageCounts, count_true,
-    metrics, raw_datasets,
+    CurateReport, CurateRequest, CurateSettings, CuratedRows, DATASET, FillPolicy, Outputs, Securities, StageCounts,
+    count_true, metrics, raw_datasets,
 };
 use crate::bars::BarSize;
 use crate::calendar::NyseCalendar;
@@ -30,7 +30,6 @@ use crate::dq::SessionMetrics;
 use crate::error::{Error, Result};
 use crate::quality::PartitionQuality;
 use crate::reference::corporate_actions::SplitHistory;
-use crate::symbol::Symbol;
 use crate::table::AsOf;
 use crate::table::layout::PartitionKey;
 use crate::table::manifest::TableState;
@@ -87,8 +86,9 @@ pub(super) async fn curate(
 
     let dates: Vec<NaiveDate> = dates.into_iter().collect();
     let ds = lake.dataset(DATASET)?;
-    let universe = crate::universe::active_symbols(lake).await?;
-    let run = Run { request, params: &params, universe: &universe, contract: ds.contract(), progress };
+    let securities = Securities::load(lake, settings).await?;
+    securities.record_input(&mut inputs);
+    let run = Run { request, params: &params, securities: &securities, contract: ds.contract(), progress };
     progress.set_length(dates.len() as u64);
     let mut produced = Produced::default();
     let mut stager = Stager::new(&ds, partitions_in_flight());
@@ -101,7 +101,7 @@ pub(super) async fn curate(
     let missing: Vec<(String, NaiveDate)> = sessions
         .iter()
         .filter(|s| !produced.dates.contains(&s.date))
-        .flat_map(|s| universe.iter().map(|u| (u.to_string(), s.date)))
+        .flat_map(|s| securities.expected(s.date).into_iter().map(|u| (u.to_string(), s.date)))
         .collect();
     let minutes = sessions.iter().map(|s| (s.date, u64::from(s.minutes()))).collect();
     produced.metrics.extend(metrics::session_metrics(minutes, &missing, &[], &[], &[])?);
@@ -141,8 +141,8 @@ pub(super) async fn curate(
 struct Run<'a> {
     request: &'a CurateRequest,
     params: &'a KernelParams,
-    /// Active universe symbols: each is expected in every session.
-    universe: &'a [Symbol],
+    /// The master rows are stamped and series followed by, and the symbols each session expects.
+    securities: &'a Securities,
     contract: &'a DatasetContract,
     progress: &'a dyn crate::progress::Progress,
 }
@@ -209,15 +209,16 @@ impl Run<'_> {
                     .zip(&read)
                     .map(|(d, s)| merge::merge(*d, NyseCalendar.session(*d).as_ref(), s))
                     .collect::<Result<_>>()?;
-                let seeds: Vec<Carries> = partitions
+                let master = &self.securities.master;
+                let seeds: Vec<Seeds> = partitions
                     .iter()
                     .zip(&read)
                     .map(|(p, s)| {
-                        let seeds = kernels::seeds_for(&carries, p);
-                        kernels::carry_forward(&mut carries, p, s);
-                        seeds
+                        let seeds = kernels::seeds_for(&carries, p, master)?;
+                        kernels::carry_forward(&mut carries, p, s, master)?;
+                        Ok(seeds)
                     })
-                    .collect();
+                    .collect::<Result<_>>()?;
                 partitions
                     .par_iter()
                     .zip(&read)
@@ -242,14 +243,15 @@ impl Run<'_> {
     }
 
     /// Fills and flags one merged partition, and judges it.
-    fn finish(&self, p: &Partition, sources: &[SourceRows], seeds: &Carries) -> Result<Finished> {
+    fn finish(&self, p: &Partition, sources: &[SourceRows], seeds: &Seeds) -> Result<Finished> {
         let curated = kernels::fill_and_flag(p, sources, seeds, self.params)?;
+        let curated = self.securities.master.stamp(&curated, Some(p.date))?;
         let rejects = merge::rejects_batch(p, sources, &self.params.job_id, self.params.curated_at)?;
         let counts = merge::counts_batch(p)?;
         let session = NyseCalendar.session(p.date);
         let minutes = session.iter().map(|s| (s.date, u64::from(s.minutes()))).collect();
         let expected: Vec<(String, NaiveDate)> = if session.is_some() {
-            self.universe.iter().map(|u| (u.to_string(), p.date)).collect()
+            self.securities.expected(p.date).into_iter().map(|u| (u.to_string(), p.date)).collect()
         } else {
             Vec::new()
         };

@@ -38,11 +38,13 @@ use crate::calendar::{NyseCalendar, Session};
 use crate::dq::{SessionMetrics, metrics};
 use crate::error::{Error, Result};
 use crate::names::{Named, named_display_and_from_str};
+use crate::reference::securities::{SYMBOLOGY, SecurityMaster};
+use crate::symbol::Symbol;
 use crate::table::lake_log::LakeView;
 use crate::table::layout::PartitionKey;
 use crate::table::manifest::TableState;
 use crate::table::operations::write::{StagedPartition, WriteMode};
-use crate::table::{Dataset, Lake};
+use crate::table::{AsOf, Dataset, Lake};
 
 /// The curated minute dataset.
 pub const DATASET: &str = "curated_1m_bars";
@@ -121,6 +123,11 @@ pub struct CurateSettings {
     pub outlier_window: usize,
     /// Sources by preference: a symbol-session comes whole from the first one that has valid bars.
     pub source_precedence: Vec<String>,
+    /// The universe whose members on each session curation expects bars of (`securities.
+    /// default_universe`, set by the config loader); while the security master records no
+    /// membership of it, every active `reference_universe` symbol is expected in every session.
+    #[serde(skip)]
+    pub expected_universe: String,
 }
 
 impl Default for CurateSettings {
@@ -130,6 +137,7 @@ impl Default for CurateSettings {
             outlier_k: 10.0,
             outlier_window: 30,
             source_precedence: ["tws", "polygon", "alpaca", "file", "synthetic"].map(String::from).to_vec(),
+            expected_universe: crate::reference::securities::SecuritySettings::default().default_universe,
         }
     }
 }
@@ -240,6 +248,48 @@ pub async fn curate_with_progress(
             let report = daily::curate(lake, settings, request, job_id, last_completed).await;
             progress.finish();
             report
+        }
+    }
+}
+
+/// What a run knows about securities: the master it stamps rows with and follows series by, and the
+/// symbols it expects in each session.
+pub(crate) struct Securities {
+    pub master: Arc<SecurityMaster>,
+    /// The universe whose members are expected, when the master records its membership.
+    universe: Option<String>,
+    /// Otherwise: the active `reference_universe` symbols, in every session.
+    active: Vec<Symbol>,
+}
+
+impl Securities {
+    pub async fn load(lake: &Lake, settings: &CurateSettings) -> Result<Self> {
+        let master = SecurityMaster::load(lake, &AsOf::latest()).await?;
+        let universe = master
+            .universes()
+            .contains(settings.expected_universe.as_str())
+            .then(|| settings.expected_universe.clone());
+        let active = match universe {
+            Some(_) => Vec::new(),
+            None => crate::universe::active_symbols(lake).await?,
+        };
+        Ok(Self { master: Arc::new(master), universe, active })
+    }
+
+    /// The symbols expected in the session of `date`: the tickers the universe's members had that day
+    /// (a delisted one up to its delisting, a renamed one under its name then), or every active symbol.
+    pub fn expected(&self, date: NaiveDate) -> Vec<Symbol> {
+        match &self.universe {
+            Some(u) => self.master.members(u, date).into_iter().filter_map(|m| m.ticker).collect(),
+            None => self.active.clone(),
+        }
+    }
+
+    /// Records the symbology snapshot rows were stamped from among a run's inputs.
+    pub fn record_input(&self, inputs: &mut BTreeMap<String, u64>) {
+        let id = self.master.snapshots.get(SYMBOLOGY).copied().unwrap_or(0);
+        if id > 0 {
+            inputs.insert(SYMBOLOGY.to_string(), id);
         }
     }
 }

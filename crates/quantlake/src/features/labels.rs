@@ -115,7 +115,7 @@ pub async fn compute(
         let factors = factors.remove(&date).unwrap_or_default();
         async move {
             let Some(entry) = entry else { return Ok(SessionBars::empty(idx, date)) };
-            let batches = input.read_partition_columns(&entry, &bars::COLUMNS).await?;
+            let batches = input.read_partition_columns(&entry, &super::input_columns(input, &bars::COLUMNS)).await?;
             blocking(move || SessionBars::from_batches(idx, date, &batches, &factors)).await
         }
     }))
@@ -213,7 +213,7 @@ impl Labeller {
         let t0 = std::time::Instant::now();
         let date = session.date;
         let betas: Vec<Option<f64>> =
-            session.symbols.iter().map(|run| self.daily.beta(&run.symbol, session.idx)).collect();
+            session.symbols.iter().map(|run| self.daily.beta(&run.series, session.idx)).collect();
         let later: Vec<Arc<SessionBars>> = self.window.iter().cloned().collect();
         let targets = self.targets.clone();
         let rows = blocking(move || forward::label_session(&session, &later, &betas, &targets)).await?;
@@ -250,10 +250,19 @@ mod tests {
         1_709_562_600_000_000 + idx as i64 * 86_400 * 1_000_000 + i64::from(minute) * MINUTE
     }
 
+    /// A symbol's security and (minute, close) rows.
+    type SecurityRows<'a> = (&'a str, Option<i64>, &'a [(i32, f64)]);
+
     /// Session `idx` with each symbol's (minute, close) rows, through the same reduction as a partition.
     fn session(idx: usize, symbols: &[(&str, &[(i32, f64)])], factors: &[(&str, f64)]) -> SessionBars {
-        let rows: Vec<(&str, i32, f64)> =
-            symbols.iter().flat_map(|(s, bars)| bars.iter().map(move |(m, c)| (*s, *m, *c))).collect();
+        let ids: Vec<SecurityRows> = symbols.iter().map(|(s, bars)| (*s, None, *bars)).collect();
+        session_of(idx, &ids, factors)
+    }
+
+    /// [`session`] with each symbol's security (`security_id`).
+    fn session_of(idx: usize, symbols: &[SecurityRows], factors: &[(&str, f64)]) -> SessionBars {
+        let rows: Vec<(&str, i32, f64, Option<i64>)> =
+            symbols.iter().flat_map(|(s, id, bars)| bars.iter().map(move |(m, c)| (*s, *m, *c, *id))).collect();
         let batch = RecordBatch::try_from_iter([
             ("symbol", Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))) as _),
             (
@@ -265,6 +274,7 @@ mod tests {
             ("close", Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.2))) as _),
             ("is_rth", Arc::new(BooleanArray::from(vec![true; rows.len()])) as _),
             ("minute_idx", Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.1))) as _),
+            ("security_id", Arc::new(arrow::array::Int64Array::from_iter(rows.iter().map(|r| r.3))) as _),
         ])
         .unwrap();
         let factors: HashMap<String, f64> = factors.iter().map(|(s, f)| (s.to_string(), *f)).collect();
@@ -473,6 +483,37 @@ mod tests {
             one_day(&bbb4, &bbb5) - at(&b, "beta", "BBB", 4, 0).unwrap() * market
         ));
         assert_eq!(at(&b, "resid_1d", "BBB", 5, 0), None);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn returns_across_sessions_follow_the_security_across_a_rename() {
+        // Security 7 trades as OLD in sessions 0 to 2 and as NEW from session 3; REUSE names security 8
+        // through session 2 and security 9 after.
+        let bars = |c: f64| [(0, c), (1, c * 1.01), (2, c * 1.02)];
+        let closes = [100.0, 101.0, 99.0, 103.0, 104.0];
+        let sessions: Vec<SessionBars> = (0..5)
+            .map(|d| {
+                let (ticker, reuse) = if d < 3 { ("OLD", 8) } else { ("NEW", 9) };
+                let mine = bars(closes[d]);
+                let other = bars(50.0 + d as f64);
+                let mut rows: Vec<SecurityRows> = vec![(ticker, Some(7), &mine), ("REUSE", Some(reuse), &other)];
+                rows.sort_by_key(|r| r.0);
+                session_of(d, &rows, &[])
+            })
+            .collect();
+        let b = labels(&label_set("equal_weight", 4, 2), sessions, 0..=4).await;
+        assert!(
+            close_to(at(&b, "fwd_1d", "OLD", 2, 0), (103.0f64 / 99.0).ln()),
+            "OLD's last session reaches NEW's first: one security"
+        );
+        assert_eq!(at(&b, "fwd_1d", "REUSE", 2, 0), None, "the reused ticker's next session is another security's");
+        assert!(at(&b, "beta", "NEW", 4, 0).is_some(), "NEW's beta fits on OLD's daily returns too");
+        assert_eq!(at(&b, "beta", "REUSE", 4, 0), None, "security 9 has one session before: too few for a beta");
+        let ids = b.column_by_name("security_id").unwrap().as_primitive::<arrow::datatypes::Int64Type>();
+        let symbols = b.column_by_name("symbol").unwrap().as_string::<i32>();
+        assert!(
+            (0..b.num_rows()).all(|i| (symbols.value(i) != "NEW" && symbols.value(i) != "OLD") || ids.value(i) == 7)
+        );
     }
 
     #[test]

@@ -38,6 +38,7 @@ use crate::calendar::{NyseCalendar, Session};
 use crate::dq::{SessionMetrics, metrics};
 use crate::error::{Error, Result};
 use crate::reference::corporate_actions::SplitHistory;
+use crate::reference::securities::SECURITY_ID;
 use crate::table::layout::PartitionKey;
 use crate::table::manifest::TableState;
 use crate::table::operations::write::{StagedPartition, Stager, WriteMode};
@@ -391,7 +392,7 @@ async fn stage_features(
         let key = PartitionKey::for_date(out.contract().partitioning, session.date);
         let entry = &state.partitions[&PartitionKey::for_date(input.contract().partitioning, session.date).to_string()];
         async move {
-            let batches = input.read_partition_columns(entry, &FEATURE_INPUT_COLUMNS).await?;
+            let batches = input.read_partition_columns(entry, &input_columns(input, &FEATURE_INPUT_COLUMNS)).await?;
             let contract = out.contract().clone();
             tokio::task::spawn_blocking(move || -> Result<_> {
                 let rows = session_features(&batches, &session, &set)?;
@@ -434,7 +435,13 @@ async fn stage_features(
 const SYMBOLS_PER_TASK: usize = 16;
 
 /// The input columns the feature kernels read.
-const FEATURE_INPUT_COLUMNS: [&str; 6] = ["symbol", "ts", "close", "volume", "minute_idx", "is_rth"];
+const FEATURE_INPUT_COLUMNS: [&str; 7] = ["symbol", "ts", "close", "volume", "minute_idx", "is_rth", SECURITY_ID];
+
+/// `columns` less an optional `security_id` that `input`'s contract lacks.
+pub(crate) fn input_columns<'a>(input: &Dataset, columns: &[&'a str]) -> Vec<&'a str> {
+    let schema = input.contract().arrow_schema();
+    columns.iter().copied().filter(|c| *c != SECURITY_ID || schema.field_with_name(c).is_ok()).collect()
+}
 
 /// The features of one session's bars (rows ordered by symbol, ts, as the curated layer stores them).
 pub fn session_features(batches: &[RecordBatch], session: &Session, set: &FeatureSet) -> Result<RecordBatch> {
@@ -458,6 +465,11 @@ pub fn session_features(batches: &[RecordBatch], session: &Session, set: &Featur
     let minute =
         col("minute_idx")?.as_primitive_opt::<Int32Type>().ok_or_else(|| Error::invalid("minute_idx is not int32"))?;
     let rth = col("is_rth")?.as_boolean_opt().ok_or_else(|| Error::invalid("is_rth is not bool"))?;
+    // The input's security, carried to each row (null from a file curated before the column existed).
+    let security = match b.column_by_name(SECURITY_ID) {
+        Some(c) => c.clone(),
+        None => arrow::array::new_null_array(&arrow::datatypes::DataType::Int64, b.num_rows()),
+    };
     let minutes = session.minutes() as usize;
 
     // Runs of one symbol's rows; within a run, the regular-session rows.
@@ -521,6 +533,7 @@ pub fn session_features(batches: &[RecordBatch], session: &Session, set: &Featur
                 ),
                 Arc::new(Int32Array::from(minute_out)),
             ];
+            let security_taken = take(&security, &idx, None)?;
             for (f, out) in set.features.iter().zip(values) {
                 columns.push(if f.kernel.is_flag() {
                     let mut bld = BooleanBuilder::with_capacity(out.len());
@@ -532,6 +545,7 @@ pub fn session_features(batches: &[RecordBatch], session: &Session, set: &Featur
                     Arc::new(bld.finish())
                 });
             }
+            columns.push(security_taken);
             Ok(RecordBatch::try_new(schema.clone(), columns)?)
         })
         .collect::<Result<_>>()?;
@@ -555,6 +569,7 @@ fn feature_schema(set: &FeatureSet) -> arrow::datatypes::SchemaRef {
             Field::new(&f.name, DataType::Float64, true)
         });
     }
+    fields.push(Field::new(SECURITY_ID, DataType::Int64, true));
     Arc::new(Schema::new(fields))
 }
 

@@ -26,6 +26,7 @@ use crate::error::{Error, Result};
 use crate::features::inputs;
 use crate::progress::Progress;
 use crate::quality::{Check, Status};
+use crate::reference::securities::SECURITY_ID;
 use crate::symbol::Symbol;
 use crate::table::layout::PartitionKey;
 use crate::table::operations::write::{Stager, WriteMode, split_by_partition};
@@ -269,7 +270,7 @@ fn check_feature_set_version(lake: &Lake, model: &ModelArtifact) -> Result<()> {
 }
 
 /// The prediction rows of one feature batch (columns symbol, ts, decision_time and the model's
-/// features): one row per feature row, the prediction null where a feature is null or not finite,
+/// features, and security_id when the feature set has it): one row per feature row, the prediction null where a feature is null or not finite,
 /// `in_sample` where the row's session is on or before the model's fit end.
 pub fn predict_batch(
     contract: &DatasetContract,
@@ -315,6 +316,11 @@ pub fn predict_batch(
             "scored_at" => Arc::new(TimestampMicrosecondArray::from(vec![scored_at; n]).with_timezone("UTC")),
             "model_fit_end" => Arc::new(Date32Array::from(vec![Date32Type::from_naive_date(fit_end); n])),
             "in_sample" => Arc::new(in_sample.clone()),
+            // The feature row's security (null from a feature set without the column).
+            SECURITY_ID => match batch.column_by_name(SECURITY_ID) {
+                Some(c) => c.clone(),
+                None => arrow::array::new_null_array(&arrow::datatypes::DataType::Int64, n),
+            },
             _ => return None,
         })
     })?)

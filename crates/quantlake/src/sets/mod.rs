@@ -69,6 +69,7 @@ use crate::dq::HealthSettings;
 use crate::error::{Error, Result};
 use crate::features::{FeatureSet, LabelSet, SetDefinition};
 use crate::query::{QueryEngine, SqlResult};
+use crate::reference::securities::SECURITY_ID;
 use crate::symbol::Symbol;
 use crate::table::AsOf;
 use crate::table::Lake;
@@ -326,7 +327,8 @@ pub async fn get_features_for_inference(
 }
 
 /// Every decision time of the sessions `start..=end` (each feature row's bar end) with its features:
-/// `symbol, ts, decision_time, feature_ts, available_at, <features>`; what batch scoring reads.
+/// `symbol, ts, decision_time, feature_ts, available_at, <features>` and `security_id` when the set
+/// has it; what batch scoring reads.
 pub async fn get_features_for_sessions(
     lake: &Lake,
     feature_set: &str,
@@ -339,8 +341,13 @@ pub async fn get_features_for_sessions(
     }
     let set = self::feature_set(lake, feature_set)?;
     let (snapshots, _) = pin(lake, &[&set.name], &AsOf::latest()).await?;
+    // Each row's security goes with it (predictions carry it), when the set's rows have one.
+    let security = match lake.dataset(&set.name)?.contract().arrow_schema().field_with_name(SECURITY_ID) {
+        Ok(_) => format!(", {SECURITY_ID}"),
+        Err(_) => String::new(),
+    };
     let entities = format!(
-        "CREATE TEMP TABLE entities AS SELECT symbol, ts, (ts::TIMESTAMP + INTERVAL {} MINUTE)::TIMESTAMPTZ AS decision_time FROM {} WHERE date BETWEEN DATE '{start}' AND DATE '{end}'{};",
+        "CREATE TEMP TABLE entities AS SELECT symbol, ts, (ts::TIMESTAMP + INTERVAL {} MINUTE)::TIMESTAMPTZ AS decision_time{security} FROM {} WHERE date BETWEEN DATE '{start}' AND DATE '{end}'{};",
         set.bar_minutes,
         set.name,
         symbol_filter(symbols)
@@ -349,6 +356,6 @@ pub async fn get_features_for_sessions(
     tokio::task::block_in_place(|| {
         join_features(&engine, &set, &[entities], start, end, None)?;
         let features: String = set.features.iter().map(|f| format!(", {}", f.name)).collect();
-        engine.query(&format!("SELECT symbol, ts, decision_time, feature_ts, available_at{features} FROM joined ORDER BY symbol, decision_time"))
+        engine.query(&format!("SELECT symbol, ts, decision_time, feature_ts, available_at{features}{security} FROM joined ORDER BY symbol, decision_time"))
     })
 }

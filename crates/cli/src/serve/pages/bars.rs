@@ -29,6 +29,9 @@ pub async fn page(State(state): State<AppState>, PageQuery(p): PageQuery<BarsPar
                     @for a in ["none", "splits", "all"] { option selected[p.adjust.as_deref() == Some(a)] { (a) } }
                 } }
                 label { "as_of" input name="as_of" value=(p.as_of.clone().unwrap_or_default()) placeholder="latest"; }
+                label title="The date each symbol is resolved to a security on (default: the end date): GOOG in 2014 is the class A share only if resolved before 2014-04-03" {
+                    "resolve at" input type="date" name="resolve_at" value=(p.resolve_at.map(|d| d.to_string()).unwrap_or_default());
+                }
                 button type="submit" { "Show" }
             }
         };
@@ -42,7 +45,7 @@ pub async fn page(State(state): State<AppState>, PageQuery(p): PageQuery<BarsPar
         for symbol in &request.symbols {
             let rows: Vec<&Value> = b.bars.iter().filter(|r| r["symbol"].as_str() == Some(symbol)).collect();
             let points = thin(rows.iter().filter_map(|r| point(r, one_day)).collect());
-            let title = format!("{symbol} {} {} to {}", b.frequency, request.start, request.end);
+            let title = format!("{symbol}{} {} {} to {}", tickers(&rows, symbol), b.frequency, request.start, request.end);
             charts_html.push(if points.is_empty() { html! { p.muted { "No bars for " (symbol) "." } } } else { svg(charts::prices(&title, &points, (1100, 380))) });
         }
         Ok(html! {
@@ -70,6 +73,22 @@ pub async fn page(State(state): State<AppState>, PageQuery(p): PageQuery<BarsPar
         })
     })
     .await
+}
+
+/// The other tickers a series' rows were stored under (a renamed security), with their last date:
+/// ` (FB until 2022-06-08)`, or nothing.
+fn tickers(rows: &[&Value], symbol: &str) -> String {
+    let mut spans: Vec<(String, String)> = Vec::new();
+    for r in rows {
+        let (Some(ticker), Some(date)) = (r["ticker"].as_str(), r["date"].as_str()) else { continue };
+        match spans.last_mut() {
+            Some((t, last)) if t == ticker => *last = date.to_string(),
+            _ => spans.push((ticker.to_string(), date.to_string())),
+        }
+    }
+    let others: Vec<String> =
+        spans.into_iter().filter(|(t, _)| t != symbol).map(|(t, last)| format!("{t} until {last}")).collect();
+    if others.is_empty() { String::new() } else { format!(" ({})", others.join(", ")) }
 }
 
 fn cell(v: &Value) -> String {

@@ -1,5 +1,6 @@
 //! One session's regular-session bars, reduced to what labels read: per symbol, its rows in `ts` order
-//! with the minute of the session, the close and the split factor of the symbol-session.
+//! with the minute of the session, the close and the split factor of the symbol-session, and the
+//! series it belongs to across sessions (its security, when stamped: [`SeriesKey`]).
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -9,9 +10,10 @@ use arrow::datatypes::{Float64Type, Int32Type, TimestampMicrosecondType};
 use chrono::NaiveDate;
 
 use crate::error::{Error, Result};
+use crate::reference::securities::{SECURITY_ID, SeriesKey, security_column};
 
-/// The input columns labels read, in this order.
-pub(super) const COLUMNS: [&str; 5] = ["symbol", "ts", "close", "is_rth", "minute_idx"];
+/// The input columns labels read (`security_id` when the input has it).
+pub(super) const COLUMNS: [&str; 6] = ["symbol", "ts", "close", "is_rth", "minute_idx", SECURITY_ID];
 
 /// The regular-session rows of every symbol in one session.
 #[derive(Debug)]
@@ -25,12 +27,18 @@ pub(super) struct SessionBars {
     /// None on a row without a minute: it has no forward return and no daily close.
     pub minute: Vec<Option<i32>>,
     pub close: Vec<f64>,
+    /// Index into `symbols` by series: what a later session finds this one's rows by.
+    by_series: HashMap<SeriesKey, usize>,
 }
 
 /// One symbol's rows of a session.
 #[derive(Debug)]
 pub(super) struct SymbolRows {
     pub symbol: String,
+    /// The security the rows are stamped with.
+    pub security_id: Option<i64>,
+    /// What the symbol's rows continue across sessions: its security, else the symbol.
+    pub series: SeriesKey,
     pub rows: Range<usize>,
     /// Puts the session's prices on the share basis of the range's last session (1.0 without a later split).
     pub factor: f64,
@@ -48,7 +56,15 @@ impl SymbolRows {
 impl SessionBars {
     /// A session without data.
     pub fn empty(idx: usize, date: NaiveDate) -> Self {
-        Self { idx, date, symbols: Vec::new(), ts: Vec::new(), minute: Vec::new(), close: Vec::new() }
+        Self {
+            idx,
+            date,
+            symbols: Vec::new(),
+            ts: Vec::new(),
+            minute: Vec::new(),
+            close: Vec::new(),
+            by_series: HashMap::new(),
+        }
     }
 
     pub fn rows(&self) -> usize {
@@ -68,7 +84,8 @@ impl SessionBars {
         // Minute of the previous row with one, within the current symbol.
         let mut last_minute: Option<i32> = None;
         for b in batches {
-            let [symbol, ts, close, rth, minute] = COLUMNS.map(|c| b.column_by_name(c));
+            let [symbol, ts, close, rth, minute, _] = COLUMNS.map(|c| b.column_by_name(c));
+            let security = security_column(b)?;
             let (Some(symbol), Some(ts), Some(close), Some(rth), Some(minute)) = (
                 symbol.and_then(|c| c.as_string_opt::<i32>()),
                 ts.and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>()),
@@ -110,8 +127,18 @@ impl SessionBars {
                             return Err(bad(format!("rows are not sorted by symbol ({s} after {})", prev.symbol)));
                         }
                         let factor = factors.get(s).copied().unwrap_or(1.0);
+                        let security_id = security.and_then(|ids| ids.is_valid(r).then(|| ids.value(r)));
+                        let series = SeriesKey::of(s, security_id)?;
+                        if out.by_series.insert(series.clone(), out.symbols.len()).is_some() {
+                            return Err(bad(format!(
+                                "{s}: security {} has rows under two symbols",
+                                security_id.unwrap_or_default()
+                            )));
+                        }
                         out.symbols.push(SymbolRows {
                             symbol: s.to_string(),
+                            security_id,
+                            series,
                             rows: i..i + 1,
                             factor,
                             daily_close: None,
@@ -129,6 +156,11 @@ impl SessionBars {
             }
         }
         Ok(out)
+    }
+
+    /// The rows of `series`, if it has any this session.
+    pub fn find_series(&self, series: &SeriesKey) -> Option<&SymbolRows> {
+        self.by_series.get(series).map(|&i| &self.symbols[i])
     }
 
     /// The rows of `symbol`, if it has any this session.

@@ -1,10 +1,12 @@
-//! Daily returns and trailing betas: each symbol's log return from one session's last close to the
-//! next's (split-adjusted, only between consecutive sessions), the market's, and the OLS slope of a
-//! symbol's returns on the market's over the sessions before a decision day.
+//! Daily returns and trailing betas: each series' log return from one session's last close to the
+//! next's (split-adjusted, only between consecutive sessions; a series is a security, across its
+//! renames, or an unknown symbol), the market's, and the OLS slope of a series' returns on the
+//! market's over the sessions before a decision day.
 
 use std::collections::HashMap;
 
 use super::bars::SessionBars;
+use crate::reference::securities::SeriesKey;
 
 /// Whose daily returns the market's are.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,7 +29,7 @@ pub(super) struct DailyReturns {
     market: Market,
     beta_sessions: usize,
     beta_min_sessions: usize,
-    symbols: HashMap<String, SymbolDaily>,
+    series: HashMap<SeriesKey, SymbolDaily>,
     /// The market's return by session number; None for a session before any was added, or without one.
     market_returns: Vec<Option<f64>>,
 }
@@ -46,7 +48,7 @@ impl DailyReturns {
             market,
             beta_sessions: beta_sessions as usize,
             beta_min_sessions: beta_min_sessions as usize,
-            symbols: HashMap::new(),
+            series: HashMap::new(),
             market_returns: Vec::new(),
         }
     }
@@ -56,7 +58,7 @@ impl DailyReturns {
         let (mut sum, mut count) = (0.0, 0u32);
         let mut market = None;
         for run in &bars.symbols {
-            let daily = self.symbols.entry(run.symbol.clone()).or_default();
+            let daily = self.series.entry(run.series.clone()).or_default();
             // A return only from the session just before: across a session without data there is none.
             let r = match daily.last {
                 Some((prev, Some(prev_close))) if prev + 1 == bars.idx => {
@@ -88,11 +90,11 @@ impl DailyReturns {
         self.market_returns.get(idx).copied().flatten()
     }
 
-    /// The beta of `symbol` on session `idx`: the slope over its sessions `idx - beta_sessions ..= idx - 1`
-    /// (by number: sessions without the symbol count too) with both returns known, at least
+    /// The beta of `series` on session `idx`: the slope over its sessions `idx - beta_sessions ..= idx - 1`
+    /// (by number: sessions without the series count too) with both returns known, at least
     /// `beta_min_sessions` of them; NaN when the market's returns there do not vary.
-    pub fn beta(&self, symbol: &str, idx: usize) -> Option<f64> {
-        let returns = &self.symbols.get(symbol)?.returns;
+    pub fn beta(&self, series: &SeriesKey, idx: usize) -> Option<f64> {
+        let returns = &self.series.get(series)?.returns;
         let from = returns.partition_point(|(s, _)| *s < idx.saturating_sub(self.beta_sessions));
         let to = returns.partition_point(|(s, _)| *s < idx);
         let mut fit = Regression::default();

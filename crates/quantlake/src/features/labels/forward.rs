@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanBufferBuilder, Float64Array, RecordBatch, StringBuilder, TimestampMicrosecondArray,
+    ArrayRef, BooleanBufferBuilder, Float64Array, Int64Array, RecordBatch, StringBuilder, TimestampMicrosecondArray,
 };
 use arrow::buffer::{NullBuffer, ScalarBuffer};
 use arrow::datatypes::{ArrowNativeType, DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -15,6 +15,7 @@ use super::bars::{SessionBars, SymbolRows};
 use super::daily::Market;
 use crate::error::{Error, Result};
 use crate::features::definition::{Horizon, LabelSet};
+use crate::reference::securities::SECURITY_ID;
 
 /// A label set's targets as the computation needs them.
 #[derive(Debug, Clone)]
@@ -86,7 +87,7 @@ impl Targets {
     }
 
     /// The columns of a session's labels: symbol, ts, decision_time, each plain target and its `_end`,
-    /// beta, each residual.
+    /// beta, each residual, security_id.
     pub fn schema(&self) -> SchemaRef {
         let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
         let mut fields = vec![
@@ -102,6 +103,7 @@ impl Targets {
         for (name, _) in &self.residuals {
             fields.push(Field::new(name, DataType::Float64, true));
         }
+        fields.push(Field::new(SECURITY_ID, DataType::Int64, true));
         Arc::new(Schema::new(fields))
     }
 }
@@ -192,11 +194,15 @@ fn group_batch(
     let rows = runs.first().map_or(0, |r| r.rows.start)..runs.last().map_or(0, |r| r.rows.end);
     let mut symbol = StringBuilder::with_capacity(rows.len(), runs.iter().map(|r| r.symbol.len() * r.rows.len()).sum());
     let mut beta = Values::nulls(rows.start, rows.len());
+    let mut security = Values::nulls(rows.start, rows.len());
     for (run, b) in runs.iter().zip(betas) {
         for r in run.rows.clone() {
             symbol.append_value(&run.symbol);
             if let Some(b) = b {
                 beta.set(r, *b);
+            }
+            if let Some(id) = run.security_id {
+                security.set(r, id);
             }
         }
     }
@@ -228,6 +234,8 @@ fn group_batch(
     }
     out.push(float(beta.into_parts()));
     out.extend(residuals.into_iter().map(|r| float(r.into_parts())));
+    let (ids, valid) = security.into_parts();
+    out.push(Arc::new(Int64Array::new(ids, valid)));
     Ok(RecordBatch::try_new(schema.clone(), out)?)
 }
 
@@ -251,7 +259,7 @@ fn forward_returns(
                     Ahead::Minutes(h) => minutes_ahead(bars, &timed, h as usize, targets.bar_us, &mut c),
                     Ahead::Sessions(h) => {
                         let next = later.iter().find(|s| s.idx == bars.idx + h as usize);
-                        if let Some((next, next_run)) = next.and_then(|n| Some((n, n.find(&run.symbol)?))) {
+                        if let Some((next, next_run)) = next.and_then(|n| Some((n, n.find_series(&run.series)?))) {
                             sessions_ahead(bars, run, &timed, next, next_run, targets.bar_us, &mut c);
                         }
                     }

@@ -4,10 +4,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 use super::*;
-use crate::sources::polygon::PolygonSettings;
+use crate::sources::SourceSettings;
 use crate::table::layout::PartitionKey;
 use crate::table::{AsOf, Lake};
 
@@ -47,6 +47,21 @@ pub struct ImportReport {
     /// The snapshot each dataset written is at.
     pub snapshots: BTreeMap<String, u64>,
     pub securities: Vec<ImportedSecurity>,
+    /// Tickers the source was asked for and does not know (none delivered): the import is partial.
+    pub not_found: Vec<Symbol>,
+    /// Stored curated sessions whose rows may name another security now: they carry the ids curation
+    /// stamped them with, until curated again.
+    pub restamp: Option<Restamp>,
+}
+
+/// The curated sessions an import changed the securities of: `quantlake curate` over them (and then
+/// `quantlake features --stale`) stamps and follows series by the new master.
+#[derive(Debug, Clone, Serialize)]
+pub struct Restamp {
+    pub start: NaiveDate,
+    pub end: NaiveDate,
+    /// The curated datasets with sessions in the range.
+    pub datasets: Vec<String>,
 }
 
 /// One delivered security and what became of it.
@@ -62,55 +77,74 @@ pub struct ImportedSecurity {
     pub changed: bool,
 }
 
-/// Imports `request.source` and upserts what it delivers.
+/// Imports `request.source` (a vendor's settings from `sources`) and upserts what it delivers.
 pub async fn import(
     lake: &Lake,
     settings: &SecuritySettings,
-    polygon: &PolygonSettings,
+    sources: SourceSettings<'_>,
     request: &ImportRequest,
 ) -> Result<ImportReport> {
     if request.source != SecuritySource::Csv && request.path.is_some() {
         return Err(Error::invalid(format!("--path is for --source csv, not {}", request.source)));
     }
-    if request.source != SecuritySource::Polygon && request.symbols.is_some() {
-        return Err(Error::invalid(format!("--symbols is for --source polygon, not {}", request.source)));
+    let by_symbol = matches!(request.source, SecuritySource::Polygon | SecuritySource::Tws);
+    if !by_symbol && request.symbols.is_some() {
+        return Err(Error::invalid(format!("--symbols is for --source polygon or tws, not {}", request.source)));
     }
-    let ranking = settings.ranking()?;
-    let master = SecurityMaster::load_ranked(lake, &AsOf::latest(), &lake.view().await?, Some(ranking)).await?;
-    let (delivered, origin) = match request.source {
-        SecuritySource::Csv => {
-            let path = request.path.as_deref().ok_or_else(|| Error::invalid("--source csv needs --path FILE"))?;
-            (read_file(path)?, path.display().to_string())
-        }
-        SecuritySource::Polygon => {
-            let symbols = match &request.symbols {
-                Some(list) if list.is_empty() => return Err(Error::invalid("no symbols")),
-                Some(list) => list.clone(),
-                None => crate::universe::active_symbols(lake).await?,
-            };
-            if symbols.is_empty() {
+    let symbols = match (&request.symbols, by_symbol) {
+        (_, false) => Vec::new(),
+        (Some(list), true) if list.is_empty() => return Err(Error::invalid("no symbols")),
+        (Some(list), true) => list.clone(),
+        (None, true) => {
+            let active = crate::universe::active_symbols(lake).await?;
+            if active.is_empty() {
                 return Err(Error::invalid(
                     "no symbols: pass --symbols or rebuild the universe (quantlake universe rebuild)",
                 ));
             }
-            fetch_polygon(polygon, &symbols).await?
+            active
         }
-        SecuritySource::Universe => from_universe(lake).await?,
     };
-    upsert(lake, &master, request.source, origin, delivered, request.universe.as_deref()).await
+    let (delivered, not_found, origin) = match request.source {
+        SecuritySource::Csv => {
+            let path = request.path.as_deref().ok_or_else(|| Error::invalid("--source csv needs --path FILE"))?;
+            (read_file(path)?, Vec::new(), path.display().to_string())
+        }
+        SecuritySource::Polygon => {
+            let (delivered, origin) = fetch_polygon(sources.polygon, &symbols).await?;
+            (delivered, Vec::new(), origin)
+        }
+        SecuritySource::Tws => fetch_tws(sources.tws, &symbols).await?,
+        SecuritySource::Universe => {
+            let (delivered, origin) = from_universe(lake).await?;
+            (delivered, Vec::new(), origin)
+        }
+    };
+    let mut report = store(lake, settings, request.source, origin, delivered, request.universe.as_deref()).await?;
+    report.not_found = not_found;
+    Ok(report)
 }
 
 /// The migration of a ticker-keyed lake: one security per `reference_universe` symbol (a ticker
 /// interval open at both ends), members of the default universe while listed. Run again, it changes
 /// nothing; a vendor's or a file's history imported later ranks above it.
 pub async fn migrate(lake: &Lake, settings: &SecuritySettings) -> Result<ImportReport> {
-    let request = ImportRequest {
-        source: SecuritySource::Universe,
-        path: None,
-        symbols: None,
-        universe: Some(settings.default_universe.clone()),
-    };
-    import(lake, settings, &PolygonSettings::default(), &request).await
+    let (delivered, origin) = from_universe(lake).await?;
+    store(lake, settings, SecuritySource::Universe, origin, delivered, Some(&settings.default_universe)).await
+}
+
+/// Upserts `delivered` as `source`'s, against the master ranked by `settings`.
+async fn store(
+    lake: &Lake,
+    settings: &SecuritySettings,
+    source: SecuritySource,
+    origin: String,
+    delivered: Vec<Delivered>,
+    universe: Option<&str>,
+) -> Result<ImportReport> {
+    let ranking = settings.ranking()?;
+    let master = SecurityMaster::load_ranked(lake, &AsOf::latest(), &lake.view().await?, Some(ranking)).await?;
+    upsert(lake, &master, source, origin, delivered, universe).await
 }
 
 /// `reference_universe` as delivered securities.
@@ -187,6 +221,8 @@ async fn upsert(
         universe: universe.map(str::to_string),
         lake_seq: None,
         snapshots: BTreeMap::new(),
+        restamp: None,
+        not_found: Vec::new(),
         securities: {
             let mut tickers = new.tickers();
             delivered
@@ -204,11 +240,52 @@ async fn upsert(
     };
     if !changed.is_empty() {
         new.retain(&changed);
+        // The dates whose resolution may change: every interval, stored or new, of the changed ones.
+        let touched = master
+            .rows()
+            .1
+            .iter()
+            .chain(&new.symbology)
+            .filter(|r| changed.contains(&r.security_id))
+            .map(|r| r.valid)
+            .reduce(|a, b| Interval::new(a.from.min(b.from), a.to.zip(b.to).map(|(x, y)| x.max(y))));
+        report.restamp = match touched {
+            Some(span) => restamp(lake, span).await?,
+            None => None,
+        };
         let done = new.write(lake, master.ranking(), source, &changed, universe).await?;
         report.lake_seq = Some(done.lake_seq);
         report.snapshots = done.writes.iter().map(|w| (w.dataset.clone(), w.snapshot_id)).collect();
     }
     Ok(report)
+}
+
+/// The sessions within `span` stored in the curated datasets stamped with securities (those whose
+/// contract has a `security_id` column), if any.
+async fn restamp(lake: &Lake, span: Interval) -> Result<Option<Restamp>> {
+    let view = lake.view().await?;
+    let mut out: Option<Restamp> = None;
+    let stamped: Vec<String> = lake
+        .contracts()
+        .iter()
+        .filter(|c| c.layer == crate::contract::Layer::Curated && c.columns.iter().any(|col| col.name == SECURITY_ID))
+        .map(|c| c.name.clone())
+        .collect();
+    for name in &stamped {
+        let state = lake.dataset(name)?.latest_in(&view).await?;
+        let mut dates = Vec::new();
+        for e in state.partitions.values() {
+            let (first, last) = PartitionKey::parse(&e.partition)?.date_range();
+            if let Some(clipped) = span.clip(first, last) {
+                dates.extend([clipped.0, clipped.1]);
+            }
+        }
+        let (Some(start), Some(end)) = (dates.iter().min().copied(), dates.iter().max().copied()) else { continue };
+        let r = out.get_or_insert(Restamp { start, end, datasets: Vec::new() });
+        (r.start, r.end) = (r.start.min(start), r.end.max(end));
+        r.datasets.push(name.clone());
+    }
+    Ok(out)
 }
 
 /// Each delivered security's id and how it was found; two deliveries of one stored security are an

@@ -11,10 +11,10 @@
 //! date is [`SecurityMaster::ticker_of`].
 //!
 //! Sources: a file (CSV or Parquet, [`read_file`]), Polygon's tickers and ticker events
-//! ([`fetch_polygon`]), and the lake's own `reference_universe` (the migration of a ticker-keyed
+//! ([`fetch_polygon`]), IB's contract details ([`fetch_tws`]: contract ids), and the lake's own `reference_universe` (the migration of a ticker-keyed
 //! lake). Each source's rows are kept; readers take a security's ticker history and each of its
 //! attributes from the highest-ranked source that has them (`securities.source_precedence`, default
-//! csv, polygon, universe), so a person's file corrects a vendor and a vendor refines the migration.
+//! csv, polygon, tws, universe), so a person's file corrects a vendor and a vendor refines the migration.
 //!
 //! ```no_run
 //! # async fn demo(lake: quantlake::table::Lake) -> quantlake::Result<()> {
@@ -46,12 +46,16 @@ mod master;
 mod plan;
 mod polygon;
 mod rows;
+mod stamp;
+mod tws;
 
 pub use file::read_file;
 pub use import::{ImportReport, ImportRequest, import, migrate};
 pub use master::{Ambiguous, Member, SecurityMaster, SecurityView};
 pub use plan::TickerPlan;
 pub use polygon::fetch_polygon;
+pub use stamp::{SECURITY_ID, SeriesKey, security_column};
+pub use tws::fetch_tws;
 
 /// The securities dataset.
 pub const SECURITIES: &str = "reference_securities";
@@ -66,17 +70,20 @@ pub const MEMBERSHIP: &str = "reference_membership";
 pub enum SecuritySource {
     Csv,
     Polygon,
+    Tws,
     Universe,
 }
 
 impl Named for SecuritySource {
     const WHAT: &'static str = "security master source";
-    const ALL: &'static [Self] = &[SecuritySource::Csv, SecuritySource::Polygon, SecuritySource::Universe];
+    const ALL: &'static [Self] =
+        &[SecuritySource::Csv, SecuritySource::Polygon, SecuritySource::Tws, SecuritySource::Universe];
 
     fn name(self) -> &'static str {
         match self {
             SecuritySource::Csv => "csv",
             SecuritySource::Polygon => "polygon",
+            SecuritySource::Tws => "tws",
             SecuritySource::Universe => "universe",
         }
     }
@@ -88,6 +95,9 @@ impl Named for SecuritySource {
             }
             SecuritySource::Polygon => {
                 "Polygon /v3/reference/tickers (active and delisted) and ticker events (POLYGON_API_KEY)"
+            }
+            SecuritySource::Tws => {
+                "TWS / IB Gateway contract details: IB contract id, primary exchange, name (the [tws] connection)"
             }
             SecuritySource::Universe => "The lake's reference_universe: one security per ticker (the migration)",
         })
@@ -114,8 +124,8 @@ impl Default for SecuritySettings {
     }
 }
 
-const DEFAULT_PRECEDENCE: [SecuritySource; 3] =
-    [SecuritySource::Csv, SecuritySource::Polygon, SecuritySource::Universe];
+const DEFAULT_PRECEDENCE: [SecuritySource; 4] =
+    [SecuritySource::Csv, SecuritySource::Polygon, SecuritySource::Tws, SecuritySource::Universe];
 
 impl SecuritySettings {
     /// The full ranking: listed sources first (a source listed twice is an error), then the others in
@@ -408,7 +418,10 @@ mod tests {
     #[test]
     fn precedence_fills_in_the_unlisted_sources() {
         let s = SecuritySettings { source_precedence: vec![SecuritySource::Polygon], ..Default::default() };
-        assert_eq!(s.ranking().unwrap(), [SecuritySource::Polygon, SecuritySource::Csv, SecuritySource::Universe]);
+        assert_eq!(
+            s.ranking().unwrap(),
+            [SecuritySource::Polygon, SecuritySource::Csv, SecuritySource::Tws, SecuritySource::Universe]
+        );
         let twice = SecuritySettings {
             source_precedence: vec![SecuritySource::Csv, SecuritySource::Csv],
             ..Default::default()

@@ -57,6 +57,17 @@ impl Default for TwsConfig {
     }
 }
 
+/// What IB's contract details say of a stock.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StockDetails {
+    pub con_id: i32,
+    pub symbol: String,
+    pub sec_type: String,
+    pub primary_exchange: Option<String>,
+    pub currency: Option<String>,
+    pub long_name: Option<String>,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct DayBars {
     pub bars: Vec<Bar>,
@@ -256,6 +267,31 @@ impl TwsClient {
                 detail: format!("head timestamp out of range: {t}"),
             }),
         }
+    }
+
+    /// The stock contracts IB lists for `symbol` on the configured exchange and currency (its
+    /// contract id, primary exchange and long name), through the pacer and the error policy.
+    pub async fn stock_details(&self, symbol: &str) -> Result<Vec<StockDetails>, TwsError> {
+        let contract = self.contract(symbol, None);
+        let request_key = format!("{symbol}@{}|details", self.cfg.exchange);
+        let outcome = self
+            .paced(symbol, &request_key, |client| {
+                let contract = contract.clone();
+                async move { client.contract_details(&contract).await }
+            })
+            .await?;
+        Ok(outcome
+            .unwrap_or_default()
+            .into_iter()
+            .map(|d| StockDetails {
+                con_id: d.contract.contract_id,
+                symbol: d.contract.symbol.to_string(),
+                sec_type: d.contract.security_type.to_string(),
+                primary_exchange: Some(d.contract.primary_exchange.to_string()).filter(|e| !e.is_empty()),
+                currency: Some(d.contract.currency.to_string()).filter(|c| !c.is_empty()),
+                long_name: Some(d.long_name).filter(|n| !n.is_empty()),
+            })
+            .collect())
     }
 
     /// Runs `op` through the pacer with the error policy; `Ok(None)` = IB has no data.

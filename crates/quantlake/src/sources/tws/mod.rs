@@ -19,7 +19,7 @@ use chrono::{DateTime, NaiveTime, Utc};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
-pub use client::{ConnectionCheck, DayBars, TwsClient, TwsConfig, TwsError};
+pub use client::{ConnectionCheck, DayBars, StockDetails, TwsClient, TwsConfig, TwsError};
 pub use pacing::{Pacer, PacingRules};
 
 use super::{Bar, BarSize, BarSource, Fetched, SymbolFailure, into_sessions};
@@ -164,6 +164,21 @@ impl TwsSource {
             heads: Mutex::new(HashMap::new()),
             con_ids: HashMap::new(),
         })
+    }
+
+    /// The stock contracts IB lists for `symbol` (`tws.exchange`, `tws.currency`): IB's answer 200
+    /// (no security definition) is an empty list, any other failure an error.
+    pub async fn stock_details(&self, symbol: &str) -> Result<Vec<StockDetails>> {
+        match self.client.stock_details(symbol).await {
+            Ok(details) => Ok(details),
+            Err(TwsError::NoSecurity { .. }) => Ok(Vec::new()),
+            Err(e) => Err(tws_error("contract details", e)),
+        }
+    }
+
+    /// Requests in flight at once.
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
     }
 
     /// Uses these contract ids (from `reference_universe`) for their symbols.
