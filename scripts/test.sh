@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, with all set-up, on a fresh machine: a project venv with the S3 server (moto),
-# the readers the interop tests use and selenium; Debian's chromium and chromedriver for the
-# dashboard's browser tests; then every Rust test in the one release profile.
+# the readers the interop tests use, selenium and the Python package (maturin develop); Debian's
+# chromium and chromedriver for the dashboard's browser tests; then every Rust test in the one release
+# profile.
 # Extra arguments go to `cargo test` (e.g. `scripts/test.sh --test lake crash`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,5 +25,9 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   $sudo apt-get update -q >&2
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q chromium chromium-driver >&2
 fi
+
+# The Python package (python/) into the venv, built in the same target directory: tests/lake's
+# python_package runs its pytest suite against the command line.
+VIRTUAL_ENV="$PWD/$venv" "$venv/bin/maturin" develop --release --locked --quiet -m python/Cargo.toml >&2
 
 cargo test --release --locked "$@"

@@ -28,6 +28,7 @@ mod interop;
 mod models;
 mod modules;
 mod operations;
+mod python_package;
 mod resume;
 mod securities;
 mod stages;

@@ -1,0 +1,54 @@
+"""quantlake: an embedded, file-based market-data lake. Reads come back as Arrow streams that polars,
+pandas and pyarrow take without a copy (the Arrow PyCapsule interface)."""
+
+from os import PathLike
+from typing import Any, List, Optional, Sequence, Union
+
+class QuantlakeError(Exception):
+    """A call quantlake could not do, with the command line's message."""
+
+    exit_code: int
+    """The command line's exit code for it (3: could not run)."""
+
+class Table:
+    """Rows as Arrow record batches: `pl.DataFrame(t)`, `pa.table(t)`, `t.to_pandas()`."""
+
+    @property
+    def num_rows(self) -> int: ...
+    @property
+    def column_names(self) -> List[str]: ...
+    @property
+    def warnings(self) -> List[str]:
+        """What a partial result lacks (the command line exits 1 with these)."""
+    def __arrow_c_stream__(self, requested_schema: Optional[Any] = None) -> Any: ...
+    def buffer_addresses(self, column: str) -> List[List[int]]:
+        """Each batch's data buffers of `column` (the validity bitmap aside), by address."""
+    def to_pyarrow(self) -> Any:
+        """A `pyarrow.Table` (needs pyarrow)."""
+    def to_pandas(self) -> Any:
+        """A `pandas.DataFrame` (needs pyarrow)."""
+    def to_polars(self) -> Any:
+        """A `polars.DataFrame`."""
+    def __len__(self) -> int: ...
+
+class Lake:
+    """A lake, opened as the command line opens it: `root` (a path or `s3://bucket/prefix`) or the
+    config's `lake.root`, the config file (`config/quantlake.toml`, or `config`) and the environment."""
+
+    def __init__(self, root: Optional[str] = None, config: Optional[Union[str, PathLike[str]]] = None) -> None: ...
+    def bars(
+        self,
+        symbols: Sequence[str],
+        start: str,
+        end: Optional[str] = None,
+        frequency: str = "1m",
+        adjust: str = "none",
+        as_of: Optional[str] = None,
+        resolve_at: Optional[str] = None,
+        extended_hours: bool = False,
+    ) -> Table:
+        """Curated bars, as `quantlake bars`: `frequency` 1m, 5m, 15m, 30m, 1h or 1d; `adjust` none,
+        splits or all; `as_of` a snapshot, tag or time; `resolve_at` the date tickers name securities
+        on (default: `end`). A symbol without rows is named in the result's `warnings`."""
+    def query(self, sql: str, as_of: Optional[str] = None) -> Table:
+        """A DuckDB SQL statement over the lake's datasets at `as_of`, as `quantlake query`."""

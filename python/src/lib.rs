@@ -1,0 +1,268 @@
+//! `import quantlake`: the library crate's reads for Python, the CLI's names and defaults.
+//!
+//! ```python
+//! import quantlake as ql, polars as pl
+//! lake = ql.Lake("lake")                       # or "s3://bucket/prefix"; config file and env as the CLI
+//! bars = lake.bars(["AAPL"], "2024-01-02", "2024-01-31", frequency="5m", adjust="splits")
+//! df = pl.DataFrame(bars)                      # zero-copy through __arrow_c_stream__
+//! lake.query("SELECT symbol, count(*) AS n FROM curated_1m_bars GROUP BY 1", as_of="latest")
+//! ```
+//!
+//! Results are [`Table`]s: Arrow record batches the library produced, handed to polars, pandas or
+//! pyarrow through the Arrow PyCapsule interface without a copy. The interpreter is released while the
+//! library works. A library error is a `QuantlakeError` with the CLI's message and its exit code.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow::array::{Array, RecordBatch, RecordBatchIterator};
+use arrow::datatypes::SchemaRef;
+use arrow::ffi_stream::FFI_ArrowArrayStream;
+use chrono::NaiveDate;
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use pyo3::types::PyCapsule;
+
+use ql::config::Config;
+use ql::curate::{Adjustment, BarsRequest, Frequency};
+use ql::query::QueryEngine;
+use ql::symbol::Symbol;
+use ql::table::{AsOf, Lake as LakeHandle};
+
+create_exception!(
+    quantlake,
+    QuantlakeError,
+    PyException,
+    "A call quantlake could not do; `exit_code` is the command line's for it (3: could not run)."
+);
+
+/// The name the Arrow PyCapsule interface gives a stream capsule.
+const STREAM_CAPSULE: &std::ffi::CStr = c"arrow_array_stream";
+
+/// A library error as the exception the CLI's exit code 3 stands for.
+fn error(e: ql::error::Error) -> PyErr {
+    let err = QuantlakeError::new_err(e.to_string());
+    Python::attach(|py| {
+        let _ = err.value(py).setattr("exit_code", 3);
+    });
+    err
+}
+
+/// Bad input named as the CLI names it.
+fn invalid(what: String) -> PyErr {
+    error(ql::error::Error::invalid(what))
+}
+
+fn date(what: &str, text: &str) -> PyResult<NaiveDate> {
+    text.parse().map_err(|_| invalid(format!("{what} '{text}' is not a date (YYYY-MM-DD)")))
+}
+
+fn as_of(text: Option<&str>) -> PyResult<AsOf> {
+    match text {
+        None => Ok(AsOf::latest()),
+        Some(t) => AsOf::parse(&[t]).map_err(error),
+    }
+}
+
+/// A lake, opened as the command line opens it: `root` (a path or `s3://bucket/prefix`) or the
+/// config's `lake.root`; the config file (`config/quantlake.toml` or `config`) and the environment.
+#[pyclass(module = "quantlake", frozen)]
+struct Lake {
+    lake: LakeHandle,
+    runtime: Arc<tokio::runtime::Runtime>,
+    root: String,
+}
+
+#[pymethods]
+impl Lake {
+    #[new]
+    #[pyo3(signature = (root = None, config = None))]
+    fn new(py: Python<'_>, root: Option<String>, config: Option<PathBuf>) -> PyResult<Self> {
+        let explicit = config.is_some();
+        let path = config.unwrap_or_else(|| PathBuf::from(ql::config::DEFAULT_PATH));
+        let config = Config::load(&path, explicit).map_err(error)?;
+        let root = root.unwrap_or_else(|| config.lake.root.clone());
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| invalid(format!("cannot start the runtime: {e}")))?;
+        let options = config.lake.options();
+        let lake = py.detach(|| runtime.block_on(LakeHandle::open(&root, options))).map_err(error)?;
+        Ok(Self { lake, runtime: Arc::new(runtime), root })
+    }
+
+    /// Curated bars of `symbols` from `start` to `end` (default: `start`), sorted by symbol and ts, as
+    /// `quantlake bars`: `frequency` 1m, 5m, 15m, 30m, 1h or 1d; `adjust` none, splits or all;
+    /// `as_of` a snapshot, tag or time; `resolve_at` the date tickers name securities on (default:
+    /// `end`). A symbol without rows is named in the result's `warnings`.
+    #[pyo3(signature = (symbols, start, end = None, frequency = "1m", adjust = "none", as_of = None, resolve_at = None, extended_hours = false))]
+    #[allow(clippy::too_many_arguments)]
+    fn bars(
+        &self,
+        py: Python<'_>,
+        symbols: Vec<String>,
+        start: &str,
+        end: Option<&str>,
+        frequency: &str,
+        adjust: &str,
+        as_of: Option<&str>,
+        resolve_at: Option<&str>,
+        extended_hours: bool,
+    ) -> PyResult<Table> {
+        let symbols: Vec<Symbol> =
+            symbols.iter().map(|s| s.parse::<Symbol>()).collect::<Result<_, _>>().map_err(error)?;
+        let start = date("start", start)?;
+        let request = BarsRequest {
+            symbols: symbols.clone(),
+            start,
+            end: end.map(|e| date("end", e)).transpose()?.unwrap_or(start),
+            frequency: frequency.parse::<Frequency>().map_err(error)?,
+            extended_hours,
+            adjust: adjust.parse::<Adjustment>().map_err(error)?,
+            resolve_at: resolve_at.map(|d| date("resolve_at", d)).transpose()?,
+        };
+        let as_of = self::as_of(as_of)?;
+        let batches = py
+            .detach(|| self.runtime.block_on(ql::curate::get_curated_bars(&self.lake, &request, &as_of)))
+            .map_err(error)?;
+        let mut table = Table::new(batches)?;
+        let seen = table.distinct_symbols();
+        let missing: Vec<&str> = symbols.iter().map(Symbol::as_str).filter(|s| !seen.iter().any(|x| x == s)).collect();
+        if !missing.is_empty() {
+            table.warnings.push(format!(
+                "no bars between {} and {} for {}",
+                request.start,
+                request.end,
+                missing.join(", ")
+            ));
+        }
+        Ok(table)
+    }
+
+    /// The rows of a DuckDB SQL statement over the lake's datasets at `as_of` (every dataset is a
+    /// view), as `quantlake query`.
+    #[pyo3(signature = (sql, as_of = None))]
+    fn query(&self, py: Python<'_>, sql: &str, as_of: Option<&str>) -> PyResult<Table> {
+        let as_of = self::as_of(as_of)?;
+        let batches = py
+            .detach(|| {
+                let engine = self.runtime.block_on(QueryEngine::open_for_sql(&self.lake, &as_of, sql))?;
+                engine.query(sql)
+            })
+            .map_err(error)?;
+        Table::new(batches)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Lake({:?})", self.root)
+    }
+}
+
+/// Rows as Arrow record batches; polars (`pl.DataFrame(t)`), pyarrow (`pa.table(t)`) and pandas
+/// (`t.to_pandas()`) take them through `__arrow_c_stream__` without a copy.
+#[pyclass(module = "quantlake", frozen)]
+struct Table {
+    batches: Vec<RecordBatch>,
+    schema: SchemaRef,
+    /// What a partial result lacks (the CLI's exit 1 warnings).
+    #[pyo3(get)]
+    warnings: Vec<String>,
+}
+
+impl Table {
+    fn new(batches: Vec<RecordBatch>) -> PyResult<Self> {
+        let schema =
+            batches.first().map(RecordBatch::schema).ok_or_else(|| invalid("the read returned no schema".into()))?;
+        let batches = batches.into_iter().filter(|b| b.num_rows() > 0).collect();
+        Ok(Self { batches, schema, warnings: Vec::new() })
+    }
+
+    fn distinct_symbols(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for b in &self.batches {
+            let Some(col) =
+                b.column_by_name("symbol").and_then(|c| c.as_any().downcast_ref::<arrow::array::StringArray>())
+            else {
+                continue;
+            };
+            for s in col.iter().flatten() {
+                if out.last().is_none_or(|l| l != s) && !out.iter().any(|x| x == s) {
+                    out.push(s.to_string());
+                }
+            }
+        }
+        out
+    }
+}
+
+#[pymethods]
+impl Table {
+    /// The Arrow PyCapsule interface: a stream of the batches, each exported, not copied.
+    #[pyo3(signature = (requested_schema = None))]
+    fn __arrow_c_stream__<'py>(
+        &self,
+        py: Python<'py>,
+        requested_schema: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyCapsule>> {
+        // The batches go as they are; a consumer casts to a requested schema itself.
+        let _ = requested_schema;
+        let reader = RecordBatchIterator::new(self.batches.clone().into_iter().map(Ok), self.schema.clone());
+        let stream = FFI_ArrowArrayStream::new(Box::new(reader));
+        PyCapsule::new_with_value(py, stream, STREAM_CAPSULE)
+    }
+
+    /// Rows in all.
+    #[getter]
+    fn num_rows(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+
+    /// The columns' names.
+    #[getter]
+    fn column_names(&self) -> Vec<String> {
+        self.schema.fields().iter().map(|f| f.name().clone()).collect()
+    }
+
+    /// The addresses of each batch's data buffers of column `column` (the validity bitmap aside): how a
+    /// test shows a consumer got these very buffers, not copies.
+    fn buffer_addresses(&self, column: &str) -> PyResult<Vec<Vec<usize>>> {
+        let index = self.schema.index_of(column).map_err(|_| invalid(format!("no column '{column}'")))?;
+        Ok(self
+            .batches
+            .iter()
+            .map(|b| b.column(index).to_data().buffers().iter().map(|buf| buf.as_ptr() as usize).collect())
+            .collect())
+    }
+
+    /// A `pyarrow.Table` (pyarrow must be installed).
+    fn to_pyarrow<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        slf.py().import("pyarrow")?.getattr("table")?.call1((slf,))
+    }
+
+    /// A `pandas.DataFrame`, through pyarrow.
+    fn to_pandas<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        Self::to_pyarrow(slf)?.call_method0("to_pandas")
+    }
+
+    /// A `polars.DataFrame`.
+    fn to_polars<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        slf.py().import("polars")?.getattr("DataFrame")?.call1((slf,))
+    }
+
+    fn __len__(&self) -> usize {
+        self.num_rows()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Table({} rows: {})", self.num_rows(), self.column_names().join(", "))
+    }
+}
+
+#[pymodule]
+fn quantlake(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Lake>()?;
+    m.add_class::<Table>()?;
+    m.add("QuantlakeError", m.py().get_type::<QuantlakeError>())?;
+    Ok(())
+}

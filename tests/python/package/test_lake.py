@@ -1,0 +1,110 @@
+"""`import quantlake` against the command line on the same lake (tests/lake/python_package.rs makes the
+lake and runs this file): the same rows bit for bit, Arrow buffers handed over without a copy, errors
+as exceptions with the CLI's message and exit code, and calls from several threads at once.
+
+Environment: QUANTLAKE_BIN (the quantlake binary), QUANTLAKE_LAKE (the lake's URL), QUANTLAKE_CONFIG
+(the config both read) and, for a lake on the S3 test server, its AWS_* variables.
+"""
+
+import os
+import subprocess
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import quantlake as ql
+
+LAKE = os.environ["QUANTLAKE_LAKE"]
+CONFIG = os.environ["QUANTLAKE_CONFIG"]
+
+
+def cli_rows(*args: str) -> pa.Table:
+    """The rows the command line writes for `args` to a Parquet file."""
+    with tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "rows.parquet")
+        done = subprocess.run(
+            [os.environ["QUANTLAKE_BIN"], *args, "--format", "parquet", "--output", out],
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode in (0, 1), done.stderr
+        return pq.read_table(out)
+
+
+@pytest.fixture(scope="module")
+def lake() -> ql.Lake:
+    return ql.Lake(LAKE, config=CONFIG)
+
+
+def same_rows(ours: pa.Table, theirs: pa.Table) -> None:
+    # The CLI's Parquet file is the same Arrow schema written out (its metadata aside).
+    assert ours.schema.remove_metadata() == theirs.schema.remove_metadata()
+    assert ours.equals(theirs.cast(ours.schema))
+
+
+@pytest.mark.parametrize(
+    "frequency,adjust", [("1m", "none"), ("5m", "none"), ("1d", "splits")]
+)
+def test_bars_are_the_command_lines(lake: ql.Lake, frequency: str, adjust: str) -> None:
+    bars = lake.bars(["AAA", "BBB"], "2024-01-02", "2024-01-05", frequency=frequency, adjust=adjust)
+    theirs = cli_rows(
+        "bars", "--symbols", "AAA,BBB", "--start", "2024-01-02", "--end", "2024-01-05",
+        "--frequency", frequency, "--adjust", adjust,
+    )
+    ours = pa.table(bars)
+    assert ours.num_rows == len(bars) == theirs.num_rows > 0
+    same_rows(ours, theirs)
+    assert bars.warnings == []
+
+
+def test_a_symbol_without_bars_is_a_warning_not_silence(lake: ql.Lake) -> None:
+    bars = lake.bars(["AAA", "NOPE"], "2024-01-03")
+    assert bars.warnings == ["no bars between 2024-01-03 and 2024-01-03 for NOPE"]
+    assert set(pa.table(bars).column("symbol").to_pylist()) == {"AAA"}
+
+
+def test_query_is_the_command_lines(lake: ql.Lake) -> None:
+    sql = "SELECT symbol, date, count(*) AS bars, sum(volume) AS volume FROM curated_1m_bars GROUP BY ALL ORDER BY ALL"
+    ours = pa.table(lake.query(sql))
+    same_rows(ours, cli_rows("query", sql))
+    first = pa.table(lake.query("SELECT count(*) AS n FROM curated_1m_bars", as_of="curated_1m_bars@1"))
+    assert first.column("n").to_pylist() == cli_rows(
+        "query", "--as-of", "curated_1m_bars@1", "SELECT count(*) AS n FROM curated_1m_bars"
+    ).column("n").to_pylist()
+
+
+def test_the_consumer_gets_the_librarys_buffers(lake: ql.Lake) -> None:
+    bars = lake.bars(["AAA", "BBB"], "2024-01-02", "2024-01-05")
+    # pyarrow imports each exported batch: its value buffers (after the validity bitmap) are the ones
+    # the library made, not copies.
+    chunks = pa.table(bars).column("close").chunks
+    ours = [addresses[0] for addresses in bars.buffer_addresses("close")]
+    assert [c.buffers()[1].address for c in chunks] == ours
+    frame = pl.DataFrame(bars)
+    assert frame.height == len(bars)
+    assert bars.to_pandas().shape == (len(bars), len(bars.column_names))
+
+
+def test_errors_carry_the_command_lines_message_and_exit_code(lake: ql.Lake) -> None:
+    with pytest.raises(ql.QuantlakeError, match="start '2024-13-01' is not a date") as bad:
+        lake.bars(["AAA"], "2024-13-01")
+    assert bad.value.exit_code == 3
+    with pytest.raises(ql.QuantlakeError, match="frequency") as freq:
+        lake.bars(["AAA"], "2024-01-02", frequency="7m")
+    assert freq.value.exit_code == 3
+    with pytest.raises(ql.QuantlakeError, match="no_such_table"):
+        lake.query("SELECT * FROM no_such_table")
+
+
+def test_threads_share_a_lake(lake: ql.Lake) -> None:
+    def read(i: int) -> int:
+        symbol = ["AAA", "BBB"][i % 2]
+        return len(lake.bars([symbol], "2024-01-02", "2024-01-05"))
+
+    with ThreadPoolExecutor(4) as pool:
+        counts = list(pool.map(read, range(16)))
+    assert counts == [read(i) for i in range(16)]
