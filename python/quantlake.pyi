@@ -2,7 +2,7 @@
 pandas and pyarrow take without a copy (the Arrow PyCapsule interface)."""
 
 from os import PathLike
-from typing import Any, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 class QuantlakeError(Exception):
     """A call quantlake could not do, with the command line's message."""
@@ -31,6 +31,21 @@ class Table:
         """A `polars.DataFrame`."""
     def __len__(self) -> int: ...
 
+class TrainingSet(Table):
+    """A training set's rows with what they are."""
+
+    @property
+    def target(self) -> str:
+        """The target column (the label asked for, or its fallback)."""
+    @property
+    def feature_columns(self) -> List[str]: ...
+    @property
+    def lineage(self) -> Dict[str, Any]:
+        """The lineage record, as `quantlake training-set --json` prints it."""
+    @property
+    def rows_left_out(self) -> Dict[str, int]:
+        """Candidate rows left out by rule: no_target, purged, no_features, annotations, not_members."""
+
 class Lake:
     """A lake, opened as the command line opens it: `root` (a path or `s3://bucket/prefix`) or the
     config's `lake.root`, the config file (`config/quantlake.toml`, or `config`) and the environment."""
@@ -52,3 +67,29 @@ class Lake:
         on (default: `end`). A symbol without rows is named in the result's `warnings`."""
     def query(self, sql: str, as_of: Optional[str] = None) -> Table:
         """A DuckDB SQL statement over the lake's datasets at `as_of`, as `quantlake query`."""
+    def training_set(
+        self,
+        label: str,
+        start: str,
+        end: str,
+        feature_set: str = "features_price_1m_v1",
+        symbols: Optional[Sequence[str]] = None,
+        as_of: Optional[str] = None,
+        embargo: Optional[str] = None,
+        universe: Optional[str] = None,
+        fundamentals: Optional[Sequence[str]] = None,
+    ) -> TrainingSet:
+        """A point-in-time training set, as `quantlake training-set` (rows of the default universe's
+        members on each decision date; `universe="all"` for every symbol with data)."""
+    def inference_set(
+        self,
+        at: str,
+        feature_set: str = "features_price_1m_v1",
+        symbols: Optional[Sequence[str]] = None,
+        as_of: Optional[str] = None,
+    ) -> Table:
+        """The latest complete features per symbol at `at` (RFC 3339), as `quantlake inference-set`."""
+    def health(self, dataset: str = "curated_1m_bars", as_of_date: Optional[str] = None) -> Dict[str, Any]:
+        """A dataset's health, as `quantlake health --json`."""
+    def snapshots(self, dataset: str, limit: int = 20) -> List[Dict[str, Any]]:
+        """A dataset's snapshots, newest first, as `quantlake snapshots D --json`."""

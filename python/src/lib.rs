@@ -72,7 +72,36 @@ struct Lake {
     lake: LakeHandle,
     runtime: Arc<tokio::runtime::Runtime>,
     root: String,
+    config: Config,
 }
+
+impl Lake {
+    /// Runs `work` with the interpreter released; a Ctrl-C (any signal handler raising) stops it
+    /// within `SIGNAL_POLL` and raises `KeyboardInterrupt`. Reads hold nothing a stop leaves behind.
+    fn run<T: Send, F: std::future::Future<Output = ql::error::Result<T>>>(
+        &self,
+        py: Python<'_>,
+        work: impl FnOnce() -> F + Send,
+    ) -> PyResult<T> {
+        py.detach(|| {
+            self.runtime.block_on(async {
+                // Made on this thread, so the future itself need not be `Send`.
+                let work = work();
+                tokio::pin!(work);
+                let mut poll = tokio::time::interval(SIGNAL_POLL);
+                loop {
+                    tokio::select! {
+                        done = &mut work => return done.map_err(error),
+                        _ = poll.tick() => Python::attach(|py| py.check_signals())?,
+                    }
+                }
+            })
+        })
+    }
+}
+
+/// How often a running call checks for Ctrl-C.
+const SIGNAL_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
 #[pymethods]
 impl Lake {
@@ -89,7 +118,7 @@ impl Lake {
             .map_err(|e| invalid(format!("cannot start the runtime: {e}")))?;
         let options = config.lake.options();
         let lake = py.detach(|| runtime.block_on(LakeHandle::open(&root, options))).map_err(error)?;
-        Ok(Self { lake, runtime: Arc::new(runtime), root })
+        Ok(Self { lake, runtime: Arc::new(runtime), root, config })
     }
 
     /// Curated bars of `symbols` from `start` to `end` (default: `start`), sorted by symbol and ts, as
@@ -110,8 +139,7 @@ impl Lake {
         resolve_at: Option<&str>,
         extended_hours: bool,
     ) -> PyResult<Table> {
-        let symbols: Vec<Symbol> =
-            symbols.iter().map(|s| s.parse::<Symbol>()).collect::<Result<_, _>>().map_err(error)?;
+        let symbols = parse_symbols(symbols)?;
         let start = date("start", start)?;
         let request = BarsRequest {
             symbols: symbols.clone(),
@@ -123,9 +151,7 @@ impl Lake {
             resolve_at: resolve_at.map(|d| date("resolve_at", d)).transpose()?,
         };
         let as_of = self::as_of(as_of)?;
-        let batches = py
-            .detach(|| self.runtime.block_on(ql::curate::get_curated_bars(&self.lake, &request, &as_of)))
-            .map_err(error)?;
+        let batches = self.run(py, || ql::curate::get_curated_bars(&self.lake, &request, &as_of))?;
         let mut table = Table::new(batches)?;
         let seen = table.distinct_symbols();
         let missing: Vec<&str> = symbols.iter().map(Symbol::as_str).filter(|s| !seen.iter().any(|x| x == s)).collect();
@@ -145,13 +171,111 @@ impl Lake {
     #[pyo3(signature = (sql, as_of = None))]
     fn query(&self, py: Python<'_>, sql: &str, as_of: Option<&str>) -> PyResult<Table> {
         let as_of = self::as_of(as_of)?;
-        let batches = py
-            .detach(|| {
-                let engine = self.runtime.block_on(QueryEngine::open_for_sql(&self.lake, &as_of, sql))?;
-                engine.query(sql)
-            })
-            .map_err(error)?;
+        let batches = self.run(py, || async {
+            let engine = QueryEngine::open_for_sql(&self.lake, &as_of, sql).await?;
+            engine.query(sql)
+        })?;
         Table::new(batches)
+    }
+
+    /// A point-in-time training set, as `quantlake training-set`: for each label row of `label` (a
+    /// target of a label set, e.g. `fwd_ret_resid_15m`) from `start` to `end`, the latest features
+    /// complete at its decision time. `symbols` default to the members of `securities.default_universe`
+    /// on each decision date (`universe="all"`: every symbol with data); `embargo` e.g. "1d";
+    /// `fundamentals` columns of `fundamentals` to add. `target`, `feature_columns`, `lineage` and
+    /// `rows_left_out` describe the rows.
+    #[pyo3(signature = (label, start, end, feature_set = "features_price_1m_v1", symbols = None, as_of = None, embargo = None, universe = None, fundamentals = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn training_set(
+        &self,
+        py: Python<'_>,
+        label: &str,
+        start: &str,
+        end: &str,
+        feature_set: &str,
+        symbols: Option<Vec<String>>,
+        as_of: Option<&str>,
+        embargo: Option<&str>,
+        universe: Option<&str>,
+        fundamentals: Option<Vec<String>>,
+    ) -> PyResult<Py<TrainingSet>> {
+        let embargo = embargo
+            .map(|e| {
+                let d = humantime::parse_duration(e).map_err(|err| invalid(format!("embargo '{e}': {err}")))?;
+                chrono::Duration::from_std(d).map_err(|_| invalid(format!("embargo '{e}' is too long")))
+            })
+            .transpose()?;
+        let universe = match universe {
+            None => ql::sets::UniverseFilter::Default(self.config.securities.default_universe.clone()),
+            Some("all") => ql::sets::UniverseFilter::All,
+            Some(name) => ql::sets::UniverseFilter::Named(name.to_string()),
+        };
+        let request = ql::sets::TrainingRequest {
+            feature_set: feature_set.to_string(),
+            label: label.to_string(),
+            symbols: parse_symbols(symbols.unwrap_or_default())?,
+            start: date("start", start)?,
+            end: date("end", end)?,
+            as_of: self::as_of(as_of)?,
+            embargo,
+            fallback: ql::sets::FallbackSettings::from(&self.config.health),
+            fundamentals: fundamentals.unwrap_or_default(),
+            universe,
+        };
+        let set = self.run(py, || ql::sets::get_features_for_training(&self.lake, &request))?;
+        let lineage = serde_json::to_string(&set.lineage).map_err(|e| invalid(format!("lineage: {e}")))?;
+        let table = Table::new(set.batches)?;
+        let rows = PyClassInitializer::from(table).add_subclass(TrainingSet {
+            target: set.target,
+            feature_columns: set.feature_columns,
+            lineage,
+        });
+        Py::new(py, rows)
+    }
+
+    /// The latest complete features per symbol at `at` (an RFC 3339 time), as `quantlake
+    /// inference-set`: `symbols` default to the default universe's members then.
+    #[pyo3(signature = (at, feature_set = "features_price_1m_v1", symbols = None, as_of = None))]
+    fn inference_set(
+        &self,
+        py: Python<'_>,
+        at: &str,
+        feature_set: &str,
+        symbols: Option<Vec<String>>,
+        as_of: Option<&str>,
+    ) -> PyResult<Table> {
+        let at = chrono::DateTime::parse_from_rfc3339(at)
+            .map_err(|_| invalid(format!("at '{at}' is not a time (RFC 3339, e.g. 2024-04-30T19:00:00Z)")))?
+            .with_timezone(&chrono::Utc);
+        let symbols = parse_symbols(symbols.unwrap_or_default())?;
+        let as_of = self::as_of(as_of)?;
+        let batches =
+            self.run(py, || ql::sets::get_features_for_inference(&self.lake, feature_set, &symbols, at, &as_of))?;
+        Table::new(batches)
+    }
+
+    /// A dataset's health, as `quantlake health --json`: GREEN, YELLOW or RED with its checks, as of
+    /// the last completed session or `as_of_date`.
+    #[pyo3(signature = (dataset = "curated_1m_bars", as_of_date = None))]
+    fn health<'py>(&self, py: Python<'py>, dataset: &str, as_of_date: Option<&str>) -> PyResult<Bound<'py, PyAny>> {
+        let as_of_date = as_of_date.map(|d| date("as_of_date", d)).transpose()?;
+        let (lake, config) = (&self.lake, &self.config);
+        let health = self.run(py, || async {
+            if dataset == ql::models::PREDICTIONS {
+                let quality = &config.models.quality;
+                return ql::models::predictions_health(lake, as_of_date, &config.health, quality).await;
+            }
+            ql::dq::get_dataset_health(lake, dataset, as_of_date, &config.health, &config.universe).await
+        })?;
+        json(py, &health)
+    }
+
+    /// A dataset's snapshots, newest first, as `quantlake snapshots --dataset D --json`.
+    #[pyo3(signature = (dataset, limit = 20))]
+    fn snapshots<'py>(&self, py: Python<'py>, dataset: &str, limit: usize) -> PyResult<Bound<'py, PyAny>> {
+        let ds = self.lake.dataset(dataset).map_err(error)?;
+        let list = self.run(py, || ql::table::operations::history::list(&ds, limit))?;
+        json(py, &list)
     }
 
     fn __repr__(&self) -> String {
@@ -161,7 +285,7 @@ impl Lake {
 
 /// Rows as Arrow record batches; polars (`pl.DataFrame(t)`), pyarrow (`pa.table(t)`) and pandas
 /// (`t.to_pandas()`) take them through `__arrow_c_stream__` without a copy.
-#[pyclass(module = "quantlake", frozen)]
+#[pyclass(module = "quantlake", frozen, subclass)]
 struct Table {
     batches: Vec<RecordBatch>,
     schema: SchemaRef,
@@ -259,10 +383,61 @@ impl Table {
     }
 }
 
+/// A training set's rows (a [`Table`]) with what they are: the target, the feature columns, the
+/// lineage the CLI prints, and the candidate rows each rule left out.
+#[pyclass(module = "quantlake", frozen, extends = Table)]
+struct TrainingSet {
+    /// The target column (the label asked for, or its fallback).
+    #[pyo3(get)]
+    target: String,
+    #[pyo3(get)]
+    feature_columns: Vec<String>,
+    lineage: String,
+}
+
+#[pymethods]
+impl TrainingSet {
+    /// The lineage record, as `quantlake training-set --json` prints it.
+    #[getter]
+    fn lineage<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        py.import("json")?.call_method1("loads", (self.lineage.as_str(),))
+    }
+
+    /// Candidate rows left out, by rule: no target, purged (the label ends after the cutoff), no
+    /// features, excluded by annotations, not members of the universe.
+    #[getter]
+    fn rows_left_out<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let lineage = self.lineage(py)?;
+        let out = pyo3::types::PyDict::new(py);
+        for (key, field) in [
+            ("no_target", "rows_without_target"),
+            ("purged", "rows_purged"),
+            ("no_features", "rows_without_features"),
+            ("annotations", "rows_excluded_by_annotations"),
+            ("not_members", "rows_not_members"),
+        ] {
+            out.set_item(key, lineage.get_item(field)?)?;
+        }
+        Ok(out.into_any())
+    }
+}
+
+/// `symbols` as the CLI parses them.
+fn parse_symbols(symbols: Vec<String>) -> PyResult<Vec<Symbol>> {
+    symbols.iter().map(|s| s.parse::<Symbol>()).collect::<Result<_, _>>().map_err(error)
+}
+
+/// A serializable report as Python values (dicts, lists, numbers, strings), as the CLI's `--json`.
+fn json<'py, T: serde::Serialize>(py: Python<'py>, value: &T) -> PyResult<Bound<'py, PyAny>> {
+    let text = serde_json::to_string(value).map_err(|e| invalid(format!("report: {e}")))?;
+    py.import("json")?.call_method1("loads", (text,))
+}
+
 #[pymodule]
 fn quantlake(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Lake>()?;
     m.add_class::<Table>()?;
+    m.add_class::<TrainingSet>()?;
     m.add("QuantlakeError", m.py().get_type::<QuantlakeError>())?;
     Ok(())
 }

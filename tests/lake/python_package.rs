@@ -21,6 +21,7 @@ fn package_against_the_command_line(backend: Backend) {
             "--quiet",
         ][..],
         &["curate", "--start", "2024-01-02", "--end", "2024-01-05"],
+        &["features", "--start", "2024-01-02", "--end", "2024-01-05"],
     ] {
         let out = t.run(args);
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));

@@ -6,6 +6,7 @@ Environment: QUANTLAKE_BIN (the quantlake binary), QUANTLAKE_LAKE (the lake's UR
 (the config both read) and, for a lake on the S3 test server, its AWS_* variables.
 """
 
+import json
 import os
 import subprocess
 import tempfile
@@ -22,17 +23,22 @@ LAKE = os.environ["QUANTLAKE_LAKE"]
 CONFIG = os.environ["QUANTLAKE_CONFIG"]
 
 
-def cli_rows(*args: str) -> pa.Table:
+def cli(*args: str) -> subprocess.CompletedProcess:
+    done = subprocess.run([os.environ["QUANTLAKE_BIN"], *args], capture_output=True, text=True)
+    assert done.returncode in (0, 1), done.stderr
+    return done
+
+
+def cli_rows(*args: str, format_flag: bool = True) -> pa.Table:
     """The rows the command line writes for `args` to a Parquet file."""
     with tempfile.TemporaryDirectory() as d:
         out = os.path.join(d, "rows.parquet")
-        done = subprocess.run(
-            [os.environ["QUANTLAKE_BIN"], *args, "--format", "parquet", "--output", out],
-            capture_output=True,
-            text=True,
-        )
-        assert done.returncode in (0, 1), done.stderr
+        cli(*args, *(["--format", "parquet"] if format_flag else []), "--output", out)
         return pq.read_table(out)
+
+
+def cli_json(*args: str):
+    return json.loads(cli("--json", *args).stdout)
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +114,39 @@ def test_threads_share_a_lake(lake: ql.Lake) -> None:
     with ThreadPoolExecutor(4) as pool:
         counts = list(pool.map(read, range(16)))
     assert counts == [read(i) for i in range(16)]
+
+
+def test_training_sets_are_the_command_lines(lake: ql.Lake) -> None:
+    args = ("--label", "fwd_ret_15m", "--start", "2024-01-03", "--end", "2024-01-05", "--embargo", "1h")
+    ts = lake.training_set("fwd_ret_15m", "2024-01-03", "2024-01-05", embargo="1h")
+    same_rows(pa.table(ts), cli_rows("training-set", *args, format_flag=False))
+    with tempfile.TemporaryDirectory() as d:
+        theirs = cli_json("training-set", *args, "--output", os.path.join(d, "set.parquet"))
+    for key in ("target", "feature_columns", "rows", "candidate_rows", "rows_purged", "inputs", "leakage_check"):
+        assert ts.lineage[key] == theirs[key], key
+    assert ts.target == "fwd_ret_15m"
+    assert ts.feature_columns[0] == "ret_1" and set(ts.feature_columns) <= set(ts.column_names)
+    lineage = ts.lineage
+    assert lineage["rows"] == len(ts) > 0
+    assert lineage["embargo_seconds"] == 3600
+    left_out = ts.rows_left_out
+    assert lineage["candidate_rows"] == lineage["rows"] + sum(left_out.values()), left_out
+    assert left_out["purged"] > 0, "the embargo purges the last hour's labels"
+    with pytest.raises(ql.QuantlakeError, match="label"):
+        lake.training_set("no_such_label", "2024-01-03", "2024-01-05")
+
+
+def test_inference_sets_are_the_command_lines(lake: ql.Lake) -> None:
+    at = "2024-01-04T15:00:00Z"
+    ours = pa.table(lake.inference_set(at)).to_pylist()
+    theirs = cli_json("inference-set", "--at", at)
+    assert [r["symbol"] for r in ours] == [r["symbol"] for r in theirs] == ["AAA", "BBB"]
+    assert [r["ret_1"] for r in ours] == [r["ret_1"] for r in theirs]
+
+
+def test_health_and_snapshots_are_the_command_lines(lake: ql.Lake) -> None:
+    ours = lake.health("curated_1m_bars", as_of_date="2024-01-05")
+    theirs = cli_json("health", "--dataset", "curated_1m_bars", "--as-of-date", "2024-01-05")
+    assert ours["status"] == theirs["status"]
+    assert [c["name"] for c in ours["checks"]] == [c["name"] for c in theirs["checks"]]
+    assert lake.snapshots("curated_1m_bars") == cli_json("snapshots", "curated_1m_bars")
