@@ -93,3 +93,13 @@ class Lake:
         """A dataset's health, as `quantlake health --json`."""
     def snapshots(self, dataset: str, limit: int = 20) -> List[Dict[str, Any]]:
         """A dataset's snapshots, newest first, as `quantlake snapshots D --json`."""
+    def dq_summary(self, dataset: str, start: str, end: Optional[str] = None) -> Dict[str, Any]:
+        """Data-quality metrics per session and in total, as `quantlake dq summary --json`."""
+    def jobs(self, kind: Optional[str] = None, since: Optional[str] = None) -> List[Dict[str, Any]]:
+        """Job records, newest first, as `quantlake jobs --json` (`since`: an RFC 3339 time)."""
+    def universe(self, at: str, universe: Optional[str] = None, as_of: Optional[str] = None) -> List[Dict[str, Any]]:
+        """The members of a universe on the date `at`, each with its ticker then (`quantlake universe show`)."""
+    def tag(
+        self, name: str, dataset: Optional[str] = None, all: bool = False, message: str = "", force: bool = False
+    ) -> Dict[str, Any]:
+        """Tags `dataset`'s latest snapshot, or with `all=True` the whole lake (`quantlake snapshot tag`)."""

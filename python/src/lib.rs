@@ -278,6 +278,84 @@ impl Lake {
         json(py, &list)
     }
 
+    /// Data-quality metrics of `dataset` per session from `start` to `end` (default: `start`) and in
+    /// total, as `quantlake dq summary --json`.
+    #[pyo3(signature = (dataset, start, end = None))]
+    fn dq_summary<'py>(
+        &self,
+        py: Python<'py>,
+        dataset: &str,
+        start: &str,
+        end: Option<&str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let start = date("start", start)?;
+        let end = end.map(|e| date("end", e)).transpose()?.unwrap_or(start);
+        let summary = self.run(py, || ql::dq::get_data_quality_summary(&self.lake, dataset, start, end))?;
+        json(py, &summary)
+    }
+
+    /// The job records (ingest, curate, features, backfills, runs ...), newest first, as `quantlake
+    /// jobs --json`: of `kind` only, created after `since` (an RFC 3339 time) only.
+    #[pyo3(signature = (kind = None, since = None))]
+    fn jobs<'py>(&self, py: Python<'py>, kind: Option<&str>, since: Option<&str>) -> PyResult<Bound<'py, PyAny>> {
+        let since = since
+            .map(|s| {
+                chrono::DateTime::parse_from_rfc3339(s)
+                    .map(|t| t.with_timezone(&chrono::Utc))
+                    .map_err(|_| invalid(format!("since '{s}' is not a time (RFC 3339)")))
+            })
+            .transpose()?;
+        let store = ql::ops::jobs::JobStore::new(&self.lake, self.config.jobs.clone());
+        let mut records = self.run(py, || store.list(since))?;
+        records.retain(|r| kind.is_none_or(|k| r.kind == k));
+        json(py, &records)
+    }
+
+    /// The members of `universe` (default: `securities.default_universe`) on the date `at`, each with
+    /// its ticker then, as the security master knew at `as_of`: `quantlake universe show --at`.
+    #[pyo3(signature = (at, universe = None, as_of = None))]
+    fn universe<'py>(
+        &self,
+        py: Python<'py>,
+        at: &str,
+        universe: Option<&str>,
+        as_of: Option<&str>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let at = date("at", at)?;
+        let universe = universe.unwrap_or(&self.config.securities.default_universe);
+        let as_of = self::as_of(as_of)?;
+        let master = self.run(py, || ql::reference::securities::SecurityMaster::load(&self.lake, &as_of))?;
+        master.check_universe(universe).map_err(error)?;
+        json(py, &master.members(universe, at))
+    }
+
+    /// Tags the latest snapshot of `dataset`, or with `all=True` one consistent cut of every dataset
+    /// (a lake tag), as `quantlake snapshot tag`; `as_of=name` reads it back.
+    #[pyo3(signature = (name, dataset = None, all = false, message = "", force = false))]
+    fn tag<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        dataset: Option<&str>,
+        all: bool,
+        message: &str,
+        force: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        use ql::table::operations::tag;
+        match (dataset, all) {
+            (None, true) => {
+                let t = self.run(py, || tag::create_lake(&self.lake, name, message, force))?;
+                json(py, &t)
+            }
+            (Some(dataset), false) => {
+                let ds = self.lake.dataset(dataset).map_err(error)?;
+                let t = self.run(py, || tag::create(&ds, name, None, message, force))?;
+                json(py, &t)
+            }
+            _ => Err(invalid("tag a dataset (`dataset=...`) or the whole lake (`all=True`), one of them".into())),
+        }
+    }
+
     fn __repr__(&self) -> String {
         format!("Lake({:?})", self.root)
     }

@@ -150,3 +150,38 @@ def test_health_and_snapshots_are_the_command_lines(lake: ql.Lake) -> None:
     assert ours["status"] == theirs["status"]
     assert [c["name"] for c in ours["checks"]] == [c["name"] for c in theirs["checks"]]
     assert lake.snapshots("curated_1m_bars") == cli_json("snapshots", "curated_1m_bars")
+
+
+def test_quality_and_jobs_are_the_command_lines(lake: ql.Lake) -> None:
+    ours = lake.dq_summary("curated_1m_bars", "2024-01-02", "2024-01-05")
+    assert ours == cli_json("dq", "summary", "--dataset", "curated_1m_bars", "--start", "2024-01-02", "--end", "2024-01-05")
+    assert ours["total"]["present_bars"] > 0
+    jobs = lake.jobs()
+    assert jobs == cli_json("jobs")
+    assert {"ingest", "curate", "features"} <= {j["kind"] for j in jobs}
+    assert all(j["kind"] == "curate" for j in lake.jobs(kind="curate"))
+    with pytest.raises(ql.QuantlakeError, match="since"):
+        lake.jobs(since="yesterday")
+
+
+def test_tags_read_back_as_the_command_lines(lake: ql.Lake) -> None:
+    lake.tag("py-cut", all=True, message="from python")
+    sql = "SELECT count(*) AS n FROM curated_1m_bars"
+    assert pa.table(lake.query(sql, as_of="py-cut")).to_pylist() == cli_rows("query", "--as-of", "py-cut", sql).to_pylist()
+    lake.tag("py-curated", dataset="curated_1m_bars")
+    assert lake.snapshots("curated_1m_bars")[0]["tags"] == ["py-curated"]
+    with pytest.raises(ql.QuantlakeError, match="one of them"):
+        lake.tag("both", dataset="curated_1m_bars", all=True)
+
+
+def test_the_universe_of_a_date_is_the_command_lines(lake: ql.Lake, tmp_path) -> None:
+    # Last: the membership it imports makes the default universe's members the sets' rows.
+    with pytest.raises(ql.QuantlakeError, match="no membership of universe 'default'"):
+        lake.universe("2024-01-03")
+    members = tmp_path / "members.csv"
+    members.write_text("ticker,valid_from,valid_to,delisted\nAAA,2020-01-02,,\nBBB,2020-01-02,,2024-01-03\n")
+    cli("securities", "import", "--source", "csv", "--path", str(members), "--universe", "default")
+    ours = lake.universe("2024-01-04")
+    assert ours == cli_json("universe", "show", "--at", "2024-01-04")["members"]
+    assert [m["ticker"] for m in ours] == ["AAA"], "BBB was delisted on 2024-01-03"
+    assert sorted(m["ticker"] for m in lake.universe("2024-01-03")) == ["AAA", "BBB"], "a member on its last day"
