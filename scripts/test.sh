@@ -28,6 +28,6 @@ fi
 
 # The Python package (python/) into the venv, built in the same target directory: tests/lake's
 # python_package runs its pytest suite against the command line.
-VIRTUAL_ENV="$PWD/$venv" "$venv/bin/maturin" develop --release --locked --quiet -m python/Cargo.toml >&2
+PATH="$PWD/$venv/bin:$PATH" VIRTUAL_ENV="$PWD/$venv" "$venv/bin/maturin" develop --release --locked --quiet -m python/Cargo.toml >&2
 
 cargo test --release --locked "$@"

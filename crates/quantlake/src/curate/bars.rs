@@ -342,9 +342,14 @@ async fn read_minutes(lake: &Lake, request: &BarsRequest, as_of: &AsOf, view: &L
 }
 
 /// Each file's rows (sorted by symbol, ts) with its `date`, regular-session only unless
-/// `extended_hours`, as runs of one symbol, ordered by symbol and then by partition: (symbol, ts).
+/// `extended_hours`, ordered by symbol and then by partition: (symbol, ts). Runs of one symbol are
+/// slices of their file's batches; runs that end up next to each other in one batch (one partition's
+/// symbols, the one-session read) go out as one slice, so a consumer imports one array per column,
+/// not one per symbol.
 fn order_minutes(files: Vec<SymbolRows>, schema: &SchemaRef, extended_hours: bool) -> Result<Vec<RecordBatch>> {
-    let mut runs: Vec<(String, RecordBatch)> = Vec::new();
+    // (symbol, the batch it is a slice of, offset, length)
+    let mut runs: Vec<(String, usize, usize, usize)> = Vec::new();
+    let mut batches: Vec<RecordBatch> = Vec::new();
     for file in files {
         let Ok(PartitionKey::Date(date)) = PartitionKey::parse(&file.entry.partition) else { continue };
         let days = i32::try_from(date.signed_duration_since(chrono::DateTime::UNIX_EPOCH.date_naive()).num_days())
@@ -367,10 +372,11 @@ fn order_minutes(files: Vec<SymbolRows>, schema: &SchemaRef, extended_hours: boo
             let mut start = 0;
             for i in 1..=n {
                 if i == n || symbol.value(i) != symbol.value(start) {
-                    runs.push((symbol.value(start).to_string(), batch.slice(start, i - start)));
+                    runs.push((symbol.value(start).to_string(), batches.len(), start, i - start));
                     start = i;
                 }
             }
+            batches.push(batch);
         }
     }
     // Stable: a symbol's runs stay in partition order, which is ts order.
@@ -378,5 +384,14 @@ fn order_minutes(files: Vec<SymbolRows>, schema: &SchemaRef, extended_hours: boo
     if runs.is_empty() {
         return Ok(vec![RecordBatch::new_empty(schema.clone())]);
     }
-    Ok(runs.into_iter().map(|(_, b)| b).collect())
+    let mut merged: Vec<(usize, usize, usize)> = Vec::new();
+    for (_, b, offset, len) in runs {
+        match merged.last_mut() {
+            Some((last_b, last_offset, last_len)) if *last_b == b && *last_offset + *last_len == offset => {
+                *last_len += len
+            }
+            _ => merged.push((b, offset, len)),
+        }
+    }
+    Ok(merged.into_iter().map(|(b, offset, len)| batches[b].slice(offset, len)).collect())
 }
