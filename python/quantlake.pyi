@@ -36,7 +36,7 @@ class TrainingSet(Table):
 
     @property
     def target(self) -> str:
-        """The target column (the label asked for, or its fallback)."""
+        """Which label the rows' `target` column holds: the one asked for, or its fallback."""
     @property
     def feature_columns(self) -> List[str]: ...
     @property

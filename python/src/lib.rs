@@ -465,7 +465,7 @@ impl Table {
 /// lineage the CLI prints, and the candidate rows each rule left out.
 #[pyclass(module = "quantlake", frozen, extends = Table)]
 struct TrainingSet {
-    /// The target column (the label asked for, or its fallback).
+    /// Which label the rows' `target` column holds: the one asked for, or its fallback.
     #[pyo3(get)]
     target: String,
     #[pyo3(get)]

@@ -28,6 +28,7 @@ const RUN: &[&str] = &[
     "docs/research.md",
     "docs/fundamentals.md",
     "docs/securities.md",
+    "docs/python.md",
 ];
 
 #[derive(Debug)]
@@ -290,6 +291,11 @@ fn fundamentals() {
 #[test]
 fn securities() {
     run_document("docs/securities.md");
+}
+
+#[test]
+fn python_package() {
+    run_document("docs/python.md");
 }
 
 mod parsing {
