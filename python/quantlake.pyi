@@ -2,7 +2,7 @@
 pandas and pyarrow take without a copy (the Arrow PyCapsule interface)."""
 
 from os import PathLike
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 class QuantlakeError(Exception):
     """A call quantlake could not do, with the command line's message."""
@@ -78,9 +78,11 @@ class Lake:
         embargo: Optional[str] = None,
         universe: Optional[str] = None,
         fundamentals: Optional[Sequence[str]] = None,
+        progress: Optional[Callable[[int, int], Any]] = None,
     ) -> TrainingSet:
         """A point-in-time training set, as `quantlake training-set` (rows of the default universe's
-        members on each decision date; `universe="all"` for every symbol with data)."""
+        members on each decision date; `universe="all"` for every symbol with data). `progress` is
+        called with (sessions done, sessions in all) as the sessions are joined."""
     def inference_set(
         self,
         at: str,

@@ -182,9 +182,9 @@ impl Lake {
     /// target of a label set, e.g. `fwd_ret_resid_15m`) from `start` to `end`, the latest features
     /// complete at its decision time. `symbols` default to the members of `securities.default_universe`
     /// on each decision date (`universe="all"`: every symbol with data); `embargo` e.g. "1d";
-    /// `fundamentals` columns of `fundamentals` to add. `target`, `feature_columns`, `lineage` and
-    /// `rows_left_out` describe the rows.
-    #[pyo3(signature = (label, start, end, feature_set = "features_price_1m_v1", symbols = None, as_of = None, embargo = None, universe = None, fundamentals = None))]
+    /// `fundamentals` columns of `fundamentals` to add; `progress` is called with (sessions done,
+    /// sessions in all). `target`, `feature_columns`, `lineage` and `rows_left_out` describe the rows.
+    #[pyo3(signature = (label, start, end, feature_set = "features_price_1m_v1", symbols = None, as_of = None, embargo = None, universe = None, fundamentals = None, progress = None))]
     #[allow(clippy::too_many_arguments)]
     fn training_set(
         &self,
@@ -198,6 +198,7 @@ impl Lake {
         embargo: Option<&str>,
         universe: Option<&str>,
         fundamentals: Option<Vec<String>>,
+        progress: Option<Py<PyAny>>,
     ) -> PyResult<Py<TrainingSet>> {
         let embargo = embargo
             .map(|e| {
@@ -222,9 +223,18 @@ impl Lake {
             fundamentals: fundamentals.unwrap_or_default(),
             universe,
         };
-        let set = self.run(py, || ql::sets::get_features_for_training(&self.lake, &request))?;
+        let progress = Callback::new(progress);
+        let (batches, set) = self.run(py, || async {
+            let mut batches = Vec::new();
+            let set = ql::sets::training_set(&self.lake, &request, &progress, &mut |b| {
+                batches.push(b);
+                Ok(())
+            })
+            .await?;
+            Ok((batches, set))
+        })?;
         let lineage = serde_json::to_string(&set.lineage).map_err(|e| invalid(format!("lineage: {e}")))?;
-        let table = Table::new(set.batches)?;
+        let table = Table::new(batches)?;
         let rows = PyClassInitializer::from(table).add_subclass(TrainingSet {
             target: set.target,
             feature_columns: set.feature_columns,
@@ -498,6 +508,49 @@ impl TrainingSet {
         }
         Ok(out.into_any())
     }
+}
+
+/// A Python callable told `(done, total)` as a long call advances (sessions, for a training set):
+/// `tqdm`'s `update` fits through a small lambda. An exception it raises is ignored (the call goes
+/// on); the callback runs with the interpreter held, between units of work.
+struct Callback {
+    callback: Option<Py<PyAny>>,
+    done: std::sync::atomic::AtomicU64,
+    total: std::sync::atomic::AtomicU64,
+}
+
+impl Callback {
+    fn new(callback: Option<Py<PyAny>>) -> Self {
+        Self { callback, done: Default::default(), total: Default::default() }
+    }
+
+    fn tell(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if let Some(callback) = &self.callback {
+            let (done, total) = (self.done.load(Relaxed), self.total.load(Relaxed));
+            Python::attach(|py| {
+                if let Err(e) = callback.call1(py, (done, total)) {
+                    e.write_unraisable(py, None);
+                }
+            });
+        }
+    }
+}
+
+impl ql::progress::Progress for Callback {
+    fn set_length(&self, len: u64) {
+        self.total.store(len, std::sync::atomic::Ordering::Relaxed);
+        self.done.store(0, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn inc(&self, n: u64) {
+        self.done.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        self.tell();
+    }
+
+    fn message(&self, _: &str) {}
+
+    fn finish(&self) {}
 }
 
 /// `symbols` as the CLI parses them.

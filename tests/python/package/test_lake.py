@@ -9,6 +9,7 @@ Environment: QUANTLAKE_BIN (the quantlake binary), QUANTLAKE_LAKE (the lake's UR
 import json
 import os
 import subprocess
+import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 
@@ -185,3 +186,22 @@ def test_the_universe_of_a_date_is_the_command_lines(lake: ql.Lake, tmp_path) ->
     assert ours == cli_json("universe", "show", "--at", "2024-01-04")["members"]
     assert [m["ticker"] for m in ours] == ["AAA"], "BBB was delisted on 2024-01-03"
     assert sorted(m["ticker"] for m in lake.universe("2024-01-03")) == ["AAA", "BBB"], "a member on its last day"
+
+
+def test_a_training_set_reports_its_progress(lake: ql.Lake) -> None:
+    seen = []
+    ts = lake.training_set("fwd_ret_15m", "2024-01-03", "2024-01-05", progress=lambda done, total: seen.append((done, total)))
+    assert seen, "the callback is told as sessions are joined"
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    assert seen[-1][0] == seen[-1][1] > 0, seen
+
+    def broken(done, total):
+        raise RuntimeError("a callback that fails does not stop the call")
+
+    reported = []
+    hook, sys.unraisablehook = sys.unraisablehook, lambda u: reported.append(u.exc_value)
+    try:
+        assert len(lake.training_set("fwd_ret_15m", "2024-01-03", "2024-01-05", progress=broken)) == len(ts)
+    finally:
+        sys.unraisablehook = hook
+    assert reported and all(isinstance(e, RuntimeError) for e in reported), "reported, as Python reports them"
