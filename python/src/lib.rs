@@ -27,7 +27,7 @@ use pyo3::types::PyCapsule;
 use ql::config::Config;
 use ql::curate::{Adjustment, BarsRequest, Frequency};
 use ql::query::QueryEngine;
-use ql::symbol::Symbol;
+use ql::symbol::{MissingSymbols, Symbol};
 use ql::table::{AsOf, Lake as LakeHandle};
 
 create_exception!(
@@ -152,9 +152,10 @@ impl Lake {
         };
         let as_of = self::as_of(as_of)?;
         let batches = self.run(py, || ql::curate::get_curated_bars(&self.lake, &request, &as_of))?;
+        let mut missing = MissingSymbols::of(&symbols);
+        batches.iter().for_each(|b| missing.see(b));
+        let missing: Vec<&str> = missing.missing().map(Symbol::as_str).collect();
         let mut table = Table::new(batches)?;
-        let seen = table.distinct_symbols();
-        let missing: Vec<&str> = symbols.iter().map(Symbol::as_str).filter(|s| !seen.iter().any(|x| x == s)).collect();
         if !missing.is_empty() {
             table.warnings.push(format!(
                 "no bars between {} and {} for {}",
@@ -202,15 +203,11 @@ impl Lake {
     ) -> PyResult<Py<TrainingSet>> {
         let embargo = embargo
             .map(|e| {
-                let d = humantime::parse_duration(e).map_err(|err| invalid(format!("embargo '{e}': {err}")))?;
+                let d = ql::duration::parse("embargo", e).map_err(error)?;
                 chrono::Duration::from_std(d).map_err(|_| invalid(format!("embargo '{e}' is too long")))
             })
             .transpose()?;
-        let universe = match universe {
-            None => ql::sets::UniverseFilter::Default(self.config.securities.default_universe.clone()),
-            Some("all") => ql::sets::UniverseFilter::All,
-            Some(name) => ql::sets::UniverseFilter::Named(name.to_string()),
-        };
+        let universe = ql::sets::UniverseFilter::from_flag(universe, &self.config.securities.default_universe);
         let request = ql::sets::TrainingRequest {
             feature_set: feature_set.to_string(),
             label: label.to_string(),
@@ -269,13 +266,9 @@ impl Lake {
     #[pyo3(signature = (dataset = "curated_1m_bars", as_of_date = None))]
     fn health<'py>(&self, py: Python<'py>, dataset: &str, as_of_date: Option<&str>) -> PyResult<Bound<'py, PyAny>> {
         let as_of_date = as_of_date.map(|d| date("as_of_date", d)).transpose()?;
-        let (lake, config) = (&self.lake, &self.config);
-        let health = self.run(py, || async {
-            if dataset == ql::models::PREDICTIONS {
-                let quality = &config.models.quality;
-                return ql::models::predictions_health(lake, as_of_date, &config.health, quality).await;
-            }
-            ql::dq::get_dataset_health(lake, dataset, as_of_date, &config.health, &config.universe).await
+        let c = &self.config;
+        let health = self.run(py, || {
+            ql::models::dataset_health(&self.lake, dataset, as_of_date, &c.health, &c.universe, &c.models.quality)
         })?;
         json(py, &health)
     }
@@ -388,23 +381,6 @@ impl Table {
             batches.first().map(RecordBatch::schema).ok_or_else(|| invalid("the read returned no schema".into()))?;
         let batches = batches.into_iter().filter(|b| b.num_rows() > 0).collect();
         Ok(Self { batches, schema, warnings: Vec::new() })
-    }
-
-    fn distinct_symbols(&self) -> Vec<String> {
-        let mut out: Vec<String> = Vec::new();
-        for b in &self.batches {
-            let Some(col) =
-                b.column_by_name("symbol").and_then(|c| c.as_any().downcast_ref::<arrow::array::StringArray>())
-            else {
-                continue;
-            };
-            for s in col.iter().flatten() {
-                if out.last().is_none_or(|l| l != s) && !out.iter().any(|x| x == s) {
-                    out.push(s.to_string());
-                }
-            }
-        }
-        out
     }
 }
 

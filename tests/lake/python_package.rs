@@ -7,25 +7,20 @@ use crate::support::{Backend, TestLake, python, repo, stderr};
 fn package_against_the_command_line(backend: Backend) {
     let t = TestLake::new(backend);
     t.json(&["init"]);
-    for args in [
-        &[
-            "ingest",
-            "--source",
-            "synthetic",
-            "--symbols",
-            "AAA,BBB",
-            "--start",
-            "2024-01-02",
-            "--end",
-            "2024-01-05",
-            "--quiet",
-        ][..],
-        &["curate", "--start", "2024-01-02", "--end", "2024-01-05"],
-        &["features", "--start", "2024-01-02", "--end", "2024-01-05"],
-    ] {
-        let out = t.run(args);
-        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
-    }
+    // `json` asserts each command succeeded.
+    t.json(&[
+        "ingest",
+        "--source",
+        "synthetic",
+        "--symbols",
+        "AAA,BBB",
+        "--start",
+        "2024-01-02",
+        "--end",
+        "2024-01-05",
+    ]);
+    t.json(&["curate", "--start", "2024-01-02", "--end", "2024-01-05"]);
+    t.json(&["features", "--start", "2024-01-02", "--end", "2024-01-05"]);
     let cli = t.cli();
     let mut pytest = std::process::Command::new(python());
     pytest

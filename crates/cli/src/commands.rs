@@ -243,11 +243,8 @@ pub async fn alerts_list(ctx: &Context, limit: usize, out: &Output) -> Result<Ou
 /// A dataset's health: `predictions` by its own checks (null rate, distribution shift), any other
 /// dataset by its contract's [quality] rules.
 async fn dataset_health(ctx: &Context, dataset: &str, as_of_date: Option<NaiveDate>) -> Result<dq::DatasetHealth> {
-    let lake = ctx.open().await?;
-    if dataset == models::PREDICTIONS {
-        return models::predictions_health(&lake, as_of_date, &ctx.config.health, &ctx.config.models.quality).await;
-    }
-    dq::get_dataset_health(&lake, dataset, as_of_date, &ctx.config.health, &ctx.config.universe).await
+    let (lake, c) = (ctx.open().await?, &ctx.config);
+    models::dataset_health(&lake, dataset, as_of_date, &c.health, &c.universe, &c.models.quality).await
 }
 
 /// `validate`: every check across the lake (or `scope`'s datasets and sessions); the worst status is
@@ -747,14 +744,9 @@ pub fn calendar(start: NaiveDate, end: NaiveDate, out: &Output) -> Result<Outcom
     Ok(Outcome::Ok)
 }
 
-/// `--universe`: a universe's members on each decision date, `all` for every symbol with data, or by
-/// default the configured default universe's members when the security master records them.
+/// `--universe`, as [`sets::UniverseFilter::from_flag`] reads it with the configured default universe.
 fn universe_filter(flag: Option<String>, config: &Config) -> sets::UniverseFilter {
-    match flag.as_deref() {
-        None => sets::UniverseFilter::Default(config.securities.default_universe.clone()),
-        Some("all") => sets::UniverseFilter::All,
-        Some(name) => sets::UniverseFilter::Named(name.to_string()),
-    }
+    sets::UniverseFilter::from_flag(flag.as_deref(), &config.securities.default_universe)
 }
 
 /// `train`: fits, stores and registers the baseline model.

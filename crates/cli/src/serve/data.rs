@@ -175,10 +175,7 @@ pub async fn dataset_health(
     dataset: &str,
     as_of_date: Option<NaiveDate>,
 ) -> Result<DatasetHealth> {
-    if dataset == models::PREDICTIONS {
-        return models::predictions_health(lake, as_of_date, &config.health, &config.models.quality).await;
-    }
-    dq::get_dataset_health(lake, dataset, as_of_date, &config.health, &config.universe).await
+    models::dataset_health(lake, dataset, as_of_date, &config.health, &config.universe, &config.models.quality).await
 }
 
 // ---------------------------------------------------------------------------------------------

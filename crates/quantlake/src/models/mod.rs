@@ -47,7 +47,7 @@ use crate::table::Lake;
 
 pub use drift::PredictionQualitySettings;
 pub use registry::{ModelArtifact, ModelEntry, list as list_models};
-pub use score::{ModelChoice, PREDICTIONS, ScoreReport, ScoreRequest, predictions_health};
+pub use score::{ModelChoice, PREDICTIONS, ScoreReport, ScoreRequest, dataset_health, predictions_health};
 pub use train::{TrainOptions, TrainReport, TrainRequest};
 
 /// `[models]` settings: `train`'s defaults and the prediction checks.

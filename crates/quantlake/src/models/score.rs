@@ -709,6 +709,22 @@ pub async fn refresh_stale_predictions(lake: &Lake, settings: &PredictionQuality
     Ok(StalePredictions { stale, runs })
 }
 
+/// Any dataset's health, as `quantlake health` reports it: `predictions` by its own checks
+/// ([`predictions_health`]), every other dataset by its contract's rules ([`crate::dq::get_dataset_health`]).
+pub async fn dataset_health(
+    lake: &Lake,
+    dataset: &str,
+    as_of_date: Option<NaiveDate>,
+    health: &HealthSettings,
+    universe: &crate::universe::UniverseSettings,
+    predictions: &PredictionQualitySettings,
+) -> Result<DatasetHealth> {
+    if dataset == PREDICTIONS {
+        return predictions_health(lake, as_of_date, health, predictions).await;
+    }
+    crate::dq::get_dataset_health(lake, dataset, as_of_date, health, universe).await
+}
+
 /// `health --dataset predictions`: the last `health.window_sessions` sessions' partitions judged like
 /// `score` judges them (present, null rate, shift against the trailing window), and freshness.
 pub async fn predictions_health(

@@ -29,6 +29,18 @@ pub enum UniverseFilter {
     All,
 }
 
+impl UniverseFilter {
+    /// A `--universe` flag's filter: a universe's name, `all` for every symbol with data, or (no
+    /// flag) `default_universe`'s members when the security master records them.
+    pub fn from_flag(flag: Option<&str>, default_universe: &str) -> Self {
+        match flag {
+            None => UniverseFilter::Default(default_universe.to_string()),
+            Some("all") => UniverseFilter::All,
+            Some(name) => UniverseFilter::Named(name.to_string()),
+        }
+    }
+}
+
 impl Default for UniverseFilter {
     fn default() -> Self {
         UniverseFilter::Default(crate::reference::securities::SecuritySettings::default().default_universe)

@@ -105,10 +105,10 @@ impl SecurityMaster {
             by_ticker: HashMap::new(),
             rows_of,
         };
-        let rank = rank_of(&master.ranking);
         for (id, rows) in by_security(&master.symbology, |r| r.security_id) {
-            let best = rows.iter().map(|&i| rank[&master.symbology[i].source]).min().unwrap_or(0);
-            let mut won: Vec<usize> = rows.into_iter().filter(|&i| rank[&master.symbology[i].source] == best).collect();
+            let best = rows.iter().map(|&i| master.rank(master.symbology[i].source)).min().unwrap_or(0);
+            let mut won: Vec<usize> =
+                rows.into_iter().filter(|&i| master.rank(master.symbology[i].source) == best).collect();
             won.sort_by_key(|&i| (master.symbology[i].valid.from, master.symbology[i].valid.to.is_none()));
             for &i in &won {
                 master.by_ticker.entry(master.symbology[i].ticker.clone()).or_default().push(i);
@@ -121,6 +121,11 @@ impl SecurityMaster {
     /// The source ranking readers use.
     pub fn ranking(&self) -> &[SecuritySource] {
         &self.ranking
+    }
+
+    /// `source`'s place in the ranking, 0 the best (a handful of sources: a scan beats a map).
+    fn rank(&self, source: SecuritySource) -> usize {
+        self.ranking.iter().position(|s| *s == source).unwrap_or(self.ranking.len())
     }
 
     /// Every stored row of each dataset (all sources).
@@ -137,13 +142,12 @@ impl SecurityMaster {
 
     /// The security `id` with each attribute from the best-ranked source that has it.
     pub fn security(&self, id: SecurityId) -> Option<SecurityView> {
-        let rank = rank_of(&self.ranking);
         let mut rows: Vec<&SecurityRow> =
             self.rows_of.get(&id).into_iter().flatten().map(|&i| &self.securities[i]).collect();
         if rows.is_empty() && !self.history.contains_key(&id) {
             return None;
         }
-        rows.sort_by_key(|r| rank[&r.source]);
+        rows.sort_by_key(|r| self.rank(r.source));
         let pick = |f: fn(&Attributes) -> Option<String>| rows.iter().find_map(|r| f(&r.attributes));
         let attributes = Attributes {
             kind: pick(|a| a.kind.clone()),
@@ -194,7 +198,6 @@ impl SecurityMaster {
         date: NaiveDate,
         exchange: Option<&str>,
     ) -> std::result::Result<Option<SecurityId>, Ambiguous> {
-        let rank = rank_of(&self.ranking);
         let mut hits: Vec<&TickerInterval> = self
             .by_ticker
             .get(ticker)
@@ -204,8 +207,8 @@ impl SecurityMaster {
             .filter(|r| r.valid.contains(date))
             .filter(|r| same_venue(exchange, r.exchange.as_deref()))
             .collect();
-        let Some(best) = hits.iter().map(|r| rank[&r.source]).min() else { return Ok(None) };
-        hits.retain(|r| rank[&r.source] == best);
+        let Some(best) = hits.iter().map(|r| self.rank(r.source)).min() else { return Ok(None) };
+        hits.retain(|r| self.rank(r.source) == best);
         let found = ids(hits.iter().map(|r| &r.security_id));
         match found.len() {
             1 => Ok(found.first().copied()),
@@ -287,16 +290,15 @@ impl SecurityMaster {
     /// The members of `universe` on `date`: each security with an interval of its best-ranked
     /// membership source containing the date, and not delisted before it.
     pub fn members(&self, universe: &str, date: NaiveDate) -> Vec<Member> {
-        let rank = rank_of(&self.ranking);
         let rows: Vec<&MembershipRow> = self.membership.iter().filter(|m| m.universe == universe).collect();
         let mut best: HashMap<SecurityId, usize> = HashMap::new();
         for m in &rows {
-            let r = rank[&m.source];
+            let r = self.rank(m.source);
             best.entry(m.security_id).and_modify(|b| *b = (*b).min(r)).or_insert(r);
         }
         let mut out: BTreeMap<SecurityId, Member> = BTreeMap::new();
         for m in rows {
-            if rank[&m.source] != best[&m.security_id] || !m.valid.contains(date) {
+            if self.rank(m.source) != best[&m.security_id] || !m.valid.contains(date) {
                 continue;
             }
             let view = self.security(m.security_id);

@@ -389,11 +389,6 @@ fn by_security<T, F: Fn(&T) -> SecurityId>(rows: &[T], id: F) -> HashMap<Securit
     out
 }
 
-/// Sources ranked: position in `ranking` (lower wins).
-fn rank_of(ranking: &[SecuritySource]) -> BTreeMap<SecuritySource, usize> {
-    ranking.iter().enumerate().map(|(i, s)| (*s, i)).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
