@@ -230,12 +230,11 @@ impl Lake {
             .await?;
             Ok((batches, set))
         })?;
-        let lineage = serde_json::to_string(&set.lineage).map_err(|e| invalid(format!("lineage: {e}")))?;
         let table = Table::new(batches)?;
         let rows = PyClassInitializer::from(table).add_subclass(TrainingSet {
             target: set.target,
             feature_columns: set.feature_columns,
-            lineage,
+            lineage: set.lineage,
         });
         Py::new(py, rows)
     }
@@ -456,7 +455,7 @@ struct TrainingSet {
     target: String,
     #[pyo3(get)]
     feature_columns: Vec<String>,
-    lineage: String,
+    lineage: ql::sets::Lineage,
 }
 
 #[pymethods]
@@ -464,25 +463,21 @@ impl TrainingSet {
     /// The lineage record, as `quantlake training-set --json` prints it.
     #[getter]
     fn lineage<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        py.import("json")?.call_method1("loads", (self.lineage.as_str(),))
+        json(py, &self.lineage)
     }
 
     /// Candidate rows left out, by rule: no target, purged (the label ends after the cutoff), no
     /// features, excluded by annotations, not members of the universe.
     #[getter]
-    fn rows_left_out<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let lineage = self.lineage(py)?;
-        let out = pyo3::types::PyDict::new(py);
-        for (key, field) in [
-            ("no_target", "rows_without_target"),
-            ("purged", "rows_purged"),
-            ("no_features", "rows_without_features"),
-            ("annotations", "rows_excluded_by_annotations"),
-            ("not_members", "rows_not_members"),
-        ] {
-            out.set_item(key, lineage.get_item(field)?)?;
-        }
-        Ok(out.into_any())
+    fn rows_left_out(&self) -> std::collections::BTreeMap<&'static str, u64> {
+        let l = &self.lineage;
+        std::collections::BTreeMap::from([
+            ("no_target", l.rows_without_target),
+            ("purged", l.rows_purged),
+            ("no_features", l.rows_without_features),
+            ("annotations", l.rows_excluded_by_annotations),
+            ("not_members", l.rows_not_members),
+        ])
     }
 }
 
