@@ -26,8 +26,14 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q chromium chromium-driver >&2
 fi
 
-# The Python package (python/) into the venv, built in the same target directory: tests/lake's
-# python_package runs its pytest suite against the command line.
-PATH="$PWD/$venv/bin:$PATH" VIRTUAL_ENV="$PWD/$venv" "$venv/bin/maturin" develop --release --locked --quiet -m python/Cargo.toml >&2
+# The Python package (python/): its abi3 wheel, built as `pip install ./python` builds it (maturin,
+# release, in the same target directory, so DuckDB compiles once; the venv's pinned maturin, hence no
+# build isolation), kept in $CARGO_TARGET_DIR/wheels for the test that installs it into a fresh venv,
+# and installed into the project's venv for the pytest suite (tests/lake/python_package.rs).
+wheels="$CARGO_TARGET_DIR/wheels"
+rm -f "$wheels"/quantlake-*.whl
+PATH="$PWD/$venv/bin:$PATH" MATURIN_PEP517_ARGS="--locked" \
+  "$venv/bin/pip" wheel --quiet --no-deps --no-build-isolation --wheel-dir "$wheels" ./python >&2
+"$venv/bin/pip" install --quiet --no-deps --force-reinstall "$wheels"/quantlake-*.whl >&2
 
 cargo test --release --locked "$@"

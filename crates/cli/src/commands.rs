@@ -36,7 +36,7 @@ use quantlake::reference::fundamentals;
 use quantlake::sets::{self, FallbackSettings, TrainingRequest};
 use quantlake::sources::file::{FileImport, parse_column_map};
 use quantlake::sources::{AnySource, SourceKind, parse_symbols};
-use quantlake::symbol::{MissingSymbols, Symbol, SymbolList, SymbolScope};
+use quantlake::symbol::{MissingSymbols, SymbolList, SymbolScope};
 use quantlake::table::AsOf;
 use quantlake::table::operations::{history, restore, tag};
 use quantlake::table::{Lake, SnapshotSpec};
@@ -568,15 +568,13 @@ pub async fn bars(ctx: &Context, args: BarsArgs, out: &Output) -> Result<Outcome
 /// `Ok`, or the symbols asked for without `what` named on stderr and `Warning`: a partial success,
 /// never an empty answer exiting 0 in silence.
 fn missing_outcome(missing: &MissingSymbols, out: &Output, what: &str) -> Outcome {
-    let names: Vec<&str> = missing.missing().map(Symbol::as_str).collect();
-    if names.is_empty() {
-        return Outcome::Ok;
+    match missing.warning(what) {
+        Some(warning) => {
+            out.warning(&warning);
+            Outcome::Warning
+        }
+        None => Outcome::Ok,
     }
-    out.warning(&format!(
-        "no {what} for {} (not in the lake, or not in that range; `quantlake universe` and `quantlake health` show what is)",
-        names.join(", ")
-    ));
-    Outcome::Warning
 }
 
 /// `corporate-actions import`: fetch or read the actions and upsert them.

@@ -59,9 +59,10 @@ pub fn main() -> ExitCode {
             return exit(outcome);
         }
     };
-    // `health-check --docker` speaks Docker's contract: a check that cannot run is unhealthy (1), never 3.
+    // `health-check --docker` speaks Docker's contract: a check that cannot run or finds the lake
+    // damaged is unhealthy (1), never 2 or 3.
     let docker = matches!(cli.command, Command::HealthCheck { docker: true, .. });
-    let exit = |outcome: Outcome| exit(if docker && outcome == Outcome::Unknown { Outcome::Warning } else { outcome });
+    let exit = |outcome: Outcome| exit(if docker && outcome > Outcome::Warning { Outcome::Warning } else { outcome });
     let out = Output::new(cli.global.json);
     let explicit_config = cli.global.config.as_os_str() != quantlake::config::DEFAULT_PATH;
     let config = match Config::load(&cli.global.config, explicit_config) {

@@ -5,8 +5,8 @@
 //! |---|---|---|
 //! | 0 | `Ok` | the command did what it was asked; health GREEN |
 //! | 1 | `Warning` | partial success (an ingest or backfill with failed symbols); health YELLOW |
-//! | 2 | `Critical` | health RED; `verify` (or the demo's verify) found missing, damaged or stray files |
-//! | 3 | `Unknown` | the command could not run: bad input or flags, no lake or an unreachable one, any [`Error`], an internal error |
+//! | 2 | `Critical` | health RED; `verify` (or the demo's verify) found missing, damaged or stray files; a read met one ([`Error::Integrity`]) |
+//! | 3 | `Unknown` | the command could not run: bad input or flags, no lake or an unreachable one, any other [`Error`], an internal error |
 //!
 //! A library report says which it is (`IngestReport::outcome`, `DatasetHealth`'s status, ...); the
 //! command line exits with [`Outcome::exit_code`].
@@ -46,10 +46,15 @@ impl Outcome {
     }
 }
 
-/// Any error means the command could not run.
+/// An error means the command could not run, unless it found the lake damaged (a data file or
+/// commit missing or unreadable): that is what `verify` reports as CRITICAL, and a read meeting it
+/// says the same, so a monitoring agent pages on it rather than retrying.
 impl From<&Error> for Outcome {
-    fn from(_: &Error) -> Self {
-        Outcome::Unknown
+    fn from(e: &Error) -> Self {
+        match e {
+            Error::Integrity { .. } => Outcome::Critical,
+            _ => Outcome::Unknown,
+        }
     }
 }
 
@@ -58,7 +63,7 @@ pub const EXIT_CODES_HELP: &str = "\
 Exit codes (Nagios plugin convention):
   0  OK        done; health GREEN
   1  WARNING   partial success (failed symbols, quarantined rows, a symbol without rows); health YELLOW
-  2  CRITICAL  health RED; verify found missing or damaged files
+  2  CRITICAL  health RED; verify (or a read) found missing or damaged files
   3  UNKNOWN   could not run: bad input or flags, no lake, any error
   130          interrupted (SIGINT or SIGTERM): what was committed stays";
 
@@ -71,6 +76,8 @@ mod tests {
         let codes = [Outcome::Ok, Outcome::Warning, Outcome::Critical, Outcome::Unknown].map(Outcome::exit_code);
         assert_eq!(codes, [0, 1, 2, 3]);
         assert_eq!(Outcome::from(&Error::invalid("x")), Outcome::Unknown);
+        let damaged = Error::Integrity { dataset: "d".into(), reason: "data file missing".into() };
+        assert_eq!(Outcome::from(&damaged), Outcome::Critical);
         for code in 0..4 {
             assert!(EXIT_CODES_HELP.contains(&format!("\n  {code}  ")), "{code}");
         }

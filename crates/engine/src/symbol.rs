@@ -336,6 +336,19 @@ impl MissingSymbols {
     pub fn missing(&self) -> impl Iterator<Item = &Symbol> {
         self.missing.iter()
     }
+
+    /// The warning a read gives when symbols are missing (`what`: "bars between A and B"), the one
+    /// text the command line and the Python package show; `None` when every symbol had rows.
+    pub fn warning(&self, what: &str) -> Option<String> {
+        if self.missing.is_empty() {
+            return None;
+        }
+        let names: Vec<&str> = self.missing.iter().map(Symbol::as_str).collect();
+        Some(format!(
+            "no {what} for {} (not in the lake, or not in that range; `quantlake universe` and `quantlake health` show what is)",
+            names.join(", ")
+        ))
+    }
 }
 
 #[cfg(test)]

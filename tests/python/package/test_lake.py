@@ -6,12 +6,21 @@ Environment: QUANTLAKE_BIN (the quantlake binary), QUANTLAKE_LAKE (the lake's UR
 (the config both read) and, for a lake on the S3 test server, its AWS_* variables.
 """
 
+import _thread
+import ast
+import importlib.metadata
+import inspect
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
@@ -24,9 +33,11 @@ LAKE = os.environ["QUANTLAKE_LAKE"]
 CONFIG = os.environ["QUANTLAKE_CONFIG"]
 
 
-def cli(*args: str) -> subprocess.CompletedProcess:
-    done = subprocess.run([os.environ["QUANTLAKE_BIN"], *args], capture_output=True, text=True)
-    assert done.returncode in (0, 1), done.stderr
+def cli(*args: str, codes=(0, 1), lake: str = LAKE) -> subprocess.CompletedProcess:
+    done = subprocess.run(
+        [os.environ["QUANTLAKE_BIN"], "--lake", lake, "--config", CONFIG, *args], capture_output=True, text=True
+    )
+    assert done.returncode in codes, (done.returncode, done.stderr)
     return done
 
 
@@ -69,9 +80,21 @@ def test_bars_are_the_command_lines(lake: ql.Lake, frequency: str, adjust: str) 
 
 
 def test_a_symbol_without_bars_is_a_warning_not_silence(lake: ql.Lake) -> None:
-    bars = lake.bars(["AAA", "NOPE"], "2024-01-03")
-    assert bars.warnings == ["no bars between 2024-01-03 and 2024-01-03 for NOPE"]
+    with pytest.warns(ql.QuantlakeWarning, match="no bars between 2024-01-03 and 2024-01-03 for NOPE") as told:
+        bars = lake.bars(["AAA", "NOPE"], "2024-01-03")
+    theirs = cli("bars", "--symbols", "AAA,NOPE", "--start", "2024-01-03", codes=(1,))
+    assert bars.warnings == [str(told[0].message)]
+    assert f"warning: {bars.warnings[0]}" in theirs.stderr, "the command line's words"
+    assert told[0].filename == __file__, "the warning points at the caller's line"
+    assert ql.QuantlakeWarning.exit_code == 1
     assert set(pa.table(bars).column("symbol").to_pylist()) == {"AAA"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ql.QuantlakeWarning)
+        with pytest.raises(ql.QuantlakeWarning):
+            lake.bars(["NOPE"], "2024-01-03")
+    with pytest.warns(ql.QuantlakeWarning, match="no training rows .* for NOPE") as told:
+        ts = lake.training_set("fwd_ret_15m", "2024-01-03", "2024-01-04", symbols=["AAA", "NOPE"], universe="all")
+    assert ts.warnings == [str(told[0].message)] and len(ts) > 0
 
 
 def test_query_is_the_command_lines(lake: ql.Lake) -> None:
@@ -91,20 +114,84 @@ def test_the_consumer_gets_the_librarys_buffers(lake: ql.Lake) -> None:
     chunks = pa.table(bars).column("close").chunks
     ours = [addresses[0] for addresses in bars.buffer_addresses("close")]
     assert [c.buffers()[1].address for c in chunks] == ours
+    # polars keeps the batches as chunks over the same buffers: exported back to pyarrow, its
+    # chunks' addresses are the library's.
     frame = pl.DataFrame(bars)
-    assert frame.height == len(bars)
+    assert frame.height == len(bars) and frame["close"].n_chunks() == len(ours)
+    assert [c.buffers()[1].address for c in frame.to_arrow().column("close").chunks] == ours
     assert bars.to_pandas().shape == (len(bars), len(bars.column_names))
 
 
-def test_errors_carry_the_command_lines_message_and_exit_code(lake: ql.Lake) -> None:
-    with pytest.raises(ql.QuantlakeError, match="start '2024-13-01' is not a date") as bad:
+def same_error(raised: pytest.ExceptionInfo, *args: str, lake: str = LAKE) -> None:
+    """The command line, given the same call, exits with the exception's exit code and message."""
+    theirs = cli(*args, codes=(raised.value.exit_code,), lake=lake)
+    assert str(raised.value) in theirs.stderr, (str(raised.value), theirs.stderr)
+
+
+def test_errors_are_the_command_lines_by_exit_code_class(lake: ql.Lake, tmp_path) -> None:
+    # Bad input: an InvalidInputError, also a ValueError.
+    with pytest.raises(ValueError, match="start '2024-13-01' is not a date") as bad:
         lake.bars(["AAA"], "2024-13-01")
-    assert bad.value.exit_code == 3
-    with pytest.raises(ql.QuantlakeError, match="frequency") as freq:
+    assert type(bad.value) is ql.InvalidInputError and bad.value.exit_code == 3
+    with pytest.raises(ql.InvalidInputError, match="frequency") as freq:
         lake.bars(["AAA"], "2024-01-02", frequency="7m")
-    assert freq.value.exit_code == 3
-    with pytest.raises(ql.QuantlakeError, match="no_such_table"):
+    same_error(freq, "bars", "--symbols", "AAA", "--start", "2024-01-02", "--frequency", "7m")
+    with pytest.raises(ql.InvalidInputError, match="unknown dataset 'curated_1m_barz'; did you mean") as unknown:
+        lake.snapshots("curated_1m_barz")
+    same_error(unknown, "snapshots", "curated_1m_barz")
+    with pytest.raises(ql.InvalidInputError, match="no-such-tag") as as_of:
+        lake.bars(["AAA"], "2024-01-02", as_of="no-such-tag")
+    same_error(as_of, "bars", "--symbols", "AAA", "--start", "2024-01-02", "--as-of", "no-such-tag")
+    # A statement DuckDB refuses: the class of every other error.
+    with pytest.raises(ql.QuantlakeError, match="no_such_table") as sql:
         lake.query("SELECT * FROM no_such_table")
+    assert type(sql.value) is ql.QuantlakeError and sql.value.exit_code == 3
+    # No lake there.
+    nowhere = str(tmp_path / "nowhere")
+    with pytest.raises(ql.LakeUnavailableError, match="no lake at") as absent:
+        ql.Lake(nowhere, config=CONFIG).snapshots("curated_1m_bars")
+    same_error(absent, "snapshots", "curated_1m_bars", lake=nowhere)
+
+
+@pytest.mark.skipif(LAKE.startswith("s3://"), reason="damages a copy of a local lake")
+def test_a_damaged_lake_is_critical(tmp_path) -> None:
+    copy = tmp_path / "lake"
+    shutil.copytree(LAKE, copy)
+    # Every stored version of one curated session, gone: the read needs one of them.
+    versions = [
+        p for p in copy.rglob("*.parquet")
+        if {"_versions", "curated_1m_bars", "date=2024-01-03"} <= set(p.relative_to(copy).parts)
+    ]
+    assert versions, "the layout changed: where are curated_1m_bars' version files?"
+    for v in versions:
+        v.unlink()
+    with pytest.raises(ql.LakeDamagedError, match="missing") as damaged:
+        ql.Lake(str(copy), config=CONFIG).bars(["AAA"], "2024-01-03")
+    assert damaged.value.exit_code == 2 and isinstance(damaged.value, ql.QuantlakeError)
+    same_error(damaged, "bars", "--symbols", "AAA", "--start", "2024-01-03", lake=str(copy))
+
+
+def test_ctrl_c_stops_a_query_and_the_lake_goes_on(lake: ql.Lake) -> None:
+    # Minutes of work unless DuckDB is interrupted (1.6e11 products summed).
+    endless = "SELECT sum((a.range * b.range) % 7) AS s FROM range(400000) a, range(400000) b"
+    timer = threading.Timer(0.5, _thread.interrupt_main)
+    timer.start()
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        lake.query(endless)
+    stopped_after = time.monotonic() - started
+    timer.join()
+    assert stopped_after < 20, f"the query ran {stopped_after:.1f} s after Ctrl-C: it was not interrupted"
+    assert pa.table(lake.query("SELECT count(*) AS n FROM curated_1m_bars")).column("n")[0].as_py() > 0
+
+
+def test_ctrl_c_in_a_progress_callback_stops_the_call(lake: ql.Lake) -> None:
+    def interrupted(done, total):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        lake.training_set("fwd_ret_15m", "2024-01-03", "2024-01-05", progress=interrupted)
+    assert len(lake.training_set("fwd_ret_15m", "2024-01-03", "2024-01-05")) > 0
 
 
 def test_threads_share_a_lake(lake: ql.Lake) -> None:
@@ -205,3 +292,40 @@ def test_a_training_set_reports_its_progress(lake: ql.Lake) -> None:
     finally:
         sys.unraisablehook = hook
     assert reported and all(isinstance(e, RuntimeError) for e in reported), "reported, as Python reports them"
+
+
+def stub() -> ast.Module:
+    """The installed type stubs (the wheel ships python/quantlake.pyi as the package's stubs)."""
+    files = [f for f in importlib.metadata.files("quantlake") if f.name.endswith(".pyi")]
+    assert len(files) == 1, files
+    installed = files[0].read_text()
+    assert installed == (Path(__file__).parents[3] / "python" / "quantlake.pyi").read_text(), "the wheel is stale"
+    return ast.parse(installed)
+
+
+def test_stubs_and_docstrings_match_the_module() -> None:
+    wheel = importlib.metadata.distribution("quantlake").read_text("WHEEL")
+    assert "Tag: cp39-abi3-" in wheel, wheel
+    assert any(f.name == "py.typed" for f in importlib.metadata.files("quantlake"))
+    stubbed = set()
+    for node in stub().body:
+        if isinstance(node, ast.ClassDef):
+            cls = getattr(ql, node.name)
+            stubbed.add(node.name)
+            assert inspect.getdoc(cls), node.name
+            for member in node.body:
+                if not isinstance(member, ast.FunctionDef) or member.name.startswith("__"):
+                    continue
+                runtime = getattr(cls, member.name)
+                assert inspect.getdoc(runtime), f"{node.name}.{member.name} has no docstring"
+                if not isinstance(runtime, property) and not inspect.isgetsetdescriptor(runtime):
+                    ours = [a.arg for a in member.args.args + member.args.kwonlyargs]
+                    theirs = list(inspect.signature(runtime).parameters)
+                    assert ours == theirs, (node.name, member.name, ours, theirs)
+            public = {n for n in vars(cls) if not n.startswith("_")}
+            stubbed_members = {m.name for m in node.body if isinstance(m, ast.FunctionDef)}
+            assert public <= stubbed_members | {"exit_code"}, (node.name, public - stubbed_members)
+    exported = {n for n in dir(ql) if not n.startswith("_") and not inspect.ismodule(getattr(ql, n))}
+    assert exported == stubbed, exported ^ stubbed
+    assert ql.__doc__ and ql.__version__
+    assert "sessions done" in ql.Lake.training_set.__doc__ and "embargo:" in ql.Lake.training_set.__doc__
