@@ -40,7 +40,7 @@ impl Lake {
         py: Python<'_>,
         work: impl FnOnce() -> F + Send,
     ) -> PyResult<T> {
-        run_async(py, &self.runtime, work)
+        run_async(py, &self.runtime, work, &|| None)
     }
 }
 
@@ -173,16 +173,22 @@ impl Lake {
         };
         let progress = Callback::new(progress);
         let mut missing = MissingSymbols::of(&request.symbols);
-        let (batches, set) = self.run(py, || async {
-            let mut batches = Vec::new();
-            let set = ql::sets::training_set(&self.lake, &request, &progress, &mut |b| {
-                missing.see(&b);
-                batches.push(b);
-                Ok(())
-            })
-            .await?;
-            Ok((batches, set))
-        })?;
+        let interrupted = || progress.interrupted();
+        let (batches, set) = run_async(
+            py,
+            &self.runtime,
+            || async {
+                let mut batches = Vec::new();
+                let set = ql::sets::training_set(&self.lake, &request, &progress, &mut |b| {
+                    missing.see(&b);
+                    batches.push(b);
+                    Ok(())
+                })
+                .await?;
+                Ok((batches, set))
+            },
+            &interrupted,
+        )?;
         let what = format!("training rows between {} and {}", request.start, request.end);
         let rows = Table::new(batches)?.warning(py, missing.warning(&what))?;
         Py::new(py, PyClassInitializer::from(rows).add_subclass(TrainingSet::new(set)))

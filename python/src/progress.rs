@@ -1,5 +1,6 @@
 //! Progress of a long call, told to a Python callable.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use pyo3::exceptions::PyKeyboardInterrupt;
@@ -8,16 +9,23 @@ use pyo3::prelude::*;
 /// A Python callable told `(done, total)` as a long call advances (sessions, for a training set):
 /// `tqdm`'s `update` fits through a small lambda. It runs with the interpreter held, between units of
 /// work. An exception it raises is reported as unraisable and the call goes on, except a
-/// `KeyboardInterrupt` (Ctrl-C while it ran), which stops the call as Ctrl-C anywhere else does.
+/// `KeyboardInterrupt` (Ctrl-C while it ran), which stops the call ([`Self::interrupted`]) and is
+/// raised, whatever the process does with SIGINT itself.
 pub struct Callback {
     callback: Option<Py<PyAny>>,
     done: AtomicU64,
     total: AtomicU64,
+    interrupt: Mutex<Option<PyErr>>,
 }
 
 impl Callback {
     pub fn new(callback: Option<Py<PyAny>>) -> Self {
-        Self { callback, done: Default::default(), total: Default::default() }
+        Self { callback, done: Default::default(), total: Default::default(), interrupt: Mutex::new(None) }
+    }
+
+    /// The `KeyboardInterrupt` the callable raised, if it did (taken: the call raises it).
+    pub fn interrupted(&self) -> Option<PyErr> {
+        self.interrupt.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
     fn tell(&self) {
@@ -26,9 +34,7 @@ impl Callback {
         Python::attach(|py| {
             let Err(e) = callback.call1(py, (done, total)) else { return };
             if e.is_instance_of::<PyKeyboardInterrupt>(py) {
-                // Raised again as the signal it stands for: the call's signal check stops the work.
-                // SAFETY: called with the interpreter held; it only sets the pending-signal flag.
-                unsafe { pyo3::ffi::PyErr_SetInterrupt() };
+                self.interrupt.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert(e);
             } else {
                 e.write_unraisable(py, None);
             }

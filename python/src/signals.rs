@@ -13,12 +13,14 @@ use crate::errors::error;
 /// How often a running call checks for Ctrl-C.
 const SIGNAL_POLL: Duration = Duration::from_millis(100);
 
-/// Runs `work` on `runtime`. A stop drops the future where it awaits: reads hold nothing a stop leaves
-/// behind, and a stage commits all or nothing, so a stopped call leaves the lake as it found it.
+/// Runs `work` on `runtime`, stopped by Ctrl-C or by `interrupted` (checked as often, e.g. a progress
+/// callback's `KeyboardInterrupt`). A stop drops the future where it awaits: reads hold nothing a stop
+/// leaves behind, and a stage commits all or nothing, so a stopped call leaves the lake as it found it.
 pub fn run_async<T: Send, F: Future<Output = ql::error::Result<T>>>(
     py: Python<'_>,
     runtime: &tokio::runtime::Runtime,
     work: impl FnOnce() -> F + Send,
+    interrupted: &(dyn Fn() -> Option<PyErr> + Sync),
 ) -> PyResult<T> {
     py.detach(|| {
         runtime.block_on(async {
@@ -28,8 +30,13 @@ pub fn run_async<T: Send, F: Future<Output = ql::error::Result<T>>>(
             let mut poll = tokio::time::interval(SIGNAL_POLL);
             loop {
                 tokio::select! {
-                    done = &mut work => return done.map_err(error),
-                    _ = poll.tick() => Python::attach(|py| py.check_signals())?,
+                    done = &mut work => return interrupted().map_or(done.map_err(error), Err),
+                    _ = poll.tick() => {
+                        if let Some(e) = interrupted() {
+                            return Err(e);
+                        }
+                        Python::attach(|py| py.check_signals())?;
+                    }
                 }
             }
         })

@@ -13,6 +13,7 @@ import inspect
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -171,10 +172,19 @@ def test_a_damaged_lake_is_critical(tmp_path) -> None:
     same_error(damaged, "bars", "--symbols", "AAA", "--start", "2024-01-03", lake=str(copy))
 
 
-def test_ctrl_c_stops_a_query_and_the_lake_goes_on(lake: ql.Lake) -> None:
+@pytest.fixture
+def ctrl_c():
+    """Python's own SIGINT handler, whatever this process inherited (a background job ignores SIGINT,
+    and Python then installs none): `_thread.interrupt_main` is Ctrl-C."""
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield _thread.interrupt_main
+    signal.signal(signal.SIGINT, inherited)
+
+
+def test_ctrl_c_stops_a_query_and_the_lake_goes_on(lake: ql.Lake, ctrl_c) -> None:
     # Minutes of work unless DuckDB is interrupted (1.6e11 products summed).
     endless = "SELECT sum((a.range * b.range) % 7) AS s FROM range(400000) a, range(400000) b"
-    timer = threading.Timer(0.5, _thread.interrupt_main)
+    timer = threading.Timer(0.5, ctrl_c)
     timer.start()
     started = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
