@@ -8,6 +8,10 @@
 //!   commits and as one stage (what a curation run does), on both stores: the price of atomicity.
 //! - open time: `Dataset::latest()` after 100, 1000 and 10,000 commits (QUANTLAKE_BENCH_COMMITS), against a
 //!   replay of the whole log, to show that checkpoints keep opening flat.
+//! - claim cost: a worker's claim of the one queued job among 10, 1,000 and 10,000 finished ones
+//!   (QUANTLAKE_BENCH_FINISHED_JOBS, the largest), on both stores, with the requests it made on S3.
+//!
+//! `QUANTLAKE_BENCH_ONLY=claims` (or `commits`, `stages`, `open`) runs one of them.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -15,8 +19,10 @@ use std::time::Instant;
 
 use arrow::array::RecordBatch;
 use chrono::NaiveDate;
+use futures::StreamExt;
 use quantlake::calendar::NyseCalendar;
 use quantlake::ingest::{IngestRequest, ingest};
+use quantlake::ops::jobs::{Finish, JobSettings, JobSpec, JobStore};
 use quantlake::sources::BarSize;
 use quantlake::sources::synthetic::{SyntheticSettings, SyntheticSource};
 use quantlake::table::operations::write::WriteMode;
@@ -156,6 +162,42 @@ async fn open_time(commits: u64, batches: &[RecordBatch]) {
     }
 }
 
+/// `JobStore::claim_next` with one queued job among `n` finished ones, for each `n` of 10, 1,000 and
+/// 10,000 (at most `QUANTLAKE_BENCH_FINISHED_JOBS`): the time of the claim and, on S3, the requests
+/// the server counted under `_jobs/`.
+async fn claim_cost(label: &str, url: &str, options: &LakeOptions, s3_port: Option<u16>) {
+    let lake = Lake::init(url, options.clone()).await.expect("lake");
+    let jobs = JobStore::new(&lake, JobSettings::default());
+    let most = std::env::var("QUANTLAKE_BENCH_FINISHED_JOBS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+    let mut finished = 0;
+    for n in [10usize, 1000, 10_000].into_iter().filter(|n| *n <= most) {
+        futures::stream::iter(finished..n)
+            .for_each_concurrent(32, |_| async {
+                let job = jobs.start(JobSpec::new("curate", serde_json::json!({}))).await.expect("start");
+                job.finish(Finish::succeeded(0, 0)).await.expect("finish");
+            })
+            .await;
+        finished = n;
+        jobs.enqueue(JobSpec::new("curate", serde_json::json!({}))).await.expect("enqueue");
+        let prefix = url.strip_prefix("s3://").map(|lake| format!("/{lake}/_jobs/"));
+        let counted = |prefix: Option<String>| async move {
+            let (port, prefix) = (s3_port?, prefix?);
+            let url = format!("http://127.0.0.1:{port}/_requests?prefix={prefix}");
+            let client = reqwest::Client::builder().no_proxy().build().ok()?;
+            let body = client.get(url).send().await.ok()?.bytes().await.ok()?;
+            let counts: std::collections::BTreeMap<String, u64> = serde_json::from_slice(&body).ok()?;
+            Some(counts.values().sum::<u64>())
+        };
+        let before = counted(prefix.clone()).await;
+        let started = Instant::now();
+        let job = jobs.claim_next(&[]).await.expect("claim").expect("the queued job");
+        let secs = started.elapsed().as_secs_f64();
+        let requests = counted(prefix).await.zip(before).map(|(a, b)| format!(", {} requests", a - b));
+        println!("{label:6} claim among {n:6} finished jobs: {:9.2} ms{}", secs * 1e3, requests.unwrap_or_default());
+        job.finish(Finish::succeeded(0, 0)).await.expect("finish");
+    }
+}
+
 /// moto on 127.0.0.1 from the test venv, or None.
 fn start_moto() -> Option<(std::process::Child, u16)> {
     // The workspace root, two folders above the cli crate that builds the benches.
@@ -183,9 +225,17 @@ fn start_moto() -> Option<(std::process::Child, u16)> {
 
 #[tokio::main]
 async fn main() {
-    let batches = rows(1000).await;
+    let only = std::env::var("QUANTLAKE_BENCH_ONLY").ok();
+    let runs = |section: &str| only.as_deref().is_none_or(|o| o == section);
+    let batches = if runs("claims") && only.is_some() { Vec::new() } else { rows(1000).await };
     let dir = tempfile::tempdir().expect("tempdir");
-    commit_throughput("local", &dir.path().join("lake").display().to_string(), &LakeOptions::default(), &batches).await;
+    if runs("commits") {
+        commit_throughput("local", &dir.path().join("lake").display().to_string(), &LakeOptions::default(), &batches)
+            .await;
+    }
+    if runs("claims") {
+        claim_cost("local", &dir.path().join("claims").display().to_string(), &LakeOptions::default(), None).await;
+    }
     if let Some((_child, port)) = start_moto() {
         let storage = vec![
             ("aws_endpoint".to_string(), format!("http://127.0.0.1:{port}")),
@@ -195,11 +245,23 @@ async fn main() {
             ("aws_region".into(), "us-east-1".into()),
         ];
         let options = LakeOptions { storage, ..Default::default() };
-        commit_throughput("s3", "s3://quantlake-bench/throughput", &options, &batches).await;
-        stage_latency("s3", "s3://quantlake-bench/stages", &options, &batches).await;
+        if runs("commits") {
+            commit_throughput("s3", "s3://quantlake-bench/throughput", &options, &batches).await;
+        }
+        if runs("stages") {
+            stage_latency("s3", "s3://quantlake-bench/stages", &options, &batches).await;
+        }
+        if runs("claims") {
+            claim_cost("s3", "s3://quantlake-bench/claims", &options, Some(port)).await;
+        }
     }
-    let stages = tempfile::tempdir().expect("tempdir");
-    stage_latency("local", &stages.path().join("lake").display().to_string(), &LakeOptions::default(), &batches).await;
-    let commits = std::env::var("QUANTLAKE_BENCH_COMMITS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
-    open_time(commits, &batches).await;
+    if runs("stages") {
+        let stages = tempfile::tempdir().expect("tempdir");
+        stage_latency("local", &stages.path().join("lake").display().to_string(), &LakeOptions::default(), &batches)
+            .await;
+    }
+    if runs("open") {
+        let commits = std::env::var("QUANTLAKE_BENCH_COMMITS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000);
+        open_time(commits, &batches).await;
+    }
 }

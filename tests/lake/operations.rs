@@ -178,6 +178,62 @@ async fn claims_and_leases(backend: Backend) {
 
 both_backends!(job_claims_and_leases, claims_and_leases);
 
+/// Objects a claim reads or lists under `_jobs/` on the S3 test server.
+async fn claim_requests(t: &TestLake, jobs: &JobStore) -> u64 {
+    let count = || async { t.s3_requests("_jobs/").await.expect("an S3 lake").values().sum::<u64>() };
+    let before = count().await;
+    let job = jobs.claim_next(&[]).await.unwrap().expect("the queued job");
+    let requests = count().await - before;
+    job.finish(Finish::succeeded(0, 0)).await.unwrap();
+    requests
+}
+
+/// A claim reads the queue's index and the jobs in it, so its cost follows what is queued, not the
+/// jobs that ever ran; entries a crash leaves behind are dropped, and a lake from before the index is
+/// indexed by the first claim.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_costs_what_is_queued_not_what_ran() {
+    let t = TestLake::new(Backend::S3);
+    let lake = t.init().await;
+    let jobs = JobStore::new(&lake, JobSettings::default());
+    let finish = |n: usize| {
+        let jobs = jobs.clone();
+        async move {
+            for _ in 0..n {
+                let job = jobs.start(JobSpec::new("curate", json!({}))).await.unwrap();
+                job.finish(Finish::succeeded(0, 0)).await.unwrap();
+            }
+        }
+    };
+    finish(3).await;
+    // The lake's first claim also marks it indexed (a lake from before the index: below).
+    assert!(jobs.claim_next(&[]).await.unwrap().is_none());
+    jobs.enqueue(JobSpec::new("run_validation", json!({}))).await.unwrap();
+    let among_few = claim_requests(&t, &jobs).await;
+    finish(30).await;
+    jobs.enqueue(JobSpec::new("run_validation", json!({}))).await.unwrap();
+    let among_many = claim_requests(&t, &jobs).await;
+    assert_eq!(among_few, among_many, "a claim among 33 finished jobs costs what it does among 3");
+    assert!(jobs.claim_next(&[]).await.unwrap().is_none(), "finished jobs leave the queue");
+
+    // A crash after a job finished but before its entry went: the next claim drops the entry.
+    let store = lake.store();
+    let done = jobs.list(None).await.unwrap().into_iter().find(|r| r.queued).expect("a finished queued job");
+    let entry = object_store::path::Path::from(format!("_jobs/_queue/{}", done.id));
+    store.put(&entry, bytes::Bytes::new()).await.unwrap();
+    assert!(jobs.claim_next(&[]).await.unwrap().is_none());
+    assert!(store.head(&entry).await.unwrap().is_none(), "the stale entry was dropped");
+
+    // A lake from before the index: its queued job is found (and indexed) by a new process's claim.
+    let queued = jobs.enqueue(JobSpec::new("monthly_maintenance", json!({}))).await.unwrap();
+    store.delete(&object_store::path::Path::from(format!("_jobs/_queue/{}", queued.id))).await.unwrap();
+    store.delete(&object_store::path::Path::from("_jobs/_queue.v1")).await.unwrap();
+    let fresh = JobStore::new(&lake, JobSettings::default());
+    let job = fresh.claim_next(&[]).await.unwrap().expect("the job queued before the index");
+    assert_eq!(job.id(), queued.id);
+    job.finish(Finish::succeeded(0, 0)).await.unwrap();
+}
+
 const SCOPE: &[&str] = &["--symbols", "AAPL,MSFT", "--start", "2024-03-04", "--end", "2024-03-15"];
 
 /// A lake with two symbols curated, with features, over 2024-03-04..15 (seed 1).
@@ -521,16 +577,13 @@ async fn bootstrap_runs_the_guides_order_and_resumes() {
     assert_eq!(got[0]["s"], 3);
 }
 
-/// Scale-out: three worker processes share one backfill on the S3 lake. Its chunks are claimed one
-/// worker each; a worker killed after committing a chunk leaves it to another, which recognises the
-/// commit; the lake ends as an uninterrupted run leaves it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_workers_share_a_backfill_on_s3() {
+/// The backfill of [`trigger_args`] queued for workers on a prepared S3 lake: the lake, the
+/// backfill's job id, and the totals a single process's run of it leaves on another such lake.
+fn backfill_for_workers() -> (TestLake, String, (Value, Value)) {
     let reference = prepared(Backend::S3);
     let out = backfill(&reference, None, &trigger_args());
     assert!(out.status.success(), "{}", stderr(&out));
     let expected = totals(&reference);
-
     let t = prepared(Backend::S3);
     let queued = json_of(&backfill(
         &t,
@@ -538,6 +591,15 @@ async fn three_workers_share_a_backfill_on_s3() {
         &[&["dispatch", "backfill", "curated_1m_bars"][..], SCOPE, &["--reingest", "--overwrite-features"]].concat(),
     ));
     let id = queued["id"].as_str().unwrap().to_string();
+    (t, id, expected)
+}
+
+/// Scale-out: three worker processes share one backfill on the S3 lake. Its chunks are claimed one
+/// worker each; a worker killed after committing a chunk leaves it to another, which recognises the
+/// commit; the lake ends as an uninterrupted run leaves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_workers_share_a_backfill_on_s3() {
+    let (t, id, expected) = backfill_for_workers();
     let spawn = |failpoint: Option<&str>| {
         let mut cmd = t.cli();
         small_universe(&mut cmd)
@@ -581,4 +643,92 @@ async fn three_workers_share_a_backfill_on_s3() {
         chunks.iter().filter_map(|c| c["worker"].as_str()).filter_map(|w| w.split(':').nth(1)).collect();
     assert!(pids.len() >= 2, "the chunks were shared: {pids:?}");
     assert_eq!(totals(&t), expected);
+}
+
+/// Sharded workers (issue 28): four `worker --once` processes given their shard by the flag, a
+/// Kubernetes Indexed Job's variables and an AWS Batch array job's, share one backfill on the S3 lake.
+/// Each runs its own round-robin share of every step's chunks (the leases are long, so no share is
+/// taken over); the second shard's process is killed twice after a chunk and restarted, and
+/// continues its own share; the lake ends as a single process leaves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_shards_share_a_backfill_on_s3() {
+    let (t, id, expected) = backfill_for_workers();
+    let spawn = |shard: u32, failpoint: Option<&str>| {
+        let mut cmd = t.cli();
+        small_universe(&mut cmd)
+            .env("QUANTLAKE_SYNTHETIC__SEED", "2")
+            .env("QUANTLAKE_INGEST__CHUNK_SESSIONS", "3")
+            .env("QUANTLAKE_JOBS__LEASE", "30m")
+            .args(["--json", "worker", "--once", "--poll", "200ms"]);
+        match shard {
+            1 => cmd.args(["--shard", "1/4"]),
+            3 => cmd.env("AWS_BATCH_JOB_ARRAY_INDEX", "3").env("AWS_BATCH_JOB_ARRAY_SIZE", "4"),
+            i => cmd.env("JOB_COMPLETION_INDEX", i.to_string()).env("JOB_COMPLETION_COUNT", "4"),
+        };
+        if let Some(f) = failpoint {
+            cmd.env("QUANTLAKE_FAILPOINT", f);
+        }
+        cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("start worker")
+    };
+    let mut pids: Vec<Vec<u32>> = vec![Vec::new(); 4];
+    let mut others = Vec::new();
+    for shard in [0, 2, 3] {
+        let child = spawn(shard, None);
+        pids[shard as usize].push(child.id());
+        others.push(child);
+    }
+    // The second shard dies after a chunk, twice; each restart continues its share.
+    let mut deaths = 0;
+    loop {
+        let child = spawn(1, (deaths < 2).then_some("backfill.after_chunk:1"));
+        pids[1].push(child.id());
+        let out = child.wait_with_output().unwrap();
+        if out.status.success() || out.status.code() == Some(1) {
+            break;
+        }
+        assert!(stderr(&out).contains("failpoint"), "{}", stderr(&out));
+        deaths += 1;
+        assert!(deaths <= 2, "the third process of shard 1 has no failpoint: {}", stderr(&out));
+    }
+    assert_eq!(deaths, 2, "shard 1 died twice before it finished its share");
+    for w in others {
+        let out = w.wait_with_output().unwrap();
+        assert!(out.status.code().is_some_and(|c| c <= 1), "{}", stderr(&out));
+    }
+
+    let parent = t.json(&["backfill", "status", &id]);
+    assert_eq!(parent["job"]["status"], "SUCCEEDED", "{parent}");
+    let chunks = t.json(&["jobs", "--kind", "backfill_chunk"]);
+    let chunks = chunks.as_array().unwrap();
+    assert_eq!(chunks.len(), 12, "one job per chunk, none twice");
+    for chunk in chunks {
+        assert_eq!(chunk["status"], "SUCCEEDED", "{chunk}");
+        let share = chunk["share"].as_u64().expect("a chunk has a share") as usize;
+        let pid: u32 = chunk["worker"].as_str().and_then(|w| w.split(':').nth(1)).unwrap().parse().unwrap();
+        assert!(
+            pids[share % 4].contains(&pid),
+            "chunk {} of share {share} ran in {pid}, not its shard's {pids:?}",
+            chunk["id"]
+        );
+    }
+    let attempts: u64 = chunks.iter().map(|c| c["attempts"].as_u64().unwrap()).sum();
+    assert!((12..=14).contains(&attempts), "each death leaves at most one chunk to claim again: {attempts}");
+    assert_eq!(totals(&t), expected);
+}
+
+/// The Kubernetes Indexed Job and the AWS Batch array job in docs/operations.md are valid requests of
+/// their APIs (checked offline against their schemas) and give each worker the count it needs.
+#[test]
+fn the_scale_out_manifests_in_the_docs_are_valid() {
+    let out = std::process::Command::new(crate::support::python())
+        .arg(crate::support::repo().join("tests/python/manifests.py"))
+        .arg(crate::support::repo().join("docs/operations.md"))
+        .output()
+        .expect("run manifests.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", stderr(&out));
+    assert!(
+        stdout.contains("kubernetes: Kubernetes") && stdout.contains("aws-batch-submit-job: AWS Batch"),
+        "{stdout}"
+    );
 }

@@ -4,8 +4,9 @@ Prints the port once the server is up and the test bucket exists, then serves un
 the test process holds the other end, so the server ends with it, even after a crash.
 
 It also counts the requests it serves, so tests can check how many a read makes:
-`GET /_requests?prefix=/BUCKET/KEY_PREFIX` answers `{"GET": n, "HEAD": n, ...}` for the paths under
-that prefix (each test's lake has its own prefix).
+`GET /_requests?prefix=/BUCKET/KEY_PREFIX` answers `{"GET": n, "HEAD": n, "LIST": n, ...}` for the
+paths under that prefix (each test's lake has its own prefix); a listing counts as a LIST of the
+prefix it lists.
 """
 import json
 import socket
@@ -43,6 +44,9 @@ class Counted:
             body = json.dumps(counts).encode()
             start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
             return [body]
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        if method == "GET" and "list-type" in query:
+            method, path = "LIST", f"{path}/{query.get('prefix', [''])[0]}"
         with self.lock:
             self.seen[(method, path)] += 1
         return self.app(environ, start_response)

@@ -115,6 +115,12 @@ pub enum Command {
         /// Stop after this many jobs.
         #[arg(long)]
         max_jobs: Option<usize>,
+        /// This worker's share of a backfill's chunks, I/N (0-based; e.g. 2/8): a fixed round-robin share,
+        /// another share's chunk only after it waited a lease. Default: a Kubernetes Indexed Job's
+        /// JOB_COMPLETION_INDEX with JOB_COMPLETION_COUNT, or an AWS Batch array job's
+        /// AWS_BATCH_JOB_ARRAY_INDEX with AWS_BATCH_JOB_ARRAY_SIZE; else no share.
+        #[arg(long)]
+        shard: Option<String>,
     },
     /// The dashboard and its JSON API (see the README's "Dashboard"): health, data quality,
     /// coverage, jobs and backfills, snapshots, bars, lineage, validation and alerts. Serves until

@@ -42,7 +42,7 @@ use quantlake::table::operations::{history, restore, tag};
 use quantlake::table::{Lake, SnapshotSpec};
 use quantlake::{dq, universe};
 
-pub use operations::{backfill_job, bootstrap, dispatch, jobs, run, schedule, worker};
+pub use operations::{WorkerFlags, backfill_job, bootstrap, dispatch, jobs, run, schedule, worker};
 pub use securities::{securities, universe_members};
 
 /// `serve`: the dashboard, until Ctrl-C.

@@ -361,8 +361,9 @@ async fn dispatch(ctx: &Context, command: Command, out: &Output) -> Result<Outco
         Command::Bootstrap { source, fundamentals, skip_training } => {
             commands::bootstrap(ctx, source, fundamentals, skip_training, out).await
         }
-        Command::Worker { once, poll, tasks, max_jobs } => {
-            commands::worker(ctx, once, &poll, tasks.as_deref(), max_jobs, out).await
+        Command::Worker { once, poll, tasks, max_jobs, shard } => {
+            let options = commands::WorkerFlags { once, poll, tasks, max_jobs, shard };
+            commands::worker(ctx, options, out).await
         }
         Command::TrainingSet(args) => commands::training_set(ctx, args, out).await,
         Command::InferenceSet(args) => commands::inference_set(ctx, args, out).await,

@@ -9,11 +9,11 @@ use super::super::args::{
 };
 use super::super::output::Output;
 use quantlake::error::{Error, Result};
-use quantlake::ops::jobs::JobStore;
+use quantlake::ops::jobs::{JobSettings, JobStore, Shard};
 use quantlake::ops::tasks::backfill::{
     TriggerOptions, Triggered, get_backfill_job_status, resume_backfill, trigger_backfill,
 };
-use quantlake::ops::tasks::daily_run::{RunRequest, run_daily};
+use quantlake::ops::tasks::daily_run::{PipelineSettings, RunRequest, run_daily};
 use quantlake::ops::tasks::{HistoricalBackfill, Maintenance, Retrain, Task, Validation};
 use quantlake::ops::worker::{self, WorkerOptions};
 use quantlake::outcome::Outcome;
@@ -137,7 +137,7 @@ fn trigger_options(args: &BackfillTriggerArgs, queue: bool) -> Result<TriggerOpt
 /// `trigger_backfill` with the flags of `backfill trigger` (`queue`: for a worker, as `dispatch backfill`).
 async fn trigger(
     lake: &quantlake::table::Lake,
-    settings: quantlake::ops::tasks::daily_run::PipelineSettings<'_>,
+    settings: PipelineSettings<'_>,
     args: &BackfillTriggerArgs,
     queue: bool,
 ) -> Result<Triggered> {
@@ -210,20 +210,35 @@ pub async fn dispatch(ctx: &Context, cmd: DispatchCommand, out: &Output) -> Resu
     Ok(Outcome::Ok)
 }
 
-/// `worker`: runs queued jobs; the outcome is the worst of theirs.
-pub async fn worker(
-    ctx: &Context,
-    once: bool,
-    poll: &str,
-    tasks: Option<&str>,
-    max_jobs: Option<usize>,
-    out: &Output,
-) -> Result<Outcome> {
+/// `worker`'s flags, as given.
+pub struct WorkerFlags {
+    pub once: bool,
+    pub poll: String,
+    pub tasks: Option<String>,
+    pub max_jobs: Option<usize>,
+    pub shard: Option<String>,
+}
+
+/// `worker`: claims and runs queued jobs (its share of them, with a shard); the outcome is the worst
+/// of theirs.
+pub async fn worker(ctx: &Context, flags: WorkerFlags, out: &Output) -> Result<Outcome> {
+    let WorkerFlags { once, poll, tasks, max_jobs, shard } = flags;
+    let poll = humantime::parse_duration(&poll).map_err(|e| Error::invalid(format!("--poll '{poll}': {e}")))?;
+    // The flag wins over the scheduler's variables.
+    let shard = match shard {
+        Some(flag) => Some(flag.parse::<Shard>()?),
+        None => Shard::from_env(|name| std::env::var(name).ok())?,
+    };
     let lake = ctx.open().await?;
-    let poll = humantime::parse_duration(poll).map_err(|e| Error::invalid(format!("--poll '{poll}': {e}")))?;
-    let options =
-        WorkerOptions { once, poll, tasks: tasks.map(crate::values::comma_list).unwrap_or_default(), max_jobs };
-    let report = worker::work(&lake, ctx.config.pipeline(), &options).await?;
+    let options = WorkerOptions {
+        once,
+        poll,
+        tasks: tasks.as_deref().map(crate::values::comma_list).unwrap_or_default(),
+        max_jobs,
+    };
+    let jobs = JobSettings { shard, ..ctx.config.jobs.clone() };
+    let settings = PipelineSettings { jobs: &jobs, ..ctx.config.pipeline() };
+    let report = worker::work(&lake, settings, &options).await?;
     out.jobs(&report.jobs);
     Ok(report.jobs.iter().map(|j| j.status.outcome()).max().unwrap_or(Outcome::Ok))
 }

@@ -35,7 +35,8 @@ pub async fn dispatch(lake: &Lake, settings: PipelineSettings<'_>, task: &Task) 
 /// How a worker runs.
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
-    /// Stop when the queue is empty instead of waiting for more.
+    /// Stop when the queue is empty instead of waiting for more (with a shard: when no queued job is
+    /// left unfinished, since a running backfill still queues its next step's chunks).
     pub once: bool,
     /// How long to wait between looks at an empty queue.
     pub poll: Duration,
@@ -63,6 +64,13 @@ pub async fn work(lake: &Lake, settings: PipelineSettings<'_>, options: &WorkerO
         tasks.push(kind.name());
     }
     let mut report = WorkerReport { jobs: Vec::new() };
+    if let Some(shard) = settings.jobs.shard {
+        tracing::info!(
+            "worker: shard {shard}: takes every {}th backfill chunk from the {}th",
+            shard.count,
+            shard.index
+        );
+    }
     loop {
         if options.max_jobs.is_some_and(|n| report.jobs.len() >= n) {
             break;
@@ -76,7 +84,7 @@ pub async fn work(lake: &Lake, settings: PipelineSettings<'_>, options: &WorkerO
                 }
                 report.jobs.push(jobs.get(&id).await?);
             }
-            None if options.once => break,
+            None if options.once && (settings.jobs.shard.is_none() || !jobs.queue_busy().await?) => break,
             None => {
                 tokio::select! {
                     _ = tokio::time::sleep(options.poll) => {}

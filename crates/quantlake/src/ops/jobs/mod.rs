@@ -44,6 +44,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::error::{Error, Result};
 use crate::outcome::Outcome;
 use crate::table::lake_log::Holder;
 
@@ -67,6 +68,76 @@ pub struct JobSettings {
     /// Finished job records older than this are removed by maintenance (`jobs clean`).
     #[serde(with = "crate::duration")]
     pub retention: std::time::Duration,
+    /// This process's share of the queue, when workers are given theirs (`worker --shard I/N`, or a
+    /// cluster's job index); not a setting of the file.
+    #[serde(skip)]
+    pub shard: Option<Shard>,
+}
+
+/// A worker's fixed share of the queue, `index` of `count` (`I/N`, 0-based): it takes the jobs queued
+/// with a share `s` where `s % count == index` (a backfill's chunks, round robin), and any other job;
+/// another share's job only once it has waited a lease in the queue (its worker never came).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Shard {
+    pub fn new(index: u32, count: u32) -> Result<Self> {
+        if count == 0 || index >= count {
+            return Err(Error::invalid(format!(
+                "shard {index}/{count}: expected I/N with 0 <= I < N (e.g. 2/8, the third of eight workers)"
+            )));
+        }
+        Ok(Self { index, count })
+    }
+
+    /// Whether a job queued with share `share` is this worker's (a job without one is everyone's).
+    pub fn owns(&self, share: Option<u32>) -> bool {
+        share.is_none_or(|s| s % self.count == self.index)
+    }
+
+    /// The shard a scheduler gave this process through the environment: a Kubernetes Indexed Job's
+    /// `JOB_COMPLETION_INDEX` with `JOB_COMPLETION_COUNT` (set it to the Job's `completions`), or an AWS
+    /// Batch array job's `AWS_BATCH_JOB_ARRAY_INDEX` with `AWS_BATCH_JOB_ARRAY_SIZE` (set it to the
+    /// array's size). `None` when neither index is set.
+    pub fn from_env(var: impl Fn(&str) -> Option<String>) -> Result<Option<Self>> {
+        const PAIRS: [(&str, &str); 2] = [
+            ("JOB_COMPLETION_INDEX", "JOB_COMPLETION_COUNT"),
+            ("AWS_BATCH_JOB_ARRAY_INDEX", "AWS_BATCH_JOB_ARRAY_SIZE"),
+        ];
+        for (index_var, count_var) in PAIRS {
+            let Some(index) = var(index_var) else { continue };
+            let count = var(count_var).ok_or_else(|| {
+                Error::invalid(format!(
+                    "{index_var}={index} is set but {count_var} is not: set {count_var} to the number of workers \
+                     (or pass worker --shard I/N)"
+                ))
+            })?;
+            let number = |name: &str, v: &str| {
+                v.trim().parse::<u32>().map_err(|_| Error::invalid(format!("{name}='{v}' is not a whole number")))
+            };
+            return Self::new(number(index_var, &index)?, number(count_var, &count)?).map(Some);
+        }
+        Ok(None)
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || Error::invalid(format!("shard '{s}': expected I/N (e.g. 2/8, the third of eight workers)"));
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        Self::new(i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?)
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
 }
 
 impl Default for JobSettings {
@@ -75,6 +146,7 @@ impl Default for JobSettings {
             lease: std::time::Duration::from_secs(120),
             heartbeat: std::time::Duration::from_secs(20),
             retention: std::time::Duration::from_secs(90 * 86_400),
+            shard: None,
         }
     }
 }
@@ -89,11 +161,19 @@ pub struct JobSpec {
     pub not_before: Option<DateTime<Utc>>,
     /// When the schedule wanted it to start; the record's lag is measured from it.
     pub scheduled_for: Option<DateTime<Utc>>,
+    /// The share of the queue it is in ([`Shard::owns`]); `None`: any worker's.
+    pub share: Option<u32>,
 }
 
 impl JobSpec {
     pub fn new(kind: &str, params: Value) -> Self {
-        Self { kind: kind.to_string(), params, parent: None, not_before: None, scheduled_for: None }
+        Self { kind: kind.to_string(), params, parent: None, not_before: None, scheduled_for: None, share: None }
+    }
+
+    /// Which worker's share the job is in, for sharded workers ([`Shard`]): a backfill chunk's position.
+    pub fn share(mut self, share: u32) -> Self {
+        self.share = Some(share);
+        self
     }
 
     pub fn child_of(mut self, parent: &str) -> Self {
@@ -240,6 +320,8 @@ pub enum Change {
         queued: bool,
         not_before: Option<DateTime<Utc>>,
         scheduled_for: Option<DateTime<Utc>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        share: Option<u32>,
     },
     Claimed {
         /// The claim's name: host:pid and a random suffix, unique per claim.
@@ -277,6 +359,9 @@ pub struct JobRecord {
     pub not_before: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scheduled_for: Option<DateTime<Utc>>,
+    /// The share of the queue it is in, for sharded workers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub share: Option<u32>,
     /// First claim, and when it finished.
     pub started_at: Option<DateTime<Utc>>,
     pub ended_at: Option<DateTime<Utc>>,
@@ -316,7 +401,7 @@ impl JobRecord {
     /// Folds a job's events (in sequence order) as of `now`; `None` without a `created` event first.
     pub fn fold(id: &str, events: &[JobEvent], now: DateTime<Utc>) -> Option<Self> {
         let (first, rest) = events.split_first()?;
-        let Change::Created { kind, params, parent, queued, not_before, scheduled_for } = &first.change else {
+        let Change::Created { kind, params, parent, queued, not_before, scheduled_for, share } = &first.change else {
             return None;
         };
         let mut r = JobRecord {
@@ -329,6 +414,7 @@ impl JobRecord {
             created_at: first.at,
             not_before: *not_before,
             scheduled_for: *scheduled_for,
+            share: *share,
             started_at: None,
             ended_at: None,
             duration_seconds: None,
@@ -420,6 +506,27 @@ impl JobRecord {
 mod tests {
     use super::*;
 
+    #[test]
+    fn shards_come_from_the_flag_or_the_schedulers_variables() {
+        let shard: Shard = "2/8".parse().unwrap();
+        assert_eq!((shard.index, shard.count, shard.to_string()), (2, 8, "2/8".to_string()));
+        assert!(shard.owns(Some(10)) && !shard.owns(Some(11)) && shard.owns(None));
+        for bad in ["8/8", "1/0", "a/2", "3"] {
+            let err = bad.parse::<Shard>().unwrap_err().to_string();
+            assert!(err.contains("I/N"), "{bad}: {err}");
+        }
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+        };
+        assert_eq!(Shard::from_env(env(&[])).unwrap(), None);
+        let k8s = env(&[("JOB_COMPLETION_INDEX", "3"), ("JOB_COMPLETION_COUNT", "4")]);
+        assert_eq!(Shard::from_env(k8s).unwrap(), Some(Shard { index: 3, count: 4 }));
+        let batch = env(&[("AWS_BATCH_JOB_ARRAY_INDEX", "0"), ("AWS_BATCH_JOB_ARRAY_SIZE", "2")]);
+        assert_eq!(Shard::from_env(batch).unwrap(), Some(Shard { index: 0, count: 2 }));
+        let err = Shard::from_env(env(&[("JOB_COMPLETION_INDEX", "3")])).unwrap_err().to_string();
+        assert!(err.contains("JOB_COMPLETION_COUNT"), "{err}");
+    }
+
     fn event(seq: u64, secs: i64, change: Change) -> JobEvent {
         JobEvent { seq, at: DateTime::from_timestamp(1_700_000_000 + secs, 0).unwrap(), change }
     }
@@ -432,6 +539,7 @@ mod tests {
             queued,
             not_before: None,
             scheduled_for: None,
+            share: None,
         }
     }
 

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
+use object_store::ObjectMeta;
 use object_store::path::Path;
 use serde::Serialize;
 
@@ -23,11 +24,26 @@ const ROOT: &str = "_jobs";
 /// Reads of event objects in flight at once (S3 round trips overlap).
 const READ_CONCURRENCY: usize = 32;
 
+/// The queue's index: one empty object per queued job not yet finished, `_jobs/_queue/<id>`, so a
+/// worker's claim reads what is queued, not every job that ever ran. Written before the job's first
+/// event and removed after its last, so a crash leaves an entry too many (dropped by the next claim
+/// that finds its job finished, or absent for [`ORPHAN_AGE`]), never a queued job without one.
+const QUEUE: &str = "_queue";
+
+/// Marks a lake whose queued jobs are all in the index: a lake from before the index is indexed
+/// once, by the first claim that finds this missing.
+const QUEUE_INDEXED: &str = "_queue.v1";
+
+/// How long an index entry may wait for its job's first event before a claim drops it.
+const ORPHAN_AGE: chrono::Duration = chrono::Duration::minutes(10);
+
 /// The lake's job records: create, claim, list, cancel.
 #[derive(Debug, Clone)]
 pub struct JobStore {
     store: LakeStore,
     settings: JobSettings,
+    /// Whether this process has seen [`QUEUE_INDEXED`] (it is never removed).
+    indexed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 fn events_dir(id: &str) -> Path {
@@ -36,6 +52,10 @@ fn events_dir(id: &str) -> Path {
 
 fn event_path(id: &str, seq: u64) -> Path {
     Path::from_iter([ROOT, id, "events", &format!("{seq:010}.json")])
+}
+
+fn queue_entry(id: &str) -> Path {
+    Path::from_iter([ROOT, QUEUE, id])
 }
 
 fn log_path(id: &str, attempt: u32) -> Path {
@@ -75,7 +95,7 @@ pub struct CleanReport {
 
 impl JobStore {
     pub fn new(lake: &Lake, settings: JobSettings) -> Self {
-        Self { store: lake.store().clone(), settings }
+        Self { store: lake.store().clone(), settings, indexed: Default::default() }
     }
 
     pub fn settings(&self) -> &JobSettings {
@@ -164,6 +184,7 @@ impl JobStore {
             queued,
             not_before: spec.not_before,
             scheduled_for: spec.scheduled_for,
+            share: spec.share,
         }
     }
 
@@ -171,7 +192,11 @@ impl JobStore {
         loop {
             let now = Utc::now();
             let id = new_id(&spec.kind, now);
-            // A clash of two random suffixes in the same second: draw again.
+            if queued {
+                self.index(&id).await?;
+            }
+            // A clash of two random suffixes in the same second: draw again (the entry written for
+            // the other job's id is harmless: a claim reads the job itself).
             if let Some(event) = self.put_event(&id, 0, Self::created(spec, queued)).await? {
                 return JobRecord::fold(&id, &[event], now).ok_or_else(|| Error::invalid("job record did not fold"));
             }
@@ -182,6 +207,7 @@ impl JobStore {
     /// coordinator resumed after a crash) never makes a second job for the same work.
     pub async fn enqueue_as(&self, id: &str, spec: JobSpec) -> Result<JobRecord> {
         check_id(id)?;
+        self.index(id).await?;
         if self.put_event(id, 0, Self::created(&spec, true)).await?.is_some() {
             tracing::debug!(job_id = %id, kind = %spec.kind, "queued job {id}");
         }
@@ -232,14 +258,96 @@ impl JobStore {
         Err(Error::Job { id: id.to_string(), reason: "could not claim it, other processes kept changing it".into() })
     }
 
-    /// Claims the oldest claimable queued job of one of `kinds` (any kind when empty), if there is one.
+    /// Enters job `id` in the queue's index.
+    async fn index(&self, id: &str) -> Result<()> {
+        self.store.put(&queue_entry(id), Bytes::new()).await.map(drop)
+    }
+
+    /// Takes job `id` out of the queue's index once it is finished; a failure only leaves an entry
+    /// the next claim drops.
+    async fn unindex(&self, id: &str) {
+        if let Err(e) = self.store.delete(&queue_entry(id)).await {
+            tracing::warn!(job_id = %id, "job {id}: could not remove its queue entry (the next claim will): {e}");
+        }
+    }
+
+    /// The queued jobs that have not finished, oldest first: the index's entries, each job's record
+    /// read (a claim's cost follows the queue, not the jobs that ever ran). Entries of finished jobs
+    /// and orphans are dropped on the way.
+    async fn queued(&self) -> Result<Vec<JobRecord>> {
+        self.index_existing().await?;
+        let now = Utc::now();
+        let entries = self.store.list(&Path::from_iter([ROOT, QUEUE])).await?;
+        let records: Vec<(ObjectMeta, Option<JobRecord>)> = futures::stream::iter(entries)
+            .map(|entry| async move {
+                let id = entry.location.filename().unwrap_or_default().to_string();
+                let events = self.events(&id).await?;
+                Ok::<_, Error>((entry, JobRecord::fold(&id, &events, now)))
+            })
+            .buffer_unordered(READ_CONCURRENCY)
+            .try_collect()
+            .await?;
+        let mut queued = Vec::new();
+        for (entry, record) in records {
+            match record {
+                Some(r) if r.queued && !r.status.is_finished() => queued.push(r),
+                Some(r) => self.unindex(&r.id).await,
+                None if entry.last_modified < now - ORPHAN_AGE => {
+                    self.unindex(entry.location.filename().unwrap_or_default()).await;
+                }
+                None => {}
+            }
+        }
+        queued.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(queued)
+    }
+
+    /// Indexes the queued jobs of a lake from before the index, once per lake.
+    async fn index_existing(&self) -> Result<()> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let marker = Path::from_iter([ROOT, QUEUE_INDEXED]);
+        if self.indexed.load(Relaxed) || self.store.head(&marker).await?.is_some() {
+            self.indexed.store(true, Relaxed);
+            return Ok(());
+        }
+        let unfinished = self.list(None).await?.into_iter().filter(|r| r.queued && !r.status.is_finished());
+        for record in unfinished {
+            self.index(&record.id).await?;
+        }
+        self.store.put(&marker, Bytes::from_static(b"{\"queue_index\": 1}\n")).await?;
+        self.indexed.store(true, Relaxed);
+        Ok(())
+    }
+
+    /// Whether this process takes `record` now: a claimable job of its share (all when it has
+    /// none), or of another share once it has waited a lease in the queue (that worker never came).
+    pub fn takes(&self, record: &JobRecord, now: DateTime<Utc>) -> bool {
+        record.claimable(now)
+            && self.settings.shard.is_none_or(|shard| {
+                shard.owns(record.share)
+                    || record.created_at.max(record.not_before.unwrap_or(record.created_at)) + self.settings.lease
+                        <= now
+            })
+    }
+
+    /// Whether any queued job is unfinished (queued or running): what a sharded `worker --once` waits
+    /// on, since a running backfill queues its next step's chunks, some of them its share.
+    pub async fn queue_busy(&self) -> Result<bool> {
+        Ok(!self.queued().await?.is_empty())
+    }
+
+    /// Claims the oldest queued job of one of `kinds` (any kind when empty) this process takes
+    /// ([`Self::takes`]: its own share's first), if there is one.
     pub async fn claim_next(&self, kinds: &[&str]) -> Result<Option<JobHandle>> {
         let now = Utc::now();
-        let candidates = self
-            .list(None)
+        let mut candidates: Vec<JobRecord> = self
+            .queued()
             .await?
             .into_iter()
-            .filter(|r| r.claimable(now) && (kinds.is_empty() || kinds.contains(&r.kind.as_str())));
+            .filter(|r| self.takes(r, now) && (kinds.is_empty() || kinds.contains(&r.kind.as_str())))
+            .collect();
+        // Stable: oldest first within its own share, then the others'.
+        candidates.sort_by_key(|r| self.settings.shard.is_some_and(|shard| !shard.owns(r.share)));
         for record in candidates {
             // Losing the race for one job is normal with several workers: try the next.
             if let Some(handle) = self.try_claim(&record).await? {
@@ -278,8 +386,12 @@ impl JobStore {
                     ..Finish::with_status(JobStatus::Cancelled)
                 })
             };
+            let finishes = matches!(change, Change::Finished(_));
             if self.put_event(id, record.last_seq + 1, change).await?.is_some() {
                 tracing::info!(job_id = %id, "cancel requested for job {id}: {reason}");
+                if finishes {
+                    self.unindex(id).await;
+                }
                 return self.get(id).await;
             }
         }
@@ -507,6 +619,9 @@ impl JobHandle {
         let lines = log::release(&id);
         s.jobs.put_log(&id, s.attempt, &lines).await?;
         append(s, Change::Finished(finish)).await?;
+        if s.record.queued {
+            s.jobs.unindex(&id).await;
+        }
         s.jobs.get(&id).await
     }
 }

@@ -828,7 +828,7 @@ async fn execute(
         let dataset = step.datasets[0].clone();
         let since = tagged.datasets.get(&dataset).copied().unwrap_or(0);
         let mut ids = Vec::new();
-        for chunk in &step.chunks {
+        for (ordinal, chunk) in step.chunks.iter().enumerate() {
             let task = ChunkTask {
                 step: step.step,
                 chunk: chunk.clone(),
@@ -844,7 +844,9 @@ async fn execute(
                 Some(r) if !matches!(r.status, JobStatus::Failed | JobStatus::Cancelled | JobStatus::Blocked) => r.id,
                 _ => chunk_attempt_id(&base, job.attempt()),
             };
-            jobs.enqueue_as(&id, Task::BackfillChunk(Box::new(task)).spec()?.child_of(job.id())).await?;
+            // Round robin over the step's chunks: sharded workers each take a fixed share.
+            let spec = Task::BackfillChunk(Box::new(task)).spec()?.child_of(job.id()).share(ordinal as u32);
+            jobs.enqueue_as(&id, spec).await?;
             ids.push(id);
         }
         let mut counted = false;
@@ -867,7 +869,7 @@ async fn execute(
                 break;
             }
             let mut ran = false;
-            for record in records.iter().filter(|r| r.claimable(Utc::now())) {
+            for record in records.iter().filter(|r| jobs.takes(r, Utc::now())) {
                 // Another worker may take it first: then the next one.
                 if let Some(handle) = jobs.try_claim(record).await? {
                     let r = run_chunk_job(lake, settings, handle).await?;
