@@ -156,13 +156,17 @@ class Lake:
         feature_set: str = "features_price_1m_v1",
         symbols: Optional[Sequence[str]] = None,
         as_of: Optional[str] = None,
+        universe: Optional[str] = None,
     ) -> Table:
         """The latest complete features per symbol at a decision time, as `quantlake inference-set`.
 
         at: the decision time, RFC 3339 (e.g. 2024-03-01T15:00:00Z; default: now).
         feature_set: the features' dataset.
-        symbols: only these (default: every symbol with features in the last sessions).
-        as_of: the lake state read (e.g. the tag a model was trained on; default: the latest)."""
+        symbols: only these (default: the universe's members with features in the last sessions).
+        as_of: the lake state read (e.g. the tag a model was trained on; default: the latest).
+        universe: without `symbols`, whose rows: the members of this universe on the decision date
+            (default: securities.default_universe, when the security master records its membership;
+            else every symbol with features), or "all"."""
     def health(self, dataset: str = "curated_1m_bars", as_of_date: Optional[str] = None) -> Dict[str, Any]:
         """A dataset's health, as `quantlake health --dataset D --json`: GREEN, YELLOW or RED with each
         check, as of the last completed session or `as_of_date` (YYYY-MM-DD)."""

@@ -199,10 +199,13 @@ impl Lake {
     /// at: the decision time, RFC 3339 (e.g. 2024-03-01T15:00:00Z; default: now): the features
     ///     known then.
     /// feature_set: the features' dataset.
-    /// symbols: only these (default: every symbol with features in the last sessions).
+    /// symbols: only these (default: the universe's members with features in the last sessions).
     /// as_of: the lake state read (e.g. the tag a model was trained on; default: the latest). Not a
     ///     time of decision: that is `at`.
-    #[pyo3(signature = (at = None, feature_set = "features_price_1m_v1", symbols = None, as_of = None))]
+    /// universe: without `symbols`, whose rows: the members of this universe on the decision date
+    ///     (default: securities.default_universe, when the security master records its membership;
+    ///     else every symbol with features), or "all".
+    #[pyo3(signature = (at = None, feature_set = "features_price_1m_v1", symbols = None, as_of = None, universe = None))]
     fn inference_set(
         &self,
         py: Python<'_>,
@@ -210,12 +213,15 @@ impl Lake {
         feature_set: &str,
         symbols: Option<Vec<String>>,
         as_of: Option<&str>,
+        universe: Option<&str>,
     ) -> PyResult<Table> {
         let at = at.map(|t| time("at", t)).transpose()?.unwrap_or_else(chrono::Utc::now);
         let symbols = values::symbols(symbols.unwrap_or_default())?;
         let as_of = values::as_of(as_of)?;
-        let batches =
-            self.run(py, || ql::sets::get_features_for_inference(&self.lake, feature_set, &symbols, at, &as_of))?;
+        let universe = ql::sets::UniverseFilter::from_flag(universe, &self.config.securities.default_universe);
+        let batches = self.run(py, || {
+            ql::sets::get_features_for_inference(&self.lake, feature_set, &symbols, &universe, at, &as_of)
+        })?;
         Table::new(batches)
     }
 

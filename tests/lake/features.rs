@@ -401,6 +401,7 @@ async fn training_sets_are_point_in_time_with_lineage() {
             &lake,
             "features_price_1m_v1",
             std::slice::from_ref(&symbol),
+            &Default::default(),
             decision,
             &AsOf::latest(),
         )
@@ -425,6 +426,7 @@ async fn training_sets_are_point_in_time_with_lineage() {
         &lake,
         "features_price_1m_v1",
         &[quantlake::symbol::Symbol::from_static("AAA")],
+        &Default::default(),
         mid,
         &AsOf::latest(),
     )
@@ -446,6 +448,7 @@ async fn training_sets_are_point_in_time_with_lineage() {
         &lake,
         "features_trap_v1",
         &[quantlake::symbol::Symbol::from_static("AAA")],
+        &Default::default(),
         mid,
         &AsOf::latest(),
     )
@@ -855,6 +858,29 @@ fn commands_report_coverage_and_fall_back() {
     ok(&["features", "--start", "2024-01-10", "--end", "2024-01-10"]);
     assert_ne!(t.json(&["inference-set", "--at", at]), inference, "the later commits changed the features");
     assert_eq!(tagged(), inference, "the tag reads what live inference read");
+
+    // Without --symbols, the rows are the members of the configured default universe on the decision
+    // date (here "sp", two of the three symbols), or every symbol's with --universe all.
+    let symbols: Vec<String> =
+        inference.as_array().unwrap().iter().map(|r| r["symbol"].as_str().unwrap().to_string()).collect();
+    let members = dir.path().join("sp.csv");
+    let rows: String = symbols[..2].iter().map(|s| format!("{s},2020-01-02,,\n")).collect();
+    std::fs::write(&members, format!("ticker,valid_from,valid_to,delisted\n{rows}")).unwrap();
+    ok(&["securities", "import", "--source", "csv", "--path", members.to_str().unwrap(), "--universe", "sp"]);
+    let rows_of = |extra: &[&str]| {
+        let out = t
+            .cli()
+            .env("QUANTLAKE_SECURITIES__DEFAULT_UNIVERSE", "sp")
+            .args(["--json", "inference-set", "--at", at])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", crate::support::stderr(&out));
+        let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        rows.as_array().unwrap().iter().map(|r| r["symbol"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+    };
+    assert_eq!(rows_of(&[]), symbols[..2], "the configured default universe's members");
+    assert_eq!(rows_of(&["--universe", "all"]), symbols);
 }
 
 /// Counts what a command line's bar would show: the length, and the units done.

@@ -1042,6 +1042,11 @@ pub struct InferenceSetArgs {
     /// The decision time, RFC 3339 (e.g. 2024-03-01T15:00:00Z; default: now): the features known then.
     #[arg(long)]
     pub at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Without --symbols, whose rows: the members of this universe on the decision date (default:
+    /// securities.default_universe, when the security master records its membership; else every
+    /// symbol with features), or `all` for every symbol with features.
+    #[arg(long, conflicts_with = "symbols")]
+    pub universe: Option<String>,
     /// The lake state read (e.g. the tag a model was trained on; default: the latest). Not a time of
     /// decision: that is --at.
     #[arg(long = "as-of", default_value = "latest")]

@@ -688,6 +688,7 @@ pub async fn inference_set(ctx: &Context, args: InferenceSetArgs, out: &Output) 
         &lake,
         &args.feature_set,
         &symbols,
+        &universe_filter(args.universe, &ctx.config),
         args.at.unwrap_or_else(chrono::Utc::now),
         &args.as_of,
     )

@@ -263,12 +263,13 @@ pub(crate) fn judge_leakage(set: &FeatureSet, check: LeakageCheck, worst: Option
 /// Per symbol, the latest feature row available at the decision time `at` (`symbol, decision_time,
 /// feature_ts, available_at, <features>`; nulls for a symbol without a row in the last
 /// [`INFERENCE_LOOKBACK_SESSIONS`] sessions), read from the lake state `as_of` (live inference pinned
-/// to the tag a model was trained on reads what that model saw). Empty `symbols`: every symbol with
-/// rows in that window.
+/// to the tag a model was trained on reads what that model saw). Empty `symbols`: the symbols with
+/// rows in that window that `universe` holds on the decision date.
 pub async fn get_features_for_inference(
     lake: &Lake,
     feature_set: &str,
     symbols: &[Symbol],
+    universe: &UniverseFilter,
     at: DateTime<Utc>,
     as_of: &AsOf,
 ) -> Result<Vec<RecordBatch>> {
@@ -299,10 +300,9 @@ pub async fn get_features_for_inference(
             "SELECT symbol, decision_time, feature_ts, available_at{features} FROM joined ORDER BY symbol"
         ))
     })?;
-    // Every symbol: the default universe's members on the decision date, when the security master
-    // records them (survivorship-free, as training sets are).
-    let members =
-        if symbols.is_empty() { universe::Members::load(lake, &Default::default(), as_of).await? } else { None };
+    // Every symbol: the universe's members on the decision date (by default the configured default
+    // universe's, when the security master records them: survivorship-free, as training sets are).
+    let members = if symbols.is_empty() { universe::Members::load(lake, universe, as_of).await? } else { None };
     let (batches, mut read) = match members {
         Some(members) => {
             let kept = batches.into_iter().map(|b| members.keep(b).map(|(b, _)| b)).collect::<Result<Vec<_>>>()?;
