@@ -36,7 +36,7 @@ pub async fn dispatch(lake: &Lake, settings: PipelineSettings<'_>, task: &Task) 
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
     /// Stop when the queue is empty instead of waiting for more (with a shard: when no queued job is
-    /// left unfinished, since a running backfill still queues its next step's chunks).
+    /// running or claimable, since a running backfill still queues its next step's chunks).
     pub once: bool,
     /// How long to wait between looks at an empty queue.
     pub poll: Duration,
@@ -65,11 +65,7 @@ pub async fn work(lake: &Lake, settings: PipelineSettings<'_>, options: &WorkerO
     }
     let mut report = WorkerReport { jobs: Vec::new() };
     if let Some(shard) = settings.jobs.shard {
-        tracing::info!(
-            "worker: shard {shard}: takes every {}th backfill chunk from the {}th",
-            shard.count,
-            shard.index
-        );
+        tracing::info!("worker: shard {shard}: backfill chunks numbered {} modulo {}", shard.index, shard.count);
     }
     loop {
         if options.max_jobs.is_some_and(|n| report.jobs.len() >= n) {

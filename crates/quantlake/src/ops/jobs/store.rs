@@ -330,10 +330,12 @@ impl JobStore {
             })
     }
 
-    /// Whether any queued job is unfinished (queued or running): what a sharded `worker --once` waits
-    /// on, since a running backfill queues its next step's chunks, some of them its share.
+    /// Whether a queued job is running or claimable now (by any share): what a sharded `worker --once`
+    /// waits on, since a running backfill queues its next step's chunks, some of them its share, and
+    /// another share's chunk becomes its after a lease. A job held back (`not_before`) is not waited on.
     pub async fn queue_busy(&self) -> Result<bool> {
-        Ok(!self.queued().await?.is_empty())
+        let now = Utc::now();
+        Ok(self.queued().await?.iter().any(|r| r.status == JobStatus::Running || r.claimable(now)))
     }
 
     /// Claims the oldest queued job of one of `kinds` (any kind when empty) this process takes
