@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use quantlake::ops::jobs::{Finish, JobSettings, JobSpec, JobStatus, JobStore};
+use quantlake::ops::jobs::{Finish, JobSettings, JobSpec, JobStatus, JobStore, Shard};
 
 use crate::both_backends;
 use crate::fake_tws::{FakeTws, Script, test_pacing};
@@ -643,6 +643,26 @@ async fn three_workers_share_a_backfill_on_s3() {
         chunks.iter().filter_map(|c| c["worker"].as_str()).filter_map(|w| w.split(':').nth(1)).collect();
     assert!(pids.len() >= 2, "the chunks were shared: {pids:?}");
     assert_eq!(totals(&t), expected);
+}
+
+/// A sharded worker takes its own share first, and another share's job only once it has waited a
+/// lease in the queue (that share's worker never came).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_shares_job_is_taken_after_a_lease() {
+    let t = TestLake::new(Backend::Local);
+    let lake = t.init().await;
+    let shard = Some(Shard::new(0, 2).unwrap());
+    let jobs = JobStore::new(&lake, JobSettings { lease: Duration::from_secs(3), shard, ..Default::default() });
+    let theirs = jobs.enqueue(JobSpec::new("run_validation", json!({})).share(1)).await.unwrap();
+    let mine = jobs.enqueue(JobSpec::new("run_validation", json!({})).share(2)).await.unwrap();
+    let first = jobs.claim_next(&[]).await.unwrap().expect("its own share's job");
+    assert_eq!(first.id(), mine.id, "its own share first, though the other job is older");
+    first.finish(Finish::succeeded(0, 0)).await.unwrap();
+    assert!(jobs.claim_next(&[]).await.unwrap().is_none(), "another share's job waits a lease");
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    let taken = jobs.claim_next(&[]).await.unwrap().expect("taken once it waited a lease");
+    assert_eq!(taken.id(), theirs.id);
+    taken.finish(Finish::succeeded(0, 0)).await.unwrap();
 }
 
 /// Sharded workers (issue 28): four `worker --once` processes given their shard by the flag, a

@@ -537,7 +537,11 @@ mod tests {
         let after = recovery.pinned_view().await.unwrap();
         assert_eq!(after.visibility(&mark("s2")).await.unwrap(), Visibility::Visible { seq: 2 });
         assert!(!before.admits(2) && after.admits(2) && recovery.lazy_view().admits(u64::MAX));
-        assert_eq!(recovery.head_at(Utc::now()).await.unwrap(), 2);
+        // By the entries' own times (a second decision within a millisecond of the first is stamped
+        // a millisecond later, so a test's `Utc::now()` can precede it).
+        let second = recovery.entry(2).await.unwrap().unwrap().committed_at;
+        assert_eq!(recovery.head_at(second).await.unwrap(), 2);
+        assert_eq!(recovery.head_at(second - chrono::Duration::milliseconds(1)).await.unwrap(), 1);
         assert_eq!(recovery.list(10).await.unwrap().iter().map(|e| e.seq).collect::<Vec<_>>(), vec![2, 1]);
     }
 
