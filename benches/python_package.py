@@ -10,44 +10,23 @@ one warm-up, each into a polars frame or an Arrow table. Training set: `lake.tra
 command line writing the same set to Parquet and polars reading it back; median of 3.
 """
 
-import argparse
 import os
-import statistics
 import subprocess
 import tempfile
-import time
 
 import duckdb
 import polars as pl
 
 import quantlake as ql
+from bench_lake import SYMBOLS, arguments, median_ms
 
 COLUMNS = ["symbol", "ts", "open", "high", "low", "close", "volume", "vwap", "trade_count", "source", "is_rth",
            "is_filled", "is_outlier", "minute_idx", "date"]
-FIRST = ("AAPL MSFT AMZN NVDA GOOGL META BRK.B TSLA JPM V UNH XOM JNJ WMT MA PG HD CVX MRK ABBV KO PEP AVGO COST LLY "
-         "ORCL BAC MCD CSCO TMO ACN ABT CRM DHR ADBE NFLX WFC DIS TXN NKE PM VZ INTC AMD QCOM IBM CAT GS SPY QQQ").split()
-
-
-def median_ms(work, runs):
-    work()
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e3
-
 
 def main():
-    home = os.path.expanduser("~")
-    p = argparse.ArgumentParser()
-    p.add_argument("--quantlake", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", f"{home}/.cache/quantlake/target"), "release/quantlake"))
-    p.add_argument("--lake", default=f"{home}/.cache/quantlake/bench-reads/lake")
-    p.add_argument("--runs", type=int, default=11)
-    a = p.parse_args()
+    a = arguments()
     lake = ql.Lake(a.lake)
-    glob = os.path.join(a.lake, "curated/curated_1m_bars/*/*.parquet")
-    everyone = FIRST + [f"SYN{i + 1:04}" for i in range(50, 500)]
+    glob, everyone = a.glob, SYMBOLS
     cases = [
         ("1 symbol x 60 sessions", ["MSFT"], "2024-10-04", "2024-12-31"),
         ("1 session x 500 symbols", everyone, "2024-12-31", "2024-12-31"),

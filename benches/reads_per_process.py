@@ -10,40 +10,23 @@ in Python (`duckdb.sql(...).arrow().read_all()`). The start-up of `python -c "im
 so the SQL's own share can be read off.
 """
 
-import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
+
+from bench_lake import SYMBOLS, arguments, median_ms
 
 COLUMNS = "symbol, ts, open, high, low, close, volume, vwap, trade_count, source, is_rth, is_filled, is_outlier, minute_idx, date"
 
 
 def wall(cmd, runs):
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e3
+    return median_ms(lambda: subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL), runs)
 
 
 def main():
-    home = os.path.expanduser("~")
-    p = argparse.ArgumentParser()
-    p.add_argument("--quantlake", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", f"{home}/.cache/quantlake/target"), "release/quantlake"))
-    p.add_argument("--lake", default=f"{home}/.cache/quantlake/bench-reads/lake")
-    p.add_argument("--runs", type=int, default=11)
-    a = p.parse_args()
-    glob = os.path.join(a.lake, "curated/curated_1m_bars/*/*.parquet")
-    symbols = [f"SYN{i + 1:04}" for i in range(50, 500)]
-    # The synthetic source's first 50 names (src/sources/synthetic.rs), then SYN0051..SYN0500.
-    first = ("AAPL MSFT AMZN NVDA GOOGL META BRK.B TSLA JPM V UNH XOM JNJ WMT MA PG HD CVX MRK ABBV KO PEP AVGO COST LLY ORCL BAC MCD "
-             "CSCO TMO ACN ABT CRM DHR ADBE NFLX WFC DIS TXN NKE PM VZ INTC AMD QCOM IBM CAT GS SPY QQQ").split()
-    everyone = first + symbols
+    a = arguments()
+    glob, everyone = a.glob, SYMBOLS
     cases = [
         ("1 symbol x 60 sessions", ["MSFT"], "2024-10-04", "2024-12-31"),
         ("1 symbol x 252 sessions", ["MSFT"], "2024-01-02", "2024-12-31"),

@@ -4,6 +4,7 @@
 
 use std::ffi::CString;
 
+use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyModule, PyType};
@@ -21,7 +22,7 @@ pub const NAMES: [&str; 5] =
 pub fn add_to(module: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = module.py();
     let errors = ERRORS.get_or_try_init(py, || -> PyResult<_> {
-        let code = CString::new(include_str!("errors.py")).expect("errors.py holds no NUL");
+        let code = CString::new(include_str!("errors.py")).map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
         Ok(PyModule::from_code(py, &code, c"quantlake/errors.py", c"quantlake._errors")?.unbind())
     })?;
     for name in NAMES {
@@ -31,7 +32,7 @@ pub fn add_to(module: &Bound<'_, PyModule>) -> PyResult<()> {
 }
 
 fn class<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyType>> {
-    let errors = ERRORS.get(py).expect("the module was initialised");
+    let errors = ERRORS.get(py).ok_or_else(|| PyRuntimeError::new_err("the quantlake module was not initialised"))?;
     Ok(errors.bind(py).getattr(name)?.cast_into::<PyType>()?)
 }
 
@@ -64,7 +65,7 @@ pub fn invalid(what: String) -> PyErr {
 
 /// Tells Python's `warnings` of a partial result; an error when the caller made the warning one.
 pub fn warn(py: Python<'_>, message: &str) -> PyResult<()> {
-    let message = CString::new(message.replace('\0', " ")).expect("NULs replaced");
+    let message = CString::new(message.replace('\0', " ")).map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
     // stacklevel 1 is the innermost Python frame, the caller's line: a native call has no frame.
     PyErr::warn(py, class(py, "QuantlakeWarning")?.as_any(), &message, 1)
 }

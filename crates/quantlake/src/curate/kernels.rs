@@ -54,31 +54,25 @@ pub(super) type Carries = HashMap<SeriesKey, Carry>;
 /// The carries a partition's symbols start from, by symbol.
 pub(super) type Seeds = HashMap<String, Carry>;
 
-/// Updates `carries` with the last bar of each series of `partition`. Every symbol-session there has
-/// a bar (a symbol without valid bars has no rows), so this does not depend on what came before.
-pub(super) fn carry_forward(
+/// The carries `partition`'s symbols start from (each one's series'), then `carries` updated with the
+/// last bar of each series there. Every symbol-session of a partition has a bar (a symbol without
+/// valid bars has no rows), so the update does not depend on what came before. Each symbol's series
+/// is resolved once, for both.
+pub(super) fn advance(
     carries: &mut Carries,
     partition: &Partition,
     sources: &[SourceRows],
     master: &SecurityMaster,
-) -> Result<()> {
+) -> Result<Seeds> {
     let m = &partition.merged;
+    let series: Vec<SeriesKey> =
+        m.symbols.iter().map(|s| master.series_key(s, partition.date)).collect::<Result<_>>()?;
+    let seeds = m.symbols.iter().zip(&series).filter_map(|(s, k)| Some((s.clone(), carries.get(k)?.clone()))).collect();
     for &(symbol, from, to) in &m.runs {
         let Some((s, r)) = m.bar[from..to].iter().rev().flatten().next().copied() else { continue };
         let (src, r) = (&sources[usize::from(s)], r as usize);
         let carry = Carry { close: src.close.value(r), day: partition.date, source: src.source.value(r).into() };
-        carries.insert(master.series_key(&m.symbols[symbol as usize], partition.date)?, carry);
-    }
-    Ok(())
-}
-
-/// The carries `partition`'s symbols start from: each one's series'.
-pub(super) fn seeds_for(carries: &Carries, partition: &Partition, master: &SecurityMaster) -> Result<Seeds> {
-    let mut seeds = Seeds::new();
-    for s in &partition.merged.symbols {
-        if let Some(c) = carries.get(&master.series_key(s, partition.date)?) {
-            seeds.insert(s.clone(), c.clone());
-        }
+        carries.insert(series[symbol as usize].clone(), carry);
     }
     Ok(seeds)
 }
@@ -251,10 +245,8 @@ mod tests {
             let rows: Vec<(&str, i64, f64, i64)> = rows.iter().map(|&(s, m, c)| (s, m, c, 1)).collect();
             let sources = [test_source(source, 0, &rows, session.open.timestamp_micros())];
             let partition = merge(date, Some(&session), &sources).unwrap();
-            out.push(
-                fill_and_flag(&partition, &sources, &seeds_for(&carries, &partition, master).unwrap(), p).unwrap(),
-            );
-            carry_forward(&mut carries, &partition, &sources, master).unwrap();
+            let seeds = advance(&mut carries, &partition, &sources, master).unwrap();
+            out.push(fill_and_flag(&partition, &sources, &seeds, p).unwrap());
         }
         out
     }

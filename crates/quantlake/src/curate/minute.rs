@@ -213,11 +213,7 @@ impl Run<'_> {
                 let seeds: Vec<Seeds> = partitions
                     .iter()
                     .zip(&read)
-                    .map(|(p, s)| {
-                        let seeds = kernels::seeds_for(&carries, p, master)?;
-                        kernels::carry_forward(&mut carries, p, s, master)?;
-                        Ok(seeds)
-                    })
+                    .map(|(p, s)| kernels::advance(&mut carries, p, s, master))
                     .collect::<Result<_>>()?;
                 partitions
                     .par_iter()
