@@ -18,6 +18,7 @@ mod corporate_actions;
 mod crash;
 mod curate;
 mod dashboard;
+mod delta;
 mod docs;
 mod engine;
 mod features;

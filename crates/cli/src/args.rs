@@ -300,6 +300,13 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Build or catch up the Delta Lake log of datasets (default: every written one). Every write
+    /// keeps it current; this builds it for a lake written before it existed. Idempotent.
+    #[command(subcommand)]
+    Export(ExportCommand),
+    /// Where a dataset's Delta Lake table is, for deltalake, polars' read_delta or DuckDB's
+    /// delta_scan (version N is snapshot N); with no dataset, every written dataset's.
+    DeltaPath { dataset: Option<String> },
     /// Run SQL (DuckDB) over the lake; every dataset is a view, `_partitions` the partition tables.
     Query {
         sql: String,
@@ -345,6 +352,15 @@ pub enum Command {
     /// The README's walk-through: ingest synthetic bars, overwrite some partitions, list snapshots,
     /// time-travel, verify, and print how to read the files with DuckDB and pandas.
     Demo,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// Every snapshot of each dataset as a Delta Lake table (`delta-path DATASET` gives its path).
+    Delta {
+        /// Datasets to export (default: every dataset that has data).
+        datasets: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

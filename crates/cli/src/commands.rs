@@ -538,6 +538,24 @@ pub async fn compact(ctx: &Context, datasets: &[String], dry_run: bool, out: &Ou
     Ok(Outcome::Ok)
 }
 
+/// `export delta`: builds or catches up the Delta log (see [`quantlake::table::delta`]).
+pub async fn export_delta(ctx: &Context, datasets: &[String], out: &Output) -> Result<Outcome> {
+    let lake = ctx.open().await?;
+    let progress = ctx.progress("export delta", "datasets");
+    let reports = maintenance::export_delta(&lake, datasets, &progress).await;
+    progress.finish();
+    out.export_delta(&reports?);
+    Ok(Outcome::Ok)
+}
+
+/// `delta-path`: a dataset's Delta table root, or every written dataset's.
+pub async fn delta_path(ctx: &Context, dataset: Option<String>, out: &Output) -> Result<Outcome> {
+    let lake = ctx.open().await?;
+    let one = dataset.is_some();
+    out.delta_tables(&maintenance::delta_tables(&lake, &Vec::from_iter(dataset)).await?, one);
+    Ok(Outcome::Ok)
+}
+
 /// `query`: DuckDB SQL over the lake at a snapshot.
 pub async fn query(ctx: &Context, sql: &str, read: ReadArgs, out: &Output) -> Result<Outcome> {
     let lake = ctx.open().await?;

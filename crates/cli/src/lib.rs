@@ -36,7 +36,7 @@ use clap::{CommandFactory, FromArgMatches};
 
 use args::{
     AlertsCommand, BenchCommand, CheckCommand, Cli, Command, CorporateActionsCommand, DebugCommand, DqCommand,
-    FundamentalsCommand, ProgressCommand, SecuritiesCommand, UniverseCommand,
+    ExportCommand, FundamentalsCommand, ProgressCommand, SecuritiesCommand, UniverseCommand,
 };
 use output::{COMMAND_TARGET, Output};
 use progress_bar::Bar;
@@ -412,6 +412,8 @@ async fn dispatch(ctx: &Context, command: Command, out: &Output) -> Result<Outco
             commands::vacuum(ctx, &datasets, retention.as_deref(), dry_run, out).await
         }
         Command::Compact { datasets, dry_run } => commands::compact(ctx, &datasets, dry_run, out).await,
+        Command::Export(ExportCommand::Delta { datasets }) => commands::export_delta(ctx, &datasets, out).await,
+        Command::DeltaPath { dataset } => commands::delta_path(ctx, dataset, out).await,
         Command::Query { sql, read } => commands::query(ctx, &sql, read, out).await,
         Command::Bars(args) => commands::bars(ctx, args, out).await,
         Command::CorporateActions(CorporateActionsCommand::Import { source, path, symbols, start, end }) => {

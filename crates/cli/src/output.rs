@@ -14,6 +14,7 @@ use quantlake::dq::{Annotation, DatasetHealth, QualitySummary, TargetCoverage, V
 use quantlake::error::{Error, Result};
 use quantlake::features::FeaturesReport;
 use quantlake::ingest::{FileIngestReport, IngestReport};
+use quantlake::maintenance::DeltaTable;
 use quantlake::models::eval::Metrics;
 use quantlake::models::registry::SessionRange;
 use quantlake::models::{ModelEntry, ScoreReport, TrainReport};
@@ -29,6 +30,7 @@ use quantlake::reference::securities::{
 };
 use quantlake::sets::Lineage;
 use quantlake::symbol::Symbol;
+use quantlake::table::delta::DeltaReport;
 use quantlake::table::lake_log::{LakeCommit, StageOutcome};
 use quantlake::table::manifest::{PartitionEntry, TableState};
 use quantlake::table::operations::compact::CompactReport;
@@ -1180,7 +1182,7 @@ impl Output {
                 .iter()
                 .map(|r| {
                     format!(
-                        "{}{}: keeps snapshots {}..{} and tagged {:?}; {} file(s) ({}) , {} log entr(ies), {} checkpoint(s) {}",
+                        "{}{}: keeps snapshots {}..{} and tagged {:?}; {} file(s) ({}) , {} log entr(ies), {} checkpoint(s), {} Delta log file(s) {}",
                         if r.dry_run { "[dry run] " } else { "" },
                         r.dataset,
                         r.oldest_retained_snapshot,
@@ -1190,11 +1192,42 @@ impl Output {
                         bytes(r.bytes_freed),
                         r.log_entries_deleted,
                         r.checkpoints_deleted,
+                        r.delta_entries_deleted,
                         if r.dry_run { "would be deleted" } else { "deleted" }
                     )
                 })
                 .collect::<Vec<_>>()
                 .join("\n")
+        });
+    }
+
+    pub fn export_delta(&self, reports: &[DeltaReport]) {
+        self.print(reports, || {
+            let mut t = table(&["dataset", "version", "written", "checkpoints", "table"]);
+            for r in reports {
+                t.add_row(vec![
+                    r.dataset.clone(),
+                    r.version.map(|v| v.to_string()).unwrap_or_default(),
+                    r.versions_written.to_string(),
+                    r.checkpoints_written.to_string(),
+                    r.table.clone(),
+                ]);
+            }
+            t.to_string()
+        });
+    }
+
+    /// One dataset's table as its bare path (for `$(quantlake delta-path X)`), several as a table.
+    pub fn delta_tables(&self, tables: &[DeltaTable], one: bool) {
+        if one && let [only] = tables {
+            return self.print(only, || only.table.clone());
+        }
+        self.print(tables, || {
+            let mut t = table(&["dataset", "version", "table"]);
+            for d in tables {
+                t.add_row(vec![d.dataset.clone(), d.version.to_string(), d.table.clone()]);
+            }
+            t.to_string()
         });
     }
 

@@ -8,7 +8,8 @@
 //!   process is gone or whose lease expired;
 //! - `vacuum` keeps what `retention` asks, `lake.history_retention` when no retention is given;
 //! - `compact` skips the datasets never written; [`regroup_layouts`] is the part of it the daily run
-//!   does first, so that a lake written by an older quantlake keeps working after an upgrade.
+//!   does first, so that a lake written by an older quantlake keeps working after an upgrade;
+//! - `export delta` builds or catches up the Delta log of the datasets written ([`export_delta`]).
 
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use serde::Serialize;
 
 use crate::error::Result;
 use crate::outcome::Outcome;
+use crate::table::delta::{self, DeltaReport};
 use crate::table::layout;
 use crate::table::manifest::PartitionEntry;
 use crate::table::operations::compact::{self, CompactReport};
@@ -132,4 +134,47 @@ pub async fn regroup_layouts(lake: &Lake) -> Result<Vec<CompactReport>> {
         }
     }
     Ok(reports)
+}
+
+/// Builds or catches up the Delta log of `names` (with none named, of every dataset written), one
+/// dataset after another, reporting each to `progress`.
+pub async fn export_delta(
+    lake: &Lake,
+    names: &[String],
+    progress: &dyn crate::progress::Progress,
+) -> Result<Vec<DeltaReport>> {
+    let datasets = datasets(lake, names)?;
+    progress.set_length(datasets.len() as u64);
+    let mut reports = Vec::new();
+    for ds in datasets {
+        progress.message(ds.name());
+        let report = delta::export(&ds).await?;
+        if !(names.is_empty() && report.version.is_none()) {
+            reports.push(report);
+        }
+        progress.inc(1);
+    }
+    Ok(reports)
+}
+
+/// A dataset's Delta table, as `delta-path` lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeltaTable {
+    pub dataset: String,
+    pub table: String,
+    /// The latest snapshot: the version a reader of the table's latest state sees.
+    pub version: u64,
+}
+
+/// The Delta table of `names` (with none named, of every dataset written).
+pub async fn delta_tables(lake: &Lake, names: &[String]) -> Result<Vec<DeltaTable>> {
+    let mut out = Vec::new();
+    for ds in datasets(lake, names)? {
+        let version = ds.latest().await?.snapshot_id;
+        if names.is_empty() && version == 0 {
+            continue;
+        }
+        out.push(DeltaTable { dataset: ds.name().to_string(), table: delta::table_url(&ds), version });
+    }
+    Ok(out)
 }

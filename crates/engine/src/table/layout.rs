@@ -4,6 +4,7 @@
 //! <root>/_lake.json                                   lake marker (format version)
 //! <root>/<layer>/<dataset>/date=YYYY-MM-DD/part.parquet   live tree: one file per partition (glob readers)
 //! <root>/_versions/<dataset>/date=.../<file_id>.parquet   immutable partition versions (staging + history)
+//! <root>/_versions/<dataset>/_delta_log/<version:020>.json   Delta Lake log: version N = snapshot N
 //! <root>/_manifest/<dataset>/log/<snapshot:020>.json      commit log, one object per snapshot
 //! <root>/_manifest/<dataset>/checkpoints/<snapshot:020>.parquet   partition table at a snapshot
 //! <root>/_manifest/<dataset>/partitions.parquet           partition table at the latest snapshot
@@ -25,6 +26,9 @@ pub use crate::contract::{Layer, Partitioning, validate_dataset_name};
 pub use crate::storage::{LIVE_FILE, is_live_temp, live_temp_name};
 
 pub const LAKE_MARKER: &str = "_lake.json";
+
+/// The Delta log's folder name in a table root (`_versions/<dataset>/`).
+pub const DELTA_LOG: &str = "_delta_log";
 
 /// One partition folder name, e.g. `date=2024-01-02`; ordered by time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -184,6 +188,28 @@ impl DatasetPaths {
 
     pub fn version_file(&self, partition: &str, file_id: &str) -> Path {
         Path::from_iter(["_versions", &self.dataset, partition, &format!("{file_id}.parquet")])
+    }
+
+    /// The dataset's Delta Lake table: its root is the version files' folder, the log beside them.
+    pub fn delta_root(&self) -> Path {
+        self.versions_root()
+    }
+
+    pub fn delta_log_root(&self) -> Path {
+        Path::from_iter(["_versions", &self.dataset, DELTA_LOG])
+    }
+
+    /// Delta version `version`'s commit file.
+    pub fn delta_commit(&self, version: u64) -> Path {
+        Path::from_iter(["_versions", &self.dataset, DELTA_LOG, &format!("{version:020}.json")])
+    }
+
+    pub fn delta_checkpoint(&self, version: u64) -> Path {
+        Path::from_iter(["_versions", &self.dataset, DELTA_LOG, &format!("{version:020}.checkpoint.parquet")])
+    }
+
+    pub fn delta_last_checkpoint(&self) -> Path {
+        Path::from_iter(["_versions", &self.dataset, DELTA_LOG, "_last_checkpoint"])
     }
 
     pub fn log_root(&self) -> Path {

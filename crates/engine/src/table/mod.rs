@@ -18,6 +18,7 @@
 
 pub mod as_of;
 pub mod data_file;
+pub mod delta;
 pub mod lake_log;
 pub mod layout;
 pub mod manifest;
@@ -516,7 +517,11 @@ impl Dataset {
     /// Finishes any interrupted commit (see [`transaction`]), deciding a stage whose writer stopped
     /// (see [`lake_log`]); `full` checks every partition.
     pub async fn recover(&self, full: bool) -> Result<RecoveryReport> {
-        Ok(transaction::recover(self, full).await?.0)
+        let (report, state) = transaction::recover(self, full).await?;
+        // A crash after a commit was settled may have left the Delta log behind (writers catch it up
+        // with their next commit).
+        delta::publish(self, state.snapshot_id, delta::Known::state(&state)).await?;
+        Ok(report)
     }
 
     /// Finishes interrupted single-dataset commits only, leaving a stage in progress (or stalled) for

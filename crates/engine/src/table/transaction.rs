@@ -31,6 +31,7 @@ use crate::contract::SchemaRecord;
 use crate::error::{Error, Result};
 use crate::table::Dataset;
 use crate::table::data_file::EncodedFile;
+use crate::table::delta;
 use crate::table::lake_log::{StageMark, StageOutcome, Visibility};
 use crate::table::manifest::{Action, Commit, FORMAT_VERSION, PartitionEntry, TableState};
 
@@ -237,9 +238,11 @@ impl Transaction<'_> {
                 touched.extend(c.partitions().map(str::to_string));
             }
         }
+        let before = state.clone();
         state.apply_seen(commit, own);
         reconcile(ds, &state, touched.iter().map(String::as_str)).await?;
-        Ok(settle(ds, state, true).await?.0)
+        let known = delta::Known { state: Some(&before), next: Some(commit) };
+        Ok(settle(ds, state, true, known).await?.0)
     }
 }
 
@@ -310,10 +313,17 @@ pub(crate) async fn reconcile<'p>(
 }
 
 /// After a commit or a recovery: catch up with newer commits (applying them too, so whoever touches the
-/// live tree last leaves it at the latest snapshot), then rewrite the partition table and checkpoint.
+/// live tree last leaves it at the latest snapshot), then rewrite the partition table and checkpoint,
+/// then publish the Delta log's new versions (`known`: the state before the caller's own commit, and
+/// that commit).
 /// Returns the bytes written and the latest state.
 /// With `decide_stages` off (checks), it stops at a stage's undecided entry instead of waiting for it.
-pub(crate) async fn settle(ds: &Dataset, mut state: TableState, decide_stages: bool) -> Result<(u64, TableState)> {
+pub(crate) async fn settle(
+    ds: &Dataset,
+    mut state: TableState,
+    decide_stages: bool,
+    known: delta::Known<'_>,
+) -> Result<(u64, TableState)> {
     let mut written = 0;
     if state.snapshot_id > 0 && state.snapshot_id.is_multiple_of(ds.settings.checkpoint_interval) {
         written += write_table(ds, &ds.paths.checkpoint(state.snapshot_id), &state).await?;
@@ -332,6 +342,8 @@ pub(crate) async fn settle(ds: &Dataset, mut state: TableState, decide_stages: b
     }
     failpoint("commit.before_table");
     written += write_table(ds, &ds.paths.partition_table(), &state).await?;
+    failpoint("commit.before_delta");
+    delta::publish(ds, state.snapshot_id, known).await?;
     Ok((written, state))
 }
 
@@ -386,7 +398,7 @@ pub(crate) async fn recover_with(
     if pending.is_empty() && !full {
         return Ok((report, state));
     }
-    let (_, state) = settle(ds, state, decide_stages).await?;
+    let (_, state) = settle(ds, state, decide_stages, delta::Known::default()).await?;
     Ok((report, state))
 }
 

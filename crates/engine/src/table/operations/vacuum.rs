@@ -12,7 +12,8 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::table::Dataset;
-use crate::table::layout::{is_live_temp, snapshot_of};
+use crate::table::delta;
+use crate::table::layout::{DELTA_LOG, is_live_temp, snapshot_of};
 use crate::table::manifest::{Action, Commit};
 use crate::table::operations::tag;
 use crate::table::transaction::{self, Removal};
@@ -34,6 +35,8 @@ pub struct VacuumReport {
     pub bytes_freed: u64,
     pub log_entries_deleted: usize,
     pub checkpoints_deleted: usize,
+    /// Delta log commit files and checkpoints of versions no longer kept.
+    pub delta_entries_deleted: usize,
 }
 
 fn adds(c: &Commit) -> impl Iterator<Item = String> + '_ {
@@ -44,6 +47,10 @@ pub async fn vacuum(ds: &Dataset, retention: Duration, dry_run: bool) -> Result<
     // Listed before the log is read: a file committed after this listing is not in it.
     let versions = ds.store.list(&ds.paths.versions_root()).await?;
     let latest = if dry_run { ds.latest().await? } else { transaction::recover(ds, false).await?.1 };
+    if !dry_run {
+        // Pruned below with the manifest's log: it must hold every version first.
+        delta::publish(ds, latest.snapshot_id, delta::Known::state(&latest)).await?;
+    }
     let view = ds.lake_log.lazy_view();
     let now = Utc::now();
     let cutoff = chrono::Duration::from_std(retention)
@@ -114,8 +121,13 @@ pub async fn vacuum(ds: &Dataset, retention: Duration, dry_run: bool) -> Result<
         bytes_freed: 0,
         log_entries_deleted: 0,
         checkpoints_deleted: 0,
+        delta_entries_deleted: 0,
     };
     for meta in versions {
+        // The Delta log beside the version files is pruned below, with the log.
+        if meta.location.parts().any(|p| p.as_ref() == DELTA_LOG) {
+            continue;
+        }
         let id = meta.location.filename().and_then(|f| f.strip_suffix(".parquet")).unwrap_or_default();
         if keep.contains(id) || (!committed.contains(id) && meta.last_modified > now - grace) {
             continue;
@@ -155,6 +167,8 @@ pub async fn vacuum(ds: &Dataset, retention: Duration, dry_run: bool) -> Result<
                 }
             }
         }
+        // The Delta log offers the retained run of versions: those before `oldest` lost their files.
+        report.delta_entries_deleted = delta::prune(ds, oldest, dry_run).await?;
     }
     Ok(report)
 }

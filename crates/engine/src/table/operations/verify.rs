@@ -2,6 +2,7 @@
 //! needs is present and has the recorded size and SHA-256, that each live file is the committed
 //! version, that the live tree holds nothing else, and that no stage (a commit to several datasets)
 //! was left undecided: readers see none of such a stage's outputs until `recover` completes or undoes it.
+//! It also compares the Delta log with the manifest ([`delta::check`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -13,6 +14,7 @@ use crate::error::Result;
 use crate::names::{Named, named_display_and_from_str};
 use crate::table::Dataset;
 use crate::table::data_file::sha256_hex;
+use crate::table::delta;
 use crate::table::lake_log::Visibility;
 use crate::table::layout::is_live_temp;
 use crate::table::manifest::{Action, Log, PartitionEntry};
@@ -32,11 +34,14 @@ pub enum ProblemKind {
     /// A log entry of a stage that was neither committed nor aborted (its writer stopped mid-stage,
     /// or is still running).
     UnfinishedStage,
+    /// The Delta log lags the manifest, or one of its versions or checkpoints disagrees with it.
+    DeltaLog,
 }
 
 impl Named for ProblemKind {
     const WHAT: &'static str = "problem";
-    const ALL: &'static [Self] = &[Self::Missing, Self::Truncated, Self::Altered, Self::Stray, Self::UnfinishedStage];
+    const ALL: &'static [Self] =
+        &[Self::Missing, Self::Truncated, Self::Altered, Self::Stray, Self::UnfinishedStage, Self::DeltaLog];
 
     fn name(self) -> &'static str {
         match self {
@@ -45,6 +50,7 @@ impl Named for ProblemKind {
             Self::Altered => "altered",
             Self::Stray => "stray",
             Self::UnfinishedStage => "unfinished_stage",
+            Self::DeltaLog => "delta_log",
         }
     }
 }
@@ -167,6 +173,14 @@ pub async fn verify_where(
                 detail: "not part of the latest snapshot (run `quantlake recover --full` to remove it)".into(),
             });
         }
+    }
+    for m in delta::check(ds, &latest, history).await? {
+        report.problems.push(Problem {
+            partition: String::new(),
+            path: m.path,
+            kind: ProblemKind::DeltaLog,
+            detail: m.detail,
+        });
     }
     report.problems.sort_by(|a, b| (&a.partition, &a.path).cmp(&(&b.partition, &b.path)));
     Ok(report)
