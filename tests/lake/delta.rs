@@ -138,15 +138,22 @@ async fn every_version_reads_in_three_engines(backend: Backend) {
     let log = delta_log(&t, "raw_synthetic_bars").await;
     assert_eq!(head(&log), raw, "{:?}", log.keys());
     assert!(log.contains_key("00000000000000000010.checkpoint.parquet") && log.contains_key("_last_checkpoint"));
-    let dq = delta_log(&t, "dq_metrics").await;
-    let metas: Vec<Value> = dq
-        .iter()
-        .filter(|(k, _)| k.ends_with(".json"))
-        .flat_map(|(_, b)| {
-            String::from_utf8_lossy(b).lines().map(|l| serde_json::from_str::<Value>(l).unwrap()).collect::<Vec<_>>()
-        })
-        .filter_map(|a| a.get("metaData").cloned())
-        .collect();
+    let metas = |log: &BTreeMap<String, Vec<u8>>| -> Vec<Value> {
+        log.iter()
+            .filter(|(k, _)| k.ends_with(".json"))
+            .flat_map(|(_, b)| {
+                String::from_utf8_lossy(b)
+                    .lines()
+                    .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .filter_map(|a| a.get("metaData").cloned())
+            .collect()
+    };
+    let schemas: Vec<bool> =
+        metas(&log).iter().map(|m| m["schemaString"].as_str().unwrap().contains("exchange")).collect();
+    assert_eq!(schemas, [false, true], "the schema evolution is a new metaData");
+    let metas = metas(&delta_log(&t, "dq_metrics").await);
     let columns: Vec<&Value> = metas.iter().map(|m| &m["partitionColumns"]).collect();
     assert_eq!(columns.first().and_then(|c| c.get(0)), Some(&Value::from("date")), "{columns:?}");
     assert_eq!(columns.last().and_then(|c| c.get(0)), Some(&Value::from("month")), "regrouped: {columns:?}");

@@ -19,6 +19,7 @@ import deltalake
 import duckdb
 import polars as pl
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 BIN, LAKE, CONFIG = sys.argv[1:4]
@@ -107,13 +108,13 @@ def quantlake_read(dataset, spec, tmp):
     return pq.read_table(path)
 
 
-def by_time(dataset, table, con, history, v, at_ms, expected, columns, tmp):
+def by_time(dataset, table, con, stamps, v, at_ms, expected, columns, tmp):
     at = dt.datetime.fromtimestamp(at_ms / 1000, dt.timezone.utc)
     spec = at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     same(f"{dataset} at {spec} (version {v}), quantlake --as-of a time", expected, quantlake_read(dataset, spec, tmp), expected.column_names)
     # The in-commit timestamps, as any reader of the log sees them: the commit files' first action,
     # here read with pyarrow, and with DuckDB.
-    resolved = max(h["version"] for h in history if h["inCommitTimestamp"] <= at_ms)
+    resolved = max(version for version, stamp in stamps.items() if stamp <= at_ms)
     if resolved != v:
         fail(f"{dataset} at {spec}: the log's in-commit timestamps give version {resolved}, not {v}")
     logged = con.execute(
@@ -135,13 +136,11 @@ def by_time(dataset, table, con, history, v, at_ms, expected, columns, tmp):
 def log_stamps(table):
     """Each version's in-commit timestamp, from the commit files in the table's `_delta_log/`."""
     if S3:
-        import pyarrow.fs as pafs
         host = os.environ["AWS_ENDPOINT_URL"].split("://", 1)[1]
         fs = pafs.S3FileSystem(endpoint_override=host, scheme="http", access_key=os.environ["AWS_ACCESS_KEY_ID"],
                                secret_key=os.environ["AWS_SECRET_ACCESS_KEY"], region="us-east-1")
         root = table[len("s3://"):] + "/_delta_log"
     else:
-        import pyarrow.fs as pafs
         fs, root = pafs.LocalFileSystem(), table + "/_delta_log"
     stamps = {}
     for info in fs.get_file_info(pafs.FileSelector(root)):
@@ -157,7 +156,8 @@ def check(dataset, con, tmp):
     table = quantlake("delta-path", dataset).strip()
     stamps = log_stamps(table)
     versions = sorted(stamps)
-    history = [{"version": v, "inCommitTimestamp": t} for v, t in stamps.items()]
+    if versions != list(range(versions[0], versions[-1] + 1)):
+        fail(f"{dataset}: the log's versions are not one unbroken run: {versions}")
     report = {}
     for i, v in enumerate(versions):
         expected = quantlake_read(dataset, v, tmp)
@@ -167,12 +167,11 @@ def check(dataset, con, tmp):
         same(f"{dataset} version {v}, polars", expected, pl.read_delta(table, version=v, storage_options=storage_options()).to_arrow(), columns)
         same(f"{dataset} version {v}, DuckDB", expected, con.execute(f"FROM delta_scan('{table}', version => {v})").arrow().read_all(), columns)
 
-        # By time: halfway to the next version, or a second after the last one. Not for version 0 (the
-        # empty table: no snapshot was committed at its time) nor a version whose successors vacuum
-        # removed (a time after it cannot be resolved by either).
-        if v > 0 and (i + 1 == len(versions) or versions[i + 1] == v + 1):
+        # By time: halfway to the next version, or a second after the last one. Not for version 0, the
+        # empty table: no snapshot was committed at its time.
+        if v > 0:
             later = stamps[versions[i + 1]] if i + 1 < len(versions) else stamps[v] + 2000
-            by_time(dataset, table, con, history, v, (stamps[v] + later) // 2, expected, columns, tmp)
+            by_time(dataset, table, con, stamps, v, (stamps[v] + later) // 2, expected, columns, tmp)
         report[v] = expected.num_rows
     return {"table": table, "versions": report, "partition_columns": deltalake.DeltaTable(table, storage_options=storage_options()).metadata().partition_columns}
 

@@ -148,7 +148,7 @@ pub fn decode_lines(bytes: &[u8], what: &str) -> Result<Vec<serde_json::Value>> 
         .collect()
 }
 
-/// The table's partition column at one snapshot: its name, its Delta type, and each partition's value.
+/// A table's partition column: its name and Delta type.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PartitionColumn {
     pub name: &'static str,
@@ -358,6 +358,30 @@ mod tests {
         assert_eq!(decode_lines(text.as_bytes(), "d").unwrap().len(), 2);
         assert_eq!(table_id("a"), table_id("a"));
         assert_ne!(table_id("a"), table_id("b"));
+    }
+
+    #[test]
+    fn the_partition_column_is_the_folders_key() {
+        let col = |n: &str| ColumnSpec {
+            name: n.into(),
+            data_type: "utf8".into(),
+            nullable: true,
+            description: String::new(),
+        };
+        let schema = SchemaRecord { version: 1, columns: vec![col("symbol")] };
+        let of = |keys: &[&str], otherwise| partition_column(keys.iter().copied(), &schema, otherwise).map(|c| c.name);
+        assert_eq!(of(&["date=2024-01-02", "date=2024-01-03"], None), Some("date"));
+        assert_eq!(of(&["month=2024-01"], None), Some("month"));
+        assert_eq!(of(&["all"], None), None, "unpartitioned");
+        assert_eq!(of(&["date=2024-01-31", "month=2024-02"], None), None, "a mix has none");
+        let month = PartitionColumn::of_key("month");
+        assert_eq!(of(&[], month.as_ref()), Some("month"), "no partitions: the previous column");
+        let clash = SchemaRecord { version: 1, columns: vec![col("date")] };
+        assert_eq!(partition_column(["date=2024-01-02"], &clash, None), None, "a data column has the name");
+        assert_eq!(
+            partition_values(PartitionColumn::of_key("year").as_ref(), "year=2024"),
+            BTreeMap::from([("year".to_string(), "2024".to_string())])
+        );
     }
 
     #[test]

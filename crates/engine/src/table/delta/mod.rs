@@ -72,11 +72,7 @@ pub fn table_url(ds: &Dataset) -> String {
 /// Builds or catches up the Delta log of `ds` to its latest snapshot.
 pub async fn export(ds: &Dataset) -> Result<DeltaReport> {
     let latest = ds.latest().await?;
-    let mut report = publish(ds, latest.snapshot_id, Known::state(&latest)).await?;
-    if report.version.is_none() && latest.snapshot_id > 0 {
-        report.version = Some(latest.snapshot_id);
-    }
-    Ok(report)
+    publish(ds, latest.snapshot_id, Known::state(&latest)).await
 }
 
 /// The commit files and checkpoints in a log listing.
@@ -528,7 +524,7 @@ pub async fn check(ds: &Dataset, latest: &TableState, history: bool) -> Result<V
             ),
         });
     }
-    // The unbroken run of versions that ends at the head (vacuum leaves tagged ones below it).
+    // The unbroken run of versions that ends at the head (a stray older file is not part of it).
     let mut first = head;
     while first > 0 && listing.commits.contains(&(first - 1)) {
         first -= 1;
