@@ -113,8 +113,8 @@ impl Lake {
         let as_of = values::as_of(as_of)?;
         let engine = self.run(py, || QueryEngine::open_for_sql(&self.lake, &as_of, sql))?;
         let interrupt = engine.connection().interrupt_handle();
-        let batches = run_blocking(py, move || engine.query(sql), || interrupt.interrupt())?;
-        Table::new(batches)
+        let (schema, batches) = run_blocking(py, move || engine.query_with_schema(sql), || interrupt.interrupt())?;
+        Ok(Table::with_schema(schema, batches))
     }
 
     /// A point-in-time training set, as `quantlake training-set`: for each label row, the latest

@@ -28,8 +28,13 @@ impl Table {
     pub fn new(batches: Vec<RecordBatch>) -> PyResult<Self> {
         let schema =
             batches.first().map(RecordBatch::schema).ok_or_else(|| invalid("the read returned no schema".into()))?;
+        Ok(Self::with_schema(schema, batches))
+    }
+
+    /// A table of `schema`, which `batches` may leave unknown by holding no rows.
+    pub fn with_schema(schema: SchemaRef, batches: Vec<RecordBatch>) -> Self {
         let batches = batches.into_iter().filter(|b| b.num_rows() > 0).collect();
-        Ok(Self { batches, schema, warnings: Vec::new() })
+        Self { batches, schema, warnings: Vec::new() }
     }
 
     /// The table with `warning` (if any) listed and told to Python's `warnings`.

@@ -560,7 +560,11 @@ pub async fn delta_path(ctx: &Context, dataset: Option<String>, out: &Output) ->
 pub async fn query(ctx: &Context, sql: &str, read: ReadArgs, out: &Output) -> Result<Outcome> {
     let lake = ctx.open().await?;
     let engine = QueryEngine::open_for_sql(&lake, &read.as_of.iter().cloned().collect(), sql).await?;
-    let batches = tokio::task::block_in_place(|| engine.query(sql))?;
+    let (schema, mut batches) = tokio::task::block_in_place(|| engine.query_with_schema(sql))?;
+    if batches.is_empty() {
+        // No rows is still a result with columns: a CSV header, a Parquet or Arrow file of none.
+        batches.push(arrow::array::RecordBatch::new_empty(schema));
+    }
     write_rows(&batches, &read, out)
 }
 

@@ -106,6 +106,8 @@ def test_query_is_the_command_lines(lake: ql.Lake) -> None:
     assert first.column("n").to_pylist() == cli_rows(
         "query", "--as-of", "curated_1m_bars@1", "SELECT count(*) AS n FROM curated_1m_bars"
     ).column("n").to_pylist()
+    none = pa.table(lake.query("SELECT symbol, date FROM curated_1m_bars WHERE false"))
+    assert none.num_rows == 0 and none.column_names == ["symbol", "date"], "no rows still has its columns"
 
 
 def test_the_consumer_gets_the_librarys_buffers(lake: ql.Lake) -> None:

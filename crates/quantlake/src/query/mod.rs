@@ -109,9 +109,15 @@ impl QueryEngine {
 
     /// Runs one SQL statement and returns its rows.
     pub fn query(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+        Ok(self.query_with_schema(sql)?.1)
+    }
+
+    /// Runs one SQL statement and returns its result's schema (known when no row comes) and rows.
+    pub fn query_with_schema(&self, sql: &str) -> Result<(arrow::datatypes::SchemaRef, Vec<RecordBatch>)> {
         let mut stmt = self.conn.prepare(sql).map_err(without_extension)?;
-        let batches: Vec<RecordBatch> = stmt.query_arrow([]).map_err(without_extension)?.collect();
-        Ok(batches)
+        let rows = stmt.query_arrow([]).map_err(without_extension)?;
+        let schema = rows.get_schema();
+        Ok((schema, rows.collect()))
     }
 
     pub fn connection(&self) -> &duckdb::Connection {
