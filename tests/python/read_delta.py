@@ -21,6 +21,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+from read_live import s3_fs  # the S3 test server as pyarrow reaches it
 
 BIN, LAKE, CONFIG = sys.argv[1:4]
 DATASETS = sys.argv[4:]
@@ -128,10 +129,7 @@ def by_time(dataset, table, con, stamps, v, at_ms, expected, columns, tmp):
 def log_stamps(table):
     """Each version's in-commit timestamp, from the commit files in the table's `_delta_log/`."""
     if S3:
-        host = os.environ["AWS_ENDPOINT_URL"].split("://", 1)[1]
-        fs = pafs.S3FileSystem(endpoint_override=host, scheme="http", access_key=os.environ["AWS_ACCESS_KEY_ID"],
-                               secret_key=os.environ["AWS_SECRET_ACCESS_KEY"], region="us-east-1")
-        root = table[len("s3://"):] + "/_delta_log"
+        fs, root = s3_fs(), table[len("s3://"):] + "/_delta_log"
     else:
         fs, root = pafs.LocalFileSystem(), table + "/_delta_log"
     stamps = {}

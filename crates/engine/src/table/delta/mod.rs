@@ -155,6 +155,10 @@ impl Description {
         };
         let column =
             actions::partition_column(state.partitions.keys().map(String::as_str), &schema, otherwise.as_ref());
+        // Most versions change neither: their metaData is the previous one.
+        if let Some(p) = previous.filter(|p| p.schema == schema && p.column == column) {
+            return Ok(p.clone());
+        }
         let meta = actions::metadata(ds.name(), &schema, column.as_ref())?;
         Ok(Self { schema, column, meta })
     }
@@ -360,12 +364,22 @@ pub(crate) async fn publish(ds: &Dataset, upto: u64, known: Known<'_>) -> Result
     if upto == 0 {
         return Ok(report);
     }
+    // A writer publishing its own commit: the log almost always ends just before it, and that
+    // version's timestamp is all it needs (versions are written in order, so no listing is needed to
+    // know the ones before it are there; one after it, by a racing writer, is found by put-if-absent).
+    if let Some(before) = known.state.filter(|s| s.snapshot_id + 1 == upto)
+        && let Some(timestamp) = stored_timestamp(ds, before.snapshot_id).await?
+    {
+        report.version = Some(before.snapshot_id);
+        let builder = Builder::after(ds, before.clone(), timestamp).await?;
+        return finish(ds, builder, upto, known.next, report).await;
+    }
     let head = head(ds, upto).await?;
     report.version = head;
     if head.is_some_and(|h| h >= upto) {
         return Ok(report);
     }
-    let mut builder = match head {
+    let builder = match head {
         Some(h) => {
             let state = match known.state.filter(|s| s.snapshot_id == h) {
                 Some(s) => s.clone(),
@@ -388,7 +402,18 @@ pub(crate) async fn publish(ds: &Dataset, upto: u64, known: Known<'_>) -> Result
             builder
         }
     };
-    builder.known = known.next.cloned();
+    finish(ds, builder, upto, known.next, report).await
+}
+
+/// Writes the versions after `builder`'s up to `upto`, with their checkpoints.
+async fn finish(
+    ds: &Dataset,
+    mut builder: Builder<'_>,
+    upto: u64,
+    next: Option<&Commit>,
+    mut report: DeltaReport,
+) -> Result<DeltaReport> {
+    builder.known = next.cloned();
     while builder.state.snapshot_id < upto {
         let Some(version) = builder.next().await? else { break };
         failpoint("delta.before_version");
